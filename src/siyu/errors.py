@@ -1,0 +1,178 @@
+"""Every error siyu raises on purpose.
+
+All of them derive from :class:`SiyuError`, so ``except siyu.errors.SiyuError``
+catches anything the SDK reports about bad input or a refused operation. Each
+message says what was wrong and how to fix it. When a call raises, storage is
+exactly as it was before the call.
+
+The tree::
+
+    SiyuError
+    ├── ValidationError              bad argument (type, range, format)
+    │   ├── InvalidPhone
+    │   ├── InvalidMoney
+    │   └── SegmentSyntaxError       a segment expression does not parse
+    ├── NotFound                     (also a KeyError)
+    │   ├── UnknownBackendError      no storage backend for a URL scheme
+    │   └── UnknownChannelError      no channel by that name
+    ├── Conflict                     the request clashes with stored state
+    │   ├── IdentityConflict         identity already belongs to another user
+    │   ├── IdempotencyConflict      key reused with different arguments
+    │   └── InsufficientPoints       spend/reversal larger than the balance
+    ├── PolicyViolation              a business or legal guard refused
+    │   ├── ConsentRequired
+    │   ├── CapExceeded
+    │   └── MarginViolation
+    ├── PluginError                  a plugin is broken or registered twice
+    ├── StorageError                 the backend failed (I/O, schema, driver)
+    │   └── SchemaVersionError
+    └── ChannelError                 a channel failed; ``retryable`` says if a
+                                     later attempt may succeed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CapExceeded",
+    "ChannelError",
+    "Conflict",
+    "ConsentRequired",
+    "IdempotencyConflict",
+    "IdentityConflict",
+    "InsufficientPoints",
+    "InvalidMoney",
+    "InvalidPhone",
+    "MarginViolation",
+    "NotFound",
+    "PluginError",
+    "PolicyViolation",
+    "SchemaVersionError",
+    "SegmentSyntaxError",
+    "SiyuError",
+    "StorageError",
+    "UnknownBackendError",
+    "UnknownChannelError",
+    "ValidationError",
+]
+
+
+class SiyuError(Exception):
+    """Root of every error siyu raises on purpose."""
+
+
+class ValidationError(SiyuError, ValueError):
+    """An argument has the wrong type, range or format."""
+
+
+class InvalidPhone(ValidationError):
+    """A phone number could not be parsed or is not a valid number."""
+
+
+class InvalidMoney(ValidationError):
+    """A money amount is a float, negative where it must not be, or has sub-fen digits."""
+
+
+class SegmentSyntaxError(ValidationError):
+    """A segment expression does not parse.
+
+    ``line`` and ``column`` are 1-based; ``expected`` says what the parser
+    wanted; ``str(err)`` shows the expression with a caret under the problem.
+    """
+
+    def __init__(
+        self, message: str, *, text: str = "", line: int = 1, column: int = 1, expected: str = ""
+    ) -> None:
+        self.text = text
+        self.line = line
+        self.column = column
+        self.expected = expected
+        self.reason = message
+        lines = text.splitlines() or [""]
+        shown = lines[line - 1] if 0 < line <= len(lines) else ""
+        caret = " " * (column - 1) + "^"
+        super().__init__(f"{message} (line {line}, column {column})\n  {shown}\n  {caret}")
+
+
+class NotFound(SiyuError, KeyError):
+    """The thing asked for does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownBackendError(NotFound):
+    """No storage backend is registered for a URL scheme."""
+
+
+class UnknownChannelError(NotFound):
+    """No channel is registered under a name."""
+
+
+class Conflict(SiyuError):
+    """The request clashes with what is stored."""
+
+
+class IdentityConflict(Conflict):
+    """An identity (phone, openid, ...) already belongs to another user."""
+
+
+class IdempotencyConflict(Conflict):
+    """An idempotency key was reused with different arguments."""
+
+
+class InsufficientPoints(Conflict):
+    """A spend or reversal needs more points than the user has available."""
+
+    def __init__(self, message: str, *, requested: int = 0, available: int = 0) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.available = available
+
+
+class PolicyViolation(SiyuError):
+    """A business, platform or legal guard refused the operation."""
+
+
+class ConsentRequired(PolicyViolation):
+    """The user has not consented to this purpose on this channel."""
+
+
+class CapExceeded(PolicyViolation):
+    """A contact budget or platform cap would be exceeded."""
+
+
+class MarginViolation(PolicyViolation):
+    """A price, coupon or promotion could sell a product below cost or floor."""
+
+
+class PluginError(SiyuError):
+    """A plugin is broken, misspells a hook, or registers a name twice."""
+
+
+class StorageError(SiyuError):
+    """The storage backend failed."""
+
+
+class SchemaVersionError(StorageError):
+    """The database schema is newer than this siyu, or a migration failed."""
+
+
+class ChannelError(SiyuError):
+    """A channel could not deliver.
+
+    ``retryable`` is true when the same request may succeed later (rate limit,
+    5xx, network), false when it never will (bad credentials, invalid template).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        code: str | int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+        self.retry_after = retry_after

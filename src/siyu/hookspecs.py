@@ -1,0 +1,59 @@
+"""Every hook a siyu plugin can implement.
+
+A plugin is any module or object with functions decorated by
+:data:`siyu.hookimpl` whose names match the specs below. Hooks are called
+with keyword arguments; an implementation may accept any subset of them.
+
+Built-in backends and channels are registered through these same hooks, so a
+third-party plugin has exactly the powers a built-in one has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .workspace import Workspace
+
+hookspec = pluggy.HookspecMarker("siyu")
+#: Decorator marking a plugin function as a siyu hook implementation.
+hookimpl = pluggy.HookimplMarker("siyu")
+
+
+@hookspec
+def siyu_register_storage_backends(register: Callable[[type[Any]], None]) -> None:
+    """Register storage backend classes.
+
+    Called once when a workspace is created. Call ``register(BackendClass)``
+    for each class; the class's ``scheme`` attribute (e.g. ``"sqlite"``) is the
+    URL scheme it serves and its ``aliases`` attribute lists extra schemes.
+    Registering a scheme that is already taken raises
+    :class:`siyu.errors.PluginError` naming both classes.
+    """
+
+
+@hookspec
+def siyu_register_channels(register: Callable[[type[Any]], None]) -> None:
+    """Register channel classes.
+
+    Called once when a workspace is created. Call ``register(ChannelClass)``
+    for each class; the class's ``name`` attribute (e.g. ``"wecom"``) is the
+    name ``ws.channels.get(name)`` finds it by. A duplicate name raises
+    :class:`siyu.errors.PluginError` naming both classes.
+    """
+
+
+@hookspec
+def siyu_on_event(event: Event, workspace: Workspace) -> None:
+    """Observe a domain event after the change it describes was committed.
+
+    ``event`` is a frozen instance of a class from :mod:`siyu.events`
+    (``UserCreated``, ``TagApplied``, ``PointsEarned``, ...); dispatch on
+    ``isinstance``. The change is already durable: an exception raised here
+    is logged and reported through ``workspace.observer_errors`` but never
+    undoes it, and the remaining observers still run.
+    """

@@ -1,0 +1,81 @@
+"""Users, their channel identities, consent records and merges."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+#: Identity kinds siyu knows, with what each one is.
+IDENTITY_KINDS: dict[str, str] = {
+    "phone": "mobile number, stored in E.164 form (+8613800138000)",
+    "email": "e-mail address, domain lower-cased",
+    "wechat_unionid": "WeChat unionid: one person across the apps of one open-platform account",
+    "wechat_openid": "WeChat openid: one person in one app (scope = the app id)",
+    "wecom_external_userid": "WeCom external contact id (a person may have several)",
+}
+
+
+@attrs.frozen(kw_only=True)
+class Identity:
+    """One way to reach or recognise a user on a channel."""
+
+    kind: str
+    value: str
+    scope: str = ""
+    linked_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Consent:
+    """One consent decision. The latest record per (purpose, channel) is in force."""
+
+    purpose: str
+    channel: str
+    granted: bool
+    at: datetime
+    source: str = ""
+    notice_version: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class User:
+    """A customer of the shop, as known across channels.
+
+    ``id`` is a dense integer (segments keep bitmaps of ids). ``status`` is
+    ``"active"``, or ``"merged"`` once merged into ``merged_into``.
+    """
+
+    id: int
+    created_at: datetime
+    source: str | None = None
+    source_campaign: str | None = None
+    source_state: str | None = None
+    attributes: dict[str, Any] = attrs.field(factory=dict)
+    identities: tuple[Identity, ...] = ()
+    status: str = "active"
+    merged_into: int | None = None
+    last_active_at: datetime | None = None
+
+    def identity(self, kind: str, scope: str | None = None) -> str | None:
+        """The first identity value of ``kind`` (and ``scope`` if given), or ``None``."""
+        for ident in self.identities:
+            if ident.kind == kind and (scope is None or ident.scope == scope):
+                return ident.value
+        return None
+
+    @property
+    def phone(self) -> str | None:
+        return self.identity("phone")
+
+
+@attrs.frozen(kw_only=True)
+class MergeRecord:
+    """A merge of ``drop_id`` into ``keep_id``; ``undone_at`` is set by unmerge."""
+
+    id: int
+    keep_id: int
+    drop_id: int
+    at: datetime
+    undone_at: datetime | None = None

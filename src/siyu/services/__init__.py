@@ -1,0 +1,1 @@
+"""Domain services: the rules, written once over the storage contract."""

@@ -1,0 +1,427 @@
+"""Points: an append-only ledger of lots.
+
+An earn opens a *lot* (optionally pending until a date, optionally expiring).
+A spend consumes lots earliest-expiry-first and records which lots it took
+from, so reversing a spend puts points back into the lots they came from,
+with their original expiry. Expiry and reversal are ledger entries too.
+Every write takes an idempotency key; the balance can never go negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .._clock import aware
+from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
+from ..events import PointsEarned, PointsExpired, PointsReversed, PointsSpent
+from ..models.points import PointsEntry, PointsLot
+from ..storage.contracts import NewEntry
+from ._common import check_int, check_key, check_text, check_user_id, require_user
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["MAX_POINTS", "Points"]
+
+#: The largest single earn or spend (guards against unit mistakes such as fen for yuan).
+MAX_POINTS = 1_000_000_000
+_EARN_LIKE = {"earn", "merge_in"}
+
+
+def _stamp(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def _earn_print(user_id: int, amount: int, reason: str, available: datetime | None, expires: datetime | None) -> str:
+    return f"earn|{user_id}|{amount}|{reason}|{_stamp(available)}|{_stamp(expires)}"
+
+
+class Points:
+    """``ws.points``: earn, spend, reverse, expire; balances and history."""
+
+    name = "points"
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        workspace.users.add_merge_participant(self)
+
+    # -- validation -----------------------------------------------------------------
+    def _earn_row(self, row: Mapping[str, Any] | Sequence[Any], now: datetime) -> NewEntry:
+        if isinstance(row, Mapping):
+            fields = dict(row)
+        elif isinstance(row, Sequence) and not isinstance(row, str) and 4 <= len(row) <= 6:
+            fields = dict(zip(("user_id", "amount", "reason", "key", "expires_at", "available_at"), row, strict=False))
+        else:
+            raise ValidationError(
+                "an earn row is a dict with user_id, amount, reason, key (and optional expires_at, "
+                f"available_at) or a tuple in that order; got {row!r}"
+            )
+        unknown = set(fields) - {"user_id", "amount", "reason", "key", "expires_at", "available_at"}
+        if unknown:
+            raise ValidationError(f"unknown earn field(s) {sorted(unknown)}")
+        user_id = check_user_id(fields.get("user_id"))
+        amount = check_int(fields.get("amount"), "amount", minimum=1, maximum=MAX_POINTS)
+        reason = check_text(fields.get("reason", ""), "reason", max_length=128)
+        key = check_key(fields.get("key"))
+        expires = fields.get("expires_at")
+        available = fields.get("available_at")
+        if expires is not None:
+            expires = aware(expires, "expires_at")
+        if available is not None:
+            available = aware(available, "available_at")
+        if expires is not None and expires <= (available or now):
+            raise ValidationError(
+                f"expires_at={expires.isoformat()} is not after the points become available "
+                f"({(available or now).isoformat()}); such points could never be used"
+            )
+        return NewEntry(
+            user_id=user_id,
+            kind="earn",
+            amount=amount,
+            reason=reason,
+            at=now,
+            key=key,
+            fingerprint=_earn_print(user_id, amount, reason, available, expires),
+            available_at=available,
+            expires_at=expires,
+        )
+
+    @staticmethod
+    def _dedupe(rows: list[NewEntry], existing: dict[str, tuple[int, str]]) -> tuple[list[NewEntry], dict[str, str]]:
+        """Split rows into new ones and repeats; refuse a key reused with other arguments."""
+        fresh: list[NewEntry] = []
+        seen: dict[str, str] = {}
+        for row in rows:
+            assert row.key is not None and row.fingerprint is not None
+            previous = existing[row.key][1] if row.key in existing else seen.get(row.key)
+            if previous is not None:
+                if previous != row.fingerprint:
+                    raise IdempotencyConflict(
+                        f"key {row.key!r} was already used for a different points write; "
+                        "use a new key for a new write"
+                    )
+                continue
+            seen[row.key] = row.fingerprint
+            fresh.append(row)
+        return fresh, seen
+
+    # -- earn ---------------------------------------------------------------------
+    def earn(
+        self,
+        user_id: int,
+        amount: int,
+        *,
+        reason: str,
+        key: str,
+        expires_at: datetime | None = None,
+        available_at: datetime | None = None,
+    ) -> PointsEntry:
+        """Credit ``amount`` points. ``available_at`` keeps them pending until then
+        (e.g. after the return window); ``expires_at`` is when they lapse.
+        Repeating a ``key`` returns the first entry and credits nothing."""
+        entry_id = self.earn_many(
+            [{"user_id": user_id, "amount": amount, "reason": reason, "key": key,
+              "expires_at": expires_at, "available_at": available_at}]
+        )[0]
+        with self._ws.read() as tx:
+            entry = tx.points.entry(entry_id)
+        assert entry is not None
+        return entry
+
+    def earn_many(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
+        """Credit many earns in one transaction (all or nothing); returns entry ids
+        in row order (a repeated key yields the id of its first entry)."""
+        now = self._ws.now()
+        entries = []
+        for index, row in enumerate(rows):
+            try:
+                entries.append(self._earn_row(row, now))
+            except ValidationError as exc:
+                raise type(exc)(f"row {index}: {exc}") from None
+        if not entries:
+            return []
+        with self._ws.write() as tx:
+            existing = tx.points.by_keys([e.key for e in entries if e.key])
+            fresh, _ = self._dedupe(entries, existing)
+            missing = {e.user_id for e in fresh} - tx.users.exists({e.user_id for e in fresh})
+            if missing:
+                raise NotFound(f"no user with id {min(missing)}; earns need existing users")
+            ids = tx.points.append(fresh)
+            by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
+            for entry_id, entry in zip(ids, fresh, strict=True):
+                assert entry.key is not None
+                by_key[entry.key] = entry_id
+                tx.emit(PointsEarned(at=now, user_id=entry.user_id, entry_id=entry_id, amount=entry.amount,
+                                     reason=entry.reason, key=entry.key))
+            if fresh:
+                tx.meta.bump("points")
+        return [by_key[e.key] for e in entries if e.key]
+
+    # -- spend ----------------------------------------------------------------------
+    def spend(self, user_id: int, amount: int, *, reason: str, key: str) -> PointsEntry:
+        """Debit ``amount`` points, earliest-expiring lots first.
+
+        Raises :class:`~siyu.errors.InsufficientPoints` (and changes nothing)
+        if the available balance is smaller."""
+        entry_id = self.spend_many([{"user_id": user_id, "amount": amount, "reason": reason, "key": key}])[0]
+        with self._ws.read() as tx:
+            entry = tx.points.entry(entry_id)
+        assert entry is not None
+        return entry
+
+    def spend_many(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
+        """Debit many spends in one transaction; if any lacks points, none happens."""
+        now = self._ws.now()
+        entries: list[NewEntry] = []
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                if isinstance(row, Sequence) and not isinstance(row, str) and len(row) == 4:
+                    row = dict(zip(("user_id", "amount", "reason", "key"), row, strict=True))
+                else:
+                    raise ValidationError(f"row {index}: a spend row is a dict or (user_id, amount, reason, key)")
+            unknown = set(row) - {"user_id", "amount", "reason", "key"}
+            if unknown:
+                raise ValidationError(f"row {index}: unknown spend field(s) {sorted(unknown)}")
+            try:
+                user_id = check_user_id(row.get("user_id"))
+                amount = check_int(row.get("amount"), "amount", minimum=1, maximum=MAX_POINTS)
+                reason = check_text(row.get("reason", ""), "reason", max_length=128)
+                key = check_key(row.get("key"))
+            except ValidationError as exc:
+                raise type(exc)(f"row {index}: {exc}") from None
+            entries.append(NewEntry(user_id=user_id, kind="spend", amount=-amount, reason=reason, at=now,
+                                    key=key, fingerprint=f"spend|{user_id}|{amount}|{reason}"))
+        if not entries:
+            return []
+        with self._ws.write() as tx:
+            existing = tx.points.by_keys([e.key for e in entries if e.key])
+            fresh, _ = self._dedupe(entries, existing)
+            for uid in sorted({e.user_id for e in fresh}):
+                require_user(tx, uid, lock=True)
+            plans = []
+            lots_by_user: dict[int, list[list[int]]] = {}
+            for entry in fresh:
+                lots = lots_by_user.get(entry.user_id)
+                if lots is None:
+                    lots = [[lot.entry_id, lot.remaining] for lot in tx.points.usable_lots(entry.user_id, now)]
+                    lots_by_user[entry.user_id] = lots
+                plans.append(self._take(lots, -entry.amount, entry.user_id))
+            ids = tx.points.append(fresh)
+            by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
+            for entry_id, entry, takes in zip(ids, fresh, plans, strict=True):
+                tx.points.consume(entry_id, takes)
+                assert entry.key is not None
+                by_key[entry.key] = entry_id
+                tx.emit(PointsSpent(at=now, user_id=entry.user_id, entry_id=entry_id, amount=-entry.amount,
+                                    reason=entry.reason, key=entry.key))
+            if fresh:
+                tx.meta.bump("points")
+        return [by_key[e.key] for e in entries if e.key]
+
+    @staticmethod
+    def _take(lots: list[list[int]], amount: int, user_id: int) -> list[tuple[int, int]]:
+        """Plan taking ``amount`` from ``lots`` (``[lot_id, remaining]``, in spending order),
+        updating ``remaining`` in place."""
+        available = sum(lot[1] for lot in lots)
+        if available < amount:
+            raise InsufficientPoints(
+                f"user {user_id} has {available} points available, {amount} are needed; "
+                "check ws.points.balance() before spending",
+                requested=amount,
+                available=available,
+            )
+        takes: list[tuple[int, int]] = []
+        need = amount
+        for lot in lots:
+            if need == 0:
+                break
+            take = min(lot[1], need)
+            if take:
+                lot[1] -= take
+                need -= take
+                takes.append((lot[0], take))
+        return takes
+
+    # -- reverse ----------------------------------------------------------------------
+    def reverse(self, entry_id: int, *, key: str, amount: int | None = None, reason: str = "reverse") -> PointsEntry:
+        """Undo an earn or a spend, wholly or ``amount`` of it (e.g. a partial refund).
+
+        Reversing an earn takes its points back: from its own lot first, then
+        (if some were spent already) from the user's other lots; if the user
+        no longer has enough, :class:`~siyu.errors.InsufficientPoints` is raised.
+        Reversing a spend returns points to the lots they came from, keeping
+        those lots' expiry."""
+        eid = check_int(entry_id, "entry_id", minimum=1)
+        check_key(key)
+        check_text(reason, "reason", max_length=128)
+        if amount is not None:
+            check_int(amount, "amount", minimum=1, maximum=MAX_POINTS)
+        now = self._ws.now()
+        print_ = f"reverse|{eid}|{amount}|{reason}"
+        with self._ws.write() as tx:
+            existing = tx.points.by_keys([key])
+            if key in existing:
+                if existing[key][1] != print_:
+                    raise IdempotencyConflict(f"key {key!r} was already used for a different points write")
+                repeat = tx.points.entry(existing[key][0])
+                assert repeat is not None
+                return repeat
+            target = tx.points.entry(eid)
+            if target is None:
+                raise NotFound(f"no points entry with id {eid}")
+            if target.kind not in _EARN_LIKE | {"spend"}:
+                raise ValidationError(
+                    f"entry {eid} is a {target.kind!r} entry; only earn and spend entries can be reversed"
+                )
+            require_user(tx, target.user_id, lock=True, active=False)
+            left = abs(target.amount) - tx.points.reversed_amount(eid)
+            want = left if amount is None else amount
+            if left <= 0:
+                raise ValidationError(f"entry {eid} is already fully reversed")
+            if want > left:
+                raise ValidationError(f"entry {eid} has only {left} points left to reverse, not {want}")
+            if target.kind == "spend":
+                gives = self._give_back(tx, eid, want)
+                sign = want
+            else:
+                own = tx.points.lot(eid)
+                lots = [[lot.entry_id, lot.remaining] for lot in tx.points.usable_lots(target.user_id, now)]
+                if own is not None and own.remaining > 0:
+                    # Take from the reversed earn's own lot first, even if it is still pending.
+                    lots = [[eid, own.remaining]] + [lot for lot in lots if lot[0] != eid]
+                takes = self._take(lots, want, target.user_id)
+                sign = -want
+            [new_id] = tx.points.append(
+                [NewEntry(user_id=target.user_id, kind="reverse", amount=sign, reason=reason, at=now, key=key,
+                          fingerprint=print_, ref_entry_id=eid)]
+            )
+            if target.kind == "spend":
+                tx.points.restore(new_id, gives)
+            else:
+                tx.points.consume(new_id, takes)
+            tx.emit(PointsReversed(at=now, user_id=target.user_id, entry_id=new_id, reversed_entry_id=eid,
+                                   amount=sign, key=key))
+            tx.meta.bump("points")
+            entry = tx.points.entry(new_id)
+        assert entry is not None
+        return entry
+
+    @staticmethod
+    def _give_back(tx: Transaction, spend_id: int, amount: int) -> list[tuple[int, int]]:
+        """Which lots a spend's reversal returns points to: what the spend took,
+        less what earlier reversals of it returned, latest-expiring lots first."""
+        taken = dict(tx.points.allocations(spend_id))
+        for entry in tx.points.entries(tx.points.entry(spend_id).user_id):  # type: ignore[union-attr]
+            if entry.kind == "reverse" and entry.ref_entry_id == spend_id:
+                for lot_id, given in tx.points.allocations(entry.id):
+                    taken[lot_id] = taken.get(lot_id, 0) + given
+        gives: list[tuple[int, int]] = []
+        need = amount
+        for lot_id in sorted(taken, reverse=True):
+            if need == 0:
+                break
+            give = min(taken[lot_id], need)
+            if give > 0:
+                gives.append((lot_id, give))
+                need -= give
+        return gives
+
+    # -- expire -----------------------------------------------------------------------
+    def expire_due(self, *, batch: int = 1000) -> list[PointsEntry]:
+        """Write ``expire`` entries for every lot whose expiry has passed (by the
+        workspace clock). Safe to run as often as you like: it does nothing twice.
+        Balances already ignore expired points before this runs."""
+        check_int(batch, "batch", minimum=1)
+        now = self._ws.now()
+        written: list[PointsEntry] = []
+        while True:
+            with self._ws.write() as tx:
+                due = tx.points.due_lots(now, batch)
+                if not due:
+                    break
+                ids = tx.points.append(
+                    [NewEntry(user_id=lot.user_id, kind="expire", amount=-lot.remaining, reason="expired", at=now,
+                              ref_entry_id=lot.entry_id) for lot in due]
+                )
+                for entry_id, lot in zip(ids, due, strict=True):
+                    tx.points.consume(entry_id, [(lot.entry_id, lot.remaining)])
+                    tx.emit(PointsExpired(at=now, user_id=lot.user_id, entry_id=entry_id, amount=lot.remaining))
+                    written.append(PointsEntry(id=entry_id, user_id=lot.user_id, kind="expire", amount=-lot.remaining,
+                                               reason="expired", at=now, ref_entry_id=lot.entry_id))
+                tx.meta.bump("points")
+        return written
+
+    # -- read -------------------------------------------------------------------------
+    def balance(self, user_id: int) -> int:
+        """Points usable now: available, not expired."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.points.balance(uid, self._ws.now())
+
+    def pending(self, user_id: int) -> int:
+        """Points earned but not available yet."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.points.pending(uid, self._ws.now())
+
+    def history(self, user_id: int) -> list[PointsEntry]:
+        """The user's ledger, oldest first."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.points.entries(uid)
+
+    def lots(self, user_id: int) -> list[PointsLot]:
+        """The user's lots with points left (pending and expired-but-not-swept included)."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.points.lots(uid)
+
+    def entry(self, entry_id: int) -> PointsEntry:
+        with self._ws.read() as tx:
+            entry = tx.points.entry(check_int(entry_id, "entry_id", minimum=1))
+        if entry is None:
+            raise NotFound(f"no points entry with id {entry_id}")
+        return entry
+
+    def expiring(self, *, within: timedelta) -> list[PointsLot]:
+        """Lots that expire within ``within`` from now: the list for expiry reminders."""
+        if not isinstance(within, timedelta) or within <= timedelta(0):
+            raise ValidationError(f"within must be a positive timedelta, got {within!r}")
+        now = self._ws.now()
+        with self._ws.read() as tx:
+            return tx.points.expiring(now, now + within)
+
+    # -- merge participant ----------------------------------------------------------------
+    def _move(self, tx: Transaction, source: int, target: int, lots: list[tuple[PointsLot, int]], at: datetime,
+              tag: str) -> list[list[int]]:
+        moved: list[list[int]] = []
+        for lot, amount in lots:
+            if amount <= 0:
+                continue
+            [out_id, in_id] = tx.points.append(
+                [
+                    NewEntry(user_id=source, kind="merge_out", amount=-amount, reason=tag, at=at,
+                             ref_entry_id=lot.entry_id),
+                    NewEntry(user_id=target, kind="merge_in", amount=amount, reason=tag, at=at,
+                             ref_entry_id=lot.entry_id, available_at=lot.available_at, expires_at=lot.expires_at),
+                ]
+            )
+            tx.points.consume(out_id, [(lot.entry_id, amount)])
+            moved.append([in_id, amount])
+        tx.meta.bump("points")
+        return moved
+
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+        lots = [(lot, lot.remaining) for lot in tx.points.lots(drop) if lot.expires_at is None or lot.expires_at > at]
+        return self._move(tx, drop, keep, lots, at, f"merge:{drop}->{keep}")
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+        back = []
+        for in_id, amount in record:
+            lot = tx.points.lot(in_id)
+            if lot is not None:
+                back.append((lot, min(amount, lot.remaining)))
+        self._move(tx, keep, drop, back, at, f"unmerge:{keep}->{drop}")

@@ -1,0 +1,224 @@
+"""Tags: ``group/name`` labels on users, in groups that may be exclusive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Conflict, NotFound, ValidationError
+from ..events import TagApplied, TagRemoved
+from ..models.tags import TagApplication, TagGroup
+from ._common import check_text, check_user_id, require_user
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["DEFAULT_GROUP", "MAX_GROUP_LENGTH", "MAX_TAG_LENGTH", "Tags", "split_tag"]
+
+#: Where a bare tag name (no ``group/``) lives.
+DEFAULT_GROUP = "default"
+#: WeCom's limits for corp tag names and group names, kept so tags sync 1:1.
+MAX_TAG_LENGTH = 30
+MAX_GROUP_LENGTH = 15
+
+
+def _check_name(value: str, what: str, limit: int, full: str) -> str:
+    if not value or value != value.strip():
+        raise ValidationError(f"tag {full!r}: the {what} name is empty or has surrounding spaces")
+    if len(value) > limit:
+        raise ValidationError(
+            f"tag {full!r}: the {what} name has {len(value)} characters; at most {limit} are allowed "
+            "(WeCom's limit, so tags can be synced)"
+        )
+    if any(ord(ch) < 32 for ch in value):
+        raise ValidationError(f"tag {full!r} contains control characters")
+    return value
+
+
+def split_tag(tag: object) -> tuple[str, str]:
+    """``"group/name"`` -> ``("group", "name")``; a bare ``"name"`` is in :data:`DEFAULT_GROUP`."""
+    if not isinstance(tag, str):
+        raise ValidationError(f"a tag must be a str like 'lifecycle/customer', got {type(tag).__name__}")
+    group, sep, name = tag.partition("/")
+    if not sep:
+        group, name = DEFAULT_GROUP, tag
+    return _check_name(group, "group", MAX_GROUP_LENGTH, tag), _check_name(name, "tag", MAX_TAG_LENGTH, tag)
+
+
+class Tags:
+    """``ws.tags``: define groups, apply and remove tags, read who holds what."""
+
+    name = "tags"
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        workspace.users.add_merge_participant(self)
+
+    # -- groups -----------------------------------------------------------------
+    def define_group(self, name: str, *, exclusive: bool = False, description: str = "") -> TagGroup:
+        """Create or update a tag group. In an ``exclusive`` group (such as the
+        lifecycle stage) applying one tag removes the user's other tag of the group."""
+        _check_name(check_text(name, "group name", max_length=64), "group", MAX_GROUP_LENGTH, name)
+        if not isinstance(exclusive, bool):
+            raise ValidationError(f"exclusive must be True or False, got {exclusive!r}")
+        group = TagGroup(name=name, exclusive=exclusive, description=check_text(
+            description, "description", max_length=500, allow_empty=True))
+        with self._ws.write() as tx:
+            if exclusive:
+                self._check_can_be_exclusive(tx, name)
+            tx.tags.save_group(group, self._ws.now())
+            tx.meta.bump("tags")
+        return group
+
+    def _check_can_be_exclusive(self, tx: Transaction, group: str) -> None:
+        per_user: dict[int, int] = {}
+        for tag_id, g, _ in tx.tags.tags():
+            if g == group:
+                for uid in tx.tags.holders(tag_id):
+                    per_user[uid] = per_user.get(uid, 0) + 1
+                    if per_user[uid] > 1:
+                        raise Conflict(
+                            f"group {group!r} cannot become exclusive: user {uid} holds more than one of "
+                            "its tags; remove the extra tags first"
+                        )
+
+    def groups(self) -> list[TagGroup]:
+        with self._ws.read() as tx:
+            return tx.tags.groups()
+
+    def names(self, group: str | None = None) -> list[str]:
+        """Every tag that exists, as ``group/name`` (of one group if given)."""
+        with self._ws.read() as tx:
+            return [f"{g}/{n}" for _, g, n in tx.tags.tags() if group is None or g == group]
+
+    def define(self, tag: str) -> str:
+        """Create a tag without applying it (so segments can refer to it)."""
+        group, name = split_tag(tag)
+        with self._ws.write() as tx:
+            self._tag_id(tx, group, name, create=True)
+        return f"{group}/{name}"
+
+    # -- apply / remove ---------------------------------------------------------------
+    def _tag_id(self, tx: Transaction, group: str, name: str, *, create: bool) -> int | None:
+        tag_id = tx.tags.tag_id(group, name)
+        if tag_id is None and create:
+            now = self._ws.now()
+            if tx.tags.get_group(group) is None:
+                tx.tags.save_group(TagGroup(name=group), now)
+            tag_id = tx.tags.create_tag(group, name, now)
+            tx.meta.bump("tags")
+        return tag_id
+
+    def apply(self, user_id: int, tag: str, *, by: str = "api") -> bool:
+        """Give a user a tag (created on first use). ``by`` records what applied it
+        (``"operator:alice"``, ``"rule:value/high"``, ``"import:file.csv"``).
+        Returns ``False`` if the user already had it."""
+        return self.apply_many([user_id], tag, by=by) == 1
+
+    def apply_many(self, user_ids: Iterable[int], tag: str, *, by: str = "api") -> int:
+        """Give many users a tag in one transaction; returns how many did not have it."""
+        group, name = split_tag(tag)
+        check_text(by, "by", max_length=128)
+        ids = sorted({check_user_id(u) for u in user_ids})
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            missing = set(ids) - tx.users.exists(ids)
+            if missing:
+                raise NotFound(f"no user with id {min(missing)} (and {len(missing) - 1} more)" if len(missing) > 1
+                               else f"no user with id {min(missing)}")
+            tag_id = self._tag_id(tx, group, name, create=True)
+            assert tag_id is not None
+            held = tx.tags.held([(u, tag_id) for u in ids])
+            new = [(u, tag_id) for u in ids if (u, tag_id) not in held]
+            if not new:
+                return 0
+            group_info = tx.tags.get_group(group)
+            if group_info is not None and group_info.exclusive:
+                siblings = [tid for tid, g, _ in tx.tags.tags() if g == group and tid != tag_id]
+                names = {tid: f"{g}/{n}" for tid, g, n in tx.tags.tags()}
+                pairs = [(u, s) for u in (u for u, _ in new) for s in siblings]
+                to_remove = sorted(tx.tags.held(pairs))
+                if to_remove:
+                    tx.tags.remove(to_remove, now, by)
+                    for u, s in to_remove:
+                        tx.emit(TagRemoved(at=now, user_id=u, tag=names[s], by=by))
+            tx.tags.apply(new, now, by)
+            full = f"{group}/{name}"
+            for u, _ in new:
+                tx.emit(TagApplied(at=now, user_id=u, tag=full, by=by))
+            tx.meta.bump("tags")
+        return len(new)
+
+    def remove(self, user_id: int, tag: str, *, by: str = "api") -> bool:
+        """Take a tag away; ``False`` if the user did not have it."""
+        return self.remove_many([user_id], tag, by=by) == 1
+
+    def remove_many(self, user_ids: Iterable[int], tag: str, *, by: str = "api") -> int:
+        """Take a tag away from many users; returns how many had it."""
+        group, name = split_tag(tag)
+        check_text(by, "by", max_length=128)
+        ids = sorted({check_user_id(u) for u in user_ids})
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            tag_id = tx.tags.tag_id(group, name)
+            if tag_id is None:
+                return 0
+            held = sorted(tx.tags.held([(u, tag_id) for u in ids]))
+            if not held:
+                return 0
+            tx.tags.remove(held, now, by)
+            full = f"{group}/{name}"
+            for u, _ in held:
+                tx.emit(TagRemoved(at=now, user_id=u, tag=full, by=by))
+            tx.meta.bump("tags")
+        return len(held)
+
+    # -- read -------------------------------------------------------------------
+    def of(self, user_id: int) -> set[str]:
+        """The tags a user holds now, as ``group/name``."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return {f"{g}/{n}" for _, g, n in tx.tags.applied(uid)}
+
+    def users(self, tag: str) -> list[int]:
+        """Ids of users holding ``tag``, ascending. An unknown tag raises NotFound."""
+        group, name = split_tag(tag)
+        with self._ws.read() as tx:
+            tag_id = tx.tags.tag_id(group, name)
+            if tag_id is None:
+                raise NotFound(f"no tag {group}/{name!s}; known tags are listed by ws.tags.names()")
+            return tx.tags.holders(tag_id)
+
+    def history(self, user_id: int) -> list[TagApplication]:
+        """Every application and removal of a tag on this user, oldest first."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.tags.history(uid)
+
+    tag_history = history
+
+    # -- merge participant --------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+        by = f"merge:{drop}->{keep}"
+        keep_tags = {tid: g for tid, g, _ in tx.tags.applied(keep)}
+        drop_tags = [(tid, g) for tid, g, _ in tx.tags.applied(drop)]
+        exclusive = {g.name for g in tx.tags.groups() if g.exclusive}
+        keep_groups = set(keep_tags.values())
+        added = [tid for tid, g in drop_tags if tid not in keep_tags and not (g in exclusive and g in keep_groups)]
+        if drop_tags:
+            tx.tags.remove([(drop, tid) for tid, _ in drop_tags], at, by)
+        if added:
+            tx.tags.apply([(keep, tid) for tid in added], at, by)
+        tx.meta.bump("tags")
+        return {"dropped_held": [tid for tid, _ in drop_tags], "added_to_keep": added}
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+        by = f"unmerge:{keep}->{drop}"
+        held = tx.tags.held([(keep, tid) for tid in record["added_to_keep"]])
+        if held:
+            tx.tags.remove(sorted(held), at, by)
+        if record["dropped_held"]:
+            tx.tags.apply([(drop, tid) for tid in record["dropped_held"]], at, by)
+        tx.meta.bump("tags")

@@ -1,0 +1,438 @@
+"""Users: identities across channels, source attribution, consent, merge."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._clock import aware
+from ..errors import IdentityConflict, NotFound, ValidationError
+from ..events import (
+    ConsentRecorded,
+    IdentityLinked,
+    IdentityUnlinked,
+    UserCreated,
+    UsersMerged,
+    UsersUnmerged,
+    UserUpdated,
+)
+from ..identities import mask, normalize
+from ..models.users import IDENTITY_KINDS, Consent, Identity, MergeRecord, User
+from ..storage.contracts import NewUser
+from ._common import check_text, check_user_id, require_user
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["MergeParticipant", "Users"]
+
+_ADD_FIELDS = {
+    "phone",
+    "email",
+    "wechat_unionid",
+    "wechat_openid",
+    "wecom_external_userid",
+    "app",
+    "source",
+    "campaign",
+    "state",
+    "attributes",
+    "created_at",
+}
+
+
+class MergeParticipant(Protocol):
+    """A domain that owns per-user data and moves it when users merge.
+
+    ``merge`` moves ``drop``'s data to ``keep`` and returns a JSON-able record
+    of what it moved; ``unmerge`` gets that record back and moves it home.
+    """
+
+    name: str
+
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any: ...
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None: ...
+
+
+def _check_attributes(attributes: object) -> dict[str, Any]:
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping):
+        raise ValidationError(f"attributes must be a dict, got {type(attributes).__name__}")
+    result: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not key or len(key) > 64 or not key.replace("_", "a").isalnum():
+            raise ValidationError(
+                f"attribute name {key!r} must be 1-64 letters, digits or '_' (it is used in segments as attr.NAME)"
+            )
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ValidationError(
+                f"attribute {key!r} must be a str, int, float, bool or None, got {type(value).__name__}"
+            )
+        result[key] = value
+    try:
+        json.dumps(result, allow_nan=False)
+    except ValueError as exc:
+        raise ValidationError(f"attributes cannot be stored: {exc}") from None
+    return result
+
+
+def _opt_text(value: object, name: str, max_length: int = 64) -> str | None:
+    return None if value is None else check_text(value, name, max_length=max_length)
+
+
+class Users:
+    """``ws.users``: create, find, link, consent, merge."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._participants: list[MergeParticipant] = []
+
+    def add_merge_participant(self, participant: MergeParticipant) -> None:
+        """Let a domain move its per-user data in :meth:`merge` / :meth:`unmerge`."""
+        self._participants.append(participant)
+
+    # -- create ---------------------------------------------------------------
+    def _prepare(self, fields: Mapping[str, Any], now: datetime) -> tuple[NewUser, list[Identity]]:
+        unknown = set(fields) - _ADD_FIELDS
+        if unknown:
+            raise ValidationError(
+                f"unknown field(s) {sorted(unknown)}; ws.users.add takes {', '.join(sorted(_ADD_FIELDS))}"
+            )
+        created_at = fields.get("created_at")
+        created = aware(created_at, "created_at") if created_at is not None else now
+        app = fields.get("app") or ""
+        identities: list[Identity] = []
+        for kind in IDENTITY_KINDS:
+            raw = fields.get(kind)
+            if raw is None:
+                continue
+            values = raw if isinstance(raw, list | tuple) and kind == "wecom_external_userid" else [raw]
+            for one in values:
+                value, scope = normalize(kind, one, app if kind == "wechat_openid" else "")
+                identities.append(Identity(kind=kind, value=value, scope=scope, linked_at=created))
+        if app and not fields.get("wechat_openid"):
+            raise ValidationError("app= only goes with wechat_openid=")
+        new = NewUser(
+            created_at=created,
+            source=_opt_text(fields.get("source"), "source"),
+            source_campaign=_opt_text(fields.get("campaign"), "campaign"),
+            source_state=_opt_text(fields.get("state"), "state", 30),
+            attributes=_check_attributes(fields.get("attributes")),
+        )
+        return new, identities
+
+    def add(
+        self,
+        *,
+        phone: str | None = None,
+        email: str | None = None,
+        wechat_unionid: str | None = None,
+        wechat_openid: str | None = None,
+        app: str | None = None,
+        wecom_external_userid: str | list[str] | None = None,
+        source: str | None = None,
+        campaign: str | None = None,
+        state: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        created_at: datetime | None = None,
+    ) -> User:
+        """Create a user.
+
+        ``source`` is where they came from (``"douyin_live"``), ``campaign``
+        and ``state`` the campaign and channel-QR ``state`` that brought them.
+        Raises :class:`~siyu.errors.IdentityConflict` if an identity already
+        belongs to someone (look them up with :meth:`find` instead).
+        """
+        fields = {k: v for k, v in locals().items() if k != "self" and v is not None}
+        return self.get(self.add_many([fields])[0])
+
+    def add_many(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Create many users in one transaction; all or nothing. Returns their ids."""
+        now = self._ws.now()
+        prepared = []
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise ValidationError(f"row {index}: expected a dict of user fields, got {type(row).__name__}")
+            try:
+                prepared.append(self._prepare(row, now))
+            except ValidationError as exc:
+                raise type(exc)(f"row {index}: {exc}") from None
+        seen: dict[tuple[str, str, str], int] = {}
+        for index, (_, identities) in enumerate(prepared):
+            for ident in identities:
+                token = (ident.kind, ident.scope, ident.value)
+                if token in seen:
+                    raise IdentityConflict(
+                        f"row {index}: {ident.kind} {mask(ident.kind, ident.value)} also appears in row "
+                        f"{seen[token]}; each identity can belong to one user only"
+                    )
+                seen[token] = index
+        with self._ws.write() as tx:
+            by_kind: dict[tuple[str, str], list[str]] = {}
+            for kind, scope, value in seen:
+                by_kind.setdefault((kind, scope), []).append(value)
+            for (kind, scope), values in by_kind.items():
+                taken = tx.users.find_identities(kind, scope, values)
+                if taken:
+                    value, owner = next(iter(taken.items()))
+                    raise IdentityConflict(
+                        f"row {seen[(kind, scope, value)]}: {kind} {mask(kind, value)} already belongs to "
+                        f"user {owner}; find them with ws.users.find({kind}=...) instead of adding"
+                    )
+            ids = tx.users.create([new for new, _ in prepared])
+            tx.users.add_identities(
+                [(uid, ident) for uid, (_, identities) in zip(ids, prepared, strict=True) for ident in identities]
+            )
+            for uid, (new, _) in zip(ids, prepared, strict=True):
+                tx.emit(UserCreated(at=now, user_id=uid, source=new.source))
+            tx.meta.bump("users")
+        return ids
+
+    # -- read -----------------------------------------------------------------
+    def get(self, user_id: int) -> User:
+        """The user with ``user_id``; raises :class:`~siyu.errors.NotFound`."""
+        uid = check_user_id(user_id)
+        with self._ws.read() as tx:
+            user = tx.users.get(uid)
+        if user is None:
+            raise NotFound(f"no user with id {uid}")
+        return user
+
+    def find(self, *, app: str | None = None, **identity: str) -> User | None:
+        """The user holding one identity, e.g. ``find(phone="+86 138-0013-8000")``;
+        ``None`` if nobody does. A merged user is followed to the one it merged into."""
+        if len(identity) != 1:
+            raise ValidationError(
+                f"find takes exactly one identity, e.g. find(phone='13800138000'); got {sorted(identity) or 'none'}"
+            )
+        (kind, raw), = identity.items()
+        value, scope = normalize(kind, raw, app or "")
+        with self._ws.read() as tx:
+            owner = tx.users.find_identity(kind, scope, value)
+            user = tx.users.get(owner) if owner is not None else None
+        return user
+
+    def count(self) -> int:
+        """Active users (merged-away users are not counted)."""
+        with self._ws.read() as tx:
+            return tx.users.count()
+
+    def ids(self) -> list[int]:
+        """Ids of all active users, ascending."""
+        with self._ws.read() as tx:
+            return tx.users.ids()
+
+    # -- change ---------------------------------------------------------------
+    def update(
+        self,
+        user_id: int,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        campaign: str | None = None,
+        state: str | None = None,
+    ) -> User:
+        """Merge ``attributes`` into the user's (a ``None`` value deletes a key);
+        set source attribution fields that are given."""
+        changes = _check_attributes(attributes)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            user = tx.users.get(uid)
+            assert user is not None
+            fields: dict[str, Any] = {}
+            if attributes is not None:
+                merged = dict(user.attributes)
+                for key, value in changes.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                fields["attributes"] = merged
+            for name, value, limit in (
+                ("source", source, 64),
+                ("source_campaign", campaign, 64),
+                ("source_state", state, 30),
+            ):
+                if value is not None:
+                    fields[name] = check_text(value, name, max_length=limit)
+            if fields:
+                tx.users.update(uid, **fields)
+                tx.emit(UserUpdated(at=now, user_id=uid, changed=tuple(sorted(fields))))
+                tx.meta.bump("users")
+            result = tx.users.get(uid)
+        assert result is not None
+        return result
+
+    def link(self, user_id: int, kind: str, value: str, *, app: str | None = None) -> User:
+        """Attach an identity to a user. Linking what the user already has is a no-op;
+        an identity held by someone else raises :class:`~siyu.errors.IdentityConflict`."""
+        normal, scope = normalize(kind, value, app or "")
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            owner = tx.users.find_identity(kind, scope, normal)
+            if owner is not None and owner != uid:
+                raise IdentityConflict(
+                    f"{kind} {mask(kind, normal)} belongs to user {owner}; unlink it there first, "
+                    f"or merge the two users with ws.users.merge(keep=..., drop=...)"
+                )
+            if owner is None:
+                tx.users.add_identities([(uid, Identity(kind=kind, value=normal, scope=scope, linked_at=now))])
+                tx.emit(IdentityLinked(at=now, user_id=uid, kind=kind, scope=scope))
+                tx.meta.bump("users")
+            user = tx.users.get(uid)
+        assert user is not None
+        return user
+
+    def unlink(self, user_id: int, kind: str, value: str, *, app: str | None = None) -> bool:
+        """Detach an identity; ``False`` if the user did not have it."""
+        normal, scope = normalize(kind, value, app or "")
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            if tx.users.find_identity(kind, scope, normal) != uid:
+                return False
+            tx.users.remove_identity(uid, Identity(kind=kind, value=normal, scope=scope))
+            tx.emit(IdentityUnlinked(at=now, user_id=uid, kind=kind, scope=scope))
+            tx.meta.bump("users")
+        return True
+
+    # -- consent --------------------------------------------------------------
+    def consent(
+        self,
+        user_id: int,
+        *,
+        purpose: str,
+        channel: str = "*",
+        granted: bool = True,
+        source: str = "",
+        notice_version: str = "",
+        at: datetime | None = None,
+    ) -> Consent:
+        """Record that the user granted (or withdrew, ``granted=False``) consent
+        for ``purpose`` (``"marketing"``, ...) on ``channel`` (``"sms"``, ``"*"`` for all)."""
+        if not isinstance(granted, bool):
+            raise ValidationError(f"granted must be True or False, got {granted!r}")
+        record = Consent(
+            purpose=check_text(purpose, "purpose", max_length=64),
+            channel=check_text(channel, "channel", max_length=64),
+            granted=granted,
+            at=aware(at, "at") if at is not None else self._ws.now(),
+            source=check_text(source, "source", max_length=128, allow_empty=True),
+            notice_version=check_text(notice_version, "notice_version", max_length=64, allow_empty=True),
+        )
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            tx.users.add_consent(uid, record)
+            tx.emit(
+                ConsentRecorded(at=record.at, user_id=uid, purpose=record.purpose, channel=record.channel, granted=granted)
+            )
+            tx.meta.bump("consents")
+        return record
+
+    def consents(self, user_id: int) -> list[Consent]:
+        """Every consent record of the user, oldest first."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.users.consents(uid)
+
+    def has_consent(self, user_id: int, *, purpose: str, channel: str) -> bool:
+        """Whether the latest record for ``purpose`` on ``channel`` (or on ``"*"``) grants it."""
+        decision: bool | None = None
+        for record in self.consents(user_id):
+            if record.purpose == purpose and record.channel in (channel, "*"):
+                decision = record.granted
+        return bool(decision)
+
+    # -- merge ----------------------------------------------------------------
+    def merge(self, *, keep: int, drop: int) -> MergeRecord:
+        """Merge user ``drop`` into ``keep``: identities, tags, points (and what
+        later domains register) move to ``keep``; ``drop`` is marked merged.
+        Recorded, and undone by :meth:`unmerge`."""
+        keep_id, drop_id = check_user_id(keep), check_user_id(drop)
+        if keep_id == drop_id:
+            raise ValidationError("keep and drop are the same user; nothing to merge")
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            for uid in sorted((keep_id, drop_id)):  # a fixed lock order cannot deadlock
+                require_user(tx, uid, lock=True)
+            kept, dropped = tx.users.get(keep_id), tx.users.get(drop_id)
+            assert kept is not None and dropped is not None
+            identities = tx.users.identities(drop_id)
+            for ident in identities:
+                tx.users.move_identity(ident, keep_id)
+            added = {k: v for k, v in dropped.attributes.items() if k not in kept.attributes}
+            fields: dict[str, Any] = {"attributes": {**kept.attributes, **added}}
+            if kept.source is None and dropped.source is not None:
+                fields.update(source=dropped.source, source_campaign=dropped.source_campaign,
+                              source_state=dropped.source_state)
+            tx.users.update(keep_id, **fields)
+            tx.users.update(drop_id, status="merged", merged_into=keep_id)
+            record: dict[str, Any] = {
+                "identities": [[i.kind, i.scope, i.value] for i in identities],
+                "attributes_added": sorted(added),
+                "source_taken": "source" in fields,
+                "keep_before": {
+                    "source": kept.source,
+                    "source_campaign": kept.source_campaign,
+                    "source_state": kept.source_state,
+                },
+            }
+            for participant in self._participants:
+                record[participant.name] = participant.merge(tx, keep_id, drop_id, now)
+            merge_id = tx.users.add_merge(keep_id, drop_id, now, json.dumps(record, ensure_ascii=False))
+            tx.emit(UsersMerged(at=now, merge_id=merge_id, keep_id=keep_id, drop_id=drop_id))
+            tx.meta.bump("users")
+            stored = tx.users.get_merge(merge_id)
+        assert stored is not None
+        return stored[0]
+
+    def unmerge(self, merge_id: int) -> MergeRecord:
+        """Undo a merge: what moved goes back and the dropped user is active again.
+
+        Points that ``keep`` has already spent out of the moved lots cannot
+        come back; what is left of them does.
+        """
+        if isinstance(merge_id, bool) or not isinstance(merge_id, int):
+            raise ValidationError(f"merge_id must be an int, got {merge_id!r}")
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            stored = tx.users.get_merge(merge_id)
+            if stored is None:
+                raise NotFound(f"no merge with id {merge_id}")
+            merge, payload = stored
+            if merge.undone_at is not None:
+                raise ValidationError(f"merge {merge_id} was already undone at {merge.undone_at.isoformat()}")
+            for uid in sorted((merge.keep_id, merge.drop_id)):
+                tx.users.lock(uid)
+            kept, dropped = tx.users.get(merge.keep_id), tx.users.get(merge.drop_id)
+            assert kept is not None and dropped is not None
+            if kept.status != "active" or dropped.merged_into != merge.keep_id:
+                raise ValidationError(
+                    f"merge {merge_id} cannot be undone: user {merge.keep_id} has since been merged or "
+                    "changed in a way that conflicts; undo the later merges first"
+                )
+            record = json.loads(payload)
+            for participant in reversed(self._participants):
+                if participant.name in record:
+                    participant.unmerge(tx, merge.keep_id, merge.drop_id, record[participant.name], now)
+            for kind, scope, value in record["identities"]:
+                tx.users.move_identity(Identity(kind=kind, scope=scope, value=value), merge.drop_id)
+            attributes = {k: v for k, v in kept.attributes.items() if k not in set(record["attributes_added"])}
+            fields: dict[str, Any] = {"attributes": attributes}
+            if record["source_taken"]:
+                fields.update(record["keep_before"])
+            tx.users.update(merge.keep_id, **fields)
+            tx.users.update(merge.drop_id, status="active", merged_into=None)
+            tx.users.mark_unmerged(merge_id, now)
+            tx.emit(UsersUnmerged(at=now, merge_id=merge_id, keep_id=merge.keep_id, drop_id=merge.drop_id))
+            tx.meta.bump("users")
+            result = tx.users.get_merge(merge_id)
+        assert result is not None
+        return result[0]

@@ -1,0 +1,114 @@
+"""The storage backend contract.
+
+A backend is chosen by URL scheme and opened once per workspace. Every
+service call runs inside one :class:`Transaction`: all its writes commit
+together or not at all. A write transaction serializes with every other
+writer that touches the same user (``tx.users.lock``), across processes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, ClassVar
+
+from .._url import StorageURL
+from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+__all__ = ["Backend", "Capability", "Transaction"]
+
+
+class Capability:
+    """Names of optional backend features; the contract suite checks what is declared."""
+
+    #: Several processes can use one database at once, safely.
+    MULTI_PROCESS = "multi_process"
+    #: Data survives closing the workspace.
+    DURABLE = "durable"
+    #: PII can be stored encrypted (see the privacy guide).
+    ENCRYPTION = "encryption"
+
+
+class Transaction(abc.ABC):
+    """One atomic unit of work, exposing the domain stores.
+
+    Services append events with :meth:`emit`; the workspace dispatches them
+    only after a successful commit.
+    """
+
+    def __init__(self, *, write: bool) -> None:
+        self.write = write
+        self.events: list[Event] = []
+        self._after_commit: list[Callable[[], None]] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the transaction has committed (never on rollback)."""
+        self._after_commit.append(callback)
+
+    def run_after_commit(self) -> None:
+        for callback in self._after_commit:
+            callback()
+
+    @property
+    @abc.abstractmethod
+    def users(self) -> UserStore: ...
+
+    @property
+    @abc.abstractmethod
+    def tags(self) -> TagStore: ...
+
+    @property
+    @abc.abstractmethod
+    def points(self) -> PointsStore: ...
+
+    @property
+    @abc.abstractmethod
+    def meta(self) -> MetaStore: ...
+
+    @property
+    @abc.abstractmethod
+    def idempotency(self) -> IdempotencyStore: ...
+
+
+class Backend(abc.ABC):
+    """A storage backend. Subclasses set ``scheme`` and, optionally, ``aliases``.
+
+    The class docstring of each backend states its URL format.
+    """
+
+    scheme: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, url: StorageURL) -> None:
+        self.url = url
+
+    @abc.abstractmethod
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:
+        """Open a transaction; commit when the block ends, roll back on an exception."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    @abc.abstractmethod
+    def schema_versions(self) -> dict[str, int]:
+        """Schema version of each component, after migrations."""
+
+    def describe(self) -> str:
+        return f"{self.scheme} backend at {self.url.masked()}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url.masked()}>"
+
+
+def iter_chunks(items: list, size: int) -> Iterator[list]:  # type: ignore[type-arg]
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

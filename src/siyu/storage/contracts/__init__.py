@@ -1,0 +1,21 @@
+"""The storage contract, in domain terms, one module per domain.
+
+A backend implements these abstract stores; services use nothing else. A
+third party can implement them on any store that offers atomic transactions.
+Instants cross this boundary as aware ``datetime``; money as integer fen.
+"""
+
+from .meta import IdempotencyStore, MetaStore
+from .points import NewEntry, PointsStore
+from .tags import TagStore
+from .users import NewUser, UserStore
+
+__all__ = [
+    "IdempotencyStore",
+    "MetaStore",
+    "NewEntry",
+    "NewUser",
+    "PointsStore",
+    "TagStore",
+    "UserStore",
+]

@@ -1,0 +1,101 @@
+"""The shared SQL backend: transactions, stores, migrations."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+from ..._url import StorageURL
+from ..base import Backend, Transaction
+from .dialect import Dialect
+
+
+class SqlTransaction(Transaction):
+    """A transaction on one DB-API connection."""
+
+    def __init__(self, backend: SqlBackend, conn: Any, *, write: bool) -> None:
+        super().__init__(write=write)
+        self.backend = backend
+        self.conn = conn
+        self.dialect = backend.dialect
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        return self.backend._execute(self.conn, self.dialect.sql(statement), params)
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.backend._executemany(self.conn, self.dialect.sql(statement), rows)
+
+    def in_chunks(self, values: Sequence[Any], size: int = 500) -> Iterator[tuple[str, list[Any]]]:
+        """Yield ``(placeholders, chunk)`` to build ``IN (...)`` queries of bounded size."""
+        for start in range(0, len(values), size):
+            chunk = list(values[start : start + size])
+            yield ",".join("?" * len(chunk)), chunk
+
+    @cached_property
+    def users(self):  # type: ignore[no-untyped-def,override]
+        from .users import SqlUserStore
+
+        return SqlUserStore(self)
+
+    @cached_property
+    def tags(self):  # type: ignore[no-untyped-def,override]
+        from .tags import SqlTagStore
+
+        return SqlTagStore(self)
+
+    @cached_property
+    def points(self):  # type: ignore[no-untyped-def,override]
+        from .points import SqlPointsStore
+
+        return SqlPointsStore(self)
+
+    @cached_property
+    def meta(self):  # type: ignore[no-untyped-def,override]
+        from .meta import SqlMetaStore
+
+        return SqlMetaStore(self)
+
+    @cached_property
+    def idempotency(self):  # type: ignore[no-untyped-def,override]
+        from .meta import SqlIdempotencyStore
+
+        return SqlIdempotencyStore(self)
+
+
+class SqlBackend(Backend):
+    """Base of the SQL backends. Subclasses supply connections and the dialect."""
+
+    dialect: Dialect
+
+    def __init__(self, url: StorageURL) -> None:
+        super().__init__(url)
+        self._versions: dict[str, int] = {}
+
+    # -- what a driver supplies -------------------------------------------------
+    @abc.abstractmethod
+    def _connection(self, *, write: bool) -> Any:
+        """A context manager yielding a connection inside an open transaction;
+        it commits on success and rolls back on error."""
+
+    def _execute(self, conn: Any, statement: str, params: Sequence[Any]) -> Any:
+        return conn.execute(statement, params)
+
+    def _executemany(self, conn: Any, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        conn.executemany(statement, rows)
+
+    # -- the contract -------------------------------------------------------------
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[SqlTransaction]:
+        with self._connection(write=write) as conn:
+            yield SqlTransaction(self, conn, write=write)
+
+    def migrate(self) -> None:
+        from .schema import migrate
+
+        self._versions = migrate(self)
+
+    def schema_versions(self) -> dict[str, int]:
+        return dict(self._versions)

@@ -1,0 +1,66 @@
+"""What differs between SQL databases, in one place."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from .backend import SqlTransaction
+
+
+class Dialect:
+    """SQLite's dialect; other databases override what differs."""
+
+    name: ClassVar[str] = "sqlite"
+    #: Substitutions for ``{pk}``, ``{bigint}`` ... in migration DDL.
+    ddl_types: ClassVar[dict[str, str]] = {
+        "pk": "INTEGER PRIMARY KEY",
+        "bigint": "INTEGER",
+        "text": "TEXT",
+        "blob": "BLOB",
+        "real": "REAL",
+    }
+    #: Largest number of bound parameters one statement may carry.
+    max_params: ClassVar[int] = 30_000
+
+    def sql(self, statement: str) -> str:
+        """Translate portable SQL (``?`` placeholders) to this database's."""
+        return statement
+
+    def ddl(self, statement: str) -> str:
+        return statement.format(**self.ddl_types)
+
+    def allocate_ids(self, tx: SqlTransaction, table: str, count: int) -> list[int]:
+        """Reserve ``count`` new ids for ``table``.
+
+        SQLite write transactions hold the database's write lock from their
+        first statement (``BEGIN IMMEDIATE``), so ``MAX(id)`` cannot race.
+        """
+        row = tx.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()
+        start = int(row[0]) + 1
+        return list(range(start, start + count))
+
+    def lock_rows(self, tx: SqlTransaction, table: str, ids: list[int]) -> list[int]:
+        """Lock rows until the transaction ends; return the ids that exist."""
+        found: list[int] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.extend(
+                r[0] for r in tx.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
+            )
+        return found
+
+
+class PyformatDialect(Dialect):
+    """Base for drivers with ``%s`` placeholders (psycopg)."""
+
+    def sql(self, statement: str) -> str:
+        return _to_pyformat(statement)
+
+
+@lru_cache(maxsize=4096)
+def _to_pyformat(statement: str) -> str:
+    # Portable SQL never puts '?' or '%' inside literals: values are always bound.
+    return statement.replace("%", "%%").replace("?", "%s")

@@ -1,0 +1,195 @@
+"""Users, identities, consents and merges in SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..._clock import from_us, from_us_required, to_us
+from ...models.users import Consent, Identity, MergeRecord, User
+from ..contracts import NewUser, UserStore
+
+if TYPE_CHECKING:
+    from .backend import SqlTransaction
+
+_COLUMNS = (
+    "id, created_at, source, source_campaign, source_state, attributes, status, merged_into, "
+    "last_active_at"
+)
+_UPDATABLE = {
+    "attributes",
+    "status",
+    "merged_into",
+    "source",
+    "source_campaign",
+    "source_state",
+    "last_active_at",
+}
+
+
+def _dump(attributes: dict[str, Any]) -> str:
+    return json.dumps(attributes, ensure_ascii=False, sort_keys=True, default=str)
+
+
+class SqlUserStore(UserStore):
+    def __init__(self, tx: SqlTransaction) -> None:
+        self.tx = tx
+
+    def create(self, users: Sequence[NewUser]) -> list[int]:
+        ids = self.tx.dialect.allocate_ids(self.tx, "users", len(users))
+        self.tx.executemany(
+            "INSERT INTO users (id, created_at, source, source_campaign, source_state, attributes) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (i, to_us(u.created_at), u.source, u.source_campaign, u.source_state, _dump(u.attributes))
+                for i, u in zip(ids, users, strict=True)
+            ],
+        )
+        return ids
+
+    def get(self, user_id: int) -> User | None:
+        row = self.tx.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
+            return None
+        return User(
+            id=row[0],
+            created_at=from_us_required(row[1]),
+            source=row[2],
+            source_campaign=row[3],
+            source_state=row[4],
+            attributes=json.loads(row[5]),
+            identities=tuple(self.identities(user_id)),
+            status=row[6],
+            merged_into=row[7],
+            last_active_at=from_us(row[8]),
+        )
+
+    def exists(self, user_ids: Iterable[int]) -> set[int]:
+        found: set[int] = set()
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            found.update(r[0] for r in self.tx.execute(f"SELECT id FROM users WHERE id IN ({marks})", chunk))
+        return found
+
+    def lock(self, user_id: int) -> bool:
+        return bool(self.tx.dialect.lock_rows(self.tx, "users", [user_id]))
+
+    def update(self, user_id: int, **fields: Any) -> None:
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update user columns {sorted(unknown)}")
+        values: list[Any] = []
+        for name, value in fields.items():
+            if name == "attributes":
+                value = _dump(value)
+            elif isinstance(value, datetime):
+                value = to_us(value)
+            values.append(value)
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self.tx.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*values, user_id))
+
+    def count(self, status: str | None = "active") -> int:
+        if status is None:
+            return int(self.tx.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+        return int(self.tx.execute("SELECT COUNT(*) FROM users WHERE status = ?", (status,)).fetchone()[0])
+
+    def ids(self, status: str | None = "active") -> list[int]:
+        if status is None:
+            return [r[0] for r in self.tx.execute("SELECT id FROM users ORDER BY id")]
+        return [r[0] for r in self.tx.execute("SELECT id FROM users WHERE status = ? ORDER BY id", (status,))]
+
+    def find_identity(self, kind: str, scope: str, value: str) -> int | None:
+        row = self.tx.execute(
+            "SELECT user_id FROM identities WHERE kind = ? AND scope = ? AND value = ?",
+            (kind, scope, value),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def find_identities(self, kind: str, scope: str, values: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for marks, chunk in self.tx.in_chunks(list(values)):
+            for value, user_id in self.tx.execute(
+                f"SELECT value, user_id FROM identities WHERE kind = ? AND scope = ? AND value IN ({marks})",
+                (kind, scope, *chunk),
+            ):
+                found[value] = user_id
+        return found
+
+    def add_identities(self, rows: Sequence[tuple[int, Identity]]) -> None:
+        self.tx.executemany(
+            "INSERT INTO identities (user_id, kind, scope, value, linked_at) VALUES (?, ?, ?, ?, ?)",
+            [
+                (user_id, i.kind, i.scope, i.value, to_us(i.linked_at) if i.linked_at else 0)
+                for user_id, i in rows
+            ],
+        )
+
+    def identities(self, user_id: int) -> list[Identity]:
+        return [
+            Identity(kind=k, scope=s, value=v, linked_at=from_us(at))
+            for k, s, v, at in self.tx.execute(
+                "SELECT kind, scope, value, linked_at FROM identities WHERE user_id = ? ORDER BY id",
+                (user_id,),
+            )
+        ]
+
+    def move_identity(self, identity: Identity, to_user_id: int) -> None:
+        self.tx.execute(
+            "UPDATE identities SET user_id = ? WHERE kind = ? AND scope = ? AND value = ?",
+            (to_user_id, identity.kind, identity.scope, identity.value),
+        )
+
+    def remove_identity(self, user_id: int, identity: Identity) -> None:
+        self.tx.execute(
+            "DELETE FROM identities WHERE user_id = ? AND kind = ? AND scope = ? AND value = ?",
+            (user_id, identity.kind, identity.scope, identity.value),
+        )
+
+    def add_consent(self, user_id: int, consent: Consent) -> None:
+        self.tx.execute(
+            "INSERT INTO consents (user_id, purpose, channel, granted, at, source, notice_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                user_id,
+                consent.purpose,
+                consent.channel,
+                int(consent.granted),
+                to_us(consent.at),
+                consent.source,
+                consent.notice_version,
+            ),
+        )
+
+    def consents(self, user_id: int) -> list[Consent]:
+        return [
+            Consent(
+                purpose=p, channel=c, granted=bool(g), at=from_us_required(at), source=s, notice_version=n
+            )
+            for p, c, g, at, s, n in self.tx.execute(
+                "SELECT purpose, channel, granted, at, source, notice_version FROM consents "
+                "WHERE user_id = ? ORDER BY at, id",
+                (user_id,),
+            )
+        ]
+
+    def add_merge(self, keep_id: int, drop_id: int, at: datetime, payload: str) -> int:
+        row = self.tx.execute(
+            "INSERT INTO user_merges (keep_id, drop_id, at, payload) VALUES (?, ?, ?, ?) RETURNING id",
+            (keep_id, drop_id, to_us(at), payload),
+        ).fetchone()
+        return int(row[0])
+
+    def get_merge(self, merge_id: int) -> tuple[MergeRecord, str] | None:
+        row = self.tx.execute(
+            "SELECT id, keep_id, drop_id, at, payload, undone_at FROM user_merges WHERE id = ?", (merge_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        record = MergeRecord(
+            id=row[0], keep_id=row[1], drop_id=row[2], at=from_us_required(row[3]), undone_at=from_us(row[5])
+        )
+        return record, str(row[4])
+
+    def mark_unmerged(self, merge_id: int, at: datetime) -> None:
+        self.tx.execute("UPDATE user_merges SET undone_at = ? WHERE id = ?", (to_us(at), merge_id))

@@ -1,0 +1,37 @@
+"""Tools for testing code that uses siyu, and for testing siyu plugins.
+
+- :class:`FakeClock`: a clock you move by hand, so tests never sleep.
+- :mod:`siyu.testing.contract`: the storage contract suite every backend runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["FakeClock"]
+
+
+class FakeClock:
+    """A settable clock: pass it as ``siyu.connect(..., clock=FakeClock())``.
+
+    >>> clock = FakeClock(datetime(2026, 11, 22, tzinfo=UTC))
+    >>> clock.advance(days=1)
+    datetime.datetime(2026, 11, 23, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        if self.now.tzinfo is None:
+            raise ValueError("FakeClock needs a timezone-aware start")
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        """Move forward by ``delta`` or by ``timedelta(**kwargs)``; return the new time."""
+        self.now += delta if delta is not None else timedelta(**kwargs)
+        return self.now
+
+    def set(self, when: datetime) -> datetime:
+        self.now = when
+        return self.now

@@ -1,0 +1,32 @@
+"""The storage contract suite: behaviour every backend must show, in domain terms.
+
+Run it against your backend by subclassing :class:`StorageContract` in a
+test module and telling it how to make a fresh, empty database URL::
+
+    from siyu.testing.contract import StorageContract
+
+    class TestMyBackend(StorageContract):
+        plugins = [my_backend_plugin]
+
+        def make_url(self, tmp_path):
+            return "mystore://" + str(tmp_path / "db")
+
+Every domain contributes a mixin (``UsersContract``, ``PointsContract`` ...);
+``StorageContract`` inherits all of them, so a backend that passes it passes
+every domain's rules. Tests that need an optional capability check
+``self.capabilities`` (declared by the backend class) instead of the
+backend's name.
+"""
+
+from __future__ import annotations
+
+from .base import ContractBase
+from .points import PointsContract
+from .tags import TagsContract
+from .users import UsersContract
+
+__all__ = ["ContractBase", "PointsContract", "StorageContract", "TagsContract", "UsersContract"]
+
+
+class StorageContract(UsersContract, TagsContract, PointsContract):
+    """Every domain's contract. Subclass it and implement ``make_url``."""

@@ -1,0 +1,170 @@
+"""The Workspace: one shop's data, services, plugins and clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, tzinfo
+from functools import cached_property
+from types import TracebackType
+from typing import Any
+
+from ._clock import Clock, checked_now, system_clock, zone
+from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
+from ._url import StorageURL
+from .errors import UnknownBackendError, UnknownChannelError, ValidationError
+from .events import Event
+from .services.points import Points
+from .services.tags import Tags
+from .services.users import Users
+from .storage.base import Backend, Transaction
+
+__all__ = ["Workspace", "connect"]
+
+log = logging.getLogger("siyu")
+
+
+class Workspace:
+    """A connected shop. Create it with :func:`siyu.connect`.
+
+    Services hang off it as attributes (``ws.users``, ``ws.tags``,
+    ``ws.points`` ...). Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        plugins: Iterable[object] = (),
+        clock: Clock | None = None,
+        tz: str | tzinfo = "Asia/Shanghai",
+    ) -> None:
+        if clock is not None and not callable(clock):
+            raise ValidationError("clock must be a zero-argument callable returning an aware datetime")
+        self.clock: Clock = clock or system_clock
+        self.tz: tzinfo = zone(tz)
+        self.pm = make_plugin_manager(plugins)
+        self.hooks = Hooks(self.pm)
+        self.backends: Registry[Backend] = Registry("storage backend", "scheme", UnknownBackendError)
+        self.hooks.register_storage_backends(register=self.backends.register)
+        self.channel_classes: Registry[Any] = Registry("channel", "name", UnknownChannelError)
+        self.hooks.register_channels(register=self.channel_classes.register)
+        self.url = StorageURL.parse(url)
+        self.backend: Backend = self.backends.get(self.url.scheme)(self.url)
+        #: Exceptions raised by ``siyu_on_event`` observers, newest last (bounded).
+        self.observer_errors: list[tuple[Event, BaseException]] = []
+        self._local = threading.local()
+        self.users = Users(self)
+        self.tags = Tags(self)
+        self.points = Points(self)
+
+    # -- time -------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The current instant by the workspace clock (timezone-aware)."""
+        return checked_now(self.clock)
+
+    def today(self) -> Any:
+        """Today's date in the business time zone."""
+        return self.now().astimezone(self.tz).date()
+
+    # -- transactions -------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """A write transaction; nested calls join the outer one. Events are
+        dispatched to ``siyu_on_event`` after the outermost commit."""
+        current: Transaction | None = getattr(self._local, "tx", None)
+        if current is not None:
+            if not current.write:
+                raise RuntimeError("a write was attempted inside a read transaction")
+            yield current
+            return
+        with self.backend.transaction(write=True) as tx:
+            self._local.tx = tx
+            try:
+                yield tx
+            finally:
+                self._local.tx = None
+        tx.run_after_commit()
+        self._dispatch(tx.events)
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        """A consistent read; inside a write it reads that write's state."""
+        current: Transaction | None = getattr(self._local, "tx", None)
+        if current is not None:
+            yield current
+            return
+        with self.backend.transaction(write=False) as tx:
+            self._local.tx = tx
+            try:
+                yield tx
+            finally:
+                self._local.tx = None
+
+    def _dispatch(self, events: list[Event]) -> None:
+        if not events or not self.pm.hook.siyu_on_event.get_hookimpls():
+            return
+        for event in events:
+            for error in self.hooks.on_event(event=event, workspace=self):
+                log.error("siyu_on_event observer failed on %s: %r", type(event).__name__, error)
+                self.observer_errors.append((event, error))
+                del self.observer_errors[:-100]
+
+    # -- plugins ----------------------------------------------------------------------------
+    def plugins(self) -> list[dict[str, Any]]:
+        """Registered plugins: name, distribution, version, hooks implemented."""
+        return plugin_infos(self.pm)
+
+    def subscribe(self, callback: Callable[[Event], None]) -> object:
+        """Register a plain function as an event observer (returns the plugin to
+        pass to ``ws.pm.unregister``). Shorthand for a plugin with ``siyu_on_event``."""
+        from .hookspecs import hookimpl
+
+        class _Subscriber:
+            @hookimpl
+            def siyu_on_event(self, event: Event) -> None:
+                callback(event)
+
+        plugin = _Subscriber()
+        self.pm.register(plugin)
+        return plugin
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the storage backend. Idempotent."""
+        self.backend.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.url.masked()} tz={self.tz}>"
+
+    @cached_property
+    def schema_versions(self) -> dict[str, int]:
+        return self.backend.schema_versions()
+
+
+def connect(
+    url: str,
+    *,
+    plugins: Iterable[object] = (),
+    clock: Clock | None = None,
+    tz: str | tzinfo = "Asia/Shanghai",
+) -> Workspace:
+    """Open a workspace on the storage at ``url``.
+
+    ``url`` is ``"memory://"``, ``"sqlite:///shop.db"`` or any scheme a
+    plugin registers. ``plugins`` are extra plugin modules or objects (or
+    importable module names). ``clock`` is a zero-argument callable returning
+    an aware ``datetime`` (tests pass a fake one). ``tz`` is the business time
+    zone used for day boundaries.
+    """
+    return Workspace(url, plugins=plugins, clock=clock, tz=tz)
