@@ -14,3 +14,7 @@ def siyu_register_storage_backends(register: Callable[[type[Any]], None]) -> Non
 
     register(SQLiteBackend)
     register(MemoryBackend)
+    # The class imports psycopg only when a postgresql:// URL is opened.
+    from .postgresql import PostgresBackend
+
+    register(PostgresBackend)
