@@ -46,12 +46,14 @@ def normalize_phone(value: object, region: str = "CN") -> str:
 
 def normalize(kind: str, value: object, scope: str = "") -> tuple[str, str]:
     """Validate an identity; return ``(value, scope)`` in normal form."""
-    if kind not in IDENTITY_KINDS:
+    if not isinstance(kind, str) or kind not in IDENTITY_KINDS:
         raise ValidationError(
             f"unknown identity kind {kind!r}; known kinds: {', '.join(sorted(IDENTITY_KINDS))}"
         )
+    if not isinstance(scope, str):
+        raise ValidationError(f"app must be a str app id such as 'wx1234', got {type(scope).__name__}")
     if kind in _SCOPED:
-        if not isinstance(scope, str) or not scope.strip():
+        if not scope.strip():
             raise ValidationError(
                 f"{kind} is per app: pass the app id as app='wx...' (an openid means nothing without it)"
             )

@@ -1,0 +1,102 @@
+"""Bad input: only SiyuError escapes, and a failed call changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+import siyu
+from siyu.errors import SiyuError
+from siyu.money import to_fen
+
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=40),
+    st.binary(max_size=10),
+    st.decimals(allow_nan=True),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    st.datetimes(),
+    st.datetimes(timezones=st.just(UTC)),
+)
+
+
+def snapshot(ws: siyu.Workspace) -> Any:
+    ids = ws.users.ids()
+    return (
+        ids,
+        [ws.users.get(i) for i in ids],
+        [sorted(ws.tags.of(i)) for i in ids],
+        [ws.points.history(i) for i in ids],
+        [ws.users.consents(i) for i in ids],
+        ws.tags.names(),
+    )
+
+
+CALLS: dict[str, Callable[[siyu.Workspace, int, Any, Any], Any]] = {
+    "users.add": lambda ws, uid, a, b: ws.users.add(phone=a, source=b),
+    "users.add.attributes": lambda ws, uid, a, b: ws.users.add(attributes=a, email=b),
+    "users.add_many": lambda ws, uid, a, b: ws.users.add_many([{"phone": "13900139000"}, a]),
+    "users.get": lambda ws, uid, a, b: ws.users.get(a),
+    "users.find": lambda ws, uid, a, b: ws.users.find(phone=a),
+    "users.link": lambda ws, uid, a, b: ws.users.link(uid, a, b),
+    "users.link.wecom": lambda ws, uid, a, b: ws.users.link(a, "wecom_external_userid", b),
+    "users.update": lambda ws, uid, a, b: ws.users.update(uid, attributes=a, source=b),
+    "users.consent": lambda ws, uid, a, b: ws.users.consent(uid, purpose=a, channel=b),
+    "users.consent.granted": lambda ws, uid, a, b: ws.users.consent(a, purpose="marketing", granted=b),
+    "users.merge": lambda ws, uid, a, b: ws.users.merge(keep=a, drop=b),
+    "users.unmerge": lambda ws, uid, a, b: ws.users.unmerge(a),
+    "tags.define_group": lambda ws, uid, a, b: ws.tags.define_group(a, exclusive=b),
+    "tags.apply": lambda ws, uid, a, b: ws.tags.apply(uid, a, by=b),
+    "tags.apply.user": lambda ws, uid, a, b: ws.tags.apply(a, "vip"),
+    "tags.remove": lambda ws, uid, a, b: ws.tags.remove(a, b),
+    "tags.users": lambda ws, uid, a, b: ws.tags.users(a),
+    "points.earn": lambda ws, uid, a, b: ws.points.earn(uid, a, reason="x", key=b),
+    "points.earn.expiry": lambda ws, uid, a, b: ws.points.earn(uid, 5, reason="x", key="k9", expires_at=a,
+                                                              available_at=b),
+    "points.earn.user": lambda ws, uid, a, b: ws.points.earn(a, 5, reason=b, key="k8"),
+    "points.spend": lambda ws, uid, a, b: ws.points.spend(uid, a, reason="x", key=b),
+    "points.reverse": lambda ws, uid, a, b: ws.points.reverse(a, key=b),
+    "points.earn_many": lambda ws, uid, a, b: ws.points.earn_many([(uid, 1, "x", "ok1"), a]),
+    "points.spend_many": lambda ws, uid, a, b: ws.points.spend_many([a, b]),
+    "points.expiring": lambda ws, uid, a, b: ws.points.expiring(within=a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+@given(a=anything, b=anything)
+def test_only_siyu_errors_and_no_partial_writes(name: str, a: Any, b: Any) -> None:
+    with siyu.connect("memory://", clock=lambda: datetime(2026, 11, 22, tzinfo=UTC)) as ws:
+        user = ws.users.add(phone="13800138000")
+        ws.points.earn(user.id, 50, reason="seed", key="seed")
+        ws.tags.apply(user.id, "seed/tag")
+        before = snapshot(ws)
+        try:
+            CALLS[name](ws, user.id, a, b)
+        except SiyuError:
+            assert snapshot(ws) == before
+
+
+@given(st.one_of(anything, st.decimals(places=2, allow_nan=False, allow_infinity=False)))
+def test_money_conversion_only_raises_siyu_errors(value: Any) -> None:
+    try:
+        fen = to_fen(value)
+    except SiyuError:
+        return
+    assert isinstance(fen, int) and fen >= 0
+    assert not isinstance(value, float)
+
+
+def test_float_money_is_refused_with_advice() -> None:
+    with pytest.raises(siyu.errors.InvalidMoney, match="Decimal"):
+        to_fen(19.9)
+    assert to_fen(Decimal("19.90")) == 1990 and to_fen("0.01") == 1 and to_fen(3) == 300

@@ -1,0 +1,175 @@
+"""The plugin system: registration, entry points, validation, events."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import siyu
+from siyu.errors import PluginError, UnknownBackendError
+from siyu.events import PointsEarned, TagApplied, UserCreated
+from siyu.storage.sqlite import MemoryBackend
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    @siyu.hookimpl
+    def siyu_on_event(self, event: Any, workspace: siyu.Workspace) -> None:
+        self.events.append(event)
+
+
+def test_plugin_registered_by_argument_sees_events() -> None:
+    observer = RecordingObserver()
+    with siyu.connect("memory://", plugins=[observer]) as ws:
+        u = ws.users.add(phone="13800138000")
+        ws.tags.apply(u.id, "vip")
+        ws.points.earn(u.id, 5, reason="x", key="k")
+    kinds = [type(e) for e in observer.events]
+    assert kinds == [UserCreated, TagApplied, PointsEarned]
+
+
+def test_events_only_after_commit() -> None:
+    observer = RecordingObserver()
+    with siyu.connect("memory://", plugins=[observer]) as ws:
+        with pytest.raises(siyu.errors.IdentityConflict):
+            ws.users.add_many([{"phone": "13800138000"}, {"phone": "13800138000"}])
+        assert observer.events == []
+
+
+def test_failing_observer_does_not_undo_the_change() -> None:
+    class Broken:
+        @siyu.hookimpl
+        def siyu_on_event(self, event: Any) -> None:
+            raise RuntimeError("observer bug")
+
+    after = RecordingObserver()
+    with siyu.connect("memory://", plugins=[Broken(), after]) as ws:
+        u = ws.users.add()
+        assert ws.users.get(u.id).id == u.id
+        assert len(ws.observer_errors) == 1
+        assert isinstance(ws.observer_errors[0][1], RuntimeError)
+        assert len(after.events) == 1  # the other observer still ran
+
+
+def test_misspelled_hook_fails_at_connect() -> None:
+    class Typo:
+        @siyu.hookimpl
+        def siyu_on_evnet(self, event: Any) -> None: ...
+
+    with pytest.raises(PluginError, match="siyu_on_evnet"):
+        siyu.connect("memory://", plugins=[Typo()])
+
+
+def test_duplicate_scheme_names_both_classes() -> None:
+    class Impostor(MemoryBackend):
+        scheme: ClassVar[str] = "memory"
+
+    class Plugin:
+        @siyu.hookimpl
+        def siyu_register_storage_backends(self, register: Callable[[type], None]) -> None:
+            register(Impostor)
+
+    with pytest.raises(PluginError) as info:
+        siyu.connect("memory://", plugins=[Plugin()])
+    assert "MemoryBackend" in str(info.value) and "Impostor" in str(info.value)
+
+
+def test_unknown_scheme_lists_known_and_closest() -> None:
+    with pytest.raises(UnknownBackendError) as info:
+        siyu.connect("sqlit:///x.db")
+    message = str(info.value)
+    assert "memory" in message and "sqlite" in message and "Did you mean 'sqlite'" in message
+    assert isinstance(info.value, KeyError)
+
+
+def test_third_party_backend_by_plugin() -> None:
+    class ScratchBackend(MemoryBackend):
+        """A third-party backend: here simply memory under another scheme."""
+
+        scheme: ClassVar[str] = "scratch"
+
+    class Plugin:
+        @siyu.hookimpl
+        def siyu_register_storage_backends(self, register: Callable[[type], None]) -> None:
+            register(ScratchBackend)
+
+    with siyu.connect("scratch://", plugins=[Plugin()]) as ws:
+        assert isinstance(ws.backend, ScratchBackend)
+        assert ws.users.add().id == 1
+
+
+def test_plugin_managers_do_not_leak_between_workspaces() -> None:
+    observer = RecordingObserver()
+    with siyu.connect("memory://", plugins=[observer]) as ws1, siyu.connect("memory://") as ws2:
+        ws2.users.add()
+        assert observer.events == []
+        ws1.users.add()
+        assert len(observer.events) == 1
+
+
+@pytest.fixture
+def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A distribution on sys.path that declares a plugin in the ``siyu`` entry-point group."""
+    (tmp_path / "siyu_hello_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            import siyu
+
+            SEEN = []
+
+            @siyu.hookimpl
+            def siyu_on_event(event):
+                SEEN.append(type(event).__name__)
+            """
+        )
+    )
+    dist = tmp_path / "siyu_hello_plugin-1.2.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: siyu-hello-plugin\nVersion: 1.2.3\n")
+    (dist / "entry_points.txt").write_text("[siyu]\nhello = siyu_hello_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("SIYU_DISABLE_PLUGIN_AUTOLOAD")
+    yield "siyu_hello_plugin"
+    sys.modules.pop("siyu_hello_plugin", None)
+
+
+def test_entry_point_plugin_is_autoloaded(installed_plugin: str) -> None:
+    with siyu.connect("memory://") as ws:
+        ws.users.add()
+        infos = {row["name"]: row for row in ws.plugins()}
+    assert infos["hello"]["version"] == "1.2.3"
+    assert infos["hello"]["hooks"] == ["siyu_on_event"]
+    assert sys.modules[installed_plugin].SEEN == ["UserCreated"]
+
+
+def test_autoload_can_be_disabled(installed_plugin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIYU_DISABLE_PLUGIN_AUTOLOAD", "1")
+    with siyu.connect("memory://") as ws:
+        assert "hello" not in {row["name"] for row in ws.plugins()}
+
+
+def test_plugin_by_module_name() -> None:
+    with siyu.connect("memory://", plugins=["siyu.storage.builtin"]) as ws:
+        assert "sqlite" in ws.backends
+
+
+def test_subscribe_shorthand() -> None:
+    seen: list[str] = []
+    with siyu.connect("memory://") as ws:
+        ws.subscribe(lambda event: seen.append(type(event).__name__))
+        ws.users.add()
+    assert seen == ["UserCreated"]
+
+
+def test_trace_plugins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SIYU_TRACE_PLUGINS", "1")
+    with siyu.connect("memory://") as ws:
+        ws.users.add()
+    assert "siyu_register_storage_backends" in capsys.readouterr().err
