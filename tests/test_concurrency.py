@@ -1,0 +1,195 @@
+"""Several real processes on one database: nothing is spent, sent or bound twice.
+
+Each test opens the same database from N processes (``multiprocessing``
+with the forkserver or spawn start method, so every worker has its own
+connections), lines them up on a barrier, lets them race, and then checks
+the final state exactly and that every refused attempt raised a clear
+:class:`~siyu.errors.SiyuError`. They run on SQLite, and on PostgreSQL when
+``SIYU_TEST_POSTGRES_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import siyu
+from siyu.errors import SiyuError
+from siyu.testing import FakeClock
+
+POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
+START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+PROCESSES = 6
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shop.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need SIYU_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test")
+    from siyu.testing.postgres import drop_schema, with_schema
+
+    schema_url = with_schema(POSTGRES_URL, f"c_{uuid.uuid4().hex[:16]}")
+    yield schema_url
+    drop_schema(schema_url)
+
+
+# -- the harness ---------------------------------------------------------------------------------
+Outcome = tuple[str, Any]  # ("ok", result) | ("error", (class name, message, is SiyuError))
+
+
+def _worker(url: str, task: str, index: int, args: Any, barrier: Any, results: Any) -> None:
+    outcomes: list[Outcome] = []
+    try:
+        with siyu.connect(url, clock=FakeClock(START)) as ws:
+            barrier.wait(timeout=30)
+            for item in TASKS[task](ws, index, args):
+                outcomes.append(item)
+    except BaseException:
+        outcomes.append(("crash", traceback.format_exc()))
+    results.put((index, outcomes))
+
+
+def _attempt(call: Callable[[], Any]) -> Outcome:
+    try:
+        return ("ok", call())
+    except SiyuError as exc:
+        return ("error", (type(exc).__name__, str(exc)))
+    except Exception as exc:  # anything else is a bug the test must report
+        return ("crash", f"{type(exc).__name__}: {exc}")
+
+
+def _context() -> Any:
+    # forkserver: workers are forked from a clean server process that has imported siyu
+    # once (fast, and no inherited connections or threads); spawn where it is missing.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["siyu"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def race(url: str, task: str, args: Any, processes: int = PROCESSES) -> list[Outcome]:
+    """Run ``TASKS[task](ws, index, args)`` in ``processes`` processes at once; all outcomes."""
+    ctx = _context()
+    barrier = ctx.Barrier(processes)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=_worker, args=(url, task, i, args, barrier, results)) for i in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    collected = [results.get(timeout=60) for _ in workers]
+    for w in workers:
+        w.join(timeout=30)
+    outcomes = [o for _, batch in sorted(collected) for o in batch]
+    crashes = [o[1] for o in outcomes if o[0] == "crash"]
+    assert not crashes, "a worker failed with a non-siyu error:\n" + "\n".join(crashes)
+    return outcomes
+
+
+def _spend(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    user_id, amount, tries = args
+    for n in range(tries):
+        yield _attempt(lambda n=n: ws.points.spend(user_id, amount, reason="race", key=f"spend-{index}-{n}").id)
+
+
+def _earn_same_key(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    user_id, keys = args
+    for key in keys:
+        yield _attempt(lambda key=key: ws.points.earn(user_id, 10, reason="signin", key=key).id)
+
+
+def _earn_conflicting_key(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    # Same key, different amounts: one wins, the others are refused, none double-credits.
+    user_id = args
+    yield _attempt(lambda: ws.points.earn(user_id, 10 + index, reason="bonus", key="bonus-once").amount)
+
+
+def _add_same_phone(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    yield _attempt(lambda: ws.users.add(phone=args, source=f"p{index}").id)
+
+
+TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
+    "spend": _spend,
+    "earn_same_key": _earn_same_key,
+    "earn_conflicting_key": _earn_conflicting_key,
+    "add_same_phone": _add_same_phone,
+}
+
+
+# -- points --------------------------------------------------------------------------------------
+def test_many_processes_spending_one_account_never_overspend(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        uid = ws.users.add(phone="13800138000").id
+        ws.points.earn(uid, 100, reason="seed", key="seed")
+    outcomes = race(url, "spend", (uid, 7, 5))
+    ok = [o for o in outcomes if o[0] == "ok"]
+    refused = [o for o in outcomes if o[0] == "error"]
+    assert len(ok) == 100 // 7
+    assert len(ok) + len(refused) == PROCESSES * 5
+    assert {name for name, _ in (o[1] for o in refused)} == {"InsufficientPoints"}
+    assert all("balance" in message or "points" in message for _, message in (o[1] for o in refused))
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.points.balance(uid) == 100 - 7 * len(ok)
+        spends = [e for e in ws.points.history(uid) if e.kind == "spend"]
+        assert len(spends) == len(ok)
+        assert len({e.id for e in spends}) == len(ok)
+
+
+def test_idempotency_keys_hold_across_processes(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        uid = ws.users.add().id
+    keys = [f"signin:{day}" for day in range(8)]
+    outcomes = race(url, "earn_same_key", (uid, keys))
+    assert all(o[0] == "ok" for o in outcomes)
+    # Every process got the same entry for the same key.
+    by_key: dict[str, set[int]] = {}
+    for i, outcome in enumerate(outcomes):
+        by_key.setdefault(keys[i % len(keys)], set()).add(outcome[1])
+    assert all(len(ids) == 1 for ids in by_key.values())
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.points.balance(uid) == 10 * len(keys)
+        assert len(ws.points.history(uid)) == len(keys)
+
+
+def test_one_key_with_different_arguments_is_refused_in_the_losers(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        uid = ws.users.add().id
+    outcomes = race(url, "earn_conflicting_key", uid)
+    ok = [o for o in outcomes if o[0] == "ok"]
+    refused = [o[1] for o in outcomes if o[0] == "error"]
+    assert len(ok) == 1
+    assert len(refused) == PROCESSES - 1
+    assert {name for name, _ in refused} == {"IdempotencyConflict"}
+    assert all("new key" in message for _, message in refused)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.points.balance(uid) == ok[0][1]
+
+
+# -- users ---------------------------------------------------------------------------------------
+def test_one_phone_becomes_one_user(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)):
+        pass  # migrate before the race
+    outcomes = race(url, "add_same_phone", "13800138000")
+    ok = [o for o in outcomes if o[0] == "ok"]
+    refused = [o[1] for o in outcomes if o[0] == "error"]
+    assert len(ok) == 1
+    assert {name for name, _ in refused} == {"IdentityConflict"}
+    assert all("138****8000" in message and "13800138000" not in message for _, message in refused)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.users.count() == 1
+        found = ws.users.find(phone="13800138000")
+        assert found is not None and found.id == ok[0][1]
