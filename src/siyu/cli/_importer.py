@@ -140,6 +140,11 @@ def read_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[_Row | BadRow
             raise ValidationError(f"{path}, line {reader.line_num}: {exc}; check the quoting") from None
 
 
+def _in_lines(reason: str, lines: list[int]) -> str:
+    """The service counts rows within a batch; people think in file lines."""
+    return re.sub(r"\brow (\d+)\b", lambda m: f"line {lines[int(m.group(1))]}", reason)
+
+
 def import_users(
     ws: Workspace,
     rows: list[_Row | BadRow],
@@ -171,9 +176,7 @@ def import_users(
                     if match is None:
                         raise
                     index = int(match.group(1))
-                    # The service counts rows within the batch; people think in file lines.
-                    lines = [r.line for r in batch]
-                    reason = re.sub(r"\brow (\d+)\b", lambda m: f"line {lines[int(m.group(1))]}", match.group(2))
+                    reason = _in_lines(match.group(2), [r.line for r in batch])
                     bad.append(BadRow(batch[index].line, reason))
                     del batch[index]
                     continue
