@@ -35,7 +35,9 @@ def normalize_phone(value: object, region: str = "CN") -> str:
     try:
         number = phonenumbers.parse(digits, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone(f"phone {mask_phone(text)!r} is not a phone number ({exc}); use e.g. '13800138000'") from None
+        raise InvalidPhone(
+            f"phone {mask_phone(text)!r} is not a phone number ({exc}); use e.g. '13800138000'"
+        ) from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(
             f"phone {mask_phone(text)!r} is not a valid number for its region; check the digits "

@@ -24,7 +24,7 @@ def to_fen(amount: object, *, name: str = "amount", allow_negative: bool = False
     >>> to_fen("19.90")
     1990
     """
-    if isinstance(amount, bool) or isinstance(amount, float):
+    if isinstance(amount, bool | float):
         raise InvalidMoney(
             f"{name}={amount!r} is a {type(amount).__name__}; money must be a Decimal, int or str "
             f"(e.g. Decimal('19.90') or '19.90') because floats cannot hold fen exactly"

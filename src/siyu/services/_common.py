@@ -59,7 +59,9 @@ def require_user(tx: Transaction, user_id: object, *, lock: bool = False, active
     uid = check_user_id(user_id)
     exists = tx.users.lock(uid) if lock else bool(tx.users.exists([uid]))
     if not exists:
-        raise NotFound(f"no user with id {uid}; create one with ws.users.add(...) or look it up with ws.users.find(...)")
+        raise NotFound(
+            f"no user with id {uid}; create one with ws.users.add(...) or look it up with ws.users.find(...)"
+        )
     if active:
         user = tx.users.get(uid)
         if user is not None and user.status == "merged":

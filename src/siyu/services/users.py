@@ -331,7 +331,9 @@ class Users:
             uid = require_user(tx, user_id, lock=True)
             tx.users.add_consent(uid, record)
             tx.emit(
-                ConsentRecorded(at=record.at, user_id=uid, purpose=record.purpose, channel=record.channel, granted=granted)
+                ConsentRecorded(
+                    at=record.at, user_id=uid, purpose=record.purpose, channel=record.channel, granted=granted
+                )
             )
             tx.meta.bump("consents")
         return record

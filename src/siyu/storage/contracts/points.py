@@ -10,7 +10,6 @@ import attrs
 
 from ...models.points import PointsEntry, PointsLot
 
-
 #: Entry kinds that open a lot (points that can later be spent).
 LOT_KINDS = frozenset({"earn", "merge_in"})
 

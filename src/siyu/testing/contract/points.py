@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -96,14 +97,15 @@ class PointsContract(ContractBase):
 
     def test_bad_input_changes_nothing(self, ws: siyu.Workspace) -> None:
         u = ws.users.add()
-        for call in (
+        calls: list[Callable[[], object]] = [
             lambda: ws.points.earn(u.id, 0, reason="x", key="a"),
             lambda: ws.points.earn(u.id, -5, reason="x", key="a"),
             lambda: ws.points.earn(u.id, 1.5, reason="x", key="a"),  # type: ignore[arg-type]
             lambda: ws.points.earn(u.id, 5, reason="x", key=""),
             lambda: ws.points.earn(999, 5, reason="x", key="a"),
             lambda: ws.points.reverse(12345, key="r"),
-        ):
+        ]
+        for call in calls:
             with pytest.raises((ValidationError, NotFound)):
                 call()
         assert ws.points.history(u.id) == []

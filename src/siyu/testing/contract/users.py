@@ -23,7 +23,7 @@ class UsersContract(ContractBase):
     def test_ids_are_dense(self, ws: siyu.Workspace) -> None:
         ids = ws.users.add_many([{"source": "s"} for _ in range(5)])
         first = ws.users.add().id
-        assert ids + [first] == list(range(ids[0], ids[0] + 6))
+        assert [*ids, first] == list(range(ids[0], ids[0] + 6))
 
     @pytest.mark.parametrize(
         "spelling", ["13800138000", "+86 138-0013-8000", "0086 13800138000", "8613800138000", "138 0013 8000"]
