@@ -15,8 +15,10 @@ from ._common import CliState, out_console, pass_state
 @click.command("plugins")
 @pass_state
 def command(state: CliState) -> None:
-    """List the plugins loaded for the database: built-in ones, entry-point
-    plugins (group "siyu") and --plugin modules, with the hooks each implements."""
+    """List the loaded plugins, their versions and hooks.
+
+    Built-in plugins, installed entry-point plugins (group "siyu", unless
+    SIYU_DISABLE_PLUGIN_AUTOLOAD is set) and --plugin modules."""
     ws = state.workspace()
     table = Table(title="siyu plugins", title_justify="left")
     table.add_column("plugin")
