@@ -1,0 +1,488 @@
+"""The channel contract: what every channel (built-in or plugin) implements.
+
+A channel delivers :class:`Message` objects and reports one
+:class:`DeliveryResult` per message. Campaigns, ``siyu demo`` and user code
+only ever talk to this contract::
+
+    channel = ws.channels.get("sms_aliyun")            # config from the environment
+    problems = channel.check(message)                  # [] when it would be accepted
+    text = channel.render(message)                     # what the recipient will read
+    results = channel.send([message, ...])             # one DeliveryResult per message
+
+Rules every channel follows
+---------------------------
+* ``send`` never raises for a delivery problem: each message gets a result with
+  a :class:`Status`. Configuration errors (wrong credentials, unknown template)
+  that make the whole batch impossible are reported as ``failed_permanent``
+  results with the provider's ``code``; transient ones (timeouts before the
+  request was accepted, 5xx, rate limits) as ``failed_retryable`` /
+  ``rate_limited`` with ``retry_after`` seconds when known.
+* Every message is validated *before* any network call (:meth:`Channel.check`);
+  an invalid message gets ``failed_permanent`` with ``code="invalid"`` and is
+  never sent, while the valid ones in the same batch still go out.
+* ``send`` splits a batch into provider calls of at most
+  ``limits.max_recipients_per_call``; the low-level client methods of a channel
+  (``add_msg_template`` ...) refuse oversize batches instead.
+* Non-idempotent providers (SMS) are never retried automatically after the
+  request may have been accepted (read timeout): the result is
+  ``failed_permanent`` with ``code="timeout_unknown"`` so nobody resends blindly.
+* Secrets (``secret=True`` options) never appear in ``repr``, ``str`` or logs.
+
+Consent naming
+--------------
+``Message.purpose`` is ``"transactional"`` (order notices, verification codes)
+or ``"marketing"``. A marketing message with a ``user_id`` sent through a
+channel bound to a workspace is checked with
+``ws.users.has_consent(user_id, purpose="marketing", channel=<consent_channel>)``
+before any call; ``consent_channel`` is the channel's class attribute
+(``"sms"`` for both SMS providers, ``"wecom"``, ``"email"``, ``"miniprogram"``,
+``"webhook"``, ``"outbox"``). Withdrawals (SMS "R"/"TD" replies) are recorded
+with the same names, so one record covers every provider of a medium.
+
+Length counting
+---------------
+``limits.length_unit`` says how a channel counts: ``"chars"`` counts code
+points (SMS providers count every Chinese character and every emoji code point
+as 1; WeChat ``thing`` fields too), ``"utf8_bytes"`` counts UTF-8 bytes (WeCom
+text: 4,000 bytes). :func:`text_length` implements both.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from ..errors import ChannelError, ValidationError
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+__all__ = [
+    "Attachment",
+    "Channel",
+    "DeliveryResult",
+    "Limits",
+    "Message",
+    "Option",
+    "Status",
+    "render_template",
+    "text_length",
+]
+
+log = logging.getLogger("siyu.channels")
+
+#: Purposes a message may declare; "marketing" needs consent.
+PURPOSES = ("transactional", "marketing")
+
+
+class Status(enum.StrEnum):
+    """What happened to one message."""
+
+    #: Accepted by the provider (or stored, for the outbox).
+    SENT = "sent"
+    #: The provider refused this message (template, content, signature); ``code`` says why.
+    REJECTED = "rejected"
+    #: The recipient cannot receive: unknown number, no relation, unsubscribed.
+    UNAVAILABLE = "unavailable"
+    #: Throttled; try again after ``retry_after`` seconds (or later, if ``None``).
+    RATE_LIMITED = "rate_limited"
+    #: A transient failure before the provider accepted it; sending again is safe.
+    FAILED_RETRYABLE = "failed_retryable"
+    #: Will not succeed as is (invalid message, bad credentials, unknown outcome).
+    FAILED_PERMANENT = "failed_permanent"
+
+
+@attrs.frozen
+class Attachment:
+    """A channel attachment, e.g. ``Attachment("image", {"media_id": "..."})``
+    or ``Attachment("link", {"title": ..., "url": ...})`` (WeCom), or a file
+    for e-mail: ``Attachment("file", {"filename": "a.pdf", "content": b"..."})``."""
+
+    kind: str
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _freeze_vars(value: Mapping[str, Any] | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"variables must be a dict of name -> value, got {type(value).__name__}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+@attrs.frozen
+class Message:
+    """One message to one recipient.
+
+    ``recipient`` is the channel's address (phone for SMS, e-mail address,
+    WeCom ``external_userid``, mini-program ``openid``, any id for webhooks).
+    Give either ``text`` or ``template`` (+ ``variables``). ``key`` is the
+    idempotency key: a channel that stores or de-duplicates (outbox, webhook
+    ``Idempotency-Key``, SMS ``OutId``/``SessionContext``) uses it, so a retried
+    campaign step does not send twice. ``user_id`` links the message to a siyu
+    user (consent checks, audit); ``purpose`` is ``"transactional"`` or
+    ``"marketing"``. ``options`` carries channel-specific fields (``page`` for
+    mini-programs, ``sender`` for WeCom ...).
+    """
+
+    recipient: str
+    text: str | None = None
+    template: str | None = None
+    variables: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_vars)
+    attachments: tuple[Attachment, ...] = attrs.field(default=(), converter=tuple)
+    key: str | None = None
+    user_id: int | None = None
+    purpose: str = "transactional"
+    subject: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class DeliveryResult:
+    """The outcome for one :class:`Message`.
+
+    ``code`` is the provider's code (``"isv.BUSINESS_LIMIT_CONTROL"``, ``45009``
+    ...) or a siyu code (``"invalid"``, ``"consent_required"``,
+    ``"timeout_unknown"``, ``"no_credit"``); ``provider_id`` the provider's
+    message id when it gives one.
+    """
+
+    message: Message
+    status: Status
+    code: str | None = None
+    detail: str = ""
+    provider_id: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.SENT
+
+    @property
+    def retryable(self) -> bool:
+        """Whether sending the same message again later may succeed."""
+        return self.status in (Status.RATE_LIMITED, Status.FAILED_RETRYABLE)
+
+    @property
+    def recipient(self) -> str:
+        return self.message.recipient
+
+
+@attrs.frozen
+class Limits:
+    """A channel's platform limits, as data (platform rules change; override
+    them per instance with ``limits=attrs.evolve(cls.limits, ...)``)."""
+
+    #: Most recipients one provider call may carry.
+    max_recipients_per_call: int = 1
+    #: Longest text after rendering, counted in ``length_unit`` (``None``: no limit).
+    max_text_length: int | None = None
+    #: ``"chars"`` (code points) or ``"utf8_bytes"``.
+    length_unit: str = "chars"
+    #: Most attachments per message.
+    max_attachments: int = 0
+    #: Whether a message must name a provider template (SMS, mini-program).
+    requires_template: bool = False
+    #: Whether free text is allowed at all.
+    allows_text: bool = True
+    #: Source and date of these numbers, for when a platform changes them.
+    as_of: str = ""
+
+
+@attrs.frozen
+class Option:
+    """A configuration option of a channel.
+
+    Resolved from the keyword passed to the constructor, else from the
+    environment variable ``SIYU_<CHANNEL>_<OPTION>`` (upper case), else
+    ``default``. ``secret`` options are masked in ``repr`` and never logged.
+    """
+
+    default: Any = None
+    required: bool = False
+    secret: bool = False
+    env: bool = True
+    doc: str = ""
+    #: Convert a string from the environment (``int``, ``float``, ``bool``...).
+    parse: Any = None
+
+
+def text_length(text: str, unit: str = "chars") -> int:
+    """Length of ``text`` the way a channel counts it."""
+    if unit == "utf8_bytes":
+        return len(text.encode("utf-8"))
+    if unit == "chars":
+        return len(text)
+    raise ValueError(f"unknown length unit {unit!r}")
+
+
+_VAR = re.compile(r"\$\{(\w+)\}|\{(\w+)\}")
+
+
+def template_variables(template: str) -> list[str]:
+    """Names used in ``template`` (``${name}`` Alibaba style or ``{name}`` / ``{1}`` Tencent style)."""
+    return [m.group(1) or m.group(2) for m in _VAR.finditer(template)]
+
+
+def render_template(template: str, variables: Mapping[str, str]) -> str:
+    """Fill ``${name}`` / ``{name}`` placeholders; a missing variable is a
+    :class:`~siyu.errors.ValidationError`."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in variables:
+            raise ValidationError(
+                f"template variable {name!r} has no value; pass variables={{{name!r}: ...}}"
+            )
+        return str(variables[name])
+
+    return _VAR.sub(fill, template)
+
+
+def _parse_bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Channel(abc.ABC):
+    """Base class of every channel. Subclasses set ``name``, ``limits``,
+    ``consent_channel`` and ``options``, and implement :meth:`_deliver`.
+
+    Construct one through the workspace (``ws.channels.get(name, **config)``)
+    so it can reach storage (outbox, credits, consent); standalone use
+    (``SmsAliyun(access_key_id=...)``) works for channels that need none.
+    """
+
+    name: ClassVar[str]
+    limits: ClassVar[Limits] = Limits()
+    consent_channel: ClassVar[str] = ""
+    options: ClassVar[Mapping[str, Option]] = {}
+    #: Options every channel accepts (test seams); never read from the environment.
+    common_options: ClassVar[Mapping[str, Option]] = {
+        "transport": Option(env=False, doc="an httpx transport (tests: httpx.MockTransport)"),
+        "sleep": Option(env=False, doc="sleep(seconds) used for backoff; tests pass a recorder"),
+        "timeout": Option(default=10.0, parse=float, doc="network timeout in seconds"),
+        "limits": Option(env=False, doc="override the class's Limits"),
+        "check_consent": Option(default=True, parse=_parse_bool, doc="gate marketing sends on consent"),
+    }
+
+    def __init__(self, *, workspace: Workspace | None = None, **config: Any) -> None:
+        self.workspace = workspace
+        self.config = self._resolve(config)
+        if self.config.get("limits") is not None:
+            self.limits = self.config["limits"]  # type: ignore[misc]
+        self._setup()
+
+    # -- configuration ----------------------------------------------------------------
+    @classmethod
+    def env_name(cls, option: str) -> str:
+        return f"SIYU_{cls.name.upper()}_{option.upper()}"
+
+    @classmethod
+    def _resolve(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        known = {**cls.common_options, **cls.options}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValidationError(
+                f"channel {cls.name!r} has no option(s) {unknown}; it takes: {', '.join(sorted(known))}"
+            )
+        resolved: dict[str, Any] = {}
+        for key, opt in known.items():
+            if key in given and given[key] is not None:
+                resolved[key] = given[key]
+                continue
+            raw = os.environ.get(cls.env_name(key)) if opt.env else None
+            if raw is not None:
+                resolved[key] = opt.parse(raw) if opt.parse else raw
+            elif opt.required:
+                raise ValidationError(
+                    f"channel {cls.name!r} needs {key!r}: pass {key}=... to ws.channels.get({cls.name!r}, ...) "
+                    f"or set the environment variable {cls.env_name(key)}"
+                )
+            else:
+                resolved[key] = opt.default
+        return resolved
+
+    def _setup(self) -> None:
+        """Hook for subclasses: build clients from ``self.config``."""
+
+    def __repr__(self) -> str:
+        known = {**self.common_options, **self.options}
+        shown = []
+        for key, opt in self.options.items():
+            value = self.config.get(key)
+            if value is None:
+                continue
+            shown.append(f"{key}=***" if opt.secret else f"{key}={value!r}")
+        del known
+        return f"<{type(self).__name__} {self.name!r} {' '.join(shown)}>".replace(" >", ">")
+
+    __str__ = __repr__
+
+    def secrets(self) -> list[str]:
+        """The secret values of this instance (for log scrubbing)."""
+        return [str(self.config[k]) for k, o in self.options.items() if o.secret and self.config.get(k)]
+
+    # -- validation and rendering -----------------------------------------------------
+    def render(self, message: Message) -> str:
+        """The text the recipient will read (template filled in). Raises
+        :class:`~siyu.errors.ValidationError` when it cannot be rendered."""
+        if message.text is not None:
+            return message.text
+        if message.template is not None:
+            return render_template(message.template, message.variables)
+        return ""
+
+    def check(self, message: Message) -> list[str]:
+        """Problems that would make ``message`` fail; ``[]`` when it is fine.
+
+        Runs no network call. Subclasses extend :meth:`_check`.
+        """
+        problems: list[str] = []
+        if not isinstance(message, Message):
+            return [f"expected a siyu.channels.Message, got {type(message).__name__}"]
+        if not isinstance(message.recipient, str) or not message.recipient.strip():
+            problems.append("recipient is empty")
+        if message.purpose not in PURPOSES:
+            problems.append(f"purpose must be one of {PURPOSES}, got {message.purpose!r}")
+        limits = self.limits
+        if limits.requires_template and not message.template:
+            problems.append(f"channel {self.name!r} sends provider templates only: set template=")
+        if not limits.allows_text and message.text is not None:
+            problems.append(f"channel {self.name!r} cannot send free text; use a template")
+        if message.text is None and message.template is None and not message.attachments:
+            problems.append("message has neither text nor template nor attachments")
+        if len(message.attachments) > limits.max_attachments:
+            problems.append(
+                f"{len(message.attachments)} attachments; channel {self.name!r} allows {limits.max_attachments}"
+            )
+        if not problems:
+            try:
+                problems.extend(self._check(message))
+            except ValidationError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def validate(self, message: Message) -> None:
+        """Raise :class:`~siyu.errors.ValidationError` listing the problems of ``message``."""
+        problems = self.check(message)
+        if problems:
+            raise ValidationError(f"message to {message.recipient!r} cannot be sent: " + "; ".join(problems))
+
+    def _check(self, message: Message) -> list[str]:
+        """Channel-specific checks; default: rendered length within ``limits``."""
+        limit = self.limits.max_text_length
+        if limit is None:
+            return []
+        text = self.render(message)
+        size = text_length(text, self.limits.length_unit)
+        if size > limit:
+            unit = "bytes" if self.limits.length_unit == "utf8_bytes" else "characters"
+            return [f"text is {size} {unit}; channel {self.name!r} allows {limit}"]
+        return []
+
+    # -- sending ----------------------------------------------------------------------
+    def send(self, messages: Message | Iterable[Message]) -> list[DeliveryResult]:
+        """Deliver messages; one :class:`DeliveryResult` per message, in order.
+
+        Invalid messages and marketing messages without consent fail before any
+        network call; the rest go out in provider calls of at most
+        ``limits.max_recipients_per_call``.
+        """
+        batch = [messages] if isinstance(messages, Message) else list(messages)
+        results: list[DeliveryResult | None] = [None] * len(batch)
+        ready: list[tuple[int, Message]] = []
+        for index, message in enumerate(batch):
+            problems = self.check(message)
+            if problems:
+                results[index] = DeliveryResult(
+                    message, Status.FAILED_PERMANENT, code="invalid", detail="; ".join(problems)
+                )
+                continue
+            refusal = self._consent_refusal(message)
+            if refusal is not None:
+                results[index] = refusal
+                continue
+            ready.append((index, message))
+        for group in self._group(ready):
+            for start in range(0, len(group), max(1, self.limits.max_recipients_per_call)):
+                chunk = group[start : start + self.limits.max_recipients_per_call]
+                messages_ = [m for _, m in chunk]
+                try:
+                    delivered = self._deliver(messages_)
+                except ChannelError as exc:
+                    delivered = [failure(m, exc) for m in messages_]
+                    log.warning("channel %s: batch of %d failed: %s", self.name, len(messages_), self._scrub(str(exc)))
+                if len(delivered) != len(messages_):
+                    raise RuntimeError(
+                        f"channel {self.name!r} returned {len(delivered)} results for {len(messages_)} messages"
+                    )
+                for (index, _), result in zip(chunk, delivered, strict=True):
+                    results[index] = result
+        return [r for r in results if r is not None]
+
+    def _group(self, ready: list[tuple[int, Message]]) -> Iterable[list[tuple[int, Message]]]:
+        """Split ready messages into groups that may share a provider call
+        (default: one group). SMS groups by identical content."""
+        return [ready] if ready else []
+
+    @abc.abstractmethod
+    def _deliver(self, messages: Sequence[Message]) -> list[DeliveryResult]:
+        """Send already validated messages in ONE provider call (at most
+        ``limits.max_recipients_per_call``) and return one result each. May
+        raise :class:`~siyu.errors.ChannelError` to fail the whole call."""
+
+    # -- helpers ----------------------------------------------------------------------
+    def _consent_refusal(self, message: Message) -> DeliveryResult | None:
+        if (
+            message.purpose != "marketing"
+            or message.user_id is None
+            or self.workspace is None
+            or not self.config.get("check_consent", True)
+        ):
+            return None
+        channel = self.consent_channel or self.name
+        if self.workspace.users.has_consent(message.user_id, purpose="marketing", channel=channel):
+            return None
+        return DeliveryResult(
+            message,
+            Status.FAILED_PERMANENT,
+            code="consent_required",
+            detail=f"user {message.user_id} has no active marketing consent on {channel!r}; nothing was sent",
+        )
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _require_workspace(self, what: str) -> Workspace:
+        if self.workspace is None:
+            raise ValidationError(
+                f"channel {self.name!r} needs a workspace for {what}; create it with ws.channels.get({self.name!r})"
+            )
+        return self.workspace
+
+
+def failure(message: Message, exc: ChannelError) -> DeliveryResult:
+    """The per-recipient result for a :class:`~siyu.errors.ChannelError`."""
+    code = None if exc.code is None else str(exc.code)
+    if exc.retry_after is not None or code == "rate_limited":
+        status = Status.RATE_LIMITED
+    elif exc.retryable:
+        status = Status.FAILED_RETRYABLE
+    else:
+        status = Status.FAILED_PERMANENT
+    return DeliveryResult(message, status, code=code, detail=str(exc), retry_after=exc.retry_after)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

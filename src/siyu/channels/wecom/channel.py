@@ -1,0 +1,228 @@
+"""``wecom``: WeCom customer contact as a siyu channel.
+
+``send`` mass-sends to customers through ``add_msg_template`` (one task per
+identical content, ≤ 10,000 recipients each; the member confirms it in the
+WeCom app). Beyond sending, the channel manages channel QR codes
+(:meth:`WeComChannel.add_contact_way`, with the siyu tags to apply to whoever
+scans), two-way tag sync (:meth:`push_tags`, :meth:`pull_tags`) and the
+callback handler (:meth:`callbacks`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+from ...errors import ValidationError
+from ..base import Channel, DeliveryResult, Limits, Message, Option, Status
+from .client import DEFAULT_BASE_URL, TokenCache, WeComClient
+
+__all__ = ["WeComChannel"]
+
+_TAG_KEY = "tag:"  # channel_state: "tag:<group>/<name>" -> WeCom tag id
+_WAY_KEY = "contact_way:"  # channel_state: "contact_way:<state>" -> {"config_id", "tags", ...}
+
+
+class WeComChannel(Channel):
+    """WeCom (企业微信) customer contact. Recipients are ``external_userid``s.
+
+    Options (or ``SIYU_WECOM_<OPTION>``): ``corp_id``, ``secret`` (the 客户联系
+    secret or an authorised app's), ``sender`` (member userid who sends mass
+    messages), ``token`` / ``encoding_aes_key`` (callback settings),
+    ``base_url`` (tests point it at :class:`siyu.testing.fakes.FakeWeCom`).
+    """
+
+    name: ClassVar[str] = "wecom"
+    consent_channel: ClassVar[str] = "wecom"
+    limits: ClassVar[Limits] = Limits(
+        max_recipients_per_call=10_000,
+        max_text_length=4000,
+        length_unit="utf8_bytes",
+        max_attachments=9,
+        as_of="developer.work.weixin.qq.com 92135 (add_msg_template), 2025",
+    )
+    options: ClassVar[dict[str, Option]] = {
+        "corp_id": Option(required=True, doc="企业ID"),
+        "secret": Option(required=True, secret=True, doc="客户联系 secret or an authorised app's secret"),
+        "base_url": Option(default=DEFAULT_BASE_URL, doc="API root"),
+        "sender": Option(doc="member userid that sends mass messages"),
+        "token": Option(secret=True, doc="callback Token"),
+        "encoding_aes_key": Option(secret=True, doc="callback EncodingAESKey (43 characters)"),
+        "refresh_margin": Option(default=300.0, parse=float, doc="refresh tokens this many seconds early"),
+        "backoff": Option(default=1.0, parse=float, doc="first backoff delay on rate limits"),
+    }
+
+    def _setup(self) -> None:
+        self._client: WeComClient | None = None
+
+    @property
+    def client(self) -> WeComClient:
+        """The API client (built on first use; shares the workspace's token cache)."""
+        if self._client is None:
+            tokens: TokenCache | None = None
+            if self.workspace is not None:
+                tokens = self.workspace.channels.tokens.setdefault("wecom", TokenCache())
+            kwargs: dict[str, Any] = {}
+            if self.config["sleep"] is not None:
+                kwargs["sleep"] = self.config["sleep"]
+            if self.workspace is not None:
+                ws = self.workspace
+                kwargs["now"] = lambda: ws.now().timestamp()
+            self._client = WeComClient(
+                str(self.config["corp_id"]),
+                str(self.config["secret"]),
+                base_url=str(self.config["base_url"]),
+                transport=self.config["transport"],
+                timeout=float(self.config["timeout"]),
+                tokens=tokens,
+                refresh_margin=float(self.config["refresh_margin"]),
+                backoff=float(self.config["backoff"]),
+                **kwargs,
+            )
+        return self._client
+
+    # -- sending ------------------------------------------------------------------------
+    @staticmethod
+    def attachment_payload(message: Message) -> list[dict[str, Any]]:
+        """WeCom ``attachments``: ``Attachment("image", {"media_id": ...})`` →
+        ``{"msgtype": "image", "image": {"media_id": ...}}``."""
+        return [{"msgtype": a.kind, a.kind: dict(a.data)} for a in message.attachments]
+
+    def _group(self, ready: list[tuple[int, Message]]) -> Iterable[list[tuple[int, Message]]]:
+        groups: dict[str, list[tuple[int, Message]]] = {}
+        for index, message in ready:
+            token = json.dumps(
+                [self.render(message), self.attachment_payload(message), message.options.get("sender")],
+                ensure_ascii=False, sort_keys=True,
+            )
+            groups.setdefault(token, []).append((index, message))
+        return list(groups.values())
+
+    def _deliver(self, messages: Sequence[Message]) -> list[DeliveryResult]:
+        first = messages[0]
+        answer = self.client.add_msg_template(
+            [m.recipient for m in messages],
+            sender=first.options.get("sender") or self.config["sender"],
+            text=self.render(first) or None,
+            attachments=self.attachment_payload(first),
+        )
+        failed = {str(x) for x in answer["fail_list"]}
+        msgid = answer["msgid"]
+        return [
+            DeliveryResult(m, Status.UNAVAILABLE, code="fail_list",
+                           detail="WeCom listed this customer in fail_list (no relation or limit reached)")
+            if m.recipient in failed
+            else DeliveryResult(m, Status.SENT, provider_id=msgid)
+            for m in messages
+        ]
+
+    # -- channel QR codes -----------------------------------------------------------------
+    def add_contact_way(
+        self, *, state: str, user: Sequence[str], tags: Sequence[str] = (), welcome: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """Create a 渠道活码 for ``state`` and remember (in the workspace) which siyu
+        ``tags`` and ``welcome`` text apply to customers who add through it."""
+        ws = self._require_workspace("remembering contact ways")
+        from ...services.tags import split_tag
+
+        for tag in tags:
+            split_tag(tag)
+        answer = self.client.add_contact_way(state=state, user=user, type=1 if len(user) == 1 else 2, **extra)
+        record = {"config_id": answer["config_id"], "qr_code": answer["qr_code"], "tags": list(tags),
+                  "welcome": welcome, "user": list(user)}
+        with ws.write() as tx:
+            tx.channels.state_put(self.name, _WAY_KEY + state, json.dumps(record, ensure_ascii=False))
+        return record
+
+    def contact_way(self, state: str) -> dict[str, Any] | None:
+        """What :meth:`add_contact_way` stored for ``state`` (or ``None``)."""
+        ws = self._require_workspace("reading contact ways")
+        with ws.read() as tx:
+            raw = tx.channels.state_get(self.name, _WAY_KEY + state)
+        return None if raw is None else dict(json.loads(raw))
+
+    # -- tags -------------------------------------------------------------------------------
+    def pull_tags(self) -> dict[str, str]:
+        """Define a siyu tag ``<group>/<name>`` for every WeCom corp tag; return
+        ``{siyu tag: wecom tag id}``."""
+        ws = self._require_workspace("syncing tags")
+        mapping: dict[str, str] = {}
+        for group in self.client.get_corp_tag_list():
+            if group.get("deleted"):
+                continue
+            for tag in group.get("tag") or []:
+                if tag.get("deleted"):
+                    continue
+                mapping[f"{group['group_name']}/{tag['name']}"] = str(tag["id"])
+        with ws.write() as tx:
+            for full, tag_id in mapping.items():
+                ws.tags.define(full)
+                tx.channels.state_put(self.name, _TAG_KEY + full, tag_id)
+        return mapping
+
+    def push_tags(self, tags: Iterable[str] | None = None) -> dict[str, str]:
+        """Create in WeCom every siyu tag (default: all) it lacks; return
+        ``{siyu tag: wecom tag id}`` for all of them."""
+        ws = self._require_workspace("syncing tags")
+        wanted = sorted(set(tags) if tags is not None else set(ws.tags.names()))
+        known = self.pull_tags()
+        group_ids: dict[str, str] = {}
+        for group in self.client.get_corp_tag_list():
+            group_ids[str(group["group_name"])] = str(group["group_id"])
+        missing: dict[str, list[str]] = {}
+        for full in wanted:
+            if full not in known:
+                group, _, name = full.partition("/")
+                missing.setdefault(group, []).append(name)
+        for group, names in missing.items():
+            created = self.client.add_corp_tag(names, group_id=group_ids.get(group), group_name=group)
+            for tag in created.get("tag") or []:
+                known[f"{group}/{tag['name']}"] = str(tag["id"])
+        with ws.write() as tx:
+            for full, tag_id in known.items():
+                tx.channels.state_put(self.name, _TAG_KEY + full, tag_id)
+        return {t: known[t] for t in wanted if t in known}
+
+    def tag_id(self, tag: str) -> str | None:
+        """The WeCom tag id synced for a siyu tag."""
+        ws = self._require_workspace("reading tags")
+        with ws.read() as tx:
+            return tx.channels.state_get(self.name, _TAG_KEY + tag)
+
+    def mark_tags(self, user_id: int, *, member: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """Apply siyu tags to a user in siyu AND in WeCom (on each of their external_userids)."""
+        ws = self._require_workspace("tagging")
+        ids = {t: self.tag_id(t) for t in (*add, *remove)}
+        unknown = sorted(t for t, i in ids.items() if i is None)
+        if unknown:
+            raise ValidationError(f"tags {unknown} are not synced with WeCom; run channel.push_tags() first")
+        user = ws.users.get(user_id)
+        externals = [i.value for i in user.identities if i.kind == "wecom_external_userid"]
+        if not externals:
+            raise ValidationError(f"user {user_id} has no wecom_external_userid; link one first")
+        for ext in externals:
+            self.client.mark_tag(member, ext, add_tag=[str(ids[t]) for t in add],
+                                 remove_tag=[str(ids[t]) for t in remove])
+        for tag in add:
+            ws.tags.apply(user_id, tag, by=f"wecom:{member}")
+        for tag in remove:
+            ws.tags.remove(user_id, tag, by=f"wecom:{member}")
+
+    # -- callbacks --------------------------------------------------------------------------
+    def callbacks(self, **options: Any) -> Any:
+        """The callback handler (:class:`siyu.channels.wecom.callbacks.WeComCallbacks`)."""
+        from .callbacks import WeComCallbacks
+
+        return WeComCallbacks(self, **options)
+
+    def crypto(self, random: Callable[[], bytes] | None = None) -> Any:
+        """The WXBizMsgCrypt of this app's callback settings."""
+        from .crypto import WXBizMsgCrypt
+
+        token, key = self.config["token"], self.config["encoding_aes_key"]
+        if not token or not key:
+            raise ValidationError(
+                "WeCom callbacks need token= and encoding_aes_key= (SIYU_WECOM_TOKEN / SIYU_WECOM_ENCODING_AES_KEY)"
+            )
+        return WXBizMsgCrypt(str(token), str(key), str(self.config["corp_id"]), random=random)
