@@ -31,6 +31,7 @@ ENTRY_POINT_GROUP = "siyu"
 #: Modules registered into every workspace, in this order, like any plugin.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "siyu.storage.builtin",
+    "siyu.channels.builtin",
 )
 
 T = TypeVar("T")

@@ -27,12 +27,15 @@ The tree::
     ├── StorageError                 the backend failed (I/O, schema, driver)
     │   └── SchemaVersionError
     └── ChannelError                 a channel failed; ``retryable`` says if a
-                                     later attempt may succeed
+        │                            later attempt may succeed
+        └── CallbackRejected         an inbound callback/webhook failed its
+                                     signature, decryption or replay checks
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CallbackRejected",
     "CapExceeded",
     "ChannelError",
     "Conflict",
@@ -176,3 +179,10 @@ class ChannelError(SiyuError):
         self.retryable = retryable
         self.code = code
         self.retry_after = retry_after
+
+
+class CallbackRejected(ChannelError):
+    """An inbound callback or webhook was refused: bad signature, stale timestamp,
+    undecryptable or malformed payload. Answer the sender with HTTP 403/400 and
+    do not act on the payload. ``code`` carries the provider's error number
+    (e.g. WeCom's ``-40001``) where one exists."""

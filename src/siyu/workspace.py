@@ -14,6 +14,7 @@ from typing import Any
 from ._clock import Clock, checked_now, system_clock, zone
 from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
 from ._url import StorageURL
+from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
 from .events import Event
 from .services.points import Points
@@ -59,6 +60,7 @@ class Workspace:
         self.users = Users(self)
         self.tags = Tags(self)
         self.points = Points(self)
+        self.channels = ChannelService(self, self.channel_classes)
 
     # -- time -------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
+from .contracts.channels import ChannelStore
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -75,6 +76,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def idempotency(self) -> IdempotencyStore: ...
+
+    @property
+    @abc.abstractmethod
+    def channels(self) -> ChannelStore: ...
 
 
 class Backend(abc.ABC):

@@ -5,12 +5,15 @@ third party can implement them on any store that offers atomic transactions.
 Instants cross this boundary as aware ``datetime``; money as integer fen.
 """
 
+from .channels import ChannelStore, OutboxRow
 from .meta import IdempotencyStore, MetaStore
 from .points import NewEntry, PointsStore
 from .tags import TagStore
 from .users import NewUser, UserStore
 
 __all__ = [
+    "ChannelStore",
+    "OutboxRow",
     "IdempotencyStore",
     "MetaStore",
     "NewEntry",

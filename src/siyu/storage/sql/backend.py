@@ -64,6 +64,12 @@ class SqlTransaction(Transaction):
 
         return SqlIdempotencyStore(self)
 
+    @cached_property
+    def channels(self):  # type: ignore[no-untyped-def,override]
+        from .channels import SqlChannelStore
+
+        return SqlChannelStore(self)
+
 
 class SqlBackend(Backend):
     """Base of the SQL backends. Subclasses supply connections and the dialect."""
