@@ -13,16 +13,25 @@ The tree::
     │   ├── InvalidMoney
     │   └── SegmentSyntaxError       a segment expression does not parse
     ├── NotFound                     (also a KeyError)
+    │   ├── UnknownInviteCode        no invite code like that
     │   ├── UnknownBackendError      no storage backend for a URL scheme
     │   └── UnknownChannelError      no channel by that name
     ├── Conflict                     the request clashes with stored state
     │   ├── IdentityConflict         identity already belongs to another user
     │   ├── IdempotencyConflict      key reused with different arguments
-    │   └── InsufficientPoints       spend/reversal larger than the balance
+    │   ├── InsufficientPoints       spend/reversal larger than the balance
+    │   ├── ReferralCycle            a binding would make a referral cycle
+    │   ├── GroupBuyFull             a 拼团 group has no free slot
+    │   ├── AlreadyJoined            the user already holds a slot in the group
+    │   └── GroupBuyClosed           the group buy completed, failed or expired
     ├── PolicyViolation              a business or legal guard refused
     │   ├── ConsentRequired
     │   ├── CapExceeded
-    │   └── MarginViolation
+    │   ├── MarginViolation
+    │   ├── SelfInvite               a user cannot invite themselves
+    │   ├── NotNewUser               only new users may be bound as invitees
+    │   ├── CampaignClosed           the referral campaign has not started or has ended
+    │   └── PyramidSchemeRisk        a commission setup beyond the legal guards
     ├── PluginError                  a plugin is broken or registered twice
     ├── StorageError                 the backend failed (I/O, schema, driver)
     │   └── SchemaVersionError
@@ -38,23 +47,32 @@ __all__ = [
     "CallbackRejected",
     "CapExceeded",
     "ChannelError",
+    "AlreadyJoined",
+    "CampaignClosed",
     "Conflict",
     "ConsentRequired",
     "IdempotencyConflict",
     "IdentityConflict",
     "InsufficientPoints",
     "InvalidMoney",
+    "GroupBuyClosed",
+    "GroupBuyFull",
     "InvalidPhone",
     "MarginViolation",
     "NotFound",
+    "NotNewUser",
     "PluginError",
     "PolicyViolation",
+    "PyramidSchemeRisk",
+    "ReferralCycle",
     "SchemaVersionError",
     "SegmentSyntaxError",
+    "SelfInvite",
     "SiyuError",
     "StorageError",
     "UnknownBackendError",
     "UnknownChannelError",
+    "UnknownInviteCode",
     "ValidationError",
 ]
 
@@ -146,6 +164,43 @@ class CapExceeded(PolicyViolation):
 
 class MarginViolation(PolicyViolation):
     """A price, coupon or promotion could sell a product below cost or floor."""
+
+
+class UnknownInviteCode(NotFound):
+    """An invite code that was never issued (or was mistyped)."""
+
+
+class ReferralCycle(Conflict):
+    """Binding the invitee under that inviter would close a loop in the referral graph."""
+
+
+class GroupBuyFull(Conflict):
+    """A 拼团 group buy already has as many members as its size."""
+
+
+class AlreadyJoined(Conflict):
+    """The user already holds a slot in this group buy (one slot per user)."""
+
+
+class GroupBuyClosed(Conflict):
+    """The group buy is no longer open (completed, failed or past its expiry)."""
+
+
+class SelfInvite(PolicyViolation):
+    """A user tried to invite themselves."""
+
+
+class NotNewUser(PolicyViolation):
+    """The invitee is already a customer (or otherwise not new), so the binding is refused."""
+
+
+class CampaignClosed(PolicyViolation):
+    """The referral campaign has not started yet or has already ended."""
+
+
+class PyramidSchemeRisk(PolicyViolation):
+    """A commission setup would pay more than 2 levels, pay for recruiting alone,
+    or otherwise cross the guards derived from 《禁止传销条例》."""
 
 
 class PluginError(SiyuError):

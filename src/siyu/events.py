@@ -13,9 +13,19 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "CommissionAdjusted",
+    "CommissionRecorded",
+    "CommissionSettled",
     "ConsentRecorded",
     "Event",
+    "GroupBuyCompleted",
+    "GroupBuyFailed",
+    "GroupBuyJoined",
+    "GroupBuyLeft",
+    "GroupBuyOpened",
+    "GroupBuyRefund",
     "IdentityLinked",
+    "InviteRewardIssued",
     "IdentityUnlinked",
     "OrderLineInfo",
     "OrderRecorded",
@@ -24,6 +34,9 @@ __all__ = [
     "PointsExpired",
     "PointsReversed",
     "PointsSpent",
+    "ReferralBound",
+    "ReferralHeld",
+    "ReferralUnbound",
     "TagApplied",
     "TagRemoved",
     "UserCreated",
@@ -173,6 +186,130 @@ class OrderRefunded(Event):
     order_total_fen: int
     lines: tuple[OrderLineInfo, ...]
     full: bool
+
+
+@attrs.frozen(kw_only=True)
+class ReferralBound(Event):
+    """``invitee_id`` now counts as invited by ``inviter_id``. ``via`` is ``"code"``,
+    ``"direct"``, ``"rebind"``, ``"takeover"`` (protection window over) or ``"merge"``;
+    ``held`` is true when a fraud guard holds the binding for review."""
+
+    invitee_id: int
+    inviter_id: int
+    campaign: str | None
+    channel_state: str | None
+    via: str
+    previous_inviter_id: int | None = None
+    held: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ReferralUnbound(Event):
+    invitee_id: int
+    inviter_id: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ReferralHeld(Event):
+    """A fraud guard held a binding or a reward for review (``ws.referrals.fraud.held()``)."""
+
+    hold_id: int
+    kind: str
+    user_id: int
+    subject_id: int
+    reasons: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class InviteRewardIssued(Event):
+    """A 任务宝 stage reward was granted (once per task, user and stage)."""
+
+    task_id: int
+    user_id: int
+    stage: int
+    kind: str
+    points: int = 0
+    coupon: str | None = None
+    sku: str | None = None
+    qty: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyOpened(Event):
+    group_id: int
+    leader_id: int
+    sku: str
+    size: int
+    expires_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyJoined(Event):
+    group_id: int
+    user_id: int
+    members: int
+    size: int
+    order_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyLeft(Event):
+    group_id: int
+    user_id: int
+    order_id: int | None = None
+    refund_fen: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyCompleted(Event):
+    group_id: int
+    member_ids: tuple[int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyRefund:
+    """What the shop owes one member of a failed group buy."""
+
+    user_id: int
+    order_id: int | None
+    amount_fen: int
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyFailed(Event):
+    """The group expired before filling up; ``refunds`` lists what the shop must pay back."""
+
+    group_id: int
+    refunds: tuple[GroupBuyRefund, ...]
+
+
+@attrs.frozen(kw_only=True)
+class CommissionRecorded(Event):
+    entry_id: int
+    distributor_id: int
+    order_id: int
+    level: int
+    amount_fen: int
+
+
+@attrs.frozen(kw_only=True)
+class CommissionAdjusted(Event):
+    """A refund reduced (or voided, ``remaining_fen == 0``) a commission."""
+
+    entry_id: int
+    distributor_id: int
+    order_id: int
+    refund_id: int
+    delta_fen: int
+    remaining_fen: int
+
+
+@attrs.frozen(kw_only=True)
+class CommissionSettled(Event):
+    entry_id: int
+    distributor_id: int
+    amount_fen: int
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

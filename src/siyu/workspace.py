@@ -18,6 +18,7 @@ from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
 from .events import Event
 from .services.points import Points
+from .services.referrals import Referrals
 from .services.tags import Tags
 from .services.users import Users
 from .storage.base import Backend, Transaction
@@ -60,6 +61,7 @@ class Workspace:
         self.users = Users(self)
         self.tags = Tags(self)
         self.points = Points(self)
+        self.referrals = Referrals(self)
         self.channels = ChannelService(self, self.channel_classes)
 
     # -- time -------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
+from .contracts.fission import FissionStore
+from .contracts.referrals import ReferralStore
 from .contracts.channels import ChannelStore
 
 if TYPE_CHECKING:
@@ -76,6 +78,14 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def idempotency(self) -> IdempotencyStore: ...
+
+    @property
+    @abc.abstractmethod
+    def referrals(self) -> ReferralStore: ...
+
+    @property
+    @abc.abstractmethod
+    def fission(self) -> FissionStore: ...
 
     @property
     @abc.abstractmethod

@@ -6,19 +6,23 @@ Instants cross this boundary as aware ``datetime``; money as integer fen.
 """
 
 from .channels import ChannelStore, OutboxRow
+from .fission import FissionStore
 from .meta import IdempotencyStore, MetaStore
 from .points import NewEntry, PointsStore
+from .referrals import ReferralStore
 from .tags import TagStore
 from .users import NewUser, UserStore
 
 __all__ = [
     "ChannelStore",
     "OutboxRow",
+    "FissionStore",
     "IdempotencyStore",
     "MetaStore",
     "NewEntry",
     "NewUser",
     "PointsStore",
+    "ReferralStore",
     "TagStore",
     "UserStore",
 ]

@@ -1,0 +1,178 @@
+"""拼团 group buys: a leader opens a group of ``size``, friends join before it
+expires; a full group completes, an expired one fails and its members are refunded.
+
+Every join locks the group's row first, so concurrent joins — threads or
+processes — queue up and a group never holds more members than its size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from ...errors import AlreadyJoined, GroupBuyClosed, GroupBuyFull, NotFound, ValidationError
+from ...events import (
+    GroupBuyCompleted,
+    GroupBuyFailed,
+    GroupBuyJoined,
+    GroupBuyLeft,
+    GroupBuyOpened,
+    GroupBuyRefund,
+)
+from ...models.referrals import GroupBuy, GroupMember
+from ...money import to_fen, to_yuan
+from ...storage.contracts.fission import GroupRow, MemberRow
+from .._common import check_int, check_text, require_user
+
+if TYPE_CHECKING:
+    from ...storage.base import Transaction
+    from ...workspace import Workspace
+
+__all__ = ["GroupBuys"]
+
+MAX_GROUP_SIZE = 100
+
+
+class GroupBuys:
+    """``ws.referrals.group_buys``: open, join, leave, expire 拼团 groups."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    def open(
+        self,
+        leader_id: int,
+        *,
+        sku: str,
+        size: int,
+        price: Decimal | int | str,
+        expires_in: timedelta = timedelta(hours=24),
+        order_id: int | None = None,
+    ) -> GroupBuy:
+        """Open a group led by ``leader_id`` (who takes the first slot) for
+        ``size`` people at the group ``price`` (yuan) each. ``order_id`` is the
+        leader's paid order, if the shop charges up front."""
+        check_text(sku, "sku", max_length=64)
+        check_int(size, "size", minimum=2, maximum=MAX_GROUP_SIZE)
+        fen = to_fen(price)
+        if not isinstance(expires_in, timedelta) or expires_in <= timedelta():
+            raise ValidationError(f"expires_in must be a positive timedelta, got {expires_in!r}")
+        if order_id is not None:
+            check_int(order_id, "order_id", minimum=1)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            leader = require_user(tx, leader_id, lock=True)
+            group_id = tx.fission.add_group(GroupRow(id=0, leader_id=leader, sku=sku, size=size, price_fen=fen,
+                                                     status="open", opened_at=now, expires_at=now + expires_in,
+                                                     closed_at=None))
+            tx.fission.add_member(group_id, MemberRow(user_id=leader, joined_at=now, order_id=order_id,
+                                                      paid_fen=fen if order_id is not None else 0))
+            tx.emit(GroupBuyOpened(at=now, group_id=group_id, leader_id=leader, sku=sku, size=size,
+                                   expires_at=now + expires_in))
+            return self._load(tx, group_id)
+
+    def get(self, group_id: int) -> GroupBuy:
+        with self._ws.read() as tx:
+            return self._load(tx, group_id)
+
+    def of_user(self, user_id: int, *, status: str | None = None) -> list[GroupBuy]:
+        """Groups the user is a member of (``status``: ``"open"``, ``"completed"``, ``"failed"``)."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return [self._load(tx, g) for g in tx.fission.groups(status=status, expired_by=None, user_id=uid)]
+
+    def _load(self, tx: Transaction, group_id: int, *, lock: bool = False) -> GroupBuy:
+        check_int(group_id, "group_id", minimum=1)
+        row = tx.fission.group(group_id, lock=lock)
+        if row is None:
+            raise NotFound(f"no group buy with id {group_id}")
+        members = tuple(GroupMember(user_id=m.user_id, joined_at=m.joined_at, order_id=m.order_id,
+                                    paid=to_yuan(m.paid_fen)) for m in tx.fission.members(group_id))
+        return GroupBuy(id=row.id, leader_id=row.leader_id, sku=row.sku, size=row.size, price=to_yuan(row.price_fen),
+                        status=row.status, opened_at=row.opened_at, expires_at=row.expires_at,
+                        closed_at=row.closed_at, members=members)
+
+    def _check_open(self, group: GroupBuy, now: datetime) -> None:
+        if group.status != "open":
+            raise GroupBuyClosed(f"group buy {group.id} is {group.status}; open a new group with "
+                                 "ws.referrals.group_buys.open(...)")
+        if now >= group.expires_at:
+            raise GroupBuyClosed(f"group buy {group.id} expired at {group.expires_at.isoformat()}; "
+                                 "open a new group instead")
+
+    def join(self, group_id: int, user_id: int, *, order_id: int | None = None) -> GroupBuy:
+        """Take a slot. The last slot completes the group
+        (:class:`~siyu.events.GroupBuyCompleted`). Refused, changing nothing:
+        a full group (:class:`~siyu.errors.GroupBuyFull`), a second slot for the
+        same user (:class:`~siyu.errors.AlreadyJoined`), a closed or expired
+        group (:class:`~siyu.errors.GroupBuyClosed`)."""
+        if order_id is not None:
+            check_int(order_id, "order_id", minimum=1)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id)
+            group = self._load(tx, group_id, lock=True)
+            self._check_open(group, now)
+            if any(m.user_id == uid for m in group.members):
+                raise AlreadyJoined(f"user {uid} already holds a slot in group buy {group.id}; one slot per user")
+            if group.slots_left <= 0:
+                raise GroupBuyFull(f"group buy {group.id} is full ({group.size} members); open a new group")
+            fen = to_fen(group.price) if order_id is not None else 0
+            tx.fission.add_member(group.id, MemberRow(user_id=uid, joined_at=now, order_id=order_id, paid_fen=fen))
+            members = len(group.members) + 1
+            tx.emit(GroupBuyJoined(at=now, group_id=group.id, user_id=uid, members=members, size=group.size,
+                                   order_id=order_id))
+            if members == group.size:
+                tx.fission.close_group(group.id, "completed", now)
+                tx.emit(GroupBuyCompleted(at=now, group_id=group.id,
+                                          member_ids=tuple([*(m.user_id for m in group.members), uid])))
+            return self._load(tx, group.id)
+
+    def leave(self, group_id: int, user_id: int) -> GroupBuy:
+        """Give a slot back while the group is open. The leader cannot leave
+        (the group fails on expiry instead). The event carries the refund due."""
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, active=False)
+            group = self._load(tx, group_id, lock=True)
+            self._check_open(group, now)
+            member = next((m for m in group.members if m.user_id == uid), None)
+            if member is None:
+                raise NotFound(f"user {uid} is not a member of group buy {group.id}")
+            if uid == group.leader_id:
+                raise ValidationError(f"user {uid} leads group buy {group.id} and cannot leave it; "
+                                      "let it expire (members are refunded) instead")
+            tx.fission.remove_member(group.id, uid)
+            tx.emit(GroupBuyLeft(at=now, group_id=group.id, user_id=uid, order_id=member.order_id,
+                                 refund_fen=to_fen(member.paid)))
+            return self._load(tx, group.id)
+
+    def expire_due(self) -> list[GroupBuy]:
+        """Fail every open group past its expiry. Each failure emits
+        :class:`~siyu.events.GroupBuyFailed` with the refunds the shop owes;
+        members' orders known to ``ws.orders`` are refunded there too.
+        Run it periodically; it is idempotent."""
+        now = self._ws.now()
+        failed: list[GroupBuy] = []
+        with self._ws.write() as tx:
+            for group_id in tx.fission.groups(status="open", expired_by=now, user_id=None):
+                group = self._load(tx, group_id, lock=True)
+                if group.status != "open":
+                    continue
+                tx.fission.close_group(group.id, "failed", now)
+                refunds = tuple(GroupBuyRefund(user_id=m.user_id, order_id=m.order_id, amount_fen=to_fen(m.paid))
+                                for m in group.members if m.order_id is not None)
+                tx.emit(GroupBuyFailed(at=now, group_id=group.id, refunds=refunds))
+                self._refund_orders(group, refunds)
+                failed.append(self._load(tx, group.id))
+        return failed
+
+    def _refund_orders(self, group: GroupBuy, refunds: tuple[GroupBuyRefund, ...]) -> None:
+        orders = getattr(self._ws, "orders", None)
+        refund = getattr(orders, "refund", None)
+        if refund is None:
+            return
+        for item in refunds:
+            # The key makes a re-run of expire_due (or a crash between groups) refund once.
+            refund(item.order_id, key=f"group-buy:{group.id}:{item.user_id}", reason="group_buy_failed")

@@ -1,0 +1,612 @@
+"""Referrals: one referral graph for invites, 任务宝, 拼团 and 分销.
+
+``ws.referrals`` issues invite codes, binds invitees to inviters under the
+binding rules, answers graph questions (inviter, invitees, downline, upline,
+leaderboard, fission stats) and carries the fission tools built on the graph:
+``ws.referrals.tasks`` (任务宝 invite tasks), ``ws.referrals.group_buys``
+(拼团), ``ws.referrals.commissions`` (分销 within the legal guards) and
+``ws.referrals.fraud`` (guards that hold bindings and rewards for review).
+
+The graph is a forest: one inviter per user, no self-invites, no cycles.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .._clock import aware
+from ..errors import (
+    CampaignClosed,
+    NotNewUser,
+    ReferralCycle,
+    SelfInvite,
+    UnknownInviteCode,
+    ValidationError,
+)
+from ..events import Event, OrderRecorded, OrderRefunded, ReferralBound, ReferralUnbound
+from ..hookspecs import hookimpl
+from ..models.referrals import (
+    Binding,
+    BindingChange,
+    FissionStats,
+    InviteCode,
+    ReferralCampaign,
+    ReferralSettings,
+)
+from ._common import check_int, check_text, check_user_id, require_user
+from .fission.commissions import Commissions
+from .fission.fraud import FraudGuards
+from .fission.group_buys import GroupBuys
+from .fission.invite_tasks import InviteTasks
+from .fission.stats import compute_stats
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Referrals"]
+
+_SETTINGS_KEY = "referrals.settings"
+#: Unambiguous characters for codes that people type from posters (no 0/O, 1/I/L).
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+_CODE_LENGTH = 8
+
+
+def _opt(value: object, name: str, max_length: int) -> str | None:
+    return None if value is None else check_text(value, name, max_length=max_length)
+
+
+class Referrals:
+    """``ws.referrals``: invite codes, binding, graph queries and fission tools.
+
+    >>> code = ws.referrals.invite_code(alice.id, campaign="spring", channel_state="poster_a")
+    >>> ws.referrals.bind(bob.id, code).inviter_id == alice.id
+    True
+    """
+
+    name = "referrals"
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self.fraud = FraudGuards(workspace, self)
+        self.tasks = InviteTasks(workspace, self)
+        self.group_buys = GroupBuys(workspace)
+        self.commissions = Commissions(workspace, self)
+        workspace.users.add_merge_participant(self)
+        # Orders arrive as events from the commerce domain: listen like any plugin would.
+        workspace.pm.register(self, name="siyu.referrals")
+
+    # -- settings ----------------------------------------------------------------------
+    def settings(self) -> ReferralSettings:
+        """The binding rules in force (shared by every process on the database)."""
+        with self._ws.read() as tx:
+            return self._settings(tx)
+
+    @staticmethod
+    def _settings(tx: Transaction) -> ReferralSettings:
+        raw = tx.meta.get(_SETTINGS_KEY)
+        if raw is None:
+            return ReferralSettings()
+        data = json.loads(raw)
+        protection = data.get("protection_s")
+        return ReferralSettings(
+            protection=None if protection is None else timedelta(seconds=protection),
+            require_new=bool(data["require_new"]),
+            customer_tags=tuple(data["customer_tags"]),
+        )
+
+    def configure(
+        self,
+        *,
+        protection: object = ...,
+        require_new: bool | None = None,
+        customer_tags: Iterable[str] | None = None,
+    ) -> ReferralSettings:
+        """Change the binding rules; arguments not given keep their value.
+
+        ``protection``: how long a binding is protected from other inviters
+        (``None``: forever — the first valid binding wins). After it, a valid
+        binding by another inviter takes the user over, and is recorded.
+        ``require_new``: refuse invitees who are already customers (have
+        bought, or hold one of ``customer_tags``).
+        """
+        with self._ws.write() as tx:
+            current = self._settings(tx)
+            if protection is not ...:
+                if protection is not None and (not isinstance(protection, timedelta) or protection <= timedelta()):
+                    raise ValidationError(f"protection must be a positive timedelta or None, got {protection!r}")
+                current = ReferralSettings(protection=protection, require_new=current.require_new,  # type: ignore[arg-type]
+                                           customer_tags=current.customer_tags)
+            if require_new is not None:
+                if not isinstance(require_new, bool):
+                    raise ValidationError(f"require_new must be True or False, got {require_new!r}")
+                current = ReferralSettings(protection=current.protection, require_new=require_new,
+                                           customer_tags=current.customer_tags)
+            if customer_tags is not None:
+                tags = tuple(check_text(t, "customer tag", max_length=46) for t in customer_tags)
+                current = ReferralSettings(protection=current.protection, require_new=current.require_new,
+                                           customer_tags=tags)
+            tx.meta.set(_SETTINGS_KEY, json.dumps({
+                "protection_s": None if current.protection is None else current.protection.total_seconds(),
+                "require_new": current.require_new,
+                "customer_tags": list(current.customer_tags),
+            }))
+        return current
+
+    # -- campaigns and codes ---------------------------------------------------------------
+    def campaign(
+        self, name: str, *, starts_at: datetime | None = None, ends_at: datetime | None = None
+    ) -> ReferralCampaign:
+        """Create or update a referral campaign. Its codes bind only between
+        ``starts_at`` and ``ends_at`` (open-ended if not given); outside, binding
+        raises :class:`~siyu.errors.CampaignClosed`."""
+        check_text(name, "campaign", max_length=64)
+        start = None if starts_at is None else aware(starts_at, "starts_at")
+        end = None if ends_at is None else aware(ends_at, "ends_at")
+        if start is not None and end is not None and end <= start:
+            raise ValidationError(f"campaign {name!r}: ends_at {end.isoformat()} is not after starts_at")
+        campaign = ReferralCampaign(name=name, starts_at=start, ends_at=end)
+        with self._ws.write() as tx:
+            tx.referrals.save_campaign(campaign, self._ws.now())
+        return campaign
+
+    def get_campaign(self, name: str) -> ReferralCampaign | None:
+        with self._ws.read() as tx:
+            return tx.referrals.campaign(name)
+
+    def _check_open(self, tx: Transaction, campaign: str | None, now: datetime) -> None:
+        if campaign is None:
+            return
+        info = tx.referrals.campaign(campaign)
+        if info is None:
+            return
+        if info.starts_at is not None and now < info.starts_at:
+            raise CampaignClosed(
+                f"campaign {campaign!r} starts at {info.starts_at.isoformat()}; bind after that, or move its "
+                "start with ws.referrals.campaign(name, starts_at=...)"
+            )
+        if info.ends_at is not None and now >= info.ends_at:
+            raise CampaignClosed(
+                f"campaign {campaign!r} ended at {info.ends_at.isoformat()}; its codes no longer bind. "
+                "Issue a code of a running campaign, or extend it with ws.referrals.campaign(name, ends_at=...)"
+            )
+
+    def invite_code(self, inviter_id: int, *, campaign: str | None = None, channel_state: str | None = None) -> str:
+        """The invite code of ``inviter_id`` for a campaign and channel state.
+
+        The same arguments return the same code, so a poster can be reprinted.
+        The code also works as a link parameter or a channel-QR ``state``
+        value (8 characters, no look-alike letters)."""
+        camp = _opt(campaign, "campaign", 64)
+        state = _opt(channel_state, "channel_state", 30)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, inviter_id)
+            self._check_open(tx, camp, now)
+            existing = tx.referrals.code_for(uid, camp, state)
+            if existing is not None:
+                return existing.code
+            while True:
+                code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
+                if tx.referrals.get_code(code) is None:
+                    break
+            tx.referrals.add_code(InviteCode(code=code, inviter_id=uid, campaign=camp, channel_state=state,
+                                             created_at=now))
+        return code
+
+    def code_info(self, code: str) -> InviteCode:
+        """Who issued ``code``, for which campaign and channel state."""
+        with self._ws.read() as tx:
+            return self._code(tx, code)
+
+    @staticmethod
+    def _code(tx: Transaction, code: object) -> InviteCode:
+        if not isinstance(code, str) or not code.strip():
+            raise ValidationError(f"an invite code must be a non-empty str, got {code!r}")
+        info = tx.referrals.get_code(code.strip().upper())
+        if info is None:
+            raise UnknownInviteCode(
+                f"no invite code {code!r}; codes come from ws.referrals.invite_code(inviter_id, ...) "
+                "(check for a typo or a truncated link)"
+            )
+        return info
+
+    # -- funnel inputs ------------------------------------------------------------------------
+    def record_share(self, inviter_id: int, *, campaign: str | None = None, channel_state: str | None = None,
+                     count: int = 1) -> None:
+        """Count invites sent (a poster shared, a link forwarded): the funnel's
+        first step and the *invites sent* of the K-factor."""
+        camp, state = _opt(campaign, "campaign", 64), _opt(channel_state, "channel_state", 30)
+        check_int(count, "count", minimum=1, maximum=1_000_000)
+        with self._ws.write() as tx:
+            require_user(tx, inviter_id)
+            tx.referrals.add_funnel(camp or "", state or "", "sent", count)
+
+    def record_scan(self, code: str) -> InviteCode:
+        """Count a scan or click of an invite code (the funnel's second step)."""
+        with self._ws.write() as tx:
+            info = self._code(tx, code)
+            tx.referrals.add_funnel(info.campaign or "", info.channel_state or "", "scanned", 1)
+        return info
+
+    def record_action(self, user_id: int, action: str) -> bool:
+        """Record that a user completed ``action`` (``"wecom_added"``,
+        ``"first_login"`` ...); 任务宝 tasks can require one for a valid invite.
+        Returns ``False`` if it was already recorded. Progress of the user's
+        inviter in running tasks is re-evaluated."""
+        name = check_text(action, "action", max_length=64)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id)
+            new = tx.referrals.add_action(uid, name, now)
+            if new:
+                self._after_change(tx, uid)
+        return new
+
+    def record_leave(self, user_id: int, *, at: datetime | None = None) -> None:
+        """Record that the user left (deleted the WeCom contact, unfollowed):
+        an invite that leaves within a task's stay window is deducted, and a
+        leave right after the inviter's reward is held for review."""
+        when = self._ws.now() if at is None else aware(at, "at")
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, active=False)
+            tx.referrals.set_left(uid, when)
+            self.fraud._on_leave(tx, uid, when)
+
+    def record_return(self, user_id: int) -> None:
+        """Forget a recorded leave (the user came back)."""
+        with self._ws.write() as tx:
+            tx.referrals.set_left(require_user(tx, user_id, active=False), None)
+
+    # -- binding ----------------------------------------------------------------------------------
+    def bind(
+        self,
+        invitee_id: int,
+        code: str | None = None,
+        *,
+        inviter_id: int | None = None,
+        campaign: str | None = None,
+        channel_state: str | None = None,
+        device: str | None = None,
+    ) -> Binding:
+        """Bind ``invitee_id`` to the owner of ``code`` (or to ``inviter_id``).
+
+        Returns the binding in force. First valid binding wins: if the invitee
+        is already bound, that binding is returned unchanged — unless the
+        protection window (see :meth:`configure`) is over, in which case this
+        binding takes over, recorded in :meth:`history`. Refused, changing
+        nothing: unknown codes (:class:`~siyu.errors.UnknownInviteCode`), closed
+        campaigns (:class:`~siyu.errors.CampaignClosed`), self-invites
+        (:class:`~siyu.errors.SelfInvite`), cycles
+        (:class:`~siyu.errors.ReferralCycle`) and invitees who are already
+        customers (:class:`~siyu.errors.NotNewUser`, while ``require_new``).
+        ``device`` (a device fingerprint) feeds the fraud guards. The binding
+        fills the invitee's source attribution if they have none.
+        """
+        if (code is None) == (inviter_id is None):
+            raise ValidationError("bind needs exactly one of code=... or inviter_id=...")
+        camp, state = _opt(campaign, "campaign", 64), _opt(channel_state, "channel_state", 30)
+        dev = _opt(device, "device", 128)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            if code is not None:
+                if camp is not None or state is not None:
+                    raise ValidationError("campaign and channel_state come from the code; do not pass them too")
+                info = self._code(tx, code)
+                inviter, camp, state, used = info.inviter_id, info.campaign, info.channel_state, info.code
+            else:
+                inviter, used = check_user_id(inviter_id), None
+            self._check_open(tx, camp, now)
+            invitee = require_user(tx, invitee_id)
+            require_user(tx, inviter)
+            if invitee == inviter:
+                raise SelfInvite(f"user {invitee} cannot invite themselves; bind them with someone else's code")
+            self._serialize(tx, invitee, inviter)
+            existing = tx.referrals.binding(invitee)
+            via = "code" if used is not None else "direct"
+            if existing is not None:
+                settings = self._settings(tx)
+                if existing.inviter_id == inviter or settings.protection is None \
+                        or now < existing.bound_at + settings.protection:
+                    return existing
+                via = "takeover"
+            self._check_new(tx, invitee)
+            self._check_cycle(tx, invitee, inviter)
+            binding = Binding(invitee_id=invitee, inviter_id=inviter, campaign=camp, channel_state=state, code=used,
+                              bound_at=now, via=via, device=dev)
+            return self._attach(tx, binding, previous=existing, reason=via)
+
+    def rebind(
+        self, invitee_id: int, *, reason: str, inviter_id: int | None = None, code: str | None = None
+    ) -> Binding:
+        """Move ``invitee_id`` to another inviter, explicitly (an operator's
+        correction, a dispute). ``reason`` is recorded in :meth:`history`. The
+        new-user rule does not apply (the user was already bound); self-invites
+        and cycles are still refused."""
+        why = check_text(reason, "reason", max_length=200)
+        if (code is None) == (inviter_id is None):
+            raise ValidationError("rebind needs exactly one of code=... or inviter_id=...")
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            camp: str | None = None
+            state: str | None = None
+            used: str | None = None
+            if code is not None:
+                info = self._code(tx, code)
+                inviter, camp, state, used = info.inviter_id, info.campaign, info.channel_state, info.code
+            else:
+                inviter = check_user_id(inviter_id)
+            invitee = require_user(tx, invitee_id)
+            require_user(tx, inviter)
+            if invitee == inviter:
+                raise SelfInvite(f"user {invitee} cannot invite themselves")
+            self._serialize(tx, invitee, inviter)
+            existing = tx.referrals.binding(invitee)
+            if existing is not None and existing.inviter_id == inviter:
+                return existing
+            self._check_cycle(tx, invitee, inviter)
+            binding = Binding(invitee_id=invitee, inviter_id=inviter, campaign=camp, channel_state=state, code=used,
+                              bound_at=now, via="rebind")
+            return self._attach(tx, binding, previous=existing, reason=f"rebind: {why}", fraud=False)
+
+    def unbind(self, invitee_id: int, *, reason: str) -> bool:
+        """Remove the invitee's binding (recorded); ``False`` if there was none.
+        The invitee keeps their own downline."""
+        why = check_text(reason, "reason", max_length=200)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            invitee = require_user(tx, invitee_id, active=False)
+            self._serialize(tx, invitee)
+            return self._detach(tx, invitee, f"unbind: {why}", now)
+
+    def _serialize(self, tx: Transaction, *user_ids: int) -> None:
+        # Row locks on the two users are not enough to keep a forest: A→B and C→D, then B→C and D→A in
+        # two pairs of concurrent transactions would close a cycle. Graph writes are rare next to reads,
+        # so they take one workspace-wide lock (the counter row) as well as the users' locks.
+        tx.meta.bump("referrals")
+        for uid in sorted(set(user_ids)):
+            tx.referrals.lock(uid)
+
+    def _check_new(self, tx: Transaction, invitee: int) -> None:
+        settings = self._settings(tx)
+        if not settings.require_new:
+            return
+        why = self._customer_reason(tx, invitee, settings)
+        if why:
+            raise NotNewUser(
+                f"user {invitee} is already a customer ({why}), and only new users can be bound as invitees; "
+                "call ws.referrals.configure(require_new=False) to allow existing customers"
+            )
+
+    def _customer_reason(self, tx: Transaction, user_id: int, settings: ReferralSettings) -> str | None:
+        if tx.referrals.customers([user_id]):
+            return "has a recorded order"
+        paid = _paid_orders(tx, user_id)
+        if paid:
+            return f"has {paid} paid order(s)"
+        held = {f"{g}/{n}" for _, g, n in tx.tags.applied(user_id)}
+        tags = sorted(held & set(settings.customer_tags))
+        return f"holds tag {tags[0]}" if tags else None
+
+    @staticmethod
+    def _check_cycle(tx: Transaction, invitee: int, inviter: int) -> None:
+        if invitee in tx.referrals.upline(inviter, None):
+            raise ReferralCycle(
+                f"user {inviter} is in user {invitee}'s downline, so binding {invitee} under {inviter} would "
+                "make a cycle; a user can only be invited by someone outside their own downline"
+            )
+
+    def _attach(self, tx: Transaction, binding: Binding, *, previous: Binding | None, reason: str,
+                fraud: bool = True) -> Binding:
+        reasons = self.fraud._check_binding(tx, binding) if fraud else []
+        if reasons:
+            binding = Binding(**{**_fields(binding), "status": "held"})
+        if previous is not None:
+            tx.referrals.detach(binding.invitee_id)
+            tx.emit(ReferralUnbound(at=binding.bound_at, invitee_id=binding.invitee_id,
+                                    inviter_id=previous.inviter_id, reason=reason))
+        tx.referrals.attach(binding)
+        tx.referrals.log_change(BindingChange(
+            invitee_id=binding.invitee_id, old_inviter_id=None if previous is None else previous.inviter_id,
+            new_inviter_id=binding.inviter_id, at=binding.bound_at, reason=reason))
+        if binding.via in ("code", "direct", "takeover"):
+            tx.referrals.add_funnel(binding.campaign or "", binding.channel_state or "", "bound", 1)
+        tx.emit(ReferralBound(
+            at=binding.bound_at, invitee_id=binding.invitee_id, inviter_id=binding.inviter_id,
+            campaign=binding.campaign, channel_state=binding.channel_state, via=binding.via,
+            previous_inviter_id=None if previous is None else previous.inviter_id, held=bool(reasons)))
+        if reasons:
+            self.fraud._hold(tx, "binding", binding.invitee_id, binding.inviter_id, reasons, binding.bound_at)
+        user = tx.users.get(binding.invitee_id)
+        if user is not None and user.source is None and user.source_campaign is None and user.source_state is None:
+            self._ws.users.update(binding.invitee_id, source="referral", campaign=binding.campaign,
+                                  state=binding.channel_state)
+        if binding.status == "active":
+            self.tasks._evaluate_for(tx, binding.inviter_id)
+        result = tx.referrals.binding(binding.invitee_id)
+        assert result is not None
+        return result
+
+    def _detach(self, tx: Transaction, invitee: int, reason: str, at: datetime) -> bool:
+        existing = tx.referrals.binding(invitee)
+        if existing is None:
+            return False
+        tx.referrals.detach(invitee)
+        tx.referrals.log_change(BindingChange(invitee_id=invitee, old_inviter_id=existing.inviter_id,
+                                              new_inviter_id=None, at=at, reason=reason))
+        tx.emit(ReferralUnbound(at=at, invitee_id=invitee, inviter_id=existing.inviter_id, reason=reason))
+        return True
+
+    def _after_change(self, tx: Transaction, user_id: int) -> None:
+        binding = tx.referrals.binding(user_id)
+        if binding is not None and binding.status == "active":
+            self.tasks._evaluate_for(tx, binding.inviter_id)
+
+    # -- queries ----------------------------------------------------------------------------------
+    def binding(self, user_id: int) -> Binding | None:
+        """The binding of ``user_id`` to their inviter, or ``None``."""
+        with self._ws.read() as tx:
+            return tx.referrals.binding(require_user(tx, user_id, active=False))
+
+    def inviter_of(self, user_id: int) -> int | None:
+        """Who invited ``user_id`` (``None`` if nobody did)."""
+        found = self.binding(user_id)
+        return None if found is None else found.inviter_id
+
+    def invitees(self, user_id: int, depth: int | None = 1) -> list[int]:
+        """Users below ``user_id`` down to ``depth`` levels (1 = invited directly;
+        ``None`` = the whole downline), ascending."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            if depth is None:
+                return tx.referrals.downline(uid)
+            return sorted(self._levels(tx, uid, check_int(depth, "depth", minimum=1)))
+
+    @staticmethod
+    def _levels(tx: Transaction, uid: int, depth: int) -> list[int]:
+        found: list[int] = []
+        level = [uid]
+        for _ in range(depth):
+            level = tx.referrals.children(level)
+            if not level:
+                break
+            found.extend(level)
+        return found
+
+    def downline_size(self, user_id: int, depth: int | None = None) -> int:
+        """How many users are below ``user_id`` (within ``depth`` levels if given).
+        The unlimited count is one row read, whatever the tree's size."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            if depth is None:
+                return tx.referrals.downline_size(uid)
+            return len(self._levels(tx, uid, check_int(depth, "depth", minimum=1)))
+
+    def upline(self, user_id: int, levels: int | None = 2) -> list[int]:
+        """The inviter, the inviter's inviter ... nearest first, at most
+        ``levels`` of them (``None``: up to the root)."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.referrals.upline(uid, None if levels is None else check_int(levels, "levels", minimum=1))
+
+    def depth(self, user_id: int) -> int:
+        """How many inviters are above the user (0 for a root or an unbound user)."""
+        return len(self.upline(user_id, None))
+
+    def leaderboard(self, campaign: str | None = None, *, top: int = 20) -> list[tuple[int, int]]:
+        """``(inviter_id, invitees)`` with the most active invitees first (of one
+        campaign, or overall); held bindings do not count."""
+        camp = _opt(campaign, "campaign", 64)
+        check_int(top, "top", minimum=1, maximum=10_000)
+        with self._ws.read() as tx:
+            return tx.referrals.leaderboard(camp, top, ["active"])
+
+    def history(self, user_id: int) -> list[BindingChange]:
+        """Every binding, rebinding and unbinding of the user, oldest first."""
+        with self._ws.read() as tx:
+            return tx.referrals.changes(require_user(tx, user_id, active=False))
+
+    def stats(self, campaign: str | None = None, *, top: int = 10) -> FissionStats:
+        """Fission metrics: fission rate, K-factor, generations and depth,
+        funnels per campaign and channel state, top inviters."""
+        camp = _opt(campaign, "campaign", 64)
+        with self._ws.read() as tx:
+            return compute_stats(tx, camp, top)
+
+    # -- events from other domains ------------------------------------------------------------------
+    @hookimpl
+    def siyu_on_event(self, event: Event) -> None:
+        """Orders make customers (for the new-user rule and the funnel) and commissions."""
+        if isinstance(event, OrderRecorded):
+            with self._ws.write() as tx:
+                self._record_customer(tx, event.user_id, event.paid_at)
+                self.commissions._on_order(tx, event)
+        elif isinstance(event, OrderRefunded):
+            with self._ws.write() as tx:
+                self.commissions._on_refund(tx, event)
+
+    def _record_customer(self, tx: Transaction, user_id: int, at: datetime) -> None:
+        if tx.referrals.customers([user_id]):
+            return
+        tx.referrals.add_customer(user_id, at)
+        binding = tx.referrals.binding(user_id)
+        if binding is not None:
+            tx.referrals.add_funnel(binding.campaign or "", binding.channel_state or "", "converted", 1)
+
+    # -- merge participant ----------------------------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+        """``drop``'s invitees move under ``keep``; ``keep`` takes ``drop``'s
+        inviter if it has none (and no cycle results)."""
+        tx.meta.bump("referrals")
+        record: dict[str, Any] = {"keep_binding": _dump(tx.referrals.binding(keep)),
+                                  "drop_binding": _dump(tx.referrals.binding(drop)), "moved": []}
+        drop_binding = tx.referrals.binding(drop)
+        if drop_binding is not None:
+            tx.referrals.detach(drop)
+        for child in tx.referrals.children([drop]):
+            child_binding = tx.referrals.binding(child)
+            assert child_binding is not None
+            tx.referrals.detach(child)
+            if child != keep and child not in tx.referrals.upline(keep, None):
+                tx.referrals.attach(Binding(**{**_fields(child_binding), "inviter_id": keep}))
+                record["moved"].append(_dump(child_binding))
+            else:
+                record["moved"].append({**(_dump(child_binding) or {}), "dropped": True})
+        if drop_binding is not None and tx.referrals.binding(keep) is None \
+                and drop_binding.inviter_id != keep and keep not in tx.referrals.upline(drop_binding.inviter_id, None):
+            tx.referrals.attach(Binding(**{**_fields(drop_binding), "invitee_id": keep, "via": "merge"}))
+            record["keep_took_inviter"] = True
+        return record
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+        tx.meta.bump("referrals")
+        if record.get("keep_took_inviter"):
+            tx.referrals.detach(keep)
+        for moved in record["moved"]:
+            child = moved["invitee_id"]
+            if not moved.get("dropped"):
+                current = tx.referrals.binding(child)
+                if current is None or current.inviter_id != keep:
+                    continue  # rebound since the merge: the later decision stands
+                tx.referrals.detach(child)
+            if tx.referrals.binding(child) is None and drop not in tx.referrals.downline(child):
+                tx.referrals.attach(_load(moved))
+        drop_binding = record["drop_binding"]
+        if drop_binding is not None and tx.referrals.binding(drop) is None:
+            restored = _load(drop_binding)
+            if drop not in tx.referrals.upline(restored.inviter_id, None) and restored.inviter_id != drop:
+                tx.referrals.attach(restored)
+
+
+def _fields(binding: Binding) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(binding, recurse=False)
+
+
+def _dump(binding: Binding | None) -> dict[str, Any] | None:
+    if binding is None:
+        return None
+    data = _fields(binding)
+    data["bound_at"] = binding.bound_at.isoformat()
+    return data
+
+
+def _load(data: dict[str, Any]) -> Binding:
+    fields = {k: v for k, v in data.items() if k != "dropped"}
+    fields["bound_at"] = datetime.fromisoformat(fields["bound_at"])
+    return Binding(**fields)
+
+
+def _paid_orders(tx: Transaction, user_id: int) -> int:
+    """Paid orders from the commerce domain's store, when that domain is installed."""
+    try:
+        orders = tx.orders
+    except (AttributeError, ImportError, NotImplementedError):
+        return 0
+    return int(orders.count_paid(user_id))
+

@@ -1,0 +1,125 @@
+"""What grows on the referral graph: 任务宝 tasks and their reward grants,
+拼团 group buys, 分销 commission ledger. Money is integer fen."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from ...models.referrals import InviteTask, RewardGrant
+
+
+@attrs.frozen(kw_only=True)
+class GroupRow:
+    id: int
+    leader_id: int
+    sku: str
+    size: int
+    price_fen: int
+    status: str
+    opened_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class MemberRow:
+    user_id: int
+    joined_at: datetime
+    order_id: int | None
+    paid_fen: int
+
+
+@attrs.frozen(kw_only=True)
+class CommissionRow:
+    id: int
+    distributor_id: int
+    order_id: int
+    buyer_id: int
+    level: int
+    base_fen: int
+    rate_ppm: int
+    original_fen: int
+    amount_fen: int
+    refunded_base_fen: int
+    status: str
+    created_at: datetime
+    settle_after: datetime
+    settled_at: datetime | None
+
+
+class FissionStore(abc.ABC):
+    # -- 任务宝 ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_task(self, task: InviteTask, at: datetime) -> int:
+        """Store a task (its ``id`` is ignored) and return the new id."""
+
+    @abc.abstractmethod
+    def task(self, task_id: int) -> InviteTask | None: ...
+
+    @abc.abstractmethod
+    def task_by_name(self, name: str) -> InviteTask | None: ...
+
+    @abc.abstractmethod
+    def tasks(self) -> list[InviteTask]: ...
+
+    @abc.abstractmethod
+    def add_grant(self, grant: RewardGrant) -> int | None:
+        """Record a stage grant; ``None`` if one exists for (task, user, stage)."""
+
+    @abc.abstractmethod
+    def grants(self, task_id: int | None, user_id: int | None) -> list[RewardGrant]: ...
+
+    @abc.abstractmethod
+    def grant(self, grant_id: int) -> RewardGrant | None: ...
+
+    @abc.abstractmethod
+    def update_grant(self, grant_id: int, *, status: str, points_entry_id: int | None) -> None: ...
+
+    # -- 拼团 ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_group(self, group: GroupRow) -> int: ...
+
+    @abc.abstractmethod
+    def group(self, group_id: int, *, lock: bool = False) -> GroupRow | None:
+        """A group; ``lock`` serializes joins of the group until the transaction ends."""
+
+    @abc.abstractmethod
+    def members(self, group_id: int) -> list[MemberRow]: ...
+
+    @abc.abstractmethod
+    def add_member(self, group_id: int, member: MemberRow) -> None: ...
+
+    @abc.abstractmethod
+    def remove_member(self, group_id: int, user_id: int) -> None: ...
+
+    @abc.abstractmethod
+    def close_group(self, group_id: int, status: str, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def groups(self, *, status: str | None, expired_by: datetime | None, user_id: int | None) -> list[int]: ...
+
+    # -- 分销 ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_commissions(self, rows: Sequence[CommissionRow]) -> list[int]:
+        """Insert entries (ids ignored); an (order, level) already present is skipped."""
+
+    @abc.abstractmethod
+    def commissions(
+        self, *, distributor_id: int | None = None, order_id: int | None = None, status: str | None = None,
+        due_by: datetime | None = None,
+    ) -> list[CommissionRow]: ...
+
+    @abc.abstractmethod
+    def update_commission(self, entry_id: int, **fields: object) -> None:
+        """Change ``amount_fen``, ``refunded_base_fen``, ``status``, ``settled_at``."""
+
+    @abc.abstractmethod
+    def claim_event(self, kind: str, ref: int, at: datetime) -> bool:
+        """Mark an order/refund as processed; ``False`` if it already was."""
+
+    @abc.abstractmethod
+    def add_adjustment(self, refund_id: int, entry_id: int, delta_fen: int, at: datetime) -> None: ...
