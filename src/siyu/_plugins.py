@@ -31,6 +31,7 @@ ENTRY_POINT_GROUP = "siyu"
 #: Modules registered into every workspace, in this order, like any plugin.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "siyu.storage.builtin",
+    "siyu.services.builtin_rules",
     "siyu.channels.builtin",
 )
 
@@ -131,6 +132,10 @@ class Hooks:
             except Exception as exc:
                 errors.append(exc)
         return errors
+
+    def points_rules(self, *, register: Callable[[Any], None]) -> None:
+        """Collect points earn rules (built-ins first, so plugins can replace them)."""
+        self._pm.hook.siyu_points_rules(register=register)
 
     def call(self, name: str, **kwargs: Any) -> Any:
         """Call any hook by name (for hooks added by later siyu modules)."""

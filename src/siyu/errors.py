@@ -12,6 +12,9 @@ The tree::
     │   ├── InvalidPhone
     │   ├── InvalidMoney
     │   └── SegmentSyntaxError       a segment expression does not parse
+    │       └── SegmentReferenceError  it parses but names an unknown tag,
+    │                                  segment, attribute or metric, or
+    │                                  compares values of the wrong kind
     ├── NotFound                     (also a KeyError)
     │   ├── UnknownInviteCode        no invite code like that
     │   ├── UnknownBackendError      no storage backend for a URL scheme
@@ -66,6 +69,7 @@ __all__ = [
     "PyramidSchemeRisk",
     "ReferralCycle",
     "SchemaVersionError",
+    "SegmentReferenceError",
     "SegmentSyntaxError",
     "SelfInvite",
     "SiyuError",
@@ -112,6 +116,12 @@ class SegmentSyntaxError(ValidationError):
         shown = lines[line - 1] if 0 < line <= len(lines) else ""
         caret = " " * (column - 1) + "^"
         super().__init__(f"{message} (line {line}, column {column})\n  {shown}\n  {caret}")
+
+
+class SegmentReferenceError(SegmentSyntaxError):
+    """A segment expression parses but names a tag, segment, attribute or
+    metric that does not exist, or compares a metric with the wrong kind of
+    value. Like a syntax error it points at the offending atom."""
 
 
 class NotFound(SiyuError, KeyError):

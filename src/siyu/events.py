@@ -17,6 +17,9 @@ __all__ = [
     "CommissionRecorded",
     "CommissionSettled",
     "ConsentRecorded",
+    "CouponIssued",
+    "CouponRedeemed",
+    "CouponReturned",
     "Event",
     "GroupBuyCompleted",
     "GroupBuyFailed",
@@ -38,6 +41,7 @@ __all__ = [
     "ReferralHeld",
     "ReferralUnbound",
     "TagApplied",
+    "TierChanged",
     "TagRemoved",
     "UserCreated",
     "UserUpdated",
@@ -186,6 +190,47 @@ class OrderRefunded(Event):
     order_total_fen: int
     lines: tuple[OrderLineInfo, ...]
     full: bool
+
+
+@attrs.frozen(kw_only=True)
+class CouponIssued(Event):
+    coupon_id: int
+    code: str
+    template: str
+    user_id: int
+    valid_until: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class CouponRedeemed(Event):
+    coupon_id: int
+    code: str
+    user_id: int
+    order_id: int
+    saved_fen: int
+
+
+@attrs.frozen(kw_only=True)
+class CouponReturned(Event):
+    """A full refund gave a coupon back (``status`` is ``"issued"`` again, or
+    ``"expired"`` when its validity had already ended)."""
+
+    coupon_id: int
+    code: str
+    user_id: int
+    order_id: int
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class TierChanged(Event):
+    """A user's membership tier changed (``old``/``new`` may be ``None``: no tier)."""
+
+    user_id: int
+    old: str | None
+    new: str | None
+    growth: int
+    reason: str
 
 
 @attrs.frozen(kw_only=True)

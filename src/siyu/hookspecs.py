@@ -57,3 +57,17 @@ def siyu_on_event(event: Event, workspace: Workspace) -> None:
     is logged and reported through ``workspace.observer_errors`` but never
     undoes it, and the remaining observers still run.
     """
+
+
+@hookspec
+def siyu_points_rules(register: Callable[[Any], None]) -> None:
+    """Register points earn rules.
+
+    Called once when a workspace is created. Call ``register(rule)`` for each
+    rule: an object with a ``name`` (``"purchase"``, ``"signin"``, ...) and a
+    method ``points(ctx) -> int`` (see :class:`siyu.services.points_rules.PointsRule`);
+    optional ``expiry``, ``tier_multiplier``, ``reason`` and ``default_key(ctx)``.
+    The built-in rules register first; a plugin registering a rule under a
+    name already taken replaces it. ``ws.points_rules.award(name, user_id,
+    key=..., **context)`` runs a rule and credits its points.
+    """

@@ -17,6 +17,7 @@ from ._url import StorageURL
 from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
 from .events import Event
+from .services.commerce import Coupons, Orders, PointsRules, Products, Promotions, Tiers
 from .services.points import Points
 from .services.referrals import Referrals
 from .services.tags import Tags
@@ -61,6 +62,8 @@ class Workspace:
         self.users = Users(self)
         self.tags = Tags(self)
         self.points = Points(self)
+        self.products, self.tiers, self.points_rules = Products(self), Tiers(self), PointsRules(self)
+        self.promotions, self.coupons, self.orders = Promotions(self), Coupons(self), Orders(self)
         self.referrals = Referrals(self)
         self.channels = ChannelService(self, self.channel_classes)
 

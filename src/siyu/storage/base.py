@@ -18,6 +18,7 @@ from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserS
 from .contracts.fission import FissionStore
 from .contracts.referrals import ReferralStore
 from .contracts.channels import ChannelStore
+from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -78,6 +79,22 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def idempotency(self) -> IdempotencyStore: ...
+
+    @property
+    @abc.abstractmethod
+    def products(self) -> ProductStore: ...
+
+    @property
+    @abc.abstractmethod
+    def orders(self) -> OrderStore: ...
+
+    @property
+    @abc.abstractmethod
+    def coupons(self) -> CouponStore: ...
+
+    @property
+    @abc.abstractmethod
+    def tiers(self) -> TierStore: ...
 
     @property
     @abc.abstractmethod

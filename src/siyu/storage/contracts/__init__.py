@@ -7,6 +7,7 @@ Instants cross this boundary as aware ``datetime``; money as integer fen.
 
 from .channels import ChannelStore, OutboxRow
 from .fission import FissionStore
+from .commerce import CouponStore, GrowthEntry, OrderStats, OrderStore, ProductStore, TierStore
 from .meta import IdempotencyStore, MetaStore
 from .points import NewEntry, PointsStore
 from .referrals import ReferralStore
@@ -15,6 +16,12 @@ from .users import NewUser, UserStore
 
 __all__ = [
     "ChannelStore",
+    "CouponStore",
+    "GrowthEntry",
+    "OrderStats",
+    "OrderStore",
+    "ProductStore",
+    "TierStore",
     "OutboxRow",
     "FissionStore",
     "IdempotencyStore",

@@ -65,6 +65,30 @@ class SqlTransaction(Transaction):
         return SqlIdempotencyStore(self)
 
     @cached_property
+    def products(self):  # type: ignore[no-untyped-def,override]
+        from .products import SqlProductStore
+
+        return SqlProductStore(self)
+
+    @cached_property
+    def orders(self):  # type: ignore[no-untyped-def,override]
+        from .orders import SqlOrderStore
+
+        return SqlOrderStore(self)
+
+    @cached_property
+    def coupons(self):  # type: ignore[no-untyped-def,override]
+        from .coupons import SqlCouponStore
+
+        return SqlCouponStore(self)
+
+    @cached_property
+    def tiers(self):  # type: ignore[no-untyped-def,override]
+        from .tiers import SqlTierStore
+
+        return SqlTierStore(self)
+
+    @cached_property
     def referrals(self):  # type: ignore[no-untyped-def,override]
         from .referrals import SqlReferralStore
 

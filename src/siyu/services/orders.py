@@ -1,0 +1,415 @@
+"""Orders and refunds, and everything an order causes.
+
+Recording an order prices it (activities, the coupons given, member prices),
+redeems the coupons, credits purchase points (the ``purchase`` points rule),
+adds tier growth (upgrading at once) and emits
+:class:`~siyu.events.OrderRecorded` -- all in one transaction. A refund
+reverses, in its own single transaction, the points in proportion to the
+money returned, the tier growth likewise (downgrading if the tier is no longer
+earned), and on a full refund gives the coupons back (expired if their
+validity has ended); then it emits :class:`~siyu.events.OrderRefunded`, which
+the referral engine uses to void commissions and fission rewards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._clock import aware
+from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
+from ..events import CouponRedeemed, CouponReturned, OrderLineInfo, OrderRecorded, OrderRefunded
+from ..models.commerce import Coupon, Order, OrderLine, Refund
+from ..money import to_fen, to_yuan
+from ..storage.contracts import GrowthEntry
+from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
+from .coupons import Coupons
+from .pricing import _distribute
+from .products import check_sku
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Orders"]
+
+_ROW_FIELDS = {"user_id", "lines", "paid_at", "channel", "coupon", "key"}
+
+
+@attrs.frozen
+class _Row:
+    user_id: int
+    lines: list[dict[str, Any]]
+    paid_at: datetime
+    channel: str | None
+    codes: tuple[str, ...]
+    key: str | None
+    print_: str
+
+
+def _codes(coupon: object) -> tuple[str, ...]:
+    if coupon is None:
+        return ()
+    if isinstance(coupon, str):
+        return (check_text(coupon, "coupon", max_length=64),)
+    if isinstance(coupon, Iterable):
+        codes = tuple(check_text(c, "coupon", max_length=64) for c in coupon)
+        if len(set(codes)) != len(codes):
+            raise ValidationError("the same coupon code is given twice")
+        return codes
+    raise ValidationError(f"coupon must be a code, a list of codes or None, got {type(coupon).__name__}")
+
+
+class Orders:
+    """``ws.orders``: record orders (one or in batches), refund them, read them."""
+
+    name = "orders"
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        workspace.users.add_merge_participant(self)
+
+    # -- record ---------------------------------------------------------------------------
+    def _row(self, raw: Mapping[str, Any], now: datetime) -> _Row:
+        unknown = set(raw) - _ROW_FIELDS
+        if unknown:
+            raise ValidationError(f"unknown order field(s) {sorted(unknown)}; an order has {sorted(_ROW_FIELDS)}")
+        uid = check_user_id(raw.get("user_id"))
+        lines = raw.get("lines")
+        if isinstance(lines, str | bytes) or not isinstance(lines, Sequence) or not lines:
+            raise ValidationError('lines must be a non-empty list of {"sku": ..., "qty": ..., "unit_price": ...}')
+        normal = []
+        for index, line in enumerate(lines):
+            if not isinstance(line, Mapping):
+                raise ValidationError(f"line {index}: expected a dict with sku and qty, got {line!r}")
+            item = {"sku": check_sku(line.get("sku")),
+                    "qty": check_int(line.get("qty", 1), f"line {index} qty", minimum=1, maximum=100_000)}
+            extra = set(line) - {"sku", "qty", "unit_price"}
+            if extra:
+                raise ValidationError(f"line {index}: unknown field(s) {sorted(extra)}")
+            if line.get("unit_price") is not None:
+                item["unit_price"] = str(to_yuan(to_fen(line["unit_price"], name=f"line {index} unit_price")))
+            normal.append(item)
+        paid_at = raw.get("paid_at")
+        paid = now if paid_at is None else aware(paid_at, "paid_at")
+        channel = raw.get("channel")
+        channel = None if channel is None else check_text(channel, "channel", max_length=64)
+        codes = _codes(raw.get("coupon"))
+        key = raw.get("key")
+        if key is not None:
+            check_key(key)
+        return _Row(uid, normal, paid, channel, codes, key,
+                    fingerprint(uid, normal, paid.isoformat(), channel, codes))
+
+    def record(
+        self,
+        user_id: int,
+        lines: Sequence[Mapping[str, Any]],
+        *,
+        paid_at: datetime | None = None,
+        channel: str | None = None,
+        coupon: str | Sequence[str] | None = None,
+        key: str | None = None,
+    ) -> Order:
+        """Record a paid order.
+
+        ``lines``: ``[{"sku": "TEA-1", "qty": 2, "unit_price": "39.90"}]``;
+        ``unit_price`` (yuan) defaults to the product's price (or the user's
+        member price), and live activity prices apply to lines without an
+        explicit price. ``coupon``: a code or list of codes to redeem (each
+        must be the user's, valid at ``paid_at`` and applicable, else
+        ValidationError and nothing changes). ``key`` makes the call
+        idempotent: a repeat returns the first order.
+        """
+        [order_id] = self.record_many(
+            [{"user_id": user_id, "lines": lines, "paid_at": paid_at, "channel": channel, "coupon": coupon,
+              "key": key}]
+        )
+        return self.get(order_id)
+
+    def record_many(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Record many orders in one transaction (all or none); returns their ids
+        in row order. Each row is a dict of :meth:`record`'s arguments."""
+        now = self._ws.now()
+        parsed = []
+        for index, raw in enumerate(rows):
+            if not isinstance(raw, Mapping):
+                raise ValidationError(f"row {index}: an order row is a dict with user_id, lines ...")
+            try:
+                parsed.append(self._row(raw, now))
+            except ValidationError as exc:
+                raise type(exc)(f"row {index}: {exc}") from None
+        if not parsed:
+            return []
+        with self._ws.write() as tx:
+            return self._record(tx, parsed, now)
+
+    def _record(self, tx: Transaction, rows: list[_Row], now: datetime) -> list[int]:
+        ws = self._ws
+        existing = tx.orders.by_keys([r.key for r in rows if r.key])
+        result: list[int | None] = []
+        fresh: list[tuple[int, _Row]] = []
+        seen: dict[str, str] = {}
+        for index, r in enumerate(rows):
+            if r.key is not None and (r.key in existing or r.key in seen):
+                previous = existing[r.key][1] if r.key in existing else seen[r.key]
+                if previous != r.print_:
+                    raise IdempotencyConflict(
+                        f"order key {r.key!r} was already used for a different order; use a new key for a new "
+                        "order, or repeat the original arguments to get the first order"
+                    )
+                result.append(existing[r.key][0] if r.key in existing else None)
+                continue
+            if r.key is not None:
+                seen[r.key] = r.print_
+            result.append(None)
+            fresh.append((index, r))
+        for uid in sorted({r.user_id for _, r in fresh}):
+            require_user(tx, uid, lock=True)
+        orders: list[Order] = []
+        coupons_of: list[list[Coupon]] = []
+        quotes = []
+        used_codes: set[str] = set()
+        for _, r in fresh:
+            coupons = Coupons.usable(tx, r.user_id, list(r.codes), r.paid_at) if r.codes else []
+            again = used_codes & set(r.codes)
+            if again:
+                raise ValidationError(f"coupon {sorted(again)[0]!r} is used by two orders of this batch")
+            used_codes |= set(r.codes)
+            quote, cart = ws.promotions.price_order(tx, r.user_id, r.lines, coupons, r.paid_at)
+            quotes.append(quote)
+            coupons_of.append(coupons)
+            orders.append(Order(
+                id=0, user_id=r.user_id, key=r.key, channel=r.channel, paid_at=r.paid_at,
+                subtotal_fen=quote.subtotal_fen, discount_fen=quote.discount_fen, total_fen=quote.total_fen,
+                refunded_fen=0, coupon_codes=quote.coupon_codes,
+                lines=tuple(OrderLine(sku=q.sku, qty=q.qty, unit_fen=q.unit_fen, paid_fen=q.paid_fen, role=q.role,
+                                      category=ln.product.category, cost_fen=ln.product.cost_fen * ln.qty)
+                            for q, ln in zip(quote.lines, cart, strict=True)),
+            ))
+        ids = tx.orders.insert(orders, [r.print_ if r.key else None for _, r in fresh])
+        budget_used = False
+        earn_rows = []
+        growth_rows = []
+        growth_of: dict[int, int] = {}
+        for oid, order, coupons, quote in zip(ids, orders, coupons_of, quotes, strict=True):
+            saved = dict(quote.applied)
+            if coupons:
+                tx.coupons.set_status([c.id for c in coupons], "redeemed", oid, order.paid_at)
+                for c in coupons:
+                    fen = next((v for label, v in saved.items() if f"({c.code})" in label), 0)
+                    tx.emit(CouponRedeemed(at=now, coupon_id=c.id, code=c.code, user_id=order.user_id, order_id=oid,
+                                           saved_fen=fen))
+            for kind, source_id, fen in quote.budget_fen:
+                tx.coupons.use_budget(kind, source_id, fen)
+                budget_used = True
+            ctx = ws.points_rules.context(tx, order.user_id, lines=self._infos(order.lines), order_id=oid)
+            points = ws.points_rules.compute("purchase", ctx) if "purchase" in ws.points_rules.names() else 0
+            if points > 0:
+                earn_rows.append({"user_id": order.user_id, "amount": points, "reason": "purchase",
+                                  "key": f"order:{oid}:points",
+                                  "expires_at": ws.points_rules.expiry_for("purchase", now)})
+            growth = ws.tiers.growth_for(tx, order.total_fen)
+            growth_of[oid] = growth
+            if growth > 0:
+                growth_rows.append(GrowthEntry(user_id=order.user_id, amount=growth, at=order.paid_at,
+                                               reason="order", ref=f"order:{oid}"))
+        entry_ids = dict(zip([row["key"] for row in earn_rows], ws.points.earn_many(earn_rows), strict=True)) \
+            if earn_rows else {}
+        points_by_key = {row["key"]: row["amount"] for row in earn_rows}
+        effects = []
+        for oid in ids:
+            k = f"order:{oid}:points"
+            effects.append((oid, entry_ids.get(k), points_by_key.get(k, 0), growth_of[oid]))
+        tx.orders.set_effects(effects)
+        if growth_rows:
+            tx.tiers.add_growth(growth_rows)
+            ws.tiers.settle(tx, [g.user_id for g in growth_rows], reason="order", downgrade=False)
+        if budget_used:
+            tx.meta.bump("commerce")
+        for oid, order in zip(ids, orders, strict=True):
+            tx.emit(OrderRecorded(at=now, order_id=oid, user_id=order.user_id, total_fen=order.total_fen,
+                                  lines=self._infos(order.lines), channel=order.channel, paid_at=order.paid_at,
+                                  coupon_codes=order.coupon_codes))
+        tx.meta.bump("orders")
+        new_id = {index: oid for (index, _), oid in zip(fresh, ids, strict=True)}
+        first_of_key = {r.key: new_id[index] for index, r in fresh if r.key is not None}
+        out: list[int] = []
+        for index, r in enumerate(rows):
+            if index in new_id:
+                out.append(new_id[index])
+            elif r.key is not None and r.key in existing:
+                out.append(existing[r.key][0])
+            else:
+                assert r.key is not None
+                out.append(first_of_key[r.key])
+        return out
+
+    @staticmethod
+    def _infos(lines: Iterable[OrderLine]) -> tuple[OrderLineInfo, ...]:
+        return tuple(OrderLineInfo(sku=ln.sku, qty=ln.qty, paid_fen=ln.paid_fen, role=ln.role.value) for ln in lines)
+
+    # -- refund ---------------------------------------------------------------------------
+    def _plan(self, order: Order, what: object) -> list[tuple[int, int, int]]:
+        left = [ln.paid_fen - ln.refunded_fen for ln in order.lines]
+        if what is None:
+            return [(n, ln.qty - ln.refunded_qty, left[n]) for n, ln in enumerate(order.lines)
+                    if left[n] > 0 or ln.qty > ln.refunded_qty]
+        if isinstance(what, Decimal | int | str | float):
+            fen = to_fen(what, name="amount")
+            if fen <= 0:
+                raise ValidationError("a refund amount must be more than 0")
+            if fen > sum(left):
+                raise ValidationError(
+                    f"order {order.id} has {sum(left) / 100:.2f} yuan left to refund; {fen / 100:.2f} was asked"
+                )
+            return [(n, 0, share) for n, share in enumerate(_distribute(fen, left)) if share]
+        if not isinstance(what, Sequence):
+            raise ValidationError("refund what: None (everything), an amount in yuan, or a list of {sku, qty}")
+        plan: dict[int, list[int]] = {}
+        for index, item in enumerate(what):
+            if not isinstance(item, Mapping) or "sku" not in item:
+                raise ValidationError(f"refund line {index}: expected {{'sku': ..., 'qty': ...}}, got {item!r}")
+            sku = check_sku(item["sku"])
+            qty = check_int(item.get("qty", 1), f"refund line {index} qty", minimum=1)
+            candidates = [n for n, ln in enumerate(order.lines) if ln.sku == sku]
+            if not candidates:
+                raise ValidationError(f"order {order.id} has no line with sku {sku!r}")
+            for n in candidates:
+                ln = order.lines[n]
+                free = ln.qty - ln.refunded_qty - plan.get(n, [0, 0])[0]
+                take = min(free, qty)
+                if take <= 0:
+                    continue
+                entry = plan.setdefault(n, [0, 0])
+                entry[0] += take
+                qty -= take
+                if qty == 0:
+                    break
+            if qty:
+                raise ValidationError(f"order {order.id}: sku {sku!r} has fewer units left to refund than asked")
+        out = []
+        for n, (qty, _) in sorted(plan.items()):
+            ln = order.lines[n]
+            remaining_qty = ln.qty - ln.refunded_qty
+            fen = left[n] if qty == remaining_qty else min(left[n], ln.paid_fen * qty // ln.qty)
+            out.append((n, qty, fen))
+        return out
+
+    def refund(self, order_id: int, lines_or_amount: object = None, *, key: str) -> Refund:
+        """Refund part or all of an order.
+
+        ``lines_or_amount``: ``None`` refunds everything left; an amount in yuan
+        (``Decimal``/``int``/``str``) is spread over the lines in proportion to
+        what is left of each; a list ``[{"sku": ..., "qty": ...}]`` refunds those
+        units at what they were paid. More than what is left raises
+        ValidationError. In the same transaction the order's points are
+        reversed in proportion (if the user spent them already, what is left is
+        taken and the rest recorded as ``points_shortfall``), its tier growth
+        likewise, and a full refund returns the coupons. ``key`` makes it
+        idempotent."""
+        oid = check_int(order_id, "order_id", minimum=1)
+        check_key(key)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            order = tx.orders.get(oid)
+            if order is None:
+                raise NotFound(f"no order with id {oid}")
+            spec = lines_or_amount if lines_or_amount is None or isinstance(lines_or_amount, list | tuple) \
+                else str(lines_or_amount)
+            print_ = fingerprint(oid, spec)
+            done = tx.orders.refund_by_key(key)
+            if done is not None:
+                if done[1] != print_:
+                    raise IdempotencyConflict(f"refund key {key!r} was already used for a different refund")
+                found = tx.orders.refund(done[0])
+                assert found is not None
+                return found
+            require_user(tx, order.user_id, lock=True, active=False)
+            plan = self._plan(order, lines_or_amount)
+            amount = sum(fen for _, _, fen in plan)
+            if amount <= 0 and not plan:
+                raise ValidationError(f"order {oid} has nothing left to refund")
+            after = order.refunded_fen + amount
+            full = after >= order.total_fen
+            refunds = tx.orders.refunds(oid)
+            points_done = sum(r.points_reversed + r.points_shortfall for r in refunds)
+            growth_done = sum(r.growth_reversed for r in refunds)
+            points_target = order.points if full else order.points * after // max(1, order.total_fen)
+            growth_target = order.growth if full else order.growth * after // max(1, order.total_fen)
+            reversed_points, shortfall = 0, 0
+            want = points_target - points_done
+            if want > 0 and order.points_entry_id is not None:
+                try:
+                    self._ws.points.reverse(order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
+                                            amount=want, reason="refund")
+                    reversed_points = want
+                except InsufficientPoints as exc:
+                    if exc.available > 0:
+                        self._ws.points.reverse(order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
+                                                amount=exc.available, reason="refund")
+                    reversed_points, shortfall = exc.available, want - exc.available
+            growth_back = growth_target - growth_done
+            if growth_back > 0:
+                tx.tiers.add_growth([GrowthEntry(user_id=order.user_id, amount=-growth_back, at=order.paid_at,
+                                                 reason="refund", ref=f"order:{oid}")])
+                self._ws.tiers.settle(tx, [order.user_id], reason="refund", downgrade=True)
+            returned: list[str] = []
+            if full and order.coupon_codes:
+                for c in tx.coupons.by_codes(list(order.coupon_codes)).values():
+                    if c.status != "redeemed" or c.order_id != oid:
+                        continue
+                    status = "issued" if c.valid_until is None or c.valid_until > now else "expired"
+                    tx.coupons.set_status([c.id], status, None, None)
+                    returned.append(c.code)
+                    tx.emit(CouponReturned(at=now, coupon_id=c.id, code=c.code, user_id=c.user_id, order_id=oid,
+                                           status=status))
+                tx.meta.bump("coupons")
+            tx.orders.apply_refund(oid, plan)
+            refund = Refund(id=0, order_id=oid, user_id=order.user_id, key=key, at=now, amount_fen=amount,
+                            lines=tuple(plan), full=full, points_reversed=reversed_points,
+                            points_shortfall=shortfall, growth_reversed=max(0, growth_back),
+                            coupons_returned=tuple(returned))
+            refund = attrs.evolve(refund, id=tx.orders.add_refund(refund, print_))
+            tx.emit(OrderRefunded(
+                at=now, order_id=oid, refund_id=refund.id, user_id=order.user_id, amount_fen=amount,
+                order_total_fen=order.total_fen, full=full,
+                lines=tuple(OrderLineInfo(sku=order.lines[n].sku, qty=qty, paid_fen=fen,
+                                          role=order.lines[n].role.value) for n, qty, fen in plan),
+            ))
+            tx.meta.bump("orders")
+        return refund
+
+    # -- read ------------------------------------------------------------------------------
+    def get(self, order_id: int) -> Order:
+        with self._ws.read() as tx:
+            order = tx.orders.get(check_int(order_id, "order_id", minimum=1))
+        if order is None:
+            raise NotFound(f"no order with id {order_id}")
+        return order
+
+    def of(self, user_id: int) -> list[Order]:
+        """The user's orders, oldest first."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.orders.of_user(uid)
+
+    def refunds(self, order_id: int) -> list[Refund]:
+        with self._ws.read() as tx:
+            return tx.orders.refunds(check_int(order_id, "order_id", minimum=1))
+
+    # -- merge participant ----------------------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+        ids = tx.orders.ids_of(drop)
+        tx.orders.move(ids, keep)
+        tx.meta.bump("orders")
+        return ids
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+        tx.orders.move(list(record), drop)
+        tx.meta.bump("orders")
+

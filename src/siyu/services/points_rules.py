@@ -1,0 +1,239 @@
+"""Points rules: the earn rules registered through the ``siyu_points_rules`` hook.
+
+A rule is an object with a ``name`` and a ``points(ctx)`` method returning how
+many points an occasion is worth (0: none). The built-in rules (purchase,
+sign-in, invite, recharge, birthday) are registered by the plugin
+:mod:`siyu.services.builtin_rules` exactly like a third party's; a plugin may
+register a rule under a new name, or replace a built-in one by registering
+the same name from a plugin passed to ``siyu.connect(plugins=[...])``
+(later registrations win and the replacement is logged).
+
+``ws.points_rules.award(name, user_id, key=..., **context)`` runs a rule and
+credits the points to the ledger (with the rule's expiry policy) in one
+transaction; a repeated key credits nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+from dateutil.relativedelta import relativedelta
+
+from ..errors import NotFound, PluginError, ValidationError
+from ..models.commerce import Tier
+from ..models.points import PointsEntry
+from ._common import check_key, check_text, check_user_id, require_user
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Expiry", "PointsRule", "PointsRules", "RuleContext"]
+
+log = logging.getLogger("siyu")
+
+
+@attrs.frozen
+class Expiry:
+    """When points earned by a rule lapse.
+
+    ``Expiry.never()``; ``Expiry.days(365)``; ``Expiry.month_end(1)`` (at the
+    end of the month after the one they were earned in; 0 = the same month);
+    ``Expiry.year_end(1)`` (the end of next year, the common 次年年底 policy).
+    Month and year ends are in the workspace's business time zone."""
+
+    kind: str = "never"
+    n: int = 0
+
+    @classmethod
+    def never(cls) -> Expiry:
+        return cls("never", 0)
+
+    @classmethod
+    def days(cls, n: int) -> Expiry:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValidationError(f"Expiry.days needs a whole number of days >= 1, got {n!r}")
+        return cls("days", n)
+
+    @classmethod
+    def month_end(cls, after: int = 0) -> Expiry:
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValidationError(f"Expiry.month_end needs after >= 0, got {after!r}")
+        return cls("month_end", after)
+
+    @classmethod
+    def year_end(cls, after: int = 0) -> Expiry:
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValidationError(f"Expiry.year_end needs after >= 0, got {after!r}")
+        return cls("year_end", after)
+
+    def expires_at(self, earned: datetime, tz: Any) -> datetime | None:
+        """The instant points earned at ``earned`` expire (``None``: never)."""
+        if self.kind == "never":
+            return None
+        if self.kind == "days":
+            return earned + timedelta(days=self.n)
+        local = earned.astimezone(tz)
+        if self.kind == "month_end":
+            first = datetime(local.year, local.month, 1, tzinfo=tz)
+            return first + relativedelta(months=self.n + 1)
+        if self.kind == "year_end":
+            return datetime(local.year + self.n + 1, 1, 1, tzinfo=tz)
+        raise ValidationError(f"unknown expiry kind {self.kind!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RuleContext:
+    """What a rule sees: the user, the moment, their tier and the call's context."""
+
+    workspace: Workspace
+    tx: Transaction
+    user_id: int
+    now: datetime
+    today: date
+    tier: Tier | None
+    context: Mapping[str, Any]
+
+
+@runtime_checkable
+class PointsRule(Protocol):
+    """An earn rule. ``points`` returns the points for one occasion (0 = none).
+
+    Optional attributes read by :class:`PointsRules`: ``expiry`` (an
+    :class:`Expiry`, default never), ``tier_multiplier`` (bool, default True:
+    multiply by the tier's ``points_multiplier``), ``reason`` (ledger reason,
+    default the name), and ``default_key(ctx) -> str | None`` for rules whose
+    occasion has a natural key (one sign-in per day)."""
+
+    name: str
+
+    def points(self, ctx: RuleContext) -> int: ...
+
+
+class PointsRules:
+    """``ws.points_rules``: the registered earn rules; award, configure, sign in."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._rules: dict[str, PointsRule] = {}
+        workspace.hooks.points_rules(register=self.register)
+
+    def register(self, rule: PointsRule) -> None:
+        """Add a rule (the ``register`` callback of the ``siyu_points_rules`` hook)."""
+        name = getattr(rule, "name", None)
+        if not isinstance(name, str) or not name or not callable(getattr(rule, "points", None)):
+            raise PluginError(
+                f"{rule!r} is not a points rule: it needs a str attribute 'name' and a method points(ctx) -> int"
+            )
+        if name in self._rules:
+            log.info("points rule %r replaced by %r", name, rule)
+        self._rules[name] = rule
+
+    def names(self) -> list[str]:
+        return sorted(self._rules)
+
+    def get(self, name: str) -> PointsRule:
+        try:
+            return self._rules[name]
+        except KeyError:
+            raise NotFound(
+                f"no points rule named {name!r}; registered: {', '.join(self.names())}. "
+                "Register one with a plugin implementing siyu_points_rules(register)"
+            ) from None
+
+    def configure(self, name: str, **params: Any) -> PointsRule:
+        """Change a rule's parameters, e.g. ``configure("purchase", points_per_yuan=2)``
+        or ``configure("signin", expiry=Expiry.year_end(1))``. Rules are attrs
+        classes; unknown parameters raise ValidationError."""
+        rule = self.get(name)
+        if not attrs.has(type(rule)):
+            raise ValidationError(f"rule {name!r} ({type(rule).__name__}) is not an attrs class; configure it in code")
+        fields = {f.name for f in attrs.fields(type(rule))} - {"name"}
+        unknown = set(params) - fields
+        if unknown:
+            raise ValidationError(f"rule {name!r} has no parameter(s) {sorted(unknown)}; it has {sorted(fields)}")
+        try:
+            new = attrs.evolve(rule, **params)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"rule {name!r}: {exc}") from None
+        self._rules[name] = new
+        return new
+
+    # -- award ---------------------------------------------------------------------------
+    def context(self, tx: Transaction, user_id: int, **context: Any) -> RuleContext:
+        now = self._ws.now()
+        return RuleContext(workspace=self._ws, tx=tx, user_id=user_id, now=now,
+                           today=now.astimezone(self._ws.tz).date(), tier=self._ws.tiers.tier_in(tx, user_id),
+                           context=context)
+
+    def compute(self, name: str, ctx: RuleContext) -> int:
+        """Points the rule gives for ``ctx``, with the tier multiplier applied."""
+        rule = self.get(name)
+        base = rule.points(ctx)
+        if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+            raise PluginError(f"points rule {name!r} returned {base!r}; it must return an int >= 0")
+        if base and getattr(rule, "tier_multiplier", True) and ctx.tier is not None:
+            base = int((Decimal(base) * ctx.tier.points_multiplier).to_integral_value(ROUND_FLOOR))
+        return base
+
+    def expiry_for(self, name: str, earned: datetime) -> datetime | None:
+        expiry = getattr(self.get(name), "expiry", None) or Expiry.never()
+        return expiry.expires_at(earned, self._ws.tz)
+
+    def award(self, name: str, user_id: int, *, key: str | None = None, **context: Any) -> PointsEntry | None:
+        """Run rule ``name`` for ``user_id`` and credit the points; returns the
+        ledger entry, or ``None`` if the rule gave nothing.
+
+        ``key`` makes the award idempotent (the referral engine passes e.g.
+        ``f"invite:{invitee_id}"``); rules with a natural key (sign-in: one a
+        day; birthday: one a year) supply it when ``key`` is omitted.
+        ``context`` is passed to the rule (``amount=`` for recharge ...)."""
+        rule = self.get(name)
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            ctx = self.context(tx, uid, **context)
+            if key is None:
+                default_key = getattr(rule, "default_key", None)
+                key = default_key(ctx) if callable(default_key) else None
+                if key is None:
+                    raise ValidationError(
+                        f"rule {name!r} needs key=... (a string unique to this occasion, e.g. 'invite:42') "
+                        "so a retry does not award twice"
+                    )
+            full_key = f"rule:{name}:{check_key(key)}"
+            existing = tx.points.by_keys([full_key])
+            if full_key in existing:
+                return tx.points.entry(existing[full_key][0])
+            amount = self.compute(name, ctx)
+            if amount <= 0:
+                return None
+            reason = check_text(getattr(rule, "reason", name) or name, "reason", max_length=128)
+            return self._ws.points.earn(uid, amount, reason=reason, key=full_key,
+                                        expires_at=self.expiry_for(name, ctx.now))
+
+    def sign_in(self, user_id: int) -> tuple[int, PointsEntry | None]:
+        """Record today's sign-in (business time zone); returns ``(streak, entry)``.
+        Signing in twice a day awards once."""
+        entry = self.award("signin", user_id)
+        with self._ws.read() as tx:
+            streak = self.streak(tx, check_user_id(user_id), self._ws.today())
+        return streak, entry
+
+    @staticmethod
+    def streak(tx: Transaction, user_id: int, day: date, limit: int = 366) -> int:
+        """Consecutive days up to ``day`` with a sign-in (0 if none on ``day``)."""
+        keys = [f"rule:signin:signin:{user_id}:{day - timedelta(days=n)}" for n in range(limit)]
+        found = tx.points.by_keys(keys)
+        count = 0
+        for k in keys:
+            if k not in found:
+                break
+            count += 1
+        return count
+
+

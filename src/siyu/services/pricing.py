@@ -1,0 +1,436 @@
+"""The pricing engine: stacking rules, best-combination search, worst-case margins.
+
+Pure computation over fen, no storage: :class:`~siyu.services.promotions.Promotions`
+loads the offers once and hands them here, so trying every legal combination
+costs no database round trip.
+
+An *offer* is an activity price or a coupon. Offers sit in *groups*; at most
+one offer of a group applies unless the group is in ``StackingRules.multi``;
+two groups combine only if the pair is listed in ``StackingRules.combinable``.
+Offers apply in ``priority`` order (lower first); with ``base="discounted"``
+each discount is computed on what earlier ones left, with ``base="original"``
+on the original amounts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from ..models.commerce import Activity, CouponTemplate, Product, ProductRole
+from ..errors import ValidationError
+from ..money import to_yuan
+
+__all__ = [
+    "CartLine",
+    "Offer",
+    "Quote",
+    "QuoteLine",
+    "StackingRules",
+    "best_quote",
+    "floor_fen",
+    "worst_unit",
+]
+
+
+@attrs.frozen(kw_only=True)
+class StackingRules:
+    """How offers combine, and the margin floor the guard enforces.
+
+    ``combinable``: pairs of group names whose offers may apply together.
+    ``multi``: groups whose offers may apply together with each other.
+    ``base``: ``"discounted"`` (a later discount is computed on what earlier
+    ones left) or ``"original"`` (every discount on the original amount).
+    ``margin_floor``: the share of the selling price that must stay margin
+    (``0`` = never below cost); a product's ``min_margin`` overrides it.
+    ``guard``: the margin guard on (refuse risky offers, clamp quotes)."""
+
+    combinable: frozenset[frozenset[str]] = frozenset({frozenset({"activity", "coupon"})})
+    multi: frozenset[str] = frozenset({"activity"})
+    base: str = "discounted"
+    margin_floor: Decimal = Decimal(0)
+    guard: bool = True
+
+    def can_combine(self, a: str, b: str) -> bool:
+        return a == b and a in self.multi or frozenset({a, b}) in self.combinable
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "combinable": sorted(sorted(pair) for pair in self.combinable),
+            "multi": sorted(self.multi),
+            "base": self.base,
+            "margin_floor": str(self.margin_floor),
+            "guard": self.guard,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StackingRules:
+        return cls(
+            combinable=frozenset(frozenset(p) for p in data["combinable"]),
+            multi=frozenset(data["multi"]),
+            base=data["base"],
+            margin_floor=Decimal(data["margin_floor"]),
+            guard=bool(data["guard"]),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Offer:
+    """One activity or coupon a quote may use."""
+
+    kind: str  # "activity" or "coupon"
+    source_id: int
+    name: str
+    group: str
+    priority: int
+    loss_leader: bool = False
+    budget_left_fen: int | None = None
+    code: str | None = None
+    template: CouponTemplate | None = None
+    activity: Activity | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name!r}" + (f" ({self.code})" if self.code else "")
+
+    def eligible(self, product: Product) -> bool:
+        if self.activity is not None:
+            return product.sku in self.activity.prices_fen
+        t = self.template
+        assert t is not None
+        if t.kind == "free_item":
+            return product.sku == t.free_sku
+        if t.skus and product.sku not in t.skus:
+            return False
+        return not (t.categories and product.category not in t.categories)
+
+    @classmethod
+    def of_template(cls, t: CouponTemplate, code: str | None = None) -> Offer:
+        left = None if t.budget_fen is None else max(0, t.budget_fen - t.budget_used_fen)
+        return cls(kind="coupon", source_id=t.id, name=t.name, group=t.group, priority=t.priority,
+                   loss_leader=t.loss_leader, budget_left_fen=left, code=code, template=t)
+
+    @classmethod
+    def of_activity(cls, a: Activity) -> Offer:
+        left = None if a.budget_fen is None else max(0, a.budget_fen - a.budget_used_fen)
+        return cls(kind="activity", source_id=a.id, name=a.name, group=a.group, priority=a.priority,
+                   loss_leader=a.loss_leader, budget_left_fen=left, activity=a)
+
+
+@attrs.frozen(kw_only=True)
+class CartLine:
+    """A cart line: ``unit_fen`` is the base unit price (list or member price, or
+    the caller's explicit price when ``explicit``; activities skip those)."""
+
+    product: Product
+    qty: int
+    unit_fen: int
+    explicit: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class QuoteLine:
+    """A priced line: what it would cost before and after offers, and why."""
+
+    sku: str
+    qty: int
+    unit_fen: int
+    amount_fen: int
+    paid_fen: int
+    role: ProductRole
+    notes: tuple[str, ...] = ()
+
+    @property
+    def amount(self) -> Decimal:
+        return to_yuan(self.amount_fen)
+
+    @property
+    def paid(self) -> Decimal:
+        return to_yuan(self.paid_fen)
+
+    @property
+    def discount(self) -> Decimal:
+        return to_yuan(self.amount_fen - self.paid_fen)
+
+
+@attrs.frozen(kw_only=True)
+class Quote:
+    """The best legal combination for a cart.
+
+    ``lines`` explain each line; ``applied`` names the offers used (with the
+    fen each saved); ``skipped`` says why other candidates were left out.
+    ``budget_fen`` maps ``(kind, source_id)`` to loss-leader budget used."""
+
+    user_id: int
+    lines: tuple[QuoteLine, ...]
+    applied: tuple[tuple[str, int], ...]
+    coupon_codes: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+    budget_fen: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def subtotal_fen(self) -> int:
+        return sum(line.amount_fen for line in self.lines)
+
+    @property
+    def total_fen(self) -> int:
+        return sum(line.paid_fen for line in self.lines)
+
+    @property
+    def discount_fen(self) -> int:
+        return self.subtotal_fen - self.total_fen
+
+    @property
+    def subtotal(self) -> Decimal:
+        return to_yuan(self.subtotal_fen)
+
+    @property
+    def total(self) -> Decimal:
+        return to_yuan(self.total_fen)
+
+    @property
+    def discount(self) -> Decimal:
+        return to_yuan(self.discount_fen)
+
+    def explain(self) -> str:
+        """A human-readable, line-by-line explanation."""
+        out = []
+        for line in self.lines:
+            out.append(f"{line.sku} x{line.qty}: {line.amount} -> {line.paid}")
+            out.extend(f"    {note}" for note in line.notes)
+        for label, fen in self.applied:
+            out.append(f"applied {label}: -{to_yuan(fen)}")
+        out.extend(f"skipped {why}" for why in self.skipped)
+        out.append(f"total {self.total} (saved {self.discount} of {self.subtotal})")
+        return "\n".join(out)
+
+
+def floor_fen(product: Product, qty: int, rules: StackingRules) -> int:
+    """The least a line of ``qty`` may sell for: cost / (1 - margin), rounded up."""
+    margin = product.min_margin if product.min_margin is not None else rules.margin_floor
+    return math.ceil(Fraction(product.cost_fen * qty) / (1 - Fraction(margin)))
+
+
+def _distribute(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` fen in proportion to ``weights`` (largest remainder)."""
+    whole = sum(weights)
+    if whole <= 0 or total <= 0:
+        return [0] * len(weights)
+    shares = [total * w // whole for w in weights]
+    rest = total - sum(shares)
+    order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in order[:rest]:
+        shares[i] += 1
+    return shares
+
+
+class _Prepared:
+    """Per-cart facts computed once and reused by every combination."""
+
+    def __init__(self, lines: Sequence[CartLine], offers: Sequence[Offer], rules: StackingRules) -> None:
+        self.lines = lines
+        self.rules = rules
+        self.original = [line.unit_fen * line.qty for line in lines]
+        self.floors = [floor_fen(line.product, line.qty, rules) if rules.guard else 0 for line in lines]
+        self.eligible: dict[int, list[int]] = {}
+        for index, offer in enumerate(offers):
+            self.eligible[index] = [
+                i for i, line in enumerate(lines)
+                if offer.eligible(line.product) and not (offer.activity is not None and line.explicit)
+            ]
+
+
+def _evaluate(prep: _Prepared, offers: Sequence[Offer], chosen: Sequence[int]) -> tuple[
+        int, list[int], list[list[str]], list[tuple[str, int]], list[tuple[str, int, int]], list[str]]:
+    rules = prep.rules
+    current = list(prep.original)
+    notes: list[list[str]] = [[] for _ in prep.lines]
+    applied: list[tuple[str, int]] = []
+    budget: list[tuple[str, int, int]] = []
+    unmet: list[str] = []
+    for index in sorted(chosen, key=lambda i: (offers[i].priority, offers[i].kind != "activity", i)):
+        offer = offers[index]
+        idx = prep.eligible[index]
+        ref = current if rules.base == "discounted" else prep.original
+        wanted = [0] * len(prep.lines)
+        if offer.activity is not None:
+            for i in idx:
+                target = offer.activity.prices_fen[prep.lines[i].product.sku] * prep.lines[i].qty
+                wanted[i] = max(0, ref[i] - target)
+        else:
+            t = offer.template
+            assert t is not None
+            base = sum(ref[i] for i in idx)
+            if t.kind == "free_item":
+                for i in idx:
+                    if prep.lines[i].qty >= t.min_qty and base >= t.threshold_fen:
+                        wanted[i] = ref[i] // prep.lines[i].qty
+            elif base > 0 and base >= t.threshold_fen:
+                if t.kind == "amount_off":
+                    off = min(t.amount_fen, base)
+                else:
+                    off = base * t.percent // 100
+                    if t.cap_fen is not None:
+                        off = min(off, t.cap_fen)
+                for i, share in zip(idx, _distribute(off, [ref[i] for i in idx]), strict=True):
+                    wanted[i] = share
+            if not any(wanted):
+                unmet.append(f"{offer.label}: its condition is not met by this cart")
+                continue
+        left = offer.budget_left_fen
+        saved = 0
+        used = 0
+        for i in idx:
+            want = min(wanted[i], current[i])
+            if want <= 0:
+                continue
+            floor = prep.floors[i]
+            allowed = max(0, current[i] - floor)
+            if want > allowed and offer.loss_leader and prep.lines[i].product.role is ProductRole.TRAFFIC:
+                extra = want - allowed
+                if left is not None:
+                    extra = min(extra, left)
+                    left -= extra
+                used += extra
+                allowed += extra
+            got = min(want, allowed)
+            if got < want:
+                notes[i].append(f"{offer.label}: -{to_yuan(got)} (limited from -{to_yuan(want)} by the margin floor)")
+            elif got:
+                notes[i].append(f"{offer.label}: -{to_yuan(got)}")
+            current[i] -= got
+            saved += got
+        if saved:
+            applied.append((offer.label, saved))
+            if used:
+                budget.append((offer.kind, offer.source_id, used))
+        else:
+            unmet.append(f"{offer.label}: no saving left on this cart (margin floor)")
+    return sum(current), current, notes, applied, budget, unmet
+
+
+def _combinations(offers: Sequence[Offer], rules: StackingRules, max_multi: int = 8) -> Iterable[tuple[int, ...]]:
+    groups: dict[str, list[int]] = {}
+    for index, offer in enumerate(offers):
+        groups.setdefault(offer.group, []).append(index)
+    names = sorted(groups)
+    choices: list[list[tuple[int, ...]]] = []
+    for name in names:
+        members = groups[name]
+        if name in rules.multi:
+            if len(members) <= max_multi:
+                opts = [c for r in range(len(members) + 1) for c in itertools.combinations(members, r)]
+            else:
+                opts = [(), tuple(members), *((m,) for m in members)]
+        else:
+            opts = [(), *((m,) for m in members)]
+        choices.append(opts)
+    for pick in itertools.product(*choices):
+        used = [names[g] for g, c in enumerate(pick) if c]
+        if all(rules.can_combine(a, b) for a, b in itertools.combinations(used, 2)):
+            yield tuple(i for c in pick for i in c)
+
+
+def best_quote(user_id: int, lines: Sequence[CartLine], offers: Sequence[Offer], rules: StackingRules,
+               skipped: Sequence[str] = (), *, required: set[str] | None = None) -> Quote:
+    """Try every legal combination; return the cheapest for the user (ties: the
+    one that uses fewer coupons, so the user keeps them). With ``required``
+    (coupon codes), only combinations using all of them count."""
+    prep = _Prepared(lines, offers, rules)
+    live = [i for i in range(len(offers)) if prep.eligible[i]]
+    not_eligible = [f"{offers[i].label}: nothing in the cart is eligible" for i in range(len(offers))
+                    if not prep.eligible[i]]
+    sub = [offers[i] for i in live]
+    prep_sub = _Prepared(lines, sub, rules)
+    best: tuple[Any, ...] | None = None
+    for combo in _combinations(sub, rules):
+        if required and not required <= {sub[i].code for i in combo}:
+            continue
+        result = _evaluate(prep_sub, sub, combo)
+        coupons = sum(1 for i in combo if sub[i].kind == "coupon" and any(
+            label == sub[i].label for label, _ in result[3]))
+        rank = (result[0], coupons, len(combo))
+        if best is None or rank < best[0]:
+            best = (rank, combo, result)
+    if best is None:
+        missing = sorted(required or ())
+        raise ValidationError(
+            f"coupon(s) {', '.join(missing)} cannot be used together on this cart under the stacking rules "
+            "(ws.promotions.rules()); use fewer coupons"
+        )
+    _, combo, (_, current, notes, applied, budget, unmet) = best
+    used_labels = {label for label, _ in applied}
+    codes = tuple(sub[i].code for i in combo if sub[i].code and sub[i].label in used_labels)
+    left_out = [f"{sub[i].label}: cannot stack with the better combination" for i in range(len(sub))
+                if i not in combo]
+    qlines = tuple(
+        QuoteLine(sku=line.product.sku, qty=line.qty, unit_fen=line.unit_fen, amount_fen=prep.original[i],
+                  paid_fen=current[i], role=line.product.role, notes=tuple(notes[i]))
+        for i, line in enumerate(lines)
+    )
+    return Quote(user_id=user_id, lines=qlines, applied=tuple(applied), coupon_codes=codes,
+                 skipped=tuple([*skipped, *not_eligible, *unmet, *left_out]), budget_fen=tuple(budget))
+
+
+# -- worst case (the margin guard) ---------------------------------------------------------
+def _worst_discount(offer: Offer, product: Product, ref: Fraction) -> Fraction:
+    """The largest per-unit discount ``offer`` can give ``product`` when a unit is
+    worth ``ref``: amount-off coupons spread over the smallest cart that meets
+    their threshold, percentages uncapped unless the cap binds for that cart."""
+    if ref <= 0:
+        return Fraction(0)
+    if offer.activity is not None:
+        return max(Fraction(0), ref - offer.activity.prices_fen[product.sku])
+    t = offer.template
+    assert t is not None
+    smallest = max(Fraction(t.threshold_fen), ref)
+    if t.kind == "free_item":
+        return ref / max(1, t.min_qty)
+    if t.kind == "amount_off":
+        return min(ref, Fraction(t.amount_fen) * ref / smallest)
+    d = ref * t.percent / 100
+    if t.cap_fen is not None:
+        d = min(d, Fraction(t.cap_fen) * ref / smallest)
+    return min(ref, d)
+
+
+def worst_unit(product: Product, combo: Sequence[Offer], rules: StackingRules) -> Fraction:
+    """The lowest unit revenue ``product`` can reach under ``combo``, starting from
+    its lowest base price (list price or any member price)."""
+    orig = Fraction(min([product.price_fen, *product.member_prices_fen.values()]))
+    unit = orig
+    for offer in sorted(combo, key=lambda o: (o.priority, o.kind != "activity")):
+        ref = unit if rules.base == "discounted" else orig
+        unit -= min(unit, _worst_discount(offer, product, ref))
+    return unit
+
+
+def worst_combinations(new: Offer, others: Sequence[Offer], product: Product,
+                       rules: StackingRules) -> Iterable[tuple[Offer, ...]]:
+    """Every maximal legal combination containing ``new`` among offers eligible
+    for ``product`` (more discounts are never better for the margin, so only
+    maximal ones matter)."""
+    pool = [o for o in others if o.eligible(product)]
+    groups: dict[str, list[Offer]] = {}
+    for o in pool:
+        groups.setdefault(o.group, []).append(o)
+    names = sorted(g for g in groups if g == new.group or rules.can_combine(g, new.group))
+    choices: list[list[tuple[Offer, ...]]] = []
+    for name in names:
+        members = [m for m in groups[name] if m != new]
+        if name == new.group:
+            choices.append([tuple(members)] if name in rules.multi else [()])
+        elif name in rules.multi:
+            choices.append([(), tuple(members)])
+        else:
+            choices.append([(), *((m,) for m in members)])
+    for pick in itertools.product(*choices):
+        used = [names[i] for i, c in enumerate(pick) if c and names[i] != new.group]
+        if all(rules.can_combine(a, b) for a, b in itertools.combinations([*used, new.group], 2)):
+            yield (new, *(o for c in pick for o in c))

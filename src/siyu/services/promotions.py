@@ -1,0 +1,363 @@
+"""Promotions: stacking rules, activity prices and flash sales, quotes, the margin guard.
+
+``ws.promotions.quote(user_id, cart)`` finds the best legal combination of
+the live activities and the user's usable coupons and explains it line by
+line. The margin guard refuses any coupon, activity or flash sale whose
+worst-case stacking would sell an eligible product below cost or the margin
+floor (:class:`~siyu.errors.MarginViolation`, naming the product and the
+combination), unless it is a budgeted loss leader on traffic items; and every
+quote is clamped to the floor as a second line of defence. No quote is ever
+negative.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._clock import aware
+from ..errors import MarginViolation, PolicyViolation, ValidationError
+from ..models.commerce import Activity, Coupon, CouponTemplate, Product, ProductRole
+from ..money import Money, to_fen, to_yuan
+from ._cache import VersionedCache
+from ._common import check_int, check_text, check_user_id, require_user
+from .pricing import CartLine, Offer, Quote, StackingRules, best_quote, worst_combinations, worst_unit
+from .products import Products, check_sku
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Promotions"]
+
+_RULES = "promotions.rules"
+
+
+@attrs.frozen
+class _Catalog:
+    products: dict[str, Product]
+    templates: dict[int, CouponTemplate]
+    activities: list[Activity]
+    rules: StackingRules
+
+
+class Promotions:
+    """``ws.promotions``: stacking rules, activity prices, quotes, the margin guard."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._catalog = VersionedCache("commerce", self._load_catalog)
+
+    # -- rules --------------------------------------------------------------------------
+    @staticmethod
+    def _rules(tx: Transaction) -> StackingRules:
+        raw = tx.meta.get(_RULES)
+        return StackingRules.from_json(json.loads(raw)) if raw else StackingRules()
+
+    def rules(self) -> StackingRules:
+        """The stacking rules and margin floor in force."""
+        with self._ws.read() as tx:
+            return self._rules(tx)
+
+    def configure(
+        self,
+        *,
+        combinable: Iterable[Iterable[str]] | None = None,
+        multi: Iterable[str] | None = None,
+        base: str | None = None,
+        margin_floor: Decimal | str | int | None = None,
+        guard: bool | None = None,
+    ) -> StackingRules:
+        """Change how offers stack and the margin floor.
+
+        ``combinable``: pairs of groups that may apply together (default
+        ``[("activity", "coupon")]``: an activity price plus one coupon);
+        ``multi``: groups whose offers stack with each other (default
+        ``["activity"]``); ``base``: ``"discounted"`` or ``"original"``;
+        ``margin_floor``: the share of the selling price to keep (``"0.1"``
+        = 10 %); ``guard``: refuse risky offers and clamp quotes (default on).
+        The live offers are re-checked under the new rules: a change that
+        would let them sell below the floor is refused with MarginViolation."""
+        with self._ws.write() as tx:
+            rules = self._rules(tx)
+            changes: dict[str, Any] = {}
+            if combinable is not None:
+                pairs = set()
+                for pair in combinable:
+                    names = frozenset(check_text(g, "group", max_length=32) for g in pair)
+                    if len(names) != 2:
+                        raise ValidationError(f"combinable takes pairs of two different groups, got {pair!r}")
+                    pairs.add(names)
+                changes["combinable"] = frozenset(pairs)
+            if multi is not None:
+                changes["multi"] = frozenset(check_text(g, "group", max_length=32) for g in multi)
+            if base is not None:
+                if base not in ("discounted", "original"):
+                    raise ValidationError(f"base must be 'discounted' or 'original', got {base!r}")
+                changes["base"] = base
+            if margin_floor is not None:
+                if isinstance(margin_floor, float | bool):
+                    raise ValidationError("margin_floor must be a Decimal or str such as '0.1', not a float")
+                floor = Decimal(str(margin_floor))
+                if not Decimal(0) <= floor < Decimal(1):
+                    raise ValidationError(f"margin_floor must be in [0, 1), got {margin_floor!r}")
+                changes["margin_floor"] = floor
+            if guard is not None:
+                changes["guard"] = bool(guard)
+            rules = attrs.evolve(rules, **changes)
+            tx.meta.set(_RULES, json.dumps(rules.to_json()))
+            tx.meta.bump("commerce")
+            if rules.guard:
+                catalog = self._load_catalog(tx)
+                for offer in self._live_offers(catalog, self._ws.now()):
+                    self._check(catalog, offer, rules)
+        return rules
+
+    # -- activities -----------------------------------------------------------------------
+    def activity(
+        self,
+        name: str,
+        prices: Mapping[str, Money],
+        *,
+        starts_at: datetime | None = None,
+        ends_at: datetime | None = None,
+        kind: str = "activity",
+        group: str = "activity",
+        priority: int = 10,
+        loss_leader: bool = False,
+        budget: Money | None = None,
+    ) -> Activity:
+        """An activity price (活动价): ``prices`` maps SKUs to the unit price (yuan)
+        while the activity runs (``starts_at`` .. ``ends_at``, open if omitted).
+        Margin-guarded like coupons (worst case: stacked with every combinable
+        coupon)."""
+        if kind not in ("activity", "flash_sale"):
+            raise ValidationError(f"kind must be 'activity' or 'flash_sale', got {kind!r}")
+        if not prices:
+            raise ValidationError("prices must name at least one SKU: {'SKU': '9.90'}")
+        if starts_at is not None:
+            aware(starts_at, "starts_at")
+        if ends_at is not None:
+            aware(ends_at, "ends_at")
+            if starts_at is not None and ends_at <= starts_at:
+                raise ValidationError("ends_at must be after starts_at")
+        if loss_leader and budget is None:
+            raise ValidationError("a loss leader needs budget=... (yuan the shop accepts to lose below the floor)")
+        activity = Activity(
+            id=0,
+            name=check_text(name, "name", max_length=64),
+            kind=kind,
+            prices_fen={check_sku(s): to_fen(p, name=f"prices[{s!r}]") for s, p in prices.items()},
+            starts_at=starts_at,
+            ends_at=ends_at,
+            group=check_text(group, "group", max_length=32),
+            priority=check_int(priority, "priority", minimum=0, maximum=1_000_000),
+            loss_leader=bool(loss_leader),
+            budget_fen=None if budget is None else to_fen(budget, name="budget"),
+        )
+        with self._ws.write() as tx:
+            Products.require(tx, activity.prices_fen)
+            self.check_offer(tx, activity=activity)
+            activity = attrs.evolve(activity, id=tx.coupons.save_activity(activity))
+            tx.meta.bump("commerce")
+        return activity
+
+    def flash_sale(self, name: str, prices: Mapping[str, Money], *, starts_at: datetime, ends_at: datetime,
+                   **options: Any) -> Activity:
+        """A flash sale (秒杀): an activity price with a mandatory time window."""
+        if starts_at is None or ends_at is None:
+            raise ValidationError("a flash sale needs starts_at and ends_at")
+        return self.activity(name, prices, starts_at=starts_at, ends_at=ends_at, kind="flash_sale", **options)
+
+    def activities(self, *, live: bool = False) -> list[Activity]:
+        now = self._ws.now()
+        with self._ws.read() as tx:
+            return [a for a in tx.coupons.activities() if not live or a.live_at(now)]
+
+    def end_activity(self, activity_id: int) -> Activity:
+        with self._ws.write() as tx:
+            found = [a for a in tx.coupons.activities() if a.id == activity_id]
+            if not found:
+                raise ValidationError(f"no activity with id {activity_id}")
+            activity = attrs.evolve(found[0], active=False)
+            tx.coupons.save_activity(activity)
+            tx.meta.bump("commerce")
+        return activity
+
+    # -- the margin guard -----------------------------------------------------------------
+    def _load_catalog(self, tx: Transaction) -> _Catalog:
+        return _Catalog(
+            products={p.sku: p for p in tx.products.all()},
+            templates={t.id: t for t in tx.coupons.templates()},
+            activities=tx.coupons.activities(),
+            rules=self._rules(tx),
+        )
+
+    @staticmethod
+    def _live_offers(catalog: _Catalog, now: datetime) -> list[Offer]:
+        offers = [Offer.of_template(t) for t in catalog.templates.values()
+                  if t.valid_until is None or t.valid_until > now]
+        offers += [Offer.of_activity(a) for a in catalog.activities if a.active and (a.ends_at is None or
+                                                                                      a.ends_at > now)]
+        return offers
+
+    def check_offer(self, tx: Transaction, *, template: CouponTemplate | None = None,
+                    activity: Activity | None = None) -> None:
+        """Raise MarginViolation if the new offer's worst-case stacking sells any
+        eligible product below its floor (used by coupon and activity creation)."""
+        catalog = self._load_catalog(tx)
+        if not catalog.rules.guard:
+            return
+        offer = Offer.of_template(template) if template is not None else Offer.of_activity(activity)  # type: ignore[arg-type]
+        self._check(catalog, offer, catalog.rules, others=self._live_offers(catalog, self._ws.now()))
+
+    def guard_product(self, tx: Transaction, product: Product) -> None:
+        """Re-check the live offers for a product whose price or cost changed."""
+        catalog = self._load_catalog(tx)
+        if not catalog.rules.guard:
+            return
+        catalog.products[product.sku] = product
+        offers = self._live_offers(catalog, self._ws.now())
+        for offer in offers:
+            if offer.eligible(product):
+                self._check(attrs.evolve(catalog, products={product.sku: product}), offer, catalog.rules, offers)
+
+    def _check(self, catalog: _Catalog, offer: Offer, rules: StackingRules,
+               others: Sequence[Offer] | None = None) -> None:
+        pool = [o for o in (others if others is not None else self._live_offers(catalog, self._ws.now()))
+                if (o.kind, o.source_id) != (offer.kind, offer.source_id) or offer.source_id == 0]
+        problems = []
+        for product in catalog.products.values():
+            if not offer.eligible(product):
+                continue
+            margin = product.min_margin if product.min_margin is not None else rules.margin_floor
+            floor = Fraction(product.cost_fen) / (1 - Fraction(margin))
+            for combo in worst_combinations(offer, pool, product, rules):
+                unit = worst_unit(product, combo, rules)
+                if unit >= floor:
+                    continue
+                leader = [o for o in combo if o.loss_leader and o.budget_left_fen is not None]
+                if leader and product.role is ProductRole.TRAFFIC:
+                    continue
+                names = " + ".join(o.label for o in combo)
+                problems.append(
+                    f"{product.sku} ({product.title}, {product.role.value}) could sell at "
+                    f"{to_yuan(int(unit))} per unit with {names}; its floor is {to_yuan(math.ceil(floor))} "
+                    f"(cost {product.cost}, margin floor {margin})"
+                )
+                break
+        if problems:
+            hint = ("raise the threshold or lower the discount, limit it to other SKUs/categories, make its group "
+                    "exclusive (ws.promotions.configure(combinable=...))")
+            if offer.loss_leader and any("traffic" not in p for p in problems):
+                hint = "a loss leader may only go below the floor on traffic items; " + hint
+            else:
+                hint += ", or mark it loss_leader=True with a budget if every such product is a traffic item"
+            err = MarginViolation(f"{offer.label} would sell below the margin floor: " + "; ".join(problems[:5])
+                                  + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "") + f". To fix: {hint}")
+            err.problems = problems  # type: ignore[attr-defined]
+            raise err
+
+    # -- quotes -------------------------------------------------------------------------------
+    def cart_lines(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
+                   catalog: _Catalog | None = None) -> list[CartLine]:
+        """Validate a cart (``[{"sku", "qty", "unit_price"?}]``) into priced lines."""
+        if isinstance(cart, str | bytes) or not isinstance(cart, Sequence) or not cart:
+            raise ValidationError('lines must be a non-empty list of {"sku": ..., "qty": ..., "unit_price": ...}')
+        catalog = catalog or self._catalog.get(tx)
+        tier = self._ws.tiers.tier_in(tx, user_id)
+        lines: list[CartLine] = []
+        for index, raw in enumerate(cart):
+            if not isinstance(raw, Mapping):
+                raise ValidationError(f"line {index}: expected a dict with sku and qty, got {raw!r}")
+            unknown = set(raw) - {"sku", "qty", "unit_price"}
+            if unknown:
+                raise ValidationError(f"line {index}: unknown field(s) {sorted(unknown)}; a line has sku, qty, unit_price")
+            sku = check_sku(raw.get("sku"))
+            product = catalog.products.get(sku)
+            if product is None:
+                Products.require(tx, [sku])
+                raise AssertionError  # require raised
+            qty = check_int(raw.get("qty", 1), f"line {index} qty", minimum=1, maximum=100_000)
+            if product.role is ProductRole.EXCLUSIVE and product.tiers and (tier is None or
+                                                                            tier.name not in product.tiers):
+                raise PolicyViolation(
+                    f"{sku} is exclusive to the tier(s) {', '.join(product.tiers)}; user {user_id} is "
+                    f"{'in tier ' + repr(tier.name) if tier else 'in no tier'}"
+                )
+            if raw.get("unit_price") is not None:
+                lines.append(CartLine(product=product, qty=qty, explicit=True,
+                                      unit_fen=to_fen(raw["unit_price"], name=f"line {index} unit_price")))
+            else:
+                unit = product.price_fen
+                if tier is not None and tier.name in product.member_prices_fen:
+                    unit = min(unit, product.member_prices_fen[tier.name])
+                lines.append(CartLine(product=product, qty=qty, unit_fen=unit))
+        return lines
+
+    def offers_for(self, tx: Transaction, user_id: int, coupons: Sequence[Coupon], now: datetime,
+                   catalog: _Catalog) -> tuple[list[Offer], list[str]]:
+        """Offers a user may use now: live activities plus the given coupons whose
+        templates allow them (new-customer-only checks the order history)."""
+        offers = [Offer.of_activity(a) for a in catalog.activities if a.live_at(now)]
+        skipped: list[str] = []
+        first_order: bool | None = None
+        for c in coupons:
+            t = catalog.templates.get(c.template_id)
+            if t is None:
+                continue
+            if t.new_customers_only:
+                if first_order is None:
+                    first_order = tx.orders.count_paid(user_id) == 0
+                if not first_order:
+                    skipped.append(f"coupon {t.name!r} ({c.code}): for new customers only")
+                    continue
+            offers.append(Offer.of_template(t, code=c.code))
+        return offers, skipped
+
+    def quote(self, user_id: int, cart: Sequence[Mapping[str, Any]], *,
+              coupons: Sequence[str] | None = None) -> Quote:
+        """The best legal combination of live activities and the user's coupons
+        (all usable ones, or only ``coupons`` codes) for ``cart``, with a
+        line-by-line explanation (``quote.explain()``). Nothing is stored."""
+        now = self._ws.now()
+        with self._ws.read() as tx:
+            uid = check_user_id(user_id)
+            catalog = self._catalog.get(tx)
+            lines = self.cart_lines(tx, uid, cart, catalog)
+            if coupons is None:
+                held = [c for c in tx.coupons.of_user(uid, "issued") if c.usable_at(now)]
+            else:
+                from .coupons import Coupons
+
+                require_user(tx, uid)
+                held = Coupons.usable(tx, uid, list(coupons), now)
+            offers, skipped = self.offers_for(tx, uid, held, now, catalog)
+        return best_quote(uid, lines, offers, catalog.rules, skipped)
+
+    def price_order(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
+                    coupons: Sequence[Coupon], now: datetime) -> tuple[Quote, list[CartLine]]:
+        """Price an order with exactly ``coupons`` (each must apply) plus the best
+        legal activities; used by ``ws.orders.record``."""
+        catalog = self._catalog.get(tx)
+        lines = self.cart_lines(tx, user_id, cart, catalog)
+        offers, skipped = self.offers_for(tx, user_id, coupons, now, catalog)
+        if skipped:
+            raise ValidationError(f"coupon not usable: {skipped[0]}")
+        codes = {c.code for c in coupons}
+        quote = best_quote(user_id, lines, offers, catalog.rules, required={o.code for o in offers if o.code})
+        unused = codes - set(quote.coupon_codes)
+        if unused:
+            why = [s for s in quote.skipped if any(code in s for code in unused)]
+            raise ValidationError(
+                f"coupon {sorted(unused)[0]!r} cannot be used on this order"
+                + (f": {why[0]}" if why else "") + "; drop it or change the cart"
+            )
+        return quote, lines
