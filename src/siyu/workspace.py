@@ -62,6 +62,7 @@ class Workspace:
         self.users = Users(self)
         self.tags = Tags(self)
         self.points = Points(self)
+        self.referrals = Referrals(self)
         self.products, self.tiers, self.points_rules = Products(self), Tiers(self), PointsRules(self)
         self.promotions, self.coupons, self.orders = Promotions(self), Coupons(self), Orders(self)
         self.referrals = Referrals(self)

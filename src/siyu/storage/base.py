@@ -82,6 +82,14 @@ class Transaction(abc.ABC):
 
     @property
     @abc.abstractmethod
+    def referrals(self) -> ReferralStore: ...
+
+    @property
+    @abc.abstractmethod
+    def fission(self) -> FissionStore: ...
+
+    @property
+    @abc.abstractmethod
     def products(self) -> ProductStore: ...
 
     @property

@@ -113,11 +113,11 @@ class GroupBuys:
         with self._ws.write() as tx:
             uid = require_user(tx, user_id)
             group = self._load(tx, group_id, lock=True)
-            self._check_open(group, now)
             if any(m.user_id == uid for m in group.members):
                 raise AlreadyJoined(f"user {uid} already holds a slot in group buy {group.id}; one slot per user")
             if group.slots_left <= 0:
                 raise GroupBuyFull(f"group buy {group.id} is full ({group.size} members); open a new group")
+            self._check_open(group, now)
             fen = to_fen(group.price) if order_id is not None else 0
             tx.fission.add_member(group.id, MemberRow(user_id=uid, joined_at=now, order_id=order_id, paid_fen=fen))
             members = len(group.members) + 1

@@ -65,6 +65,18 @@ class SqlTransaction(Transaction):
         return SqlIdempotencyStore(self)
 
     @cached_property
+    def referrals(self):  # type: ignore[no-untyped-def,override]
+        from .referrals import SqlReferralStore
+
+        return SqlReferralStore(self)
+
+    @cached_property
+    def fission(self):  # type: ignore[no-untyped-def,override]
+        from .fission import SqlFissionStore
+
+        return SqlFissionStore(self)
+
+    @cached_property
     def products(self):  # type: ignore[no-untyped-def,override]
         from .products import SqlProductStore
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from .base import ContractBase
 from .points import PointsContract
+from .referrals import ReferralsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["ContractBase", "PointsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = ["ContractBase", "PointsContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
 
 
-class StorageContract(UsersContract, TagsContract, PointsContract):
+class StorageContract(UsersContract, TagsContract, PointsContract, ReferralsContract):
     """Every domain's contract. Subclass it and implement ``make_url``."""

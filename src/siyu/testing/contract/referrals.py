@@ -1,0 +1,142 @@
+"""Contract: the referral graph and what grows on it (任务宝, 拼团, 分销)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import siyu
+from siyu.errors import (
+    AlreadyJoined,
+    GroupBuyFull,
+    NotNewUser,
+    ReferralCycle,
+    SelfInvite,
+    SiyuError,
+    UnknownInviteCode,
+)
+from siyu.events import OrderLineInfo, OrderRecorded, OrderRefunded
+from siyu.models.referrals import Reward
+from siyu.storage.base import Capability
+
+from .base import ContractBase
+
+
+def _order(ws: siyu.Workspace, order_id: int, user_id: int, fen: int, role: str = "profit") -> OrderRecorded:
+    now = ws.now()
+    return OrderRecorded(at=now, order_id=order_id, user_id=user_id, total_fen=fen,
+                         lines=(OrderLineInfo(sku="sku", qty=1, paid_fen=fen, role=role),), channel=None, paid_at=now)
+
+
+class ReferralsContract(ContractBase):
+    def test_bind_and_query(self, ws: siyu.Workspace) -> None:
+        a, b, c, d = (ws.users.add().id for _ in range(4))
+        code = ws.referrals.invite_code(a, campaign="spring", channel_state="poster_a")
+        assert ws.referrals.invite_code(a, campaign="spring", channel_state="poster_a") == code
+        bound = ws.referrals.bind(b, code)
+        assert (bound.inviter_id, bound.campaign, bound.channel_state) == (a, "spring", "poster_a")
+        ws.referrals.bind(c, inviter_id=b)
+        ws.referrals.bind(d, inviter_id=b)
+        assert ws.referrals.inviter_of(c) == b
+        assert ws.referrals.invitees(a) == [b]
+        assert ws.referrals.invitees(a, depth=2) == [b, c, d]
+        assert ws.referrals.invitees(a, depth=None) == [b, c, d]
+        assert ws.referrals.downline_size(a) == 3
+        assert ws.referrals.downline_size(a, depth=1) == 1
+        assert ws.referrals.upline(d, levels=2) == [b, a]
+        assert ws.referrals.leaderboard(top=1) == [(b, 2)]
+        assert ws.users.get(b).source_campaign == "spring"
+
+    def test_refusals_change_nothing(self, ws: siyu.Workspace) -> None:
+        a, b, c = (ws.users.add().id for _ in range(3))
+        ws.referrals.bind(b, inviter_id=a)
+        ws.referrals.bind(c, inviter_id=b)
+        with pytest.raises(UnknownInviteCode):
+            ws.referrals.bind(c, "NOSUCHCD")
+        with pytest.raises(SelfInvite):
+            ws.referrals.bind(a, inviter_id=a)
+        with pytest.raises(ReferralCycle):
+            ws.referrals.bind(a, inviter_id=c)
+        assert ws.referrals.inviter_of(a) is None
+        assert ws.referrals.downline_size(a) == 2
+
+    def test_first_binding_wins_and_rebind_is_recorded(self, ws: siyu.Workspace, clock: Any) -> None:
+        a, b, x = (ws.users.add().id for _ in range(3))
+        ws.referrals.bind(x, inviter_id=a)
+        assert ws.referrals.bind(x, inviter_id=b).inviter_id == a
+        ws.referrals.rebind(x, inviter_id=b, reason="support ticket 12")
+        assert ws.referrals.inviter_of(x) == b
+        assert [h.reason for h in ws.referrals.history(x)] == ["direct", "rebind: support ticket 12"]
+        assert (ws.referrals.downline_size(a), ws.referrals.downline_size(b)) == (0, 1)
+
+    def test_existing_customer_is_not_new(self, ws: siyu.Workspace) -> None:
+        a, b = ws.users.add().id, ws.users.add().id
+        ws.tags.apply(b, "lifecycle/customer")
+        with pytest.raises(NotNewUser):
+            ws.referrals.bind(b, inviter_id=a)
+        assert ws.referrals.inviter_of(b) is None
+
+    def test_task_reward_once(self, ws: siyu.Workspace, clock: Any) -> None:
+        a = ws.users.add().id
+        task = ws.referrals.tasks.create("t", campaign="spring", stages=[(2, Reward.of_points(50))],
+                                         deadline=clock.now + timedelta(days=7))
+        code = ws.referrals.invite_code(a, campaign="spring")
+        for _ in range(3):
+            ws.referrals.bind(ws.users.add().id, code)
+        ws.referrals.tasks.evaluate(task.id)
+        ws.referrals.tasks.evaluate(task.id)
+        assert ws.points.balance(a) == 50
+        assert [g.stage for g in ws.referrals.tasks.grants(task.id)] == [1]
+
+    def test_commissions_once_and_reversed(self, ws: siyu.Workspace) -> None:
+        a, b, c = (ws.users.add().id for _ in range(3))
+        ws.referrals.bind(b, inviter_id=a)
+        ws.referrals.bind(c, inviter_id=b)
+        event = _order(ws, 1, c, 10_000)
+        ws.referrals.siyu_on_event(event)
+        ws.referrals.siyu_on_event(event)
+        assert [(e.distributor_id, e.level, str(e.amount)) for e in ws.referrals.commissions.of_order(1)] == [
+            (b, 1, "10.00"), (a, 2, "5.00")]
+        refund = OrderRefunded(at=ws.now(), order_id=1, refund_id=9, user_id=c, amount_fen=10_000,
+                               order_total_fen=10_000, lines=event.lines, full=True)
+        ws.referrals.siyu_on_event(refund)
+        ws.referrals.siyu_on_event(refund)
+        assert {e.status for e in ws.referrals.commissions.of_order(1)} == {"voided"}
+        assert sum(e.amount for e in ws.referrals.commissions.of_order(1)) == 0
+
+    def test_group_buy_never_overfills(self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]) -> None:
+        if Capability.MULTI_PROCESS not in caps:
+            pytest.skip("needs several connections to one database")
+        ws = connect()
+        leader = ws.users.add().id
+        joiners = [ws.users.add().id for _ in range(8)]
+        group = ws.referrals.group_buys.open(leader, sku="tea", size=3, price="9.90")
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def join(uid: int) -> None:
+            other = connect()
+            try:
+                other.referrals.group_buys.join(group.id, uid)
+                result = "joined"
+            except GroupBuyFull:
+                result = "full"
+            except SiyuError as exc:  # pragma: no cover - reported below
+                result = repr(exc)
+            with lock:
+                outcomes.append(result)
+
+        threads = [threading.Thread(target=join, args=(uid,)) for uid in joiners]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = ws.referrals.group_buys.get(group.id)
+        assert len(final.members) == 3 and final.status == "completed"
+        assert sorted(outcomes) == ["full"] * 6 + ["joined"] * 2
+        with pytest.raises(AlreadyJoined):
+            ws.referrals.group_buys.join(group.id, leader)

@@ -1,0 +1,258 @@
+"""The referral graph: binding rules, queries, merges, and the forest invariants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import siyu
+from siyu.errors import (
+    CampaignClosed,
+    NotFound,
+    NotNewUser,
+    ReferralCycle,
+    SelfInvite,
+    UnknownInviteCode,
+    ValidationError,
+)
+from siyu.events import Event, OrderLineInfo, OrderRecorded, ReferralBound
+from siyu.testing import FakeClock
+
+START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
+    with siyu.connect("memory://", clock=clock) as workspace:
+        yield workspace
+
+
+def users(ws: siyu.Workspace, n: int) -> list[int]:
+    return ws.users.add_many([{} for _ in range(n)])
+
+
+def test_codes_are_stable_per_inviter_campaign_and_state(ws: siyu.Workspace) -> None:
+    a, b = users(ws, 2)
+    one = ws.referrals.invite_code(a, campaign="spring", channel_state="poster_a")
+    assert len(one) == 8 and one.isalnum()
+    assert ws.referrals.invite_code(a, campaign="spring", channel_state="poster_b") != one
+    assert ws.referrals.invite_code(b, campaign="spring", channel_state="poster_a") != one
+    info = ws.referrals.code_info(one.lower())
+    assert (info.inviter_id, info.campaign, info.channel_state) == (a, "spring", "poster_a")
+    with pytest.raises(UnknownInviteCode, match="typo"):
+        ws.referrals.code_info("ZZZZZZZZ")
+    with pytest.raises(ValidationError):
+        ws.referrals.invite_code(a, channel_state="x" * 31)
+
+
+def test_closed_campaigns_refuse_and_change_nothing(ws: siyu.Workspace, clock: FakeClock) -> None:
+    a, b = users(ws, 2)
+    ws.referrals.campaign("spring", starts_at=START, ends_at=START + timedelta(days=10))
+    code = ws.referrals.invite_code(a, campaign="spring")
+    clock.advance(days=10)
+    with pytest.raises(CampaignClosed, match="ended"):
+        ws.referrals.bind(b, code)
+    with pytest.raises(CampaignClosed):
+        ws.referrals.invite_code(b, campaign="spring")
+    assert ws.referrals.inviter_of(b) is None
+    ws.referrals.campaign("summer", starts_at=START + timedelta(days=30))
+    with pytest.raises(CampaignClosed, match="starts"):
+        ws.referrals.invite_code(a, campaign="summer")
+    with pytest.raises(ValidationError):
+        ws.referrals.campaign("bad", starts_at=START, ends_at=START)
+
+
+def test_bind_arguments(ws: siyu.Workspace) -> None:
+    a, b = users(ws, 2)
+    code = ws.referrals.invite_code(a)
+    with pytest.raises(ValidationError):
+        ws.referrals.bind(b)
+    with pytest.raises(ValidationError):
+        ws.referrals.bind(b, code, inviter_id=a)
+    with pytest.raises(ValidationError, match="come from the code"):
+        ws.referrals.bind(b, code, campaign="x")
+    with pytest.raises(NotFound):
+        ws.referrals.bind(b, inviter_id=999)
+    with pytest.raises(NotFound):
+        ws.referrals.bind(999, code)
+    with pytest.raises(SelfInvite):
+        ws.referrals.bind(a, code)
+    assert ws.referrals.binding(b) is None
+
+
+def test_same_inviter_again_is_idempotent_and_events_are_emitted(ws: siyu.Workspace) -> None:
+    seen: list[Event] = []
+    ws.subscribe(seen.append)
+    a, b = users(ws, 2)
+    first = ws.referrals.bind(b, inviter_id=a)
+    assert ws.referrals.bind(b, inviter_id=a) == first
+    bound = [e for e in seen if isinstance(e, ReferralBound)]
+    assert len(bound) == 1 and bound[0].invitee_id == b and bound[0].via == "direct"
+    assert ws.referrals.history(b)[0].new_inviter_id == a
+
+
+def test_protection_window_lets_a_later_binding_take_over(ws: siyu.Workspace, clock: FakeClock) -> None:
+    a, b, x = users(ws, 3)
+    ws.referrals.configure(protection=timedelta(days=7))
+    ws.referrals.bind(x, inviter_id=a)
+    clock.advance(days=6)
+    assert ws.referrals.bind(x, inviter_id=b).inviter_id == a
+    clock.advance(days=2)
+    taken = ws.referrals.bind(x, inviter_id=b)
+    assert (taken.inviter_id, taken.via) == (b, "takeover")
+    assert [(h.old_inviter_id, h.new_inviter_id) for h in ws.referrals.history(x)] == [(None, a), (a, b)]
+    with pytest.raises(ValidationError):
+        ws.referrals.configure(protection=timedelta(0))
+    assert ws.referrals.configure(protection=None).protection is None
+
+
+def test_new_user_rule_uses_orders_and_tags(ws: siyu.Workspace) -> None:
+    a, buyer, tagged = users(ws, 3)
+    ws.referrals.siyu_on_event(OrderRecorded(
+        at=ws.now(), order_id=1, user_id=buyer, total_fen=100,
+        lines=(OrderLineInfo(sku="x", qty=1, paid_fen=100, role="profit"),), channel=None, paid_at=ws.now()))
+    ws.tags.apply(tagged, "lifecycle/customer")
+    for uid in (buyer, tagged):
+        with pytest.raises(NotNewUser, match="require_new=False"):
+            ws.referrals.bind(uid, inviter_id=a)
+    ws.referrals.configure(customer_tags=["vip/gold"])
+    assert ws.referrals.bind(tagged, inviter_id=a).inviter_id == a
+    ws.referrals.configure(require_new=False)
+    assert ws.referrals.bind(buyer, inviter_id=a).inviter_id == a
+
+
+def test_source_attribution_is_filled_only_when_empty(ws: siyu.Workspace) -> None:
+    a = users(ws, 1)[0]
+    fresh = ws.users.add().id
+    known = ws.users.add(source="douyin_live", campaign="live1").id
+    code = ws.referrals.invite_code(a, campaign="spring", channel_state="poster_a")
+    ws.referrals.bind(fresh, code)
+    ws.referrals.bind(known, code)
+    got = ws.users.get(fresh)
+    assert (got.source, got.source_campaign, got.source_state) == ("referral", "spring", "poster_a")
+    assert ws.users.get(known).source_campaign == "live1"
+
+
+def test_rebind_and_unbind(ws: siyu.Workspace) -> None:
+    a, b, c, d = users(ws, 4)
+    ws.referrals.bind(b, inviter_id=a)
+    ws.referrals.bind(c, inviter_id=b)
+    with pytest.raises(ReferralCycle):
+        ws.referrals.rebind(a, inviter_id=c, reason="x")
+    with pytest.raises(ValidationError):
+        ws.referrals.rebind(b, inviter_id=d, reason="")
+    ws.referrals.rebind(b, inviter_id=d, reason="operator fix")
+    assert ws.referrals.upline(c, levels=None) == [b, d]
+    assert (ws.referrals.downline_size(a), ws.referrals.downline_size(d)) == (0, 2)
+    assert ws.referrals.depth(c) == 2
+    assert ws.referrals.unbind(b, reason="left the program")
+    assert not ws.referrals.unbind(b, reason="again")
+    assert ws.referrals.downline_size(d) == 0 and ws.referrals.downline_size(b) == 1
+    assert [h.reason for h in ws.referrals.history(b)] == ["direct", "rebind: operator fix", "unbind: left the program"]
+
+
+def test_merge_moves_edges_and_unmerge_restores(ws: siyu.Workspace) -> None:
+    root, keep, drop, child1, child2 = users(ws, 5)
+    ws.referrals.bind(drop, inviter_id=root)
+    ws.referrals.bind(child1, inviter_id=drop)
+    ws.referrals.bind(child2, inviter_id=drop)
+    record = ws.users.merge(keep=keep, drop=drop)
+    assert ws.referrals.inviter_of(keep) == root
+    assert ws.referrals.invitees(keep) == [child1, child2]
+    assert ws.referrals.downline_size(root) == 3
+    assert ws.referrals.invitees(drop) == []
+    ws.users.unmerge(record.id)
+    assert ws.referrals.inviter_of(keep) is None
+    assert ws.referrals.inviter_of(drop) == root
+    assert ws.referrals.invitees(drop) == [child1, child2]
+    assert ws.referrals.downline_size(root) == 3
+
+
+def test_merge_never_makes_a_cycle(ws: siyu.Workspace) -> None:
+    keep, drop = users(ws, 2)
+    ws.referrals.bind(keep, inviter_id=drop)  # drop invited keep
+    ws.users.merge(keep=keep, drop=drop)
+    assert ws.referrals.inviter_of(keep) is None
+    assert ws.referrals.upline(keep, levels=None) == []
+
+
+def test_queries_validate(ws: siyu.Workspace) -> None:
+    (a,) = users(ws, 1)
+    with pytest.raises(ValidationError):
+        ws.referrals.invitees(a, depth=0)
+    with pytest.raises(ValidationError):
+        ws.referrals.upline(a, levels=0)
+    with pytest.raises(ValidationError):
+        ws.referrals.leaderboard(top=0)
+    with pytest.raises(NotFound):
+        ws.referrals.downline_size(12345)
+    assert ws.referrals.invitees(a) == [] and ws.referrals.downline_size(a) == 0 and ws.referrals.upline(a) == []
+
+
+# -- the forest invariant, against a naive model -----------------------------------------------------
+N_USERS = 12
+
+ops = st.lists(
+    st.tuples(st.sampled_from(["bind", "rebind", "unbind"]), st.integers(1, N_USERS), st.integers(1, N_USERS)),
+    max_size=40,
+)
+
+
+def _naive_downline(parent: dict[int, int], user: int) -> set[int]:
+    below: set[int] = set()
+    frontier = [user]
+    while frontier:
+        kids = [c for c, p in parent.items() if p in frontier]
+        below.update(kids)
+        frontier = kids
+    return below
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=ops)
+def test_any_sequence_of_binds_keeps_a_forest(steps: list[tuple[str, int, int]]) -> None:
+    with siyu.connect("memory://", clock=FakeClock(START)) as ws:
+        ws.users.add_many([{} for _ in range(N_USERS)])
+        parent: dict[int, int] = {}
+        for op, x, y in steps:
+            before = dict(parent)
+            try:
+                if op == "bind":
+                    ws.referrals.bind(x, inviter_id=y)
+                    parent.setdefault(x, y)
+                elif op == "rebind":
+                    ws.referrals.rebind(x, inviter_id=y, reason="test")
+                    parent[x] = y
+                else:
+                    ws.referrals.unbind(x, reason="test")
+                    parent.pop(x, None)
+            except (SelfInvite, ReferralCycle):
+                parent = before
+                assert x == y or x in [y, *_chain(parent, y)]
+        for u in range(1, N_USERS + 1):
+            assert ws.referrals.inviter_of(u) == parent.get(u)
+            chain = _chain(parent, u)
+            assert u not in chain  # no cycles
+            assert ws.referrals.upline(u, levels=None) == chain
+            below = _naive_downline(parent, u)
+            assert ws.referrals.downline_size(u) == len(below)
+            assert ws.referrals.invitees(u, depth=None) == sorted(below)
+            assert ws.referrals.downline_size(u, depth=1) == sum(1 for p in parent.values() if p == u)
+
+
+def _chain(parent: dict[int, int], user: int) -> list[int]:
+    chain: list[int] = []
+    node = user
+    while node in parent and len(chain) <= N_USERS:
+        node = parent[node]
+        chain.append(node)
+    return chain
