@@ -65,7 +65,6 @@ class Workspace:
         self.referrals = Referrals(self)
         self.products, self.tiers, self.points_rules = Products(self), Tiers(self), PointsRules(self)
         self.promotions, self.coupons, self.orders = Promotions(self), Coupons(self), Orders(self)
-        self.referrals = Referrals(self)
         self.channels = ChannelService(self, self.channel_classes)
 
     # -- time -------------------------------------------------------------------------

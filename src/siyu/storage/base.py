@@ -106,14 +106,6 @@ class Transaction(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def referrals(self) -> ReferralStore: ...
-
-    @property
-    @abc.abstractmethod
-    def fission(self) -> FissionStore: ...
-
-    @property
-    @abc.abstractmethod
     def channels(self) -> ChannelStore: ...
 
 

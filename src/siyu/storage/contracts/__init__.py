@@ -8,7 +8,6 @@ Instants cross this boundary as aware ``datetime``; money as integer fen.
 from .channels import ChannelStore, OutboxRow
 from .fission import FissionStore
 from .commerce import CouponStore, GrowthEntry, OrderStats, OrderStore, ProductStore, TierStore
-from .fission import FissionStore
 from .meta import IdempotencyStore, MetaStore
 from .points import NewEntry, PointsStore
 from .referrals import ReferralStore

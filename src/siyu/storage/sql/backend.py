@@ -101,18 +101,6 @@ class SqlTransaction(Transaction):
         return SqlTierStore(self)
 
     @cached_property
-    def referrals(self):  # type: ignore[no-untyped-def,override]
-        from .referrals import SqlReferralStore
-
-        return SqlReferralStore(self)
-
-    @cached_property
-    def fission(self):  # type: ignore[no-untyped-def,override]
-        from .fission import SqlFissionStore
-
-        return SqlFissionStore(self)
-
-    @cached_property
     def channels(self):  # type: ignore[no-untyped-def,override]
         from .channels import SqlChannelStore
 
