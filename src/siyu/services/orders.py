@@ -28,6 +28,7 @@ from ..money import to_fen, to_yuan
 from ..storage.contracts import GrowthEntry
 from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
 from .coupons import Coupons
+from .order_metrics import register_order_metrics
 from .pricing import _distribute
 from .products import check_sku
 
@@ -72,6 +73,10 @@ class Orders:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
         workspace.users.add_merge_participant(self)
+        # Segments is built before the commerce services; the guard keeps a
+        # workspace without it (a trimmed-down build) working.
+        if hasattr(workspace, "segments"):
+            register_order_metrics(workspace.segments)
 
     # -- record ---------------------------------------------------------------------------
     def _row(self, raw: Mapping[str, Any], now: datetime) -> _Row:

@@ -21,13 +21,14 @@ backend's name.
 from __future__ import annotations
 
 from .base import ContractBase
+from .commerce import CommerceContract
 from .points import PointsContract
 from .referrals import ReferralsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["ContractBase", "PointsContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = ["CommerceContract", "ContractBase", "PointsContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
 
 
-class StorageContract(UsersContract, TagsContract, PointsContract, ReferralsContract):
+class StorageContract(UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract):
     """Every domain's contract. Subclass it and implement ``make_url``."""
