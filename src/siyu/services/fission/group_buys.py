@@ -169,10 +169,12 @@ class GroupBuys:
         return failed
 
     def _refund_orders(self, group: GroupBuy, refunds: tuple[GroupBuyRefund, ...]) -> None:
-        orders = getattr(self._ws, "orders", None)
-        refund = getattr(orders, "refund", None)
-        if refund is None:
-            return
         for item in refunds:
-            # The key makes a re-run of expire_due (or a crash between groups) refund once.
-            refund(item.order_id, key=f"group-buy:{group.id}:{item.user_id}", reason="group_buy_failed")
+            if item.order_id is None:
+                continue
+            try:
+                # The key makes the refund exactly-once even if the shop also reacts to the event.
+                self._ws.orders.refund(item.order_id, None, key=f"group-buy:{group.id}:{item.user_id}")
+            except (NotFound, ValidationError):
+                # Not an order siyu recorded, or already refunded by hand: the event still tells the shop.
+                continue

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..._clock import aware
-from ...errors import Conflict, NotFound, ValidationError
+from ...errors import Conflict, NotFound, SiyuError, ValidationError
 from ...events import InviteRewardIssued
 from ...models.referrals import Binding, InviteTask, Reward, RewardGrant, Stage, TaskProgress, ValidInvite
 from ...models.users import IDENTITY_KINDS
@@ -100,12 +100,26 @@ class InviteTasks:
         task = InviteTask(id=0, name=name, campaign=campaign, stages=tuple(parsed), starts_at=start, deadline=end,
                           valid=rule)
         with self._ws.write() as tx:
+            for index, stage in enumerate(parsed, 1):
+                self._check_prize(tx, stage.reward, f"stage {index}")
             if tx.fission.task_by_name(name) is not None:
                 raise Conflict(f"a task named {name!r} exists; pick another name or use ws.referrals.tasks.get")
             task_id = tx.fission.add_task(task, now)
             stored = tx.fission.task(task_id)
         assert stored is not None
         return stored
+
+    def _check_prize(self, tx: Transaction, reward: Reward, where: str) -> None:
+        if reward.kind == "product":
+            assert reward.sku is not None
+            product = self._ws.products.require(tx, [reward.sku])[reward.sku]
+            if product.role != "fission":
+                raise ValidationError(
+                    f"{where}: product {reward.sku!r} has role {product.role!s}; only fission (裂变品) products "
+                    "can be invite prizes — change its role or pick another product")
+        elif reward.kind == "coupon":
+            assert reward.coupon is not None
+            self._ws.coupons.template(reward.coupon)
 
     def get(self, task: int | str) -> InviteTask:
         """A task by id or name."""
@@ -238,11 +252,23 @@ class InviteTasks:
     def _issue(self, tx: Transaction, grant: RewardGrant) -> RewardGrant:
         reward = grant.reward
         entry_id: int | None = None
-        if reward.kind == "points":
-            entry = self._ws.points.earn(
-                grant.user_id, reward.points, reason=f"invite_task:{grant.task_id}:stage{grant.stage}",
-                key=f"invite-task:{grant.task_id}:{grant.user_id}:{grant.stage}")
-            entry_id = entry.id
+        key = f"invite-task:{grant.task_id}:{grant.user_id}:{grant.stage}"
+        try:
+            if reward.kind == "points":
+                entry_id = self._ws.points.earn(grant.user_id, reward.points,
+                                                reason=f"invite_task:{grant.task_id}:stage{grant.stage}", key=key).id
+            elif reward.kind == "coupon":
+                assert reward.coupon is not None
+                self._ws.coupons.issue(reward.coupon, grant.user_id, key=key)
+        except SiyuError as exc:
+            # A coupon cap reached, a retired template ...: the binding that triggered this must still
+            # commit, so the reward waits for an operator instead of failing the whole call.
+            tx.fission.update_grant(grant.id, status="held", points_entry_id=None)
+            self._referrals.fraud._hold(tx, "reward", grant.id, grant.user_id, [f"could not issue: {exc}"],
+                                        self._ws.now())
+            held = tx.fission.grant(grant.id)
+            assert held is not None
+            return held
         tx.fission.update_grant(grant.id, status="issued", points_entry_id=entry_id)
         tx.emit(InviteRewardIssued(at=self._ws.now(), task_id=grant.task_id, user_id=grant.user_id, stage=grant.stage,
                                    kind=reward.kind, points=reward.points, coupon=reward.coupon, sku=reward.sku,
