@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "LifecycleChanged",
+    "EventTracked",
     "CommissionAdjusted",
     "CommissionRecorded",
     "CommissionSettled",
@@ -355,6 +357,31 @@ class CommissionSettled(Event):
     entry_id: int
     distributor_id: int
     amount_fen: int
+
+
+# -- segments & lifecycle (issue 3)
+@attrs.frozen(kw_only=True)
+class EventTracked(Event):
+    """A behaviour event was recorded with ``ws.events.track`` (``kind`` such as
+    ``"page_view"``; ``at`` is when the user did it)."""
+
+    user_id: int
+    kind: str
+    event_id: int
+    key: str | None
+
+
+@attrs.frozen(kw_only=True)
+class LifecycleChanged(Event):
+    """A user moved between lifecycle stages (``from_stage`` is ``None`` for the
+    first one). A churn alert is a plugin that watches ``to_stage`` in
+    ``{"dormant", "lost"}``."""
+
+    user_id: int
+    from_stage: str | None
+    to_stage: str
+    reason: str
+# -- end issue 3
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

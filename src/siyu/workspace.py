@@ -18,6 +18,9 @@ from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
 from .events import Event
 from .services.commerce import Coupons, Orders, PointsRules, Products, Promotions, Tiers
+from .segments import Segments
+from .services.events_tracking import EventTracking
+from .services.lifecycle import Lifecycle
 from .services.points import Points
 from .services.referrals import Referrals
 from .services.tags import Tags
@@ -62,6 +65,9 @@ class Workspace:
         self.users = Users(self)
         self.tags = Tags(self)
         self.points = Points(self)
+        self.segments = Segments(self)
+        self.lifecycle = Lifecycle(self)
+        self.events = EventTracking(self)
         self.referrals = Referrals(self)
         self.products, self.tiers, self.points_rules = Products(self), Tiers(self), PointsRules(self)
         self.promotions, self.coupons, self.orders = Promotions(self), Coupons(self), Orders(self)

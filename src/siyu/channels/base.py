@@ -424,6 +424,8 @@ class Channel(abc.ABC):
                         f"channel {self.name!r} returned {len(delivered)} results for {len(messages_)} messages"
                     )
                 for (index, _), result in zip(chunk, delivered, strict=True):
+                    if result.detail and self.secrets():
+                        result = attrs.evolve(result, detail=self._scrub(result.detail))
                     results[index] = result
         return [r for r in results if r is not None]
 

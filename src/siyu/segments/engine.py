@@ -172,6 +172,8 @@ class Evaluation:
         cache = self.engine.tags(self.tx)
         tag_id = cache.ids.get((node.group, node.name))
         if tag_id is None:
+            if (node.group, node.name) in self.engine.declared:
+                return BitMap()
             raise self.error(f"unknown tag {node.full!r}", node.pos,
                              "an existing tag (ws.tags.names() lists them; ws.tags.define() creates one)")
         return cache.bitmaps.get(tag_id, BitMap())
@@ -264,6 +266,8 @@ class Engine:
         self._profiles: tuple[int, _Profiles] | None = None
         self._saved: tuple[int, dict[str, Node]] | None = None
         self._metrics: dict[str, tuple[tuple[Any, ...], SortedIndex]] = {}
+        #: ``(group, name)`` of tags that are valid before they exist.
+        self.declared: set[tuple[str, str]] = set()
 
     def reset(self) -> None:
         with self.lock:

@@ -88,6 +88,15 @@ class Segments:
             self._metrics[name] = MetricDef(name, values, names, bool(time_dependent))
             self._engine._metrics.pop(name, None)
 
+    def declare_tags(self, tags: Iterable[str]) -> None:
+        """Tags another domain creates on first use (``lifecycle/recalled``):
+        until they exist they are valid in expressions and match nobody,
+        instead of being reported as unknown."""
+        from ..services.tags import split_tag
+
+        with self._engine.lock:
+            self._engine.declared.update(split_tag(tag) for tag in tags)
+
     def metrics(self) -> builtins.list[str]:
         """Names of every registered metric."""
         return sorted(self._metrics)

@@ -18,6 +18,8 @@ from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserS
 from .contracts.fission import FissionStore
 from .contracts.referrals import ReferralStore
 from .contracts.channels import ChannelStore
+from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
+from .contracts.segments import SegmentStore
 from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
 
 if TYPE_CHECKING:
@@ -107,6 +109,22 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def channels(self) -> ChannelStore: ...
+
+    @property
+    @abc.abstractmethod
+    def segments(self) -> SegmentStore: ...
+
+    @property
+    @abc.abstractmethod
+    def lifecycle(self) -> LifecycleStore: ...
+
+    @property
+    @abc.abstractmethod
+    def activity(self) -> ActivityStore: ...
+
+    @property
+    @abc.abstractmethod
+    def tag_rules(self) -> TagRuleStore: ...
 
 
 class Backend(abc.ABC):

@@ -2,13 +2,17 @@
 
 - :class:`FakeClock`: a clock you move by hand, so tests never sleep.
 - :mod:`siyu.testing.contract`: the storage contract suite every backend runs.
+- :class:`RecordingChannel`: a channel that records messages (scriptable outcomes).
+- :mod:`siyu.testing.fakes`: local fake servers for the built-in channels.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["FakeClock"]
+from .recording import RecordingChannel
+
+__all__ = ["FakeClock", "RecordingChannel"]
 
 
 class FakeClock:

@@ -165,8 +165,8 @@ class WeComChannel(Channel):
         """Create in WeCom every siyu tag (default: all) it lacks; return
         ``{siyu tag: wecom tag id}`` for all of them."""
         ws = self._require_workspace("syncing tags")
-        wanted = sorted(set(tags) if tags is not None else set(ws.tags.names()))
         known = self.pull_tags()
+        wanted = sorted(set(tags) if tags is not None else set(ws.tags.names()))
         group_ids: dict[str, str] = {}
         for group in self.client.get_corp_tag_list():
             group_ids[str(group["group_name"])] = str(group["group_id"])

@@ -6,15 +6,21 @@ Instants cross this boundary as aware ``datetime``; money as integer fen.
 """
 
 from .channels import ChannelStore, OutboxRow
+from .lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .fission import FissionStore
 from .commerce import CouponStore, GrowthEntry, OrderStats, OrderStore, ProductStore, TierStore
 from .meta import IdempotencyStore, MetaStore
 from .points import NewEntry, PointsStore
 from .referrals import ReferralStore
+from .segments import SegmentStore
 from .tags import TagStore
 from .users import NewUser, UserStore
 
 __all__ = [
+    "ActivityStore",
+    "LifecycleStore",
+    "SegmentStore",
+    "TagRuleStore",
     "ChannelStore",
     "CouponStore",
     "GrowthEntry",

@@ -22,6 +22,10 @@ class LifecycleStore(abc.ABC):
         """The user's stage changes, oldest first."""
 
     @abc.abstractmethod
+    def last_changes(self, user_ids: Sequence[int]) -> dict[int, datetime]:
+        """When each user (that has a history) last changed stage."""
+
+    @abc.abstractmethod
     def stages(self, group: str, user_ids: Sequence[int]) -> dict[int, str]:
         """The current stage (tag name in ``group``) of each user that has one."""
 

@@ -106,6 +106,30 @@ class SqlTransaction(Transaction):
 
         return SqlChannelStore(self)
 
+    @cached_property
+    def segments(self):  # type: ignore[no-untyped-def,override]
+        from .segments import SqlSegmentStore
+
+        return SqlSegmentStore(self)
+
+    @cached_property
+    def lifecycle(self):  # type: ignore[no-untyped-def,override]
+        from .lifecycle import SqlLifecycleStore
+
+        return SqlLifecycleStore(self)
+
+    @cached_property
+    def activity(self):  # type: ignore[no-untyped-def,override]
+        from .lifecycle import SqlActivityStore
+
+        return SqlActivityStore(self)
+
+    @cached_property
+    def tag_rules(self):  # type: ignore[no-untyped-def,override]
+        from .lifecycle import SqlTagRuleStore
+
+        return SqlTagRuleStore(self)
+
 
 class SqlBackend(Backend):
     """Base of the SQL backends. Subclasses supply connections and the dialect."""

@@ -38,6 +38,15 @@ class SqlLifecycleStore(LifecycleStore):
             )
         ]
 
+    def last_changes(self, user_ids: Sequence[int]) -> dict[int, datetime]:
+        found: dict[int, datetime] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            for uid, at in self.tx.execute(
+                f"SELECT user_id, MAX(at) FROM lifecycle_log WHERE user_id IN ({marks}) GROUP BY user_id", chunk
+            ):
+                found[int(uid)] = from_us_required(at)
+        return found
+
     def stages(self, group: str, user_ids: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}
         for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):

@@ -1,0 +1,289 @@
+"""The lifecycle stage machine: 新加好友 → 有互动 → 有意向 → 已购 → 复购, plus 沉睡 / 流失 / 召回.
+
+The current stage is the user's tag in the exclusive ``lifecycle`` tag group,
+so segments see it (``tag:lifecycle/dormant``); every move is also written
+to a history with its reason and announced as a
+:class:`~siyu.events.LifecycleChanged` event.
+
+What moves a user:
+
+=============================  ============================================
+signal                         move
+=============================  ============================================
+user created                   (none) → ``new``
+a tracked interaction          ``new`` → ``interacted``; ``dormant``/``lost`` → ``recalled``
+a tracked intent event         ``new``/``interacted``/``recalled`` → ``intent``;
+                               ``dormant``/``lost`` → ``recalled``
+a paid order (OrderRecorded)   any → ``customer`` (first order) or ``repeat`` (2nd+)
+``sweep()``                    no activity for ``dormant_after_days`` → ``dormant``;
+                               users without a stage → ``new``
+``mark_lost(user, reason)``    any → ``lost`` (deleted or blocked us)
+=============================  ============================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+from ..events import Event, LifecycleChanged, OrderRecorded, UserCreated
+from ..hookspecs import hookimpl
+from ..models.lifecycle import StageChange
+from ._common import check_int, check_text, require_user
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["DEFAULT_DORMANT_DAYS", "DEFAULT_INTENT_EVENTS", "GROUP", "Lifecycle", "STAGES"]
+
+#: The tag group holding the stage.
+GROUP = "lifecycle"
+#: Every stage, in the order of the main path, then the off-path ones.
+STAGES = ("new", "interacted", "intent", "customer", "repeat", "dormant", "lost", "recalled")
+#: Days without any activity after which ``sweep()`` moves a user to ``dormant``.
+DEFAULT_DORMANT_DAYS = 30
+#: Tracked event kinds that show buying intent (any other kind is an interaction).
+DEFAULT_INTENT_EVENTS = frozenset({
+    "added_to_cart", "checkout_started", "product_favorited", "coupon_claimed", "price_inquiry", "wishlist_added",
+})
+_AWAY = ("dormant", "lost")
+#: Stages ``sweep()`` may move to dormant.
+_CAN_SLEEP = ("new", "interacted", "intent", "customer", "repeat", "recalled")
+_SETTINGS = "lifecycle.settings"
+
+
+def next_stage(current: str | None, signal: str) -> str | None:
+    """The stage a signal moves a user to, or ``None`` to stay. ``signal`` is
+    ``"created"``, ``"interaction"``, ``"intent"``, ``"order"``, ``"repeat_order"``,
+    ``"dormant"`` or ``"lost"``."""
+    target: str | None = None
+    if signal == "created":
+        target = "new" if current is None else None
+    elif signal == "interaction":
+        target = "recalled" if current in _AWAY else "interacted" if current in (None, "new") else None
+    elif signal == "intent":
+        target = "recalled" if current in _AWAY else "intent" if current in (None, "new", "interacted",
+                                                                               "recalled") else None
+    elif signal == "order":
+        target = None if current == "repeat" else "customer"
+    elif signal == "repeat_order":
+        target = "repeat"
+    elif signal == "dormant":
+        target = "dormant" if current in _CAN_SLEEP else None
+    elif signal == "lost":
+        target = "lost"
+    else:
+        raise ValueError(f"unknown lifecycle signal {signal!r}")
+    return None if target == current else target
+
+
+class _Observer:
+    """The stage machine's ``siyu_on_event`` plugin (one per workspace)."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+
+    @hookimpl
+    def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
+        if workspace is not self.lifecycle._ws:
+            return
+        if isinstance(event, UserCreated):
+            self.lifecycle._created(event.user_id, event.at)
+        elif isinstance(event, OrderRecorded):
+            self.lifecycle.record_order(event.user_id, event.order_id, at=event.paid_at)
+
+
+class Lifecycle:
+    """``ws.lifecycle``: each user's stage, its history, counts and the sweep."""
+
+    name = "lifecycle"
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._group_ready = False
+        workspace.users.add_merge_participant(self)
+        self.observer = _Observer(self)
+        workspace.pm.register(self.observer, name=f"siyu.lifecycle.{id(workspace)}")
+        # Stage tags are created on first use; until then they are valid, empty segments.
+        workspace.segments.declare_tags(f"{GROUP}/{stage}" for stage in STAGES)
+
+    # -- settings ----------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """``{"dormant_after_days": int, "intent_events": sorted list}``."""
+        with self._ws.read() as tx:
+            return self._settings(tx)
+
+    def _settings(self, tx: Transaction) -> dict[str, Any]:
+        stored = tx.meta.get(_SETTINGS)
+        data = json.loads(stored) if stored else {}
+        return {
+            "dormant_after_days": int(data.get("dormant_after_days", DEFAULT_DORMANT_DAYS)),
+            "intent_events": sorted(data.get("intent_events", DEFAULT_INTENT_EVENTS)),
+        }
+
+    def configure(self, *, dormant_after_days: int | None = None,
+                  intent_events: Iterable[str] | None = None) -> dict[str, Any]:
+        """Change how many idle days make a user dormant, and which tracked
+        event kinds count as intent (stored in the workspace, for every process)."""
+        with self._ws.write() as tx:
+            data = self._settings(tx)
+            if dormant_after_days is not None:
+                data["dormant_after_days"] = check_int(dormant_after_days, "dormant_after_days", minimum=1,
+                                                       maximum=3650)
+            if intent_events is not None:
+                if isinstance(intent_events, str):
+                    raise ValidationError("intent_events must be a list of event kinds, not one string")
+                data["intent_events"] = sorted({check_text(k, "event kind", max_length=64) for k in intent_events})
+            tx.meta.set(_SETTINGS, json.dumps(data))
+        return data
+
+    # -- reading -------------------------------------------------------------------------
+    def stage(self, user_id: int) -> str | None:
+        """The user's current stage, or ``None`` if they have none yet."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.lifecycle.stages(GROUP, [uid]).get(uid)
+
+    def counts(self) -> dict[str, int]:
+        """Active users per stage (every stage present, zeros included)."""
+        with self._ws.read() as tx:
+            found = tx.lifecycle.counts(GROUP)
+        counts = {stage: found.pop(stage, 0) for stage in STAGES}
+        counts.update(found)  # tags someone put in the group by hand stay visible
+        return counts
+
+    def history(self, user_id: int) -> list[StageChange]:
+        """The user's stage changes, oldest first."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.lifecycle.history(uid)
+
+    # -- moving users ---------------------------------------------------------------------
+    def _ensure_group(self, tx: Transaction) -> None:
+        if self._group_ready:
+            return
+        group = tx.tags.get_group(GROUP)
+        if group is None or not group.exclusive:
+            self._ws.tags.define_group(GROUP, exclusive=True, description="lifecycle stage (siyu.lifecycle)")
+            tx.after_commit(self._mark_group_ready)
+        else:
+            self._group_ready = True
+
+    def _mark_group_ready(self) -> None:
+        self._group_ready = True
+
+    def _move(self, tx: Transaction, moves: Mapping[int, tuple[str, str]], at: datetime) -> list[StageChange]:
+        """Apply ``{user_id: (to_stage, reason)}`` in bulk, recording history and events."""
+        if not moves:
+            return []
+        self._ensure_group(tx)
+        current = tx.lifecycle.stages(GROUP, sorted(moves))
+        changes = [
+            StageChange(user_id=uid, from_stage=current.get(uid), to_stage=stage, at=at, reason=reason)
+            for uid, (stage, reason) in sorted(moves.items())
+            if current.get(uid) != stage
+        ]
+        by_stage: dict[str, list[int]] = {}
+        for change in changes:
+            by_stage.setdefault(change.to_stage, []).append(change.user_id)
+        for stage, ids in by_stage.items():
+            self._ws.tags.apply_many(ids, f"{GROUP}/{stage}", by="lifecycle")
+        tx.lifecycle.record(changes)
+        for change in changes:
+            tx.emit(LifecycleChanged(at=at, user_id=change.user_id, from_stage=change.from_stage,
+                                     to_stage=change.to_stage, reason=change.reason))
+        if changes:
+            tx.meta.bump("lifecycle")
+        return changes
+
+    def _created(self, user_id: int, at: datetime) -> None:
+        with self._ws.write() as tx:
+            if not tx.users.exists([user_id]):
+                return
+            if tx.lifecycle.stages(GROUP, [user_id]):
+                return
+            self._move(tx, {user_id: ("new", "created")}, at)
+
+    def apply_activity(self, tx: Transaction, activity: Mapping[int, Sequence[tuple[str, datetime]]]) -> None:
+        """Move users after tracked events (called by ``ws.events`` inside its transaction).
+        ``activity`` maps a user to their new ``(kind, at)`` events."""
+        if not activity:
+            return
+        intent_kinds = set(self._settings(tx)["intent_events"])
+        current = tx.lifecycle.stages(GROUP, sorted(activity))
+        away = [u for u in activity if current.get(u) in _AWAY]
+        since = tx.lifecycle.last_changes(away) if away else {}
+        moves: dict[int, tuple[str, str]] = {}
+        at_latest = max(at for events in activity.values() for _, at in events)
+        for uid, events in activity.items():
+            stage = current.get(uid)
+            # An event from before the user went away (a late import) does not recall them.
+            relevant = [(k, at) for k, at in events if uid not in since or at >= since[uid]]
+            if not relevant:
+                continue
+            intent = [k for k, _ in relevant if k in intent_kinds]
+            signal, kind = ("intent", intent[0]) if intent else ("interaction", relevant[-1][0])
+            target = next_stage(stage, signal)
+            if target is not None:
+                moves[uid] = (target, f"event:{kind}")
+        self._move(tx, moves, at_latest)
+
+    def record_order(self, user_id: int, order_id: int, *, at: datetime | None = None) -> str | None:
+        """Count a paid order for the stage machine (idempotent per ``order_id``) and
+        move the user to ``customer`` or ``repeat``. Called for every
+        :class:`~siyu.events.OrderRecorded`; returns the new stage, or ``None``."""
+        order = check_int(order_id, "order_id", minimum=1)
+        when = at or self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True, active=False)
+            if not tx.lifecycle.add_order(order, uid, when):
+                return None
+            count = tx.lifecycle.order_count(uid)
+            tx.activity.touch({uid: when})
+            tx.meta.bump("activity")
+            stage = tx.lifecycle.stages(GROUP, [uid]).get(uid)
+            target = next_stage(stage, "repeat_order" if count >= 2 else "order")
+            if target is None:
+                return None
+            self._move(tx, {uid: (target, f"order:{order}")}, when)
+            return target
+
+    def mark_lost(self, user_id: int, reason: str) -> bool:
+        """The user deleted or blocked us (WeCom ``del_follow_user``, an SMS
+        unsubscribe...). ``False`` if they were already lost."""
+        why = check_text(reason, "reason", max_length=100)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            return bool(self._move(tx, {uid: ("lost", f"lost:{why}")}, now))
+
+    def sweep(self) -> dict[str, int]:
+        """Time-based moves: users idle for ``dormant_after_days`` (measured from
+        their last activity, or their creation if never active) become
+        ``dormant``; users without any stage become ``new``. Run it daily (a
+        cron job or scheduler). Returns how many users moved to each stage."""
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            days = self._settings(tx)["dormant_after_days"]
+            cutoff = now - timedelta(days=days)
+            moves: dict[int, tuple[str, str]] = dict.fromkeys(tx.lifecycle.without_stage(GROUP), ("new", "sweep"))
+            for uid in tx.lifecycle.inactive_since(GROUP, _CAN_SLEEP, cutoff):
+                moves[uid] = ("dormant", f"sweep:idle {days}d")
+            changes = self._move(tx, moves, now)
+        result: dict[str, int] = {}
+        for change in changes:
+            result[change.to_stage] = result.get(change.to_stage, 0) + 1
+        return result
+
+    # -- merge participant ------------------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+        return tx.lifecycle.move_user(drop, keep)
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+        tx.lifecycle.restore_user(record, drop)
+
+

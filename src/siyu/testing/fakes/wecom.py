@@ -1,0 +1,170 @@
+"""A fake WeCom API server speaking the real wire format on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict, deque
+from typing import Any
+
+from ._server import FakeHttpServer, Request, Response, json_response
+
+__all__ = ["FakeWeCom"]
+
+
+class FakeWeCom(FakeHttpServer):
+    """WeCom customer contact, in memory.
+
+    * ``gettoken`` checks ``corpid``/``corpsecret`` (40013 / 40001 otherwise)
+      and issues ``TOKEN<n>``; :meth:`expire_tokens` makes old tokens answer 42001.
+    * Every other call checks ``access_token`` (40014 for unknown tokens).
+    * :meth:`fail` scripts errcodes for a path (e.g. ``fail("add_msg_template", 45009, times=2)``).
+    * Customers live in ``contacts`` (``external_userid -> dict``), tags in ``tag_groups``.
+    """
+
+    def __init__(self, corp_id: str = "wwcorp", secret: str = "s3cret", *, page_size: int = 2) -> None:
+        super().__init__()
+        self.corp_id = corp_id
+        self.secrets = {secret}
+        self.valid_tokens: set[str] = set()
+        self.expired_tokens: set[str] = set()
+        self._ids = itertools.count(1)
+        self._errors: dict[str, deque[int]] = defaultdict(deque)
+        self.page_size = page_size
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.follow: dict[str, list[str]] = defaultdict(list)  # member userid -> external ids
+        self.tag_groups: list[dict[str, Any]] = []
+        self.marks: list[dict[str, Any]] = []
+        self.mass_sends: list[dict[str, Any]] = []
+        self.welcomes: list[dict[str, Any]] = []
+        self.used_welcome_codes: set[str] = set()
+        self.contact_ways: dict[str, dict[str, Any]] = {}
+
+    # -- scripting ------------------------------------------------------------------------
+    def fail(self, path: str, errcode: int, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls to ``path`` (suffix) with ``errcode``."""
+        self._errors[path].extend([errcode] * times)
+
+    def expire_tokens(self) -> None:
+        """Every issued token now answers 42001 (expired)."""
+        self.expired_tokens |= self.valid_tokens
+        self.valid_tokens.clear()
+
+    def add_contact(self, external_userid: str, *, member: str = "zhangsan", name: str = "客户") -> None:
+        self.contacts[external_userid] = {"external_userid": external_userid, "name": name, "type": 1}
+        self.follow[member].append(external_userid)
+
+    @property
+    def token_calls(self) -> int:
+        return len(self.calls("/cgi-bin/gettoken"))
+
+    # -- the API --------------------------------------------------------------------------
+    def _scripted(self, path: str) -> int | None:
+        for key, queue in self._errors.items():
+            if path.endswith(key) and queue:
+                return queue.popleft()
+        return None
+
+    def respond(self, request: Request) -> Response:
+        path = request.path.removeprefix("/cgi-bin/")
+        scripted = self._scripted(path)
+        if path == "gettoken":
+            if scripted is not None:
+                return json_response({"errcode": scripted, "errmsg": "scripted"})
+            if request.query.get("corpid") != self.corp_id:
+                return json_response({"errcode": 40013, "errmsg": "invalid corpid"})
+            if request.query.get("corpsecret") not in self.secrets:
+                return json_response({"errcode": 40001, "errmsg": "invalid credential"})
+            token = f"TOKEN{next(self._ids)}"
+            self.valid_tokens.add(token)
+            return json_response({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})
+        token = request.query.get("access_token", "")
+        if token in self.expired_tokens:
+            return json_response({"errcode": 42001, "errmsg": "access_token expired"})
+        if token not in self.valid_tokens:
+            return json_response({"errcode": 40014, "errmsg": "invalid access_token"})
+        if scripted is not None:
+            return json_response({"errcode": scripted, "errmsg": f"scripted {scripted}"})
+        if b"\\u" in request.body:
+            return json_response({"errcode": 40033, "errmsg": "invalid charset, \\uxxxx escapes"})
+        body = request.json() if request.body else {}
+        handler = getattr(self, "_" + path.replace("externalcontact/", "").replace("/", "_"), None)
+        if handler is None:
+            return json_response({"errcode": 404, "errmsg": f"unknown api {path}"}, status=404)
+        result: dict[str, Any] = handler(request, body)
+        return json_response({"errcode": 0, "errmsg": "ok", **result} if "errcode" not in result else result)
+
+    def _add_msg_template(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        ids = body.get("external_userid") or []
+        if len(ids) > 10_000 or len(body.get("attachments") or []) > 9:
+            return {"errcode": 40058, "errmsg": "too many"}
+        msgid = f"msg{next(self._ids)}"
+        self.mass_sends.append({**body, "msgid": msgid})
+        return {"msgid": msgid, "fail_list": [x for x in ids if x not in self.contacts]}
+
+    def _send_welcome_msg(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        code = body.get("welcome_code")
+        if code in self.used_welcome_codes:
+            return {"errcode": 41051, "errmsg": "customer has started chatting"}
+        self.used_welcome_codes.add(code)
+        self.welcomes.append(body)
+        return {}
+
+    def _mark_tag(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        self.marks.append(body)
+        return {}
+
+    def _get_corp_tag_list(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return {"tag_group": self.tag_groups}
+
+    def _add_corp_tag(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        group = None
+        if body.get("group_id"):
+            group = next((g for g in self.tag_groups if g["group_id"] == body["group_id"]), None)
+        if group is None:
+            group = next((g for g in self.tag_groups if g["group_name"] == body.get("group_name")), None)
+        if group is None:
+            group = {"group_id": f"grp{next(self._ids)}", "group_name": body.get("group_name"), "tag": []}
+            self.tag_groups.append(group)
+        created = []
+        for tag in body.get("tag") or []:
+            item = {"id": f"tag{next(self._ids)}", "name": tag["name"]}
+            group["tag"].append(item)
+            created.append(item)
+        return {"tag_group": {"group_id": group["group_id"], "group_name": group["group_name"], "tag": created}}
+
+    def _add_contact_way(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        if len(body.get("state") or "") > 30:
+            return {"errcode": 40058, "errmsg": "state too long"}
+        config_id = f"cfg{next(self._ids)}"
+        self.contact_ways[config_id] = body
+        return {"config_id": config_id, "qr_code": f"https://wework.qpic.cn/fake/{config_id}.png"}
+
+    def _get(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        ext = request.query.get("external_userid", "")
+        if ext not in self.contacts:
+            return {"errcode": 84061, "errmsg": "not external contact"}
+        members = [m for m, ids in self.follow.items() if ext in ids]
+        start = int(request.query.get("cursor") or 0)
+        page = members[start : start + self.page_size]
+        nxt = start + self.page_size
+        return {"external_contact": self.contacts[ext],
+                "follow_user": [{"userid": m, "state": ""} for m in page],
+                "next_cursor": str(nxt) if nxt < len(members) else ""}
+
+    def _list(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return {"external_userid": list(self.follow.get(request.query.get("userid", ""), []))}
+
+    def _batch_get_by_user(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        limit = int(body.get("limit") or 50)
+        if limit > 100 or "userid_list" not in body:
+            return {"errcode": 40058, "errmsg": "invalid limit/userid_list"}
+        items = [(m, e) for m in body["userid_list"] for e in self.follow.get(m, [])]
+        start = int(body.get("cursor") or 0)
+        page = items[start : start + limit]
+        nxt = start + limit
+        return {
+            "external_contact_list": [
+                {"external_contact": self.contacts[e], "follow_info": {"userid": m}} for m, e in page
+            ],
+            "next_cursor": str(nxt) if nxt < len(items) else "",
+        }
