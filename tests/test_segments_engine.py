@@ -213,7 +213,7 @@ def test_another_process_sees_changes(tmp_path: Path) -> None:
 
 
 def test_unknown_names_are_errors(ws: siyu.Workspace) -> None:
-    for bad in ["tag:nope/never", "segment:nope", "attr.shoe_size > 40", "orders >= 2", "has(fax)",
+    for bad in ["tag:nope/never", "segment:nope", "attr.shoe_size > 40", "shoe_count >= 2", "has(fax)",
                 'points >= "100"', "last_active = 3", "days_since(points) < 3"]:
         with pytest.raises(SegmentReferenceError):
             ws.segments.count(bad)
