@@ -35,6 +35,8 @@ def test_main_path(ws: siyu.Workspace, clock: FakeClock) -> None:
     changes: list[Event] = []
     ws.subscribe(lambda e: changes.append(e) if isinstance(e, LifecycleChanged) else None)
     u = ws.users.add().id
+    assert ws.lifecycle.stage(u) is None
+    assert ws.lifecycle.sweep() == {"new": 1}
     assert ws.lifecycle.stage(u) == "new"
     assert ws.events.track(u, "page_view", key="pv:1") is True
     assert ws.events.track(u, "page_view", key="pv:1") is False
@@ -56,6 +58,7 @@ def test_main_path(ws: siyu.Workspace, clock: FakeClock) -> None:
 
 def test_dormant_recalled_lost(ws: siyu.Workspace, clock: FakeClock) -> None:
     a, b, c = ws.users.add_many([{}, {}, {}])
+    assert ws.lifecycle.sweep() == {"new": 3}
     ws.events.track(a, "page_view")
     clock.advance(days=20)
     ws.events.track(b, "page_view")
@@ -136,7 +139,7 @@ def test_merge_moves_history_and_events(ws: siyu.Workspace) -> None:
     assert [e.kind for e in ws.events.of(a)] == ["page_view"]
     assert "interacted" in _stages(ws, a)
     ws.users.unmerge(merge.id)
-    assert ws.events.of(a) == [] and _stages(ws, b) == ["new", "interacted"]
+    assert ws.events.of(a) == [] and _stages(ws, b) == ["interacted"]
 
 
 def test_next_stage_table() -> None:

@@ -5,18 +5,22 @@ so segments see it (``tag:lifecycle/dormant``); every move is also written
 to a history with its reason and announced as a
 :class:`~siyu.events.LifecycleChanged` event.
 
+A freshly created user has no stage until their first tracked event, order
+or the next ``sweep()`` (which gives every stage-less user ``new``): creating
+users stays a plain insert, and bulk imports are not slowed by a tag write
+per user. Run ``sweep()`` daily, as for dormancy.
+
 What moves a user:
 
 =============================  ============================================
 signal                         move
 =============================  ============================================
-user created                   (none) → ``new``
+``sweep()`` (new users)        (none) → ``new``
 a tracked interaction          ``new`` → ``interacted``; ``dormant``/``lost`` → ``recalled``
 a tracked intent event         ``new``/``interacted``/``recalled`` → ``intent``;
                                ``dormant``/``lost`` → ``recalled``
 a paid order (OrderRecorded)   any → ``customer`` (first order) or ``repeat`` (2nd+)
-``sweep()``                    no activity for ``dormant_after_days`` → ``dormant``;
-                               users without a stage → ``new``
+``sweep()``                    no activity for ``dormant_after_days`` → ``dormant``
 ``mark_lost(user, reason)``    any → ``lost`` (deleted or blocked us)
 =============================  ============================================
 """
@@ -29,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
-from ..events import Event, LifecycleChanged, OrderRecorded, UserCreated
+from ..events import Event, LifecycleChanged, OrderRecorded
 from ..hookspecs import hookimpl
 from ..models.lifecycle import StageChange
 from ._common import check_int, check_text, require_user
@@ -91,9 +95,7 @@ class _Observer:
     def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
         if workspace is not self.lifecycle._ws:
             return
-        if isinstance(event, UserCreated):
-            self.lifecycle._created(event.user_id, event.at)
-        elif isinstance(event, OrderRecorded):
+        if isinstance(event, OrderRecorded):
             self.lifecycle.record_order(event.user_id, event.order_id, at=event.paid_at)
 
 
@@ -199,14 +201,6 @@ class Lifecycle:
         if changes:
             tx.meta.bump("lifecycle")
         return changes
-
-    def _created(self, user_id: int, at: datetime) -> None:
-        with self._ws.write() as tx:
-            if not tx.users.exists([user_id]):
-                return
-            if tx.lifecycle.stages(GROUP, [user_id]):
-                return
-            self._move(tx, {user_id: ("new", "created")}, at)
 
     def apply_activity(self, tx: Transaction, activity: Mapping[int, Sequence[tuple[str, datetime]]]) -> None:
         """Move users after tracked events (called by ``ws.events`` inside its transaction).
