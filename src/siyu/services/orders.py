@@ -198,7 +198,7 @@ class Orders:
             ))
         ids = tx.orders.insert(orders, [r.print_ if r.key else None for _, r in fresh])
         budget_used = False
-        earn_rows = []
+        earn_rows: list[dict[str, Any]] = []
         growth_rows = []
         growth_of: dict[int, int] = {}
         for oid, order, coupons, quote in zip(ids, orders, coupons_of, quotes, strict=True):
@@ -225,7 +225,7 @@ class Orders:
                                                reason="order", ref=f"order:{oid}"))
         entry_ids = dict(zip([row["key"] for row in earn_rows], ws.points.earn_many(earn_rows), strict=True)) \
             if earn_rows else {}
-        points_by_key = {row["key"]: row["amount"] for row in earn_rows}
+        points_by_key: dict[str, int] = {row["key"]: row["amount"] for row in earn_rows}
         effects = []
         for oid in ids:
             k = f"order:{oid}:points"

@@ -150,7 +150,7 @@ class PointsRules:
         """Change a rule's parameters, e.g. ``configure("purchase", points_per_yuan=2)``
         or ``configure("signin", expiry=Expiry.year_end(1))``. Rules are attrs
         classes; unknown parameters raise ValidationError."""
-        rule = self.get(name)
+        rule: Any = self.get(name)
         if not attrs.has(type(rule)):
             raise ValidationError(f"rule {name!r} ({type(rule).__name__}) is not an attrs class; configure it in code")
         fields = {f.name for f in attrs.fields(type(rule))} - {"name"}
@@ -158,7 +158,7 @@ class PointsRules:
         if unknown:
             raise ValidationError(f"rule {name!r} has no parameter(s) {sorted(unknown)}; it has {sorted(fields)}")
         try:
-            new = attrs.evolve(rule, **params)
+            new: PointsRule = attrs.evolve(rule, **params)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"rule {name!r}: {exc}") from None
         self._rules[name] = new

@@ -23,8 +23,8 @@ from typing import Any
 
 import attrs
 
-from ..models.commerce import Activity, CouponTemplate, Product, ProductRole
 from ..errors import ValidationError
+from ..models.commerce import Activity, CouponTemplate, Product, ProductRole
 from ..money import to_yuan
 
 __all__ = [
@@ -58,7 +58,7 @@ class StackingRules:
     guard: bool = True
 
     def can_combine(self, a: str, b: str) -> bool:
-        return a == b and a in self.multi or frozenset({a, b}) in self.combinable
+        return (a == b and a in self.multi) or frozenset({a, b}) in self.combinable
 
     def to_json(self) -> dict[str, Any]:
         return {

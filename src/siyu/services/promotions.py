@@ -260,8 +260,9 @@ class Promotions:
                 hint = "a loss leader may only go below the floor on traffic items; " + hint
             else:
                 hint += ", or mark it loss_leader=True with a budget if every such product is a traffic item"
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
             err = MarginViolation(f"{offer.label} would sell below the margin floor: " + "; ".join(problems[:5])
-                                  + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "") + f". To fix: {hint}")
+                                  + more + f". To fix: {hint}")
             err.problems = problems  # type: ignore[attr-defined]
             raise err
 
@@ -279,7 +280,8 @@ class Promotions:
                 raise ValidationError(f"line {index}: expected a dict with sku and qty, got {raw!r}")
             unknown = set(raw) - {"sku", "qty", "unit_price"}
             if unknown:
-                raise ValidationError(f"line {index}: unknown field(s) {sorted(unknown)}; a line has sku, qty, unit_price")
+                raise ValidationError(
+                    f"line {index}: unknown field(s) {sorted(unknown)}; a line has sku, qty, unit_price")
             sku = check_sku(raw.get("sku"))
             product = catalog.products.get(sku)
             if product is None:

@@ -54,7 +54,7 @@ class CommerceContract(ContractBase):
             (lambda: ws.orders.record(uid, [{"sku": "TEA", "qty": 1, "unit_price": "-1"}]), InvalidMoney),
             (lambda: ws.orders.record(999, [{"sku": "TEA", "qty": 1}]), NotFound),
             (lambda: ws.orders.record(uid, [{"sku": "TEA", "qty": 1}], coupon="NOPE"), NotFound),
-            (lambda: ws.products.add("X", "x", 1.5, "1"), InvalidMoney),
+            (lambda: ws.products.add("X", "x", 1.5, "1"), InvalidMoney),  # type: ignore[arg-type]
         ):
             with pytest.raises(error):
                 call()
