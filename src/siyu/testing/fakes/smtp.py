@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message as MimeMessage
 from typing import Any
 
@@ -56,7 +56,7 @@ class FakeSmtp:
                 return "250 OK"
 
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                fake.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+                fake.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
                 return "250 Message accepted"
 
         def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
@@ -65,11 +65,12 @@ class FakeSmtp:
                 and fake.users is not None
                 and fake.users.get(auth_data.login.decode()) == auth_data.password.decode()
             )
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         kwargs: dict[str, Any] = {}
         if self.users is not None:
             kwargs.update(authenticator=authenticator, auth_require_tls=self.tls_context is not None,
+                          auth_exclude_mechanism=["LOGIN"],
                           auth_required=True)
         if self.tls_context is not None and not self.implicit_tls:
             kwargs.update(tls_context=self.tls_context, require_starttls=True)
