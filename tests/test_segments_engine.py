@@ -276,30 +276,30 @@ def test_register_metric_extension_point(ws: siyu.Workspace) -> None:
         calls.append(1)
         return {u: Decimal(i * 100) for i, u in enumerate(ids[:10])}
 
-    def last_order(tx: Any, now: datetime) -> dict[int, datetime | None]:
+    def test_last_order(tx: Any, now: datetime) -> dict[int, datetime | None]:
         return {ids[0]: now - timedelta(days=3), ids[2]: now - timedelta(days=40), ids[3]: None}
 
-    ws.segments.register_metric("spend_30d", spend, counters=("orders",))
-    ws.segments.register_metric("last_order", last_order, counters=("orders",))
+    ws.segments.register_metric("test_spend", spend, counters=("test_orders",))
+    ws.segments.register_metric("test_last_order", test_last_order, counters=("test_orders",))
     ws.segments.register_metric("rfm.r", lambda tx, now: {ids[0]: 5}, counters=("rfm",))
-    assert ws.segments.users("spend_30d >= 500") == ids[5:10]
-    assert ws.segments.users("spend_30d >= 500.00 and spend_30d < 700") == ids[5:7]
-    assert ws.segments.users("days_since(last_order) <= 30") == [ids[0]]
-    assert ws.segments.users("days_since(last_order) > 30") == [ids[2]]
+    assert ws.segments.users("test_spend >= 500") == ids[5:10]
+    assert ws.segments.users("test_spend >= 500.00 and test_spend < 700") == ids[5:7]
+    assert ws.segments.users("days_since(test_last_order) <= 30") == [ids[0]]
+    assert ws.segments.users("days_since(test_last_order) > 30") == [ids[2]]
     assert ws.segments.users("rfm.r = 5") == [ids[0]]
-    ws.segments.count("spend_30d > 1")
+    ws.segments.count("test_spend > 1")
     assert len(calls) == 1  # cached until the counter moves
     with ws.write() as tx:
-        tx.meta.bump("orders")
-    ws.segments.count("spend_30d > 1")
+        tx.meta.bump("test_orders")
+    ws.segments.count("test_spend > 1")
     assert len(calls) == 2
     with pytest.raises(ValidationError):
-        ws.segments.register_metric("spend_30d", spend)
+        ws.segments.register_metric("test_spend", spend)
     with pytest.raises(ValidationError):
         ws.segments.register_metric("has spaces", spend)
     with pytest.raises(SegmentReferenceError, match="point in time"):
-        ws.segments.count("last_order < 3")
-    assert {"points", "last_active", "first_seen", "spend_30d"} <= set(ws.segments.metrics())
+        ws.segments.count("test_last_order < 3")
+    assert {"points", "last_active", "first_seen", "test_spend"} <= set(ws.segments.metrics())
 
 
 def test_days_since_uses_business_days() -> None:
