@@ -1,0 +1,32 @@
+"""Campaigns: audience x channel x template x variants, behind consent,
+suppression, a cross-channel contact budget, platform caps and quiet hours;
+an A/B pilot with a holdout, a stated statistical decision, a roll-out, and
+exactly-once delivery records. Use it as ``ws.campaigns``."""
+
+from .models import (
+    Campaign,
+    Decision,
+    Delivery,
+    GateCount,
+    Preview,
+    Results,
+    RunReport,
+    SampleRender,
+    Trigger,
+    VariantResult,
+)
+from .service import Campaigns
+
+__all__ = [
+    "Campaign",
+    "Campaigns",
+    "Decision",
+    "Delivery",
+    "GateCount",
+    "Preview",
+    "Results",
+    "RunReport",
+    "SampleRender",
+    "Trigger",
+    "VariantResult",
+]

@@ -1,0 +1,470 @@
+"""Exactly-once delivery: claim, send, complete.
+
+Every message has a delivery record keyed ``(campaign, user, occurrence)``
+(a unique index, so a second record cannot exist). One batch goes through
+three steps:
+
+1. **claim** -- in ONE write transaction: pick due ``queued`` records and/or
+   the next audience users after the campaign's cursor, run the gates, and
+   write each record as ``pending`` (to be sent, with ``claimed_at`` and an
+   idempotency key), ``skipped`` (with the gate's reason) or ``queued`` with
+   a later ``due_at`` (quiet hours). Write transactions are serialized
+   (SQLite ``BEGIN IMMEDIATE``, PostgreSQL's per-schema writer lock), so two
+   processes running the same campaign never claim the same user, and the
+   contact budget they check already counts every other claimed record.
+2. **send** -- outside any transaction, through the channel.
+3. **complete** -- in one write transaction: each ``pending`` record becomes
+   ``sent``, ``failed``, ``rejected``, ``unavailable``, ``unknown`` or goes
+   back to ``queued`` (rate limit, transient failure) with its ``due_at``.
+
+A crash between 1 and 3 leaves ``pending`` records whose outcome is unknown.
+``resume`` (and any run, once a claim is older than the lease) recovers
+them per channel:
+
+* channels that accept an idempotency key and de-duplicate on it
+  (``outbox``, ``webhook``; a plugin says so with the class attribute
+  ``accepts_idempotency_key = True``) are sent again with the *same* key, so
+  the provider stores or delivers them once;
+* every other channel (SMS, WeCom, console ...) marks them ``unknown``
+  (reason ``outcome_unknown``) for a person to review
+  (``ws.campaigns.deliveries(id, status="unknown")``); they are never resent
+  blindly, and they count against the contact budget.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pyroaring import BitMap
+
+from ..channels.base import Channel, DeliveryResult, Message, Status
+from ..errors import ChannelError
+from ..events import CampaignPaused, CampaignSent, DeliverySkipped
+from ..storage.contracts.campaigns import CampaignRow, NewDelivery
+from .gates import ADDRESS_KIND, lost_users, over_limit, window_start
+from .templates import MissingVariable, Renderer
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from .service import Campaigns, GateConfig
+
+__all__ = ["IDEMPOTENT_CHANNELS", "Runner", "accepts_idempotency_key"]
+
+log = logging.getLogger("siyu.campaigns")
+
+#: Built-in channels that de-duplicate on ``Message.key`` (safe to resend after a crash).
+IDEMPOTENT_CHANNELS = frozenset({"outbox", "webhook"})
+#: How long a transient failure waits before the next attempt, per attempt.
+RETRY_BACKOFF = timedelta(seconds=30)
+DEFAULT_RETRY_AFTER = timedelta(seconds=60)
+
+
+def accepts_idempotency_key(channel: Channel) -> bool:
+    """Whether resending a message with the same key cannot deliver it twice."""
+    flag = getattr(channel, "accepts_idempotency_key", None)
+    if isinstance(flag, bool):
+        return flag
+    return channel.name in IDEMPOTENT_CHANNELS
+
+
+class _Claim:
+    """One claimed batch: records to send with their messages."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, int, str, Message]] = []  # (delivery id, user, variant, message)
+        self.skipped: dict[str, list[int]] = {}
+        self.deferred = 0
+        self.attempts: dict[int, int] = {}
+
+
+class Runner:
+    """Runs one campaign occurrence until nothing is due (or a pause)."""
+
+    def __init__(
+        self,
+        svc: Campaigns,
+        row: CampaignRow,
+        channel: Channel,
+        renderer: Renderer,
+        gates: GateConfig,
+        *,
+        batch: int = 5_000,
+        max_attempts: int = 3,
+    ) -> None:
+        self.svc = svc
+        self.ws = svc._ws
+        self.row = row
+        self.channel = channel
+        self.renderer = renderer
+        self.gates = gates
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.idempotent = accepts_idempotency_key(channel)
+        self.medium = row.consent_channel
+        self._zones: dict[int, Any] | None = None
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        occurrence: str = "",
+        rest: tuple[BitMap, str, str] | None = None,
+        recover_after: timedelta | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Recover stale pending records, then send due records and (with
+        ``rest=(users, variant, phase)``) the users after the cursor.
+        Returns counters for a :class:`RunReport`."""
+        totals: dict[str, Any] = {
+            "claimed": 0, "sent": 0, "failed": 0, "skipped": 0, "deferred": 0, "unknown": 0, "retried": 0,
+            "paused_until": None, "skipped_by": {},
+        }
+        if recover_after is not None:
+            self._recover(recover_after, totals)
+        todo: list[int] = []
+        if rest is not None:
+            with self.ws.read() as tx:
+                done = BitMap(tx.campaigns.existing_users(self.row.id, occurrence))
+            todo = list(rest[0] - done)
+        handled = 0
+        while limit is None or handled < limit:
+            size = self.batch if limit is None else min(self.batch, limit - handled)
+            claim, more = self._claim(occurrence, todo, rest, size)
+            if claim is None:
+                break
+            handled += len(claim.records) + sum(len(v) for v in claim.skipped.values())
+            totals["claimed"] += len(claim.records)
+            totals["deferred"] += claim.deferred
+            for reason, users in claim.skipped.items():
+                totals["skipped"] += len(users)
+                totals["skipped_by"][reason] = totals["skipped_by"].get(reason, 0) + len(users)
+            pause = self._send(claim, totals)
+            if pause is not None:
+                totals["paused_until"] = pause
+                break
+            if not more:
+                break
+        return totals
+
+    # -- recovery ------------------------------------------------------------------------
+    def _recover(self, recover_after: timedelta, totals: dict[str, Any]) -> None:
+        now = self.ws.now()
+        with self.ws.read() as tx:
+            stale = tx.campaigns.pending(self.row.id, claimed_before=now - recover_after)
+        if not stale:
+            return
+        if not self.idempotent:
+            with self.ws.write() as tx:
+                changed = tx.campaigns.set_status(
+                    [
+                        (
+                            d.id,
+                            {
+                                "status": "unknown", "reason": "outcome_unknown", "completed_at": now,
+                                "detail": f"claimed at {d.claimed_at} and never completed (crash?); channel "
+                                f"{self.channel.name!r} cannot de-duplicate, so it is not resent: review it",
+                            },
+                        )
+                        for d in stale
+                    ],
+                    only_from="pending",
+                )
+            totals["unknown"] += changed
+            return
+        # The channel de-duplicates on the key: send again with the same key.
+        for start in range(0, len(stale), self.batch):
+            chunk = stale[start : start + self.batch]
+            claim = _Claim()
+            with self.ws.read() as tx:
+                attributes = self._attributes(tx, [d.user_id for d in chunk])
+            for d in chunk:
+                try:
+                    message = self.renderer.message(
+                        d.variant, d.user_id, d.recipient or str(d.user_id), attributes.get(d.user_id, {}), d.idem_key
+                    )
+                except MissingVariable:
+                    continue
+                claim.records.append((d.id, d.user_id, d.variant, message))
+            totals["retried"] += len(claim.records)
+            pause = self._send(claim, totals)
+            if pause is not None:
+                totals["paused_until"] = pause
+                return
+
+    # -- claim ---------------------------------------------------------------------------------
+    def _claim(
+        self, occurrence: str, todo: list[int], rest: tuple[BitMap, str, str] | None, size: int
+    ) -> tuple[_Claim | None, bool]:
+        now = self.ws.now()
+        with self.ws.write() as tx:
+            row = tx.campaigns.get(self.row.id)
+            assert row is not None
+            if row.status == "cancelled":
+                return None, False
+            throttle_left = self._throttle_left(tx, now)
+            if throttle_left is not None:
+                size = min(size, throttle_left)
+                if size <= 0:
+                    self._pause(tx, now + timedelta(seconds=60 - now.second % 60 or 60), "throttle")
+                    return None, False
+            due = tx.campaigns.due(self.row.id, now, size)
+            new_users: list[int] = []
+            cursor_key = f"cursor:{occurrence}"
+            state = dict(row.state)
+            if rest is not None and len(due) < size:
+                cursor = int(state.get(cursor_key, 0))
+                start = bisect.bisect_right(todo, cursor)
+                new_users = todo[start : start + size - len(due)]
+            if not due and not new_users:
+                return None, False
+            claim = _Claim()
+            users = [d.user_id for d in due] + new_users
+            eligible, skipped, deferred, recipients = self._gate(tx, users, now)
+            attributes = self._attributes(tx, eligible)
+            updates: list[tuple[int, dict[str, Any]]] = []
+            to_insert: list[NewDelivery] = []
+            pending_meta: list[tuple[int, str, Message | None]] = []
+            variant_of = {d.user_id: d.variant for d in due}
+            attempts_of = {d.id: d.attempts for d in due}
+            rest_variant, rest_phase = (rest[1], rest[2]) if rest is not None else ("", "")
+            eligible_set = set(eligible)
+            messages: dict[int, Message] = {}
+            for uid in eligible:
+                variant = variant_of.get(uid, rest_variant)
+                key = f"campaign:{self.row.id}:{occurrence}:{uid}"
+                try:
+                    messages[uid] = self.renderer.message(
+                        variant, uid, recipients.get(uid, str(uid)), attributes.get(uid, {}), key
+                    )
+                except MissingVariable:
+                    skipped[uid] = "missing_variable"
+            for d in due:
+                uid = d.user_id
+                if uid in messages:
+                    msg = messages[uid]
+                    updates.append(
+                        (d.id, {"status": "pending", "claimed_at": now, "attempts": d.attempts + 1,
+                                "recipient": msg.recipient, "idem_key": msg.key, "reason": None})
+                    )
+                    pending_meta.append((d.id, d.variant, msg))
+                elif uid in deferred:
+                    updates.append((d.id, {"due_at": deferred[uid], "reason": "quiet_hours"}))
+                    claim.deferred += 1
+                else:
+                    reason = skipped.get(uid, "gate")
+                    updates.append((d.id, {"status": "skipped", "reason": reason, "completed_at": now}))
+                    claim.skipped.setdefault(reason, []).append(uid)
+            tx.campaigns.set_status(updates)
+            insert_meta: list[tuple[int, Message | None]] = []
+            for uid in new_users:
+                if uid in messages:
+                    msg = messages[uid]
+                    to_insert.append(
+                        NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="pending",
+                                    occurrence=occurrence, claimed_at=now, idem_key=msg.key,
+                                    recipient=msg.recipient)
+                    )
+                    insert_meta.append((uid, msg))
+                elif uid in deferred:
+                    to_insert.append(
+                        NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="queued",
+                                    occurrence=occurrence, due_at=deferred[uid], reason="quiet_hours")
+                    )
+                    insert_meta.append((uid, None))
+                    claim.deferred += 1
+                else:
+                    reason = skipped.get(uid, "gate")
+                    to_insert.append(
+                        NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="skipped",
+                                    occurrence=occurrence, reason=reason)
+                    )
+                    insert_meta.append((uid, None))
+                    claim.skipped.setdefault(reason, []).append(uid)
+            ids = tx.campaigns.add_deliveries(self.row.id, self.medium, self.row.purpose, to_insert, now)
+            for did, variant, queued_msg in pending_meta:
+                assert queued_msg is not None and queued_msg.user_id is not None
+                claim.records.append((did, queued_msg.user_id, variant, queued_msg))
+                claim.attempts[did] = attempts_of[did] + 1
+            for rid, (uid, maybe) in zip(ids, insert_meta, strict=True):
+                if maybe is not None:
+                    claim.records.append((rid, uid, rest_variant, maybe))
+            if new_users:
+                state[cursor_key] = new_users[-1]
+                tx.campaigns.update(self.row.id, state=state)
+            for reason, users_ in claim.skipped.items():
+                tx.emit(DeliverySkipped(at=now, campaign_id=self.row.id, reason=reason, user_ids=tuple(users_)))
+            del eligible_set
+        more = bool(due) or bool(new_users)
+        return claim, more
+
+    def _throttle_left(self, tx: Transaction, now: datetime) -> int | None:
+        per_minute = self.gates.throttle
+        if per_minute is None:
+            return None
+        minute = now.replace(second=0, microsecond=0)
+        used = sum(1 for _, _, ch in tx.campaigns.touches(minute, purpose=None) if ch == self.medium)
+        return per_minute - used
+
+    def _gate(
+        self, tx: Transaction, users: Sequence[int], now: datetime
+    ) -> tuple[list[int], dict[int, str], dict[int, datetime], dict[int, str]]:
+        """Split ``users`` into eligible (ascending), skipped (reason) and deferred (due time)."""
+        cfg = self.gates
+        skipped: dict[int, str] = {}
+        remaining = BitMap(users)
+
+        def drop(blocked: BitMap, reason: str) -> None:
+            nonlocal remaining
+            hit = remaining & blocked
+            for uid in hit:
+                skipped[uid] = reason
+            remaining = remaining - hit
+
+        drop(remaining - BitMap(tx.campaigns.active_users(remaining)), "inactive")
+        if cfg.needs_consent and remaining:
+            drop(remaining - BitMap(tx.campaigns.consented(self.row.purpose, self.medium, remaining)), "consent")
+        if remaining:
+            drop(BitMap(tx.campaigns.suppressed(self.medium)) | lost_users(tx), "suppressed")
+        recipients: dict[int, str] = {}
+        kind = ADDRESS_KIND.get(self.medium)
+        if kind is not None and remaining:
+            for uid in remaining:
+                for ident in tx.users.identities(uid):
+                    if ident.kind == kind:
+                        recipients[uid] = ident.value
+                        break
+            drop(remaining - BitMap(recipients), "no_address")
+        if (cfg.budget or cfg.caps) and cfg.counts_toward_budget and remaining:
+            periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps if c.get("period")]
+            since = min(window_start(p, now, self.ws.tz) for p in periods)
+            touches = tx.campaigns.touches(since, user_ids=remaining)
+            if cfg.budget:
+                drop(over_limit(touches, cfg.budget, now, self.ws.tz), "budget")
+            rules = [(c["period"], c["limit"]) for c in cfg.caps if c.get("period")]
+            if rules and remaining:
+                drop(over_limit(touches, rules, now, self.ws.tz, medium=self.medium), "platform_cap")
+        if cfg.credits and remaining:
+            template = self.renderer.templates[next(iter(self.renderer.templates))]
+            name = self.channel.name
+            broke = BitMap(
+                uid for uid in remaining if tx.channels.credits(name, recipients.get(uid, ""), template) <= 0
+            )
+            drop(broke, "platform_cap")
+        deferred: dict[int, datetime] = {}
+        if cfg.quiet is not None and remaining:
+            zones = self._user_zones(tx)
+            for uid in list(remaining):
+                local = now.astimezone(zones.get(uid, self.ws.tz))
+                if cfg.quiet.contains(local):
+                    deferred[uid] = cfg.quiet.next_open(local)
+            remaining = remaining - BitMap(deferred)
+        return list(remaining), skipped, deferred, recipients
+
+    def _user_zones(self, tx: Transaction) -> dict[int, Any]:
+        if self._zones is None:
+            from .gates import user_zones
+
+            self._zones = user_zones(tx.campaigns.attribute_values(self.gates.tz_attribute), self.ws.tz)
+        return self._zones
+
+    def _attributes(self, tx: Transaction, users: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not users or not self.renderer.all_user_variables():
+            return {}
+        return tx.campaigns.attributes(users)
+
+    def _pause(self, tx: Transaction, until: datetime, reason: str) -> None:
+        row = tx.campaigns.get(self.row.id)
+        assert row is not None
+        state = dict(row.state)
+        state["paused_until"] = until.isoformat()
+        state["pause_reason"] = reason
+        tx.campaigns.update(self.row.id, status="paused", state=state)
+        tx.emit(CampaignPaused(at=self.ws.now(), campaign_id=self.row.id, until=until, reason=reason))
+
+    # -- send and complete ------------------------------------------------------------------------
+    def _send(self, claim: _Claim, totals: dict[str, Any]) -> datetime | None:
+        if not claim.records:
+            return None
+        messages = [m for _, _, _, m in claim.records]
+        try:
+            results = self.channel.send(messages)
+        except Exception as exc:
+            self._crashed(claim, exc)
+            raise ChannelError(
+                f"channel {self.channel.name!r} raised {type(exc).__name__}: {exc}; the {len(messages)} records of "
+                f"this batch are kept ({'pending, resent with the same key' if self.idempotent else 'unknown'}) "
+                f"-- fix the channel and call ws.campaigns.resume({self.row.id})",
+                retryable=self.idempotent,
+            ) from exc
+        return self._complete(claim, results, totals)
+
+    def _crashed(self, claim: _Claim, exc: BaseException) -> None:
+        if self.idempotent:
+            return  # still pending: resume resends them with the same key
+        now = self.ws.now()
+        with self.ws.write() as tx:
+            tx.campaigns.set_status(
+                [(did, {"status": "unknown", "reason": "outcome_unknown", "completed_at": now,
+                        "detail": f"channel raised {type(exc).__name__}: {exc}"})
+                 for did, _, _, _ in claim.records],
+                only_from="pending",
+            )
+
+    def _complete(
+        self, claim: _Claim, results: Sequence[DeliveryResult], totals: dict[str, Any]
+    ) -> datetime | None:
+        now = self.ws.now()
+        pause: datetime | None = None
+        updates: list[tuple[int, dict[str, Any]]] = []
+        sent_users: list[int] = []
+        by_variant: dict[str, list[int]] = {}
+        refused: dict[str, list[int]] = {}
+        for (did, uid, variant, _), result in zip(claim.records, results, strict=True):
+            base: dict[str, Any] = {"code": result.code, "detail": result.detail or None,
+                                    "provider_id": result.provider_id}
+            status = result.status
+            if status is Status.SENT:
+                updates.append((did, {**base, "status": "sent", "completed_at": now}))
+                sent_users.append(uid)
+                by_variant.setdefault(variant, []).append(uid)
+            elif status is Status.RATE_LIMITED:
+                wait = timedelta(seconds=result.retry_after) if result.retry_after else DEFAULT_RETRY_AFTER
+                due = now + wait
+                pause = due if pause is None else max(pause, due)
+                updates.append((did, {**base, "status": "queued", "due_at": due, "reason": "rate_limited"}))
+            elif status is Status.FAILED_RETRYABLE:
+                attempts = claim.attempts.get(did, 1)
+                if attempts < self.max_attempts:
+                    updates.append((did, {**base, "status": "queued", "due_at": now + RETRY_BACKOFF * attempts,
+                                          "reason": "retry"}))
+                else:
+                    updates.append((did, {**base, "status": "failed", "completed_at": now, "reason": "gave_up"}))
+                    totals["failed"] += 1
+            elif result.code == "timeout_unknown":
+                updates.append((did, {**base, "status": "unknown", "reason": "outcome_unknown", "completed_at": now}))
+                totals["unknown"] += 1
+            elif result.code == "consent_required":
+                updates.append((did, {**base, "status": "skipped", "reason": "consent", "completed_at": now}))
+                refused.setdefault("consent", []).append(uid)
+            else:
+                final = {Status.REJECTED: "rejected", Status.UNAVAILABLE: "unavailable"}.get(status, "failed")
+                updates.append((did, {**base, "status": final, "completed_at": now, "reason": result.code}))
+                totals["failed"] += 1
+        with self.ws.write() as tx:
+            tx.campaigns.set_status(updates, only_from="pending")
+            if sent_users:
+                for variant, users in by_variant.items():
+                    tx.emit(CampaignSent(at=now, campaign_id=self.row.id, variant=variant, user_ids=tuple(users)))
+            for reason, users in refused.items():
+                tx.emit(DeliverySkipped(at=now, campaign_id=self.row.id, reason=reason, user_ids=tuple(users)))
+            if pause is not None:
+                self._pause(tx, pause, "rate_limited")
+        totals["sent"] += len(sent_users)
+        for reason, users in refused.items():
+            totals["skipped"] += len(users)
+            totals["skipped_by"][reason] = totals["skipped_by"].get(reason, 0) + len(users)
+        return pause

@@ -1,0 +1,241 @@
+"""What the campaign API returns: campaigns, previews, results, decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "Campaign",
+    "Decision",
+    "Delivery",
+    "GateCount",
+    "Preview",
+    "RunReport",
+    "SampleRender",
+    "Trigger",
+    "VariantResult",
+    "Results",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Trigger:
+    """What starts an event-triggered campaign.
+
+    ``event`` is an event class name from :mod:`siyu.events` (``"UserCreated"``,
+    ``"TagApplied"`` ...) and ``where`` the attribute values it must have
+    (``{"source": "wecom_qr"}``); or ``event="points_expiring"`` with
+    ``within=timedelta(days=7)`` to remind users whose points expire soon.
+    Each user gets the message once per occurrence (per triggering event,
+    per expiring lot).
+    """
+
+    event: str
+    where: Mapping[str, Any] = attrs.field(factory=dict)
+    within: timedelta | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Campaign:
+    """A stored campaign (see ``ws.campaigns.create``).
+
+    ``status`` is ``draft`` (created), ``piloting`` (pilot sent, waiting for
+    results), ``decided``, ``running`` (a send or roll-out in progress),
+    ``paused`` (rate-limited or waiting for a window), ``done``, or
+    ``active`` (triggered and recurring campaigns, which keep listening).
+    """
+
+    id: int
+    name: str
+    channel: str
+    template: str
+    variants: Mapping[str, Mapping[str, Any]]
+    goal: str | None
+    attribution_window: timedelta
+    purpose: str
+    non_personalized: bool
+    status: str
+    audience_count: int
+    created_at: datetime
+    schedule: str | None = None
+    start_at: datetime | None = None
+    throttle: int | None = None
+    trigger: Trigger | None = None
+    winner: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GateCount:
+    """One gate in a preview: how many users it removed (or deferred) and who is left."""
+
+    gate: str
+    removed: int
+    remaining: int
+    deferred: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class SampleRender:
+    """What one user of the audience would receive from one variant."""
+
+    variant: str
+    user_id: int
+    recipient: str | None
+    text: str
+    length: int
+    length_unit: str
+    limit: int | None
+    problems: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Preview:
+    """Reach after each gate, counted, and sample renders per variant.
+
+    ``gates`` are in the order they apply; ``reach`` is who would receive the
+    message now; ``deferred`` of them fall in quiet hours and would wait for
+    the next window. ``str()`` renders a table.
+    """
+
+    campaign_id: int
+    audience: int
+    gates: tuple[GateCount, ...]
+    reach: int
+    deferred: int
+    samples: tuple[SampleRender, ...]
+    max_length: Mapping[str, int]
+    at: datetime
+
+    def removed(self, gate: str) -> int:
+        for g in self.gates:
+            if g.gate == gate:
+                return g.removed
+        raise KeyError(gate)
+
+    def __str__(self) -> str:
+        lines = [f"audience {self.audience:>12,}"]
+        for g in self.gates:
+            extra = f"  ({g.deferred:,} wait for the next window)" if g.deferred else ""
+            lines.append(f"- {g.gate:<16} {g.removed:>10,}  -> {g.remaining:>12,}{extra}")
+        lines.append(f"reach    {self.reach:>12,}")
+        for s in self.samples:
+            limit = f"/{s.limit}" if s.limit is not None else ""
+            lines.append(f"[{s.variant}] user {s.user_id} ({s.length}{limit} {s.length_unit}): {s.text}")
+        return "\n".join(lines)
+
+
+@attrs.frozen(kw_only=True)
+class VariantResult:
+    """One arm of a campaign: what was sent and how many converted.
+
+    ``rate`` is conversions / ``exposed`` (sent for a variant, assigned for
+    the holdout); ``interval`` is the 95% Wilson score interval of the rate.
+    """
+
+    variant: str
+    assigned: int
+    sent: int
+    delivered: int
+    skipped: int
+    failed: int
+    conversions: int
+    value_fen: int
+    rate: float
+    interval: tuple[float, float]
+
+    @property
+    def exposed(self) -> int:
+        return self.assigned if self.variant == "holdout" else self.sent
+
+
+@attrs.frozen(kw_only=True)
+class Results:
+    """Per-variant results (``variants["holdout"]`` is the holdout group)."""
+
+    campaign_id: int
+    phase: str | None
+    variants: Mapping[str, VariantResult]
+    skipped: Mapping[str, int]
+    at: datetime
+
+    def __getitem__(self, variant: str) -> VariantResult:
+        return self.variants[variant]
+
+    def __str__(self) -> str:
+        lines = [f"{'variant':<10}{'sent':>8}{'deliv.':>8}{'conv.':>7}{'rate':>8}  95% interval"]
+        for v in self.variants.values():
+            lo, hi = v.interval
+            lines.append(
+                f"{v.variant:<10}{v.exposed:>8}{v.delivered:>8}{v.conversions:>7}{v.rate:>8.2%}  [{lo:.2%}, {hi:.2%}]"
+            )
+        return "\n".join(lines)
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """The outcome of ``ws.campaigns.decide``.
+
+    ``winner`` is ``None`` when the data is not (yet) significant; ``test``
+    names the test; ``statistic`` and ``p_value`` (z-test) or
+    ``probability`` (Bayesian) are its numbers; ``threshold`` what it had to
+    reach; ``reason`` says it in words.
+    """
+
+    campaign_id: int
+    winner: str | None
+    test: str
+    reason: str
+    significant: bool
+    statistic: float | None = None
+    p_value: float | None = None
+    probability: float | None = None
+    threshold: float = 0.05
+    comparisons: tuple[Mapping[str, Any], ...] = ()
+    at: datetime | None = None
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@attrs.frozen(kw_only=True)
+class Delivery:
+    """One delivery record: who got (or did not get) what, and why."""
+
+    id: int
+    campaign_id: int
+    user_id: int
+    occurrence: str
+    variant: str
+    phase: str
+    status: str
+    reason: str | None
+    recipient: str | None
+    claimed_at: datetime | None
+    completed_at: datetime | None
+    due_at: datetime | None
+    attempts: int
+    provider_id: str | None
+    code: str | None
+    detail: str | None
+
+
+@attrs.frozen(kw_only=True)
+class RunReport:
+    """What one send/resume call did. ``paused_until`` is set when a rate limit,
+    quiet hours or the throttle stopped it early; call ``resume`` then."""
+
+    campaign_id: int
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    unknown: int = 0
+    retried: int = 0
+    paused_until: datetime | None = None
+    done: bool = False
+    skipped_by: Mapping[str, int] = attrs.field(factory=dict)

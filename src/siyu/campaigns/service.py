@@ -1,0 +1,1128 @@
+"""``ws.campaigns``: audience x channel x template x variants, gated, A/B tested,
+delivered exactly once."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import logging
+import random
+import threading
+import time as _time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from pyroaring import BitMap, FrozenBitMap
+
+from ..channels.base import Channel, text_length
+from ..errors import (
+    AlreadyDecided,
+    Conflict,
+    NotFound,
+    TemplateError,
+    ValidationError,
+)
+from ..events import (
+    CampaignCreated,
+    CampaignDecided,
+    CampaignLaunched,
+    ConversionAttributed,
+    Event,
+    EventTracked,
+    OrderRecorded,
+)
+from ..hookspecs import hookimpl
+from ..services._common import check_int, check_text, check_user_id
+from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
+from . import platform_caps
+from .delivery import Runner
+from .gates import ADDRESS_KIND, GATES, QuietHours, budget_rules, lost_users, over_limit, user_zones, window_start
+from .models import (
+    Campaign,
+    Decision,
+    Delivery,
+    GateCount,
+    Preview,
+    Results,
+    RunReport,
+    SampleRender,
+    Trigger,
+    VariantResult,
+)
+from .schedule import Schedule
+from .stats import prob_best, two_proportion_z, wilson_interval
+from .templates import BUILTINS, MissingVariable, Renderer
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Campaigns", "GateConfig"]
+
+log = logging.getLogger("siyu.campaigns")
+
+DEFAULTS: dict[str, Any] = {
+    "budget": {"day": 1, "week": 3},
+    "quiet_hours": ["21:00", "08:00"],
+    "tz_attribute": "tz",
+    "platform_caps": {},
+}
+PURPOSES = ("marketing", "transactional")
+HOLDOUT = "holdout"
+#: How long an in-process cache of trigger/goal campaigns is trusted (other processes' changes).
+_CACHE_SECONDS = 5.0
+_ID_FIELDS = ("order_id", "event_id", "entry_id", "coupon_id", "group_id", "task_id", "merge_id")
+
+
+@attrs.frozen(kw_only=True)
+class GateConfig:
+    """The gates of one campaign, resolved from workspace settings and the campaign."""
+
+    needs_consent: bool
+    counts_toward_budget: bool
+    budget: tuple[tuple[str, int], ...]
+    caps: tuple[Mapping[str, Any], ...]
+    credits: bool
+    quiet: QuietHours | None
+    tz_attribute: str
+    throttle: int | None
+
+
+class _Observer:
+    """The campaigns' ``siyu_on_event`` plugin: attribution and triggers."""
+
+    def __init__(self, service: Campaigns) -> None:
+        self.service = service
+
+    @hookimpl
+    def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
+        if workspace is self.service._ws:
+            self.service._on_event(event)
+
+
+def _campaign_id(value: object) -> int:
+    return check_int(value, "campaign_id", minimum=1)
+
+
+def _audience(value: object) -> BitMap:
+    """A snapshot (anything with ``user_ids``), a bitmap, or an iterable of user ids."""
+    ids = getattr(value, "user_ids", value)
+    if isinstance(ids, BitMap | FrozenBitMap):
+        return BitMap(ids)
+    if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+        raise ValidationError(
+            f"audience must be a segment snapshot (ws.segments.snapshot(name)) or an iterable of user ids, "
+            f"got {type(value).__name__}"
+        )
+    out = BitMap()
+    for uid in ids:
+        if isinstance(uid, bool) or not isinstance(uid, int) or not 0 < uid < 2**32:
+            raise ValidationError(f"audience contains {uid!r}; user ids are positive ints")
+        out.add(uid)
+    return out
+
+
+def _trigger(value: object) -> Trigger | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        value = Trigger(**value)
+    if not isinstance(value, Trigger):
+        raise ValidationError(f"trigger must be a siyu.campaigns.Trigger or a dict, got {type(value).__name__}")
+    if value.event == "points_expiring":
+        if not isinstance(value.within, timedelta) or value.within <= timedelta(0):
+            raise ValidationError("trigger 'points_expiring' needs within=timedelta(days=7) (a positive duration)")
+        return value
+    import siyu.events as events_module
+
+    cls = getattr(events_module, value.event, None)
+    if not (isinstance(cls, type) and issubclass(cls, Event)) or not hasattr(cls, "__attrs_attrs__"):
+        raise ValidationError(
+            f"trigger event {value.event!r} is not an event class in siyu.events; use e.g. 'UserCreated', "
+            "'TagApplied', or 'points_expiring'"
+        )
+    fields = {a.name for a in attrs.fields(cls)}
+    if "user_id" not in fields:
+        raise ValidationError(f"trigger event {value.event!r} has no user_id, so it cannot address a user")
+    unknown = set(value.where) - fields
+    if unknown:
+        raise ValidationError(f"trigger where= names {sorted(unknown)}; {value.event} has {sorted(fields)}")
+    return value
+
+
+def _trigger_config(trigger: Trigger | None) -> dict[str, Any] | None:
+    if trigger is None:
+        return None
+    return {
+        "event": trigger.event,
+        "where": dict(trigger.where),
+        "within_s": None if trigger.within is None else trigger.within.total_seconds(),
+    }
+
+
+def _trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
+    if not config:
+        return None
+    within = config.get("within_s")
+    return Trigger(
+        event=config["event"], where=config.get("where") or {},
+        within=None if within is None else timedelta(seconds=within),
+    )
+
+
+class Campaigns:
+    """``ws.campaigns``: create, preview, pilot, decide, roll out, resume.
+
+    See :doc:`/howto/ab-test-an-sms` for a walk-through and
+    :mod:`siyu.campaigns.gates` / :mod:`siyu.campaigns.delivery` for the rules.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._lock = threading.Lock()
+        self._cache: tuple[float, builtins.list[CampaignRow]] | None = None
+        self._observer = _Observer(self)
+        workspace.pm.register(self._observer, name="siyu.campaigns")
+        workspace.users.add_merge_participant(self)
+
+    # -- settings -------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The workspace's campaign settings (budget, quiet hours, caps overrides, tz attribute)."""
+        with self._ws.read() as tx:
+            return self._settings(tx)
+
+    def _settings(self, tx: Transaction) -> dict[str, Any]:
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+        for name in DEFAULTS:
+            raw = tx.campaigns.setting(name)
+            if raw is not None:
+                out[name] = json.loads(raw)
+        return out
+
+    def configure(
+        self,
+        *,
+        budget: Mapping[str, int | None] | None = None,
+        quiet_hours: object = ...,
+        platform_caps: Mapping[str, Any] | None = None,
+        tz_attribute: str | None = None,
+    ) -> dict[str, Any]:
+        """Change workspace-wide campaign settings; returns them.
+
+        ``budget``: marketing touches allowed per user across all channels,
+        ``{"day": 1, "week": 3}`` (``"day"`` is the calendar day and
+        ``"week"`` the last 7 calendar days in the business time zone;
+        ``"month"`` and ``"rolling_24h"`` also work). ``quiet_hours``:
+        ``("21:00", "08:00")`` or ``None``. ``platform_caps``: per medium
+        overrides of :data:`siyu.campaigns.platform_caps.CAPS`, e.g.
+        ``{"wecom": [{"key": "...", "period": "day", "limit": 1}]}``.
+        ``tz_attribute``: the user attribute holding an IANA time zone.
+        """
+        values: dict[str, Any] = {}
+        if budget is not None:
+            budget_rules(budget)
+            values["budget"] = dict(budget)
+        if quiet_hours is not ...:
+            parsed = QuietHours.parse(quiet_hours)
+            values["quiet_hours"] = None if parsed is None else parsed.as_list()
+        if platform_caps is not None:
+            values["platform_caps"] = self._check_caps(platform_caps)
+        if tz_attribute is not None:
+            values["tz_attribute"] = check_text(tz_attribute, "tz_attribute", max_length=64)
+        with self._ws.write() as tx:
+            for name, value in values.items():
+                tx.campaigns.set_setting(name, json.dumps(value, ensure_ascii=False))
+            return self._settings(tx)
+
+    @staticmethod
+    def _check_caps(caps: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for medium, rules in caps.items():
+            if not isinstance(rules, list | tuple):
+                raise ValidationError(f"platform_caps[{medium!r}] must be a list of cap dicts")
+            checked = []
+            for rule in rules:
+                if not isinstance(rule, Mapping):
+                    raise ValidationError(f"platform_caps[{medium!r}] holds {rule!r}; each cap is a dict")
+                if rule.get("kind") != "credits":
+                    budget_rules({rule.get("period"): 0})
+                    limit = rule.get("limit")
+                    if limit != "days_in_month" and (isinstance(limit, bool) or not isinstance(limit, int)):
+                        raise ValidationError(f"cap {rule!r}: limit must be an int or 'days_in_month'")
+                checked.append(dict(rule))
+            out[str(medium)] = checked
+        return out
+
+    # -- create -----------------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        *,
+        channel: str,
+        template: str,
+        audience: object = None,
+        variants: Mapping[str, Mapping[str, Any]] | None = None,
+        goal: str | None = None,
+        attribution_window: timedelta = timedelta(days=3),
+        purpose: str = "marketing",
+        non_personalized: bool = False,
+        schedule: object = None,
+        throttle: int | None = None,
+        trigger: Trigger | Mapping[str, Any] | None = None,
+        params: Iterable[str] | None = None,
+        quiet_hours: object = ...,
+    ) -> Campaign:
+        """Create a campaign (nothing is sent yet).
+
+        ``audience`` is a segment snapshot or an iterable of user ids (optional
+        for triggered campaigns, where it restricts who may be reached).
+        ``channel`` is a registered channel name, configured through
+        ``ws.channels`` or its environment variables. ``template`` is text
+        with ``${var}`` placeholders, or the provider template code for SMS and
+        mini-programs (then ``params`` names the variables it takes).
+        ``variants`` maps a variant name to campaign data (template variables,
+        optionally ``"template"``); default one variant ``"A"``. ``goal`` is
+        ``"order"`` or the kind of a tracked event (``ws.events.track``);
+        conversions are attributed to the last touch within
+        ``attribution_window``. ``non_personalized=True`` (PIPL Art. 24)
+        refuses templates that use user attributes. ``schedule`` is a start
+        time or an rrule (see :mod:`siyu.campaigns.schedule`); ``throttle``
+        the most messages per minute on this channel; ``trigger`` makes it
+        event-triggered; ``quiet_hours`` overrides the workspace's.
+        """
+        cname = check_text(name, "name", max_length=100)
+        if not isinstance(template, str) or not template.strip():
+            raise ValidationError("template must be non-empty text (or a provider template code such as 'SMS_123')")
+        if purpose not in PURPOSES:
+            raise ValidationError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
+        if not isinstance(non_personalized, bool):
+            raise ValidationError("non_personalized must be True or False")
+        if not isinstance(attribution_window, timedelta) or attribution_window <= timedelta(0):
+            raise ValidationError("attribution_window must be a positive timedelta, e.g. timedelta(days=3)")
+        if goal is not None:
+            check_text(goal, "goal", max_length=64)
+        if throttle is not None:
+            check_int(throttle, "throttle (messages per minute)", minimum=1)
+        variants = {"A": {}} if variants is None else variants
+        if not isinstance(variants, Mapping) or not variants:
+            raise ValidationError("variants must be a non-empty dict like {'A': {...}, 'B': {...}}")
+        clean: dict[str, dict[str, Any]] = {}
+        for vname, data in variants.items():
+            check_text(vname, "variant name", max_length=30)
+            if vname == HOLDOUT:
+                raise ValidationError("'holdout' is reserved for the group that gets nothing; rename the variant")
+            if not isinstance(data, Mapping):
+                raise ValidationError(f"variant {vname!r} must be a dict of template data, got {type(data).__name__}")
+            clean[vname] = {str(k): v for k, v in data.items()}
+        try:
+            json.dumps(clean, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"variant data must be JSON-able (str, int, ...): {exc}") from None
+        trig = _trigger(trigger)
+        bitmap = _audience(audience) if audience is not None else None
+        if trig is None and (bitmap is None or not bitmap):
+            raise ValidationError(
+                f"campaign {cname!r} has an empty audience; take a snapshot with users in it "
+                "(ws.segments.snapshot(name)) or pass user ids"
+            )
+        params_ = None if params is None else tuple(check_text(p, "param", max_length=64) for p in params)
+        chan = self._channel(channel)
+        renderer = Renderer(chan, template, clean, params=params_, purpose=purpose)
+        if non_personalized and renderer.all_user_variables():
+            raise ValidationError(
+                f"non_personalized=True but the template uses user attributes {list(renderer.all_user_variables())}; "
+                "use campaign data only (put the values in each variant)"
+            )
+        now = self._ws.now()
+        sched = Schedule.parse(schedule, self._ws.tz, now)
+        config: dict[str, Any] = {
+            "schedule": None if sched is None else sched.to_config(),
+            "throttle": throttle,
+            "trigger": _trigger_config(trig),
+            "params": None if params_ is None else list(params_),
+            "seed": random.SystemRandom().randrange(2**31),
+        }
+        if quiet_hours is not ...:
+            parsed = QuietHours.parse(quiet_hours)
+            config["quiet_hours"] = None if parsed is None else parsed.as_list()
+        status = "active" if trig is not None else ("scheduled" if sched is not None else "draft")
+        state: dict[str, Any] = {}
+        if sched is not None:
+            first = sched.first()
+            state["next_run_at"] = None if first is None else first.isoformat()
+        row = CampaignRow(
+            id=0, name=cname, channel=channel, consent_channel=chan.consent_channel or chan.name, template=template,
+            variants=clean, goal=goal, attribution_us=int(attribution_window.total_seconds() * 1_000_000),
+            purpose=purpose, non_personalized=non_personalized, status=status, config=config,
+            audience=None if bitmap is None else bitmap.serialize(),
+            audience_count=0 if bitmap is None else len(bitmap), created_at=now, state=state,
+        )
+        with self._ws.write() as tx:
+            if tx.campaigns.by_name(cname) is not None:
+                raise Conflict(
+                    f"a campaign named {cname!r} exists; pick another name or use ws.campaigns.get({cname!r})"
+                )
+            cid = tx.campaigns.add(row)
+            tx.emit(CampaignCreated(at=now, campaign_id=cid, name=cname, channel=channel))
+            tx.meta.bump("campaigns")
+            stored = tx.campaigns.get(cid)
+        assert stored is not None
+        self._cache = None
+        return self._model(stored)
+
+    def _channel(self, name: str) -> Channel:
+        if not isinstance(name, str) or not name:
+            raise ValidationError("channel must be a channel name such as 'outbox' or 'sms_aliyun'")
+        installed = getattr(self._ws.channels, "_instances", {})
+        if name in installed:
+            channel: Channel = installed[name]
+            return channel
+        self._ws.channels.cls(name)  # UnknownChannelError with a did-you-mean
+        # The claim step has already checked consent for the whole batch in its
+        # transaction; a second per-message check would cost a query per user.
+        return self._ws.channels.get(name, check_consent=False)
+
+    # -- read ---------------------------------------------------------------------------------
+    def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow:
+        by_name = isinstance(campaign, str)
+        row = tx.campaigns.by_name(str(campaign)) if by_name else tx.campaigns.get(_campaign_id(campaign))
+        if row is None:
+            raise NotFound(f"no campaign {campaign!r}; list them with ws.campaigns.list()")
+        return row
+
+    def get(self, campaign: int | str) -> Campaign:
+        """A campaign by id or name."""
+        with self._ws.read() as tx:
+            return self._model(self._row(tx, campaign))
+
+    def list(self) -> builtins.list[Campaign]:
+        """Every campaign, oldest first."""
+        with self._ws.read() as tx:
+            return [self._model(r) for r in tx.campaigns.all()]
+
+    def _model(self, row: CampaignRow) -> Campaign:
+        sched = row.config.get("schedule") or {}
+        start = sched.get("start_at")
+        return Campaign(
+            id=row.id, name=row.name, channel=row.channel, template=row.template, variants=row.variants,
+            goal=row.goal, attribution_window=timedelta(microseconds=row.attribution_us), purpose=row.purpose,
+            non_personalized=row.non_personalized, status=row.status, audience_count=row.audience_count,
+            created_at=row.created_at, schedule=sched.get("rrule"),
+            start_at=datetime.fromisoformat(start) if start else None, throttle=row.config.get("throttle"),
+            trigger=_trigger_from(row.config.get("trigger")), winner=row.state.get("winner"),
+        )
+
+    def deliveries(
+        self, campaign: int | str, *, status: str | None = None, user_id: int | None = None, limit: int = 1000,
+        after_id: int = 0,
+    ) -> builtins.list[Delivery]:
+        """Delivery records: who got (or did not get) what, and why, by id."""
+        with self._ws.read() as tx:
+            row = self._row(tx, campaign)
+            rows = tx.campaigns.deliveries(row.id, user_id=user_id, status=status, after_id=after_id, limit=limit)
+        return [_delivery(r) for r in rows]
+
+    # -- gates ------------------------------------------------------------------------------------
+    def _gates(self, tx: Transaction, row: CampaignRow) -> GateConfig:
+        settings = self._settings(tx)
+        medium = row.consent_channel
+        caps = list(platform_caps.CAPS.get(medium, ()))
+        overrides = settings.get("platform_caps") or {}
+        if medium in overrides:
+            caps = list(overrides[medium])
+        quiet_raw = row.config["quiet_hours"] if "quiet_hours" in row.config else settings["quiet_hours"]
+        marketing = row.purpose == "marketing"
+        return GateConfig(
+            needs_consent=row.purpose != "transactional",
+            counts_toward_budget=marketing,
+            budget=budget_rules(settings["budget"]) if marketing else (),
+            caps=tuple(c for c in caps if c.get("period")) if marketing else (),
+            credits=any(c.get("kind") == "credits" for c in caps),
+            # Transactional notices (order shipped ...) are not held back by quiet hours.
+            quiet=QuietHours.parse(quiet_raw) if marketing else None,
+            tz_attribute=str(settings["tz_attribute"]),
+            throttle=row.config.get("throttle"),
+        )
+
+    def _renderer(self, row: CampaignRow, channel: Channel) -> Renderer:
+        params = row.config.get("params")
+        return Renderer(channel, row.template, row.variants, params=params, purpose=row.purpose)
+
+    # -- preview ------------------------------------------------------------------------------------
+    def preview(self, campaign: int | str, *, at: datetime | None = None, samples: int = 3) -> Preview:
+        """Reach after each gate (counted over the whole audience with bitmaps)
+        and ``samples`` renders per variant.
+
+        Raises :class:`~siyu.errors.TemplateError` when a template variable has
+        no value for some reachable users or a render exceeds the channel's
+        length limit -- fix the template or the data before sending.
+        """
+        check_int(samples, "samples", minimum=0, maximum=100)
+        with self._ws.read() as tx:
+            row = self._row(tx, campaign)
+            now = at if at is not None else self._ws.now()
+            channel = self._channel(row.channel)
+            renderer = self._renderer(row, channel)
+            cfg = self._gates(tx, row)
+            audience = self._stored_audience(row)
+            if audience is None:
+                audience = BitMap(tx.users.ids())
+            gates, reach, deferred = self._preview_gates(tx, row, cfg, audience, now)
+            problems: builtins.list[str] = []
+            longest: dict[str, str] = {}
+            for name in renderer.all_user_variables():
+                values = tx.campaigns.attribute_values(name)
+                have = BitMap(values)
+                lacking = reach - have
+                if lacking:
+                    example = list(lacking[:5]) if hasattr(lacking, "__getitem__") else list(lacking)[:5]
+                    problems.append(
+                        f"variable {name!r} has no value for {len(lacking):,} of {len(reach):,} reachable users "
+                        f"(e.g. users {example}); set the attribute or put {name!r} in every variant's data"
+                    )
+                in_reach = [str(values[u]) for u in (reach & have)]
+                if in_reach:
+                    unit = channel.limits.length_unit
+                    longest[name] = max(in_reach, key=lambda v: text_length(v, unit))
+            max_length: dict[str, int] = {}
+            limit = channel.limits.max_text_length
+            for variant in row.variants:
+                missing = [n for n in renderer.needed[variant] if n not in renderer.data[variant]
+                           and n not in BUILTINS and n not in renderer.all_user_variables()]
+                if missing:
+                    problems.append(f"variant {variant!r} lacks {missing}")
+                size = renderer.longest(variant, longest)
+                max_length[variant] = size
+                if limit is not None and size > limit:
+                    unit = "bytes" if channel.limits.length_unit == "utf8_bytes" else "characters"
+                    problems.append(
+                        f"variant {variant!r} renders up to {size} {unit}; channel {channel.name!r} allows {limit}"
+                    )
+            sample_renders = self._samples(tx, row, channel, renderer, reach or audience, samples)
+        for s in sample_renders:
+            problems.extend(f"variant {s.variant!r}, user {s.user_id}: {p}" for p in s.problems)
+        if problems:
+            raise TemplateError(
+                f"campaign {row.name!r} cannot be sent as is: " + "; ".join(problems), problems=tuple(problems)
+            )
+        return Preview(
+            campaign_id=row.id, audience=len(audience), gates=tuple(gates), reach=len(reach) - len(deferred),
+            deferred=len(deferred), samples=tuple(sample_renders), max_length=max_length, at=now,
+        )
+
+    @staticmethod
+    def _stored_audience(row: CampaignRow) -> BitMap | None:
+        return None if row.audience is None else BitMap.deserialize(row.audience)
+
+    def _preview_gates(
+        self, tx: Transaction, row: CampaignRow, cfg: GateConfig, audience: BitMap, now: datetime
+    ) -> tuple[builtins.list[GateCount], BitMap, BitMap]:
+        remaining = BitMap(audience)
+        gates: builtins.list[GateCount] = []
+
+        def gate(name: str, blocked: BitMap | None) -> None:
+            nonlocal remaining
+            if blocked is None:
+                hit = BitMap()
+            else:
+                hit = remaining & blocked
+                remaining = remaining - hit
+            gates.append(GateCount(gate=name, removed=len(hit), remaining=len(remaining)))
+
+        gate("inactive", remaining - BitMap(tx.users.ids()))
+        medium = row.consent_channel
+        gate("consent", remaining - BitMap(tx.campaigns.consented(row.purpose, medium)) if cfg.needs_consent else None)
+        gate("suppressed", BitMap(tx.campaigns.suppressed(medium)) | lost_users(tx))
+        kind = ADDRESS_KIND.get(medium)
+        if kind is not None:
+            reachable = BitMap(uid for k, uid in tx.segments.identity_kinds() if k == kind)
+            gate("no_address", remaining - reachable)
+        else:
+            gate("no_address", None)
+        if cfg.counts_toward_budget and (cfg.budget or cfg.caps):
+            periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps]
+            since = min(window_start(p, now, self._ws.tz) for p in periods)
+            touches = tx.campaigns.touches(since)
+            gate("budget", over_limit(touches, cfg.budget, now, self._ws.tz))
+            rules = [(c["period"], c["limit"]) for c in cfg.caps]
+            gate("platform_cap", over_limit(touches, rules, now, self._ws.tz, medium=medium) if rules else None)
+        else:
+            gate("budget", None)
+            gate("platform_cap", None)
+        deferred = BitMap()
+        if cfg.quiet is not None:
+            zones = user_zones(tx.campaigns.attribute_values(cfg.tz_attribute), self._ws.tz)
+            if cfg.quiet.contains(now.astimezone(self._ws.tz)):
+                deferred = remaining - BitMap(
+                    uid for uid, z in zones.items() if not cfg.quiet.contains(now.astimezone(z))
+                )
+            else:
+                deferred = BitMap(uid for uid, z in zones.items() if cfg.quiet.contains(now.astimezone(z)))
+            deferred &= remaining
+        gates.append(GateCount(gate="quiet_hours", removed=0, remaining=len(remaining) - len(deferred),
+                               deferred=len(deferred)))
+        assert [g.gate for g in gates] == list(GATES)
+        return gates, remaining, deferred
+
+    def _samples(
+        self, tx: Transaction, row: CampaignRow, channel: Channel, renderer: Renderer, pool: BitMap, count: int
+    ) -> builtins.list[SampleRender]:
+        out: builtins.list[SampleRender] = []
+        if count == 0 or not pool:
+            return out
+        rng = random.Random(row.config.get("seed", 0))
+        picks = sorted(rng.sample(list(pool) if len(pool) <= 100_000 else list(pool[:100_000]),
+                                  min(count, len(pool))))
+        attributes = tx.campaigns.attributes(picks)
+        kind = ADDRESS_KIND.get(row.consent_channel)
+        for variant in row.variants:
+            for uid in picks:
+                recipient = str(uid)
+                if kind is not None:
+                    recipient = next((i.value for i in tx.users.identities(uid) if i.kind == kind), "")
+                try:
+                    message = renderer.message(variant, uid, recipient or "?", attributes.get(uid, {}), None)
+                except MissingVariable as exc:
+                    out.append(SampleRender(variant=variant, user_id=uid, recipient=recipient or None, text="",
+                                            length=0, length_unit=channel.limits.length_unit,
+                                            limit=channel.limits.max_text_length, problems=(str(exc),)))
+                    continue
+                problems = [p for p in channel.check(message) if "recipient" not in p]
+                try:
+                    text = channel.render(message)
+                except ValidationError as exc:
+                    text, problems = "", [*problems, str(exc)]
+                out.append(SampleRender(
+                    variant=variant, user_id=uid, recipient=recipient or None, text=text,
+                    length=text_length(text, channel.limits.length_unit), length_unit=channel.limits.length_unit,
+                    limit=channel.limits.max_text_length, problems=tuple(dict.fromkeys(problems)),
+                ))
+        return out
+
+    # -- pilot ---------------------------------------------------------------------------------------
+    def pilot(
+        self, campaign: int | str, *, fraction: float = 0.05, seed: int | None = None, holdout: bool = True,
+        send: bool = True,
+    ) -> RunReport:
+        """Send the variants to a random ``fraction`` of the audience.
+
+        The pilot users are drawn with ``random.Random(seed)`` (the campaign's
+        stored seed when ``seed`` is None), so the split is reproducible, and
+        dealt round-robin to the variants and (with ``holdout=True``) a holdout
+        group that gets nothing but whose conversions are counted as the
+        baseline. With ``send=False`` the users are assigned but nothing goes
+        out until :meth:`resume` / :meth:`run_due`.
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+            raise ValidationError(f"pilot fraction must be between 0 and 1 (exclusive), e.g. 0.05; got {fraction!r}")
+        if seed is not None:
+            check_int(seed, "seed")
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            row = self._row(tx, campaign)
+            if row.config.get("trigger"):
+                raise ValidationError("a triggered campaign assigns variants per event; it has no pilot")
+            if "pilot" in row.state:
+                raise Conflict(f"campaign {row.name!r} already ran its pilot; see ws.campaigns.results({row.id})")
+            if row.status not in ("draft", "scheduled"):
+                raise Conflict(f"campaign {row.name!r} is {row.status}; a pilot must come before any send")
+            audience = self._stored_audience(row)
+            assert audience is not None
+            used_seed = row.config.get("seed", 0) if seed is None else seed
+            groups = [*row.variants, *([HOLDOUT] if holdout else [])]
+            size = round(len(audience) * fraction)
+            if size < len(groups):
+                raise ValidationError(
+                    f"a {fraction:.1%} pilot of {len(audience):,} users is {size} users, fewer than the "
+                    f"{len(groups)} groups {groups}; raise the fraction"
+                )
+            rng = random.Random(used_seed)
+            picked = rng.sample(list(audience), size)
+            rows = []
+            for index, uid in enumerate(picked):
+                group = groups[index % len(groups)]
+                if group == HOLDOUT:
+                    rows.append(NewDelivery(user_id=uid, variant=HOLDOUT, phase="pilot", status="holdout",
+                                            claimed_at=now, reason="holdout"))
+                else:
+                    rows.append(NewDelivery(user_id=uid, variant=group, phase="pilot", status="queued", due_at=now))
+            rows.sort(key=lambda r: r.user_id)
+            tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, rows, now)
+            state = dict(row.state)
+            state["pilot"] = {"fraction": fraction, "seed": used_seed, "at": now.isoformat(), "users": size,
+                              "holdout": holdout}
+            state["phase"] = "pilot"
+            tx.campaigns.update(row.id, status="piloting", state=state)
+            tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="pilot", occurrence="", users=size))
+        if not send:
+            return RunReport(campaign_id=row.id)
+        return self._run(row.id)
+
+    # -- results and decisions -------------------------------------------------------------------------
+    def results(self, campaign: int | str, *, phase: str | None = "pilot") -> Results:
+        """Per variant (and holdout): assigned, sent, delivered, skipped, failed,
+        conversions, rate and its 95% Wilson interval. ``phase=None`` counts
+        every phase (pilot and roll-out) together."""
+        with self._ws.read() as tx:
+            row = self._row(tx, campaign)
+            counts = tx.campaigns.counts(row.id, phase)
+            conversions = tx.campaigns.conversions(row.id, phase)
+            reasons = tx.campaigns.reasons(row.id)
+        names = [*row.variants, *([HOLDOUT] if any(v == HOLDOUT for v, _ in counts) else [])]
+        out: dict[str, VariantResult] = {}
+        for name in names:
+            by_status = {s: n for (v, s), n in counts.items() if v == name}
+            assigned = sum(by_status.values())
+            sent = by_status.get("sent", 0) + by_status.get("undelivered", 0)
+            conv, value = conversions.get(name, (0, 0))
+            exposed = assigned if name == HOLDOUT else sent
+            rate = conv / exposed if exposed else 0.0
+            out[name] = VariantResult(
+                variant=name, assigned=assigned, sent=sent, delivered=by_status.get("sent", 0),
+                skipped=by_status.get("skipped", 0),
+                failed=sum(by_status.get(s, 0) for s in ("failed", "rejected", "unavailable", "unknown")),
+                conversions=conv, value_fen=value, rate=rate, interval=wilson_interval(conv, exposed),
+            )
+        return Results(campaign_id=row.id, phase=phase, variants=out, skipped=reasons, at=self._ws.now())
+
+    def decide(
+        self,
+        campaign: int | str,
+        *,
+        method: str = "z-test",
+        alpha: float = 0.05,
+        min_sample: int = 100,
+        threshold: float = 0.95,
+    ) -> Decision:
+        """Pick the pilot's winner, or say it is not yet significant.
+
+        ``method="z-test"``: the best variant must beat every other one with a
+        two-sided pooled two-proportion z-test at ``alpha`` (Bonferroni-divided
+        over the comparisons). ``method="bayes"``: the best variant's posterior
+        probability of being best (Beta(1, 1) prior, seeded Monte Carlo) must
+        reach ``threshold``. Each variant needs ``min_sample`` sent messages;
+        below that nothing is decided. Once a winner is recorded, deciding
+        again raises :class:`~siyu.errors.AlreadyDecided`; a "not yet
+        significant" answer records nothing, so call again with more data.
+        """
+        if method not in ("z-test", "bayes"):
+            raise ValidationError(f"method must be 'z-test' or 'bayes', got {method!r}")
+        if not 0 < alpha < 1 or not 0.5 <= threshold < 1:
+            raise ValidationError("alpha must be in (0, 1) and threshold in [0.5, 1)")
+        check_int(min_sample, "min_sample", minimum=1)
+        with self._ws.read() as tx:
+            row = self._row(tx, campaign)
+        if row.state.get("winner"):
+            raise AlreadyDecided(
+                f"campaign {row.name!r} already decided: winner {row.state['winner']!r}; "
+                f"roll it out with ws.campaigns.rollout({row.id})"
+            )
+        if "pilot" not in row.state:
+            raise ValidationError(f"campaign {row.name!r} has no pilot yet; run ws.campaigns.pilot({row.id}) first")
+        res = self.results(row.id, phase="pilot")
+        arms = {v: (r.conversions, r.sent) for v, r in res.variants.items() if v != HOLDOUT}
+        now = self._ws.now()
+        small = {v: n for v, (_, n) in arms.items() if n < min_sample}
+        test = "two-proportion z-test (pooled, two-sided)" if method == "z-test" else "Bayesian Beta-Binomial P(best)"
+        if len(arms) < 2:
+            only = next(iter(arms))
+            decision = Decision(campaign_id=row.id, winner=only, test="single variant", significant=True,
+                                reason=f"only one variant ({only!r}); nothing to compare", at=now, threshold=alpha)
+        elif small:
+            return Decision(
+                campaign_id=row.id, winner=None, test=test, significant=False, threshold=alpha,
+                reason=f"not yet significant: variants {sorted(small)} have fewer than {min_sample} sends "
+                f"({small}); wait for more data or lower min_sample", at=now,
+            )
+        elif method == "z-test":
+            best = max(arms, key=lambda v: (arms[v][0] / arms[v][1], v))
+            level = alpha / (len(arms) - 1)
+            comparisons = []
+            worst_p, worst_z = 0.0, 0.0
+            for other in arms:
+                if other == best:
+                    continue
+                z, p = two_proportion_z(arms[best][0], arms[best][1], arms[other][0], arms[other][1])
+                comparisons.append({"against": other, "z": z, "p_value": p,
+                                    "rates": (arms[best][0] / arms[best][1], arms[other][0] / arms[other][1])})
+                if p >= worst_p:
+                    worst_p, worst_z = p, z
+            significant = worst_p < level
+            rate = arms[best][0] / arms[best][1]
+            reason = (
+                f"{best!r} wins: rate {rate:.2%}, z = {worst_z:.3f}, p = {worst_p:.4g} < {level:.4g}"
+                if significant else
+                f"not yet significant: best {best!r} ({rate:.2%}) has z = {worst_z:.3f}, p = {worst_p:.4g} "
+                f">= {level:.4g} (alpha {alpha}"
+                + (f" / {len(arms) - 1} comparisons" if len(arms) > 2 else "") + ")"
+            )
+            decision = Decision(
+                campaign_id=row.id, winner=best if significant else None, test=test, significant=significant,
+                statistic=worst_z, p_value=worst_p, threshold=level, comparisons=tuple(comparisons),
+                reason=reason, at=now,
+            )
+        else:
+            probs = prob_best(arms, seed=int(row.config.get("seed", 0)))
+            best = max(probs, key=lambda v: (probs[v], v))
+            significant = probs[best] >= threshold
+            reason = (
+                f"{best!r} wins: P(best) = {probs[best]:.3f} >= {threshold}" if significant else
+                f"not yet significant: best {best!r} has P(best) = {probs[best]:.3f} < {threshold}"
+            )
+            decision = Decision(
+                campaign_id=row.id, winner=best if significant else None, test=test, significant=significant,
+                probability=probs[best], threshold=threshold,
+                comparisons=tuple({"variant": v, "p_best": p} for v, p in probs.items()), reason=reason, at=now,
+            )
+        if decision.winner is None:
+            return decision
+        with self._ws.write() as tx:
+            fresh = self._row(tx, row.id)
+            if fresh.state.get("winner"):
+                raise AlreadyDecided(f"campaign {row.name!r} was decided meanwhile: {fresh.state['winner']!r}")
+            state = dict(fresh.state)
+            state["winner"] = decision.winner
+            state["decision"] = {"test": decision.test, "reason": decision.reason, "at": now.isoformat()}
+            status = fresh.status if fresh.status in ("running", "paused") else "decided"
+            tx.campaigns.update(row.id, status=status, state=state)
+            tx.emit(CampaignDecided(at=now, campaign_id=row.id, winner=decision.winner, test=decision.test))
+        return decision
+
+    # -- sending ------------------------------------------------------------------------------------------
+    def rollout(self, campaign: int | str, *, variant: str | None = None) -> RunReport:
+        """Send the winner (or ``variant``) to everyone in the audience who was not in
+        the pilot (holdout included: they stay untouched)."""
+        with self._ws.write() as tx:
+            row = self._row(tx, campaign)
+            chosen = variant or row.state.get("winner")
+            if chosen is None:
+                if len(row.variants) == 1:
+                    chosen = next(iter(row.variants))
+                else:
+                    raise ValidationError(
+                        f"campaign {row.name!r} has no winner yet; call ws.campaigns.decide({row.id}) or pass variant="
+                    )
+            self._launch(tx, row, chosen, "rollout")
+        return self._run(row.id)
+
+    def send(self, campaign: int | str, *, variant: str | None = None) -> RunReport:
+        """Send a single-variant campaign (or one ``variant``) to the whole audience, without a pilot.
+        A scheduled campaign is armed instead and goes out at its start time (:meth:`run_due`)."""
+        with self._ws.write() as tx:
+            row = self._row(tx, campaign)
+            if variant is None:
+                if len(row.variants) > 1:
+                    raise ValidationError(
+                        f"campaign {row.name!r} has variants {list(row.variants)}; pilot them "
+                        f"(ws.campaigns.pilot) or pass variant="
+                    )
+                variant = next(iter(row.variants))
+            self._launch(tx, row, variant, "send")
+        return self._run(row.id)
+
+    def _launch(self, tx: Transaction, row: CampaignRow, variant: str, phase: str) -> None:
+        if variant not in row.variants:
+            raise ValidationError(f"campaign {row.name!r} has no variant {variant!r}; it has {list(row.variants)}")
+        if row.config.get("trigger"):
+            raise ValidationError("a triggered campaign sends when its event happens; it cannot be sent by hand")
+        if "rest" in row.state:
+            raise Conflict(
+                f"campaign {row.name!r} was already launched ({row.state['rest']['phase']}); "
+                f"continue it with ws.campaigns.resume({row.id})"
+            )
+        now = self._ws.now()
+        state = dict(row.state)
+        state["rest"] = {"variant": variant, "phase": phase, "occurrence": ""}
+        state["phase"] = phase
+        sched = Schedule.from_config(row.config.get("schedule"), self._ws.tz)
+        status = "running"
+        if sched is not None:
+            state["armed"] = True
+            status = "scheduled"
+            if sched.recurring:
+                # Each occurrence opens its own round (run_due); until then nothing is open.
+                status = "active"
+                state["rest"]["occurrence"] = None
+        tx.campaigns.update(row.id, status=status, state=state)
+        audience = self._stored_audience(row)
+        tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase=phase, occurrence="",
+                                 users=0 if audience is None else len(audience)))
+
+    def resume(
+        self, campaign: int | str, *, recover_after: timedelta = timedelta(0), limit: int | None = None
+    ) -> RunReport:
+        """Continue a campaign after a crash, a rate limit or a pause: recover
+        records claimed at least ``recover_after`` ago that never completed (see
+        :mod:`siyu.campaigns.delivery`), then send whatever is due. Never sends
+        one user twice. Pass ``recover_after`` = the longest a live sender may
+        take when another process may still be sending this campaign."""
+        if not isinstance(recover_after, timedelta) or recover_after < timedelta(0):
+            raise ValidationError("recover_after must be a timedelta >= 0")
+        with self._ws.read() as tx:
+            row = self._row(tx, campaign)
+        return self._run(row.id, recover_after=recover_after, limit=limit)
+
+    def cancel(self, campaign: int | str) -> Campaign:
+        """Stop a campaign: nothing more is claimed (records already sent stay)."""
+        with self._ws.write() as tx:
+            row = self._row(tx, campaign)
+            tx.campaigns.update(row.id, status="cancelled")
+            tx.meta.bump("campaigns")
+            fresh = tx.campaigns.get(row.id)
+        assert fresh is not None
+        self._cache = None
+        return self._model(fresh)
+
+    def _run(
+        self, campaign_id: int, *, recover_after: timedelta | None = timedelta(minutes=10), limit: int | None = None,
+        batch: int = 5_000,
+    ) -> RunReport:
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            row = self._row(tx, campaign_id)
+            if row.status == "cancelled":
+                return RunReport(campaign_id=row.id, done=True)
+            state = dict(row.state)
+            paused = state.get("paused_until")
+            if paused and datetime.fromisoformat(paused) > now:
+                return RunReport(campaign_id=row.id, paused_until=datetime.fromisoformat(paused))
+            if row.status == "scheduled":
+                start = state.get("next_run_at")
+                if start and datetime.fromisoformat(start) > now:
+                    return RunReport(campaign_id=row.id, paused_until=datetime.fromisoformat(start))
+            if paused or row.status == "paused":
+                state.pop("paused_until", None)
+                state.pop("pause_reason", None)
+                tx.campaigns.update(row.id, status="running", state=state)
+            cfg = self._gates(tx, row)
+        channel = self._channel(row.channel)
+        runner = Runner(self, row, channel, self._renderer(row, channel), cfg, batch=batch)
+        rest_cfg = state.get("rest")
+        rest = None
+        occurrence = ""
+        if rest_cfg is not None and rest_cfg.get("occurrence") is not None:
+            audience = self._stored_audience(row)
+            occurrence = rest_cfg["occurrence"]
+            if audience is not None:
+                rest = (audience, rest_cfg["variant"], rest_cfg["phase"])
+        totals = runner.run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
+        return self._finish(row.id, totals)
+
+    def _finish(self, campaign_id: int, totals: Mapping[str, Any]) -> RunReport:
+        with self._ws.write() as tx:
+            row = self._row(tx, campaign_id)
+            pending = tx.campaigns.pending(row.id)
+            next_due = tx.campaigns.next_due(row.id)
+            paused_until = totals.get("paused_until")
+            done = False
+            idle = not pending and next_due is None and not paused_until
+            if row.status in ("running", "piloting", "paused") and idle:
+                rest = row.state.get("rest")
+                if rest is not None:
+                    audience = self._stored_audience(row)
+                    todo = (audience or BitMap()) - BitMap(tx.campaigns.existing_users(row.id, rest["occurrence"]))
+                    if not todo and row.status != "cancelled":
+                        tx.campaigns.update(row.id, status="done")
+                        done = True
+                elif row.state.get("phase") == "pilot" and row.status != "piloting":
+                    tx.campaigns.update(row.id, status="piloting")
+            elif next_due is not None and paused_until is None and row.status not in ("active", "cancelled"):
+                paused_until = next_due
+        return RunReport(
+            campaign_id=campaign_id, claimed=totals["claimed"], sent=totals["sent"], failed=totals["failed"],
+            skipped=totals["skipped"], deferred=totals["deferred"], unknown=totals["unknown"],
+            retried=totals["retried"], paused_until=paused_until, done=done, skipped_by=dict(totals["skipped_by"]),
+        )
+
+    # -- schedules and triggers ------------------------------------------------------------------------------
+    def run_due(self) -> builtins.list[RunReport]:
+        """Send everything that is due now: scheduled and recurring campaigns whose
+        time has come, campaigns whose pause or quiet hours ended, queued
+        triggered messages, and ``points_expiring`` reminders. Call it from a
+        scheduler (cron, a loop); it is safe to run in several processes."""
+        now = self._ws.now()
+        reports: builtins.list[RunReport] = []
+        with self._ws.read() as tx:
+            rows = [r for r in tx.campaigns.all() if r.status not in ("done", "cancelled", "draft", "decided")]
+        for row in rows:
+            trig = _trigger_from(row.config.get("trigger"))
+            if trig is not None and trig.event == "points_expiring":
+                self._enqueue_expiring(row, trig, now)
+            sched = Schedule.from_config(row.config.get("schedule"), self._ws.tz)
+            if sched is not None and sched.recurring and row.state.get("armed"):
+                self._start_occurrences(row, sched, now)
+            elif sched is not None and row.status == "scheduled":
+                start = row.state.get("next_run_at")
+                if not row.state.get("armed") or (start and datetime.fromisoformat(start) > now):
+                    continue
+                with self._ws.write() as tx:
+                    fresh = self._row(tx, row.id)
+                    state = dict(fresh.state)
+                    state["next_run_at"] = None
+                    tx.campaigns.update(row.id, status="running", state=state)
+            reports.append(self._run(row.id))
+        return reports
+
+    def _start_occurrences(self, row: CampaignRow, sched: Schedule, now: datetime) -> None:
+        """Open the latest due occurrence of a recurring campaign (missed ones are not replayed)."""
+        nxt_raw = row.state.get("next_run_at")
+        nxt = datetime.fromisoformat(nxt_raw) if nxt_raw else sched.first()
+        if nxt is None or nxt > now:
+            return
+        latest = nxt
+        while True:
+            after = sched.after(latest)
+            if after is None or after > now:
+                break
+            latest = after
+        with self._ws.write() as tx:
+            fresh = self._row(tx, row.id)
+            state = dict(fresh.state)
+            rest = dict(state.get("rest") or {})
+            rest["occurrence"] = latest.isoformat()
+            state["rest"] = rest
+            following = sched.after(latest)
+            state["next_run_at"] = None if following is None else following.isoformat()
+            tx.campaigns.update(row.id, status="running" if following is None else "scheduled", state=state)
+            audience = self._stored_audience(fresh)
+            tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="schedule", occurrence=latest.isoformat(),
+                                     users=0 if audience is None else len(audience)))
+
+    def _variant_for(self, row: CampaignRow, user_id: int) -> str:
+        if row.state.get("winner"):
+            return str(row.state["winner"])
+        names = sorted(row.variants)
+        digest = hashlib.blake2b(f"{row.config.get('seed', 0)}:{user_id}".encode(), digest_size=8).digest()
+        return names[int.from_bytes(digest, "big") % len(names)]
+
+    def _enqueue(self, row: CampaignRow, items: builtins.list[tuple[int, str]], now: datetime) -> int:
+        audience = self._stored_audience(row)
+        with self._ws.write() as tx:
+            fresh = self._row(tx, row.id)
+            if fresh.status == "cancelled":
+                return 0
+            rows = []
+            for uid, occurrence in items:
+                if audience is not None and uid not in audience:
+                    continue
+                if tx.campaigns.has_delivery(row.id, uid, occurrence):
+                    continue
+                rows.append(NewDelivery(user_id=uid, variant=self._variant_for(row, uid), phase="trigger",
+                                        status="queued", occurrence=occurrence, due_at=now))
+            tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, rows, now)
+            for r in rows:
+                tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="trigger", occurrence=r.occurrence, users=1))
+        return len(rows)
+
+    def _enqueue_expiring(self, row: CampaignRow, trig: Trigger, now: datetime) -> None:
+        assert trig.within is not None
+        with self._ws.read() as tx:
+            lots = tx.points.expiring(now, now + trig.within)
+        self._enqueue(row, [(lot.user_id, f"points_expiring:{lot.entry_id}") for lot in lots], now)
+
+    # -- events: triggers and attribution ------------------------------------------------------------------------
+    def _live(self) -> builtins.list[CampaignRow]:
+        cached = self._cache
+        if cached is not None and _time.monotonic() - cached[0] < _CACHE_SECONDS:
+            return cached[1]
+        with self._ws.read() as tx:
+            rows = [r for r in tx.campaigns.all()
+                    if r.goal is not None or (r.config.get("trigger") and r.status == "active")]
+        self._cache = (_time.monotonic(), rows)
+        return rows
+
+    def _on_event(self, event: Event) -> None:
+        name = type(event).__name__
+        if name.startswith("Campaign") or name in ("DeliverySkipped", "ConversionAttributed"):
+            return
+        live = self._live()
+        if not live:
+            return
+        if isinstance(event, OrderRecorded):
+            self._attribute(event.user_id, "order", event.paid_at, str(event.order_id), event.total_fen, live)
+        elif isinstance(event, EventTracked):
+            self._attribute(event.user_id, event.kind, event.at, str(event.event_id), 0, live)
+        user_id = getattr(event, "user_id", None)
+        if not isinstance(user_id, int):
+            return
+        for row in live:
+            trig = _trigger_from(row.config.get("trigger"))
+            if trig is None or trig.event != name or row.status != "active":
+                continue
+            if any(getattr(event, k, None) != v for k, v in trig.where.items()):
+                continue
+            ident = next((getattr(event, f) for f in _ID_FIELDS if hasattr(event, f)), None)
+            occurrence = f"{name}:{ident}" if ident is not None else name
+            if self._enqueue(row, [(user_id, occurrence)], self._ws.now()):
+                self._run(row.id)
+
+    def _attribute(
+        self, user_id: int, goal: str, at: datetime, ref: str | None, value: int, live: builtins.list[CampaignRow]
+    ) -> None:
+        if not any(r.goal == goal for r in live):
+            return
+        self.convert(user_id, goal, at=at, ref=ref, value_fen=value)
+
+    def convert(
+        self, user_id: int, goal: str, *, at: datetime | None = None, ref: str | None = None, value_fen: int = 0
+    ) -> Delivery | None:
+        """Attribute a goal to the user's last campaign touch within its window.
+
+        Orders (``OrderRecorded``) and tracked events (``EventTracked``) are
+        attributed automatically; call this for goals siyu does not see.
+        Returns the delivery credited (``None`` if no touch qualifies). Each
+        delivery converts at most once.
+        """
+        uid = check_user_id(user_id)
+        check_text(goal, "goal", max_length=64)
+        when = at or self._ws.now()
+        with self._ws.write() as tx:
+            touch = tx.campaigns.last_touch(uid, when, goal)
+            if touch is None:
+                return None
+            if tx.campaigns.add_conversion(touch, goal, ref, int(value_fen), when):
+                tx.emit(ConversionAttributed(at=when, campaign_id=touch.campaign_id, delivery_id=touch.id,
+                                             user_id=uid, variant=touch.variant, goal=goal, ref=ref))
+        return _delivery(touch)
+
+    # -- suppression ---------------------------------------------------------------------------------------------
+    def suppress(self, user_id: int, *, channel: str = "*", reason: str = "opt_out") -> None:
+        """Put a user on the campaign suppression list for a medium (``"sms"``,
+        ``"wecom"`` ...) or ``"*"`` (all). Campaigns skip them (reason ``suppressed``)."""
+        uid = check_user_id(user_id)
+        check_text(channel, "channel", max_length=64)
+        check_text(reason, "reason", max_length=128)
+        with self._ws.write() as tx:
+            if not tx.users.exists([uid]):
+                raise NotFound(f"no user with id {uid}")
+            tx.campaigns.suppress(uid, channel, reason, self._ws.now())
+
+    def unsuppress(self, user_id: int, *, channel: str = "*") -> bool:
+        """Take a user off the suppression list; ``False`` if they were not on it."""
+        uid = check_user_id(user_id)
+        with self._ws.write() as tx:
+            return tx.campaigns.unsuppress(uid, channel)
+
+    # -- merges ---------------------------------------------------------------------------------------------------
+    name = "campaigns"
+
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+        """Merge participant: ``drop``'s delivery records move to ``keep`` (so its
+        touches count against ``keep``'s budget and its conversions follow),
+        except where ``keep`` already has a record for the same campaign round."""
+        return {"moved": tx.campaigns.move_user(drop, keep)}
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+        tx.campaigns.restore_user(list(record.get("moved", [])), drop)
+
+
+def _delivery(r: DeliveryRow) -> Delivery:
+    return Delivery(
+        id=r.id, campaign_id=r.campaign_id, user_id=r.user_id, occurrence=r.occurrence, variant=r.variant,
+        phase=r.phase, status=r.status, reason=r.reason, recipient=r.recipient, claimed_at=r.claimed_at,
+        completed_at=r.completed_at, due_at=r.due_at, attempts=r.attempts, provider_id=r.provider_id, code=r.code,
+        detail=r.detail,
+    )

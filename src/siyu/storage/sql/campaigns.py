@@ -1,0 +1,392 @@
+"""The campaign store in SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..._clock import from_us, from_us_required, to_us
+from ..contracts.campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery
+
+if TYPE_CHECKING:
+    from .backend import SqlTransaction
+
+_CAMPAIGN = (
+    "id, name, channel, consent_channel, template, variants, goal, attribution_us, purpose, "
+    "non_personalized, status, config, audience, audience_count, created_at, state"
+)
+_DELIVERY = (
+    "id, campaign_id, user_id, occurrence, variant, phase, status, reason, channel, purpose, due_at, "
+    "claimed_at, completed_at, attempts, idem_key, recipient, provider_id, code, detail"
+)
+_TIME_COLUMNS = {"due_at", "claimed_at", "completed_at"}
+_SETTABLE = {
+    "status", "reason", "due_at", "claimed_at", "completed_at", "attempts", "recipient",
+    "provider_id", "code", "detail", "idem_key", "variant",
+}
+#: Statuses that count as a contact for budgets and caps (pending: may have gone out).
+TOUCH_STATUSES = ("pending", "sent", "unknown")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _campaign(r: Sequence[Any]) -> CampaignRow:
+    audience = r[12]
+    return CampaignRow(
+        id=int(r[0]), name=r[1], channel=r[2], consent_channel=r[3], template=r[4], variants=json.loads(r[5]),
+        goal=r[6], attribution_us=int(r[7]), purpose=r[8], non_personalized=bool(r[9]), status=r[10],
+        config=json.loads(r[11]), audience=None if audience is None else bytes(audience),
+        audience_count=int(r[13]), created_at=from_us_required(int(r[14])), state=json.loads(r[15]),
+    )
+
+
+def _delivery(r: Sequence[Any]) -> DeliveryRow:
+    return DeliveryRow(
+        id=int(r[0]), campaign_id=int(r[1]), user_id=int(r[2]), occurrence=r[3], variant=r[4], phase=r[5],
+        status=r[6], reason=r[7], channel=r[8], purpose=r[9], due_at=from_us(r[10]), claimed_at=from_us(r[11]),
+        completed_at=from_us(r[12]), attempts=int(r[13]), idem_key=r[14], recipient=r[15], provider_id=r[16],
+        code=r[17], detail=r[18],
+    )
+
+
+class SqlCampaignStore(CampaignStore):
+    def __init__(self, tx: SqlTransaction) -> None:
+        self.tx = tx
+
+    # -- helpers ---------------------------------------------------------------------
+    def _ranges(self, user_ids: Iterable[int]) -> Iterator[tuple[int, int, set[int]]]:
+        """Cover ``user_ids`` with id ranges: one ``BETWEEN`` query per dense run
+        is far cheaper than long ``IN`` lists, and campaign batches are id-ordered."""
+        ids = sorted(set(user_ids))
+        i = 0
+        while i < len(ids):
+            j = i + 1
+            while j < len(ids) and j - i < 20_000 and ids[j] - ids[i] <= 8 * (j - i + 1) + 64:
+                j += 1
+            yield ids[i], ids[j - 1], set(ids[i:j])
+            i = j
+
+    # -- campaigns ---------------------------------------------------------------------
+    def add(self, row: CampaignRow) -> int:
+        cid = self.tx.dialect.allocate_ids(self.tx, "campaigns", 1)[0]
+        self.tx.execute(
+            f"INSERT INTO campaigns ({_CAMPAIGN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cid, row.name, row.channel, row.consent_channel, row.template, _dumps(row.variants), row.goal,
+                row.attribution_us, row.purpose, int(row.non_personalized), row.status, _dumps(row.config),
+                row.audience, row.audience_count, to_us(row.created_at), _dumps(row.state),
+            ),
+        )
+        return cid
+
+    def get(self, campaign_id: int) -> CampaignRow | None:
+        r = self.tx.execute(f"SELECT {_CAMPAIGN} FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        return None if r is None else _campaign(r)
+
+    def by_name(self, name: str) -> CampaignRow | None:
+        r = self.tx.execute(f"SELECT {_CAMPAIGN} FROM campaigns WHERE name = ?", (name,)).fetchone()
+        return None if r is None else _campaign(r)
+
+    def all(self) -> list[CampaignRow]:
+        return [_campaign(r) for r in self.tx.execute(f"SELECT {_CAMPAIGN} FROM campaigns ORDER BY id")]
+
+    def update(self, campaign_id: int, *, status: str | None = None, state: dict[str, Any] | None = None) -> None:
+        if status is not None:
+            self.tx.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, campaign_id))
+        if state is not None:
+            self.tx.execute("UPDATE campaigns SET state = ? WHERE id = ?", (_dumps(state), campaign_id))
+
+    # -- deliveries ------------------------------------------------------------------------
+    def add_deliveries(
+        self, campaign_id: int, channel: str, purpose: str, rows: Sequence[NewDelivery], at: datetime
+    ) -> list[int]:
+        if not rows:
+            return []
+        ids = self.tx.dialect.allocate_ids(self.tx, "campaign_deliveries", len(rows))
+        stamp = to_us(at)
+        self.tx.executemany(
+            "INSERT INTO campaign_deliveries (id, campaign_id, user_id, occurrence, variant, phase, status, reason, "
+            "channel, purpose, due_at, claimed_at, attempts, idem_key, recipient, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    rid, campaign_id, r.user_id, r.occurrence, r.variant, r.phase, r.status, r.reason, channel,
+                    purpose, None if r.due_at is None else to_us(r.due_at),
+                    None if r.claimed_at is None else to_us(r.claimed_at), int(r.status == "pending"), r.idem_key,
+                    r.recipient, stamp,
+                )
+                for rid, r in zip(ids, rows, strict=True)
+            ],
+        )
+        return ids
+
+    def existing_users(self, campaign_id: int, occurrence: str = "") -> list[int]:
+        return [
+            int(r[0])
+            for r in self.tx.execute(
+                "SELECT user_id FROM campaign_deliveries WHERE campaign_id = ? AND occurrence = ? ORDER BY user_id",
+                (campaign_id, occurrence),
+            )
+        ]
+
+    def has_delivery(self, campaign_id: int, user_id: int, occurrence: str) -> bool:
+        row = self.tx.execute(
+            "SELECT 1 FROM campaign_deliveries WHERE campaign_id = ? AND user_id = ? AND occurrence = ?",
+            (campaign_id, user_id, occurrence),
+        ).fetchone()
+        return row is not None
+
+    def due(self, campaign_id: int, now: datetime, limit: int) -> list[DeliveryRow]:
+        rows = self.tx.execute(
+            f"SELECT {_DELIVERY} FROM campaign_deliveries WHERE campaign_id = ? AND status = ? AND due_at <= ? "
+            "ORDER BY due_at, id LIMIT ?",
+            (campaign_id, "queued", to_us(now), limit),
+        ).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def pending(self, campaign_id: int, claimed_before: datetime | None = None) -> list[DeliveryRow]:
+        sql = f"SELECT {_DELIVERY} FROM campaign_deliveries WHERE campaign_id = ? AND status = ?"
+        params: list[Any] = [campaign_id, "pending"]
+        if claimed_before is not None:
+            sql += " AND claimed_at <= ?"
+            params.append(to_us(claimed_before))
+        return [_delivery(r) for r in self.tx.execute(sql + " ORDER BY id", params).fetchall()]
+
+    def next_due(self, campaign_id: int) -> datetime | None:
+        row = self.tx.execute(
+            "SELECT MIN(due_at) FROM campaign_deliveries WHERE campaign_id = ? AND status = ?",
+            (campaign_id, "queued"),
+        ).fetchone()
+        return None if row is None or row[0] is None else from_us(int(row[0]))
+
+    def set_status(self, updates: Sequence[tuple[int, dict[str, Any]]], only_from: str | None = None) -> int:
+        changed = 0
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for rid, fields in updates:
+            unknown = set(fields) - _SETTABLE
+            if unknown:
+                raise ValueError(f"cannot set {sorted(unknown)} on a delivery record")
+            columns = tuple(sorted(fields))
+            values = tuple(
+                (to_us(fields[c]) if fields[c] is not None else None) if c in _TIME_COLUMNS else fields[c]
+                for c in columns
+            )
+            groups.setdefault(columns, []).append((*values, rid))
+        for columns, rows in groups.items():
+            sets = ", ".join(f"{c} = ?" for c in columns)
+            where = "id = ?"
+            if only_from is not None:
+                where += " AND status = ?"
+                rows = [(*r, only_from) for r in rows]
+            if only_from is None:
+                self.tx.executemany(f"UPDATE campaign_deliveries SET {sets} WHERE {where}", rows)
+                changed += len(rows)
+            else:
+                for r in rows:
+                    cursor = self.tx.execute(f"UPDATE campaign_deliveries SET {sets} WHERE {where}", r)
+                    changed += max(0, int(cursor.rowcount))
+        return changed
+
+    def deliveries(
+        self, campaign_id: int, *, user_id: int | None = None, status: str | None = None, after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[DeliveryRow]:
+        sql = f"SELECT {_DELIVERY} FROM campaign_deliveries WHERE campaign_id = ? AND id > ?"
+        params: list[Any] = [campaign_id, after_id]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        params.append(limit)
+        return [_delivery(r) for r in self.tx.execute(sql + " ORDER BY id LIMIT ?", params).fetchall()]
+
+    def counts(self, campaign_id: int, phase: str | None = None) -> dict[tuple[str, str], int]:
+        sql = "SELECT variant, status, COUNT(*) FROM campaign_deliveries WHERE campaign_id = ?"
+        params: list[Any] = [campaign_id]
+        if phase is not None:
+            sql += " AND phase = ?"
+            params.append(phase)
+        rows = self.tx.execute(sql + " GROUP BY variant, status", params).fetchall()
+        return {(str(v), str(s)): int(n) for v, s, n in rows}
+
+    def reasons(self, campaign_id: int) -> dict[str, int]:
+        rows = self.tx.execute(
+            "SELECT reason, COUNT(*) FROM campaign_deliveries WHERE campaign_id = ? AND status = ? GROUP BY reason",
+            (campaign_id, "skipped"),
+        ).fetchall()
+        return {str(r): int(n) for r, n in rows}
+
+    # -- touches ----------------------------------------------------------------------------
+    def touches(
+        self, since: datetime, *, purpose: str | None = "marketing", user_ids: Iterable[int] | None = None
+    ) -> list[tuple[int, datetime, str]]:
+        base = (
+            "SELECT user_id, claimed_at, channel FROM campaign_deliveries WHERE claimed_at >= ? "
+            "AND status IN (?, ?, ?)"
+        )
+        params: list[Any] = [to_us(since), *TOUCH_STATUSES]
+        if purpose is not None:
+            base += " AND purpose = ?"
+            params.append(purpose)
+        out: list[tuple[int, datetime, str]] = []
+        if user_ids is None:
+            for uid, at, channel in self.tx.execute(base, params):
+                out.append((int(uid), from_us_required(int(at)), str(channel)))
+            return out
+        for lo, hi, wanted in self._ranges(user_ids):
+            for uid, at, channel in self.tx.execute(base + " AND user_id BETWEEN ? AND ?", [*params, lo, hi]):
+                if uid in wanted:
+                    out.append((int(uid), from_us_required(int(at)), str(channel)))
+        return out
+
+    def last_touch(self, user_id: int, at: datetime, goal: str) -> DeliveryRow | None:
+        stamp = to_us(at)
+        columns = ", ".join(f"d.{c.strip()}" for c in _DELIVERY.split(","))
+        row = self.tx.execute(
+            f"SELECT {columns} FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+            "WHERE d.user_id = ? AND d.status IN (?, ?) AND c.goal = ? AND d.claimed_at <= ? "
+            "AND d.claimed_at >= ? - c.attribution_us ORDER BY d.claimed_at DESC, d.id DESC LIMIT 1",
+            (user_id, "sent", "holdout", goal, stamp, stamp),
+        ).fetchone()
+        return None if row is None else _delivery(row)
+
+    # -- conversions ----------------------------------------------------------------------------
+    def add_conversion(self, delivery: DeliveryRow, goal: str, ref: str | None, value: int, at: datetime) -> bool:
+        row = self.tx.execute(
+            "INSERT INTO campaign_conversions (delivery_id, campaign_id, user_id, variant, goal, ref, value, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+            (delivery.id, delivery.campaign_id, delivery.user_id, delivery.variant, goal, ref, value, to_us(at)),
+        ).fetchone()
+        return row is not None
+
+    def conversions(self, campaign_id: int, phase: str | None = None) -> dict[str, tuple[int, int]]:
+        sql = (
+            "SELECT c.variant, COUNT(*), COALESCE(SUM(c.value), 0) FROM campaign_conversions c "
+            "JOIN campaign_deliveries d ON d.id = c.delivery_id WHERE c.campaign_id = ?"
+        )
+        params: list[Any] = [campaign_id]
+        if phase is not None:
+            sql += " AND d.phase = ?"
+            params.append(phase)
+        rows = self.tx.execute(sql + " GROUP BY c.variant", params).fetchall()
+        return {str(v): (int(n), int(total)) for v, n, total in rows}
+
+    def move_user(self, drop: int, keep: int) -> list[int]:
+        taken = {
+            (int(c), str(o))
+            for c, o in self.tx.execute(
+                "SELECT campaign_id, occurrence FROM campaign_deliveries WHERE user_id = ?", (keep,)
+            )
+        }
+        moved = [
+            int(rid)
+            for rid, c, o in self.tx.execute(
+                "SELECT id, campaign_id, occurrence FROM campaign_deliveries WHERE user_id = ? ORDER BY id", (drop,)
+            ).fetchall()
+            if (int(c), str(o)) not in taken
+        ]
+        self._reassign(moved, keep)
+        return moved
+
+    def restore_user(self, delivery_ids: Sequence[int], drop: int) -> None:
+        self._reassign(list(delivery_ids), drop)
+
+    def _reassign(self, ids: list[int], user_id: int) -> None:
+        for marks, chunk in self.tx.in_chunks(ids):
+            self.tx.execute(f"UPDATE campaign_deliveries SET user_id = ? WHERE id IN ({marks})", [user_id, *chunk])
+            self.tx.execute(
+                f"UPDATE campaign_conversions SET user_id = ? WHERE delivery_id IN ({marks})", [user_id, *chunk]
+            )
+
+    # -- audience facts ---------------------------------------------------------------------------
+    def consented(self, purpose: str, channel: str, user_ids: Iterable[int] | None = None) -> list[int]:
+        # The latest record per user wins, exactly like ws.users.has_consent (ordered by at, then id).
+        inner = (
+            "SELECT user_id, granted, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at DESC, id DESC) AS rn "
+            "FROM consents WHERE purpose = ? AND channel IN (?, ?)"
+        )
+        params: list[Any] = [purpose, channel, "*"]
+        if user_ids is None:
+            sql = f"SELECT user_id FROM ({inner}) t WHERE rn = 1 AND granted = 1 ORDER BY user_id"
+            return [int(r[0]) for r in self.tx.execute(sql, params)]
+        out: list[int] = []
+        for lo, hi, wanted in self._ranges(user_ids):
+            sql = (
+                f"SELECT user_id FROM ({inner} AND user_id BETWEEN ? AND ?) t WHERE rn = 1 AND granted = 1 "
+                "ORDER BY user_id"
+            )
+            out.extend(int(r[0]) for r in self.tx.execute(sql, [*params, lo, hi]) if r[0] in wanted)
+        return out
+
+    def suppress(self, user_id: int, channel: str, reason: str, at: datetime) -> None:
+        self.tx.execute(
+            "INSERT INTO campaign_suppressions (user_id, channel, reason, at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_id, channel) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            (user_id, channel, reason, to_us(at)),
+        )
+
+    def unsuppress(self, user_id: int, channel: str) -> bool:
+        row = self.tx.execute(
+            "DELETE FROM campaign_suppressions WHERE user_id = ? AND channel = ? RETURNING user_id",
+            (user_id, channel),
+        ).fetchone()
+        return row is not None
+
+    def suppressed(self, channel: str) -> list[int]:
+        return [
+            int(r[0])
+            for r in self.tx.execute(
+                "SELECT DISTINCT user_id FROM campaign_suppressions WHERE channel IN (?, ?) ORDER BY user_id",
+                (channel, "*"),
+            )
+        ]
+
+    def attributes(self, user_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for lo, hi, wanted in self._ranges(user_ids):
+            for uid, raw in self.tx.execute("SELECT id, attributes FROM users WHERE id BETWEEN ? AND ?", (lo, hi)):
+                if uid in wanted:
+                    out[int(uid)] = {} if raw in (None, "{}") else json.loads(raw)
+        return out
+
+    def attribute_values(self, name: str) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        # A bound LIKE pattern narrows the rows to parse; the JSON check below is exact.
+        pattern = "%" + json.dumps(name, ensure_ascii=False) + "%"
+        for uid, raw in self.tx.execute(
+            "SELECT id, attributes FROM users WHERE status = ? AND attributes LIKE ?", ("active", pattern)
+        ):
+            attrs_ = json.loads(raw)
+            if name in attrs_ and attrs_[name] is not None:
+                out[int(uid)] = attrs_[name]
+        return out
+
+    def active_users(self, user_ids: Iterable[int]) -> list[int]:
+        out: list[int] = []
+        for lo, hi, wanted in self._ranges(user_ids):
+            out.extend(
+                int(r[0])
+                for r in self.tx.execute(
+                    "SELECT id FROM users WHERE status = ? AND id BETWEEN ? AND ? ORDER BY id", ("active", lo, hi)
+                )
+                if r[0] in wanted
+            )
+        return out
+
+    # -- settings ------------------------------------------------------------------------------
+    def setting(self, name: str) -> str | None:
+        row = self.tx.execute("SELECT value FROM campaign_settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, name: str, value: str) -> None:
+        self.tx.execute(
+            "INSERT INTO campaign_settings (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
