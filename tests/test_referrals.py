@@ -256,3 +256,72 @@ def _chain(parent: dict[int, int], user: int) -> list[int]:
         node = parent[node]
         chain.append(node)
     return chain
+
+
+# -- bulk import and whole-forest counts ---------------------------------------------------------------
+def test_import_bindings_keeps_the_rules(ws: siyu.Workspace) -> None:
+    a, b, c, d, e = users(ws, 5)
+    ws.referrals.bind(b, inviter_id=a)
+    assert ws.referrals.import_bindings([(c, b), {"invitee_id": d, "inviter_id": c, "campaign": "old"}]) == 2
+    assert ws.referrals.upline(d, levels=None) == [c, b, a]
+    assert ws.referrals.downline_size(a) == 3 and ws.referrals.binding(d).campaign == "old"  # type: ignore[union-attr]
+    assert ws.referrals.import_bindings([(c, b)]) == 0  # a repeat is skipped
+    with pytest.raises(ReferralCycle):
+        ws.referrals.import_bindings([(a, d)])
+    with pytest.raises(ReferralCycle):
+        ws.referrals.import_bindings([(a, e), (e, d)])
+    with pytest.raises(SelfInvite):
+        ws.referrals.import_bindings([(e, e)])
+    with pytest.raises(ValidationError, match="rebind"):
+        ws.referrals.import_bindings([(d, e)])
+    with pytest.raises(ValidationError, match="row 1"):
+        ws.referrals.import_bindings([(e, a), (e, b)])
+    with pytest.raises(NotFound):
+        ws.referrals.import_bindings([(e, 99)])
+    assert ws.referrals.inviter_of(e) is None and ws.referrals.downline_size(a) == 3
+    assert ws.referrals.history(c)[0].reason == "import"
+
+
+def test_import_joins_existing_trees(ws: siyu.Workspace) -> None:
+    ids = users(ws, 8)
+    ws.referrals.bind(ids[1], inviter_id=ids[0])
+    ws.referrals.bind(ids[3], inviter_id=ids[2])
+    ws.referrals.bind(ids[4], inviter_id=ids[3])
+    ws.referrals.import_bindings([(ids[2], ids[1]), (ids[5], ids[4]), (ids[6], ids[7])])
+    assert ws.referrals.upline(ids[5], levels=None) == [ids[4], ids[3], ids[2], ids[1], ids[0]]
+    assert ws.referrals.downline_size(ids[0]) == 5 and ws.referrals.downline_size(ids[7]) == 1
+    assert ws.referrals.invitees(ids[2], depth=None) == [ids[3], ids[4], ids[5]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(raw=st.lists(st.integers(-1, 30), min_size=1, max_size=30))
+def test_forest_counts_numpy_and_pure_agree_with_naive(raw: list[int]) -> None:
+    from siyu.services.fission.forest import forest_counts
+
+    parents = [p if p < i else -1 for i, p in enumerate(raw)]  # parents before children: a forest
+    parent = {i: p for i, p in enumerate(parents) if p >= 0}
+    for use_numpy in (True, False):
+        counts = forest_counts(parents, use_numpy=use_numpy)
+        for i in range(len(parents)):
+            below = _naive_downline(parent, i)
+            assert counts.total[i] == len(below)
+            assert counts.direct[i] == sum(1 for p in parent.values() if p == i)
+            kids = [c for c, p in parent.items() if p == i]
+            assert counts.within2[i] == len(kids) + sum(1 for p in parent.values() if p in kids)
+            assert counts.depth[i] == len(_chain_of(parent, i))
+
+
+def _chain_of(parent: dict[int, int], node: int) -> list[int]:
+    out = []
+    while node in parent:
+        node = parent[node]
+        out.append(node)
+    return out
+
+
+def test_downline_counts_from_storage(ws: siyu.Workspace) -> None:
+    a, b, c, d = users(ws, 4)
+    ws.referrals.import_bindings([(b, a), (c, b), (d, b)])
+    counts = ws.referrals.downline_counts()
+    assert counts == {a: (1, 3, 3), b: (2, 2, 2), c: (0, 0, 0), d: (0, 0, 0)}
+    assert ws.referrals.downline_counts(use_numpy=False) == counts

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._clock import aware
 from ..errors import (
     CampaignClosed,
+    NotFound,
     NotNewUser,
     ReferralCycle,
     SelfInvite,
@@ -39,6 +40,7 @@ from ..models.referrals import (
 )
 from ._common import check_int, check_text, check_user_id, require_user
 from .fission.commissions import Commissions
+from .fission.forest import forest_counts
 from .fission.fraud import FraudGuards
 from .fission.group_buys import GroupBuys
 from .fission.invite_tasks import InviteTasks
@@ -320,6 +322,96 @@ class Referrals:
                               bound_at=now, via=via, device=dev)
             return self._attach(tx, binding, previous=existing, reason=via)
 
+    def import_bindings(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> int:
+        """Load existing referral relations in bulk (a migration from an SCRM or
+        a mall), all or nothing. Each row is ``(invitee_id, inviter_id)`` or a
+        dict with ``invitee_id``, ``inviter_id`` and optionally ``campaign``,
+        ``channel_state``, ``bound_at``. The graph rules hold — one inviter per
+        user, no self-invites, no cycles — but imported history is trusted: the
+        new-user rule, fraud guards and source attribution do not apply, and
+        no events are emitted. Returns how many bindings were added (rows that
+        repeat a user's current binding are skipped)."""
+        now = self._ws.now()
+        parsed: list[Binding] = []
+        seen: dict[int, int] = {}
+        for index, row in enumerate(rows):
+            try:
+                if isinstance(row, Mapping):
+                    unknown = set(row) - {"invitee_id", "inviter_id", "campaign", "channel_state", "bound_at"}
+                    if unknown:
+                        raise ValidationError(f"unknown field(s) {sorted(unknown)}")
+                    invitee, inviter = check_user_id(row.get("invitee_id")), check_user_id(row.get("inviter_id"))
+                    camp = _opt(row.get("campaign"), "campaign", 64)
+                    state = _opt(row.get("channel_state"), "channel_state", 30)
+                    at = now if row.get("bound_at") is None else aware(row["bound_at"], "bound_at")
+                else:
+                    if len(row) != 2:
+                        raise ValidationError("expected (invitee_id, inviter_id)")
+                    invitee, inviter = check_user_id(row[0]), check_user_id(row[1])
+                    camp = state = None
+                    at = now
+            except ValidationError as exc:
+                raise type(exc)(f"row {index}: {exc}") from None
+            if invitee == inviter:
+                raise SelfInvite(f"row {index}: user {invitee} cannot invite themselves")
+            if invitee in seen:
+                raise ValidationError(f"row {index}: user {invitee} already has an inviter in row {seen[invitee]}; "
+                                      "one inviter per user")
+            seen[invitee] = index
+            parsed.append(Binding(invitee_id=invitee, inviter_id=inviter, campaign=camp, channel_state=state,
+                                  code=None, bound_at=at, via="import"))
+        with self._ws.write() as tx:
+            self._serialize(tx)
+            ids = sorted({b.invitee_id for b in parsed} | {b.inviter_id for b in parsed})
+            missing = set(ids) - tx.users.exists(ids)
+            if missing:
+                raise NotFound(f"no user with id {min(missing)}" + (
+                    f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            fresh: list[Binding] = []
+            for binding in parsed:
+                current = tx.referrals.binding(binding.invitee_id) if len(parsed) < 10_000 else None
+                if current is not None:
+                    if current.inviter_id == binding.inviter_id:
+                        continue
+                    raise ValidationError(f"user {binding.invitee_id} is already bound to {current.inviter_id}; "
+                                          "move them with ws.referrals.rebind(...) instead")
+                fresh.append(binding)
+            if len(parsed) >= 10_000:
+                bound = {u for u, p in zip(*tx.referrals.parents(), strict=True) if p}
+                clash = [b for b in fresh if b.invitee_id in bound]
+                if clash:
+                    raise ValidationError(f"user {clash[0].invitee_id} is already bound; import only unbound users "
+                                          "or move them with ws.referrals.rebind(...)")
+            self._check_forest(tx, fresh)
+            tx.referrals.attach_many(fresh)
+            for binding in fresh:
+                tx.referrals.log_change(BindingChange(invitee_id=binding.invitee_id, old_inviter_id=None,
+                                                      new_inviter_id=binding.inviter_id, at=now, reason="import"))
+        return len(fresh)
+
+    @staticmethod
+    def _check_forest(tx: Transaction, bindings: list[Binding]) -> None:
+        """Refuse an import whose edges, with the stored ones, would close a cycle.
+        Every invitee is currently a root, so only the new edges can loop."""
+        parent = {b.invitee_id: b.inviter_id for b in bindings}
+        stored_root = tx.referrals.roots(sorted(set(parent.values()) - set(parent)))
+        state: dict[int, int] = {}  # 1 = on the current walk, 2 = known to end at a root
+        for start in parent:
+            walk = []
+            node = start
+            while node in parent and state.get(node) != 2:
+                if state.get(node) == 1:
+                    raise ReferralCycle(f"the imported bindings form a cycle through user {node}; "
+                                        "each user's chain of inviters must end at someone nobody invited")
+                state[node] = 1
+                walk.append(node)
+                node = parent[node]
+                root = stored_root.get(node)
+                if root is not None and root != node and root in parent:
+                    node = root
+            for member in walk:
+                state[member] = 2
+
     def rebind(
         self, invitee_id: int, *, reason: str, inviter_id: int | None = None, code: str | None = None
     ) -> Binding:
@@ -510,6 +602,14 @@ class Referrals:
         with self._ws.read() as tx:
             return tx.referrals.changes(require_user(tx, user_id, active=False))
 
+    def downline_counts(self, *, use_numpy: bool | None = None) -> dict[int, tuple[int, int, int]]:
+        """Every user in the graph: ``user_id -> (direct invitees, invitees
+        within 2 levels, total downline)``, in one level-by-level pass over the
+        whole forest (numpy speeds it up when installed)."""
+        with self._ws.read() as tx:
+            users, parents = tx.referrals.parents()
+        return {u: (d, w, t) for u, d, w, t in _forest_rows(users, parents, use_numpy)}
+
     def stats(self, campaign: str | None = None, *, top: int = 10) -> FissionStats:
         """Fission metrics: fission rate, K-factor, generations and depth,
         funnels per campaign and channel state, top inviters."""
@@ -600,6 +700,14 @@ def _load(data: dict[str, Any]) -> Binding:
     fields = {k: v for k, v in data.items() if k != "dropped"}
     fields["bound_at"] = datetime.fromisoformat(fields["bound_at"])
     return Binding(**fields)
+
+
+def _forest_rows(
+    users: list[int], parents: list[int], use_numpy: bool | None
+) -> Iterable[tuple[int, int, int, int]]:
+    index = {u: i for i, u in enumerate(users)}
+    counts = forest_counts([index[p] if p else -1 for p in parents], use_numpy=use_numpy)
+    return zip(users, counts.direct, counts.within2, counts.total, strict=True)
 
 
 def _paid_orders(tx: Transaction, user_id: int) -> int:

@@ -53,6 +53,21 @@ class ReferralStore(abc.ABC):
         (the caller checked), so the graph stays a forest."""
 
     @abc.abstractmethod
+    def attach_many(self, bindings: Sequence[Binding]) -> None:
+        """Attach many edges at once (a bulk import). No invitee has an inviter
+        now, each appears once, and together with the stored edges they form a
+        forest (the caller checked)."""
+
+    @abc.abstractmethod
+    def roots(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """The root of each user's tree (a user outside the graph is their own root)."""
+
+    @abc.abstractmethod
+    def parents(self) -> tuple[list[int], list[int]]:
+        """Every user in the graph as ``(user ids ascending, inviter ids)`` with
+        ``0`` for roots — the input of whole-forest computations."""
+
+    @abc.abstractmethod
     def detach(self, invitee_id: int) -> None:
         """Remove the edge into ``invitee_id``; its downline stays with it."""
 

@@ -34,6 +34,12 @@ def _upper(prefix: str) -> str:
     return prefix[:-1] + "0"
 
 
+def _binding_columns(b: Binding | None) -> tuple[Any, ...]:
+    if b is None:
+        return (None,) * 7
+    return (b.campaign, b.channel_state, b.code, to_us(b.bound_at), b.via, b.status, b.device)
+
+
 def _binding(row: Sequence[Any]) -> Binding:
     return Binding(
         invitee_id=row[0], inviter_id=row[1], campaign=row[2], channel_state=row[3], code=row[4],
@@ -151,6 +157,89 @@ class SqlReferralStore(ReferralStore):
              binding.via, binding.status, binding.device, binding.invitee_id),
         )
         self._add_to_ancestors(_ids(parent_path), own_downline + 1)
+
+    def attach_many(self, bindings: Sequence[Binding]) -> None:
+        if not bindings:
+            return
+        new_parent = {b.invitee_id: b for b in bindings}
+        involved = sorted(set(new_parent) | {b.inviter_id for b in bindings})
+        stored = self._paths(involved)
+        roots = {_ids(path)[0] for path in stored.values()}
+        sizes = self._downlines(sorted(roots))
+        # Whole old trees are rebuilt: each new edge joins the invitee's tree (the invitee is its
+        # root) to the inviter's. Trees untouched by the import keep their rows as they are.
+        parent: dict[int, int | None] = {u: None for u in involved if u not in stored}
+        for root in roots:
+            if sizes.get(root, 0) == 0:
+                parent[root] = None
+                continue
+            prefix = f"{root}/"
+            for uid, inviter in self.tx.execute(
+                "SELECT user_id, inviter_id FROM referral_nodes WHERE path >= ? AND path < ?",
+                (prefix, _upper(prefix)),
+            ):
+                parent[int(uid)] = None if inviter is None else int(inviter)
+        for invitee, b in new_parent.items():
+            parent[invitee] = b.inviter_id
+        depth: dict[int, int] = {}
+        path: dict[int, str] = {}
+        for start in parent:
+            chain = []
+            node: int | None = start
+            while node is not None and node not in depth:
+                chain.append(node)
+                node = parent[node]
+            prefix, level = ("", -1) if node is None else (path[node], depth[node])
+            for member in reversed(chain):
+                level += 1
+                prefix = f"{prefix}{member}/"
+                depth[member], path[member] = level, prefix
+        downline = dict.fromkeys(parent, 0)
+        for node in sorted(parent, key=depth.__getitem__, reverse=True):
+            up = parent[node]
+            if up is not None:
+                downline[up] += downline[node] + 1
+        existing = set(stored) | {u for u in parent if u in roots or u not in involved}
+        fresh = [u for u in parent if u not in existing]
+        self.tx.executemany(
+            "INSERT INTO referral_nodes (user_id, inviter_id, path, depth, downline, campaign, channel_state, code, "
+            "bound_at, via, status, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(u, parent[u], path[u], depth[u], downline[u], *_binding_columns(new_parent.get(u))) for u in fresh],
+        )
+        old = [u for u in parent if u in existing]
+        self.tx.executemany(
+            "UPDATE referral_nodes SET path = ?, depth = ?, downline = ? WHERE user_id = ?",
+            [(path[u], depth[u], downline[u], u) for u in old],
+        )
+        self.tx.executemany(
+            "UPDATE referral_nodes SET inviter_id = ?, campaign = ?, channel_state = ?, code = ?, bound_at = ?, "
+            "via = ?, status = ?, device = ? WHERE user_id = ?",
+            [(b.inviter_id, *_binding_columns(b), b.invitee_id) for u, b in new_parent.items() if u in existing],
+        )
+
+    def _paths(self, user_ids: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for marks, chunk in self.tx.in_chunks(list(user_ids)):
+            for uid, path in self.tx.execute(
+                    f"SELECT user_id, path FROM referral_nodes WHERE user_id IN ({marks})", chunk):
+                found[int(uid)] = path
+        return found
+
+    def _downlines(self, user_ids: Sequence[int]) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for marks, chunk in self.tx.in_chunks(list(user_ids)):
+            for uid, size in self.tx.execute(
+                    f"SELECT user_id, downline FROM referral_nodes WHERE user_id IN ({marks})", chunk):
+                found[int(uid)] = int(size)
+        return found
+
+    def roots(self, user_ids: Sequence[int]) -> dict[int, int]:
+        stored = self._paths(sorted(set(user_ids)))
+        return {u: _ids(stored[u])[0] if u in stored else u for u in user_ids}
+
+    def parents(self) -> tuple[list[int], list[int]]:
+        rows = self.tx.execute("SELECT user_id, inviter_id FROM referral_nodes ORDER BY user_id").fetchall()
+        return [r[0] for r in rows], [r[1] or 0 for r in rows]
 
     def detach(self, invitee_id: int) -> None:
         node = self._node(invitee_id)
