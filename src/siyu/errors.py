@@ -11,6 +11,7 @@ The tree::
     ├── ValidationError              bad argument (type, range, format)
     │   ├── InvalidPhone
     │   ├── InvalidMoney
+    │   ├── TemplateError            a campaign template cannot be filled for some users
     │   └── SegmentSyntaxError       a segment expression does not parse
     │       └── SegmentReferenceError  it parses but names an unknown tag,
     │                                  segment, attribute or metric, or
@@ -26,7 +27,8 @@ The tree::
     │   ├── ReferralCycle            a binding would make a referral cycle
     │   ├── GroupBuyFull             a 拼团 group has no free slot
     │   ├── AlreadyJoined            the user already holds a slot in the group
-    │   └── GroupBuyClosed           the group buy completed, failed or expired
+    │   ├── GroupBuyClosed           the group buy completed, failed or expired
+    │   └── AlreadyDecided           a campaign's A/B winner was already decided
     ├── PolicyViolation              a business or legal guard refused
     │   ├── ConsentRequired
     │   ├── CapExceeded
@@ -47,6 +49,8 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyDecided",
+    "TemplateError",
     "CallbackRejected",
     "CapExceeded",
     "ChannelError",
@@ -95,6 +99,16 @@ class InvalidPhone(ValidationError):
 
 class InvalidMoney(ValidationError):
     """A money amount is a float, negative where it must not be, or has sub-fen digits."""
+
+
+class TemplateError(ValidationError):
+    """A campaign template uses a variable that has no value (for some users, or
+    in a variant), or renders longer than the channel allows. ``problems``
+    lists each one."""
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class SegmentSyntaxError(ValidationError):
@@ -190,6 +204,10 @@ class GroupBuyFull(Conflict):
 
 class AlreadyJoined(Conflict):
     """The user already holds a slot in this group buy (one slot per user)."""
+
+
+class AlreadyDecided(Conflict):
+    """``decide`` was called on a campaign whose winner is already chosen."""
 
 
 class GroupBuyClosed(Conflict):

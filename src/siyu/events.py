@@ -13,6 +13,13 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "CampaignCreated",
+    "CampaignDecided",
+    "CampaignLaunched",
+    "CampaignPaused",
+    "CampaignSent",
+    "ConversionAttributed",
+    "DeliverySkipped",
     "LifecycleChanged",
     "EventTracked",
     "CommissionAdjusted",
@@ -382,6 +389,77 @@ class LifecycleChanged(Event):
     to_stage: str
     reason: str
 # -- end issue 3
+
+
+# -- issue 7: campaigns
+
+
+@attrs.frozen(kw_only=True)
+class CampaignCreated(Event):
+    campaign_id: int
+    name: str
+    channel: str
+
+
+@attrs.frozen(kw_only=True)
+class CampaignLaunched(Event):
+    """A campaign phase started: ``phase`` is ``"pilot"``, ``"rollout"``, ``"send"``,
+    ``"trigger"`` or ``"schedule"``; ``users`` how many were targeted."""
+
+    campaign_id: int
+    phase: str
+    occurrence: str
+    users: int
+
+
+@attrs.frozen(kw_only=True)
+class CampaignSent(Event):
+    """A batch of a campaign's messages was accepted by the channel (one event per
+    batch and variant, not per user)."""
+
+    campaign_id: int
+    variant: str
+    user_ids: tuple[int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class DeliverySkipped(Event):
+    """Users of a batch a gate kept from receiving the message; ``reason`` is the gate
+    (``consent``, ``suppressed``, ``budget``, ``platform_cap``, ``no_address``,
+    ``inactive``, ``missing_variable``)."""
+
+    campaign_id: int
+    reason: str
+    user_ids: tuple[int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class CampaignPaused(Event):
+    """A campaign stopped until ``until`` (rate limit, throttle); ``ws.campaigns.resume`` continues."""
+
+    campaign_id: int
+    until: datetime
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class CampaignDecided(Event):
+    campaign_id: int
+    winner: str
+    test: str
+
+
+@attrs.frozen(kw_only=True)
+class ConversionAttributed(Event):
+    """A goal (an order, a tracked event) was attributed to the last campaign touch."""
+
+    campaign_id: int
+    delivery_id: int
+    user_id: int
+    variant: str
+    goal: str
+    ref: str | None
+# -- end issue 7
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .contracts.referrals import ReferralStore
 from .contracts.channels import ChannelStore
 from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.segments import SegmentStore
+from .contracts.campaigns import CampaignStore
 from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
 
 if TYPE_CHECKING:
@@ -125,6 +126,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def tag_rules(self) -> TagRuleStore: ...
+
+    @property
+    @abc.abstractmethod
+    def campaigns(self) -> CampaignStore: ...
 
 
 class Backend(abc.ABC):

@@ -5,6 +5,7 @@ third party can implement them on any store that offers atomic transactions.
 Instants cross this boundary as aware ``datetime``; money as integer fen.
 """
 
+from .campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery
 from .channels import ChannelStore, OutboxRow
 from .lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .fission import FissionStore
@@ -17,6 +18,10 @@ from .tags import TagStore
 from .users import NewUser, UserStore
 
 __all__ = [
+    "CampaignRow",
+    "CampaignStore",
+    "DeliveryRow",
+    "NewDelivery",
     "ActivityStore",
     "LifecycleStore",
     "SegmentStore",

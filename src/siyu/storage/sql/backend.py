@@ -107,6 +107,12 @@ class SqlTransaction(Transaction):
         return SqlChannelStore(self)
 
     @cached_property
+    def campaigns(self):  # type: ignore[no-untyped-def,override]
+        from .campaigns import SqlCampaignStore
+
+        return SqlCampaignStore(self)
+
+    @cached_property
     def segments(self):  # type: ignore[no-untyped-def,override]
         from .segments import SqlSegmentStore
 
