@@ -21,7 +21,15 @@ from siyu.testing.fakes import FakeMiniProgram, FakeSmtp, WebhookReceiver, self_
 # -- contract ---------------------------------------------------------------------------
 def test_builtin_channels_are_registered(ws: siyu.Workspace) -> None:
     assert set(ws.channels.names()) >= {
-        "console", "outbox", "email", "webhook", "wecom", "sms_aliyun", "sms_tencent", "miniprogram"}
+        "console",
+        "outbox",
+        "email",
+        "webhook",
+        "wecom",
+        "sms_aliyun",
+        "sms_tencent",
+        "miniprogram",
+    }
     with pytest.raises(UnknownChannelError, match="Did you mean 'wecom'"):
         ws.channels.get("wecon")
 
@@ -101,8 +109,14 @@ def test_console(ws: siyu.Workspace) -> None:
 # -- outbox -----------------------------------------------------------------------------
 def test_outbox_stores_once_per_key(ws: siyu.Workspace) -> None:
     outbox = ws.channels.get("outbox")
-    first = outbox.send([Message("a", text="hi", key="k1"), Message("b", text="yo", key="k2"),
-                         Message("a", text="hi", key="k1"), Message("c", text="no key")])
+    first = outbox.send(
+        [
+            Message("a", text="hi", key="k1"),
+            Message("b", text="yo", key="k2"),
+            Message("a", text="hi", key="k1"),
+            Message("c", text="no key"),
+        ]
+    )
     again = outbox.send([Message("a", text="hi", key="k1")])
     assert [r.ok for r in first + again] == [True] * 5
     assert first[2].provider_id == first[0].provider_id == again[0].provider_id
@@ -120,7 +134,8 @@ def test_outbox_bulk_and_persistence(tmp_path, clock: FakeClock) -> None:  # typ
     url = f"sqlite:///{tmp_path / 'shop.db'}"
     with siyu.connect(url, clock=clock) as ws:
         results = ws.channels.get("outbox").send(
-            [Message(f"u{i}", text=f"第{i}条", key=f"c1:{i}") for i in range(12_000)])
+            [Message(f"u{i}", text=f"第{i}条", key=f"c1:{i}") for i in range(12_000)]
+        )
         assert all(r.ok for r in results)
     with siyu.connect(url, clock=clock) as ws:
         outbox = ws.channels.get("outbox")
@@ -131,8 +146,12 @@ def test_outbox_bulk_and_persistence(tmp_path, clock: FakeClock) -> None:  # typ
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.one_of(st.none(), st.sampled_from(["k1", "k2", "k3"]))),
-                max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.one_of(st.none(), st.sampled_from(["k1", "k2", "k3"]))),
+        max_size=20,
+    )
+)
 def test_outbox_keys_property(rows: list[tuple[str, str | None]]) -> None:
     with siyu.connect("memory://") as ws:
         outbox = ws.channels.get("outbox")
@@ -154,8 +173,9 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 def test_webhook_end_to_end(ws: siyu.Workspace, receiver: WebhookReceiver) -> None:
     hook = ws.channels.get("webhook", url=receiver.url + "/hook", secret="whsec")
-    results = hook.send([Message("u1", text="订单已发货", key="order-1"), Message("u2", template="hi ${n}",
-                                                                                 variables={"n": "李"})])
+    results = hook.send(
+        [Message("u1", text="订单已发货", key="order-1"), Message("u2", template="hi ${n}", variables={"n": "李"})]
+    )
     assert all(r.ok for r in results)
     assert receiver.received["order-1"]["text"] == "订单已发货"
     assert {p["text"] for p in receiver.received.values()} == {"订单已发货", "hi 李"}
@@ -171,8 +191,12 @@ def test_webhook_faults(ws: siyu.Workspace, receiver: WebhookReceiver) -> None:
     receiver.inject(status=410)
     receiver.inject(delay=0.8)
     results = [hook.send(Message("u", text="x"))[0] for _ in range(4)]
-    assert [r.status for r in results] == [Status.RATE_LIMITED, Status.FAILED_RETRYABLE, Status.UNAVAILABLE,
-                                           Status.FAILED_RETRYABLE]
+    assert [r.status for r in results] == [
+        Status.RATE_LIMITED,
+        Status.FAILED_RETRYABLE,
+        Status.UNAVAILABLE,
+        Status.FAILED_RETRYABLE,
+    ]
     assert results[0].retry_after == 7.0
     wrong = ws.channels.get("webhook", url=receiver.url, secret="other")
     assert wrong.send(Message("u", text="x"))[0].status is Status.REJECTED
@@ -207,8 +231,12 @@ def mp(ws: siyu.Workspace, mp_fake: FakeMiniProgram):  # type: ignore[no-untyped
 
 
 def _sub(openid: str = "o1", **data: str) -> Message:
-    return Message(openid, template="TPL1", variables=data or {"thing1": "订单已发货", "time2": "2026-11-23 10:00"},
-                   options={"page": "pages/order?id=1"})
+    return Message(
+        openid,
+        template="TPL1",
+        variables=data or {"thing1": "订单已发货", "time2": "2026-11-23 10:00"},
+        options={"page": "pages/order?id=1"},
+    )
 
 
 def test_miniprogram_send_and_credits(mp, mp_fake: FakeMiniProgram) -> None:  # type: ignore[no-untyped-def]
@@ -216,9 +244,14 @@ def test_miniprogram_send_and_credits(mp, mp_fake: FakeMiniProgram) -> None:  # 
     mp.add_credit("o1", "TPL1", 2)
     assert mp.send(_sub())[0].ok
     body = mp_fake.sent[0]
-    assert body == {"touser": "o1", "template_id": "TPL1", "page": "pages/order?id=1",
-                    "data": {"thing1": {"value": "订单已发货"}, "time2": {"value": "2026-11-23 10:00"}},
-                    "miniprogram_state": "formal", "lang": "zh_CN"}
+    assert body == {
+        "touser": "o1",
+        "template_id": "TPL1",
+        "page": "pages/order?id=1",
+        "data": {"thing1": {"value": "订单已发货"}, "time2": {"value": "2026-11-23 10:00"}},
+        "miniprogram_state": "formal",
+        "lang": "zh_CN",
+    }
     assert mp.credits("o1", "TPL1") == 1
     stable = mp_fake.calls("stable_token")[0].json()
     assert stable["force_refresh"] is False
@@ -251,20 +284,29 @@ def test_miniprogram_errors(mp, mp_fake: FakeMiniProgram) -> None:  # type: igno
 
 # -- e-mail -----------------------------------------------------------------------------
 def _mail(to: str = "li@example.cn") -> Message:
-    return Message(to, subject="发货通知", text="您的订单已发货",
-                   attachments=[Attachment("file", {"filename": "单据.txt", "content": b"hello", "mime": "text/plain"})])
+    return Message(
+        to,
+        subject="发货通知",
+        text="您的订单已发货",
+        attachments=[Attachment("file", {"filename": "单据.txt", "content": b"hello", "mime": "text/plain"})],
+    )
 
 
 def test_email_plain_and_refused_recipient(ws: siyu.Workspace) -> None:
     with FakeSmtp() as smtp:
         smtp.refuse["nobody@example.cn"] = (550, "no such user")
         smtp.refuse["later@example.cn"] = (451, "try later")
-        mail = ws.channels.get("email", host="127.0.0.1", port=smtp.port, security="none", from_addr="shop@example.cn",
-                               from_name="小店")
+        mail = ws.channels.get(
+            "email", host="127.0.0.1", port=smtp.port, security="none", from_addr="shop@example.cn", from_name="小店"
+        )
         results = mail.send([_mail(), _mail("nobody@example.cn"), _mail("later@example.cn"), Message("x", text="y")])
-        assert [r.status for r in results] == [Status.SENT, Status.UNAVAILABLE, Status.FAILED_RETRYABLE,
-                                               Status.FAILED_PERMANENT]
-        (to, message), = smtp.messages
+        assert [r.status for r in results] == [
+            Status.SENT,
+            Status.UNAVAILABLE,
+            Status.FAILED_RETRYABLE,
+            Status.FAILED_PERMANENT,
+        ]
+        ((to, message),) = smtp.messages
         assert to == ["li@example.cn"] and message["Subject"] == "发货通知"
         parts = list(message.walk())
         assert parts[1].get_content_charset() == "utf-8"
@@ -274,15 +316,32 @@ def test_email_plain_and_refused_recipient(ws: siyu.Workspace) -> None:
 def test_email_starttls_and_auth(ws: siyu.Workspace) -> None:
     server_ctx, client_ctx = self_signed_context()
     with FakeSmtp(tls_context=server_ctx, users={"shop": "pw"}) as smtp:
-        ok = ws.channels.get("email", host="127.0.0.1", port=smtp.port, security="starttls", username="shop",
-                             password="pw", from_addr="shop@example.cn", ssl_context=client_ctx)
+        ok = ws.channels.get(
+            "email",
+            host="127.0.0.1",
+            port=smtp.port,
+            security="starttls",
+            username="shop",
+            password="pw",
+            from_addr="shop@example.cn",
+            ssl_context=client_ctx,
+        )
         assert ok.send(_mail())[0].ok
-        bad = ws.channels.get("email", host="127.0.0.1", port=smtp.port, security="starttls", username="shop",
-                              password="wrong-pw", from_addr="shop@example.cn", ssl_context=client_ctx)
+        bad = ws.channels.get(
+            "email",
+            host="127.0.0.1",
+            port=smtp.port,
+            security="starttls",
+            username="shop",
+            password="wrong-pw",
+            from_addr="shop@example.cn",
+            ssl_context=client_ctx,
+        )
         result = bad.send(_mail())[0]
         assert result.status is Status.FAILED_PERMANENT and result.code == "auth" and "wrong-pw" not in result.detail
-        untrusted = ws.channels.get("email", host="127.0.0.1", port=smtp.port, security="starttls",
-                                    from_addr="shop@example.cn")
+        untrusted = ws.channels.get(
+            "email", host="127.0.0.1", port=smtp.port, security="starttls", from_addr="shop@example.cn"
+        )
         assert untrusted.send(_mail())[0].code == "tls"
         assert len(smtp.messages) == 1
 

@@ -21,15 +21,27 @@ from siyu.errors import ValidationError
 from siyu.testing.fakes import FakeAliyunSms, FakeTencentSms
 
 V2_PARAMS = {
-    "AccessKeyId": "testId", "Action": "SendSms", "Format": "XML", "OutId": "123", "PhoneNumbers": "15300000001",
-    "RegionId": "cn-hangzhou", "SignName": "阿里云短信测试专用", "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466", "SignatureVersion": "1.0",
-    "TemplateCode": "SMS_71390007", "TemplateParam": '{"customer":"test"}', "Timestamp": "2017-07-12T02:42:19Z",
+    "AccessKeyId": "testId",
+    "Action": "SendSms",
+    "Format": "XML",
+    "OutId": "123",
+    "PhoneNumbers": "15300000001",
+    "RegionId": "cn-hangzhou",
+    "SignName": "阿里云短信测试专用",
+    "SignatureMethod": "HMAC-SHA1",
+    "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
+    "SignatureVersion": "1.0",
+    "TemplateCode": "SMS_71390007",
+    "TemplateParam": '{"customer":"test"}',
+    "Timestamp": "2017-07-12T02:42:19Z",
     "Version": "2017-05-25",
 }
 V3_HEADERS = {
-    "host": "ecs.cn-shanghai.aliyuncs.com", "x-acs-action": "RunInstances", "x-acs-version": "2014-05-26",
-    "x-acs-date": "2023-10-26T10:22:32Z", "x-acs-signature-nonce": "3156853299f313e23d1673dc12e1703d",
+    "host": "ecs.cn-shanghai.aliyuncs.com",
+    "x-acs-action": "RunInstances",
+    "x-acs-version": "2014-05-26",
+    "x-acs-date": "2023-10-26T10:22:32Z",
+    "x-acs-signature-nonce": "3156853299f313e23d1673dc12e1703d",
     "x-acs-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 }
 V3_QUERY = {"ImageId": "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd", "RegionId": "cn-shanghai"}
@@ -45,9 +57,10 @@ def test_aliyun_v2_vector() -> None:
 def test_aliyun_v3_vector() -> None:
     import hashlib
 
-    canonical, signed = aliyun_v3_canonical_request("POST", "/", V3_QUERY, V3_HEADERS, b"")
+    canonical, _ = aliyun_v3_canonical_request("POST", "/", V3_QUERY, V3_HEADERS, b"")
     assert hashlib.sha256(canonical.encode()).hexdigest() == (
-        "7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259")
+        "7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259"
+    )
     assert aliyun_v3_authorization("YourAccessKeyId", "YourAccessKeySecret", "POST", "/", V3_QUERY, V3_HEADERS) == (
         "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host;x-acs-action;x-acs-content-sha256;"
         "x-acs-date;x-acs-signature-nonce;x-acs-version,"
@@ -61,10 +74,15 @@ def test_tencent_tc3_vector_uses_the_utc_date() -> None:
     assert len(TC3_BODY) == 86
     canonical = tc3_canonical_request("cvm.tencentcloudapi.com", "application/json; charset=utf-8", TC3_BODY)
     assert hashlib.sha256(canonical.encode()).hexdigest() == (
-        "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031")
+        "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031"
+    )
     assert tc3_authorization(
-        "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE", host="cvm.tencentcloudapi.com",
-        service="cvm", timestamp=1551113065, body=TC3_BODY,
+        "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+        "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+        host="cvm.tencentcloudapi.com",
+        service="cvm",
+        timestamp=1551113065,
+        body=TC3_BODY,
     ) == (
         "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2019-02-25/cvm/tc3_request, "
         "SignedHeaders=content-type;host, Signature=72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
@@ -97,19 +115,36 @@ def tencent_fake() -> Iterator[FakeTencentSms]:
 
 @pytest.fixture
 def aliyun(ws: siyu.Workspace, aliyun_fake: FakeAliyunSms):  # type: ignore[no-untyped-def]
-    return ws.channels.get("sms_aliyun", access_key_id="LTAIfake", access_key_secret="fakesecret",
-                           sign_name="小店", templates=ALI_TEMPLATES, base_url=aliyun_fake.url, timeout=0.5)
+    return ws.channels.get(
+        "sms_aliyun",
+        access_key_id="LTAIfake",
+        access_key_secret="fakesecret",
+        sign_name="小店",
+        templates=ALI_TEMPLATES,
+        base_url=aliyun_fake.url,
+        timeout=0.5,
+    )
 
 
 @pytest.fixture
 def tencent(ws: siyu.Workspace, tencent_fake: FakeTencentSms):  # type: ignore[no-untyped-def]
-    return ws.channels.get("sms_tencent", secret_id="AKIDfake", secret_key="fakekey", sdk_app_id="1400000000",
-                           sign_name="小店", templates=TC_TEMPLATES, base_url=tencent_fake.url, timeout=0.5)
+    return ws.channels.get(
+        "sms_tencent",
+        secret_id="AKIDfake",
+        secret_key="fakekey",
+        sdk_app_id="1400000000",
+        sign_name="小店",
+        templates=TC_TEMPLATES,
+        base_url=tencent_fake.url,
+        timeout=0.5,
+    )
 
 
 def test_aliyun_send_groups_by_content(aliyun, aliyun_fake: FakeAliyunSms) -> None:  # type: ignore[no-untyped-def]
-    msgs = [Message(p, template="SMS_1", variables={"order": "A1"}, key=f"k{i}")
-            for i, p in enumerate(["13800138000", "+86 139-0013-9000"])]
+    msgs = [
+        Message(p, template="SMS_1", variables={"order": "A1"}, key=f"k{i}")
+        for i, p in enumerate(["13800138000", "+86 139-0013-9000"])
+    ]
     msgs.append(Message("13700137000", template="SMS_1", variables={"order": "B2"}))
     results = aliyun.send(msgs)
     assert all(r.ok for r in results)
@@ -119,8 +154,14 @@ def test_aliyun_send_groups_by_content(aliyun, aliyun_fake: FakeAliyunSms) -> No
 
 
 def test_aliyun_wrong_credentials(ws: siyu.Workspace, aliyun_fake: FakeAliyunSms) -> None:
-    bad = ws.channels.get("sms_aliyun", access_key_id="LTAIfake", access_key_secret="nope-secret", sign_name="小店",
-                          templates=ALI_TEMPLATES, base_url=aliyun_fake.url)
+    bad = ws.channels.get(
+        "sms_aliyun",
+        access_key_id="LTAIfake",
+        access_key_secret="nope-secret",
+        sign_name="小店",
+        templates=ALI_TEMPLATES,
+        base_url=aliyun_fake.url,
+    )
     result = bad.send([Message("13800138000", template="SMS_1", variables={"order": "1"})])[0]
     assert result.status is Status.FAILED_PERMANENT and result.code == "SignatureDoesNotMatch"
     assert aliyun_fake.sent == []
@@ -130,8 +171,12 @@ def test_aliyun_wrong_credentials(ws: siyu.Workspace, aliyun_fake: FakeAliyunSms
 def test_aliyun_rate_limit_and_rejections(aliyun, aliyun_fake: FakeAliyunSms) -> None:  # type: ignore[no-untyped-def]
     aliyun_fake.codes["13800138000"] = "isv.BUSINESS_LIMIT_CONTROL"
     aliyun_fake.codes["13900139000"] = "isv.SMS_CONTENT_ILLEGAL"
-    results = aliyun.send([Message("13800138000", template="SMS_1", variables={"order": "1"}),
-                           Message("13900139000", template="SMS_1", variables={"order": "2"})])
+    results = aliyun.send(
+        [
+            Message("13800138000", template="SMS_1", variables={"order": "1"}),
+            Message("13900139000", template="SMS_1", variables={"order": "2"}),
+        ]
+    )
     assert results[0].status is Status.RATE_LIMITED and results[0].retry_after == 60.0
     assert results[1].status is Status.REJECTED
     assert len(aliyun_fake.requests) == 2  # no immediate retry
@@ -148,8 +193,14 @@ def test_no_retry_after_timeout(aliyun, aliyun_fake: FakeAliyunSms) -> None:  # 
 
 
 def test_connection_refused_is_retryable(ws: siyu.Workspace) -> None:
-    channel = ws.channels.get("sms_aliyun", access_key_id="a", access_key_secret="b", sign_name="小店",
-                              templates=ALI_TEMPLATES, base_url="http://127.0.0.1:9")
+    channel = ws.channels.get(
+        "sms_aliyun",
+        access_key_id="a",
+        access_key_secret="b",
+        sign_name="小店",
+        templates=ALI_TEMPLATES,
+        base_url="http://127.0.0.1:9",
+    )
     result = channel.send([Message("13800138000", template="SMS_1", variables={"order": "1"})])[0]
     assert result.status is Status.FAILED_RETRYABLE and result.code == "connect"
 
@@ -157,8 +208,12 @@ def test_connection_refused_is_retryable(ws: siyu.Workspace) -> None:
 def test_tencent_per_number_results(tencent, tencent_fake: FakeTencentSms) -> None:  # type: ignore[no-untyped-def]
     tencent_fake.codes["+8613900139000"] = "LimitExceeded.PhoneNumberDailyLimit"
     tencent_fake.codes["+8613700137000"] = "InvalidParameterValue.IncorrectPhoneNumber"
-    results = tencent.send([Message(p, template="1001", variables={"1": "A1"}, key="batch-1")
-                            for p in ("13800138000", "13900139000", "13700137000")])
+    results = tencent.send(
+        [
+            Message(p, template="1001", variables={"1": "A1"}, key="batch-1")
+            for p in ("13800138000", "13900139000", "13700137000")
+        ]
+    )
     assert [r.status for r in results] == [Status.SENT, Status.RATE_LIMITED, Status.UNAVAILABLE]
     body = tencent_fake.sent[0]
     assert body["PhoneNumberSet"] == ["+8613800138000", "+8613900139000", "+8613700137000"]
@@ -174,8 +229,15 @@ def test_tencent_batches_of_200(tencent, tencent_fake: FakeTencentSms) -> None: 
 
 
 def test_tencent_wrong_key(ws: siyu.Workspace, tencent_fake: FakeTencentSms) -> None:
-    bad = ws.channels.get("sms_tencent", secret_id="AKIDfake", secret_key="wrong", sdk_app_id="1",
-                          sign_name="小店", templates=TC_TEMPLATES, base_url=tencent_fake.url)
+    bad = ws.channels.get(
+        "sms_tencent",
+        secret_id="AKIDfake",
+        secret_key="wrong",
+        sdk_app_id="1",
+        sign_name="小店",
+        templates=TC_TEMPLATES,
+        base_url=tencent_fake.url,
+    )
     result = bad.send([Message("13800138000", template="1001", variables={"1": "x"})])[0]
     assert result.status is Status.FAILED_PERMANENT and result.code == "AuthFailure.SignatureFailure"
 
@@ -191,8 +253,9 @@ def test_template_guards(ws: siyu.Workspace, aliyun, tencent) -> None:  # type: 
         tencent.add_template(SmsTemplate("9", "notification", "{1}"))
     bad_code = tencent.send([Message("13800138000", template="1003", variables={"1": "1234567"})])[0]
     assert bad_code.code == "invalid" and "6 digits" in bad_code.detail
-    wrong_kind = aliyun.send([Message("13800138000", template="SMS_1", variables={"order": "1"},
-                                      purpose="marketing")])[0]
+    wrong_kind = aliyun.send([Message("13800138000", template="SMS_1", variables={"order": "1"}, purpose="marketing")])[
+        0
+    ]
     assert wrong_kind.code == "invalid"
     unknown = aliyun.send([Message("13800138000", template="SMS_404")])[0]
     assert unknown.code == "invalid" and "not registered" in unknown.detail
@@ -210,7 +273,9 @@ def test_consent_gate_and_opt_out_replies(ws: siyu.Workspace, aliyun, tencent, a
     ws.users.consent(user.id, purpose="marketing", channel="sms", source="signup")
     assert aliyun.send([promo])[0].ok
     assert tencent.handle_reply("+8613800138000", "hello") is None
-    assert aliyun.handle_uplink({"phone_number": "13800138000", "content": " r ", "send_time": "2026-11-22"}) == [user.id]
+    assert aliyun.handle_uplink({"phone_number": "13800138000", "content": " r ", "send_time": "2026-11-22"}) == [
+        user.id
+    ]
     assert not ws.users.has_consent(user.id, purpose="marketing", channel="sms")
     assert aliyun.send([promo])[0].code == "consent_required"
     assert len(aliyun_fake.sent) == 1

@@ -45,8 +45,14 @@ def sleeps() -> Sleeps:
 @pytest.fixture
 def wecom(ws: siyu.Workspace, fake: FakeWeCom, sleeps: Sleeps):  # type: ignore[no-untyped-def]
     return ws.channels.get(
-        "wecom", corp_id=fake.corp_id, secret="s3cret", base_url=fake.url, sender="zhangsan",
-        token="123456", encoding_aes_key=A_KEY, sleep=sleeps,
+        "wecom",
+        corp_id=fake.corp_id,
+        secret="s3cret",
+        base_url=fake.url,
+        sender="zhangsan",
+        token="123456",
+        encoding_aes_key=A_KEY,
+        sleep=sleeps,
     )
 
 
@@ -143,8 +149,9 @@ def test_add_contact_way(wecom, fake: FakeWeCom) -> None:  # type: ignore[no-unt
     with pytest.raises(ValidationError, match="state"):
         wecom.client.add_contact_way(state="x" * 31, user=["zhangsan"])
     assert fake.calls("add_contact_way") == []
-    record = wecom.add_contact_way(state="douyin_live_1122", user=["zhangsan"], tags=["source/douyin"],
-                                   welcome="欢迎！")
+    record = wecom.add_contact_way(
+        state="douyin_live_1122", user=["zhangsan"], tags=["source/douyin"], welcome="欢迎！"
+    )
     assert record["config_id"].startswith("cfg") and record["qr_code"]
     body = fake.calls("add_contact_way")[0].json()
     assert body["state"] == "douyin_live_1122" and body["user"] == ["zhangsan"] and body["type"] == 1
@@ -158,8 +165,15 @@ def test_paging(wecom, fake: FakeWeCom) -> None:  # type: ignore[no-untyped-def]
     fake.follow["lisi"].append("ext0")
     fake.follow["wangwu"].append("ext0")
     got = list(wecom.client.iter_contacts(["zhangsan", "lisi"], limit=2))
-    assert [c["external_contact"]["external_userid"] for c in got] == ["ext0", "ext1", "ext2", "ext3", "ext4", "ext9",
-                                                                       "ext0"]
+    assert [c["external_contact"]["external_userid"] for c in got] == [
+        "ext0",
+        "ext1",
+        "ext2",
+        "ext3",
+        "ext4",
+        "ext9",
+        "ext0",
+    ]
     bodies = [r.json() for r in fake.calls("batch/get_by_user")]
     assert [b["cursor"] for b in bodies] == ["", "2", "4", "6"]
     assert all(b["userid_list"] == ["zhangsan", "lisi"] and b["limit"] == 2 for b in bodies)
@@ -191,10 +205,13 @@ def test_mass_send_limits_shapes_and_fail_list(wecom, fake: FakeWeCom) -> None: 
         wecom.client.add_msg_template(["e1"], text="x", attachments=[{"msgtype": "image"}] * 10)
     assert fake.calls("add_msg_template") == []
     fake.add_contact("ext1")
-    results = wecom.send([
-        Message("ext1", text="双11 文本"), Message("ghost", text="双11 文本"),
-        Message("ext1", text="x", attachments=[Attachment("image", {"media_id": "m"})] * 10),
-    ])
+    results = wecom.send(
+        [
+            Message("ext1", text="双11 文本"),
+            Message("ghost", text="双11 文本"),
+            Message("ext1", text="x", attachments=[Attachment("image", {"media_id": "m"})] * 10),
+        ]
+    )
     assert [r.status for r in results] == [Status.SENT, Status.UNAVAILABLE, Status.FAILED_PERMANENT]
     request = fake.calls("add_msg_template")[0]
     assert "文本".encode() in request.body and b"\\u6587" not in request.body
@@ -219,8 +236,9 @@ def test_all_traffic_goes_to_base_url(ws: siyu.Workspace) -> None:
         assert request.url.params["access_token"] == "T"
         return httpx.Response(200, json={"errcode": 0, "msgid": "m1", "fail_list": []})
 
-    channel = ws.channels.get("wecom", corp_id="c", secret="s", base_url="http://wecom.internal",
-                              transport=httpx.MockTransport(handler))
+    channel = ws.channels.get(
+        "wecom", corp_id="c", secret="s", base_url="http://wecom.internal", transport=httpx.MockTransport(handler)
+    )
     assert channel.send([Message("e1", text="hi")])[0].ok
     assert set(hosts) == {"wecom.internal"}
 
@@ -244,15 +262,21 @@ def test_fixture_decrypts_to_a_typed_event(wecom) -> None:  # type: ignore[no-un
     text = wecom.crypto().decrypt_message(fx["msg_signature"], fx["timestamp"], fx["nonce"], fx["post_body"])
     event = ContactEvent.from_xml(text)
     assert (event.change_type, event.state, event.welcome_code, event.user_id, event.external_userid) == (
-        "add_external_contact", "teststate", "WELCOMECODE", "zhangsan", "woAJ2GCAAAXtWyujaWJHDDGi0mAAAA")
+        "add_external_contact",
+        "teststate",
+        "WELCOMECODE",
+        "zhangsan",
+        "woAJ2GCAAAXtWyujaWJHDDGi0mAAAA",
+    )
 
 
 def _post(handler, fx: dict[str, str]):  # type: ignore[no-untyped-def]
     return handler.handle("POST", fx["query"], fx["post_body"].encode())
 
 
-def test_callback_creates_user_tags_and_welcomes_once(ws: siyu.Workspace, wecom, fake: FakeWeCom,
-                                                      clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+def test_callback_creates_user_tags_and_welcomes_once(
+    ws: siyu.Workspace, wecom, fake: FakeWeCom, clock: FakeClock
+) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
     fx = fixture()
@@ -287,13 +311,20 @@ def test_del_follow_user_marks_lost(ws: siyu.Workspace, wecom) -> None:  # type:
     user = ws.users.add(wecom_external_userid="ext7")
     handler = wecom.callbacks(inline=True)
     crypto = wecom.crypto()
-    xml = ("<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName><CreateTime>1700000000</CreateTime>"
-           "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event>"
-           "<ChangeType><![CDATA[del_follow_user]]></ChangeType><UserID><![CDATA[zhangsan]]></UserID>"
-           "<ExternalUserID><![CDATA[ext7]]></ExternalUserID></xml>")
+    xml = (
+        "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName><CreateTime>1700000000</CreateTime>"
+        "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event>"
+        "<ChangeType><![CDATA[del_follow_user]]></ChangeType><UserID><![CDATA[zhangsan]]></UserID>"
+        "<ExternalUserID><![CDATA[ext7]]></ExternalUserID></xml>"
+    )
     envelope = crypto.encrypt_message(xml, "nonce1", "1700000000")
-    fields = {k: v for k, v in (("Encrypt", envelope.split("<![CDATA[")[1].split("]]>")[0]),
-                                ("MsgSignature", envelope.split("<![CDATA[")[2].split("]]>")[0]))}
+    fields = {
+        k: v
+        for k, v in (
+            ("Encrypt", envelope.split("<![CDATA[")[1].split("]]>")[0]),
+            ("MsgSignature", envelope.split("<![CDATA[")[2].split("]]>")[0]),
+        )
+    }
     query = f"msg_signature={fields['MsgSignature']}&timestamp=1700000000&nonce=nonce1"
     body = f"<xml><Encrypt><![CDATA[{fields['Encrypt']}]]></Encrypt></xml>".encode()
     assert handler.handle("POST", query, body).status == 200
@@ -306,13 +337,17 @@ def test_del_follow_user_marks_lost(ws: siyu.Workspace, wecom) -> None:  # type:
 def test_callback_url_verification_and_forgeries(wecom) -> None:  # type: ignore[no-untyped-def]
     handler = wecom.callbacks()
     echo = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q=="
-    query = ("msg_signature=dd6b9c95b495b3f7e2901bfbc76c664930ffdb96&timestamp=1411443780&nonce=437374425"
-             f"&echostr={quote(echo, safe='')}")
+    query = (
+        "msg_signature=dd6b9c95b495b3f7e2901bfbc76c664930ffdb96&timestamp=1411443780&nonce=437374425"
+        f"&echostr={quote(echo, safe='')}"
+    )
     response = handler.handle("GET", query)
     assert (response.status, response.body) == (200, b"5927782489442352469")
     assert handler.handle("GET", query.replace("437374425", "437374424")).status == 403
     fx = fixture()
-    assert handler.handle("POST", fx["query"].replace("1372623149", "1372623148"), fx["post_body"].encode()).status == 403
+    assert (
+        handler.handle("POST", fx["query"].replace("1372623149", "1372623148"), fx["post_body"].encode()).status == 403
+    )
     bomb = b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>'
     assert handler.handle("POST", fx["query"], bomb).status == 400
     assert handler.handle("POST", fx["query"], b"not xml").status == 400
@@ -326,8 +361,12 @@ def test_wsgi_app(wecom) -> None:  # type: ignore[no-untyped-def]
     body = fx["post_body"].encode()
     seen: list[str] = []
     out = wecom.callbacks().wsgi(
-        {"REQUEST_METHOD": "POST", "QUERY_STRING": fx["query"], "CONTENT_LENGTH": str(len(body)),
-         "wsgi.input": io.BytesIO(body)},
+        {
+            "REQUEST_METHOD": "POST",
+            "QUERY_STRING": fx["query"],
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        },
         lambda status, headers: seen.append(status),
     )
     assert seen == ["200 OK"] and out == [b"success"]

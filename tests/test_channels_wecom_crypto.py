@@ -16,7 +16,11 @@ from siyu.channels.wecom.crypto import WXBizMsgCrypt, parse_xml, signature
 from siyu.errors import CallbackRejected, ValidationError
 
 A_TOKEN, A_KEY, A_ID = "123456", "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR", "wx49f0ab532d5d035a"
-B_TOKEN, B_KEY, B_ID = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee"
+B_TOKEN, B_KEY, B_ID = (
+    "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo",
+    "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+    "ww1436e0e65a779aee",
+)
 A1_ECHO = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q=="
 A3_ENCRYPT = (
     "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTyeDXzF6Bv283dGymzxh6y"
@@ -62,10 +66,15 @@ def test_url_verification_vectors() -> None:
         "5927782489442352469"
     )
     b = WXBizMsgCrypt(B_TOKEN, B_KEY, B_ID)
-    assert b.verify_url(
-        "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb", "1476416373", "47744683",
-        "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==",
-    ) == "1288432023552776189"
+    assert (
+        b.verify_url(
+            "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb",
+            "1476416373",
+            "47744683",
+            "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==",
+        )
+        == "1288432023552776189"
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +86,9 @@ def test_url_verification_vectors() -> None:
         ("", "1411443780", "437374425", A1_ECHO),
     ],
 )
-def test_url_verification_with_altered_input_is_refused_before_decrypting(sig: str, ts: str, nonce: str, echo: str) -> None:
+def test_url_verification_with_altered_input_is_refused_before_decrypting(
+    sig: str, ts: str, nonce: str, echo: str
+) -> None:
     crypto = a()
     with mock.patch.object(crypto, "decrypt") as decrypt, pytest.raises(CallbackRejected) as err:
         crypto.verify_url(sig, ts, nonce, echo)
@@ -86,20 +97,26 @@ def test_url_verification_with_altered_input_is_refused_before_decrypting(sig: s
     assert signature(A_TOKEN, "1411443780", "437374424", A1_ECHO) == "f89767f6fd40774771fe6c17908dc7ec82313f9a"
     with pytest.raises(CallbackRejected):
         WXBizMsgCrypt("654321", A_KEY, A_ID).verify_url(
-            "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96", "1411443780", "437374425", A1_ECHO)
+            "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96", "1411443780", "437374425", A1_ECHO
+        )
 
 
 def test_decrypt_a3_and_b2() -> None:
     body = f"<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName><Encrypt><![CDATA[{A3_ENCRYPT}]]></Encrypt><AgentID><![CDATA[1]]></AgentID></xml>"  # noqa: E501
     plain = a().decrypt_message("74d92dfeb87ba7c714f89d98870ae5eb62dff26d", "1411525903", "461056294", body)
     assert plain == A3_PLAIN
-    assert hashlib.sha256(plain.encode()).hexdigest() == "34c99671cfe71447c7e7f8b6d8d581d5960b956ddcb8ce6a603f546fd6172a97"
+    assert (
+        hashlib.sha256(plain.encode()).hexdigest() == "34c99671cfe71447c7e7f8b6d8d581d5960b956ddcb8ce6a603f546fd6172a97"
+    )
     fields = parse_xml(plain)
     assert fields["Content"] == "test" and fields["FromUserName"] == "messense"
-    b_body = (f"<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName>\n<Encrypt><![CDATA[{B2_ENCRYPT}]]>"
-              "</Encrypt>\n<AgentID><![CDATA[1000002]]></AgentID>\n</xml>")
+    b_body = (
+        f"<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName>\n<Encrypt><![CDATA[{B2_ENCRYPT}]]>"
+        "</Encrypt>\n<AgentID><![CDATA[1000002]]></AgentID>\n</xml>"
+    )
     b_plain = WXBizMsgCrypt(B_TOKEN, B_KEY, B_ID).decrypt_message(
-        "0c3914025cb4b4d68103f6bfc8db550f79dcf48e", "1476422779", "1597212914", b_body.encode())
+        "0c3914025cb4b4d68103f6bfc8db550f79dcf48e", "1476422779", "1597212914", b_body.encode()
+    )
     assert parse_xml(b_plain)["Content"] == "你好"
     assert len(b_plain.encode()) == 228
 
@@ -197,7 +214,7 @@ def test_signature_comparison_is_constant_time() -> None:
 @pytest.mark.parametrize(
     "xml",
     [
-        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>',
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>',  # noqa: E501
         '<!DOCTYPE xml SYSTEM "http://example.com/x.dtd"><xml><Encrypt>x</Encrypt></xml>',
         "<xml><Encrypt>unclosed",
     ],

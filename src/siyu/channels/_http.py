@@ -15,15 +15,11 @@ def make_client(base_url: str, *, transport: Any = None, timeout: float = 10.0) 
     try:
         import httpx
     except ImportError:  # pragma: no cover - depends on the install
-        raise ValidationError(
-            "this channel needs httpx: pip install 'siyu[channels]'"
-        ) from None
+        raise ValidationError("this channel needs httpx: pip install 'siyu[channels]'") from None
     return httpx.Client(base_url=base_url, transport=transport, timeout=timeout, follow_redirects=False)
 
 
-def request(
-    client: Any, method: str, url: str, *, sent_means_maybe_delivered: bool, what: str, **kwargs: Any
-) -> Any:
+def request(client: Any, method: str, url: str, *, sent_means_maybe_delivered: bool, what: str, **kwargs: Any) -> Any:
     """Run one request; network failures become :class:`ChannelError`.
 
     A failure while connecting never reached the provider: retryable. A

@@ -238,9 +238,7 @@ def render_template(template: str, variables: Mapping[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name not in variables:
-            raise ValidationError(
-                f"template variable {name!r} has no value; pass variables={{{name!r}: ...}}"
-            )
+            raise ValidationError(f"template variable {name!r} has no value; pass variables={{{name!r}: ...}}")
         return str(variables[name])
 
     return _VAR.sub(fill, template)
@@ -309,7 +307,7 @@ class Channel(abc.ABC):
                 resolved[key] = opt.default
         return resolved
 
-    def _setup(self) -> None:
+    def _setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Hook for subclasses: build clients from ``self.config``."""
 
     def __repr__(self) -> str:

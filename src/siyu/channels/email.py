@@ -12,7 +12,6 @@ failed_retryable. A timeout *after* DATA was sent is reported as
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
@@ -86,7 +85,9 @@ class EmailChannel(Channel):
             maintype, _, subtype = str(data.get("mime", "application/octet-stream")).partition("/")
             mail.add_attachment(
                 content if isinstance(content, bytes) else str(content).encode("utf-8"),
-                maintype=maintype, subtype=subtype or "octet-stream", filename=str(data.get("filename", "file")),
+                maintype=maintype,
+                subtype=subtype or "octet-stream",
+                filename=str(data.get("filename", "file")),
             )
         return mail
 
@@ -116,7 +117,8 @@ class EmailChannel(Channel):
         except (OSError, smtplib.SMTPException) as exc:
             raise ChannelError(
                 f"could not connect to SMTP {host}:{port} ({type(exc).__name__}); nothing was sent",
-                retryable=True, code="connect",
+                retryable=True,
+                code="connect",
             ) from None
         return smtp
 
@@ -141,14 +143,26 @@ class EmailChannel(Channel):
             code, text = next(iter(exc.recipients.values()))
             return self._refused(message, int(code), text)
         except smtplib.SMTPSenderRefused as exc:
-            return failure(message, ChannelError(f"SMTP refused the sender ({exc.smtp_code})",
-                                                 retryable=400 <= exc.smtp_code < 500, code=exc.smtp_code))
+            return failure(
+                message,
+                ChannelError(
+                    f"SMTP refused the sender ({exc.smtp_code})",
+                    retryable=400 <= exc.smtp_code < 500,
+                    code=exc.smtp_code,
+                ),
+            )
         except smtplib.SMTPDataError as exc:
             return self._refused(message, exc.smtp_code, exc.smtp_error)
-        except (TimeoutError, socket.timeout, smtplib.SMTPServerDisconnected, OSError) as exc:
-            return failure(message, ChannelError(
-                f"SMTP connection lost during the send ({type(exc).__name__}); it may have been queued, "
-                "so it is not retried automatically", retryable=False, code="timeout_unknown"))
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            return failure(
+                message,
+                ChannelError(
+                    f"SMTP connection lost during the send ({type(exc).__name__}); it may have been queued, "
+                    "so it is not retried automatically",
+                    retryable=False,
+                    code="timeout_unknown",
+                ),
+            )
         if refused:
             code, text = next(iter(refused.values()))
             return self._refused(message, int(code), text)
@@ -159,5 +173,6 @@ class EmailChannel(Channel):
         detail = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         if 400 <= code < 500:
             return DeliveryResult(message, Status.FAILED_RETRYABLE, code=str(code), detail=detail)
-        return DeliveryResult(message, Status.UNAVAILABLE if code in (550, 551, 553) else Status.REJECTED,
-                              code=str(code), detail=detail)
+        return DeliveryResult(
+            message, Status.UNAVAILABLE if code in (550, 551, 553) else Status.REJECTED, code=str(code), detail=detail
+        )

@@ -45,15 +45,19 @@ def check_value(key: str, value: str) -> str | None:
         return f"{key} is empty"
     rules = {
         "thing": (n <= 20, "at most 20 characters"),
-        "number": (len(value.replace(".", "").lstrip("-")) <= 32 and bool(_NUMBER.match(value)),
-                   "a number of at most 32 digits"),
+        "number": (
+            len(value.replace(".", "").lstrip("-")) <= 32 and bool(_NUMBER.match(value)),
+            "a number of at most 32 digits",
+        ),
         "letter": (n <= 32 and bool(_LETTERS.match(value)), "at most 32 letters"),
         "symbol": (n <= 5, "at most 5 symbols"),
         "character_string": (n <= 32, "at most 32 letters, digits or symbols"),
         "phone_number": (n <= 17, "at most 17 characters"),
         "car_number": (n <= 8, "at most 8 characters"),
-        "name": ((n <= 10 and bool(_CHINESE.match(value))) or (n <= 20 and bool(_LETTERS.match(value.replace(" ", "")))),
-                 "at most 10 Chinese characters or 20 letters"),
+        "name": (
+            (n <= 10 and bool(_CHINESE.match(value))) or (n <= 20 and bool(_LETTERS.match(value.replace(" ", "")))),
+            "at most 10 Chinese characters or 20 letters",
+        ),
         "phrase": (n <= 5 and bool(_CHINESE.match(value)), "at most 5 Chinese characters"),
         "amount": (bool(_AMOUNT.match(value)), "a currency symbol and at most 10 digits, optionally ending with 元"),
         "time": (n <= 64, "a formatted time"),
@@ -78,8 +82,12 @@ class MiniProgramChannel(Channel):
 
     name: ClassVar[str] = "miniprogram"
     consent_channel: ClassVar[str] = "miniprogram"
-    limits: ClassVar[Limits] = Limits(max_recipients_per_call=1, requires_template=True, allows_text=False,
-                                      as_of="developers.weixin.qq.com subscribeMessage.send")
+    limits: ClassVar[Limits] = Limits(
+        max_recipients_per_call=1,
+        requires_template=True,
+        allows_text=False,
+        as_of="developers.weixin.qq.com subscribeMessage.send",
+    )
     options: ClassVar[dict[str, Option]] = {
         "appid": Option(required=True, doc="mini-program AppID"),
         "secret": Option(required=True, secret=True, doc="AppSecret"),
@@ -138,10 +146,19 @@ class MiniProgramChannel(Channel):
             if cached and cached[1] - 60 > self._now():
                 return str(cached[0])
             response = request(
-                self._http(), "POST", "/cgi-bin/stable_token",
-                content=json.dumps({"grant_type": "client_credential", "appid": self.config["appid"],
-                                    "secret": self.config["secret"], "force_refresh": False}).encode(),
-                headers={"Content-Type": "application/json"}, sent_means_maybe_delivered=False,
+                self._http(),
+                "POST",
+                "/cgi-bin/stable_token",
+                content=json.dumps(
+                    {
+                        "grant_type": "client_credential",
+                        "appid": self.config["appid"],
+                        "secret": self.config["secret"],
+                        "force_refresh": False,
+                    }
+                ).encode(),
+                headers={"Content-Type": "application/json"},
+                sent_means_maybe_delivered=False,
                 what="WeChat stable_token",
             )
             data = self._json(response, "WeChat stable_token")
@@ -149,7 +166,8 @@ class MiniProgramChannel(Channel):
                 code = int(data.get("errcode") or 0)
                 raise ChannelError(
                     f"WeChat stable_token refused ({code}: {data.get('errmsg', '')}); check appid/secret",
-                    retryable=code in (-1, 45009), code=code,
+                    retryable=code in (-1, 45009),
+                    code=code,
                 )
             self._tokens()[key] = (data["access_token"], self._now() + float(data.get("expires_in") or 7200))
             return str(data["access_token"])
@@ -162,8 +180,9 @@ class MiniProgramChannel(Channel):
 
     def _http(self) -> Any:
         if self._client is None:
-            self._client = make_client(str(self.config["base_url"]), transport=self.config["transport"],
-                                       timeout=float(self.config["timeout"]))
+            self._client = make_client(
+                str(self.config["base_url"]), transport=self.config["transport"], timeout=float(self.config["timeout"])
+            )
         return self._client
 
     @staticmethod
@@ -187,7 +206,9 @@ class MiniProgramChannel(Channel):
         with ws.write() as tx:
             if tx.channels.credits(CHANNEL, message.recipient, template) <= 0:
                 return DeliveryResult(
-                    message, Status.FAILED_PERMANENT, code="no_credit",
+                    message,
+                    Status.FAILED_PERMANENT,
+                    code="no_credit",
                     detail="no one-time subscription credit for this openid and template; nothing was sent",
                 )
             tx.channels.add_credits(CHANNEL, message.recipient, template, -1, ws.now())
@@ -218,9 +239,14 @@ class MiniProgramChannel(Channel):
         while True:
             token = self._token()
             response = request(
-                self._http(), "POST", "/cgi-bin/message/subscribe/send", params={"access_token": token},
-                content=content, headers={"Content-Type": "application/json; charset=utf-8"},
-                sent_means_maybe_delivered=True, what="WeChat subscribe/send",
+                self._http(),
+                "POST",
+                "/cgi-bin/message/subscribe/send",
+                params={"access_token": token},
+                content=content,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                sent_means_maybe_delivered=True,
+                what="WeChat subscribe/send",
             )
             data = self._json(response, "WeChat subscribe/send")
             code = int(data.get("errcode") or 0)
@@ -240,8 +266,9 @@ class MiniProgramChannel(Channel):
         if code == 47003:
             match = re.search(r"data\.(\w+)", text)
             field = match.group(1) if match else "?"
-            return DeliveryResult(message, Status.REJECTED, code="47003",
-                                  detail=f"field {field} was refused by WeChat: {text}")
+            return DeliveryResult(
+                message, Status.REJECTED, code="47003", detail=f"field {field} was refused by WeChat: {text}"
+            )
         if code in (45009, 45011):
             return DeliveryResult(message, Status.RATE_LIMITED, code=str(code), detail=detail, retry_after=60.0)
         if code == -1:

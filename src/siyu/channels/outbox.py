@@ -52,9 +52,7 @@ class OutboxChannel(Channel):
         with ws.write() as tx:
             stored = tx.channels.outbox_add(rows, ws.now())
         return [
-            DeliveryResult(
-                m, Status.SENT, provider_id=str(rid), detail="" if created else "duplicate key: stored once"
-            )
+            DeliveryResult(m, Status.SENT, provider_id=str(rid), detail="" if created else "duplicate key: stored once")
             for m, (rid, created) in zip(messages, stored, strict=True)
         ]
 

@@ -114,23 +114,26 @@ class WebhookChannel(Channel):
             "text": self.render(message),
             "template": message.template,
             "variables": dict(message.variables),
-            "attachments": [{"kind": a.kind, **{k: v for k, v in a.data.items() if not isinstance(v, bytes)}}
-                            for a in message.attachments],
+            "attachments": [
+                {"kind": a.kind, **{k: v for k, v in a.data.items() if not isinstance(v, bytes)}}
+                for a in message.attachments
+            ],
         }
 
     @staticmethod
     def idempotency_key(message: Message) -> str:
         if message.key:
             return message.key
-        raw = json.dumps([message.recipient, message.text, message.template, dict(message.variables)],
-                         ensure_ascii=False, sort_keys=True)
+        raw = json.dumps(
+            [message.recipient, message.text, message.template, dict(message.variables)],
+            ensure_ascii=False,
+            sort_keys=True,
+        )
         return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def _deliver(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         if self._client is None:
-            self._client = make_client(
-                "", transport=self.config["transport"], timeout=float(self.config["timeout"])
-            )
+            self._client = make_client("", transport=self.config["transport"], timeout=float(self.config["timeout"]))
         return [self._post(m) for m in messages]
 
     def _post(self, message: Message) -> DeliveryResult:
@@ -149,7 +152,12 @@ class WebhookChannel(Channel):
 
         try:
             response = request(
-                self._client, "POST", url, content=body, headers=headers, sent_means_maybe_delivered=False,
+                self._client,
+                "POST",
+                url,
+                content=body,
+                headers=headers,
+                sent_means_maybe_delivered=False,
                 what="webhook",
             )
         except ChannelError as exc:

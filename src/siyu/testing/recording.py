@@ -34,7 +34,11 @@ class RecordingChannel(Channel):
     }
 
     def __init__(
-        self, *, name: str | None = None, consent_channel: str | None = None, limits: Limits | None = None,
+        self,
+        *,
+        name: str | None = None,
+        consent_channel: str | None = None,
+        limits: Limits | None = None,
         **config: Any,
     ) -> None:
         if name is not None:

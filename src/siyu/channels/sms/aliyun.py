@@ -33,9 +33,14 @@ VERIFICATION_WORDS = ("验证码", "注册码", "校验码", "动态码")
 DEFAULT_BASE_URL = "https://dysmsapi.aliyuncs.com"
 
 _REJECTED = {
-    "isv.SMS_CONTENT_ILLEGAL", "isv.SMS_SIGNATURE_SCENE_ILLEGAL", "isv.SMS_TEMPLATE_ILLEGAL",
-    "isv.SMS_SIGNATURE_ILLEGAL", "isv.TEMPLATE_MISSING_PARAMETERS", "isv.INVALID_PARAMETERS",
-    "isv.PARAM_LENGTH_LIMIT", "isv.TEMPLATE_PARAMS_ILLEGAL",
+    "isv.SMS_CONTENT_ILLEGAL",
+    "isv.SMS_SIGNATURE_SCENE_ILLEGAL",
+    "isv.SMS_TEMPLATE_ILLEGAL",
+    "isv.SMS_SIGNATURE_ILLEGAL",
+    "isv.TEMPLATE_MISSING_PARAMETERS",
+    "isv.INVALID_PARAMETERS",
+    "isv.PARAM_LENGTH_LIMIT",
+    "isv.TEMPLATE_PARAMS_ILLEGAL",
 }
 _UNAVAILABLE = {"isv.MOBILE_NUMBER_ILLEGAL", "isv.BLACK_KEY_CONTROL_LIMIT", "isv.DENY_IP_RANGE"}
 _RETRYABLE = {"isp.SYSTEM_ERROR", "ServiceUnavailable", "InternalError"}
@@ -123,19 +128,29 @@ class AliyunSmsChannel(SmsChannel):
             str(self.config["access_key_id"]), str(self.config["access_key_secret"]), "POST", "/", params, headers
         )
         response = request(
-            self._client, "POST", "/", params=params, headers=headers, content=b"",
-            sent_means_maybe_delivered=True, what=f"Alibaba {action}",
+            self._client,
+            "POST",
+            "/",
+            params=params,
+            headers=headers,
+            content=b"",
+            sent_means_maybe_delivered=True,
+            what=f"Alibaba {action}",
         )
         try:
             data = response.json()
         except ValueError:
             data = {}
         if response.status_code >= 500 and not data.get("Code"):
-            raise ChannelError(f"Alibaba {action}: HTTP {response.status_code}", retryable=True,
-                               code=response.status_code)
+            raise ChannelError(
+                f"Alibaba {action}: HTTP {response.status_code}", retryable=True, code=response.status_code
+            )
         if not isinstance(data, dict) or not data.get("Code"):
-            raise ChannelError(f"Alibaba {action}: HTTP {response.status_code} without a Code", retryable=False,
-                               code=response.status_code)
+            raise ChannelError(
+                f"Alibaba {action}: HTTP {response.status_code} without a Code",
+                retryable=False,
+                code=response.status_code,
+            )
         return data
 
     def _uplink_fields(self, item: Mapping[str, Any]) -> tuple[str, str]:

@@ -65,7 +65,10 @@ class SmsChannel(Channel):
 
     consent_channel: ClassVar[str] = "sms"
     limits: ClassVar[Limits] = Limits(
-        max_recipients_per_call=1000, max_text_length=500, length_unit="chars", requires_template=True,
+        max_recipients_per_call=1000,
+        max_text_length=500,
+        length_unit="chars",
+        requires_template=True,
         allows_text=False,
     )
     #: Wording a marketing template must carry (checked by :meth:`check_template`).
@@ -150,7 +153,10 @@ class SmsChannel(Channel):
         if user is None:
             return None
         ws.users.consent(
-            user.id, purpose="marketing", channel=self.consent_channel, granted=False,
+            user.id,
+            purpose="marketing",
+            channel=self.consent_channel,
+            granted=False,
             source=source or f"{self.name}:reply:{word}",
         )
         return user.id

@@ -56,14 +56,17 @@ def aliyun_v3_canonical_request(
     canonical_headers = "".join(f"{n}:{signed[n]}\n" for n in names)
     signed_headers = ";".join(names)
     payload_hash = hashlib.sha256(body).hexdigest()
-    request = "\n".join(
-        [method, path or "/", canonical_query(query), canonical_headers, signed_headers, payload_hash]
-    )
+    request = "\n".join([method, path or "/", canonical_query(query), canonical_headers, signed_headers, payload_hash])
     return request, signed_headers
 
 
 def aliyun_v3_authorization(
-    key_id: str, secret: str, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
+    key_id: str,
+    secret: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
     body: bytes = b"",
 ) -> str:
     """The ``Authorization`` header value of an ACS3-HMAC-SHA256 request."""
@@ -91,7 +94,13 @@ def _hmac256(key: bytes, text: str) -> bytes:
 
 
 def tc3_authorization(
-    secret_id: str, secret_key: str, *, host: str, service: str, timestamp: int, body: bytes,
+    secret_id: str,
+    secret_key: str,
+    *,
+    host: str,
+    service: str,
+    timestamp: int,
+    body: bytes,
     content_type: str = "application/json; charset=utf-8",
 ) -> str:
     """The ``Authorization`` header of a TC3-HMAC-SHA256 request. The credential
@@ -104,6 +113,4 @@ def tc3_authorization(
     )
     key = _hmac256(_hmac256(_hmac256(("TC3" + secret_key).encode(), date), service), "tc3_request")
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    return (
-        f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, Signature={signature}"
-    )
+    return f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, Signature={signature}"

@@ -39,7 +39,10 @@ class TencentSmsChannel(SmsChannel):
     name: ClassVar[str] = "sms_tencent"
     opt_out_hint: ClassVar[str] = "回T退订 / 退订回TD / 回N退订"
     limits: ClassVar[Limits] = Limits(
-        max_recipients_per_call=200, max_text_length=500, requires_template=True, allows_text=False,
+        max_recipients_per_call=200,
+        max_text_length=500,
+        requires_template=True,
+        allows_text=False,
         as_of="cloud.tencent.com/document/product/382/39023",
     )
     options: ClassVar[dict[str, Option]] = {
@@ -55,7 +58,9 @@ class TencentSmsChannel(SmsChannel):
     def check_template(self, template: SmsTemplate) -> list[str]:
         problems = super().check_template(template)
         if template.kind == "marketing" and not _OPT_OUT.search(template.text):
-            problems.append("Tencent marketing templates must carry an unsubscribe keyword (TD, T or N), e.g. '回T退订'")
+            problems.append(
+                "Tencent marketing templates must carry an unsubscribe keyword (TD, T or N), e.g. '回T退订'"
+            )
         bad = [c for c in _FORBIDDEN if c in template.text]
         if bad:
             problems.append(f"Tencent templates must not contain {bad}")
@@ -95,11 +100,17 @@ class TencentSmsChannel(SmsChannel):
         for message in messages:
             status = statuses.get(self.phone(message.recipient))
             if status is None:
-                results.append(DeliveryResult(message, Status.FAILED_PERMANENT, code="missing",
-                                              detail="Tencent did not report this number"))
+                results.append(
+                    DeliveryResult(
+                        message, Status.FAILED_PERMANENT, code="missing", detail="Tencent did not report this number"
+                    )
+                )
             else:
-                results.append(self._result(message, str(status.get("Code")), str(status.get("Message", "")),
-                                            status.get("SerialNo")))
+                results.append(
+                    self._result(
+                        message, str(status.get("Code")), str(status.get("Message", "")), status.get("SerialNo")
+                    )
+                )
         return results
 
     @staticmethod
@@ -110,8 +121,11 @@ class TencentSmsChannel(SmsChannel):
         if code.startswith(("LimitExceeded", "RequestLimitExceeded")):
             retry = 86_400.0 if "Day" in code else 3600.0 if "Hour" in code else 60.0
             return DeliveryResult(message, Status.RATE_LIMITED, code=code, detail=detail, retry_after=retry)
-        if code in ("InvalidParameterValue.IncorrectPhoneNumber", "FailedOperation.PhoneNumberInBlacklist",
-                    "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber"):
+        if code in (
+            "InvalidParameterValue.IncorrectPhoneNumber",
+            "FailedOperation.PhoneNumberInBlacklist",
+            "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber",
+        ):
             return DeliveryResult(message, Status.UNAVAILABLE, code=code, detail=detail)
         if code.startswith("InternalError"):
             return DeliveryResult(message, Status.FAILED_RETRYABLE, code=code, detail=detail)
@@ -131,8 +145,12 @@ class TencentSmsChannel(SmsChannel):
         content_type = "application/json; charset=utf-8"
         headers = {
             "Authorization": tc3_authorization(
-                str(self.config["secret_id"]), str(self.config["secret_key"]), host=host,
-                service=host.split(".")[0] if "tencentcloudapi" in host else "sms", timestamp=stamp, body=content,
+                str(self.config["secret_id"]),
+                str(self.config["secret_key"]),
+                host=host,
+                service=host.split(".")[0] if "tencentcloudapi" in host else "sms",
+                timestamp=stamp,
+                body=content,
             ),
             "Content-Type": content_type,
             "Host": host,
@@ -141,16 +159,27 @@ class TencentSmsChannel(SmsChannel):
             "X-TC-Timestamp": str(stamp),
             "X-TC-Region": str(self.config["region"]),
         }
-        response = request(self._client, "POST", "/", content=content, headers=headers,
-                           sent_means_maybe_delivered=True, what=f"Tencent {action}")
+        response = request(
+            self._client,
+            "POST",
+            "/",
+            content=content,
+            headers=headers,
+            sent_means_maybe_delivered=True,
+            what=f"Tencent {action}",
+        )
         if response.status_code >= 500:
-            raise ChannelError(f"Tencent {action}: HTTP {response.status_code}", retryable=True,
-                               code=response.status_code)
+            raise ChannelError(
+                f"Tencent {action}: HTTP {response.status_code}", retryable=True, code=response.status_code
+            )
         try:
             data = response.json()["Response"]
         except (ValueError, KeyError, TypeError):
-            raise ChannelError(f"Tencent {action}: HTTP {response.status_code}, answer not understood",
-                               retryable=False, code="malformed") from None
+            raise ChannelError(
+                f"Tencent {action}: HTTP {response.status_code}, answer not understood",
+                retryable=False,
+                code="malformed",
+            ) from None
         error = data.get("Error")
         if error:
             code, text = str(error.get("Code")), str(error.get("Message", ""))

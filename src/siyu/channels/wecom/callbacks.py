@@ -134,7 +134,9 @@ class WeComCallbacks:
         try:
             if method.upper() == "GET":
                 plain = self.crypto.verify_url(
-                    params.get("msg_signature", ""), params.get("timestamp", ""), params.get("nonce", ""),
+                    params.get("msg_signature", ""),
+                    params.get("timestamp", ""),
+                    params.get("nonce", ""),
                     params.get("echostr", ""),
                 )
                 return CallbackResponse(200, plain.encode("utf-8"))

@@ -94,7 +94,8 @@ class WeComChannel(Channel):
         for index, message in ready:
             token = json.dumps(
                 [self.render(message), self.attachment_payload(message), message.options.get("sender")],
-                ensure_ascii=False, sort_keys=True,
+                ensure_ascii=False,
+                sort_keys=True,
             )
             groups.setdefault(token, []).append((index, message))
         return list(groups.values())
@@ -110,8 +111,12 @@ class WeComChannel(Channel):
         failed = {str(x) for x in answer["fail_list"]}
         msgid = answer["msgid"]
         return [
-            DeliveryResult(m, Status.UNAVAILABLE, code="fail_list",
-                           detail="WeCom listed this customer in fail_list (no relation or limit reached)")
+            DeliveryResult(
+                m,
+                Status.UNAVAILABLE,
+                code="fail_list",
+                detail="WeCom listed this customer in fail_list (no relation or limit reached)",
+            )
             if m.recipient in failed
             else DeliveryResult(m, Status.SENT, provider_id=msgid)
             for m in messages
@@ -129,8 +134,13 @@ class WeComChannel(Channel):
         for tag in tags:
             split_tag(tag)
         answer = self.client.add_contact_way(state=state, user=user, type=1 if len(user) == 1 else 2, **extra)
-        record = {"config_id": answer["config_id"], "qr_code": answer["qr_code"], "tags": list(tags),
-                  "welcome": welcome, "user": list(user)}
+        record = {
+            "config_id": answer["config_id"],
+            "qr_code": answer["qr_code"],
+            "tags": list(tags),
+            "welcome": welcome,
+            "user": list(user),
+        }
         with ws.write() as tx:
             tx.channels.state_put(self.name, _WAY_KEY + state, json.dumps(record, ensure_ascii=False))
         return record
@@ -168,8 +178,8 @@ class WeComChannel(Channel):
         known = self.pull_tags()
         wanted = sorted(set(tags) if tags is not None else set(ws.tags.names()))
         group_ids: dict[str, str] = {}
-        for group in self.client.get_corp_tag_list():
-            group_ids[str(group["group_name"])] = str(group["group_id"])
+        for tag_group in self.client.get_corp_tag_list():
+            group_ids[str(tag_group["group_name"])] = str(tag_group["group_id"])
         missing: dict[str, list[str]] = {}
         for full in wanted:
             if full not in known:
@@ -202,8 +212,9 @@ class WeComChannel(Channel):
         if not externals:
             raise ValidationError(f"user {user_id} has no wecom_external_userid; link one first")
         for ext in externals:
-            self.client.mark_tag(member, ext, add_tag=[str(ids[t]) for t in add],
-                                 remove_tag=[str(ids[t]) for t in remove])
+            self.client.mark_tag(
+                member, ext, add_tag=[str(ids[t]) for t in add], remove_tag=[str(ids[t]) for t in remove]
+            )
         for tag in add:
             ws.tags.apply(user_id, tag, by=f"wecom:{member}")
         for tag in remove:

@@ -76,24 +76,29 @@ def error_for(errcode: int, errmsg: str, what: str) -> ChannelError:
             code=errcode,
         )
     if errcode in RATE_ERRORS:
-        return ChannelError(f"{what}: WeCom rate limit ({errcode}); slow down", retryable=True, code=errcode,
-                            retry_after=60.0)
+        return ChannelError(
+            f"{what}: WeCom rate limit ({errcode}); slow down", retryable=True, code=errcode, retry_after=60.0
+        )
     if errcode in TOKEN_ERRORS:
-        return ChannelError(f"{what}: access token refused twice ({errcode}) even after a refresh",
-                            retryable=True, code=errcode)
+        return ChannelError(
+            f"{what}: access token refused twice ({errcode}) even after a refresh", retryable=True, code=errcode
+        )
     if errcode == -1:
         return ChannelError(f"{what}: WeCom busy (-1) after 3 retries", retryable=True, code=-1)
     if errcode == 41051:
-        return ChannelError(f"{what}: already sent (41051): the welcome message was delivered or the chat began",
-                            retryable=False, code=41051)
+        return ChannelError(
+            f"{what}: already sent (41051): the welcome message was delivered or the chat began",
+            retryable=False,
+            code=41051,
+        )
     if errcode == 41096:
-        return ChannelError(f"{what}: another app is sending the welcome message (41096)", retryable=True,
-                            code=41096)
+        return ChannelError(f"{what}: another app is sending the welcome message (41096)", retryable=True, code=41096)
     if errcode == 84061:
         return ChannelError(f"{what}: no relation with this external contact (84061)", retryable=False, code=84061)
     if errcode == 40126:
-        return ChannelError(f"{what}: the corp tag cap is reached (40126); delete unused WeCom tags",
-                            retryable=False, code=40126)
+        return ChannelError(
+            f"{what}: the corp tag cap is reached (40126); delete unused WeCom tags", retryable=False, code=40126
+        )
     return ChannelError(f"{what}: WeCom error {errcode}: {errmsg}", retryable=False, code=errcode)
 
 
@@ -159,8 +164,12 @@ class WeComClient:
     def _fetch_token(self) -> dict[str, Any]:
         self.token_fetches += 1
         response = request(
-            self._http, "GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id, "corpsecret": self._secret},
-            sent_means_maybe_delivered=False, what="WeCom gettoken",
+            self._http,
+            "GET",
+            "/cgi-bin/gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self._secret},
+            sent_means_maybe_delivered=False,
+            what="WeCom gettoken",
         )
         data = self._decode(response, "WeCom gettoken")
         if not data.get("access_token") and int(data.get("errcode") or 0) == 0:
@@ -221,9 +230,14 @@ class WeComClient:
             nonlocal refreshed
             token = self.access_token()
             response = request(
-                self._http, method, f"/cgi-bin/{path}", params={**(params or {}), "access_token": token},
-                content=content, headers={"Content-Type": "application/json; charset=utf-8"} if content else None,
-                sent_means_maybe_delivered=not idempotent, what=what,
+                self._http,
+                method,
+                f"/cgi-bin/{path}",
+                params={**(params or {}), "access_token": token},
+                content=content,
+                headers={"Content-Type": "application/json; charset=utf-8"} if content else None,
+                sent_means_maybe_delivered=not idempotent,
+                what=what,
             )
             data = self._decode(response, what)
             errcode = int(data.get("errcode") or 0)
@@ -254,7 +268,8 @@ class WeComClient:
             raise ValidationError("add_msg_template needs at least one external_userid")
         if len(ids) > MAX_MASS_RECIPIENTS:
             raise ValidationError(
-                f"add_msg_template takes at most {MAX_MASS_RECIPIENTS} external_userids, got {len(ids)}; split the batch"
+                f"add_msg_template takes at most {MAX_MASS_RECIPIENTS} external_userids, got {len(ids)}; "
+                "split the batch"
             )
         _check_content(text, attachments)
         body: dict[str, Any] = {"chat_type": chat_type, "external_userid": ids}
@@ -293,13 +308,15 @@ class WeComClient:
         self.call(
             "POST",
             "externalcontact/mark_tag",
-            body={"userid": userid, "external_userid": external_userid,
-                  "add_tag": list(add_tag), "remove_tag": list(remove_tag)},
+            body={
+                "userid": userid,
+                "external_userid": external_userid,
+                "add_tag": list(add_tag),
+                "remove_tag": list(remove_tag),
+            },
         )
 
-    def get_corp_tag_list(
-        self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()
-    ) -> list[dict[str, Any]]:
+    def get_corp_tag_list(self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Corp tag groups with their tags (``tag_group`` of the answer)."""
         data = self.call(
             "POST", "externalcontact/get_corp_tag_list", body={"tag_id": list(tag_ids), "group_id": list(group_ids)}
@@ -331,7 +348,7 @@ class WeComClient:
         state: str,
         user: Sequence[str] = (),
         party: Sequence[int] = (),
-        type: int = 1,  # noqa: A002 - WeCom's field name
+        type: int = 1,
         scene: int = 2,
         remark: str | None = None,
         skip_verify: bool = True,
@@ -390,7 +407,8 @@ class WeComClient:
         cursor = ""
         while True:
             data = self.call(
-                "POST", "externalcontact/batch/get_by_user",
+                "POST",
+                "externalcontact/batch/get_by_user",
                 body={"userid_list": ids, "cursor": cursor, "limit": limit},
             )
             yield from data.get("external_contact_list") or []

@@ -22,8 +22,12 @@ import os
 import struct
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ...errors import CallbackRejected, ValidationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 __all__ = ["WXBizMsgCrypt", "parse_xml", "signature"]
 
@@ -92,7 +96,9 @@ class WXBizMsgCrypt:
         try:
             key = base64.b64decode(encoding_aes_key + "=", validate=True)
         except (binascii.Error, ValueError):
-            raise ValidationError("EncodingAESKey is not Base64 (error -40004); copy it again from the console") from None
+            raise ValidationError(
+                "EncodingAESKey is not Base64 (error -40004); copy it again from the console"
+            ) from None
         if len(key) != 32:
             raise ValidationError("EncodingAESKey does not decode to 32 bytes (error -40004)")
         self.token = token
@@ -104,7 +110,7 @@ class WXBizMsgCrypt:
         return f"<WXBizMsgCrypt receiveid={self.receiveid!r} token=*** key=***>"
 
     # -- primitives ----------------------------------------------------------------------
-    def _cipher(self):  # type: ignore[no-untyped-def]
+    def _cipher(self) -> Cipher[modes.CBC]:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
         return Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16]))
@@ -156,8 +162,9 @@ class WXBizMsgCrypt:
     def check_signature(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
         expected = signature(self.token, timestamp, nonce, encrypt)
         if not signatures_equal(expected, msg_signature or ""):
-            raise CallbackRejected("msg_signature does not match (wrong token, or a tampered request)",
-                                   code=VALIDATE_SIGNATURE)
+            raise CallbackRejected(
+                "msg_signature does not match (wrong token, or a tampered request)", code=VALIDATE_SIGNATURE
+            )
 
     # -- the protocol --------------------------------------------------------------------
     def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:

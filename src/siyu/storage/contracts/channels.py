@@ -42,9 +42,7 @@ class ChannelStore(abc.ABC):
         again: it gets the existing id and ``created=False``."""
 
     @abc.abstractmethod
-    def outbox_list(
-        self, *, channel: str | None = None, after_id: int = 0, limit: int = 1000
-    ) -> list[OutboxRow]:
+    def outbox_list(self, *, channel: str | None = None, after_id: int = 0, limit: int = 1000) -> list[OutboxRow]:
         """Stored messages with ``id > after_id``, oldest first."""
 
     @abc.abstractmethod

@@ -56,15 +56,15 @@ class SqlChannelStore(ChannelStore):
         fresh_ids = iter(ids)
         assigned: dict[tuple[str, str], int] = {}
         for row in rows:
-            token = (row[0], row[7]) if row[7] is not None else None
-            if token is not None and token in existing:
-                out.append((existing[token], False))
-            elif token is not None and token in assigned:
-                out.append((assigned[token], False))
+            tok = (row[0], row[7]) if row[7] is not None else None
+            if tok is not None and tok in existing:
+                out.append((existing[tok], False))
+            elif tok is not None and tok in assigned:
+                out.append((assigned[tok], False))
             else:
                 rid = next(fresh_ids)
-                if token is not None:
-                    assigned[token] = rid
+                if tok is not None:
+                    assigned[tok] = rid
                 out.append((rid, True))
         return out
 
@@ -78,8 +78,16 @@ class SqlChannelStore(ChannelStore):
         ).fetchall()
         return [
             OutboxRow(
-                id=int(r[0]), channel=r[1], recipient=r[2], user_id=None if r[3] is None else int(r[3]),
-                text=r[4], template=r[5], variables=r[6], purpose=r[7], key=r[8], created_at=from_us_required(int(r[9])),
+                id=int(r[0]),
+                channel=r[1],
+                recipient=r[2],
+                user_id=None if r[3] is None else int(r[3]),
+                text=r[4],
+                template=r[5],
+                variables=r[6],
+                purpose=r[7],
+                key=r[8],
+                created_at=from_us_required(int(r[9])),
             )
             for r in rows
         ]

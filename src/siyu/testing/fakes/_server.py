@@ -74,7 +74,7 @@ class FakeHttpServer:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _handle(self) -> None:
@@ -82,8 +82,11 @@ class FakeHttpServer:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 request = Request(
-                    self.command, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
-                    {k.lower(): v for k, v in self.headers.items()}, body,
+                    self.command,
+                    parts.path,
+                    dict(parse_qsl(parts.query, keep_blank_values=True)),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
                 )
                 fault = fake._take_fault(request)
                 with fake._lock:
@@ -94,6 +97,9 @@ class FakeHttpServer:
                     self.close_connection = True
                     self.connection.close()
                     return
+                status: int
+                headers: Mapping[str, str]
+                payload: bytes
                 if fault is not None and fault.status is not None:
                     status, headers, payload = fault.status, dict(fault.headers), fault.body
                 elif fault is not None and fault.json is not None:

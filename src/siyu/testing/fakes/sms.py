@@ -32,10 +32,13 @@ class FakeAliyunSms(FakeHttpServer):
         auth = request.headers.get("authorization", "")
         key_id = auth.partition("Credential=")[2].partition(",")[0]
         if key_id not in self.keys:
-            return json_response({"Code": "InvalidAccessKeyId.NotFound", "Message": "Specified access key is not found."}, 404)
+            return json_response(
+                {"Code": "InvalidAccessKeyId.NotFound", "Message": "Specified access key is not found."}, 404
+            )
         signed = {k: v for k, v in request.headers.items() if k == "host" or k.startswith("x-acs-")}
-        expected = aliyun_v3_authorization(key_id, self.keys[key_id], request.method, request.path,
-                                           request.query, signed, request.body)
+        expected = aliyun_v3_authorization(
+            key_id, self.keys[key_id], request.method, request.path, request.query, signed, request.body
+        )
         if not hmac.compare_digest(expected, auth):
             return json_response({"Code": "SignatureDoesNotMatch", "Message": "signature mismatch"}, 400)
         if request.headers.get("x-acs-action") != "SendSms":
@@ -70,8 +73,12 @@ class FakeTencentSms(FakeHttpServer):
             return self._error("AuthFailure.SecretIdNotFound", "secret id not found")
         host = request.headers.get("host", "")
         expected = tc3_authorization(
-            secret_id, self.keys[secret_id], host=host, service=auth.split("/")[2] if auth.count("/") >= 3 else "sms",
-            timestamp=int(request.headers.get("x-tc-timestamp") or 0), body=request.body,
+            secret_id,
+            self.keys[secret_id],
+            host=host,
+            service=auth.split("/")[2] if auth.count("/") >= 3 else "sms",
+            timestamp=int(request.headers.get("x-tc-timestamp") or 0),
+            body=request.body,
             content_type=request.headers.get("content-type", ""),
         )
         if not hmac.compare_digest(expected, auth):
@@ -83,10 +90,17 @@ class FakeTencentSms(FakeHttpServer):
         statuses = []
         for phone in numbers:
             code = self.codes.get(phone, "Ok")
-            statuses.append({"SerialNo": f"sn{next(self._ids)}" if code == "Ok" else "", "PhoneNumber": phone,
-                             "Fee": 1 if code == "Ok" else 0, "SessionContext": body.get("SessionContext", ""),
-                             "Code": code, "Message": "send success" if code == "Ok" else "scripted",
-                             "IsoCode": "CN"})
+            statuses.append(
+                {
+                    "SerialNo": f"sn{next(self._ids)}" if code == "Ok" else "",
+                    "PhoneNumber": phone,
+                    "Fee": 1 if code == "Ok" else 0,
+                    "SessionContext": body.get("SessionContext", ""),
+                    "Code": code,
+                    "Message": "send success" if code == "Ok" else "scripted",
+                    "IsoCode": "CN",
+                }
+            )
         self.sent.append(body)
         return json_response({"Response": {"SendStatusSet": statuses, "RequestId": "req"}})
 

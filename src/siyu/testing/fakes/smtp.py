@@ -56,7 +56,9 @@ class FakeSmtp:
                 return "250 OK"
 
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                fake.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+                fake.messages.append(
+                    (list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
+                )
                 return "250 Message accepted"
 
         def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
@@ -69,9 +71,12 @@ class FakeSmtp:
 
         kwargs: dict[str, Any] = {}
         if self.users is not None:
-            kwargs.update(authenticator=authenticator, auth_require_tls=self.tls_context is not None,
-                          auth_exclude_mechanism=["LOGIN"],
-                          auth_required=True)
+            kwargs.update(
+                authenticator=authenticator,
+                auth_require_tls=self.tls_context is not None,
+                auth_exclude_mechanism=["LOGIN"],
+                auth_required=True,
+            )
         if self.tls_context is not None and not self.implicit_tls:
             kwargs.update(tls_context=self.tls_context, require_starttls=True)
         if self.implicit_tls:
@@ -110,16 +115,20 @@ def self_signed_context(hostname: str = "127.0.0.1") -> tuple[ssl.SSLContext, ss
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(hostname))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         with open(cert_path, "wb") as f:

@@ -102,7 +102,7 @@ class FakeWeCom(FakeHttpServer):
         return {"msgid": msgid, "fail_list": [x for x in ids if x not in self.contacts]}
 
     def _send_welcome_msg(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        code = body.get("welcome_code")
+        code = str(body.get("welcome_code"))
         if code in self.used_welcome_codes:
             return {"errcode": 41051, "errmsg": "customer has started chatting"}
         self.used_welcome_codes.add(code)
@@ -147,9 +147,11 @@ class FakeWeCom(FakeHttpServer):
         start = int(request.query.get("cursor") or 0)
         page = members[start : start + self.page_size]
         nxt = start + self.page_size
-        return {"external_contact": self.contacts[ext],
-                "follow_user": [{"userid": m, "state": ""} for m in page],
-                "next_cursor": str(nxt) if nxt < len(members) else ""}
+        return {
+            "external_contact": self.contacts[ext],
+            "follow_user": [{"userid": m, "state": ""} for m in page],
+            "next_cursor": str(nxt) if nxt < len(members) else "",
+        }
 
     def _list(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         return {"external_userid": list(self.follow.get(request.query.get("userid", ""), []))}
