@@ -43,7 +43,7 @@ class OutboxChannel(Channel):
                 m.user_id,
                 self.render(m),
                 m.template,
-                json.dumps(dict(m.variables), ensure_ascii=False, sort_keys=True),
+                json.dumps(dict(m.variables), ensure_ascii=False, sort_keys=True) if m.variables else "{}",
                 m.purpose,
                 m.key,
             )

@@ -21,14 +21,15 @@ backend's name.
 from __future__ import annotations
 
 from .base import ContractBase
+from .channels import ChannelsContract
 from .commerce import CommerceContract
 from .points import PointsContract
 from .referrals import ReferralsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["CommerceContract", "ContractBase", "PointsContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = ["ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
 
 
-class StorageContract(UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract):
+class StorageContract(ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract):
     """Every domain's contract. Subclass it and implement ``make_url``."""
