@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import siyu
-from siyu.storage.base import Capability
 from siyu.channels import Message
+from siyu.storage.base import Capability
 
 from .base import ContractBase
 
@@ -14,7 +14,9 @@ from .base import ContractBase
 class ChannelsContract(ContractBase):
     def test_outbox_stores_each_key_once(self, ws: siyu.Workspace) -> None:
         outbox = ws.channels.get("outbox")
-        results = outbox.send([Message("a", text="1", key="k"), Message("b", text="2"), Message("a", text="1", key="k")])
+        results = outbox.send(
+            [Message("a", text="1", key="k"), Message("b", text="2"), Message("a", text="1", key="k")]
+        )
         assert results[0].provider_id == results[2].provider_id != results[1].provider_id
         assert outbox.send([Message("a", text="1", key="k")])[0].provider_id == results[0].provider_id
         assert [(m.recipient, m.key) for m in outbox.messages()] == [("a", "k"), ("b", None)]
