@@ -118,6 +118,7 @@ class Evaluation:
 
     def __init__(self, engine: Engine, tx: Transaction, now: datetime, text: str) -> None:
         self.engine = engine
+        engine.begin(tx)
         self.tx = tx
         self.now = now
         self.text = text
@@ -266,11 +267,28 @@ class Engine:
         self._profiles: tuple[int, _Profiles] | None = None
         self._saved: tuple[int, dict[str, Node]] | None = None
         self._metrics: dict[str, tuple[tuple[Any, ...], SortedIndex]] = {}
+        self._tentative: Transaction | None = None
         #: ``(group, name)`` of tags that are valid before they exist.
         self.declared: set[tuple[str, str]] = set()
 
+    def begin(self, tx: Transaction) -> None:
+        """Called before each evaluation. Caches refreshed inside a write
+        transaction hold its uncommitted state; if that transaction did not
+        commit (its after-commit hook never ran), drop every cache."""
+        if self._tentative is not None and self._tentative is not tx:
+            self.reset()
+        if tx.write and self._tentative is None:
+            self._tentative = tx
+            tx.after_commit(lambda: self._committed(tx))
+
+    def _committed(self, tx: Transaction) -> None:
+        with self.lock:
+            if self._tentative is tx:
+                self._tentative = None
+
     def reset(self) -> None:
         with self.lock:
+            self._tentative = None
             self._tags = _TagCache()
             self._universe = self._profiles = self._saved = None
             self._metrics.clear()

@@ -217,6 +217,8 @@ class Segments:
         with self._ws.write() as tx:
             users = [s.name for s in tx.segments.all()
                      if any(isinstance(a, SegmentRef) and a.name == name for a in atoms(_parse_cached(s.expression)))]
+            users += [f"the rule for {r.tag}" for r in tx.tag_rules.all()
+                      if any(isinstance(a, SegmentRef) and a.name == name for a in atoms(_parse_cached(r.expression)))]
             if users:
                 raise ValidationError(f"segment {name!r} is used by {', '.join(users)}; change those first")
             deleted = tx.segments.delete(name)

@@ -47,7 +47,9 @@ class EventTracking:
     def _row(self, row: Mapping[str, Any], now: datetime) -> tuple[int, str, datetime, str | None, str]:
         unknown = set(row) - {"user_id", "kind", "at", "key", "properties"}
         if unknown:
-            raise ValidationError(f"unknown field(s) {sorted(unknown)}; an event has user_id, kind, at, key, properties")
+            raise ValidationError(
+                f"unknown field(s) {sorted(unknown)}; an event has user_id, kind, at, key, properties"
+            )
         uid = check_user_id(row.get("user_id"))
         kind = row.get("kind")
         if not isinstance(kind, str) or not _KIND.fullmatch(kind):

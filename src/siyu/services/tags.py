@@ -55,6 +55,10 @@ class Tags:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
         workspace.users.add_merge_participant(self)
+        from .tag_rules import TagRules
+
+        #: Rule-based tags: ``ws.tags.rules.add(tag, expression)``, see :class:`TagRules`.
+        self.rules = TagRules(workspace)
 
     # -- groups -----------------------------------------------------------------
     def define_group(self, name: str, *, exclusive: bool = False, description: str = "") -> TagGroup:
