@@ -36,10 +36,12 @@ The tree::
     │   ├── SelfInvite               a user cannot invite themselves
     │   ├── NotNewUser               only new users may be bound as invitees
     │   ├── CampaignClosed           the referral campaign has not started or has ended
-    │   └── PyramidSchemeRisk        a commission setup beyond the legal guards
+    │   ├── PyramidSchemeRisk        a commission setup beyond the legal guards
+    │   └── LegalHold                a legal hold blocks erasing/processing a person's data
     ├── PluginError                  a plugin is broken or registered twice
     ├── StorageError                 the backend failed (I/O, schema, driver)
-    │   └── SchemaVersionError
+    │   ├── SchemaVersionError
+    │   └── WrongKeyError            the secret key cannot open this database's personal data
     └── ChannelError                 a channel failed; ``retryable`` says if a
         │                            later attempt may succeed
         └── CallbackRejected         an inbound callback/webhook failed its
@@ -65,6 +67,7 @@ __all__ = [
     "GroupBuyClosed",
     "GroupBuyFull",
     "InvalidPhone",
+    "LegalHold",
     "MarginViolation",
     "NotFound",
     "NotNewUser",
@@ -82,6 +85,7 @@ __all__ = [
     "UnknownChannelError",
     "UnknownInviteCode",
     "ValidationError",
+    "WrongKeyError",
 ]
 
 
@@ -241,6 +245,15 @@ class StorageError(SiyuError):
 
 class SchemaVersionError(StorageError):
     """The database schema is newer than this siyu, or a migration failed."""
+
+
+class WrongKeyError(StorageError):
+    """The workspace's secret key is missing or is not the one the personal data was
+    encrypted with; nothing is decrypted (see the privacy guide)."""
+
+
+class LegalHold(PolicyViolation):
+    """A legal hold on the user blocks erasure and any processing except storage."""
 
 
 class ChannelError(SiyuError):

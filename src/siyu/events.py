@@ -42,6 +42,7 @@ __all__ = [
     "OrderLineInfo",
     "OrderRecorded",
     "OrderRefunded",
+    "PersonalDataErased",
     "PointsEarned",
     "PointsExpired",
     "PointsReversed",
@@ -112,6 +113,14 @@ class UsersUnmerged(Event):
     merge_id: int
     keep_id: int
     drop_id: int
+
+
+@attrs.frozen(kw_only=True)
+class PersonalDataErased(Event):
+    """A person's personal data was erased (``ws.privacy.erase``); ``pseudonym`` replaces them."""
+
+    user_id: int
+    pseudonym: str
 
 
 @attrs.frozen(kw_only=True)

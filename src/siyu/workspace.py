@@ -23,6 +23,7 @@ from .segments import Segments
 from .services.events_tracking import EventTracking
 from .services.lifecycle import Lifecycle
 from .services.points import Points
+from .services.privacy import Privacy
 from .services.referrals import Referrals
 from .services.tags import Tags
 from .services.users import Users
@@ -47,6 +48,7 @@ class Workspace:
         plugins: Iterable[object] = (),
         clock: Clock | None = None,
         tz: str | tzinfo = "Asia/Shanghai",
+        secret_key: str | bytes | None = None,
     ) -> None:
         if clock is not None and not callable(clock):
             raise ValidationError("clock must be a zero-argument callable returning an aware datetime")
@@ -63,6 +65,7 @@ class Workspace:
         #: Exceptions raised by ``siyu_on_event`` observers, newest last (bounded).
         self.observer_errors: list[tuple[Event, BaseException]] = []
         self._local = threading.local()
+        self.privacy = Privacy(self, secret_key=secret_key)
         self.users = Users(self)
         self.tags = Tags(self)
         self.points = Points(self)
@@ -173,6 +176,7 @@ def connect(
     plugins: Iterable[object] = (),
     clock: Clock | None = None,
     tz: str | tzinfo = "Asia/Shanghai",
+    secret_key: str | bytes | None = None,
 ) -> Workspace:
     """Open a workspace on the storage at ``url``.
 
@@ -180,6 +184,8 @@ def connect(
     plugin registers. ``plugins`` are extra plugin modules or objects (or
     importable module names). ``clock`` is a zero-argument callable returning
     an aware ``datetime`` (tests pass a fake one). ``tz`` is the business time
-    zone used for day boundaries.
+    zone used for day boundaries. ``secret_key`` (default: the environment
+    variable ``SIYU_SECRET_KEY``) encrypts personal data at rest; see the
+    privacy guide.
     """
-    return Workspace(url, plugins=plugins, clock=clock, tz=tz)
+    return Workspace(url, plugins=plugins, clock=clock, tz=tz, secret_key=secret_key)

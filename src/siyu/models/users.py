@@ -17,12 +17,28 @@ IDENTITY_KINDS: dict[str, str] = {
 }
 
 
+def _masked(value: object) -> str:
+    # Reprs end up in logs, tracebacks and CLI output: show 138****8000, never the number.
+    from ..privacy import mask_value
+
+    return repr(mask_value(value))
+
+
+def _masked_attributes(attributes: dict[str, Any]) -> str:
+    from ..privacy import DEFAULT_PERSONAL, mask_value
+
+    return repr({k: mask_value(v) if k in DEFAULT_PERSONAL else v for k, v in attributes.items()})
+
+
 @attrs.frozen(kw_only=True)
 class Identity:
-    """One way to reach or recognise a user on a channel."""
+    """One way to reach or recognise a user on a channel.
+
+    Its repr masks ``value`` (``'138****8000'``); read ``identity.value`` for the full value.
+    """
 
     kind: str
-    value: str
+    value: str = attrs.field(repr=_masked)
     scope: str = ""
     linked_at: datetime | None = None
 
@@ -44,7 +60,9 @@ class User:
     """A customer of the shop, as known across channels.
 
     ``id`` is a dense integer (segments keep bitmaps of ids). ``status`` is
-    ``"active"``, or ``"merged"`` once merged into ``merged_into``.
+    ``"active"``, ``"merged"`` once merged into ``merged_into``, or
+    ``"erased"`` after ``ws.privacy.erase``. The repr masks identities and
+    personal attributes; the fields themselves hold the full values.
     """
 
     id: int
@@ -52,7 +70,7 @@ class User:
     source: str | None = None
     source_campaign: str | None = None
     source_state: str | None = None
-    attributes: dict[str, Any] = attrs.field(factory=dict)
+    attributes: dict[str, Any] = attrs.field(factory=dict, repr=_masked_attributes)
     identities: tuple[Identity, ...] = ()
     status: str = "active"
     merged_into: int | None = None

@@ -184,6 +184,8 @@ class Users:
                         f"row {seen[(kind, scope, value)]}: {kind} {mask(kind, value)} already belongs to "
                         f"user {owner}; find them with ws.users.find({kind}=...) instead of adding"
                     )
+            for new, _ in prepared:
+                self._ws.privacy.check_attributes(tx, None, new.attributes, {})
             ids = tx.users.create([new for new, _ in prepared])
             tx.users.add_identities(
                 [(uid, ident) for uid, (_, identities) in zip(ids, prepared, strict=True) for ident in identities]
@@ -247,6 +249,7 @@ class Users:
             assert user is not None
             fields: dict[str, Any] = {}
             if attributes is not None:
+                self._ws.privacy.check_attributes(tx, uid, changes, user.attributes)
                 merged = dict(user.attributes)
                 for key, value in changes.items():
                     if value is None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
 from .contracts.fission import FissionStore
+from .contracts.privacy import PrivacyStore
 from .contracts.referrals import ReferralStore
 from .contracts.channels import ChannelStore
 from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
@@ -25,6 +26,7 @@ from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
 
 if TYPE_CHECKING:
     from ..events import Event
+    from ..privacy.keys import FieldCipher
 
 __all__ = ["Backend", "Capability", "Transaction"]
 
@@ -82,6 +84,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def idempotency(self) -> IdempotencyStore: ...
+
+    @property
+    @abc.abstractmethod
+    def privacy(self) -> PrivacyStore: ...
 
     @property
     @abc.abstractmethod
@@ -144,6 +150,8 @@ class Backend(abc.ABC):
 
     def __init__(self, url: StorageURL) -> None:
         self.url = url
+        #: Seals personal data when the workspace has a secret key (set by ``ws.privacy``).
+        self.cipher: FieldCipher | None = None
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:

@@ -12,6 +12,7 @@ from .fission import FissionStore
 from .commerce import CouponStore, GrowthEntry, OrderStats, OrderStore, ProductStore, TierStore
 from .meta import IdempotencyStore, MetaStore
 from .points import NewEntry, PointsStore
+from .privacy import NewAuditEntry, PrivacyStore
 from .referrals import ReferralStore
 from .segments import SegmentStore
 from .tags import TagStore
@@ -37,9 +38,11 @@ __all__ = [
     "FissionStore",
     "IdempotencyStore",
     "MetaStore",
+    "NewAuditEntry",
     "NewEntry",
     "NewUser",
     "PointsStore",
+    "PrivacyStore",
     "ReferralStore",
     "TagStore",
     "UserStore",

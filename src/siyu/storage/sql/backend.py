@@ -65,6 +65,12 @@ class SqlTransaction(Transaction):
         return SqlIdempotencyStore(self)
 
     @cached_property
+    def privacy(self):  # type: ignore[no-untyped-def,override]
+        from .privacy import SqlPrivacyStore
+
+        return SqlPrivacyStore(self)
+
+    @cached_property
     def referrals(self):  # type: ignore[no-untyped-def,override]
         from .referrals import SqlReferralStore
 

@@ -1,4 +1,16 @@
-"""Users, identities, consents and merges in SQL."""
+"""Users, identities, consents and merges in SQL.
+
+When the workspace has a secret key (``tx.backend.cipher``), personal data is
+sealed here, so every SQL backend encrypts it the same way:
+
+- phone and e-mail identities: ``value`` holds the keyed blind index (lookups
+  stay indexed equality matches), ``sealed`` the AES-GCM ciphertext;
+- attributes marked personal (setting ``privacy.personal``): moved out of the
+  ``attributes`` JSON into the sealed ``users.sealed`` column;
+- merge records: their payload (which lists moved identities) is sealed.
+
+Without a key everything is stored as given.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +20,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..._clock import from_us, from_us_required, to_us
+from ...errors import WrongKeyError
 from ...models.users import Consent, Identity, MergeRecord, User
+from ...privacy import DEFAULT_PERSONAL
+from ...privacy.keys import is_sealed
 from ..contracts import NewUser, UserStore
 
 if TYPE_CHECKING:
+    from ...privacy.keys import FieldCipher
     from .backend import SqlTransaction
+
+#: Identity kinds sealed under the workspace key (contact data that identifies a person).
+SEALED_KINDS = frozenset({"phone", "email"})
+#: Settings key holding the JSON list of attribute names sealed as personal data.
+PERSONAL_SETTING = "privacy.personal"
 
 _COLUMNS = (
     "id, created_at, source, source_campaign, source_state, attributes, status, merged_into, "
@@ -33,24 +54,74 @@ def _dump(attributes: dict[str, Any]) -> str:
     return json.dumps(attributes, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _need_key(what: str) -> WrongKeyError:
+    return WrongKeyError(
+        f"this database holds encrypted {what}; connect with its key: "
+        "siyu.connect(url, secret_key=...) or set SIYU_SECRET_KEY"
+    )
+
+
 class SqlUserStore(UserStore):
     def __init__(self, tx: SqlTransaction) -> None:
         self.tx = tx
+        self.cipher: FieldCipher | None = tx.backend.cipher
+        self._personal: frozenset[str] | None = None
 
+    # -- sealing helpers ------------------------------------------------------------------
+    def personal_names(self) -> frozenset[str]:
+        """Attribute names sealed as personal data (read once per transaction)."""
+        if self._personal is None:
+            raw = self.tx.meta.get(PERSONAL_SETTING)
+            self._personal = frozenset(json.loads(raw)) if raw else DEFAULT_PERSONAL
+        return self._personal
+
+    def _split(self, attributes: dict[str, Any]) -> tuple[str, str | None]:
+        """``(attributes JSON, sealed personal JSON or None)`` as stored."""
+        if self.cipher is None:
+            return _dump(attributes), None
+        personal = self.personal_names()
+        secret = {k: v for k, v in attributes.items() if k in personal}
+        if not secret:
+            return _dump(attributes), None
+        plain = {k: v for k, v in attributes.items() if k not in personal}
+        return _dump(plain), self.cipher.seal(_dump(secret), "user:attributes")
+
+    def _join(self, attributes: str, sealed: str | None) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(attributes)
+        if sealed:
+            if self.cipher is None:
+                raise _need_key("personal attributes")
+            result.update(json.loads(self.cipher.open(sealed, "user:attributes")))
+        return result
+
+    def token(self, kind: str, scope: str, value: str) -> str:
+        """What the ``identities.value`` column holds for an identity: its blind index if sealed."""
+        if self.cipher is not None and kind in SEALED_KINDS:
+            return self.cipher.blind(kind, scope, value)
+        return value
+
+    def _open_identity(self, kind: str, value: str, sealed: str | None) -> str:
+        if sealed is None:
+            return value
+        if self.cipher is None:
+            raise _need_key(f"{kind} identities")
+        return self.cipher.open(sealed, f"identity:{kind}")
+
+    # -- users ------------------------------------------------------------------------------
     def create(self, users: Sequence[NewUser]) -> list[int]:
         ids = self.tx.dialect.allocate_ids(self.tx, "users", len(users))
         self.tx.executemany(
-            "INSERT INTO users (id, created_at, source, source_campaign, source_state, attributes) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, created_at, source, source_campaign, source_state, attributes, sealed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (i, to_us(u.created_at), u.source, u.source_campaign, u.source_state, _dump(u.attributes))
+                (i, to_us(u.created_at), u.source, u.source_campaign, u.source_state, *self._split(u.attributes))
                 for i, u in zip(ids, users, strict=True)
             ],
         )
         return ids
 
     def get(self, user_id: int) -> User | None:
-        row = self.tx.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone()
+        row = self.tx.execute(f"SELECT {_COLUMNS}, sealed FROM users WHERE id = ?", (user_id,)).fetchone()
         if row is None:
             return None
         return User(
@@ -59,7 +130,7 @@ class SqlUserStore(UserStore):
             source=row[2],
             source_campaign=row[3],
             source_state=row[4],
-            attributes=json.loads(row[5]),
+            attributes=self._join(row[5], row[9]),
             identities=tuple(self.identities(user_id)),
             status=row[6],
             merged_into=row[7],
@@ -80,13 +151,18 @@ class SqlUserStore(UserStore):
         if unknown:
             raise ValueError(f"cannot update user columns {sorted(unknown)}")
         values: list[Any] = []
+        columns: list[str] = []
         for name, value in fields.items():
             if name == "attributes":
-                value = _dump(value)
-            elif isinstance(value, datetime):
+                plain, sealed = self._split(value)
+                columns.extend(("attributes", "sealed"))
+                values.extend((plain, sealed))
+                continue
+            if isinstance(value, datetime):
                 value = to_us(value)
+            columns.append(name)
             values.append(value)
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+        assignments = ", ".join(f"{name} = ?" for name in columns)
         self.tx.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*values, user_id))
 
     def count(self, status: str | None = "active") -> int:
@@ -102,34 +178,43 @@ class SqlUserStore(UserStore):
     def find_identity(self, kind: str, scope: str, value: str) -> int | None:
         row = self.tx.execute(
             "SELECT user_id FROM identities WHERE kind = ? AND scope = ? AND value = ?",
-            (kind, scope, value),
+            (kind, scope, self.token(kind, scope, value)),
         ).fetchone()
         return None if row is None else int(row[0])
 
     def find_identities(self, kind: str, scope: str, values: Sequence[str]) -> dict[str, int]:
+        by_token = {self.token(kind, scope, v): v for v in values}
         found: dict[str, int] = {}
-        for marks, chunk in self.tx.in_chunks(list(values)):
-            for value, user_id in self.tx.execute(
+        for marks, chunk in self.tx.in_chunks(list(by_token)):
+            for token, user_id in self.tx.execute(
                 f"SELECT value, user_id FROM identities WHERE kind = ? AND scope = ? AND value IN ({marks})",
                 (kind, scope, *chunk),
             ):
-                found[value] = user_id
+                found[by_token[token]] = user_id
         return found
 
     def add_identities(self, rows: Sequence[tuple[int, Identity]]) -> None:
+        cipher = self.cipher
         self.tx.executemany(
-            "INSERT INTO identities (user_id, kind, scope, value, linked_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO identities (user_id, kind, scope, value, sealed, linked_at) VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (user_id, i.kind, i.scope, i.value, to_us(i.linked_at) if i.linked_at else 0)
+                (
+                    user_id,
+                    i.kind,
+                    i.scope,
+                    self.token(i.kind, i.scope, i.value),
+                    cipher.seal(i.value, f"identity:{i.kind}") if cipher and i.kind in SEALED_KINDS else None,
+                    to_us(i.linked_at) if i.linked_at else 0,
+                )
                 for user_id, i in rows
             ],
         )
 
     def identities(self, user_id: int) -> list[Identity]:
         return [
-            Identity(kind=k, scope=s, value=v, linked_at=from_us(at))
-            for k, s, v, at in self.tx.execute(
-                "SELECT kind, scope, value, linked_at FROM identities WHERE user_id = ? ORDER BY id",
+            Identity(kind=k, scope=s, value=self._open_identity(k, v, sealed), linked_at=from_us(at))
+            for k, s, v, sealed, at in self.tx.execute(
+                "SELECT kind, scope, value, sealed, linked_at FROM identities WHERE user_id = ? ORDER BY id",
                 (user_id,),
             )
         ]
@@ -137,13 +222,13 @@ class SqlUserStore(UserStore):
     def move_identity(self, identity: Identity, to_user_id: int) -> None:
         self.tx.execute(
             "UPDATE identities SET user_id = ? WHERE kind = ? AND scope = ? AND value = ?",
-            (to_user_id, identity.kind, identity.scope, identity.value),
+            (to_user_id, identity.kind, identity.scope, self.token(identity.kind, identity.scope, identity.value)),
         )
 
     def remove_identity(self, user_id: int, identity: Identity) -> None:
         self.tx.execute(
             "DELETE FROM identities WHERE user_id = ? AND kind = ? AND scope = ? AND value = ?",
-            (user_id, identity.kind, identity.scope, identity.value),
+            (user_id, identity.kind, identity.scope, self.token(identity.kind, identity.scope, identity.value)),
         )
 
     def add_consent(self, user_id: int, consent: Consent) -> None:
@@ -174,9 +259,11 @@ class SqlUserStore(UserStore):
         ]
 
     def add_merge(self, keep_id: int, drop_id: int, at: datetime, payload: str) -> int:
+        # The payload lists the identities that moved, so it is personal data too.
+        stored = self.cipher.seal(payload, "user_merges:payload") if self.cipher else payload
         row = self.tx.execute(
             "INSERT INTO user_merges (keep_id, drop_id, at, payload) VALUES (?, ?, ?, ?) RETURNING id",
-            (keep_id, drop_id, to_us(at), payload),
+            (keep_id, drop_id, to_us(at), stored),
         ).fetchone()
         return int(row[0])
 
@@ -189,7 +276,12 @@ class SqlUserStore(UserStore):
         record = MergeRecord(
             id=row[0], keep_id=row[1], drop_id=row[2], at=from_us_required(row[3]), undone_at=from_us(row[5])
         )
-        return record, str(row[4])
+        payload = str(row[4])
+        if is_sealed(payload):
+            if self.cipher is None:
+                raise _need_key("merge records")
+            payload = self.cipher.open(payload, "user_merges:payload")
+        return record, payload
 
     def mark_unmerged(self, merge_id: int, at: datetime) -> None:
         self.tx.execute("UPDATE user_merges SET undone_at = ? WHERE id = ?", (to_us(at), merge_id))

@@ -24,12 +24,13 @@ from .base import ContractBase
 from .channels import ChannelsContract
 from .commerce import CommerceContract
 from .points import PointsContract
+from .privacy import PrivacyContract
 from .referrals import ReferralsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = ["ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
 
 
-class StorageContract(ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract):
+class StorageContract(ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract):
     """Every domain's contract. Subclass it and implement ``make_url``."""

@@ -22,4 +22,14 @@ MIGRATIONS = [
             "at {bigint} NOT NULL, payload {text} NOT NULL, undone_at {bigint})",
         ],
     ),
+    # Privacy: sealed personal data next to the clear columns. With a workspace key,
+    # identities.value holds a blind index and identities.sealed the AES-GCM ciphertext;
+    # users.sealed holds the personal attributes.
+    (
+        2,
+        [
+            "ALTER TABLE identities ADD COLUMN sealed {text}",
+            "ALTER TABLE users ADD COLUMN sealed {text}",
+        ],
+    ),
 ]

@@ -1,0 +1,558 @@
+"""Privacy (PIPL): encryption keys, consent checks, export, erasure, legal holds, audit.
+
+``ws.privacy`` is the one place an application answers a person's requests
+(个人信息主体权利): *what do you hold about me* (:meth:`Privacy.export`),
+*delete it* (:meth:`Privacy.erase`), and the operator's duties: record who
+did what (:meth:`Privacy.audit`), stop processing under a legal hold,
+respect withdrawn consent at once (:meth:`Privacy.may_contact`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+from dateutil.relativedelta import relativedelta
+
+from ..errors import ConsentRequired, LegalHold, PluginError, PolicyViolation, ValidationError, WrongKeyError
+from ..events import (
+    ConsentRecorded,
+    Event,
+    IdentityLinked,
+    IdentityUnlinked,
+    PersonalDataErased,
+    UsersMerged,
+    UsersUnmerged,
+)
+from ..hookspecs import hookimpl
+from ..models.privacy import AuditEntry, LegalHoldRecord, Tombstone
+from ..privacy import DEFAULT_PERSONAL, DEFAULT_SENSITIVE, mask_value
+from ..privacy.keys import FieldCipher, key_from_env, key_id_of
+from ..storage.contracts.privacy import NewAuditEntry
+from ._common import check_text, check_user_id, require_user
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Exporter", "Eraser", "Privacy"]
+
+#: Settings keys.
+KEY_CHECK = "privacy.key_check"
+PERSONAL = "privacy.personal"
+SENSITIVE = "privacy.sensitive"
+#: Consent purpose a person grants before sensitive personal information is stored.
+SENSITIVE_PURPOSE = "sensitive_data"
+#: Consent purpose whose withdrawal asks for non-personalized marketing only (PIPL art. 24).
+PERSONALIZATION_PURPOSE = "personalization"
+#: Audit entries are kept at least this long unless a shorter time is explicitly forced.
+MIN_AUDIT_RETENTION = relativedelta(years=3)
+_KEY_CHECK_TEXT = "siyu key check"
+
+#: ``fn(ws, user_id) -> JSON-able``: a domain's part of a person's export.
+Exporter = Callable[["Workspace", int], Any]
+#: ``fn(tx, user_ids) -> count or dict``: remove a domain's personal data of these users
+#: inside the erasure transaction (keep amounts and ids; drop names, addresses, texts).
+Eraser = Callable[["Transaction", list[int]], Any]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert models, datetimes, Decimals and sets into plain JSON values."""
+    if attrs.has(type(value)):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+class _Auditor:
+    """Writes audit entries for account changes other services announce as events."""
+
+    _ACTIONS: ClassVar[dict[type[Event], str]] = {
+        ConsentRecorded: "consent.recorded",
+        IdentityLinked: "identity.linked",
+        IdentityUnlinked: "identity.unlinked",
+        UsersMerged: "users.merged",
+        UsersUnmerged: "users.unmerged",
+    }
+
+    def __init__(self, privacy: Privacy) -> None:
+        self._privacy = privacy
+
+    @hookimpl
+    def siyu_on_event(self, event: Event) -> None:
+        action = self._ACTIONS.get(type(event))
+        if action is None:
+            return
+        details = {k: v for k, v in to_jsonable(event).items() if k not in {"at", "user_id"}}
+        self._privacy.log(action, user_id=getattr(event, "user_id", None), details=details, at=event.at)
+
+
+class Privacy:
+    """``ws.privacy``: keys, consent checks, export, erasure, legal holds, audit log."""
+
+    def __init__(self, workspace: Workspace, *, secret_key: str | bytes | None = None) -> None:
+        self._ws = workspace
+        self._exporters: dict[str, Exporter] = {}
+        self._erasers: dict[str, Eraser] = {}
+        self._local = threading.local()
+        self._per_tx: weakref.WeakKeyDictionary[Transaction, tuple[frozenset[str], frozenset[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        secret = secret_key if secret_key is not None else key_from_env()
+        try:
+            cipher = FieldCipher(secret) if secret else None
+            self._open_key(cipher)
+        except BaseException:
+            workspace.backend.close()
+            raise
+        workspace.backend.cipher = cipher
+        workspace.pm.register(_Auditor(self), name="siyu.privacy.auditor")
+
+    # -- keys ------------------------------------------------------------------------------------
+    @property
+    def key_id(self) -> str | None:
+        """Identifier of the workspace key (not the key), or ``None`` when data is stored in clear."""
+        cipher = self._ws.backend.cipher
+        return None if cipher is None else cipher.key_id
+
+    @property
+    def encrypted(self) -> bool:
+        return self._ws.backend.cipher is not None
+
+    def _open_key(self, cipher: FieldCipher | None) -> None:
+        with self._ws.read() as tx:
+            check = tx.meta.get(KEY_CHECK)
+        if check is not None:
+            if cipher is None:
+                raise WrongKeyError(
+                    "this database's personal data is encrypted; connect with its key: "
+                    "siyu.connect(url, secret_key=...) or set SIYU_SECRET_KEY"
+                )
+            _verify(cipher, check)
+            return
+        if cipher is None:
+            return
+        # First connection with a key: encrypt what is already stored, once, atomically.
+        with self._ws.write() as tx:
+            check = tx.meta.get(KEY_CHECK)
+            if check is not None:  # another process got there first
+                _verify(cipher, check)
+                return
+            counts = tx.privacy.reseal(None, cipher, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
+            tx.meta.set(KEY_CHECK, cipher.seal(_KEY_CHECK_TEXT, KEY_CHECK))
+            self._append(tx, "privacy.encryption_enabled", details={"key_id": cipher.key_id, **counts})
+
+    def rotate_key(self, new_key: str | bytes) -> dict[str, int]:
+        """Re-encrypt every personal value under ``new_key`` (one transaction) and switch
+        this workspace to it. Other processes must reconnect with the new key; until
+        they do, they get :class:`~siyu.errors.WrongKeyError` rather than wrong data.
+        Also turns encryption on for a workspace that had no key. Returns counts."""
+        new = FieldCipher(new_key)
+        old = self._ws.backend.cipher
+        if old is not None and old.key_id == new.key_id:
+            raise ValidationError("the new key is the key in use; generate another with `siyu privacy generate-key`")
+        with self._ws.write() as tx:
+            counts = tx.privacy.reseal(old, new, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
+            tx.meta.set(KEY_CHECK, new.seal(_KEY_CHECK_TEXT, KEY_CHECK))
+            self._append(
+                tx,
+                "privacy.key_rotated",
+                details={"from_key_id": old.key_id if old else None, "to_key_id": new.key_id, **counts},
+            )
+            tx.meta.bump("users")
+            tx.after_commit(lambda: setattr(self._ws.backend, "cipher", new))
+        return counts
+
+    # -- personal and sensitive attributes ---------------------------------------------------------
+    def _names(self, tx: Transaction, setting: str, default: frozenset[str]) -> frozenset[str]:
+        raw = tx.meta.get(setting)
+        return frozenset(json.loads(raw)) if raw else default
+
+    def _guarded(self, tx: Transaction) -> tuple[frozenset[str], frozenset[str]]:
+        # Read once per transaction: a bulk import checks every row against the same sets.
+        cached = self._per_tx.get(tx)
+        if cached is None:
+            cached = (self._names(tx, PERSONAL, DEFAULT_PERSONAL), self._names(tx, SENSITIVE, DEFAULT_SENSITIVE))
+            self._per_tx[tx] = cached
+        return cached
+
+    def personal_attributes(self) -> frozenset[str]:
+        """Attribute names treated as personal information (sealed at rest with a key)."""
+        with self._ws.read() as tx:
+            return self._names(tx, PERSONAL, DEFAULT_PERSONAL)
+
+    def sensitive_attributes(self) -> frozenset[str]:
+        """Attribute names that are sensitive personal information (need separate consent)."""
+        with self._ws.read() as tx:
+            return self._names(tx, SENSITIVE, DEFAULT_SENSITIVE)
+
+    def mark_personal(self, *names: str, sensitive: bool = False) -> frozenset[str]:
+        """Treat attributes ``names`` as personal (and, with ``sensitive=True``, as sensitive).
+
+        Values already stored under those names are sealed now when the
+        workspace has a key. Returns the personal attribute names.
+        """
+        checked = [check_text(n, "attribute name", max_length=64) for n in names]
+        if not checked:
+            raise ValidationError("name at least one attribute, e.g. mark_personal('wechat_name')")
+        with self._ws.write() as tx:
+            personal = self._names(tx, PERSONAL, DEFAULT_PERSONAL) | set(checked)
+            tx.meta.set(PERSONAL, json.dumps(sorted(personal)))
+            if sensitive:
+                marked = self._names(tx, SENSITIVE, DEFAULT_SENSITIVE) | set(checked)
+                tx.meta.set(SENSITIVE, json.dumps(sorted(marked)))
+            cipher = self._ws.backend.cipher
+            counts = tx.privacy.reseal(cipher, cipher, personal) if cipher is not None else {}
+            self._append(
+                tx, "privacy.attributes_marked", details={"names": sorted(checked), "sensitive": sensitive, **counts}
+            )
+            tx.meta.bump("users")
+        return frozenset(personal)
+
+    def check_attributes(
+        self, tx: Transaction, user_id: int | None, changes: Mapping[str, Any], before: Mapping[str, Any]
+    ) -> None:
+        """Called by ``ws.users`` before attributes are stored: refuse sensitive values
+        without the person's separate consent; audit personal changes (masked)."""
+        if not changes:
+            return
+        personal, sensitive = self._guarded(tx)
+        touched = sorted(k for k in changes if k in personal or k in sensitive)
+        if not touched:
+            return
+        wanted = [k for k in touched if k in sensitive and changes[k] is not None]
+        if wanted and (user_id is None or not self._consented(tx, user_id, SENSITIVE_PURPOSE)):
+            who = "a new user" if user_id is None else f"user {user_id}"
+            raise ConsentRequired(
+                f"{', '.join(wanted)} is sensitive personal information; {who} must give separate consent "
+                f"first: ws.users.consent(user_id, purpose={SENSITIVE_PURPOSE!r}, notice_version=...)"
+                + (", after ws.users.add(...) without it" if user_id is None else "")
+            )
+        if user_id is not None:
+            self._append(
+                tx,
+                "user.personal_changed",
+                user_id=user_id,
+                details={"attributes": touched},
+                before={k: mask_value(before[k]) for k in touched if k in before},
+                after={k: mask_value(changes[k]) for k in touched if changes[k] is not None},
+            )
+
+    # -- consent ------------------------------------------------------------------------------------
+    def _consented(self, tx: Transaction, user_id: int, purpose: str, channel: str = "*") -> bool | None:
+        decision: bool | None = None
+        for record in tx.users.consents(user_id):
+            if record.purpose == purpose and record.channel in (channel, "*"):
+                decision = record.granted
+        return decision
+
+    def may_contact(self, user_id: int, *, purpose: str = "marketing", channel: str = "*") -> bool:
+        """Whether siyu may process this person for ``purpose`` on ``channel`` right now:
+        the latest consent grants it, the user is active (not erased or merged away)
+        and no legal hold blocks processing. Campaigns call this before every send,
+        so a withdrawal takes effect at once."""
+        uid = check_user_id(user_id)
+        with self._ws.read() as tx:
+            user = tx.users.get(uid)
+            if user is None or user.status != "active":
+                return False
+            if any(h.active for h in tx.privacy.holds(uid)):
+                return False
+            return bool(self._consented(tx, uid, purpose, channel))
+
+    def personalization_allowed(self, user_id: int) -> bool:
+        """``False`` once the person refused personalized marketing (consent purpose
+        ``"personalization"`` withdrawn): campaigns must then send their non-personalized
+        variant (PIPL art. 24). Allowed until refused."""
+        uid = check_user_id(user_id)
+        with self._ws.read() as tx:
+            require_user(tx, uid, active=False)
+            return self._consented(tx, uid, PERSONALIZATION_PURPOSE) is not False
+
+    # -- export ---------------------------------------------------------------------------------------
+    def register_exporter(self, name: str, exporter: Exporter) -> None:
+        """Add a domain's part to :meth:`export`: ``exporter(ws, user_id)`` returns JSON-able data."""
+        if name in self._exporters or name in _BUILTIN_SECTIONS:
+            raise PluginError(f"an exporter named {name!r} is already registered; pick another name")
+        self._exporters[name] = exporter
+
+    def register_eraser(self, name: str, eraser: Eraser) -> None:
+        """Add a domain's step to :meth:`erase`: ``eraser(tx, user_ids)`` removes that domain's
+        personal data (names, addresses, free text) inside the erasure transaction."""
+        if name in self._erasers:
+            raise PluginError(f"an eraser named {name!r} is already registered; pick another name")
+        self._erasers[name] = eraser
+
+    def export(self, user_id: int) -> dict[str, Any]:
+        """Everything held about a person, as JSON-able data (values in full: it is their own).
+
+        Sections: ``user`` (profile and identities), ``consents``, ``tags``,
+        ``points``, ``legal_holds``, ``erasure``, ``audit`` (what was done with
+        their data), plus one per registered exporter (orders, referrals,
+        messages ... as those domains register). The export is audited.
+        """
+        uid = check_user_id(user_id)
+        with self._ws.write() as tx:
+            require_user(tx, uid, active=False)
+            user = tx.users.get(uid)
+            assert user is not None
+            data: dict[str, Any] = {
+                "format": "siyu.privacy.export/1",
+                "exported_at": self._ws.now().isoformat(),
+                "user": to_jsonable(user),
+                "consents": to_jsonable(tx.users.consents(uid)),
+                "tags": to_jsonable(self._ws.tags.history(uid)),
+                "points": {
+                    "balance": self._ws.points.balance(uid),
+                    "entries": to_jsonable(self._ws.points.history(uid)),
+                },
+                "legal_holds": to_jsonable(tx.privacy.holds(uid)),
+                "erasure": to_jsonable(tx.privacy.tombstone(uid)),
+                "audit": to_jsonable(tx.privacy.audit(user_id=uid, limit=100_000)),
+            }
+            for name, exporter in self._exporters.items():
+                data[name] = to_jsonable(exporter(self._ws, uid))
+            self._append(tx, "privacy.export", user_id=uid, details={"sections": sorted(data)})
+        json.dumps(data, ensure_ascii=False)  # fail here, not in the caller, if a section is not JSON
+        return data
+
+    # -- erasure --------------------------------------------------------------------------------------
+    def erase(self, user_id: int, *, reason: str = "data subject request") -> Tombstone:
+        """Erase a person's personal data everywhere; keep ledgers and aggregates consistent.
+
+        Identities, attributes (clear and sealed), merge records and what
+        registered erasers remove (order addresses, messages ...) are deleted;
+        the user row, points ledger, tags and consents stay under the user id,
+        which from now on is a pseudonym. Writes a :class:`Tombstone` and an
+        audit entry. Refused with :class:`~siyu.errors.LegalHold` while a hold is
+        active. Erasing twice returns the first tombstone.
+        """
+        uid = check_user_id(user_id)
+        why = check_text(reason, "reason", max_length=200)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            require_user(tx, uid, lock=True, active=False)
+            done = tx.privacy.tombstone(uid)
+            if done is not None:
+                return done
+            user = tx.users.get(uid)
+            assert user is not None
+            if user.status == "merged":
+                raise ValidationError(
+                    f"user {uid} was merged into user {user.merged_into}; erase user {user.merged_into} "
+                    "(that erases the merged-away record too)"
+                )
+            held = [h for h in tx.privacy.holds(uid) if h.active]
+            if held:
+                raise LegalHold(
+                    f"user {uid} is under legal hold #{held[0].id} ({held[0].reason}); erasure is blocked "
+                    f"until it is released with ws.privacy.release_hold({held[0].id})"
+                )
+            ids = sorted(self._aliases(tx, uid))
+            counts: dict[str, Any] = {}
+            for name, eraser in self._erasers.items():
+                counts[name] = to_jsonable(eraser(tx, ids))
+            counts.update(tx.privacy.erase_person(ids))
+            tombstone = Tombstone(
+                user_id=uid, pseudonym=f"anon-{secrets.token_hex(8)}", erased_at=now, erased_by=self.actor, reason=why
+            )
+            tx.privacy.add_tombstone(tombstone)
+            self._append(
+                tx,
+                "privacy.erase",
+                user_id=uid,
+                details={"reason": why, "pseudonym": tombstone.pseudonym, "user_ids": ids, "removed": counts},
+            )
+            tx.emit(PersonalDataErased(at=now, user_id=uid, pseudonym=tombstone.pseudonym))
+            tx.meta.bump("users")
+        return tombstone
+
+    def _aliases(self, tx: Transaction, user_id: int) -> set[int]:
+        """The user and every user merged into them (transitively)."""
+        found = {user_id}
+        frontier = [user_id]
+        while frontier:
+            for uid in tx.privacy.merged_into(frontier.pop()):
+                if uid not in found:
+                    found.add(uid)
+                    frontier.append(uid)
+        return found
+
+    def tombstone(self, user_id: int) -> Tombstone | None:
+        """The erasure record of a user, or ``None`` if not erased."""
+        uid = check_user_id(user_id)
+        with self._ws.read() as tx:
+            return tx.privacy.tombstone(uid)
+
+    # -- legal holds ----------------------------------------------------------------------------------
+    def hold(self, user_id: int, *, reason: str) -> LegalHoldRecord:
+        """Place a legal hold: erasure and processing other than storage stop until released."""
+        why = check_text(reason, "reason", max_length=200)
+        now = self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True, active=False)
+            hold_id = tx.privacy.add_hold(uid, why, now, self.actor)
+            self._append(tx, "privacy.hold_placed", user_id=uid, details={"hold_id": hold_id, "reason": why})
+            record = next(h for h in tx.privacy.holds(uid) if h.id == hold_id)
+        return record
+
+    def release_hold(self, hold_id: int) -> LegalHoldRecord:
+        """Release a legal hold (idempotent)."""
+        from ._common import check_int
+
+        hid = check_int(hold_id, "hold_id", minimum=1)
+        with self._ws.write() as tx:
+            record = tx.privacy.release_hold(hid, self._ws.now(), self.actor)
+            if record is None:
+                from ..errors import NotFound
+
+                raise NotFound(f"no legal hold #{hid}; list a user's holds with ws.privacy.holds(user_id)")
+            self._append(tx, "privacy.hold_released", user_id=record.user_id, details={"hold_id": hid})
+        return record
+
+    def holds(self, user_id: int) -> list[LegalHoldRecord]:
+        """A user's legal holds, active and released, oldest first."""
+        with self._ws.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            return tx.privacy.holds(uid)
+
+    # -- audit log ------------------------------------------------------------------------------------
+    @property
+    def actor(self) -> str:
+        """Who the current thread acts as in audit entries (``"system"`` by default)."""
+        return getattr(self._local, "actor", None) or "system"
+
+    @contextmanager
+    def acting_as(self, actor: str) -> Iterator[None]:
+        """Attribute every audit entry written in this block to ``actor``
+        (``"operator:alice"``, ``"cli"``)::
+
+            with ws.privacy.acting_as("operator:alice"):
+                ws.privacy.erase(42)
+        """
+        name = check_text(actor, "actor", max_length=128)
+        previous = getattr(self._local, "actor", None)
+        self._local.actor = name
+        try:
+            yield
+        finally:
+            self._local.actor = previous
+
+    def _append(
+        self,
+        tx: Transaction,
+        action: str,
+        *,
+        user_id: int | None = None,
+        details: Mapping[str, Any] | None = None,
+        before: Any = None,
+        after: Any = None,
+        at: datetime | None = None,
+    ) -> int:
+        entry = NewAuditEntry(
+            at=at or self._ws.now(),
+            actor=self.actor,
+            action=action,
+            user_id=user_id,
+            details=to_jsonable(dict(details or {})),
+            before=to_jsonable(before),
+            after=to_jsonable(after),
+        )
+        return tx.privacy.append_audit([entry])[0]
+
+    def log(
+        self,
+        action: str,
+        *,
+        user_id: int | None = None,
+        details: Mapping[str, Any] | None = None,
+        before: Any = None,
+        after: Any = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Append an entry to the audit log (in the current transaction if there is one).
+
+        Pass masked values only (:func:`siyu.privacy.mask_value`): the log is
+        kept for years and must not become a copy of the personal data.
+        """
+        name = check_text(action, "action", max_length=64)
+        if user_id is not None:
+            check_user_id(user_id)
+        with self._ws.write() as tx:
+            return self._append(tx, name, user_id=user_id, details=details, before=before, after=after, at=at)
+
+    def audit(
+        self,
+        *,
+        user_id: int | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """Audit entries matching every given filter, oldest first."""
+        with self._ws.read() as tx:
+            return tx.privacy.audit(
+                user_id=user_id, action=action, actor=actor, since=since, until=until, limit=limit
+            )
+
+    def purge_audit(self, *, older_than: relativedelta | None = None, force: bool = False) -> int:
+        """Delete audit entries older than ``older_than`` (default: 3 years).
+
+        Keeping less than 3 years is refused unless ``force=True`` (do that only
+        when your legal team says so). The purge itself is audited.
+        """
+        keep = older_than or MIN_AUDIT_RETENTION
+        now = self._ws.now()
+        if now - keep > now - MIN_AUDIT_RETENTION and not force:
+            raise PolicyViolation(
+                "audit entries are kept at least 3 years; pass a longer older_than, or force=True if a "
+                "shorter retention is really required"
+            )
+        cutoff = now - keep
+        with self._ws.write() as tx:
+            removed = tx.privacy.purge_audit(cutoff)
+            self._append(tx, "privacy.audit_purged", details={"before": cutoff.isoformat(), "removed": removed})
+        return removed
+
+
+_BUILTIN_SECTIONS = {
+    "format",
+    "exported_at",
+    "user",
+    "consents",
+    "tags",
+    "points",
+    "legal_holds",
+    "erasure",
+    "audit",
+}
+
+
+def _verify(cipher: FieldCipher, check: str) -> None:
+    stored = key_id_of(check)
+    if stored != cipher.key_id:
+        raise WrongKeyError(
+            f"the secret key given (key id {cipher.key_id}) is not the key this database's personal data is "
+            f"encrypted with (key id {stored}); connect with that key, or rotate with `siyu privacy rotate-key`"
+        )
+    if cipher.open(check, KEY_CHECK) != _KEY_CHECK_TEXT:
+        raise WrongKeyError("the key check of this database did not decrypt correctly; nothing was decrypted")
