@@ -11,6 +11,19 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Counter values seen by each read transaction: a read sees one snapshot, so
+# several caches on the same counter need only one query per transaction.
+_SEEN: weakref.WeakKeyDictionary[Transaction, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def _version(tx: Transaction, counter: str) -> int:
+    if tx.write:
+        return tx.meta.version(counter)
+    seen = _SEEN.setdefault(tx, {})
+    if counter not in seen:
+        seen[counter] = tx.meta.version(counter)
+    return seen[counter]
+
 
 class VersionedCache(Generic[T]):
     """Values loaded per ``tx.meta.version(counter)``.
@@ -27,7 +40,7 @@ class VersionedCache(Generic[T]):
         self._per_tx: weakref.WeakKeyDictionary[Transaction, tuple[int, T]] = weakref.WeakKeyDictionary()
 
     def get(self, tx: Transaction) -> T:
-        version = tx.meta.version(self._counter)
+        version = _version(tx, self._counter)
         if not tx.write:
             if self._shared is None or self._shared[0] != version:
                 self._shared = (version, self._load(tx))

@@ -214,6 +214,8 @@ class Quote:
 def floor_fen(product: Product, qty: int, rules: StackingRules) -> int:
     """The least a line of ``qty`` may sell for: cost / (1 - margin), rounded up."""
     margin = product.min_margin if product.min_margin is not None else rules.margin_floor
+    if not margin:
+        return product.cost_fen * qty
     return math.ceil(Fraction(product.cost_fen * qty) / (1 - Fraction(margin)))
 
 
@@ -233,86 +235,142 @@ def _distribute(total: int, weights: Sequence[int]) -> list[int]:
 class _Prepared:
     """Per-cart facts computed once and reused by every combination."""
 
-    def __init__(self, lines: Sequence[CartLine], offers: Sequence[Offer], rules: StackingRules) -> None:
+    def __init__(self, lines: Sequence[CartLine], offers: Sequence[Offer], rules: StackingRules,
+                 eligible: Sequence[list[int]] | None = None) -> None:
         self.lines = lines
+        self.offers = offers
         self.rules = rules
+        self.discounted = rules.base == "discounted"
         self.original = [line.unit_fen * line.qty for line in lines]
         self.floors = [floor_fen(line.product, line.qty, rules) if rules.guard else 0 for line in lines]
-        self.eligible: dict[int, list[int]] = {}
-        for index, offer in enumerate(offers):
-            self.eligible[index] = [
+        self.traffic = [line.product.role is ProductRole.TRAFFIC for line in lines]
+        self.eligible: list[list[int]] = []
+        self.targets: list[dict[int, int]] = []
+        for n, offer in enumerate(offers):
+            idx = eligible[n] if eligible is not None else [
                 i for i, line in enumerate(lines)
-                if offer.eligible(line.product) and not (offer.activity is not None and line.explicit)
-            ]
+                if offer.eligible(line.product) and not (offer.activity is not None and line.explicit)]
+            self.eligible.append(idx)
+            if offer.activity is not None:
+                prices = offer.activity.prices_fen
+                self.targets.append({i: prices[lines[i].product.sku] * lines[i].qty for i in idx})
+            else:
+                self.targets.append({})
+        self.labels = [offer.label for offer in offers]
+        self.order = {i: (offer.priority, offer.kind != "activity", i) for i, offer in enumerate(offers)}
 
 
-def _evaluate(prep: _Prepared, offers: Sequence[Offer], chosen: Sequence[int]) -> tuple[
-        int, list[int], list[list[str]], list[tuple[str, int]], list[tuple[str, int, int]], list[str]]:
-    rules = prep.rules
-    current = list(prep.original)
+_State = tuple[tuple[int, ...], tuple[int, ...], int]
+"""Line amounts after some offers, the offers applied (in order), coupons that saved something."""
+
+
+def _wanted(prep: _Prepared, index: int, current: Sequence[int]) -> dict[int, int] | None:
+    """Per-line discounts an offer wants on ``current`` (None: its condition is not met)."""
+    offer = prep.offers[index]
+    ref = current if prep.discounted else prep.original
+    if offer.activity is not None:
+        return {i: ref[i] - target for i, target in prep.targets[index].items() if ref[i] > target}
+    t = offer.template
+    assert t is not None
+    idx = prep.eligible[index]
+    base = sum(ref[i] for i in idx)
+    if base <= 0 or base < t.threshold_fen:
+        return None
+    if t.kind == "free_item":
+        free = {i: ref[i] // prep.lines[i].qty for i in idx if prep.lines[i].qty >= t.min_qty}
+        return free or None
+    if t.kind == "amount_off":
+        off = min(t.amount_fen, base)
+    else:
+        off = base * t.percent // 100
+        if t.cap_fen is not None:
+            off = min(off, t.cap_fen)
+    return dict(zip(idx, _distribute(off, [ref[i] for i in idx]), strict=True))
+
+
+def _take(prep: _Prepared, index: int, current: list[int], left: int | None) -> tuple[dict[int, tuple[int, int]], int]:
+    """What an offer takes from each line: ``{line: (taken, wanted)}`` and the loss-leader budget used.
+    Never below a line's floor (beyond a loss leader's budget on traffic items), never below 0."""
+    wanted = _wanted(prep, index, current)
+    taken: dict[int, tuple[int, int]] = {}
+    used = 0
+    if not wanted:
+        return taken, used
+    leader = prep.offers[index].loss_leader
+    for i, want in wanted.items():
+        want = min(want, current[i])
+        if want <= 0:
+            continue
+        allowed = current[i] - prep.floors[i]
+        if allowed < 0:
+            allowed = 0
+        if want > allowed and leader and prep.traffic[i]:
+            extra = want - allowed if left is None else min(want - allowed, left)
+            if left is not None:
+                left -= extra
+            used += extra
+            allowed += extra
+        taken[i] = (want if want < allowed else allowed, want)
+    return taken, used
+
+
+def _bound(prep: _Prepared, current: Sequence[int], rest: Sequence[int]) -> int:
+    """An upper bound of what offers ``rest`` can still take off ``current``."""
+    total = 0
+    for index in rest:
+        t = prep.offers[index].template
+        if t is None or not prep.discounted:
+            return sum(current)  # activities and original-base stacking: no cheap bound
+        base = sum(current[i] for i in prep.eligible[index])
+        if t.kind == "amount_off":
+            total += min(t.amount_fen, base)
+        elif t.kind == "percent_off":
+            total += min(base * t.percent // 100, t.cap_fen if t.cap_fen is not None else base)
+        else:
+            total += max((current[i] for i in prep.eligible[index]), default=0)
+    return total
+
+
+def _apply(prep: _Prepared, state: _State, index: int) -> _State:
+    current = list(state[0])
+    taken, _ = _take(prep, index, current, prep.offers[index].budget_left_fen)
+    saved = 0
+    for i, (take, _) in taken.items():
+        current[i] -= take
+        saved += take
+    coupon = 1 if saved and prep.offers[index].kind == "coupon" else 0
+    return tuple(current), (*state[1], index), state[2] + coupon
+
+
+def _explain(prep: _Prepared, state: _State) -> tuple[list[list[str]], list[tuple[str, int]],
+                                                       list[tuple[str, int, int]], list[str]]:
+    """Replay the winning combination, writing down what each offer did and why."""
     notes: list[list[str]] = [[] for _ in prep.lines]
     applied: list[tuple[str, int]] = []
     budget: list[tuple[str, int, int]] = []
     unmet: list[str] = []
-    for index in sorted(chosen, key=lambda i: (offers[i].priority, offers[i].kind != "activity", i)):
-        offer = offers[index]
-        idx = prep.eligible[index]
-        ref = current if rules.base == "discounted" else prep.original
-        wanted = [0] * len(prep.lines)
-        if offer.activity is not None:
-            for i in idx:
-                target = offer.activity.prices_fen[prep.lines[i].product.sku] * prep.lines[i].qty
-                wanted[i] = max(0, ref[i] - target)
-        else:
-            t = offer.template
-            assert t is not None
-            base = sum(ref[i] for i in idx)
-            if t.kind == "free_item":
-                for i in idx:
-                    if prep.lines[i].qty >= t.min_qty and base >= t.threshold_fen:
-                        wanted[i] = ref[i] // prep.lines[i].qty
-            elif base > 0 and base >= t.threshold_fen:
-                if t.kind == "amount_off":
-                    off = min(t.amount_fen, base)
-                else:
-                    off = base * t.percent // 100
-                    if t.cap_fen is not None:
-                        off = min(off, t.cap_fen)
-                for i, share in zip(idx, _distribute(off, [ref[i] for i in idx]), strict=True):
-                    wanted[i] = share
-            if not any(wanted):
-                unmet.append(f"{offer.label}: its condition is not met by this cart")
-                continue
-        left = offer.budget_left_fen
-        saved = 0
-        used = 0
-        for i in idx:
-            want = min(wanted[i], current[i])
-            if want <= 0:
-                continue
-            floor = prep.floors[i]
-            allowed = max(0, current[i] - floor)
-            if want > allowed and offer.loss_leader and prep.lines[i].product.role is ProductRole.TRAFFIC:
-                extra = want - allowed
-                if left is not None:
-                    extra = min(extra, left)
-                    left -= extra
-                used += extra
-                allowed += extra
-            got = min(want, allowed)
-            if got < want:
-                notes[i].append(f"{offer.label}: -{to_yuan(got)} (limited from -{to_yuan(want)} by the margin floor)")
-            elif got:
-                notes[i].append(f"{offer.label}: -{to_yuan(got)}")
-            current[i] -= got
-            saved += got
+    current = list(prep.original)
+    for index in state[1]:
+        label = prep.labels[index]
+        if _wanted(prep, index, current) is None:
+            unmet.append(f"{label}: its condition is not met by this cart")
+            continue
+        taken, used = _take(prep, index, current, prep.offers[index].budget_left_fen)
+        for i, (take, want) in sorted(taken.items()):
+            if take < want:
+                notes[i].append(f"{label}: -{to_yuan(take)} (limited from -{to_yuan(want)} by the margin floor)")
+            elif take:
+                notes[i].append(f"{label}: -{to_yuan(take)}")
+            current[i] -= take
+        saved = sum(take for take, _ in taken.values())
         if saved:
-            applied.append((offer.label, saved))
+            applied.append((label, saved))
             if used:
+                offer = prep.offers[index]
                 budget.append((offer.kind, offer.source_id, used))
         else:
-            unmet.append(f"{offer.label}: no saving left on this cart (margin floor)")
-    return sum(current), current, notes, applied, budget, unmet
+            unmet.append(f"{label}: no saving left on this cart (margin floor)")
+    return notes, applied, budget, unmet
 
 
 def _combinations(offers: Sequence[Offer], rules: StackingRules, max_multi: int = 8) -> Iterable[tuple[int, ...]]:
@@ -341,37 +399,54 @@ def best_quote(user_id: int, lines: Sequence[CartLine], offers: Sequence[Offer],
                skipped: Sequence[str] = (), *, required: set[str] | None = None) -> Quote:
     """Try every legal combination; return the cheapest for the user (ties: the
     one that uses fewer coupons, so the user keeps them). With ``required``
-    (coupon codes), only combinations using all of them count."""
-    prep = _Prepared(lines, offers, rules)
-    live = [i for i in range(len(offers)) if prep.eligible[i]]
+    (coupon codes), only combinations using all of them count.
+
+    Combinations share prefixes (activities apply before coupons), so states
+    are memoized by the offers applied so far; explanations are built only
+    for the winner."""
+    eligible = [[i for i, line in enumerate(lines)
+                 if offer.eligible(line.product) and not (offer.activity is not None and line.explicit)]
+                for offer in offers]
+    live = [i for i in range(len(offers)) if eligible[i]]
     not_eligible = [f"{offers[i].label}: nothing in the cart is eligible" for i in range(len(offers))
-                    if not prep.eligible[i]]
+                    if not eligible[i]]
     sub = [offers[i] for i in live]
-    prep_sub = _Prepared(lines, sub, rules)
-    best: tuple[Any, ...] | None = None
+    prep = _Prepared(lines, sub, rules, [eligible[i] for i in live])
+    memo: dict[tuple[int, ...], _State] = {(): (tuple(prep.original), (), 0)}
+    best: tuple[tuple[int, int, int], tuple[int, ...], _State] | None = None
     for combo in _combinations(sub, rules):
         if required and not required <= {sub[i].code for i in combo}:
             continue
-        result = _evaluate(prep_sub, sub, combo)
-        coupons = sum(1 for i in combo if sub[i].kind == "coupon" and any(
-            label == sub[i].label for label, _ in result[3]))
-        rank = (result[0], coupons, len(combo))
+        ordered = tuple(sorted(combo, key=prep.order.__getitem__))
+        state = memo.get(ordered)
+        if state is None:
+            cut = len(ordered)
+            while ordered[:cut] not in memo:
+                cut -= 1
+            state = memo[ordered[:cut]]
+            if best is not None and sum(state[0]) - _bound(prep, state[0], ordered[cut:]) >= best[0][0]:
+                continue  # cannot beat the best so far, and a tie would only use more coupons
+            for n in range(cut, len(ordered)):
+                state = _apply(prep, state, ordered[n])
+                memo[ordered[: n + 1]] = state
+        rank = (sum(state[0]), state[2], len(combo))
         if best is None or rank < best[0]:
-            best = (rank, combo, result)
+            best = (rank, combo, state)
     if best is None:
         missing = sorted(required or ())
         raise ValidationError(
             f"coupon(s) {', '.join(missing)} cannot be used together on this cart under the stacking rules "
             "(ws.promotions.rules()); use fewer coupons"
         )
-    _, combo, (_, current, notes, applied, budget, unmet) = best
+    _, combo, state = best
+    notes, applied, budget, unmet = _explain(prep, state)
     used_labels = {label for label, _ in applied}
-    codes = tuple(sub[i].code for i in combo if sub[i].code and sub[i].label in used_labels)
-    left_out = [f"{sub[i].label}: cannot stack with the better combination" for i in range(len(sub))
+    codes = tuple(code for i in combo if (code := sub[i].code) and prep.labels[i] in used_labels)
+    left_out = [f"{prep.labels[i]}: cannot stack with the better combination" for i in range(len(sub))
                 if i not in combo]
     qlines = tuple(
         QuoteLine(sku=line.product.sku, qty=line.qty, unit_fen=line.unit_fen, amount_fen=prep.original[i],
-                  paid_fen=current[i], role=line.product.role, notes=tuple(notes[i]))
+                  paid_fen=state[0][i], role=line.product.role, notes=tuple(notes[i]))
         for i, line in enumerate(lines)
     )
     return Quote(user_id=user_id, lines=qlines, applied=tuple(applied), coupon_codes=codes,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..._clock import from_us, from_us_required, to_us
+from ..._clock import from_us, to_us
 from ...models.commerce import Activity, Coupon, CouponTemplate
 from ..contracts.commerce import CouponStore
 
@@ -45,10 +45,18 @@ def _unspec(text: str) -> dict[str, Any]:
     return data
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _at(value: int) -> datetime:
+    # The same instant as _clock.from_us, built faster: quotes load every coupon a user holds.
+    return _EPOCH + timedelta(microseconds=value)
+
+
 def _coupon(r: Sequence[Any]) -> Coupon:
-    return Coupon(id=r[0], code=r[1], template_id=r[2], user_id=r[3], issued_at=from_us_required(r[4]),
-                  valid_from=from_us_required(r[5]), valid_until=from_us(r[6]), status=r[7], order_id=r[8],
-                  redeemed_at=from_us(r[9]))
+    return Coupon(id=r[0], code=r[1], template_id=r[2], user_id=r[3], issued_at=_at(r[4]),
+                  valid_from=_at(r[5]), valid_until=None if r[6] is None else _at(r[6]), status=r[7],
+                  order_id=r[8], redeemed_at=None if r[9] is None else _at(r[9]))
 
 
 class SqlCouponStore(CouponStore):
