@@ -31,8 +31,8 @@ ENTRY_POINT_GROUP = "siyu"
 #: Modules registered into every workspace, in this order, like any plugin.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "siyu.storage.builtin",
-    "siyu.services.builtin_rules",
     "siyu.channels.builtin",
+    "siyu.services.builtin_rules",
 )
 
 T = TypeVar("T")
@@ -42,9 +42,19 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in {"", "0", "false", "no", "off"}
 
 
+class _PluginManager(pluggy.PluginManager):
+    """Only ``siyu_*`` names can be hooks, so skip pluggy's costly inspection of
+    every other attribute (a workspace registers several plugins per connect)."""
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        if not name.startswith("siyu_"):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
     """Build the plugin manager of one workspace and validate every hook."""
-    pm = pluggy.PluginManager("siyu")
+    pm = _PluginManager("siyu")
     pm.add_hookspecs(hookspecs)
     for name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(name), name=name)

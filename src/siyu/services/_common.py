@@ -50,8 +50,17 @@ def check_text(value: object, name: str, *, max_length: int = 200, allow_empty: 
     return value
 
 
+#: Ids are 64-bit signed integers in every backend.
+MAX_ID = 2**63 - 1
+
+
+def check_id(value: object, name: str) -> int:
+    """A stored id: a positive int that fits the 64-bit columns."""
+    return check_int(value, name, minimum=1, maximum=MAX_ID)
+
+
 def check_user_id(value: object) -> int:
-    return check_int(value, "user_id", minimum=1)
+    return check_id(value, "user_id")
 
 
 def require_user(tx: Transaction, user_id: object, *, lock: bool = False, active: bool = True) -> int:

@@ -18,7 +18,7 @@ from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, Validati
 from ..events import PointsEarned, PointsExpired, PointsReversed, PointsSpent
 from ..models.points import PointsEntry, PointsLot
 from ..storage.contracts import NewEntry
-from ._common import check_int, check_key, check_text, check_user_id, require_user
+from ._common import check_id, check_int, check_key, check_text, check_user_id, require_user
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -254,7 +254,7 @@ class Points:
         no longer has enough, :class:`~siyu.errors.InsufficientPoints` is raised.
         Reversing a spend returns points to the lots they came from, keeping
         those lots' expiry."""
-        eid = check_int(entry_id, "entry_id", minimum=1)
+        eid = check_id(entry_id, "entry_id")
         check_key(key)
         check_text(reason, "reason", max_length=128)
         if amount is not None:
@@ -381,7 +381,7 @@ class Points:
 
     def entry(self, entry_id: int) -> PointsEntry:
         with self._ws.read() as tx:
-            entry = tx.points.entry(check_int(entry_id, "entry_id", minimum=1))
+            entry = tx.points.entry(check_id(entry_id, "entry_id"))
         if entry is None:
             raise NotFound(f"no points entry with id {entry_id}")
         return entry

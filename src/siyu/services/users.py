@@ -21,7 +21,7 @@ from ..events import (
 from ..identities import mask, normalize
 from ..models.users import IDENTITY_KINDS, Consent, Identity, MergeRecord, User
 from ..storage.contracts import NewUser
-from ._common import check_text, check_user_id, require_user
+from ._common import check_id, check_text, check_user_id, require_user
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -404,8 +404,7 @@ class Users:
         Points that ``keep`` has already spent out of the moved lots cannot
         come back; what is left of them does.
         """
-        if isinstance(merge_id, bool) or not isinstance(merge_id, int):
-            raise ValidationError(f"merge_id must be an int, got {merge_id!r}")
+        check_id(merge_id, "merge_id")
         now = self._ws.now()
         with self._ws.write() as tx:
             stored = tx.users.get_merge(merge_id)

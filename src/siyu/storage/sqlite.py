@@ -102,9 +102,27 @@ class MemoryBackend(SQLiteBackend):
     scheme: ClassVar[str] = "memory"
     capabilities: ClassVar[frozenset[str]] = frozenset()
 
+    # Migrating an empty database runs a few hundred DDL statements; a process
+    # opens many memory workspaces (tests do it for every case), so the first
+    # one keeps a migrated copy and the rest clone it with SQLite's backup API.
+    _template: ClassVar[tuple[sqlite3.Connection, dict[str, int]] | None] = None
+    _template_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def _open(self, url: StorageURL) -> sqlite3.Connection:
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         return conn
+
+    def migrate(self) -> None:
+        with MemoryBackend._template_lock:
+            template = MemoryBackend._template
+            if template is not None:
+                template[0].backup(self._conn)
+                self._versions = dict(template[1])
+                return
+            super().migrate()
+            copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._conn.backup(copy)
+            MemoryBackend._template = (copy, dict(self._versions))
 
     def describe(self) -> str:
         return "in-memory SQLite backend"

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from ..._url import StorageURL
+from ...errors import ValidationError
 from ..base import Backend, Transaction
 from .dialect import Dialect
 
@@ -23,7 +24,12 @@ class SqlTransaction(Transaction):
         self.dialect = backend.dialect
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        return self.backend._execute(self.conn, self.dialect.sql(statement), params)
+        try:
+            return self.backend._execute(self.conn, self.dialect.sql(statement), params)
+        except OverflowError as exc:
+            # The last line of defence for numbers no column can hold; services
+            # validate ranges first, so reaching this is a missing check.
+            raise ValidationError(f"a number is too large to store (at most {2**63 - 1}): {exc}") from None
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
         self.backend._executemany(self.conn, self.dialect.sql(statement), rows)
@@ -141,6 +147,12 @@ class SqlTransaction(Transaction):
         from .lifecycle import SqlTagRuleStore
 
         return SqlTagRuleStore(self)
+
+    @cached_property
+    def analytics(self):  # type: ignore[no-untyped-def,override]
+        from .analytics import SqlAnalyticsStore
+
+        return SqlAnalyticsStore(self)
 
 
 class SqlBackend(Backend):
