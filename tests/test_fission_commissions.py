@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,7 +33,7 @@ def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
 def chain(ws: siyu.Workspace, n: int) -> list[int]:
     """``n`` users, each invited by the previous one."""
     ids = ws.users.add_many([{} for _ in range(n)])
-    for inviter, invitee in zip(ids, ids[1:], strict=False):
+    for inviter, invitee in itertools.pairwise(ids):
         ws.referrals.bind(invitee, inviter_id=inviter)
     return ids
 

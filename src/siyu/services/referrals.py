@@ -40,7 +40,7 @@ from ..models.referrals import (
 )
 from ._common import check_int, check_text, check_user_id, require_user
 from .fission.commissions import Commissions
-from .fission.forest import forest_counts
+from .fission.forest import ForestCounts, forest_counts_by_id
 from .fission.fraud import FraudGuards
 from .fission.group_buys import GroupBuys
 from .fission.invite_tasks import InviteTasks
@@ -384,9 +384,9 @@ class Referrals:
                                           "or move them with ws.referrals.rebind(...)")
             self._check_forest(tx, fresh)
             tx.referrals.attach_many(fresh)
-            for binding in fresh:
-                tx.referrals.log_change(BindingChange(invitee_id=binding.invitee_id, old_inviter_id=None,
-                                                      new_inviter_id=binding.inviter_id, at=now, reason="import"))
+            tx.referrals.log_changes([BindingChange(invitee_id=b.invitee_id, old_inviter_id=None,
+                                                    new_inviter_id=b.inviter_id, at=now, reason="import")
+                                      for b in fresh])
         return len(fresh)
 
     @staticmethod
@@ -602,13 +602,14 @@ class Referrals:
         with self._ws.read() as tx:
             return tx.referrals.changes(require_user(tx, user_id, active=False))
 
-    def downline_counts(self, *, use_numpy: bool | None = None) -> dict[int, tuple[int, int, int]]:
-        """Every user in the graph: ``user_id -> (direct invitees, invitees
-        within 2 levels, total downline)``, in one level-by-level pass over the
-        whole forest (numpy speeds it up when installed)."""
+    def downline_counts(self, *, use_numpy: bool | None = None) -> ForestCounts:
+        """Every user in the graph at once: direct invitees, invitees within 2
+        levels, total downline and depth, in one level-by-level pass over the
+        whole forest (vectorised when numpy is installed — the ``fast`` extra).
+        Look one user up with ``counts.of(user_id)``."""
         with self._ws.read() as tx:
             users, parents = tx.referrals.parents()
-        return {u: (d, w, t) for u, d, w, t in _forest_rows(users, parents, use_numpy)}
+        return forest_counts_by_id(users, parents, use_numpy=use_numpy)
 
     def stats(self, campaign: str | None = None, *, top: int = 10) -> FissionStats:
         """Fission metrics: fission rate, K-factor, generations and depth,
@@ -700,14 +701,6 @@ def _load(data: dict[str, Any]) -> Binding:
     fields = {k: v for k, v in data.items() if k != "dropped"}
     fields["bound_at"] = datetime.fromisoformat(fields["bound_at"])
     return Binding(**fields)
-
-
-def _forest_rows(
-    users: list[int], parents: list[int], use_numpy: bool | None
-) -> Iterable[tuple[int, int, int, int]]:
-    index = {u: i for i, u in enumerate(users)}
-    counts = forest_counts([index[p] if p else -1 for p in parents], use_numpy=use_numpy)
-    return zip(users, counts.direct, counts.within2, counts.total, strict=True)
 
 
 def _paid_orders(tx: Transaction, user_id: int) -> int:

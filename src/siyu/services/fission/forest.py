@@ -11,12 +11,13 @@ runs on plain Python lists.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-__all__ = ["ForestCounts", "forest_counts"]
+__all__ = ["ForestCounts", "forest_counts", "forest_counts_by_id"]
 
 
 @attrs.frozen(kw_only=True)
@@ -32,6 +33,15 @@ class ForestCounts:
     direct: list[int]
     within2: list[int]
     total: list[int]
+    #: Node ids (ascending) when built by :func:`forest_counts_by_id`, else empty.
+    ids: list[int] = attrs.field(factory=list)
+
+    def of(self, node_id: int) -> tuple[int, int, int]:
+        """``(direct, within2, total)`` of one node id (from :func:`forest_counts_by_id`)."""
+        at = bisect.bisect_left(self.ids, node_id)
+        if at == len(self.ids) or self.ids[at] != node_id:
+            return (0, 0, 0)
+        return self.direct[at], self.within2[at], self.total[at]
 
 
 def forest_counts(parents: Sequence[int], *, use_numpy: bool | None = None) -> ForestCounts:
@@ -39,16 +49,38 @@ def forest_counts(parents: Sequence[int], *, use_numpy: bool | None = None) -> F
     parent, or ``-1`` for a root. The input must be a forest (no cycles).
 
     ``use_numpy``: ``None`` uses numpy when it is installed."""
-    if use_numpy is None:
-        try:
-            import numpy  # noqa: F401
-        except ImportError:
-            use_numpy = False
-        else:
-            use_numpy = True
-    if use_numpy:
+    if _numpy_wanted(use_numpy):
         return _with_numpy(parents)
     return _pure(list(parents))
+
+
+def forest_counts_by_id(
+    ids: Sequence[int], parent_ids: Sequence[int], *, use_numpy: bool | None = None
+) -> ForestCounts:
+    """Like :func:`forest_counts`, for nodes named by id: ``ids`` ascending,
+    ``parent_ids[i]`` the parent id of ``ids[i]`` or ``0`` for a root."""
+    if _numpy_wanted(use_numpy):
+        import numpy as np
+
+        id_arr: Any = np.asarray(ids, dtype=np.int64)
+        par: Any = np.asarray(parent_ids, dtype=np.int64)
+        index = np.searchsorted(id_arr, par)
+        index[par == 0] = -1
+        counts = _with_numpy(index)
+    else:
+        position = {node: i for i, node in enumerate(ids)}
+        counts = _pure([position[p] if p else -1 for p in parent_ids])
+    return attrs.evolve(counts, ids=list(ids))
+
+
+def _numpy_wanted(use_numpy: bool | None) -> bool:
+    if use_numpy is not None:
+        return use_numpy
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _pure(parents: list[int]) -> ForestCounts:

@@ -111,6 +111,11 @@ class ReferralStore(abc.ABC):
     @abc.abstractmethod
     def log_change(self, change: BindingChange) -> None: ...
 
+    def log_changes(self, changes: Sequence[BindingChange]) -> None:
+        """Record many changes (a backend may do it in one round trip)."""
+        for change in changes:
+            self.log_change(change)
+
     @abc.abstractmethod
     def changes(self, invitee_id: int) -> list[BindingChange]: ...
 

@@ -162,7 +162,8 @@ class SqlReferralStore(ReferralStore):
         if not bindings:
             return
         new_parent = {b.invitee_id: b for b in bindings}
-        involved = sorted(set(new_parent) | {b.inviter_id for b in bindings})
+        involved_set = set(new_parent) | {b.inviter_id for b in bindings}
+        involved = sorted(involved_set)
         stored = self._paths(involved)
         roots = {_ids(path)[0] for path in stored.values()}
         sizes = self._downlines(sorted(roots))
@@ -199,7 +200,7 @@ class SqlReferralStore(ReferralStore):
             up = parent[node]
             if up is not None:
                 downline[up] += downline[node] + 1
-        existing = set(stored) | {u for u in parent if u in roots or u not in involved}
+        existing = set(stored) | roots | {u for u in parent if u not in involved_set}
         fresh = [u for u in parent if u not in existing]
         self.tx.executemany(
             "INSERT INTO referral_nodes (user_id, inviter_id, path, depth, downline, campaign, channel_state, code, "
@@ -331,6 +332,12 @@ class SqlReferralStore(ReferralStore):
         self.tx.execute(
             "INSERT INTO referral_log (invitee_id, old_inviter_id, new_inviter_id, at, reason) VALUES (?, ?, ?, ?, ?)",
             (change.invitee_id, change.old_inviter_id, change.new_inviter_id, to_us(change.at), change.reason),
+        )
+
+    def log_changes(self, changes: Sequence[BindingChange]) -> None:
+        self.tx.executemany(
+            "INSERT INTO referral_log (invitee_id, old_inviter_id, new_inviter_id, at, reason) VALUES (?, ?, ?, ?, ?)",
+            [(c.invitee_id, c.old_inviter_id, c.new_inviter_id, to_us(c.at), c.reason) for c in changes],
         )
 
     def changes(self, invitee_id: int) -> list[BindingChange]:
