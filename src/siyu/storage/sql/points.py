@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..._clock import from_us, from_us_required, to_us
+from ..._clock import to_us
 from ...models.points import PointsEntry, PointsLot
 from ..contracts import NewEntry, PointsStore
 
@@ -20,14 +20,23 @@ _ENTRY = "id, user_id, kind, amount, reason, at, key, ref_entry_id"
 _LOT_ORDER = "ORDER BY expires_at ASC NULLS LAST, available_at ASC, id ASC"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _at(us: int) -> datetime:
+    """Stored microseconds -> aware UTC datetime; the same value as ``_clock.from_us``
+    but about 3x faster, which matters here: a spend reads every open lot of the user."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
 def _lot(row: Sequence[Any]) -> PointsLot:
     return PointsLot(
         entry_id=row[0],
         user_id=row[1],
         amount=row[2],
         remaining=row[3],
-        available_at=from_us_required(row[4]),
-        expires_at=from_us(row[5]),
+        available_at=_at(row[4]),
+        expires_at=None if row[5] is None else _at(row[5]),
     )
 
 
@@ -38,7 +47,7 @@ def _entry(row: Sequence[Any]) -> PointsEntry:
         kind=row[2],
         amount=row[3],
         reason=row[4],
-        at=from_us_required(row[5]),
+        at=_at(row[5]),
         key=row[6],
         ref_entry_id=row[7],
     )
