@@ -357,7 +357,9 @@ def _explain(prep: _Prepared, state: _State) -> tuple[list[list[str]], list[tupl
             continue
         taken, used = _take(prep, index, current, prep.offers[index].budget_left_fen)
         for i, (take, want) in sorted(taken.items()):
-            if take < want:
+            if take == 0:
+                notes[i].append(f"{label}: nothing on this line (it is at its margin floor)")
+            elif take < want:
                 notes[i].append(f"{label}: -{to_yuan(take)} (limited from -{to_yuan(want)} by the margin floor)")
             elif take:
                 notes[i].append(f"{label}: -{to_yuan(take)}")
