@@ -330,3 +330,35 @@ def test_results_are_copies(ws: siyu.Workspace) -> None:
     assert ws.segments.count("tag:interest/running") > 0
 
 
+
+
+def test_bitmaps_are_written_back_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from siyu.segments import engine
+    from siyu.storage.sql.segments import SqlSegmentStore
+
+    monkeypatch.setattr(engine, "_WRITE_BACK_MIN", 1)
+    monkeypatch.setattr(engine, "_WRITE_BACK_AFTER", 1)
+    url = f"sqlite:///{tmp_path / 'wb.db'}"
+    with siyu.connect(url) as ws:
+        ids = ws.users.add_many([{} for _ in range(6)])
+        ws.tags.apply_many(ids[:4], "x/a")
+        assert ws.segments.count("tag:x/a") == 4  # built from rows, then written back
+        ws.tags.remove(ids[0], "x/a")  # after the stored copy: replayed from the history
+
+    def no_rows(self: SqlSegmentStore) -> Any:
+        raise AssertionError("the stored bitmaps should have been used")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SqlSegmentStore, "tag_members", no_rows)
+        with siyu.connect(url) as ws:
+            assert ws.segments.users("tag:x/a") == ids[1:4]
+    # rows written behind siyu's back: the totals disagree and the engine rebuilds from rows
+    db = sqlite3.connect(tmp_path / "wb.db")
+    with db:
+        db.execute("INSERT INTO user_tags (user_id, tag_id, applied_at, applied_by) "
+                   "SELECT ?, id, 0, 'sql' FROM tags WHERE name = 'a'", (ids[5],))
+    db.close()
+    with siyu.connect(url) as ws:
+        assert ws.segments.users("tag:x/a") == [*ids[1:4], ids[5]]

@@ -14,6 +14,7 @@ from typing import Any
 from ._clock import Clock, checked_now, system_clock, zone
 from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
 from ._url import StorageURL
+from .analytics import Analytics
 from .campaigns import Campaigns
 from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
@@ -77,6 +78,7 @@ class Workspace:
         self.promotions, self.coupons, self.orders = Promotions(self), Coupons(self), Orders(self)
         self.channels = ChannelService(self, self.channel_classes)
         self.campaigns = Campaigns(self)
+        self.analytics = Analytics(self)
 
     # -- time -------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -19,8 +19,10 @@ committed by another process is seen by the next query.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,11 @@ _MAX_REPLAY = 200_000
 #: Positions missing from the tag history are re-checked this long (seconds), in
 #: case a concurrent writer (PostgreSQL sequences) commits them late.
 _GAP_TTL = 120.0
+#: Write the tag bitmaps back once this many memberships exist (smaller sets rebuild fast) ...
+_WRITE_BACK_MIN = 100_000
+#: ... and once this many changes were replayed since the stored copy.
+_WRITE_BACK_AFTER = 50_000
+_ALWAYS = 1 << 62
 
 
 class _TagCache:
@@ -53,6 +60,8 @@ class _TagCache:
         self.bitmaps: dict[int, BitMap] = {}
         self.position = 0
         self.gaps: dict[int, float] = {}
+        #: Changes not yet in the stored copy (see ``Engine.write_back``).
+        self.unsaved = 0
 
     def refresh(self, tx: Transaction, version: int) -> None:
         if version == self.version:
@@ -69,9 +78,41 @@ class _TagCache:
         self.version = version
 
     def full(self, tx: Transaction) -> None:
+        if self.load_stored(tx):
+            return
         self.position = tx.segments.tag_log_position()
         self.bitmaps = {tag_id: BitMap(users) for tag_id, users in tx.segments.tag_members()}
         self.gaps = {}
+        self.unsaved = _ALWAYS
+
+    def load_stored(self, tx: Transaction) -> bool:
+        """Load the bitmaps written back by an earlier process, then catch up with
+        the tag history since. A total that disagrees with storage (rows written
+        behind siyu's back) falls back to a rebuild from the rows."""
+        stored = tx.segments.cached_bitmaps()
+        if stored is None:
+            return False
+        raw, items = stored
+        try:
+            state = json.loads(raw)
+            bitmaps = {tag_id: BitMap.deserialize(data) for tag_id, data in items}
+            position, gaps = int(state["position"]), [int(p) for p in state.get("gaps", ())]
+        except (ValueError, KeyError, TypeError):
+            return False
+        changes = tx.segments.tag_changes(position, gaps)
+        if len(changes) > _MAX_REPLAY:
+            return False
+        self.bitmaps, self.position = bitmaps, position
+        now = time.monotonic()
+        self.gaps = dict.fromkeys(gaps, now)
+        self.replay(tx, changes)
+        if sum(len(b) for b in self.bitmaps.values()) != tx.segments.membership_count():
+            return False
+        self.unsaved = len(changes)
+        return True
+
+    def state(self) -> str:
+        return json.dumps({"position": self.position, "gaps": sorted(self.gaps)})
 
     def replay(self, tx: Transaction, changes: list[tuple[int, int, int]]) -> None:
         pairs = {(u, t) for _, u, t in changes}
@@ -91,6 +132,7 @@ class _TagCache:
         missing = [p for p in range(self.position + 1, top) if p not in seen] if top - self.position < 1_000_000 else []
         for p in missing[:10_000]:
             self.gaps[p] = now
+        self.unsaved += len(changes)
         self.position = max(self.position, top)
 
 
@@ -296,6 +338,22 @@ class Engine:
     def tags(self, tx: Transaction) -> _TagCache:
         self._tags.refresh(tx, tx.meta.version("tags"))
         return self._tags
+
+    def write_back(self, write: Callable[[Callable[[Transaction], None]], None]) -> bool:
+        """Store the tag bitmaps if enough changed since the stored copy; ``write``
+        runs a function in a new write transaction. Returns whether it wrote."""
+        with self.lock:
+            cache = self._tags
+            if self._tentative is not None or cache.version < 0 or cache.unsaved < _WRITE_BACK_AFTER:
+                return False
+            total = sum(len(b) for b in cache.bitmaps.values())
+            if total < _WRITE_BACK_MIN:
+                return False
+            state = cache.state()
+            blobs = [(tag_id, bitmap.serialize()) for tag_id, bitmap in sorted(cache.bitmaps.items()) if bitmap]
+            cache.unsaved = 0
+        write(lambda tx: tx.segments.save_bitmaps(state, iter(blobs)))
+        return True
 
     def universe(self, tx: Transaction) -> BitMap:
         version = tx.meta.version("users")

@@ -115,7 +115,14 @@ class Segments:
     def _evaluate(self, expression: str, node: Node) -> tuple[BitMap, Evaluation]:
         with self._ws.read() as tx, self._engine.lock:
             evaluation = Evaluation(self._engine, tx, self._ws.now(), expression)
-            return evaluation.run(node), evaluation
+            result = evaluation.run(node)
+        if getattr(self._ws._local, "tx", None) is None:
+            self._engine.write_back(self._write)
+        return result, evaluation
+
+    def _write(self, work: Callable[[Transaction], None]) -> None:
+        with self._ws.write() as tx:
+            work(tx)
 
     # -- queries -------------------------------------------------------------------------
     def bitmap(self, expression: str) -> BitMap:

@@ -22,6 +22,7 @@ from .contracts.channels import ChannelStore
 from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.segments import SegmentStore
 from .contracts.campaigns import CampaignStore
+from .contracts.analytics import AnalyticsStore
 from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
 
 if TYPE_CHECKING:
@@ -136,6 +137,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def campaigns(self) -> CampaignStore: ...
+
+    @property
+    @abc.abstractmethod
+    def analytics(self) -> AnalyticsStore: ...
 
 
 class Backend(abc.ABC):

@@ -5,6 +5,7 @@ third party can implement them on any store that offers atomic transactions.
 Instants cross this boundary as aware ``datetime``; money as integer fen.
 """
 
+from .analytics import AnalyticsStore
 from .campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery
 from .channels import ChannelStore, OutboxRow
 from .lifecycle import ActivityStore, LifecycleStore, TagRuleStore
@@ -19,6 +20,7 @@ from .tags import TagStore
 from .users import NewUser, UserStore
 
 __all__ = [
+    "AnalyticsStore",
     "CampaignRow",
     "CampaignStore",
     "DeliveryRow",

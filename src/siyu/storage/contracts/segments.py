@@ -47,7 +47,7 @@ class SegmentStore(abc.ABC):
     # -- what the engine indexes ----------------------------------------------------
     @abc.abstractmethod
     def tag_members(self) -> Iterator[tuple[int, Sequence[int]]]:
-        """Every tag with at least one holder: ``(tag_id, user ids ascending)``."""
+        """Every tag with at least one holder: ``(tag_id, its holders' user ids)`` (any order)."""
 
     @abc.abstractmethod
     def tag_log_position(self) -> int:
@@ -77,3 +77,16 @@ class SegmentStore(abc.ABC):
     @abc.abstractmethod
     def user_times(self, column: str) -> Iterator[tuple[int, datetime]]:
         """``(user_id, instant)`` of active users for ``"created_at"`` or ``"last_active_at"`` (nulls left out)."""
+
+    @abc.abstractmethod
+    def membership_count(self) -> int:
+        """How many ``(user, tag)`` applications are held in total."""
+
+    @abc.abstractmethod
+    def cached_bitmaps(self) -> tuple[str, Iterator[tuple[int, bytes]]] | None:
+        """The engine's stored bitmaps: ``(state, [(tag_id, serialized bitmap)...])``,
+        ``state`` being what :meth:`save_bitmaps` was given; ``None`` if none are stored."""
+
+    @abc.abstractmethod
+    def save_bitmaps(self, state: str, bitmaps: Iterator[tuple[int, bytes]]) -> None:
+        """Replace the stored bitmaps (a cache: dropping them only costs a rebuild)."""

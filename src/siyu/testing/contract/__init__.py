@@ -20,6 +20,7 @@ backend's name.
 
 from __future__ import annotations
 
+from .analytics import AnalyticsContract
 from .base import ContractBase
 from .channels import ChannelsContract
 from .commerce import CommerceContract
@@ -29,8 +30,8 @@ from .referrals import ReferralsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = ["AnalyticsContract", "ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
 
 
-class StorageContract(ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract):
+class StorageContract(AnalyticsContract, ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract):
     """Every domain's contract. Subclass it and implement ``make_url``."""

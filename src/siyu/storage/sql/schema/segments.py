@@ -15,4 +15,13 @@ MIGRATIONS = [
             "CREATE UNIQUE INDEX segment_snapshots_key ON segment_snapshots (key)",
         ],
     ),
+    (
+        2,
+        [
+            # The engine's tag bitmaps, written back so a cold process loads ~200
+            # blobs instead of re-reading every membership row; the matching tag
+            # history position lives in siyu_settings ("segments.bitmap_cache").
+            "CREATE TABLE segment_bitmaps (tag_id {bigint} PRIMARY KEY, bitmap {blob} NOT NULL)",
+        ],
+    ),
 ]

@@ -1,0 +1,96 @@
+"""Average order value (客单价): money paid per counted order, by channel,
+buyer source or period.
+
+Counted orders are those not fully refunded, paid in ``[since, until)``;
+revenue is net of refunds. ``per_buyer`` is revenue / distinct buyers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._clock import to_us
+from ..errors import ValidationError
+from ..money import to_yuan
+from ._time import PERIODS, buckets, label
+from .results import Report
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from ..storage.base import Transaction
+
+__all__ = ["AOV_BREAKDOWNS", "AovReport", "aov_report", "check_aov_by"]
+
+AOV_BREAKDOWNS = (None, "channel", "source", *PERIODS)
+_CENT = Decimal("0.01")
+
+
+def check_aov_by(by: object) -> str | None:
+    if by not in AOV_BREAKDOWNS:
+        raise ValidationError(
+            f"by={by!r} is not an AOV breakdown; use None, 'channel', 'source', 'day', 'week' or 'month'"
+        )
+    return by  # type: ignore[return-value]
+
+
+def _per(revenue_fen: int, n: int) -> Decimal | None:
+    return (Decimal(revenue_fen) / 100 / n).quantize(_CENT, ROUND_HALF_UP) if n else None
+
+
+@attrs.frozen(kw_only=True)
+class AovReport(Report):
+    """``rows``: ``(group, orders, buyers, revenue, aov, per_buyer)``; with a
+    breakdown, groups by revenue (periods oldest first), then ``(all)``."""
+
+    by: str | None
+    since: datetime | None
+    until: datetime
+
+    @property
+    def aov(self) -> Decimal | None:
+        """AOV over every counted order in range."""
+        value = self.rows[-1][4]
+        assert value is None or isinstance(value, Decimal)
+        return value
+
+
+def aov_report(tx: Transaction, by: str | None, since: datetime | None, until: datetime, tz: tzinfo) -> AovReport:
+    since_us, until_us = (None if since is None else to_us(since)), to_us(until)
+    rows: list[tuple[object, ...]] = []
+    if by is not None:
+        bounds: list[datetime] = []
+        key: str | None = by
+        if by in PERIODS:
+            start = since
+            if start is None:
+                first = tx.analytics.buyer_history(until_us)
+                start = datetime.fromtimestamp(min(h[1] for h in first) / 1e6, tz) if first else until
+            if start < until:
+                bounds = buckets(start, until, by, tz)
+            key = "period"
+        groups = tx.analytics.order_totals(since_us, until_us, key, [to_us(b) for b in bounds]) \
+            if key != "period" or bounds else []
+        if key == "period":
+            groups.sort(key=lambda g: int(g[0] or 0))
+            labelled = [(label(bounds[int(g[0] or 0)], by, tz), *g[1:]) for g in groups]
+        else:
+            groups.sort(key=lambda g: (-g[3], str(g[0])))
+            labelled = [("(none)" if g[0] is None else str(g[0]), *g[1:]) for g in groups]
+        for name, n, buyers, fen in labelled:
+            rows.append((name, n, buyers, to_yuan(int(fen)), _per(int(fen), int(n)), _per(int(fen), int(buyers))))
+    [total] = tx.analytics.order_totals(since_us, until_us, None) or [(None, 0, 0, 0)]
+    _, n, buyers, fen = total
+    rows.append(("(all)", n, buyers, to_yuan(fen), _per(fen, n), _per(fen, buyers)))
+    return AovReport(
+        title=f"average order value{' by ' + by if by else ''}",
+        columns=("group", "orders", "buyers", "revenue", "aov", "per_buyer"),
+        rows=tuple(rows),
+        by=by,
+        since=since,
+        until=until,
+    )

@@ -1,0 +1,100 @@
+"""Cohort retention: users grouped by when they were created, and the share
+of each cohort active (or ordering) in each later period.
+
+Cohort ``i`` holds the users created in period ``i`` (day, week from Monday,
+or calendar month, in the business time zone). Column ``k`` is the share of
+the cohort active in period ``i + k``: ``metric="active"`` counts a tracked
+event or a counted order, ``metric="ordered"`` a counted order only.
+Periods that have not started by ``until`` are ``None``; the last, running
+period counts activity up to ``until``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._clock import from_us_required, to_us
+from ..errors import ValidationError
+from ._time import buckets, label
+from .results import Report, rate
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from ..storage.base import Transaction
+
+__all__ = ["METRICS", "CohortReport", "check_metric", "cohort_report"]
+
+METRICS = ("active", "ordered")
+ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly"}
+
+
+def check_metric(metric: object) -> str:
+    if metric not in METRICS:
+        raise ValidationError(f"metric must be 'active' (events or orders) or 'ordered' (orders), got {metric!r}")
+    assert isinstance(metric, str)
+    return metric
+
+
+@attrs.frozen(kw_only=True)
+class CohortReport(Report):
+    """A retention matrix.
+
+    ``rows``: ``(cohort, users, r0, r1, ...)`` where ``rK`` is the share of the
+    cohort active ``K`` periods after its own (``None`` for periods not yet
+    started). ``retained[i][k]`` holds the user counts behind the shares.
+    """
+
+    period: str
+    metric: str
+    since: datetime
+    until: datetime
+    #: Cohort labels, oldest first (``2026-05-04`` for weeks and days, ``2026-05`` for months).
+    cohorts: tuple[str, ...]
+    sizes: tuple[int, ...]
+    #: ``retained[i][k]``: users of cohort ``i`` active in period ``i + k`` (``None``: not started yet).
+    retained: tuple[tuple[int | None, ...], ...]
+
+    def is_percent(self, column: str) -> bool:
+        return column not in ("cohort", "users")
+
+    def shares(self) -> list[list[float | None]]:
+        """The retention shares, ``shares()[i][k]``, as in ``rows``."""
+        return [list(row[2:]) for row in self.rows]
+
+
+def cohort_report(
+    tx: Transaction, period: str, metric: str, since: datetime, until: datetime, tz: tzinfo
+) -> CohortReport:
+    bounds = buckets(since, until, period, tz)
+    # The running period ends at `until`, so re-running a report for a past
+    # `until` gives the same numbers whatever happened since.
+    bounds_us = [to_us(b) for b in bounds]
+    bounds_us[-1] = min(bounds_us[-1], to_us(until))
+    if bounds_us[-1] <= bounds_us[-2]:
+        bounds_us.pop()
+        bounds.pop()
+    n = len(bounds_us) - 1
+    sizes = tx.analytics.cohort_sizes(bounds_us)
+    active = tx.analytics.cohort_activity(bounds_us, metric)
+    labels = tuple(label(from_us_required(bounds_us[i], tz), period, tz) for i in range(n))
+    retained = tuple(tuple(active.get((i, i + k), 0) for k in range(n - i)) + (None,) * i for i in range(n))
+    rows = []
+    for i in range(n):
+        size = sizes.get(i, 0)
+        rows.append((labels[i], size, *(None if v is None else rate(v, size) for v in retained[i])))
+    return CohortReport(
+        title=f"{ADJECTIVE[period]} cohort retention ({metric}), {labels[0]} .. {until:%Y-%m-%d}",
+        columns=("cohort", "users", *(str(k) for k in range(n))),
+        rows=tuple(rows),
+        period=period,
+        metric=metric,
+        since=since,
+        until=until,
+        cohorts=labels,
+        sizes=tuple(sizes.get(i, 0) for i in range(n)),
+        retained=retained,
+    )

@@ -1,0 +1,155 @@
+"""The AARRR funnel: how many users reach each step, per breakdown.
+
+Built-in steps (see the funnel page of the reports guide for the precise
+definitions): ``first_seen`` (the user was created), ``added_wecom`` (a
+``wecom_external_userid`` identity was linked, or an ``added_wecom`` event
+was tracked), ``first_order`` and ``second_order`` (counted orders: not
+fully refunded), ``invited_friend`` (at least one invitee actively bound).
+Any tracked event kind is a step too: reached when first tracked.
+
+Users *enter* the funnel by reaching the first step inside
+``[since, until)``; a user counts at step ``k`` if they entered and
+reached every step from 2 to ``k`` before ``until`` (in any order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+import attrs
+from pyroaring import BitMap
+
+from .._clock import to_us
+from ..errors import ValidationError
+from .results import Report, rate
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+
+__all__ = ["BREAKDOWNS", "BUILTIN_STEPS", "FunnelReport", "check_by", "reached", "check_steps", "funnel_report"]
+
+BUILTIN_STEPS = ("first_seen", "added_wecom", "first_order", "second_order", "invited_friend")
+#: Attribution fields a funnel can be broken down by (columns of the user).
+BREAKDOWNS = ("source", "campaign", "state")
+#: The label of users without a value for the breakdown field.
+NONE_LABEL = "(none)"
+ALL_LABEL = "(all)"
+
+
+def check_by(by: object) -> str | None:
+    if by is not None and by not in BREAKDOWNS:
+        raise ValidationError(
+            f"by={by!r} is not a breakdown; use None, 'source', 'campaign' (source_campaign) or 'state' (source_state)"
+        )
+    return by  # type: ignore[return-value]
+
+
+def check_steps(tx: Transaction, steps: object) -> list[str]:
+    """Validate a step list: non-empty, no repeats, every name built in or a tracked event kind."""
+    if isinstance(steps, str) or not isinstance(steps, Sequence) or not steps:
+        raise ValidationError(
+            "steps must be a non-empty list of step names, e.g. ['first_seen', 'added_wecom', 'first_order']"
+        )
+    names = list(steps)
+    if len(set(names)) != len(names):
+        raise ValidationError(f"steps {names!r} repeat a step; each step may appear once")
+    kinds: list[str] | None = None
+    for name in names:
+        if name in BUILTIN_STEPS:
+            continue
+        if kinds is None:
+            kinds = tx.analytics.event_kinds()
+        if name not in kinds:
+            known = ", ".join(kinds[:15]) or "none tracked yet"
+            raise ValidationError(
+                f"unknown funnel step {name!r}; use a built-in step ({', '.join(BUILTIN_STEPS)}) "
+                f"or a tracked event kind (tracked so far: {known})"
+            )
+    return names
+
+
+def reached(tx: Transaction, step: str, since: int | None, until: int) -> BitMap:
+    """Users who first reached ``step`` in ``[since, until)`` (instants in storage microseconds)."""
+    store = tx.analytics
+    if step == "first_seen":
+        return BitMap(store.users_created(since, until))
+    if step == "added_wecom":
+        if since is None:
+            return BitMap(store.identity_linked("wecom_external_userid", None, until)) | BitMap(
+                store.event_reached("added_wecom", None, until)
+            )
+        # First reach = the earlier of the two ways, so: reached in range by one way
+        # and not before the range by the other.
+        before = reached(tx, step, None, since)
+        inside = BitMap(store.identity_linked("wecom_external_userid", since, until)) | BitMap(
+            store.event_reached("added_wecom", since, until)
+        )
+        return inside - before
+    if step == "first_order":
+        return BitMap(store.nth_order_reached(1, since, until))
+    if step == "second_order":
+        return BitMap(store.nth_order_reached(2, since, until))
+    if step == "invited_friend":
+        return BitMap(store.invited_reached(since, until))
+    return BitMap(store.event_reached(step, since, until))
+
+
+@attrs.frozen(kw_only=True)
+class FunnelReport(Report):
+    """Counts and conversions per step, per breakdown group.
+
+    ``rows``: ``(group, step, users, step_conversion, overall_conversion)``;
+    ``step_conversion`` is users at this step / users at the previous one,
+    ``overall_conversion`` / users at the first step. With a breakdown, one
+    block per group (largest first) and a final ``(all)`` block.
+    """
+
+    percent_columns: ClassVar[frozenset[str]] = frozenset({"step_conversion", "overall_conversion"})
+
+    steps: tuple[str, ...]
+    by: str | None
+    since: datetime | None
+    until: datetime
+    #: ``{group: (users at step 1, users at step 2, ...)}``; the total is under ``"(all)"``.
+    counts: dict[str, tuple[int, ...]]
+
+    def totals(self) -> tuple[int, ...]:
+        """Users at each step over all groups."""
+        return self.counts[ALL_LABEL]
+
+
+def funnel_report(
+    tx: Transaction, steps: list[str], since: datetime | None, until: datetime, by: str | None
+) -> FunnelReport:
+    until_us = to_us(until)
+    current = reached(tx, steps[0], None if since is None else to_us(since), until_us)
+    sets = [current]
+    for step in steps[1:]:
+        current = current & reached(tx, step, None, until_us)
+        sets.append(current)
+    counts: dict[str, tuple[int, ...]] = {}
+    if by is not None:
+        groups = {(NONE_LABEL if k is None else k): BitMap(v) for k, v in tx.analytics.attribution(by).items()}
+        per_group = {name: tuple(s.intersection_cardinality(members) for s in sets) for name, members in groups.items()}
+        for name in sorted(per_group, key=lambda g: (-per_group[g][0], g)):
+            if per_group[name][0]:
+                counts[name] = per_group[name]
+    counts[ALL_LABEL] = tuple(len(s) for s in sets)
+    rows = []
+    for group, values in counts.items():
+        for index, (step, users) in enumerate(zip(steps, values, strict=True)):
+            previous = values[index - 1] if index else users
+            rows.append((group, step, users, rate(users, previous), rate(users, values[0])))
+    window = f"{since:%Y-%m-%d} .. {until:%Y-%m-%d}" if since is not None else f"until {until:%Y-%m-%d}"
+    return FunnelReport(
+        title=f"funnel ({window}{', by ' + by if by else ''})",
+        columns=("group", "step", "users", "step_conversion", "overall_conversion"),
+        rows=tuple(rows),
+        steps=tuple(steps),
+        by=by,
+        since=since,
+        until=until,
+        counts=counts,
+    )

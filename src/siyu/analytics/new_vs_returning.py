@@ -1,0 +1,64 @@
+"""New vs returning buyers per period.
+
+In each period (day, week from Monday, calendar month in the business time
+zone), a buyer is *new* if their first counted order ever was paid in that
+period, *returning* if they had bought before it. Orders and revenue (net of
+refunds) are split the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+import attrs
+
+from .._clock import to_us
+from ..money import to_yuan
+from ._time import buckets, label
+from .results import Report, rate
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from ..storage.base import Transaction
+
+__all__ = ["NewVsReturningReport", "new_vs_returning_report"]
+
+
+@attrs.frozen(kw_only=True)
+class NewVsReturningReport(Report):
+    """``rows``: ``(period, buyers, new, returning, returning_share, orders_new,
+    orders_returning, revenue_new, revenue_returning)``, oldest first."""
+
+    percent_columns: ClassVar[frozenset[str]] = frozenset({"returning_share"})
+
+    period: str
+    since: datetime
+    until: datetime
+
+
+def new_vs_returning_report(
+    tx: Transaction, period: str, since: datetime, until: datetime, tz: tzinfo
+) -> NewVsReturningReport:
+    bounds = buckets(since, until, period, tz)
+    bounds_us = [to_us(b) for b in bounds]
+    bounds_us[-1] = min(bounds_us[-1], to_us(until))
+    cells: dict[tuple[int, bool], tuple[int, int, int]] = {
+        (b, new): (u, n, s) for b, new, u, n, s in tx.analytics.buyers_by_bucket(bounds_us)
+    }
+    rows = []
+    for i in range(len(bounds) - 1):
+        nu, nn, ns = cells.get((i, True), (0, 0, 0))
+        ru, rn, rs = cells.get((i, False), (0, 0, 0))
+        rows.append((label(bounds[i], period, tz), nu + ru, nu, ru, rate(ru, nu + ru), nn, rn,
+                     to_yuan(ns), to_yuan(rs)))
+    return NewVsReturningReport(
+        title=f"new vs returning buyers per {period}",
+        columns=("period", "buyers", "new", "returning", "returning_share", "orders_new", "orders_returning",
+                 "revenue_new", "revenue_returning"),
+        rows=tuple(rows),
+        period=period,
+        since=since,
+        until=until,
+    )

@@ -1,0 +1,139 @@
+"""The result base every report returns: rows, CSV, JSON and a text table.
+
+A report is a small frozen attrs object. ``columns`` names the fields of
+each row in ``rows`` (plain tuples, in display order); ``to_csv()`` and
+``to_json()`` serialize them, ``str(report)`` is an aligned text table and
+``to_rich()`` a :class:`rich.table.Table` for terminals. Money is a
+``Decimal`` in yuan, rates are floats in ``[0, 1]`` (shown as percentages),
+bucket labels are strings such as ``2026-05-04`` or ``2026-05``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import attrs
+
+__all__ = ["Report", "format_value", "rate"]
+
+Row = tuple[Any, ...]
+
+
+def rate(part: int | Decimal, whole: int | Decimal) -> float | None:
+    """``part / whole``, or ``None`` when ``whole`` is zero (no base, no rate)."""
+    return float(part) / float(whole) if whole else None
+
+
+def format_value(value: Any, percent: bool = False) -> str:
+    """How a cell reads in a text table."""
+    if value is None:
+        return "-"
+    if percent and isinstance(value, float):
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Report:
+    """Base of every analytics result.
+
+    Subclasses add their own fields (the parameters they were computed
+    with, richer structures such as a matrix) and set :attr:`columns`,
+    :attr:`rows` and :attr:`title`.
+    """
+
+    #: Columns shown as percentages in tables.
+    percent_columns: ClassVar[frozenset[str]] = frozenset()
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+
+    def is_percent(self, column: str) -> bool:
+        """Whether ``column`` holds rates shown as percentages."""
+        return column in self.percent_columns
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts keyed by column."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def to_csv(self) -> str:
+        """The rows as CSV text with a header line (money as ``12.30``, rates as fractions)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(self.columns)
+        for row in self.rows:
+            writer.writerow(["" if v is None else _plain(v) for v in row])
+        return out.getvalue()
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """``{"title": ..., "columns": [...], "rows": [{column: value}, ...]}`` as JSON
+        (money as strings so no precision is lost)."""
+        payload = {
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": [{k: _plain(v) for k, v in row.items()} for row in self.as_dicts()],
+        }
+        return json.dumps(payload, ensure_ascii=False, indent=indent)
+
+    def cells(self) -> list[list[str]]:
+        """Every row formatted as text, as in :meth:`__str__`."""
+        flags = [self.is_percent(c) for c in self.columns]
+        return [[format_value(v, p) for v, p in zip(row, flags, strict=True)] for row in self.rows]
+
+    def __str__(self) -> str:
+        right = [_numeric_column(self.rows, i) for i in range(len(self.columns))]
+        return render_text(self.title, self.columns, self.cells(), right)
+
+    def to_rich(self) -> Any:
+        """A :class:`rich.table.Table` of the rows (numbers right-aligned)."""
+        from rich.table import Table
+
+        table = Table(title=self.title, title_justify="left")
+        numeric = [_numeric_column(self.rows, i) for i in range(len(self.columns))]
+        for column, right in zip(self.columns, numeric, strict=True):
+            table.add_column(column, justify="right" if right else "left")
+        for cells in self.cells():
+            table.add_row(*cells)
+        return table
+
+
+def _numeric_column(rows: Sequence[Row], index: int) -> bool:
+    values = [r[index] for r in rows if r[index] is not None]
+    return bool(values) and all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in values)
+
+
+def render_text(title: str, columns: Sequence[str], cells: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    """An aligned plain-text table (numbers right-aligned)."""
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True))
+
+    lines = [title, line(columns).rstrip(), "  ".join("-" * w for w in widths)]
+    lines.extend(line(row).rstrip() for row in cells)
+    if not cells:
+        lines.append("(no rows)")
+    return "\n".join(lines)

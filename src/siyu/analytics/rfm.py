@@ -1,0 +1,91 @@
+"""RFM: recency, frequency and monetary scores per buyer, by quantiles.
+
+Buyers are users with at least one counted order (not fully refunded)
+paid before ``until``. R ranks the last order's time, F the number of
+counted orders, M the money paid net of refunds. Each score is
+``ceil(quantiles * share)`` where ``share`` is the fraction of buyers whose
+value is less than or equal to the user's: ties always share a score, the
+most recent / most frequent / biggest spenders score ``quantiles``, and
+scores move only when orders change (not with the clock). The scores are
+the segment metrics ``rfm.r``, ``rfm.f`` and ``rfm.m`` (5 quantiles):
+``ws.segments.count("rfm.r >= 4 and rfm.m >= 4")``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._clock import to_us
+from .results import Report
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+
+__all__ = ["RfmReport", "rfm_report"]
+
+_DAY_US = 86_400_000_000
+
+
+@attrs.frozen(kw_only=True)
+class RfmReport(Report):
+    """Per-buyer scores.
+
+    ``rows``: ``(user_id, r, f, m, recency_days, orders, spend)`` by user id;
+    ``recency_days`` is whole days from the last order to ``until``,
+    ``spend`` yuan net of refunds. ``str()`` shows the R × F grid (how many
+    buyers in each cell), as does :meth:`grid`.
+    """
+
+    quantiles: int
+    until: datetime
+
+    def scores(self) -> dict[int, tuple[int, int, int]]:
+        """``{user_id: (r, f, m)}``."""
+        return {row[0]: (row[1], row[2], row[3]) for row in self.rows}
+
+    def grid(self, y: str = "r", x: str = "f") -> list[list[int]]:
+        """Buyers per cell: ``grid()[i][j]`` counts buyers with ``y`` score
+        ``quantiles - i`` (best first) and ``x`` score ``j + 1``."""
+        pick = {"r": 1, "f": 2, "m": 3}
+        q = self.quantiles
+        cells = [[0] * q for _ in range(q)]
+        yi, xi = pick[y], pick[x]
+        for row in self.rows:
+            cells[q - row[yi]][row[xi] - 1] += 1
+        return cells
+
+    def summary(self) -> Report:
+        """The R × F grid as a small report (what ``str()`` prints)."""
+        q = self.quantiles
+        rows = tuple((f"R={q - i}", *cells) for i, cells in enumerate(self.grid()))
+        return Report(title=f"{self.title}: buyers per R (rows) x F (columns)",
+                      columns=("", *(f"F={j}" for j in range(1, q + 1))), rows=rows)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def to_rich(self) -> object:
+        return self.summary().to_rich()
+
+
+def rfm_rows(tx: Transaction, quantiles: int, until_us: int) -> list[tuple[int, int, int, int, int, int, int]]:
+    return tx.analytics.rfm(quantiles, until_us)
+
+
+def rfm_report(tx: Transaction, quantiles: int, until: datetime) -> RfmReport:
+    until_us = to_us(until)
+    rows = tuple(
+        (uid, r, f, m, (until_us - last) // _DAY_US, orders, Decimal(net).scaleb(-2))
+        for uid, last, orders, net, r, f, m in tx.analytics.rfm(quantiles, until_us)
+    )
+    return RfmReport(
+        title=f"RFM ({quantiles} quantiles, {len(rows)} buyers, until {until:%Y-%m-%d})",
+        columns=("user_id", "r", "f", "m", "recency_days", "orders", "spend"),
+        rows=rows,
+        quantiles=quantiles,
+        until=until,
+    )

@@ -1,0 +1,212 @@
+"""``ws.analytics``: the shop's numbers computed from its own data."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .._clock import to_us
+from ..errors import ValidationError
+from ..services._common import check_int
+from ._time import bucket_start, check_period, check_window
+from .aov import AovReport, aov_report, check_aov_by
+from .cohorts import CohortReport, check_metric, cohort_report
+from .fission import FissionReport, fission_report
+from .funnel import BUILTIN_STEPS, FunnelReport, check_by, check_steps, funnel_report, reached
+from .new_vs_returning import NewVsReturningReport, new_vs_returning_report
+from .repurchase import RepurchaseReport, repurchase_report
+from .rfm import RfmReport, rfm_report
+from .touchpoints import TouchpointReport, check_reached, touchpoint_report
+
+if TYPE_CHECKING:
+    from ..segments.metrics import MetricValues
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Analytics"]
+
+#: How many periods a period report covers when ``since`` is not given.
+DEFAULT_PERIODS = 12
+#: The change counters each step depends on (for the segment metric caches).
+_STEP_COUNTERS = {
+    "first_seen": ("users",),
+    "added_wecom": ("users", "activity"),
+    "first_order": ("users", "orders"),
+    "second_order": ("users", "orders"),
+    "invited_friend": ("users", "referrals"),
+}
+
+
+class Analytics:
+    """``ws.analytics``: funnel, cohorts, repurchase, AOV, RFM, touchpoints,
+    new vs returning buyers and fission, each as a :class:`~siyu.analytics.results.Report`.
+
+    Every method reads one consistent snapshot. ``until`` defaults to now and
+    is exclusive; ``since`` is inclusive. Periods are ``"day"``, ``"week"``
+    (from Monday) or ``"month"`` (calendar) in the business time zone.
+
+    It also registers segment metrics: ``rfm.r``, ``rfm.f``, ``rfm.m``
+    (5-quantile scores of buyers) and ``funnel.<step>`` (``true`` when the
+    user has reached a built-in step, or a tracked-event step once a funnel
+    used it): ``ws.segments.count("rfm.r >= 4 and funnel.added_wecom = true")``.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._lock = threading.Lock()
+        self._rfm_memo: tuple[tuple[Any, ...], dict[int, tuple[int, int, int]]] | None = None
+        segments = workspace.segments
+        for index, name in enumerate("rfm"):
+            segments.register_metric(f"rfm.{name}", self._rfm_metric(index), counters=("orders", "users"))
+        for step in BUILTIN_STEPS:
+            self._register_step(step)
+
+    # -- segment metrics ----------------------------------------------------------------
+    def _register_step(self, step: str, counters: Sequence[str] | None = None) -> None:
+        def values(tx: Transaction, now: datetime) -> MetricValues:
+            members = reached(tx, step, None, to_us(now) + 1)
+            return {uid: uid in members for uid in tx.segments.user_ids()}
+
+        self._ws.segments.register_metric(
+            f"funnel.{step}", values, counters=counters or _STEP_COUNTERS[step], time_dependent=False, replace=True
+        )
+
+    def _rfm_metric(self, index: int) -> Any:
+        def values(tx: Transaction, now: datetime) -> MetricValues:
+            token = (tx.meta.version("orders"), tx.meta.version("users"))
+            with self._lock:
+                memo = self._rfm_memo
+                if memo is None or memo[0] != token:
+                    scores = {row[0]: (row[4], row[5], row[6]) for row in tx.analytics.rfm(5, to_us(now) + 1)}
+                    memo = self._rfm_memo = (token, scores)
+            return {uid: s[index] for uid, s in memo[1].items()}
+
+        return values
+
+    # -- reports --------------------------------------------------------------------------
+    def funnel(
+        self,
+        steps: Sequence[str] = BUILTIN_STEPS,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: str | None = None,
+    ) -> FunnelReport:
+        """Users at each step and the conversion between steps.
+
+        Users enter by reaching ``steps[0]`` in ``[since, until)`` and count at
+        a later step if they reached it, and every step between, before
+        ``until``. ``by``: ``"source"``, ``"campaign"`` or ``"state"`` adds one
+        block per attribution value. Steps are the built-in ones
+        (``first_seen``, ``added_wecom``, ``first_order``, ``second_order``,
+        ``invited_friend``) or tracked event kinds; an unknown name raises
+        :class:`~siyu.errors.ValidationError`.
+        """
+        start, end = check_window(since, until, self._ws.now())
+        group = check_by(by)
+        with self._ws.read() as tx:
+            names = check_steps(tx, steps)
+            report = funnel_report(tx, names, start, end, group)
+        for name in names:
+            if name not in BUILTIN_STEPS and f"funnel.{name}" not in self._ws.segments.metrics():
+                self._register_step(name, ("users", "activity"))
+        return report
+
+    def _period_window(self, period: str, since: datetime | None, until: datetime | None) -> tuple[datetime,
+                                                                                                  datetime]:
+        start, end = check_window(since, until, self._ws.now())
+        if start is None:
+            start = bucket_start(end - timedelta(microseconds=1), period, self._ws.tz)
+            for _ in range(DEFAULT_PERIODS - 1):
+                start = bucket_start(start - timedelta(microseconds=1), period, self._ws.tz)
+        return start, end
+
+    def cohorts(
+        self,
+        period: str = "week",
+        metric: str = "active",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> CohortReport:
+        """Retention matrix of the users created in each period since ``since``
+        (default: the last 12 periods, the running one included).
+
+        ``metric="active"`` counts users with a tracked event or a counted
+        order in a later period, ``"ordered"`` only a counted order.
+        """
+        check_period(period)
+        check_metric(metric)
+        start, end = self._period_window(period, since, until)
+        with self._ws.read() as tx:
+            return cohort_report(tx, period, metric, start, end, self._ws.tz)
+
+    def repurchase(
+        self,
+        window: timedelta = timedelta(days=90),
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        period: str = "month",
+    ) -> RepurchaseReport:
+        """Share of first-time buyers (first order in ``[since, until)``) who
+        ordered again within ``window``, per period of their first order."""
+        if not isinstance(window, timedelta) or window <= timedelta(0):
+            raise ValidationError(f"window must be a positive timedelta such as timedelta(days=90), got {window!r}")
+        check_period(period)
+        start, end = check_window(since, until, self._ws.now())
+        with self._ws.read() as tx:
+            return repurchase_report(tx, window, period, start, end, self._ws.tz)
+
+    def aov(
+        self, *, since: datetime | None = None, until: datetime | None = None, by: str | None = None
+    ) -> AovReport:
+        """Average order value of counted orders paid in ``[since, until)``;
+        ``by``: ``"channel"``, ``"source"`` (the buyer's), ``"day"``, ``"week"`` or ``"month"``."""
+        group = check_aov_by(by)
+        start, end = check_window(since, until, self._ws.now())
+        with self._ws.read() as tx:
+            return aov_report(tx, group, start, end, self._ws.tz)
+
+    def rfm(self, quantiles: int = 5, *, until: datetime | None = None) -> RfmReport:
+        """Per-buyer R, F, M scores from 1 to ``quantiles`` (see :mod:`siyu.analytics.rfm`)."""
+        check_int(quantiles, "quantiles", minimum=2, maximum=100)
+        _, end = check_window(None, until, self._ws.now())
+        with self._ws.read() as tx:
+            return rfm_report(tx, quantiles, end)
+
+    def touchpoints(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: str = "source",
+        reached: Mapping[str, int] | None = None,
+    ) -> TouchpointReport:
+        """Drainage rate per touchpoint: reached → added on WeCom → ordered.
+
+        ``by``: ``"source"``, ``"state"`` (channel QR state) or ``"campaign"``.
+        ``reached`` overrides the reach of touchpoints whose real exposure you
+        know (``{"taobao_parcel_card": 12000}`` parcels shipped)."""
+        if check_by(by) is None:
+            raise ValidationError("touchpoints need by='source', 'state' or 'campaign'")
+        exposure = check_reached(reached)
+        start, end = check_window(since, until, self._ws.now())
+        with self._ws.read() as tx:
+            return touchpoint_report(tx, by, start, end, exposure)
+
+    def new_vs_returning(
+        self, period: str = "month", *, since: datetime | None = None, until: datetime | None = None
+    ) -> NewVsReturningReport:
+        """Buyers, orders and revenue per period, split into first-time and returning buyers
+        (default: the last 12 periods)."""
+        check_period(period)
+        start, end = self._period_window(period, since, until)
+        with self._ws.read() as tx:
+            return new_vs_returning_report(tx, period, start, end, self._ws.tz)
+
+    def fission(self, campaign: str | None = None) -> FissionReport:
+        """Fission rate, K-factor, generations and the invite funnel (``ws.referrals.stats``)."""
+        return fission_report(self._ws.referrals.stats(campaign))

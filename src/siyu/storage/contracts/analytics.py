@@ -1,0 +1,99 @@
+"""Read-side aggregates behind ``ws.analytics``.
+
+The answers run to millions of rows on a large shop, so instants here are
+integer microseconds since the Unix epoch (UTC, as in storage) and user sets
+are plain lists of ids; the service turns them into bitmaps and datetimes.
+
+Shared definitions every implementation honours:
+
+- *users* are users of any status except ``"merged"`` (a merged user's
+  history belongs to the user it was merged into);
+- a *counted order* is an order not fully refunded (``refunded < total``,
+  or a zero-total order); its *net* is ``total - refunded`` in fen;
+- a *bucket list* is sorted boundaries ``b0 < b1 < ... < bn``; bucket ``i``
+  is ``[b_i, b_{i+1})``. Instants outside ``[b0, bn)`` belong to no bucket.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+__all__ = ["AnalyticsStore"]
+
+
+class AnalyticsStore(abc.ABC):
+    # -- who reached what (funnel steps) --------------------------------------------------
+    @abc.abstractmethod
+    def users_created(self, since: int | None, until: int) -> list[int]:
+        """Users created in ``[since, until)`` (``since=None``: from the start), ascending."""
+
+    @abc.abstractmethod
+    def attribution(self, field: str) -> dict[str | None, list[int]]:
+        """Every user grouped by an attribution field: ``"source"``, ``"campaign"``
+        (``source_campaign``) or ``"state"`` (``source_state``)."""
+
+    @abc.abstractmethod
+    def identity_linked(self, kind: str, since: int | None, until: int) -> list[int]:
+        """Users whose first identity of ``kind`` was linked in ``[since, until)``."""
+
+    @abc.abstractmethod
+    def event_reached(self, kind: str, since: int | None, until: int) -> list[int]:
+        """Users whose first tracked event of ``kind`` happened in ``[since, until)``."""
+
+    @abc.abstractmethod
+    def nth_order_reached(self, n: int, since: int | None, until: int) -> list[int]:
+        """Users whose ``n``-th counted order (1 = first) was paid in ``[since, until)``."""
+
+    @abc.abstractmethod
+    def invited_reached(self, since: int | None, until: int) -> list[int]:
+        """Users whose first invitee still bound to them (an active binding) was bound in ``[since, until)``."""
+
+    @abc.abstractmethod
+    def event_kinds(self) -> list[str]:
+        """Every tracked event kind recorded so far, sorted."""
+
+    # -- cohorts ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def cohort_sizes(self, bounds: Sequence[int]) -> dict[int, int]:
+        """Users created in each bucket: ``{bucket: users}`` (empty buckets left out)."""
+
+    @abc.abstractmethod
+    def cohort_activity(self, bounds: Sequence[int], metric: str) -> dict[tuple[int, int], int]:
+        """``{(cohort bucket, activity bucket): distinct users}`` for users created in
+        the cohort bucket who were active in the later (or same) bucket.
+
+        ``metric="active"``: a tracked event or a counted order in the bucket;
+        ``metric="ordered"``: a counted order in the bucket."""
+
+    # -- orders -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def buyer_history(self, until: int) -> list[tuple[int, int, int | None]]:
+        """``(user_id, first counted order paid_at, second one or None)`` of every
+        user with a counted order paid before ``until``."""
+
+    @abc.abstractmethod
+    def rfm(self, quantiles: int, until: int) -> list[tuple[int, int, int, int, int, int, int]]:
+        """Per buyer (counted orders paid before ``until``):
+        ``(user_id, last paid_at, orders, net fen, r, f, m)``.
+
+        Each score is ``ceil(quantiles * share)``, where ``share`` is the
+        fraction of buyers whose value is less than or equal to the user's
+        (last paid_at for R, orders for F, net for M): ties share a score,
+        the highest values score ``quantiles``."""
+
+    @abc.abstractmethod
+    def order_totals(
+        self, since: int | None, until: int, by: str | None, bounds: Sequence[int] = ()
+    ) -> list[tuple[str | int | None, int, int, int]]:
+        """Counted orders paid in ``[since, until)``, grouped, as
+        ``(key, orders, distinct buyers, net fen)``.
+
+        ``by``: ``None`` (one row, key ``None``), ``"channel"`` (the order's
+        channel), ``"source"`` (the buyer's source) or ``"period"`` (the
+        bucket index in ``bounds``)."""
+
+    @abc.abstractmethod
+    def buyers_by_bucket(self, bounds: Sequence[int]) -> list[tuple[int, bool, int, int, int]]:
+        """Counted orders per bucket, split by whether the buyer's first counted
+        order ever falls in that same bucket: ``(bucket, new, buyers, orders, net fen)``."""

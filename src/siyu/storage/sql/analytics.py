@@ -1,0 +1,217 @@
+"""Analytics aggregates in SQL (portable: SQLite and PostgreSQL).
+
+Calendar buckets are computed inside the database with a balanced ``CASE``
+tree over the bound boundaries (``log2(n)`` comparisons per row), so no
+date function or time-zone table is needed and every bucket follows the
+business calendar the service computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..contracts.analytics import AnalyticsStore
+
+if TYPE_CHECKING:
+    from .backend import SqlTransaction
+
+_COUNTED = "(o.refunded < o.total OR o.total = 0)"
+_FIELDS = {"source": "source", "campaign": "source_campaign", "state": "source_state"}
+
+
+def bucket_expr(column: str, bounds: Sequence[int]) -> tuple[str, list[int]]:
+    """SQL giving the bucket index of ``column`` (assumed within ``[b0, bn)``) and its parameters."""
+    params: list[int] = []
+
+    def tree(lo: int, hi: int) -> str:
+        if hi - lo == 1:
+            return str(lo)
+        mid = (lo + hi) // 2
+        params.append(bounds[mid])
+        left = tree(lo, mid)
+        right = tree(mid, hi)
+        return f"CASE WHEN {column} < ? THEN {left} ELSE {right} END"
+
+    sql = tree(0, len(bounds) - 1)
+    return sql, params
+
+
+def _range(column: str, since: int | None, until: int) -> tuple[str, list[int]]:
+    if since is None:
+        return f"{column} < ?", [until]
+    return f"{column} >= ? AND {column} < ?", [since, until]
+
+
+class SqlAnalyticsStore(AnalyticsStore):
+    def __init__(self, tx: SqlTransaction) -> None:
+        self.tx = tx
+
+    def _ids(self, sql: str, params: Sequence[Any]) -> list[int]:
+        return [int(r[0]) for r in self.tx.execute(sql, params)]
+
+    # -- steps ------------------------------------------------------------------------------
+    def users_created(self, since: int | None, until: int) -> list[int]:
+        where, params = _range("created_at", since, until)
+        return self._ids(f"SELECT id FROM users WHERE status <> ? AND {where} ORDER BY id", ["merged", *params])
+
+    def attribution(self, field: str) -> dict[str | None, list[int]]:
+        column = _FIELDS[field]
+        groups: dict[str | None, list[int]] = {}
+        for uid, value in self.tx.execute(f"SELECT id, {column} FROM users WHERE status <> ?", ("merged",)):
+            groups.setdefault(value, []).append(int(uid))
+        return groups
+
+    def identity_linked(self, kind: str, since: int | None, until: int) -> list[int]:
+        having, params = _range("MIN(linked_at)", since, until)
+        return self._ids(
+            f"SELECT user_id FROM identities WHERE kind = ? GROUP BY user_id HAVING {having}", [kind, *params]
+        )
+
+    def event_reached(self, kind: str, since: int | None, until: int) -> list[int]:
+        if since is None:
+            # Any event before `until` means the first one is too: a plain range read of the index.
+            return self._ids(
+                "SELECT DISTINCT user_id FROM user_events WHERE kind = ? AND at < ?", [kind, until]
+            )
+        return self._ids(
+            "SELECT user_id FROM user_events WHERE kind = ? GROUP BY user_id HAVING MIN(at) >= ? AND MIN(at) < ?",
+            [kind, since, until],
+        )
+
+    def nth_order_reached(self, n: int, since: int | None, until: int) -> list[int]:
+        if n == 1:
+            if since is None:
+                return self._ids(f"SELECT DISTINCT o.user_id FROM orders o WHERE o.paid_at < ? AND {_COUNTED}",
+                                 [until])
+            return self._ids(
+                f"SELECT o.user_id FROM orders o WHERE {_COUNTED} GROUP BY o.user_id "
+                "HAVING MIN(o.paid_at) >= ? AND MIN(o.paid_at) < ?",
+                [since, until],
+            )
+        if since is None:
+            return self._ids(
+                f"SELECT o.user_id FROM orders o WHERE o.paid_at < ? AND {_COUNTED} GROUP BY o.user_id "
+                "HAVING COUNT(*) >= ?",
+                [until, n],
+            )
+        return self._ids(
+            "SELECT user_id FROM (SELECT o.user_id, o.paid_at, ROW_NUMBER() OVER "
+            f"(PARTITION BY o.user_id ORDER BY o.paid_at, o.id) AS rn FROM orders o WHERE o.paid_at < ? AND {_COUNTED}"
+            ") ranked WHERE rn = ? AND paid_at >= ?",
+            [until, n, since],
+        )
+
+    def invited_reached(self, since: int | None, until: int) -> list[int]:
+        having, params = _range("MIN(bound_at)", since, until)
+        return self._ids(
+            "SELECT inviter_id FROM referral_nodes WHERE inviter_id IS NOT NULL AND status = ? "
+            f"AND bound_at IS NOT NULL GROUP BY inviter_id HAVING {having}",
+            ["active", *params],
+        )
+
+    def event_kinds(self) -> list[str]:
+        return [str(r[0]) for r in self.tx.execute("SELECT DISTINCT kind FROM user_events ORDER BY kind")]
+
+    # -- cohorts -------------------------------------------------------------------------------
+    def cohort_sizes(self, bounds: Sequence[int]) -> dict[int, int]:
+        expr, params = bucket_expr("created_at", bounds)
+        return {
+            int(b): int(n)
+            for b, n in self.tx.execute(
+                f"SELECT {expr} AS b, COUNT(*) FROM users WHERE status <> ? AND created_at >= ? AND created_at < ? "
+                "GROUP BY b",
+                [*params, "merged", bounds[0], bounds[-1]],
+            )
+        }
+
+    def cohort_activity(self, bounds: Sequence[int], metric: str) -> dict[tuple[int, int], int]:
+        cohort, cohort_params = bucket_expr("created_at", bounds)
+        paid, paid_params = bucket_expr("o.paid_at", bounds)
+        lo, hi = bounds[0], bounds[-1]
+        orders = (f"SELECT o.user_id, {paid} AS b FROM orders o WHERE o.paid_at >= ? AND o.paid_at < ? "
+                  f"AND {_COUNTED}")
+        params: list[Any] = [*paid_params, lo, hi]
+        if metric == "active":
+            at, at_params = bucket_expr("at", bounds)
+            activity = f"SELECT user_id, {at} AS b FROM user_events WHERE at >= ? AND at < ? UNION {orders}"
+            params = [*at_params, lo, hi, *params]
+        else:
+            activity = f"SELECT DISTINCT user_id, b FROM ({orders}) paid"
+        sql = (
+            f"SELECT c.b, a.b, COUNT(*) FROM ({activity}) a JOIN "
+            f"(SELECT id, {cohort} AS b FROM users WHERE status <> ? AND created_at >= ? AND created_at < ?) c "
+            "ON c.id = a.user_id WHERE a.b >= c.b GROUP BY c.b, a.b"
+        )
+        return {
+            (int(c), int(a)): int(n)
+            for c, a, n in self.tx.execute(sql, [*params, *cohort_params, "merged", lo, hi])
+        }
+
+    # -- orders ---------------------------------------------------------------------------------
+    def buyer_history(self, until: int) -> list[tuple[int, int, int | None]]:
+        return [
+            (int(u), int(first), None if second is None else int(second))
+            for u, first, second in self.tx.execute(
+                "SELECT user_id, MIN(CASE WHEN rn = 1 THEN paid_at END), MIN(CASE WHEN rn = 2 THEN paid_at END) "
+                "FROM (SELECT o.user_id, o.paid_at, ROW_NUMBER() OVER (PARTITION BY o.user_id "
+                f"ORDER BY o.paid_at, o.id) AS rn FROM orders o WHERE o.paid_at < ? AND {_COUNTED}) ranked "
+                "WHERE rn <= 2 GROUP BY user_id ORDER BY user_id",
+                [until],
+            )
+        ]
+
+    def rfm(self, quantiles: int, until: int) -> list[tuple[int, int, int, int, int, int, int]]:
+        sql = (
+            "SELECT user_id, r, f, m, (? * lr + n - 1) / n, (? * lf + n - 1) / n, (? * lm + n - 1) / n FROM ("
+            "SELECT user_id, r, f, m, COUNT(*) OVER () AS n, COUNT(*) OVER (ORDER BY r) AS lr, "
+            "COUNT(*) OVER (ORDER BY f) AS lf, COUNT(*) OVER (ORDER BY m) AS lm FROM ("
+            "SELECT o.user_id, MAX(o.paid_at) AS r, COUNT(*) AS f, SUM(o.total - o.refunded) AS m FROM orders o "
+            f"WHERE o.paid_at < ? AND {_COUNTED} GROUP BY o.user_id) per_user) ranked ORDER BY user_id"
+        )
+        return [
+            (int(u), int(r), int(f), int(m), int(rs), int(fs), int(ms))
+            for u, r, f, m, rs, fs, ms in self.tx.execute(sql, [quantiles, quantiles, quantiles, until])
+        ]
+
+    def order_totals(
+        self, since: int | None, until: int, by: str | None, bounds: Sequence[int] = ()
+    ) -> list[tuple[str | int | None, int, int, int]]:
+        where, params = _range("o.paid_at", since, until)
+        join = ""
+        key_params: list[int] = []
+        if by is None:
+            key = "NULL"
+        elif by == "channel":
+            key = "o.channel"
+        elif by == "source":
+            key, join = "u.source", "JOIN users u ON u.id = o.user_id "
+        else:
+            key, key_params = bucket_expr("o.paid_at", bounds)
+            where += " AND o.paid_at >= ? AND o.paid_at < ?"
+            params += [bounds[0], bounds[-1]]
+        sql = (
+            f"SELECT {key} AS k, COUNT(*), COUNT(DISTINCT o.user_id), COALESCE(SUM(o.total - o.refunded), 0) "
+            f"FROM orders o {join}"
+            f"WHERE {where} AND {_COUNTED} GROUP BY k"
+        )
+        return [
+            (k if k is None or isinstance(k, str) else int(k), int(n), int(b), int(s))
+            for k, n, b, s in self.tx.execute(sql, [*key_params, *params])
+        ]
+
+    def buyers_by_bucket(self, bounds: Sequence[int]) -> list[tuple[int, bool, int, int, int]]:
+        paid, paid_params = bucket_expr("o.paid_at", bounds)
+        first, first_params = bucket_expr("f.first", bounds)
+        sql = (
+            f"SELECT b, is_new, COUNT(DISTINCT user_id), COUNT(*), SUM(net) FROM ("
+            f"SELECT o.user_id, {paid} AS b, CASE WHEN f.first >= ? AND {first} = {paid} THEN 1 ELSE 0 END AS is_new, "
+            "o.total - o.refunded AS net FROM orders o JOIN (SELECT o.user_id, MIN(o.paid_at) AS first FROM orders o "
+            f"WHERE {_COUNTED} GROUP BY o.user_id) f ON f.user_id = o.user_id "
+            f"WHERE o.paid_at >= ? AND o.paid_at < ? AND {_COUNTED}) tagged GROUP BY b, is_new"
+        )
+        params = [*paid_params, bounds[0], *first_params, *paid_params, bounds[0], bounds[-1]]
+        return [
+            (int(b), bool(new), int(u), int(n), int(s))
+            for b, new, u, n, s in self.tx.execute(sql, params)
+        ]
