@@ -154,12 +154,6 @@ class SqlTransaction(Transaction):
 
         return SqlAnalyticsStore(self)
 
-    @cached_property
-    def analytics(self):  # type: ignore[no-untyped-def,override]
-        from .analytics import SqlAnalyticsStore
-
-        return SqlAnalyticsStore(self)
-
 
 class SqlBackend(Backend):
     """Base of the SQL backends. Subclasses supply connections and the dialect."""
