@@ -31,17 +31,25 @@ class TestSQLiteBackend(StorageContract):
     "SIYU_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test (or: eval \"$(bash .ci/postgres.sh)\")",
 )
 class TestPostgresBackend(StorageContract):
-    """Each test gets a fresh schema, dropped afterwards, so runs never see each other's data."""
+    """One fresh schema per test run (dropped at the end), emptied between tests,
+    so runs never see each other's data and tests never see each other's rows."""
 
-    @pytest.fixture(autouse=True)
-    def _drop_schema(self, url: str) -> Iterator[None]:
-        yield
-        from siyu.testing.postgres import drop_schema
-
-        drop_schema(url)
-
-    def make_url(self, tmp_path: Path) -> str:
-        from siyu.testing.postgres import with_schema
+    @pytest.fixture(scope="class")
+    @classmethod
+    def run_url(cls) -> Iterator[str]:
+        from siyu.testing.postgres import drop_schema, with_schema
 
         assert POSTGRES_URL is not None
-        return with_schema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
+        url = with_schema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
+        yield url
+        drop_schema(url)
+
+    @pytest.fixture
+    def url(self, run_url: str) -> Iterator[str]:
+        from siyu.testing.postgres import empty_schema
+
+        yield run_url
+        empty_schema(run_url)
+
+    def make_url(self, tmp_path: Path) -> str:
+        raise AssertionError("the url fixture supplies this class's URLs")

@@ -61,6 +61,8 @@ class PostgresDialect(PyformatDialect):
     }
     # The wire protocol allows 65535 bound parameters per statement.
     max_params: ClassVar[int] = 60_000
+    # DDL is transactional: a fresh schema is built in one transaction and one commit.
+    migrate_in_one_transaction: ClassVar[bool] = True
 
     def allocate_ids(self, tx: SqlTransaction, table: str, count: int) -> list[int]:
         """Draw ``count`` ids from the table's identity sequence.

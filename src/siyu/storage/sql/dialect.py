@@ -23,6 +23,8 @@ class Dialect:
     }
     #: Largest number of bound parameters one statement may carry.
     max_params: ClassVar[int] = 30_000
+    #: Run all pending migration steps in one transaction (needs transactional DDL).
+    migrate_in_one_transaction: ClassVar[bool] = False
 
     def sql(self, statement: str) -> str:
         """Translate portable SQL (``?`` placeholders) to this database's."""

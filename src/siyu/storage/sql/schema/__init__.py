@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ....errors import SchemaVersionError
 
 if TYPE_CHECKING:
-    from ..backend import SqlBackend
+    from ..backend import SqlBackend, SqlTransaction
 
 _BOOTSTRAP = "CREATE TABLE IF NOT EXISTS siyu_schema (component {text} PRIMARY KEY, version {bigint} NOT NULL)"
 
@@ -34,32 +34,54 @@ def components() -> list[ModuleType]:
 
 
 def migrate(backend: SqlBackend) -> dict[str, int]:
+    """Bring every component's schema up to date; return the versions.
+
+    Write transactions serialize migrators across processes (SQLite's write
+    lock, PostgreSQL's advisory lock), and each step re-reads the version
+    under that lock, so concurrent first opens migrate exactly once. Where the
+    dialect has transactional DDL and says so (``migrate_in_one_transaction``),
+    every pending step runs in one transaction: one commit instead of dozens.
+    """
     dialect = backend.dialect
+    if dialect.migrate_in_one_transaction:
+        with backend.transaction(write=True) as tx:
+            tx.execute(dialect.ddl(_BOOTSTRAP))
+            return {module.COMPONENT: _upgrade(tx, module, None) for module in components()}
     with backend.transaction(write=True) as tx:
         tx.execute(dialect.ddl(_BOOTSTRAP))
     versions: dict[str, int] = {}
     for module in components():
-        steps = sorted(module.MIGRATIONS)
-        latest = steps[-1][0] if steps else 0
-        for version, statements in steps:
+        for version, _ in sorted(module.MIGRATIONS):
             with backend.transaction(write=True) as tx:
-                row = tx.execute(
-                    "SELECT version FROM siyu_schema WHERE component = ?", (module.COMPONENT,)
-                ).fetchone()
-                current = int(row[0]) if row else 0
-                if current > latest:
-                    raise SchemaVersionError(
-                        f"the database's {module.COMPONENT!r} schema is version {current}, newer than "
-                        f"this siyu knows ({latest}); upgrade siyu to open it"
-                    )
-                if current >= version:
-                    continue
-                for statement in statements:
-                    tx.execute(dialect.ddl(statement))
-                tx.execute(
-                    "INSERT INTO siyu_schema (component, version) VALUES (?, ?) "
-                    "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                    (module.COMPONENT, version),
-                )
-        versions[module.COMPONENT] = latest
+                _upgrade(tx, module, version)
+        versions[module.COMPONENT] = _latest(module)
     return versions
+
+
+def _latest(module: ModuleType) -> int:
+    steps = sorted(module.MIGRATIONS)
+    return int(steps[-1][0]) if steps else 0
+
+
+def _upgrade(tx: SqlTransaction, module: ModuleType, only: int | None) -> int:
+    """Run ``module``'s pending steps (just step ``only`` if given); return its latest version."""
+    latest = _latest(module)
+    row = tx.execute("SELECT version FROM siyu_schema WHERE component = ?", (module.COMPONENT,)).fetchone()
+    current = int(row[0]) if row else 0
+    if current > latest:
+        raise SchemaVersionError(
+            f"the database's {module.COMPONENT!r} schema is version {current}, newer than "
+            f"this siyu knows ({latest}); upgrade siyu to open it"
+        )
+    for version, statements in sorted(module.MIGRATIONS):
+        if version <= current or (only is not None and version != only):
+            continue
+        for statement in statements:
+            tx.execute(tx.dialect.ddl(statement))
+        tx.execute(
+            "INSERT INTO siyu_schema (component, version) VALUES (?, ?) "
+            "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+            (module.COMPONENT, version),
+        )
+        current = version
+    return latest
