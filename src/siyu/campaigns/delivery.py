@@ -68,7 +68,8 @@ def accepts_idempotency_key(channel: Channel) -> bool:
     flag = getattr(channel, "accepts_idempotency_key", None)
     if isinstance(flag, bool):
         return flag
-    return channel.name in IDEMPOTENT_CHANNELS
+    # A subclass of the outbox or webhook channel inherits their de-duplication.
+    return any(klass.__dict__.get("name") in IDEMPOTENT_CHANNELS for klass in type(channel).__mro__)
 
 
 class _Claim:

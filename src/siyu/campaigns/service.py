@@ -792,9 +792,10 @@ class Campaigns:
         return decision
 
     # -- sending ------------------------------------------------------------------------------------------
-    def rollout(self, campaign: int | str, *, variant: str | None = None) -> RunReport:
+    def rollout(self, campaign: int | str, *, variant: str | None = None, batch: int = 5_000) -> RunReport:
         """Send the winner (or ``variant``) to everyone in the audience who was not in
-        the pilot (holdout included: they stay untouched)."""
+        the pilot (holdout included: they stay untouched). ``batch`` is how many
+        records one claim transaction takes."""
         with self._ws.write() as tx:
             row = self._row(tx, campaign)
             chosen = variant or row.state.get("winner")
@@ -806,9 +807,9 @@ class Campaigns:
                         f"campaign {row.name!r} has no winner yet; call ws.campaigns.decide({row.id}) or pass variant="
                     )
             self._launch(tx, row, chosen, "rollout")
-        return self._run(row.id)
+        return self._run(row.id, batch=batch)
 
-    def send(self, campaign: int | str, *, variant: str | None = None) -> RunReport:
+    def send(self, campaign: int | str, *, variant: str | None = None, batch: int = 5_000) -> RunReport:
         """Send a single-variant campaign (or one ``variant``) to the whole audience, without a pilot.
         A scheduled campaign is armed instead and goes out at its start time (:meth:`run_due`)."""
         with self._ws.write() as tx:
@@ -821,7 +822,7 @@ class Campaigns:
                     )
                 variant = next(iter(row.variants))
             self._launch(tx, row, variant, "send")
-        return self._run(row.id)
+        return self._run(row.id, batch=batch)
 
     def _launch(self, tx: Transaction, row: CampaignRow, variant: str, phase: str) -> None:
         if variant not in row.variants:
@@ -852,7 +853,8 @@ class Campaigns:
                                  users=0 if audience is None else len(audience)))
 
     def resume(
-        self, campaign: int | str, *, recover_after: timedelta = timedelta(0), limit: int | None = None
+        self, campaign: int | str, *, recover_after: timedelta = timedelta(0), limit: int | None = None,
+        batch: int = 5_000,
     ) -> RunReport:
         """Continue a campaign after a crash, a rate limit or a pause: recover
         records claimed at least ``recover_after`` ago that never completed (see
@@ -863,7 +865,7 @@ class Campaigns:
             raise ValidationError("recover_after must be a timedelta >= 0")
         with self._ws.read() as tx:
             row = self._row(tx, campaign)
-        return self._run(row.id, recover_after=recover_after, limit=limit)
+        return self._run(row.id, recover_after=recover_after, limit=limit, batch=batch)
 
     def cancel(self, campaign: int | str) -> Campaign:
         """Stop a campaign: nothing more is claimed (records already sent stay)."""
@@ -880,6 +882,7 @@ class Campaigns:
         self, campaign_id: int, *, recover_after: timedelta | None = timedelta(minutes=10), limit: int | None = None,
         batch: int = 5_000,
     ) -> RunReport:
+        check_int(batch, "batch", minimum=1, maximum=100_000)
         now = self._ws.now()
         with self._ws.write() as tx:
             row = self._row(tx, campaign_id)
@@ -986,7 +989,7 @@ class Campaigns:
             state["rest"] = rest
             following = sched.after(latest)
             state["next_run_at"] = None if following is None else following.isoformat()
-            tx.campaigns.update(row.id, status="running" if following is None else "scheduled", state=state)
+            tx.campaigns.update(row.id, status="active" if following is not None else "running", state=state)
             audience = self._stored_audience(fresh)
             tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="schedule", occurrence=latest.isoformat(),
                                      users=0 if audience is None else len(audience)))
