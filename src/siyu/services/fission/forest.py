@@ -20,28 +20,29 @@ import attrs
 __all__ = ["ForestCounts", "forest_counts", "forest_counts_by_id"]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, eq=False)
 class ForestCounts:
     """Per-node results, index-aligned with the ``parents`` passed in.
 
     ``depth[i]``: inviters above node ``i``; ``direct[i]``: invited directly;
     ``within2[i]``: invitees at depth 1 or 2 below; ``total[i]``: the whole
-    downline.
+    downline. The sequences are numpy arrays when numpy did the work (no
+    copies into lists for a million users), plain lists otherwise.
     """
 
-    depth: list[int]
-    direct: list[int]
-    within2: list[int]
-    total: list[int]
+    depth: Sequence[int]
+    direct: Sequence[int]
+    within2: Sequence[int]
+    total: Sequence[int]
     #: Node ids (ascending) when built by :func:`forest_counts_by_id`, else empty.
-    ids: list[int] = attrs.field(factory=list)
+    ids: Sequence[int] = ()
 
     def of(self, node_id: int) -> tuple[int, int, int]:
         """``(direct, within2, total)`` of one node id (from :func:`forest_counts_by_id`)."""
         at = bisect.bisect_left(self.ids, node_id)
         if at == len(self.ids) or self.ids[at] != node_id:
             return (0, 0, 0)
-        return self.direct[at], self.within2[at], self.total[at]
+        return int(self.direct[at]), int(self.within2[at]), int(self.total[at])
 
 
 def forest_counts(parents: Sequence[int], *, use_numpy: bool | None = None) -> ForestCounts:
@@ -57,20 +58,19 @@ def forest_counts(parents: Sequence[int], *, use_numpy: bool | None = None) -> F
 def forest_counts_by_id(
     ids: Sequence[int], parent_ids: Sequence[int], *, use_numpy: bool | None = None
 ) -> ForestCounts:
-    """Like :func:`forest_counts`, for nodes named by id: ``ids`` ascending,
-    ``parent_ids[i]`` the parent id of ``ids[i]`` or ``0`` for a root."""
+    """Like :func:`forest_counts`, for nodes named by id: ``ids`` ascending
+    positive ints, ``parent_ids[i]`` the parent id of ``ids[i]`` or ``0`` for a root."""
     if _numpy_wanted(use_numpy):
         import numpy as np
 
         id_arr: Any = np.asarray(ids, dtype=np.int64)
         par: Any = np.asarray(parent_ids, dtype=np.int64)
-        index = np.searchsorted(id_arr, par)
-        index[par == 0] = -1
-        counts = _with_numpy(index)
-    else:
-        position = {node: i for i, node in enumerate(ids)}
-        counts = _pure([position[p] if p else -1 for p in parent_ids])
-    return attrs.evolve(counts, ids=list(ids))
+        # User ids are dense integers, so a lookup table beats a binary search per node.
+        lookup = np.full(int(id_arr[-1]) + 1 if len(id_arr) else 1, -1, dtype=np.int64)
+        lookup[id_arr] = np.arange(len(id_arr), dtype=np.int64)
+        return attrs.evolve(_with_numpy(lookup[par]), ids=ids)
+    position = {node: i for i, node in enumerate(ids)}
+    return attrs.evolve(_pure([position[p] if p else -1 for p in parent_ids]), ids=ids)
 
 
 def _numpy_wanted(use_numpy: bool | None) -> bool:
@@ -109,42 +109,44 @@ def _pure(parents: list[int]) -> ForestCounts:
         if p >= 0:
             within2[p] += direct[child]
     total = [0] * n
-    by_depth = sorted(range(n), key=depth.__getitem__, reverse=True)
-    for node in by_depth:
+    for node in sorted(range(n), key=depth.__getitem__, reverse=True):
         p = parents[node]
         if p >= 0:
             total[p] += total[node] + 1
     return ForestCounts(depth=depth, direct=direct, within2=within2, total=total)
 
 
-def _with_numpy(parents: Sequence[int]) -> ForestCounts:
+def _with_numpy(parents: Any) -> ForestCounts:
     import numpy as np
 
     par: Any = np.asarray(parents, dtype=np.int64)
     n = len(par)
-    has = par >= 0
-    # Depth by pointer chasing: one vectorised step per level of the deepest tree.
+    # Depth: every non-root climbs one level per step; the climbers thin out as they reach
+    # roots, so the work is the sum of depths in ever smaller arrays.
     depth: Any = np.zeros(n, dtype=np.int64)
-    cursor = par.copy()
-    while True:
-        live = cursor >= 0
-        if not live.any():
-            break
-        depth[live] += 1
-        cursor[live] = par[cursor[live]]
-        if depth.max() > n:
+    if n and int(par.max(initial=-1)) >= n:
+        raise ValueError("a parent index is out of range")
+    climbers = np.flatnonzero(par >= 0)
+    at = par[climbers]
+    steps = 0
+    while len(climbers):
+        depth[climbers] += 1
+        at = par[at]
+        keep = at >= 0
+        climbers, at = climbers[keep], at[keep]
+        steps += 1
+        if steps > n:
             raise ValueError("parents contain a cycle")
-    children, their_parents = np.nonzero(has)[0], par[has]
-    direct = np.bincount(their_parents, minlength=n).astype(np.int64)
-    within2 = direct + np.bincount(their_parents, weights=direct[children], minlength=n).astype(np.int64)
+    children = np.flatnonzero(par >= 0)
+    their_parents = par[children]
+    direct: Any = np.bincount(their_parents, minlength=n)
+    within2: Any = direct + np.bincount(their_parents, weights=direct[children], minlength=n).astype(np.int64)
+    # Total: push counts up one level at a time, deepest level first.
     total: Any = np.zeros(n, dtype=np.int64)
-    order = np.argsort(-depth, kind="stable")
-    sorted_depth = depth[order]
-    # Push from the deepest level up; each level's nodes are a contiguous run of `order`.
-    bounds = np.flatnonzero(np.diff(sorted_depth)) + 1
+    # Depths are small, so a stable sort on 16-bit keys is numpy's O(n) radix sort.
+    order = children[np.argsort((-depth[children]).astype(np.int16), kind="stable")]
+    level_of = depth[order]
+    bounds = np.flatnonzero(np.diff(level_of)) + 1
     for run in np.split(order, bounds):
-        if len(run) == 0 or depth[run[0]] == 0:
-            continue
-        total += np.bincount(par[run], weights=total[run] + 1, minlength=n).astype(np.int64)
-    return ForestCounts(depth=depth.tolist(), direct=direct.tolist(), within2=within2.tolist(),
-                        total=total.tolist())
+        np.add.at(total, par[run], total[run] + 1)
+    return ForestCounts(depth=depth, direct=direct, within2=within2, total=total)
