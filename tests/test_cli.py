@@ -347,3 +347,11 @@ def test_demo_refuses_other_backends() -> None:
     result = CliRunner().invoke(cli, ["--db", "postgresql://localhost/shop", "demo"])
     assert result.exit_code == 1
     assert "sqlite" in result.stderr
+
+
+def test_demo_on_a_file_that_is_not_a_database(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "shop.db").write_text("not a database")
+    result = run("demo", "--users", "20", "--weeks", "2")
+    assert result.exit_code == 1 and "not a database" in result.stderr
+    assert (tmp_path / "shop.db").read_text() == "not a database"
+    assert run("demo", "--users", "20", "--weeks", "2", "--force").exit_code == 0

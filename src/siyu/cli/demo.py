@@ -41,13 +41,14 @@ def _prepare(state: CliState, force: bool) -> None:
         raise ValidationError(f"siyu demo builds an SQLite file, not {url.scheme}://; use e.g. --db sqlite:///demo.db")
     if not Path(url.path).exists():
         return
-    ws = state.workspace()
-    if _has_data(ws) and not _is_demo(ws) and not force:
-        raise Conflict(
-            f"{url.masked()} holds data that is not a siyu demo; refusing to overwrite it. "
-            "Pick another file with --db sqlite:///demo.db, or pass --force to replace it"
-        )
-    state.close()
+    if not force:
+        ws = state.workspace()
+        if _has_data(ws) and not _is_demo(ws):
+            raise Conflict(
+                f"{url.masked()} holds data that is not a siyu demo; refusing to overwrite it. "
+                "Pick another file with --db sqlite:///demo.db, or pass --force to replace it"
+            )
+        state.close()
     for file in _sqlite_files(url):
         file.unlink(missing_ok=True)
 
