@@ -27,11 +27,12 @@ from .commerce import CommerceContract
 from .points import PointsContract
 from .privacy import PrivacyContract
 from .referrals import ReferralsContract
+from .segments import SegmentsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["AnalyticsContract", "ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = ["AnalyticsContract", "ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "SegmentsContract", "StorageContract", "TagsContract", "UsersContract"]
 
 
-class StorageContract(AnalyticsContract, ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract):
+class StorageContract(AnalyticsContract, ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract, SegmentsContract):
     """Every domain's contract. Subclass it and implement ``make_url``."""
