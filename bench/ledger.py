@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute(ddl)
 
         with siyu.connect(url, clock=clock) as ws:
+            if ws.users.count():
+                print(f"{url} already holds users; point --db at an empty database", file=sys.stderr)
+                return 2
             ws.users.add_many([{"source": "bench", "wechat_unionid": f"obench{i:08d}"} for i in range(users)])
             first_user = min(ws.users.ids())
             earns = earn_rows(n_earn, users, "e")
