@@ -54,7 +54,7 @@ trees: st.SearchStrategy[Node] = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(trees)
 def test_print_then_parse_gives_the_same_tree(tree: Node) -> None:
     text = to_text(tree)
@@ -80,7 +80,7 @@ _pieces = st.sampled_from([
 ])
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(_pieces, max_size=12).map("".join))
 def test_grammar_shaped_noise_never_escapes(text: str) -> None:
     try:
