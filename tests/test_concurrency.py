@@ -122,11 +122,49 @@ def _add_same_phone(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outco
     yield _attempt(lambda: ws.users.add(phone=args, source=f"p{index}").id)
 
 
+def _issue_limited(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    template, users = args
+    for uid in users[index::PROCESSES]:
+        yield _attempt(lambda uid=uid: ws.coupons.issue(template, uid)[0].code)
+
+
+def _redeem_one_coupon(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    user_id, code = args
+    lines = [{"sku": "TEA-1", "qty": 1}]
+    yield _attempt(lambda: ws.orders.record(user_id, lines, coupon=code, key=f"order-{index}").id)
+
+
+def _bind_same_invitee(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    invitee, inviters = args
+    yield _attempt(lambda: ws.referrals.bind(invitee, inviter_id=inviters[index]).inviter_id)
+
+
+def _join_group(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    group_id, joiners = args
+    yield _attempt(lambda: len(ws.referrals.group_buys.join(group_id, joiners[index]).members))
+
+
+def _run_campaign(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    from siyu.errors import Conflict
+
+    campaign_id = args
+    try:
+        yield ("ok", ws.campaigns.send(campaign_id).sent)
+    except Conflict:
+        # Someone else launched it: help finish it, as a second worker process would.
+        yield _attempt(lambda: ws.campaigns.resume(campaign_id).sent)
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "spend": _spend,
     "earn_same_key": _earn_same_key,
     "earn_conflicting_key": _earn_conflicting_key,
     "add_same_phone": _add_same_phone,
+    "issue_limited": _issue_limited,
+    "redeem_one_coupon": _redeem_one_coupon,
+    "bind_same_invitee": _bind_same_invitee,
+    "join_group": _join_group,
+    "run_campaign": _run_campaign,
 }
 
 
@@ -193,3 +231,83 @@ def test_one_phone_becomes_one_user(url: str) -> None:
         assert ws.users.count() == 1
         found = ws.users.find(phone="13800138000")
         assert found is not None and found.id == ok[0][1]
+
+
+# -- commerce ------------------------------------------------------------------------------------
+def test_coupon_total_limit_is_never_exceeded(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        users = ws.users.add_many([{} for _ in range(12)])
+        ws.coupons.create("first5", amount=10, threshold=50, per_user_limit=1, total_limit=5)
+    outcomes = race(url, "issue_limited", ("first5", users))
+    ok = [o for o in outcomes if o[0] == "ok"]
+    refused = [o[1] for o in outcomes if o[0] == "error"]
+    assert len(ok) == 5 and len(refused) == 7
+    assert {name for name, _ in refused} == {"CapExceeded"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert sum(len(ws.coupons.of(uid)) for uid in users) == 5
+
+
+def test_one_coupon_is_redeemed_once(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        ws.products.add("TEA-1", "tea", "39.90", "10")
+        uid = ws.users.add().id
+        ws.coupons.create("c5", amount=5, threshold=0, per_user_limit=1)
+        code = ws.coupons.issue("c5", uid)[0].code
+    outcomes = race(url, "redeem_one_coupon", (uid, code))
+    ok = [o for o in outcomes if o[0] == "ok"]
+    refused = [o[1] for o in outcomes if o[0] == "error"]
+    assert len(ok) == 1 and len(refused) == PROCESSES - 1
+    assert all(code in message and "cannot be used again" in message for _, message in refused)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        coupon = ws.coupons.get(code)
+        assert coupon.status == "redeemed" and coupon.order_id == ok[0][1]
+
+
+# -- referrals -----------------------------------------------------------------------------------
+def test_one_invitee_gets_one_inviter(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        inviters = ws.users.add_many([{} for _ in range(PROCESSES)])
+        invitee = ws.users.add().id
+    outcomes = race(url, "bind_same_invitee", (invitee, inviters))
+    assert all(o[0] == "ok" for o in outcomes)
+    # First valid binding wins; every later attempt is told the binding in force.
+    assert len({o[1] for o in outcomes}) == 1
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.referrals.inviter_of(invitee) == outcomes[0][1]
+        assert len(ws.referrals.history(invitee)) == 1
+        assert sum(len(ws.referrals.invitees(i)) for i in inviters) == 1
+
+
+def test_a_group_buy_never_overfills(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        ws.products.add("TEA-1", "tea", "39.90", "10")
+        leader = ws.users.add().id
+        joiners = ws.users.add_many([{} for _ in range(PROCESSES)])
+        group = ws.referrals.group_buys.open(leader, sku="TEA-1", size=3, price="19.90")
+    outcomes = race(url, "join_group", (group.id, joiners))
+    ok = [o for o in outcomes if o[0] == "ok"]
+    refused = [o[1] for o in outcomes if o[0] == "error"]
+    assert len(ok) == 2 and len(refused) == PROCESSES - 2
+    assert {name for name, _ in refused} <= {"GroupBuyFull", "GroupBuyClosed"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        final = ws.referrals.group_buys.get(group.id)
+        assert len(final.members) == 3 and final.status == "completed"
+
+
+# -- campaigns -----------------------------------------------------------------------------------
+def test_a_campaign_run_from_many_processes_sends_once_per_person(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        audience = ws.users.add_many([{} for _ in range(40)])
+        for uid in audience:
+            ws.users.consent(uid, purpose="marketing", channel="outbox")
+        campaign = ws.campaigns.create("double11", audience=audience, channel="outbox", template="双11 来了")
+    outcomes = race(url, "run_campaign", campaign.id)
+    refused = [o[1] for o in outcomes if o[0] == "error"]
+    assert all(name == "Conflict" for name, _ in refused)
+    assert sum(o[1] for o in outcomes if o[0] == "ok") == len(audience)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        deliveries = ws.campaigns.deliveries(campaign.id, limit=1000)
+        assert sorted(d.user_id for d in deliveries) == sorted(audience)
+        assert {d.status for d in deliveries} == {"sent"}
+        messages = ws.channels.get("outbox").messages(limit=1000)
+        assert sorted(m.user_id for m in messages) == sorted(audience)
