@@ -31,12 +31,29 @@ MAX_POINTS = 1_000_000_000
 _EARN_LIKE = {"earn", "merge_in"}
 
 
-def _stamp(value: datetime | None) -> str:
-    return "" if value is None else value.isoformat()
+def _stamp(value: datetime | None, memo: dict[Any, str] | None = None) -> str:
+    if value is None:
+        return ""
+    if memo is None:
+        return value.isoformat()
+    # Bulk rows mostly share a few expiry dates; isoformat is the costly part of a
+    # fingerprint. The offset is part of the key because isoformat shows it.
+    token = (value, value.utcoffset())
+    text = memo.get(token)
+    if text is None:
+        text = memo[token] = value.isoformat()
+    return text
 
 
-def _earn_print(user_id: int, amount: int, reason: str, available: datetime | None, expires: datetime | None) -> str:
-    return f"earn|{user_id}|{amount}|{reason}|{_stamp(available)}|{_stamp(expires)}"
+def _earn_print(
+    user_id: int,
+    amount: int,
+    reason: str,
+    available: datetime | None,
+    expires: datetime | None,
+    memo: dict[Any, str] | None = None,
+) -> str:
+    return f"earn|{user_id}|{amount}|{reason}|{_stamp(available, memo)}|{_stamp(expires, memo)}"
 
 
 class Points:
@@ -49,7 +66,11 @@ class Points:
         workspace.users.add_merge_participant(self)
 
     # -- validation -----------------------------------------------------------------
-    def _earn_row(self, row: Mapping[str, Any] | Sequence[Any], now: datetime) -> NewEntry:
+    def _earn_row(
+        self, row: Mapping[str, Any] | Sequence[Any], now: datetime, memo: dict[Any, str] | None = None
+    ) -> NewEntry:
+        """Validate one earn row. ``memo`` caches results for values repeated
+        across the rows of one bulk call (reasons, expiry stamps)."""
         if isinstance(row, Mapping):
             fields = dict(row)
         elif isinstance(row, Sequence) and not isinstance(row, str) and 4 <= len(row) <= 6:
@@ -64,7 +85,12 @@ class Points:
             raise ValidationError(f"unknown earn field(s) {sorted(unknown)}")
         user_id = check_user_id(fields.get("user_id"))
         amount = check_int(fields.get("amount"), "amount", minimum=1, maximum=MAX_POINTS)
-        reason = check_text(fields.get("reason", ""), "reason", max_length=128)
+        raw_reason = fields.get("reason", "")
+        reason = memo.get(raw_reason) if memo is not None and type(raw_reason) is str else None
+        if reason is None:
+            reason = check_text(raw_reason, "reason", max_length=128)
+            if memo is not None:
+                memo[reason] = reason
         key = check_key(fields.get("key"))
         expires = fields.get("expires_at")
         available = fields.get("available_at")
@@ -84,7 +110,7 @@ class Points:
             reason=reason,
             at=now,
             key=key,
-            fingerprint=_earn_print(user_id, amount, reason, available, expires),
+            fingerprint=_earn_print(user_id, amount, reason, available, expires, memo),
             available_at=available,
             expires_at=expires,
         )
@@ -136,9 +162,10 @@ class Points:
         in row order (a repeated key yields the id of its first entry)."""
         now = self._ws.now()
         entries = []
+        memo: dict[Any, str] = {}
         for index, row in enumerate(rows):
             try:
-                entries.append(self._earn_row(row, now))
+                entries.append(self._earn_row(row, now, memo))
             except ValidationError as exc:
                 raise type(exc)(f"row {index}: {exc}") from None
         if not entries:
