@@ -18,6 +18,10 @@ from .base import Channel, DeliveryResult, Limits, Message, Option, Status
 
 __all__ = ["OutboxChannel"]
 
+_DUPLICATE = "duplicate key: stored once"
+#: One encoder for every row (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
 
 class OutboxChannel(Channel):
     """Stores messages in the workspace (table ``channel_outbox``).
@@ -36,25 +40,35 @@ class OutboxChannel(Channel):
     def _deliver(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         ws = self._require_workspace("storing messages")
         label = str(self.config["label"])
-        rows = [
-            (
-                label,
-                m.recipient,
-                m.user_id,
-                self.render(m),
-                m.template,
-                json.dumps(dict(m.variables), ensure_ascii=False, sort_keys=True) if m.variables else "{}",
-                m.purpose,
-                m.key,
-            )
-            for m in messages
-        ]
+        keys = [m.key for m in messages if m.key is not None]
         with ws.write() as tx:
-            stored = tx.channels.outbox_add(rows, ws.now())
-        return [
-            DeliveryResult(m, Status.SENT, provider_id=str(rid), detail="" if created else "duplicate key: stored once")
-            for m, (rid, created) in zip(messages, stored, strict=True)
-        ]
+            # Known keys first, so a rerun of a big campaign skips rendering what is stored.
+            known = tx.channels.outbox_find_keys(label, keys) if keys else {}
+            fresh = [m for m in messages if m.key is None or m.key not in known]
+            rows = [
+                (
+                    label,
+                    m.recipient,
+                    m.user_id,
+                    self.render(m),
+                    m.template,
+                    _encode(dict(m.variables)) if m.variables else "{}",
+                    m.purpose,
+                    m.key,
+                )
+                for m in fresh
+            ]
+            stored = iter(tx.channels.outbox_add(rows, ws.now()))
+        results = []
+        for m in messages:
+            if m.key is not None and m.key in known:
+                rid, created = known[m.key], False
+            else:
+                rid, created = next(stored)
+            results.append(
+                DeliveryResult(m, Status.SENT, provider_id=str(rid), detail="" if created else _DUPLICATE)
+            )
+        return results
 
     def messages(self, *, after_id: int = 0, limit: int = 1000) -> list[OutboxRow]:
         """Stored messages of this outbox label, oldest first."""

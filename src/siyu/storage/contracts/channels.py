@@ -42,6 +42,10 @@ class ChannelStore(abc.ABC):
         again: it gets the existing id and ``created=False``."""
 
     @abc.abstractmethod
+    def outbox_find_keys(self, channel: str, keys: Sequence[str]) -> dict[str, int]:
+        """``{key: id}`` of the stored messages of ``channel`` with these keys."""
+
+    @abc.abstractmethod
     def outbox_list(self, *, channel: str | None = None, after_id: int = 0, limit: int = 1000) -> list[OutboxRow]:
         """Stored messages with ``id > after_id``, oldest first."""
 

@@ -30,12 +30,8 @@ class SqlChannelStore(ChannelStore):
             if row[7] is not None:
                 keyed.setdefault(row[0], []).append(row[7])
         for channel, keys in keyed.items():
-            for marks, chunk in self.tx.in_chunks(sorted(set(keys))):
-                for rid, key in self.tx.execute(
-                    f"SELECT id, idem_key FROM channel_outbox WHERE channel = ? AND idem_key IN ({marks})",
-                    [channel, *chunk],
-                ):
-                    existing[(channel, key)] = int(rid)
+            for key, rid in self.outbox_find_keys(channel, keys).items():
+                existing[(channel, key)] = rid
         # A key seen earlier in the same call is stored once, like a key already stored.
         firsts: set[tuple[str, str]] = set()
         unique: list[tuple[Any, ...]] = []
@@ -67,6 +63,16 @@ class SqlChannelStore(ChannelStore):
                     assigned[tok] = rid
                 out.append((rid, True))
         return out
+
+    def outbox_find_keys(self, channel: str, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(set(keys))):
+            for rid, key in self.tx.execute(
+                f"SELECT id, idem_key FROM channel_outbox WHERE channel = ? AND idem_key IN ({marks})",
+                [channel, *chunk],
+            ):
+                found[str(key)] = int(rid)
+        return found
 
     def outbox_list(self, *, channel: str | None = None, after_id: int = 0, limit: int = 1000) -> list[OutboxRow]:
         where, params = "id > ?", [after_id]
