@@ -109,15 +109,19 @@ class Report:
 
     def to_rich(self) -> Any:
         """A :class:`rich.table.Table` of the rows (numbers right-aligned)."""
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=self.title, title_justify="left")
+        table = Table()
         numeric = [_numeric_column(self.rows, i) for i in range(len(self.columns))]
         for column, right in zip(self.columns, numeric, strict=True):
             table.add_column(column, justify="right" if right else "left")
         for cells in self.cells():
             table.add_row(*cells)
-        return table
+        # The title goes above the table rather than into it, so a narrow table
+        # does not wrap a long title over several lines.
+        return Group(Text(self.title, style="bold"), table)
 
 
 def _numeric_column(rows: Sequence[Row], index: int) -> bool:
