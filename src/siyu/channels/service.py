@@ -11,6 +11,7 @@ from .base import Channel
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
+    from .outbox import OutboxChannel
 
 __all__ = ["ChannelService"]
 
@@ -56,6 +57,15 @@ class ChannelService:
         if not config:
             with self._lock:
                 channel = self._instances.setdefault(name, channel)
+        return channel
+
+    def outbox(self, label: str | None = None) -> OutboxChannel:
+        """The ``outbox`` channel (typed), optionally under another ``label``."""
+        from .outbox import OutboxChannel
+
+        channel = self.get("outbox") if label is None else self.get("outbox", label=label)
+        if not isinstance(channel, OutboxChannel):
+            raise ValidationError(f"the channel installed as 'outbox' is a {type(channel).__name__}, not an outbox")
         return channel
 
     def install(self, channel: Channel) -> Channel:

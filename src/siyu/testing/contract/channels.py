@@ -13,25 +13,25 @@ from .base import ContractBase
 
 class ChannelsContract(ContractBase):
     def test_outbox_stores_each_key_once(self, ws: siyu.Workspace) -> None:
-        outbox = ws.channels.get("outbox")
+        outbox = ws.channels.outbox()
         results = outbox.send(
             [Message("a", text="1", key="k"), Message("b", text="2"), Message("a", text="1", key="k")]
         )
         assert results[0].provider_id == results[2].provider_id != results[1].provider_id
         assert outbox.send([Message("a", text="1", key="k")])[0].provider_id == results[0].provider_id
         assert [(m.recipient, m.key) for m in outbox.messages()] == [("a", "k"), ("b", None)]
-        assert ws.channels.get("outbox", label="dry").send([Message("a", text="1", key="k")])[0].provider_id != (
+        assert ws.channels.outbox(label="dry").send([Message("a", text="1", key="k")])[0].provider_id != (
             results[0].provider_id
         )
 
     def test_outbox_bulk_survives_reopen(self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]) -> None:
         ws = connect()
-        ws.channels.get("outbox").send([Message(f"u{i}", text="双11", key=str(i)) for i in range(3000)])
+        ws.channels.outbox().send([Message(f"u{i}", text="双11", key=str(i)) for i in range(3000)])
         if Capability.DURABLE not in caps:
-            assert ws.channels.get("outbox").count() == 3000
+            assert ws.channels.outbox().count() == 3000
             return
         again = connect()
-        outbox = again.channels.get("outbox")
+        outbox = again.channels.outbox()
         assert outbox.count() == 3000
         assert [m.text for m in outbox.messages(limit=2)] == ["双11", "双11"]
         assert outbox.clear() == 3000 and outbox.count() == 0
