@@ -362,3 +362,21 @@ def test_bitmaps_are_written_back_and_checked(tmp_path: Path, monkeypatch: pytes
     db.close()
     with siyu.connect(url) as ws:
         assert ws.segments.users("tag:x/a") == [*ids[1:4], ids[5]]
+
+
+_noise = st.lists(st.sampled_from([
+    "tag:interest/running", "tag:value/high", "tag:nope/x", "segment:none", "attr.city", "attr.age", "attr.zz",
+    "source", "points", "days_since(last_active)", "days_since(points)", "last_active", "has(phone)", "has(fax)",
+    "=", "!=", "<", ">=", " in ", "(", ")", ",", " and ", " or ", " not ", '"上海"', "30", "-1.5", "true", "x",
+]), max_size=10).map(" ".join)
+
+
+@_settings
+@given(text=_noise)
+def test_any_expression_counts_or_raises_segment_syntax_error(ws: siyu.Workspace, text: str) -> None:
+    from siyu.errors import SegmentSyntaxError
+
+    try:
+        ws.segments.count(text)
+    except SegmentSyntaxError:
+        pass

@@ -387,8 +387,8 @@ class Engine:
         if definition is None:
             return None
         token: tuple[Any, ...] = tuple(tx.meta.version(c) for c in definition.counters)
-        if definition.time_dependent:
-            token += (now,)
+        if definition.period:
+            token += (now.timestamp() // definition.period,)
         cached = self._metrics.get(name)
         if cached is None or cached[0] != token:
             cached = (token, SortedIndex(definition.values(tx, now)))

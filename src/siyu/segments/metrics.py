@@ -5,7 +5,9 @@ Other domains extend the segment language through
 ``values(tx, now)`` returns ``{user_id: value}``; users missing from the
 dict have no value, so every comparison on them is false. Values are cached
 until one of ``counters`` (``tx.meta`` change counters) moves, or, for
-``time_dependent`` metrics, until the clock moves too.
+``time_dependent`` metrics, until the clock enters a new period (a minute by
+default, or the ``timedelta`` given), so a busy workspace recomputes them at
+most once per period.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class MetricDef:
     name: str
     values: Callable[[Transaction, datetime], MetricValues]
     counters: tuple[str, ...]
-    time_dependent: bool
+    #: Seconds of clock time a cached value stays valid (0: only counters invalidate it).
+    period: float
 
 
 def check_metric_name(name: object) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pyroaring import BitMap, FrozenBitMap
@@ -41,6 +41,16 @@ def _check_name(name: object) -> str:
     return value
 
 
+def _period(time_dependent: object) -> float:
+    if isinstance(time_dependent, timedelta):
+        if time_dependent.total_seconds() <= 0:
+            raise ValidationError("time_dependent must be a positive timedelta, True or False")
+        return time_dependent.total_seconds()
+    if not isinstance(time_dependent, bool):
+        raise ValidationError(f"time_dependent must be True, False or a timedelta, got {time_dependent!r}")
+    return 60.0 if time_dependent else 0.0
+
+
 class Segments:
     """``ws.segments``: the audience language on Roaring bitmaps.
 
@@ -60,7 +70,7 @@ class Segments:
         values: Callable[[Transaction, datetime], MetricValues],
         *,
         counters: Iterable[str] = (),
-        time_dependent: bool = False,
+        time_dependent: bool | timedelta = False,
         replace: bool = False,
     ) -> None:
         """Make ``name`` usable in expressions (``orders >= 2``, ``rfm.r = 5``).
@@ -70,7 +80,8 @@ class Segments:
         missing user means no value, and every comparison on it is false).
         The result is cached until one of ``counters`` (names bumped with
         ``tx.meta.bump``) changes; ``time_dependent=True`` also recomputes it
-        whenever the clock has moved. A datetime-valued metric ``X`` is
+        when the clock enters a new minute (pass a ``timedelta`` for another
+        period), for values that change with time alone (expiry, "last 30 days"). A datetime-valued metric ``X`` is
         compared as ``days_since(X)``. A second registration of a name raises
         unless ``replace=True``.
         """
@@ -85,7 +96,7 @@ class Segments:
                 f"metric {name!r} is already registered; pass replace=True to override it deliberately"
             )
         with self._engine.lock:
-            self._metrics[name] = MetricDef(name, values, names, bool(time_dependent))
+            self._metrics[name] = MetricDef(name, values, names, _period(time_dependent))
             self._engine._metrics.pop(name, None)
 
     def declare_tags(self, tags: Iterable[str]) -> None:

@@ -211,7 +211,7 @@ class TagRules:
                     definition = metrics.get(candidate or "")
                     if definition is not None:
                         names.update(definition.counters)
-                        timed = timed or definition.time_dependent
+                        timed = timed or bool(definition.period)
                 if isinstance(operand, DaysSince):
                     timed = True
         token: tuple[Any, ...] = tuple(sorted((n, tx.meta.version(n)) for n in names))
