@@ -175,6 +175,10 @@ class Orders:
             fresh.append((index, r))
         for uid in sorted({r.user_id for _, r in fresh}):
             require_user(tx, uid, lock=True)
+        # One catalog and one tier lookup for the whole batch: tiers change only
+        # when the batch's growth is settled, after every order is priced.
+        catalog = ws.promotions.catalog(tx)
+        tiers = ws.tiers.tiers_in(tx, [r.user_id for _, r in fresh])
         orders: list[Order] = []
         coupons_of: list[list[Coupon]] = []
         quotes = []
@@ -185,7 +189,8 @@ class Orders:
             if again:
                 raise ValidationError(f"coupon {sorted(again)[0]!r} is used by two orders of this batch")
             used_codes |= set(r.codes)
-            quote, cart = ws.promotions.price_order(tx, r.user_id, r.lines, coupons, r.paid_at)
+            quote, cart = ws.promotions.price_order(tx, r.user_id, r.lines, coupons, r.paid_at, catalog=catalog,
+                                                    tier=tiers[r.user_id])
             quotes.append(quote)
             coupons_of.append(coupons)
             orders.append(Order(
@@ -212,7 +217,8 @@ class Orders:
             for kind, source_id, fen in quote.budget_fen:
                 tx.coupons.use_budget(kind, source_id, fen)
                 budget_used = True
-            ctx = ws.points_rules.context(tx, order.user_id, lines=self._infos(order.lines), order_id=oid)
+            ctx = ws.points_rules.context(tx, order.user_id, tier=tiers[order.user_id],
+                                          lines=self._infos(order.lines), order_id=oid)
             points = ws.points_rules.compute("purchase", ctx) if "purchase" in ws.points_rules.names() else 0
             if points > 0:
                 earn_rows.append({"user_id": order.user_id, "amount": points, "reason": "purchase",

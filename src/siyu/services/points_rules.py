@@ -165,11 +165,14 @@ class PointsRules:
         return new
 
     # -- award ---------------------------------------------------------------------------
-    def context(self, tx: Transaction, user_id: int, **context: Any) -> RuleContext:
+    def context(self, tx: Transaction, user_id: int, *, tier: Tier | None | bool = True,
+                **context: Any) -> RuleContext:
+        """What a rule sees; ``tier`` may be passed when the caller looked it up already."""
         now = self._ws.now()
+        found = self._ws.tiers.tier_in(tx, user_id) if tier is True else tier
+        assert found is None or isinstance(found, Tier)
         return RuleContext(workspace=self._ws, tx=tx, user_id=user_id, now=now,
-                           today=now.astimezone(self._ws.tz).date(), tier=self._ws.tiers.tier_in(tx, user_id),
-                           context=context)
+                           today=now.astimezone(self._ws.tz).date(), tier=found, context=context)
 
     def compute(self, name: str, ctx: RuleContext) -> int:
         """Points the rule gives for ``ctx``, with the tier multiplier applied."""

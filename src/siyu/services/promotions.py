@@ -24,7 +24,7 @@ import attrs
 
 from .._clock import aware
 from ..errors import MarginViolation, PolicyViolation, ValidationError
-from ..models.commerce import Activity, Coupon, CouponTemplate, Product, ProductRole
+from ..models.commerce import Activity, Coupon, CouponTemplate, Product, ProductRole, Tier
 from ..money import Money, to_fen, to_yuan
 from ._cache import VersionedCache
 from ._common import check_int, check_text, check_user_id, require_user
@@ -268,12 +268,14 @@ class Promotions:
 
     # -- quotes -------------------------------------------------------------------------------
     def cart_lines(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
-                   catalog: _Catalog | None = None) -> list[CartLine]:
+                   catalog: _Catalog | None = None, tier: Tier | None | bool = True) -> list[CartLine]:
         """Validate a cart (``[{"sku", "qty", "unit_price"?}]``) into priced lines."""
         if isinstance(cart, str | bytes) or not isinstance(cart, Sequence) or not cart:
             raise ValidationError('lines must be a non-empty list of {"sku": ..., "qty": ..., "unit_price": ...}')
         catalog = catalog or self._catalog.get(tx)
-        tier = self._ws.tiers.tier_in(tx, user_id)
+        if tier is True:  # not looked up by the caller
+            tier = self._ws.tiers.tier_in(tx, user_id)
+        assert tier is None or isinstance(tier, Tier)
         lines: list[CartLine] = []
         for index, raw in enumerate(cart):
             if not isinstance(raw, Mapping):
@@ -344,12 +346,18 @@ class Promotions:
             offers, skipped = self.offers_for(tx, uid, held, now, catalog)
         return best_quote(uid, lines, offers, catalog.rules, skipped)
 
+    def catalog(self, tx: Transaction) -> _Catalog:
+        """Products, templates, activities and rules, cached until the ``commerce`` counter moves."""
+        return self._catalog.get(tx)
+
     def price_order(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
-                    coupons: Sequence[Coupon], now: datetime) -> tuple[Quote, list[CartLine]]:
+                    coupons: Sequence[Coupon], now: datetime, *, catalog: _Catalog | None = None,
+                    tier: Tier | None | bool = True) -> tuple[Quote, list[CartLine]]:
         """Price an order with exactly ``coupons`` (each must apply) plus the best
-        legal activities; used by ``ws.orders.record``."""
-        catalog = self._catalog.get(tx)
-        lines = self.cart_lines(tx, user_id, cart, catalog)
+        legal activities; used by ``ws.orders.record`` (which passes the catalog
+        and the user's tier it looked up once for a whole batch)."""
+        catalog = catalog or self._catalog.get(tx)
+        lines = self.cart_lines(tx, user_id, cart, catalog, tier)
         offers, skipped = self.offers_for(tx, user_id, coupons, now, catalog)
         if skipped:
             raise ValidationError(f"coupon not usable: {skipped[0]}")

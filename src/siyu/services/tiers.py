@@ -125,6 +125,16 @@ class Tiers:
         name = tx.tiers.current([user_id]).get(user_id)
         return next((t for t in tiers if t.name == name), None)
 
+    def tiers_in(self, tx: Transaction, user_ids: Iterable[int]) -> dict[int, Tier | None]:
+        """Current tiers of many users with one query."""
+        ids = sorted(set(user_ids))
+        tiers, _ = self._load(tx)
+        if not tiers:
+            return dict.fromkeys(ids)
+        by_name = {t.name: t for t in tiers}
+        current = tx.tiers.current(ids)
+        return {uid: by_name.get(current.get(uid, "")) for uid in ids}
+
     def of(self, user_id: int) -> Tier | None:
         """The user's current tier, or ``None``."""
         with self._ws.read() as tx:
