@@ -44,8 +44,10 @@ The tree::
     │   └── WrongKeyError            the secret key cannot open this database's personal data
     └── ChannelError                 a channel failed; ``retryable`` says if a
         │                            later attempt may succeed
-        └── CallbackRejected         an inbound callback/webhook failed its
-                                     signature, decryption or replay checks
+        ├── CallbackRejected         an inbound callback/webhook failed its
+        │                            signature, decryption or replay checks
+        └── InvalidMessage           a message, batch or template a channel
+                                     refuses before any call (also a ValidationError)
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ __all__ = [
     "IdempotencyConflict",
     "IdentityConflict",
     "InsufficientPoints",
+    "InvalidMessage",
     "InvalidMoney",
     "GroupBuyClosed",
     "GroupBuyFull",
@@ -282,3 +285,10 @@ class CallbackRejected(ChannelError):
     undecryptable or malformed payload. Answer the sender with HTTP 403/400 and
     do not act on the payload. ``code`` carries the provider's error number
     (e.g. WeCom's ``-40001``) where one exists."""
+
+
+class InvalidMessage(ValidationError, ChannelError):
+    """A channel refused a message, batch or template before any network call:
+    too many recipients or attachments, text too long, a template that breaks
+    the provider's rules, a missing variable. Never retryable; fix the input.
+    It is both a :class:`ValidationError` and a :class:`ChannelError`."""

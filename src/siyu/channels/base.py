@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ..errors import ChannelError, ValidationError
+from ..errors import ChannelError, InvalidMessage, ValidationError
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -238,7 +238,7 @@ def render_template(template: str, variables: Mapping[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name not in variables:
-            raise ValidationError(f"template variable {name!r} has no value; pass variables={{{name!r}: ...}}")
+            raise InvalidMessage(f"template variable {name!r} has no value; pass variables={{{name!r}: ...}}")
         return str(variables[name])
 
     return _VAR.sub(fill, template)
@@ -371,7 +371,7 @@ class Channel(abc.ABC):
         """Raise :class:`~siyu.errors.ValidationError` listing the problems of ``message``."""
         problems = self.check(message)
         if problems:
-            raise ValidationError(f"message to {message.recipient!r} cannot be sent: " + "; ".join(problems))
+            raise InvalidMessage(f"message to {message.recipient!r} cannot be sent: " + "; ".join(problems))
 
     def _check(self, message: Message) -> list[str]:
         """Channel-specific checks; default: rendered length within ``limits``."""

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ...errors import ValidationError
+from ...errors import InvalidMessage, ValidationError
 from ...identities import normalize_phone
 from ..base import Channel, Limits, Message, Option, render_template, template_variables
 
@@ -37,9 +37,9 @@ class SmsTemplate:
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in TEMPLATE_KINDS:
-            raise ValidationError(f"SMS template kind must be one of {TEMPLATE_KINDS}, got {self.kind!r}")
+            raise InvalidMessage(f"SMS template kind must be one of {TEMPLATE_KINDS}, got {self.kind!r}")
         if not self.code or not self.text:
-            raise ValidationError("an SMS template needs code= and text=")
+            raise InvalidMessage("an SMS template needs code= and text=")
 
     @property
     def variables(self) -> list[str]:
@@ -84,14 +84,14 @@ class SmsChannel(Channel):
         for template in self.templates.values():
             problems = self.check_template(template)
             if problems:
-                raise ValidationError(f"SMS template {template.code}: " + "; ".join(problems))
+                raise InvalidMessage(f"SMS template {template.code}: " + "; ".join(problems))
         self._client: Any = None
 
     def add_template(self, template: SmsTemplate) -> None:
         """Register an approved template (validated now, not at send time)."""
         problems = self.check_template(template)
         if problems:
-            raise ValidationError(f"SMS template {template.code}: " + "; ".join(problems))
+            raise InvalidMessage(f"SMS template {template.code}: " + "; ".join(problems))
         self.templates[template.code] = template
 
     def check_template(self, template: SmsTemplate) -> list[str]:
@@ -105,7 +105,7 @@ class SmsChannel(Channel):
     def template_for(self, message: Message) -> SmsTemplate:
         template = self.templates.get(message.template or "")
         if template is None:
-            raise ValidationError(
+            raise InvalidMessage(
                 f"SMS template {message.template!r} is not registered with this channel; pass "
                 f"templates=[SmsTemplate(code=..., kind=..., text=...)] (known: {sorted(self.templates) or 'none'})"
             )

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ...errors import ChannelError, ValidationError
+from ...errors import ChannelError, InvalidMessage, ValidationError
 from .._http import make_client, request, status_error
 
 __all__ = ["TokenCache", "WeComClient", "error_for"]
@@ -265,9 +265,9 @@ class WeComClient:
         """
         ids = list(external_userids)
         if not ids:
-            raise ValidationError("add_msg_template needs at least one external_userid")
+            raise InvalidMessage("add_msg_template needs at least one external_userid")
         if len(ids) > MAX_MASS_RECIPIENTS:
-            raise ValidationError(
+            raise InvalidMessage(
                 f"add_msg_template takes at most {MAX_MASS_RECIPIENTS} external_userids, got {len(ids)}; "
                 "split the batch"
             )
@@ -290,7 +290,7 @@ class WeComClient:
         41051 (already sent) raises a non-retryable ChannelError with code 41051.
         """
         if not welcome_code:
-            raise ValidationError("send_welcome_msg needs the WelcomeCode of the add_external_contact event")
+            raise InvalidMessage("send_welcome_msg needs the WelcomeCode of the add_external_contact event")
         _check_content(text, attachments)
         body: dict[str, Any] = {"welcome_code": welcome_code}
         if text:
@@ -304,7 +304,7 @@ class WeComClient:
     ) -> None:
         """Add/remove corp tags (by tag id) on one customer of one member."""
         if not add_tag and not remove_tag:
-            raise ValidationError("mark_tag needs add_tag or remove_tag (both are empty)")
+            raise InvalidMessage("mark_tag needs add_tag or remove_tag (both are empty)")
         self.call(
             "POST",
             "externalcontact/mark_tag",
@@ -328,12 +328,12 @@ class WeComClient:
     ) -> dict[str, Any]:
         """Create tags in a group (by id, or by name, creating the group). Returns the ``tag_group``."""
         if not tags:
-            raise ValidationError("add_corp_tag needs at least one tag name")
+            raise InvalidMessage("add_corp_tag needs at least one tag name")
         if not group_id and not group_name:
-            raise ValidationError("add_corp_tag needs group_id or group_name")
+            raise InvalidMessage("add_corp_tag needs group_id or group_name")
         for name in tags:
             if not name or len(name) > 30:
-                raise ValidationError(f"WeCom tag names are 1-30 characters; {name!r} is not")
+                raise InvalidMessage(f"WeCom tag names are 1-30 characters; {name!r} is not")
         body: dict[str, Any] = {"tag": [{"name": n} for n in tags]}
         if group_id:
             body["group_id"] = group_id
@@ -359,13 +359,13 @@ class WeComClient:
         ``state`` (≤ 30 characters) comes back in the add event's ``State``.
         """
         if not isinstance(state, str) or not state or len(state) > MAX_STATE:
-            raise ValidationError(f"state must be 1-{MAX_STATE} characters, got {state!r}")
+            raise InvalidMessage(f"state must be 1-{MAX_STATE} characters, got {state!r}")
         if remark is not None and len(remark) > 30:
-            raise ValidationError("remark is limited to 30 characters")
+            raise InvalidMessage("remark is limited to 30 characters")
         if type == 1 and len(user) != 1:
-            raise ValidationError("type=1 (single member) needs exactly one userid in user=")
+            raise InvalidMessage("type=1 (single member) needs exactly one userid in user=")
         if not user and not party:
-            raise ValidationError("add_contact_way needs user= or party=")
+            raise InvalidMessage("add_contact_way needs user= or party=")
         body: dict[str, Any] = {"type": type, "scene": scene, "state": state, "skip_verify": skip_verify, **extra}
         if user:
             body["user"] = list(user)
@@ -401,9 +401,9 @@ class WeComClient:
         """Every customer of the members, page by page (``batch/get_by_user``)."""
         ids = list(userids)
         if not ids:
-            raise ValidationError("iter_contacts needs at least one member userid")
+            raise InvalidMessage("iter_contacts needs at least one member userid")
         if not 1 <= limit <= 100:
-            raise ValidationError("limit must be 1..100")
+            raise InvalidMessage("limit must be 1..100")
         cursor = ""
         while True:
             data = self.call(
@@ -422,8 +422,8 @@ class WeComClient:
 
 def _check_content(text: str | None, attachments: Sequence[Mapping[str, Any]]) -> None:
     if len(attachments) > MAX_ATTACHMENTS:
-        raise ValidationError(f"WeCom allows at most {MAX_ATTACHMENTS} attachments, got {len(attachments)}")
+        raise InvalidMessage(f"WeCom allows at most {MAX_ATTACHMENTS} attachments, got {len(attachments)}")
     if text is not None and len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-        raise ValidationError(f"WeCom text is limited to {MAX_TEXT_BYTES} bytes (UTF-8)")
+        raise InvalidMessage(f"WeCom text is limited to {MAX_TEXT_BYTES} bytes (UTF-8)")
     if not text and not attachments:
-        raise ValidationError("a WeCom message needs text or attachments")
+        raise InvalidMessage("a WeCom message needs text or attachments")
