@@ -282,3 +282,9 @@ def test_consent_gate_and_opt_out_replies(ws: siyu.Workspace, aliyun, tencent, a
     ws.users.consent(user.id, purpose="marketing", channel="sms", source="re-signup")
     assert tencent.handle_uplink([{"mobile": "13800138000", "nationcode": "86", "text": "TD"}]) == [user.id]
     assert ws.users.consents(user.id)[-1].source == "sms_tencent:reply:TD"
+
+
+def test_aliyun_batches_of_1000(aliyun, aliyun_fake: FakeAliyunSms) -> None:  # type: ignore[no-untyped-def]
+    msgs = [Message(f"138{i:08d}", template="SMS_1", variables={"order": "A"}) for i in range(1500)]
+    assert all(r.ok for r in aliyun.send(msgs))
+    assert [len(s["PhoneNumbers"].split(",")) for s in aliyun_fake.sent] == [1000, 500]

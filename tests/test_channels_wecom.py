@@ -382,3 +382,32 @@ def test_channel_config_from_environment(ws: siyu.Workspace, monkeypatch: pytest
     with pytest.raises(ValidationError, match="SIYU_WECOM_SECRET"):
         ws.channels.get("wecom", corp_id="x")
     assert json.dumps(channel.limits.max_recipients_per_call) == "10000"
+
+
+def test_concurrent_callers_share_one_token_fetch(fake: FakeWeCom) -> None:
+    import threading
+
+    client = WeComClient(fake.corp_id, "s3cret", base_url=fake.url)
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda: tokens.append(client.access_token())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(tokens)) == 1 and fake.token_calls == 1
+
+
+def test_client_refusals_are_typed(wecom) -> None:  # type: ignore[no-untyped-def]
+    from siyu.errors import InvalidMessage
+
+    with pytest.raises(InvalidMessage) as err:
+        wecom.client.add_msg_template([f"e{i}" for i in range(10_001)], text="x")
+    assert isinstance(err.value, ChannelError) and not err.value.retryable
+
+
+def test_duplicate_delivery_to_another_handler_instance(ws: siyu.Workspace, wecom, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    fx = fixture()
+    first, second = wecom.callbacks(inline=True), wecom.callbacks(inline=True)
+    _post(first, fx)
+    _post(second, fx)
+    assert second.log[-1][1] == "duplicate" and ws.users.count() == 1
