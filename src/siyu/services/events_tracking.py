@@ -108,7 +108,7 @@ class EventTracking:
                 fresh.append(r)
             if not fresh:
                 return 0
-            merged = {u for u in ids if (user := tx.users.get(u)) is not None and user.status == "merged"}
+            merged = set(ids) & set(tx.segments.user_ids(active=False))
             if merged:
                 require_user(tx, min(merged))  # raises NotFound naming the user it merged into
             event_ids = tx.activity.add(fresh)

@@ -68,11 +68,14 @@ class _Observer:
 
     @hookimpl
     def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
-        if workspace is not self.rules._ws or not self.rules.auto:
+        rules = self.rules
+        if not rules.auto or workspace is not rules._ws:
             return
+        if not rules._known and time.monotonic() - rules._looked < 1.0:
+            return  # the common case, no rules: keep the per-event cost minimal
         if isinstance(event, TagApplied | TagRemoved) and event.by.startswith("rule:"):
             return
-        self.rules._run_changed()
+        rules._run_changed()
 
 
 class TagRules:
