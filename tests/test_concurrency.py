@@ -32,11 +32,9 @@ PROCESSES = 6
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shop.db'}"
-        return
+@pytest.fixture(scope="module")
+def postgres_run_url() -> Iterator[str]:
+    """One schema for this module's run (migrated once), dropped at the end."""
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL tests need SIYU_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test")
     from siyu.testing.postgres import drop_schema, with_schema
@@ -44,6 +42,18 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     schema_url = with_schema(POSTGRES_URL, f"c_{uuid.uuid4().hex[:16]}")
     yield schema_url
     drop_schema(schema_url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shop.db'}"
+        return
+    from siyu.testing.postgres import empty_schema
+
+    schema_url: str = request.getfixturevalue("postgres_run_url")
+    yield schema_url
+    empty_schema(schema_url)
 
 
 # -- the harness ---------------------------------------------------------------------------------
