@@ -360,3 +360,17 @@ def test_email_env_config(ws: siyu.Workspace, monkeypatch: pytest.MonkeyPatch) -
     channel = ws.channels.get("email")
     assert channel.config["port"] == 2525 and "hunter2" not in repr(channel)
     assert datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_marketing_results_carry_the_consent_they_relied_on(ws: siyu.Workspace) -> None:
+    rec = ws.channels.install(RecordingChannel(name="wecom", consent_channel="wecom"))
+    user = ws.users.add(phone="13800138000")
+    ws.users.consent(user.id, purpose="marketing", channel="*", source="signup-form", notice_version="v3")
+    promo, notice = rec.send([
+        Message("a", text="promo", user_id=user.id, purpose="marketing"),
+        Message("a", text="order shipped", user_id=user.id),
+    ])
+    assert promo.ok and promo.consent is not None and promo.consent.source == "signup-form"
+    assert notice.ok and notice.consent is None
+    ghost = rec.send([Message("a", text="promo", user_id=999, purpose="marketing")])[0]
+    assert ghost.code == "unknown_user"

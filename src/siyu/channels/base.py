@@ -37,7 +37,10 @@ channel bound to a workspace is checked with
 before any call; ``consent_channel`` is the channel's class attribute
 (``"sms"`` for both SMS providers, ``"wecom"``, ``"email"``, ``"miniprogram"``,
 ``"webhook"``, ``"outbox"``). Withdrawals (SMS "R"/"TD" replies) are recorded
-with the same names, so one record covers every provider of a medium.
+with the same names, so one record covers every provider of a medium. The
+consent record that allowed a marketing send is returned in
+``DeliveryResult.consent`` for the caller's audit trail; ``check_consent=False``
+turns the gate off for callers that already filtered their audience.
 
 Length counting
 ---------------
@@ -59,7 +62,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ..errors import ChannelError, InvalidMessage, ValidationError
+from ..errors import ChannelError, InvalidMessage, NotFound, ValidationError
+from ..models.users import Consent
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -160,6 +164,9 @@ class DeliveryResult:
     detail: str = ""
     provider_id: str | None = None
     retry_after: float | None = None
+    #: For marketing messages: the consent record that allowed the send (keep it in
+    #: your delivery records; PIPL audits ask which consent each send relied on).
+    consent: Consent | None = None
 
     @property
     def ok(self) -> bool:
@@ -396,6 +403,7 @@ class Channel(abc.ABC):
         batch = [messages] if isinstance(messages, Message) else list(messages)
         results: list[DeliveryResult | None] = [None] * len(batch)
         ready: list[tuple[int, Message]] = []
+        allowed_by: dict[int, Consent] = {}
         for index, message in enumerate(batch):
             problems = self.check(message)
             if problems:
@@ -403,10 +411,12 @@ class Channel(abc.ABC):
                     message, Status.FAILED_PERMANENT, code="invalid", detail="; ".join(problems)
                 )
                 continue
-            refusal = self._consent_refusal(message)
-            if refusal is not None:
-                results[index] = refusal
+            decision = self._consent_decision(message)
+            if isinstance(decision, DeliveryResult):
+                results[index] = decision
                 continue
+            if decision is not None:
+                allowed_by[index] = decision
             ready.append((index, message))
         for group in self._group(ready):
             for start in range(0, len(group), max(1, self.limits.max_recipients_per_call)):
@@ -424,6 +434,8 @@ class Channel(abc.ABC):
                 for (index, _), result in zip(chunk, delivered, strict=True):
                     if result.detail and self.secrets():
                         result = attrs.evolve(result, detail=self._scrub(result.detail))
+                    if index in allowed_by:
+                        result = attrs.evolve(result, consent=allowed_by[index])
                     results[index] = result
         return [r for r in results if r is not None]
 
@@ -439,7 +451,9 @@ class Channel(abc.ABC):
         raise :class:`~siyu.errors.ChannelError` to fail the whole call."""
 
     # -- helpers ----------------------------------------------------------------------
-    def _consent_refusal(self, message: Message) -> DeliveryResult | None:
+    def _consent_decision(self, message: Message) -> DeliveryResult | Consent | None:
+        """For a marketing message: the refusal, or the consent record that allows it.
+        ``None`` when no check applies (transactional, no user, no workspace)."""
         if (
             message.purpose != "marketing"
             or message.user_id is None
@@ -448,8 +462,17 @@ class Channel(abc.ABC):
         ):
             return None
         channel = self.consent_channel or self.name
-        if self.workspace.users.has_consent(message.user_id, purpose="marketing", channel=channel):
-            return None
+        try:
+            records = self.workspace.users.consents(message.user_id)
+        except NotFound:
+            return DeliveryResult(message, Status.FAILED_PERMANENT, code="unknown_user",
+                                  detail=f"no user {message.user_id}; nothing was sent")
+        decision: Consent | None = None
+        for record in records:  # oldest first: the latest matching record decides
+            if record.purpose == "marketing" and record.channel in (channel, "*"):
+                decision = record
+        if decision is not None and decision.granted:
+            return decision
         return DeliveryResult(
             message,
             Status.FAILED_PERMANENT,
