@@ -104,8 +104,10 @@ def test_loss_leader_needs_traffic_and_budget(ws: siyu.Workspace) -> None:
     assert order.total == Decimal("2.00")  # 2 x (5.00 - 1.00) = 8 of the 10 budget
     order = ws.orders.record(uid, [{"sku": "CUP", "qty": 2}])
     assert order.total == Decimal("8.00")  # 2 left below the floor: 10.00 floor - 2 = 8
-    order = ws.orders.record(uid, [{"sku": "CUP", "qty": 1}])
-    assert order.total == Decimal("5.00")  # budget spent: never below cost again
+    last = ws.orders.record(uid, [{"sku": "CUP", "qty": 1}])
+    assert last.total == Decimal("5.00")  # budget spent: never below cost again
+    ws.orders.refund(order.id, key="back")  # a full refund gives its 2.00 of budget back
+    assert ws.promotions.quote(uid, [{"sku": "CUP", "qty": 1}]).total == Decimal("3.00")
 
 
 def test_flash_sale_window(ws: siyu.Workspace, clock: FakeClock) -> None:

@@ -113,6 +113,8 @@ class Order:
     points_entry_id: int | None = None
     points: int = 0
     growth: int = 0
+    #: Loss-leader budget used: ``(kind, source_id, fen)`` per offer.
+    budget: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def total(self) -> Decimal:

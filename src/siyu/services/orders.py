@@ -196,7 +196,7 @@ class Orders:
             orders.append(Order(
                 id=0, user_id=r.user_id, key=r.key, channel=r.channel, paid_at=r.paid_at,
                 subtotal_fen=quote.subtotal_fen, discount_fen=quote.discount_fen, total_fen=quote.total_fen,
-                refunded_fen=0, coupon_codes=quote.coupon_codes,
+                refunded_fen=0, coupon_codes=quote.coupon_codes, budget=quote.budget_fen,
                 lines=tuple(OrderLine(sku=q.sku, qty=q.qty, unit_fen=q.unit_fen, paid_fen=q.paid_fen, role=q.role,
                                       category=ln.product.category, cost_fen=ln.product.cost_fen * ln.qty)
                             for q, ln in zip(quote.lines, cart, strict=True)),
@@ -369,6 +369,11 @@ class Orders:
                 tx.tiers.add_growth([GrowthEntry(user_id=order.user_id, amount=-growth_back, at=order.paid_at,
                                                  reason="refund", ref=f"order:{oid}")])
                 self._ws.tiers.settle(tx, [order.user_id], reason="refund", downgrade=True)
+            if full and order.budget:
+                # The goods came back, so the loss the budget paid for did not happen.
+                for kind, source_id, fen in order.budget:
+                    tx.coupons.use_budget(kind, source_id, -fen)
+                tx.meta.bump("commerce")
             returned: list[str] = []
             if full and order.coupon_codes:
                 for c in tx.coupons.by_codes(list(order.coupon_codes)).values():

@@ -165,7 +165,7 @@ class PointsRules:
         return new
 
     # -- award ---------------------------------------------------------------------------
-    def context(self, tx: Transaction, user_id: int, *, tier: Tier | None | bool = True,
+    def context(self, tx: Transaction, user_id: int, *, tier: Tier | bool | None = True,
                 **context: Any) -> RuleContext:
         """What a rule sees; ``tier`` may be passed when the caller looked it up already."""
         now = self._ws.now()

@@ -268,7 +268,7 @@ class Promotions:
 
     # -- quotes -------------------------------------------------------------------------------
     def cart_lines(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
-                   catalog: _Catalog | None = None, tier: Tier | None | bool = True) -> list[CartLine]:
+                   catalog: _Catalog | None = None, tier: Tier | bool | None = True) -> list[CartLine]:
         """Validate a cart (``[{"sku", "qty", "unit_price"?}]``) into priced lines."""
         if isinstance(cart, str | bytes) or not isinstance(cart, Sequence) or not cart:
             raise ValidationError('lines must be a non-empty list of {"sku": ..., "qty": ..., "unit_price": ...}')
@@ -352,7 +352,7 @@ class Promotions:
 
     def price_order(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
                     coupons: Sequence[Coupon], now: datetime, *, catalog: _Catalog | None = None,
-                    tier: Tier | None | bool = True) -> tuple[Quote, list[CartLine]]:
+                    tier: Tier | bool | None = True) -> tuple[Quote, list[CartLine]]:
         """Price an order with exactly ``coupons`` (each must apply) plus the best
         legal activities; used by ``ws.orders.record`` (which passes the catalog
         and the user's tier it looked up once for a whole batch)."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .backend import SqlTransaction
 
 _ORDER = ("id, user_id, key, channel, paid_at, subtotal, discount, total, refunded, coupons, points_entry_id, "
-          "points, growth")
+          "points, growth, budget")
 _LINE = "order_id, sku, qty, unit, paid, role, category, cost, refunded, refunded_qty"
 _REFUND = ("id, order_id, user_id, key, at, amount, lines, is_full, points_reversed, points_shortfall, "
            "growth_reversed, coupons_returned")
@@ -50,10 +50,12 @@ class SqlOrderStore(OrderStore):
         ids = self.tx.dialect.allocate_ids(self.tx, "orders", len(orders))
         self.tx.executemany(
             "INSERT INTO orders (id, user_id, key, fingerprint, channel, paid_at, subtotal, discount, total, "
-            "refunded, coupons, points_entry_id, points, growth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "refunded, coupons, points_entry_id, points, growth, budget) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (oid, o.user_id, o.key, fp, o.channel, to_us(o.paid_at), o.subtotal_fen, o.discount_fen,
-                 o.total_fen, 0, json.dumps(list(o.coupon_codes)), o.points_entry_id, o.points, o.growth)
+                 o.total_fen, 0, json.dumps(list(o.coupon_codes)), o.points_entry_id, o.points, o.growth,
+                 json.dumps([list(b) for b in o.budget]) if o.budget else None)
                 for oid, o, fp in zip(ids, orders, fingerprints, strict=True)
             ],
         )
@@ -90,7 +92,8 @@ class SqlOrderStore(OrderStore):
         return [
             Order(id=r[0], user_id=r[1], key=r[2], channel=r[3], paid_at=from_us_required(r[4]), subtotal_fen=r[5],
                   discount_fen=r[6], total_fen=r[7], refunded_fen=r[8], coupon_codes=tuple(json.loads(r[9])),
-                  points_entry_id=r[10], points=r[11], growth=r[12], lines=tuple(lines[r[0]]))
+                  points_entry_id=r[10], points=r[11], growth=r[12], lines=tuple(lines[r[0]]),
+                  budget=tuple((k, int(s), int(f)) for k, s, f in json.loads(r[13])) if r[13] else ())
             for r in rows
         ]
 

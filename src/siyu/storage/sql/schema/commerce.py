@@ -53,4 +53,6 @@ MIGRATIONS = [
             "CREATE INDEX tier_history_user ON tier_history (user_id, id)",
         ],
     ),
+    # Loss-leader budget an order used, so a full refund can give it back.
+    (2, ["ALTER TABLE orders ADD COLUMN budget {text}"]),
 ]
