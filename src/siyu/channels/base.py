@@ -53,6 +53,7 @@ text: 4,000 bytes). :func:`text_length` implements both.
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 import logging
 import os
@@ -404,20 +405,23 @@ class Channel(abc.ABC):
         results: list[DeliveryResult | None] = [None] * len(batch)
         ready: list[tuple[int, Message]] = []
         allowed_by: dict[int, Consent] = {}
-        for index, message in enumerate(batch):
-            problems = self.check(message)
-            if problems:
-                results[index] = DeliveryResult(
-                    message, Status.FAILED_PERMANENT, code="invalid", detail="; ".join(problems)
-                )
-                continue
-            decision = self._consent_decision(message)
-            if isinstance(decision, DeliveryResult):
-                results[index] = decision
-                continue
-            if decision is not None:
-                allowed_by[index] = decision
-            ready.append((index, message))
+        # One read transaction for all consent lookups of the batch (nested reads join it).
+        reading = self.workspace.read() if self.workspace is not None else contextlib.nullcontext()
+        with reading:
+            for index, message in enumerate(batch):
+                problems = self.check(message)
+                if problems:
+                    results[index] = DeliveryResult(
+                        message, Status.FAILED_PERMANENT, code="invalid", detail="; ".join(problems)
+                    )
+                    continue
+                decision = self._consent_decision(message)
+                if isinstance(decision, DeliveryResult):
+                    results[index] = decision
+                    continue
+                if decision is not None:
+                    allowed_by[index] = decision
+                ready.append((index, message))
         for group in self._group(ready):
             for start in range(0, len(group), max(1, self.limits.max_recipients_per_call)):
                 chunk = group[start : start + self.limits.max_recipients_per_call]
