@@ -366,11 +366,29 @@ def test_marketing_results_carry_the_consent_they_relied_on(ws: siyu.Workspace) 
     rec = ws.channels.install(RecordingChannel(name="wecom", consent_channel="wecom"))
     user = ws.users.add(phone="13800138000")
     ws.users.consent(user.id, purpose="marketing", channel="*", source="signup-form", notice_version="v3")
-    promo, notice = rec.send([
-        Message("a", text="promo", user_id=user.id, purpose="marketing"),
-        Message("a", text="order shipped", user_id=user.id),
-    ])
+    promo, notice = rec.send(
+        [
+            Message("a", text="promo", user_id=user.id, purpose="marketing"),
+            Message("a", text="order shipped", user_id=user.id),
+        ]
+    )
     assert promo.ok and promo.consent is not None and promo.consent.source == "signup-form"
     assert notice.ok and notice.consent is None
     ghost = rec.send([Message("a", text="promo", user_id=999, purpose="marketing")])[0]
     assert ghost.code == "unknown_user"
+
+
+def test_email_implicit_tls(ws: siyu.Workspace) -> None:
+    server_ctx, client_ctx = self_signed_context()
+    with FakeSmtp(tls_context=server_ctx, implicit_tls=True) as smtp:
+        mail = ws.channels.get(
+            "email",
+            host="127.0.0.1",
+            port=smtp.port,
+            security="ssl",
+            from_addr="shop@example.cn",
+            ssl_context=client_ctx,
+        )
+        result = mail.send(Message("li@example.cn", subject="s", text="t", key="weird key <@>"))[0]
+        assert result.ok and "weird" not in str(result.provider_id)
+        assert len(smtp.messages) == 1

@@ -11,6 +11,7 @@ failed_retryable. A timeout *after* DATA was sent is reported as
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -77,7 +78,9 @@ class EmailChannel(Channel):
         mail["From"] = formataddr((str(self.config["from_name"]), sender)) if self.config["from_name"] else sender
         mail["To"] = message.recipient
         mail["Subject"] = message.subject or message.variables.get("subject", "")
-        mail["Message-ID"] = make_msgid(idstring=(message.key or None), domain=sender.partition("@")[2] or None)
+        # The key may hold any characters; a digest keeps the Message-ID well-formed and stable per key.
+        idstring = hashlib.sha256(message.key.encode()).hexdigest()[:24] if message.key else None
+        mail["Message-ID"] = make_msgid(idstring=idstring, domain=sender.partition("@")[2] or None)
         mail.set_content(self.render(message))
         for attachment in message.attachments:
             data = attachment.data
