@@ -232,3 +232,91 @@ def test_rewards_never_issued_twice(events: list[str]) -> None:
             assert set(stages) == reached
         else:  # evaluation closed: nothing granted beyond what was reached
             assert set(stages) <= reached
+
+
+def _buy(ws: siyu.Workspace, order_id: int, user_id: int, fen: int = 5_000) -> None:
+    from siyu.events import OrderLineInfo, OrderRecorded
+
+    ws.referrals.siyu_on_event(OrderRecorded(
+        at=ws.now(), order_id=order_id, user_id=user_id, total_fen=fen,
+        lines=(OrderLineInfo(sku="TEA", qty=1, paid_fen=fen, role="profit"),), channel=None, paid_at=ws.now()))
+
+
+def _refund(ws: siyu.Workspace, order_id: int, refund_id: int, user_id: int, fen: int, total: int = 5_000) -> None:
+    from siyu.events import OrderRefunded
+
+    ws.referrals.siyu_on_event(OrderRefunded(
+        at=ws.now(), order_id=order_id, refund_id=refund_id, user_id=user_id, amount_fen=fen,
+        order_total_fen=total, lines=(), full=fen == total))
+
+
+def test_purchase_tasks_are_reversed_by_refunds(ws: siyu.Workspace, clock: FakeClock) -> None:
+    alice = ws.users.add().id
+    task = ws.referrals.tasks.create("buy2", campaign="c", stages=[(2, Reward.of_points(30))],
+                                     deadline=START + timedelta(days=7), valid=ValidInvite(purchase=True))
+    a, b = invite(ws, ws.referrals.invite_code(alice, campaign="c"), 2)
+    assert ws.referrals.tasks.progress(task.id, alice).pending == 2  # bound, not bought yet
+    _buy(ws, 1, a)
+    _buy(ws, 2, b)
+    _buy(ws, 2, b)  # the same event twice
+    assert ws.points.balance(alice) == 30
+    _refund(ws, 2, 20, b, 2_000)  # partial: b still kept something
+    assert ws.points.balance(alice) == 30
+    _refund(ws, 2, 21, b, 3_000)
+    _refund(ws, 2, 21, b, 3_000)  # redelivered
+    assert ws.points.balance(alice) == 0
+    assert [g.status for g in ws.referrals.tasks.grants(task.id)] == ["reversed"]
+    _buy(ws, 3, b)  # buying again does not re-earn a reversed stage
+    assert ws.points.balance(alice) == 0
+
+
+def test_refund_after_points_were_spent_holds_for_review(ws: siyu.Workspace) -> None:
+    alice = ws.users.add().id
+    task = ws.referrals.tasks.create("buy1", campaign="c", stages=[(1, Reward.of_points(30))],
+                                     deadline=START + timedelta(days=7), valid=ValidInvite(purchase=True))
+    (a,) = invite(ws, ws.referrals.invite_code(alice, campaign="c"), 1)
+    _buy(ws, 1, a)
+    ws.points.spend(alice, 30, reason="redeem", key="spend-1")
+    _refund(ws, 1, 10, a, 5_000)
+    assert ws.referrals.tasks.grants(task.id)[0].status == "issued"
+    [hold] = ws.referrals.fraud.held("reward")
+    assert "refunds undid stage 1" in hold.reasons[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["bind", "buy", "refund", "repeat"]), st.integers(0, 5)),
+                      max_size=30))
+def test_purchase_rewards_never_twice_and_fully_reversed(steps: list[tuple[str, int]]) -> None:
+    with siyu.connect("memory://", clock=FakeClock(START)) as ws:
+        ws.referrals.fraud.configure(burst=None, phone_prefix=None, leave_after_reward=None)
+        alice = ws.users.add().id
+        task = ws.referrals.tasks.create(
+            "t", campaign="c", deadline=START + timedelta(days=5), valid=ValidInvite(purchase=True),
+            stages=[(1, Reward.of_points(1)), (2, Reward.of_points(10)), (3, Reward.of_points(100))])
+        code = ws.referrals.invite_code(alice, campaign="c")
+        invited: list[int] = []
+        orders: dict[int, int] = {}  # order id -> user
+        refunded: set[int] = set()
+        last: tuple[str, int] | None = None
+        for op, pick in steps:
+            if op == "repeat" and last is not None:
+                op, pick = last
+            if op == "bind":
+                invited.extend(invite(ws, code, 1))
+            elif op == "buy" and invited:
+                order_id = len(orders) + 1
+                orders[order_id] = invited[pick % len(invited)]
+                _buy(ws, order_id, orders[order_id])
+            elif op == "refund" and orders:
+                order_id = sorted(orders)[pick % len(orders)]
+                _refund(ws, order_id, order_id, orders[order_id], 5_000)  # refund id = order id: a repeat is a no-op
+                refunded.add(order_id)
+            last = (op, pick)
+        grants = ws.referrals.tasks.grants(task.id)
+        assert len({g.stage for g in grants}) == len(grants)
+        live = {g.stage for g in grants if g.status == "issued"}
+        assert ws.points.balance(alice) == sum({1: 1, 2: 10, 3: 100}[s] for s in live)
+        for order_id in sorted(set(orders) - refunded):  # refund everything: nothing may stay paid
+            _refund(ws, order_id, order_id, orders[order_id], 5_000)
+        assert ws.points.balance(alice) == 0
+        assert all(g.status == "reversed" for g in ws.referrals.tasks.grants(task.id))

@@ -97,7 +97,7 @@ class ReferralSettings:
 
     protection: timedelta | None = None
     require_new: bool = True
-    customer_tags: tuple[str, ...] = ("lifecycle/customer",)
+    customer_tags: tuple[str, ...] = ("lifecycle/customer", "lifecycle/repeat")
 
 
 @attrs.frozen(kw_only=True)
@@ -176,13 +176,16 @@ class ValidInvite:
     ``action``: a tracked action name the invitee must have completed
     (``ws.referrals.record_action``), and/or ``identity``: an identity kind
     the invitee must hold (``"wecom_external_userid"`` = added the WeCom
-    account).
+    account). ``purchase``: the invitee must have bought after being bound
+    and kept it — when refunds take that away, the invite stops counting and
+    stage rewards it carried are reversed.
     """
 
     new_only: bool = True
     stay_days: int = 0
     action: str | None = None
     identity: str | None = None
+    purchase: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -222,8 +225,11 @@ class TaskProgress:
 @attrs.frozen(kw_only=True)
 class RewardGrant:
     """A stage reward for one participant. ``status``: ``"issued"``, ``"held"``
-    (a fraud guard is holding it), ``"rejected"`` (reviewed and refused) or
-    ``"revoked"`` (issued, then taken back on review)."""
+    (a fraud guard is holding it), ``"rejected"`` (reviewed and refused),
+    ``"revoked"`` (issued, then taken back on review) or ``"reversed"``
+    (refunds took away the purchases it was earned with). A stage is granted
+    at most once: a reversed stage is not granted again, so buy-refund loops
+    cannot farm rewards."""
 
     id: int
     task_id: int

@@ -624,11 +624,20 @@ class Referrals:
         """Orders make customers (for the new-user rule and the funnel) and commissions."""
         if isinstance(event, OrderRecorded):
             with self._ws.write() as tx:
+                if not tx.referrals.add_purchase(event.order_id, event.user_id, event.paid_at, event.total_fen):
+                    return  # delivered before: everything below already happened
                 self._record_customer(tx, event.user_id, event.paid_at)
                 self.commissions._on_order(tx, event)
+                self._after_change(tx, event.user_id)
         elif isinstance(event, OrderRefunded):
             with self._ws.write() as tx:
+                if not tx.fission.claim_event("refund", event.refund_id, event.at):
+                    return
+                tx.referrals.refund_purchase(event.order_id, event.amount_fen)
                 self.commissions._on_refund(tx, event)
+                binding = tx.referrals.binding(event.user_id)
+                if binding is not None:
+                    self.tasks._reconcile(tx, binding.inviter_id)
 
     def _record_customer(self, tx: Transaction, user_id: int, at: datetime) -> None:
         if tx.referrals.customers([user_id]):

@@ -171,8 +171,7 @@ class Commissions:
                                        order_id=row.order_id, level=row.level, amount_fen=row.amount_fen))
 
     def _on_refund(self, tx: Transaction, event: OrderRefunded) -> None:
-        if not tx.fission.claim_event("refund", event.refund_id, event.at):
-            return
+        """Reduce the order's commissions; the caller made sure the refund is new."""
         settings = self._settings(tx)
         for row in tx.fission.commissions(order_id=event.order_id):
             if event.full:

@@ -151,6 +151,7 @@ class InviteTasks:
         left = tx.referrals.left(ids)
         customers = tx.referrals.customers(ids) if rule.new_only else {}
         actions = tx.referrals.actions(ids, rule.action) if rule.action else {}
+        purchases = tx.referrals.purchases(ids) if rule.purchase else {}
         stay = timedelta(days=rule.stay_days)
         valid: list[int] = []
         pending: list[int] = []
@@ -162,7 +163,9 @@ class InviteTasks:
             if (bought is not None and bought < b.bound_at) or (gone is not None and gone < b.bound_at + stay):
                 deducted.append(uid)
             elif b.status != "active" or now < b.bound_at + stay or (rule.action and uid not in actions) or (
-                    rule.identity and not any(i.kind == rule.identity for i in tx.users.identities(uid))):
+                    rule.identity and not any(i.kind == rule.identity for i in tx.users.identities(uid))) or (
+                    rule.purchase and not any(at >= b.bound_at and refunded < total
+                                              for at, total, refunded in purchases.get(uid, ()))):
                 pending.append(uid)
             else:
                 valid.append(uid)
@@ -248,6 +251,33 @@ class InviteTasks:
                 grant = self._issue(tx, grant)
             made.append(grant)
         return made
+
+    def _reconcile(self, tx: Transaction, inviter: int) -> None:
+        """After a refund: reverse stage rewards of purchase-based tasks that the
+        inviter no longer reaches. Points are taken back; what cannot be taken
+        back automatically (points already spent, a coupon) is held for review."""
+        now = self._ws.now()
+        for task in tx.fission.tasks():
+            if not task.valid.purchase:
+                continue
+            valid, _, _ = self._classify(tx, task, self._bindings(tx, task, inviter), now)
+            for grant in tx.fission.grants(task.id, inviter):
+                if grant.status not in ("issued", "held") or len(valid) >= task.stages[grant.stage - 1].invites:
+                    continue
+                if grant.status == "held":
+                    tx.fission.update_grant(grant.id, status="reversed", points_entry_id=None)
+                    continue
+                try:
+                    if grant.points_entry_id is not None:
+                        self._ws.points.reverse(grant.points_entry_id, key=f"invite-task-refund:{grant.id}",
+                                                reason="invite_task_refunded")
+                    elif grant.reward.kind != "points":
+                        raise NotFound(f"a {grant.reward.kind} reward cannot be taken back automatically")
+                except SiyuError as exc:
+                    self._referrals.fraud._hold(tx, "reward", grant.id, inviter,
+                                                [f"refunds undid stage {grant.stage}, but {exc}"], now)
+                    continue
+                tx.fission.update_grant(grant.id, status="reversed", points_entry_id=grant.points_entry_id)
 
     def _issue(self, tx: Transaction, grant: RewardGrant) -> RewardGrant:
         reward = grant.reward

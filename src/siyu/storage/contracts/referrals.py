@@ -144,6 +144,18 @@ class ReferralStore(abc.ABC):
         """When each of the users first bought (users who never did are absent)."""
 
     @abc.abstractmethod
+    def add_purchase(self, order_id: int, user_id: int, paid_at: datetime, total_fen: int) -> bool:
+        """Record a paid order; ``False`` if it was recorded before."""
+
+    @abc.abstractmethod
+    def refund_purchase(self, order_id: int, amount_fen: int) -> None:
+        """Add a refund to a recorded order (unknown orders are ignored)."""
+
+    @abc.abstractmethod
+    def purchases(self, user_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int, int]]]:
+        """Each user's recorded orders as ``(paid_at, total_fen, refunded_fen)``."""
+
+    @abc.abstractmethod
     def add_funnel(self, campaign: str, channel_state: str, stage: str, count: int) -> None: ...
 
     @abc.abstractmethod

@@ -403,6 +403,27 @@ class SqlReferralStore(ReferralStore):
                 found[int(u)] = from_us_required(a)
         return found
 
+    def add_purchase(self, order_id: int, user_id: int, paid_at: datetime, total_fen: int) -> bool:
+        row = self.tx.execute(
+            "INSERT INTO referral_purchases (order_id, user_id, paid_at, total_fen, refunded_fen) "
+            "VALUES (?, ?, ?, ?, 0) ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+            (order_id, user_id, to_us(paid_at), total_fen),
+        ).fetchone()
+        return row is not None
+
+    def refund_purchase(self, order_id: int, amount_fen: int) -> None:
+        self.tx.execute("UPDATE referral_purchases SET refunded_fen = refunded_fen + ? WHERE order_id = ?",
+                        (amount_fen, order_id))
+
+    def purchases(self, user_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int, int]]]:
+        found: dict[int, list[tuple[datetime, int, int]]] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            for u, at, total, refunded in self.tx.execute(
+                    f"SELECT user_id, paid_at, total_fen, refunded_fen FROM referral_purchases "
+                    f"WHERE user_id IN ({marks}) ORDER BY paid_at", chunk):
+                found.setdefault(int(u), []).append((from_us_required(at), int(total), int(refunded)))
+        return found
+
     def add_funnel(self, campaign: str, channel_state: str, stage: str, count: int) -> None:
         self.tx.execute(
             "INSERT INTO referral_funnel (campaign, channel_state, stage, n) VALUES (?, ?, ?, ?) "

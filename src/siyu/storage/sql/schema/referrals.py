@@ -37,4 +37,14 @@ MIGRATIONS = [
             "CREATE INDEX referral_holds_status ON referral_holds (status, id)",
         ],
     ),
+    (
+        2,
+        [
+            # Purchases seen in OrderRecorded / OrderRefunded, so "the invitee bought (and kept it)"
+            # can be judged without depending on how orders are stored.
+            "CREATE TABLE referral_purchases (order_id {bigint} PRIMARY KEY, user_id {bigint} NOT NULL, "
+            "paid_at {bigint} NOT NULL, total_fen {bigint} NOT NULL, refunded_fen {bigint} NOT NULL)",
+            "CREATE INDEX referral_purchases_user ON referral_purchases (user_id)",
+        ],
+    ),
 ]
