@@ -411,3 +411,17 @@ def test_duplicate_delivery_to_another_handler_instance(ws: siyu.Workspace, weco
     _post(first, fx)
     _post(second, fx)
     assert second.log[-1][1] == "duplicate" and ws.users.count() == 1
+
+
+def test_sync_contacts_mirrors_customers_and_tags(ws: siyu.Workspace, wecom, fake: FakeWeCom) -> None:  # type: ignore[no-untyped-def]
+    fake.tag_groups.append({"group_id": "g1", "group_name": "客户等级", "tag": [{"id": "t1", "name": "VIP"}]})
+    fake.add_contact("ext1", state="poster", tag_ids=("t1",))
+    fake.add_contact("ext2")
+    fake.add_contact("ext3", tag_ids=("t-unknown",))
+    existing = ws.users.add(wecom_external_userid="ext2")
+    wecom.pull_tags()
+    assert wecom.sync_contacts(["zhangsan"]) == {"seen": 3, "created": 2, "tagged": 1}
+    one = ws.users.find(wecom_external_userid="ext1")
+    assert one is not None and one.source_state == "poster" and "客户等级/VIP" in ws.tags.of(one.id)
+    assert ws.users.find(wecom_external_userid="ext2").id == existing.id  # type: ignore[union-attr]
+    assert wecom.sync_contacts(["zhangsan"])["created"] == 0

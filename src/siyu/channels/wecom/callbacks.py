@@ -21,6 +21,7 @@ What an event does:
   exists, else the tag ``lifecycle/lost``.
 * ``del_external_contact`` (the member deleted the customer): tag
   ``wecom/deleted_by_member``.
+* ``change_external_tag`` (corp tags edited in the console): re-pull the tag mapping.
 """
 
 from __future__ import annotations
@@ -188,6 +189,9 @@ class WeComCallbacks:
 
     def process(self, event: ContactEvent, *, received_at: float | None = None) -> str:
         """Apply one event to the workspace; return what was done."""
+        if event.event == "change_external_tag":
+            # Someone edited corp tags in the admin console: refresh the mapping.
+            return f"tags pulled: {len(self.channel.pull_tags())}"
         if event.event != "change_external_contact":
             return f"ignored event {event.event or '(none)'}"
         if not event.external_userid:

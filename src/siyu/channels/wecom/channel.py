@@ -220,6 +220,34 @@ class WeComChannel(Channel):
         for tag in remove:
             ws.tags.remove(user_id, tag, by=f"wecom:{member}")
 
+    def sync_contacts(self, members: Iterable[str], *, limit: int = 100) -> dict[str, int]:
+        """Page through the customers of ``members`` (``batch/get_by_user``) and
+        mirror them in siyu: create missing users (``source="wecom"``, the
+        contact's ``state``), and apply the siyu tags mapped to their WeCom tag
+        ids (run :meth:`pull_tags` first to map them). Returns counts
+        ``{"seen", "created", "tagged"}``."""
+        ws = self._require_workspace("syncing contacts")
+        with ws.read() as tx:
+            by_id = {v: k.removeprefix(_TAG_KEY) for k, v in tx.channels.state_items(self.name, _TAG_KEY)}
+        counts = {"seen": 0, "created": 0, "tagged": 0}
+        for item in self.client.iter_contacts(members, limit=limit):
+            contact = item.get("external_contact") or {}
+            follow = item.get("follow_info") or {}
+            ext = str(contact.get("external_userid") or "")
+            if not ext:
+                continue
+            counts["seen"] += 1
+            with ws.write():
+                user = ws.users.find(wecom_external_userid=ext)
+                if user is None:
+                    user = ws.users.add(wecom_external_userid=ext, source="wecom", state=follow.get("state") or None)
+                    counts["created"] += 1
+                for tag_id in follow.get("tag_id") or []:
+                    tag = by_id.get(str(tag_id))
+                    if tag is not None and ws.tags.apply(user.id, tag, by=f"wecom:{follow.get('userid', '')}"):
+                        counts["tagged"] += 1
+        return counts
+
     # -- callbacks --------------------------------------------------------------------------
     def callbacks(self, **options: Any) -> Any:
         """The callback handler (:class:`siyu.channels.wecom.callbacks.WeComCallbacks`)."""

@@ -49,8 +49,22 @@ class FakeWeCom(FakeHttpServer):
         self.expired_tokens |= self.valid_tokens
         self.valid_tokens.clear()
 
-    def add_contact(self, external_userid: str, *, member: str = "zhangsan", name: str = "客户") -> None:
-        self.contacts[external_userid] = {"external_userid": external_userid, "name": name, "type": 1}
+    def add_contact(
+        self,
+        external_userid: str,
+        *,
+        member: str = "zhangsan",
+        name: str = "客户",
+        state: str = "",
+        tag_ids: tuple[str, ...] = (),
+    ) -> None:
+        self.contacts[external_userid] = {
+            "external_userid": external_userid,
+            "name": name,
+            "type": 1,
+            "state": state,
+            "tag_id": list(tag_ids),
+        }
         self.follow[member].append(external_userid)
 
     @property
@@ -166,7 +180,15 @@ class FakeWeCom(FakeHttpServer):
         nxt = start + limit
         return {
             "external_contact_list": [
-                {"external_contact": self.contacts[e], "follow_info": {"userid": m}} for m, e in page
+                {
+                    "external_contact": self.contacts[e],
+                    "follow_info": {
+                        "userid": m,
+                        "state": self.contacts[e].get("state", ""),
+                        "tag_id": list(self.contacts[e].get("tag_id", [])),
+                    },
+                }
+                for m, e in page
             ],
             "next_cursor": str(nxt) if nxt < len(items) else "",
         }
