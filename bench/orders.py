@@ -59,6 +59,9 @@ BASELINE_DDL = [
 def extra_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=2000, help="orders per record_many call (default 2000)")
     parser.add_argument("--quotes", type=int, default=500, help="quotes to time (default 500)")
+    parser.add_argument("--no-observers", action="store_true",
+                        help="detach other domains' siyu_on_event observers (lifecycle, referrals ...) to time "
+                             "what commerce itself costs")
 
 
 def catalogue(ws: siyu.Workspace, count: int) -> dict[str, tuple[int, int, str, str]]:
@@ -125,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             ws.tiers.define("gold", 5_000)
             users = ws.users.add_many([{"source": "bench"} for _ in range(n_users)])
             rows = order_rows(n_orders, users, sorted(products))
+            if args.no_observers:
+                for plugin in list(ws.pm.get_plugins()):
+                    if hasattr(plugin, "siyu_on_event"):
+                        ws.pm.unregister(plugin)
 
             with timed(n_orders) as siyu_time:
                 for start in range(0, n_orders, batch):
@@ -198,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"(saved {quote.discount})")
 
     print()
+    what = "without other domains' observers" if args.no_observers else "with every observer (lifecycle, referrals)"
     print(ratio_line("orders record_many", siyu_time, base_time,
-                     "siyu prices, redeems, earns points, adds growth, settles tiers, emits events"))
+                     f"siyu prices, earns points, adds growth, settles tiers, emits events; {what}"))
     median = statistics.median(times) * 1000
     p95 = sorted(times)[int(len(times) * 0.95) - 1] * 1000
     print(f"quote 20 lines x {made} coupons: median {median:.3f} ms, p95 {p95:.3f} ms "

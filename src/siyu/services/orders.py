@@ -206,6 +206,7 @@ class Orders:
         earn_rows: list[dict[str, Any]] = []
         growth_rows = []
         growth_of: dict[int, int] = {}
+        infos: dict[int, tuple[OrderLineInfo, ...]] = {}
         for oid, order, coupons, quote in zip(ids, orders, coupons_of, quotes, strict=True):
             saved = dict(quote.applied)
             if coupons:
@@ -217,8 +218,9 @@ class Orders:
             for kind, source_id, fen in quote.budget_fen:
                 tx.coupons.use_budget(kind, source_id, fen)
                 budget_used = True
-            ctx = ws.points_rules.context(tx, order.user_id, tier=tiers[order.user_id],
-                                          lines=self._infos(order.lines), order_id=oid)
+            infos[oid] = self._infos(order.lines)
+            ctx = ws.points_rules.context(tx, order.user_id, tier=tiers[order.user_id], lines=infos[oid],
+                                          order_id=oid)
             points = ws.points_rules.compute("purchase", ctx) if "purchase" in ws.points_rules.names() else 0
             if points > 0:
                 earn_rows.append({"user_id": order.user_id, "amount": points, "reason": "purchase",
@@ -244,7 +246,7 @@ class Orders:
             tx.meta.bump("commerce")
         for oid, order in zip(ids, orders, strict=True):
             tx.emit(OrderRecorded(at=now, order_id=oid, user_id=order.user_id, total_fen=order.total_fen,
-                                  lines=self._infos(order.lines), channel=order.channel, paid_at=order.paid_at,
+                                  lines=infos[oid], channel=order.channel, paid_at=order.paid_at,
                                   coupon_codes=order.coupon_codes))
         tx.meta.bump("orders")
         new_id = {index: oid for (index, _), oid in zip(fresh, ids, strict=True)}

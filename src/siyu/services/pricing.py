@@ -413,6 +413,12 @@ def best_quote(user_id: int, lines: Sequence[CartLine], offers: Sequence[Offer],
     not_eligible = [f"{offers[i].label}: nothing in the cart is eligible" for i in range(len(offers))
                     if not eligible[i]]
     sub = [offers[i] for i in live]
+    if not sub and not required:
+        plain = tuple(QuoteLine(sku=line.product.sku, qty=line.qty, unit_fen=line.unit_fen,
+                                amount_fen=line.unit_fen * line.qty, paid_fen=line.unit_fen * line.qty,
+                                role=line.product.role) for line in lines)
+        return Quote(user_id=user_id, lines=plain, applied=(), coupon_codes=(),
+                     skipped=tuple([*skipped, *not_eligible]))
     prep = _Prepared(lines, sub, rules, [eligible[i] for i in live])
     memo: dict[tuple[int, ...], _State] = {(): (tuple(prep.original), (), 0)}
     best: tuple[tuple[int, int, int], tuple[int, ...], _State] | None = None
