@@ -24,6 +24,7 @@ __all__ = ["COMMAND_MODULES", "cli", "main"]
 COMMAND_MODULES: list[str] = [
     "siyu.cli.demo",
     "siyu.cli.plugins",
+    "siyu.cli.privacy",
     "siyu.cli.report",
     "siyu.cli.users",
 ]

@@ -109,7 +109,7 @@ class Privacy:
 
     def __init__(self, workspace: Workspace, *, secret_key: str | bytes | None = None) -> None:
         self._ws = workspace
-        self._exporters: dict[str, Exporter] = {}
+        self._exporters: dict[str, Exporter] = _builtin_exporters()
         self._erasers: dict[str, Eraser] = {}
         self._local = threading.local()
         self._per_tx: weakref.WeakKeyDictionary[Transaction, tuple[frozenset[str], frozenset[str]]] = (
@@ -325,10 +325,13 @@ class Privacy:
                 },
                 "legal_holds": to_jsonable(tx.privacy.holds(uid)),
                 "erasure": to_jsonable(tx.privacy.tombstone(uid)),
+                "messages": tx.privacy.messages(uid),
                 "audit": to_jsonable(tx.privacy.audit(user_id=uid, limit=100_000)),
             }
             for name, exporter in self._exporters.items():
-                data[name] = to_jsonable(exporter(self._ws, uid))
+                section = exporter(self._ws, uid)
+                if section is not None:
+                    data[name] = to_jsonable(section)
             self._append(tx, "privacy.export", user_id=uid, details={"sections": sorted(data)})
         json.dumps(data, ensure_ascii=False)  # fail here, not in the caller, if a section is not JSON
         return data
@@ -543,8 +546,49 @@ _BUILTIN_SECTIONS = {
     "points",
     "legal_holds",
     "erasure",
+    "messages",
     "audit",
 }
+
+
+def _builtin_exporters() -> dict[str, Exporter]:
+    """Sections for the built-in domains; each is skipped when its domain is absent."""
+
+    def orders(ws: Workspace, uid: int) -> Any:
+        return ws.orders.of(uid) if hasattr(ws, "orders") else None
+
+    def coupons(ws: Workspace, uid: int) -> Any:
+        return ws.coupons.of(uid) if hasattr(ws, "coupons") else None
+
+    def tiers(ws: Workspace, uid: int) -> Any:
+        if not hasattr(ws, "tiers"):
+            return None
+        return {"current": ws.tiers.of(uid), "history": ws.tiers.history(uid)}
+
+    def referrals(ws: Workspace, uid: int) -> Any:
+        if not hasattr(ws, "referrals"):
+            return None
+        return {
+            "binding": ws.referrals.binding(uid),
+            "invitees": ws.referrals.invitees(uid),
+            "history": ws.referrals.history(uid),
+            "group_buys": ws.referrals.group_buys.of_user(uid),
+        }
+
+    def lifecycle(ws: Workspace, uid: int) -> Any:
+        return ws.lifecycle.history(uid) if hasattr(ws, "lifecycle") else None
+
+    def events(ws: Workspace, uid: int) -> Any:
+        return ws.events.of(uid, limit=10_000) if hasattr(ws, "events") else None
+
+    return {
+        "orders": orders,
+        "coupons": coupons,
+        "tiers": tiers,
+        "referrals": referrals,
+        "lifecycle": lifecycle,
+        "events": events,
+    }
 
 
 def _verify(cipher: FieldCipher, check: str) -> None:

@@ -70,6 +70,10 @@ class PrivacyStore(abc.ABC):
     def tombstone(self, user_id: int) -> Tombstone | None: ...
 
     @abc.abstractmethod
+    def messages(self, user_id: int) -> list[dict[str, Any]]:
+        """Messages sent or queued to the user (source, channel, recipient, content, purpose, at)."""
+
+    @abc.abstractmethod
     def merged_into(self, user_id: int) -> list[int]:
         """Ids of the users merged into ``user_id`` (one level)."""
 

@@ -18,6 +18,31 @@ if TYPE_CHECKING:
     from .backend import SqlTransaction
 
 _AUDIT = "id, at, actor, action, user_id, details, before_value, after_value"
+#: Personal data other built-in components keep about a user, scrubbed on erasure:
+#: (component, statement with {marks} for the user ids, leading parameters). Rows stay so
+#: counts and caps remain consistent; only what identifies or describes the person goes.
+_SCRUB: list[tuple[str, str, tuple[Any, ...]]] = [
+    (
+        "channels",
+        "UPDATE channel_outbox SET recipient = ?, body = ?, variables = ? WHERE user_id IN ({marks})",
+        ("erased", "", "{}"),
+    ),
+    ("campaigns", "UPDATE campaign_deliveries SET recipient = NULL, detail = NULL WHERE user_id IN ({marks})", ()),
+    ("referrals", "UPDATE referral_nodes SET device = NULL WHERE user_id IN ({marks})", ()),
+]
+#: Messages held about a user, for exports: (component, query).
+_MESSAGES: list[tuple[str, str]] = [
+    (
+        "channels",
+        "SELECT 'outbox', channel, recipient, body, purpose, created_at FROM channel_outbox "
+        "WHERE user_id = ? ORDER BY id",
+    ),
+    (
+        "campaigns",
+        "SELECT 'campaign', channel, recipient, status, purpose, created_at FROM campaign_deliveries "
+        "WHERE user_id = ? ORDER BY id",
+    ),
+]
 _HOLD = "id, user_id, reason, placed_at, placed_by, released_at, released_by"
 
 
@@ -140,10 +165,36 @@ class SqlPrivacyStore(PrivacyStore):
         rows = self.tx.execute("SELECT id FROM users WHERE merged_into = ? ORDER BY id", (user_id,))
         return [int(r[0]) for r in rows]
 
+    def _components(self) -> set[str]:
+        return {str(r[0]) for r in self.tx.execute("SELECT component FROM siyu_schema")}
+
+    def messages(self, user_id: int) -> list[dict[str, Any]]:
+        present = self._components()
+        found: list[dict[str, Any]] = []
+        for component, query in _MESSAGES:
+            if component in present:
+                for source, channel, recipient, body, purpose, at in self.tx.execute(query, (user_id,)):
+                    found.append(
+                        {
+                            "source": source,
+                            "channel": channel,
+                            "recipient": recipient,
+                            # An outbox row holds the text; a campaign delivery its status.
+                            "content" if source == "outbox" else "status": body,
+                            "purpose": purpose,
+                            "at": from_us_required(at).isoformat(),
+                        }
+                    )
+        return found
+
     def erase_person(self, user_ids: Iterable[int]) -> dict[str, int]:
         ids = sorted(set(user_ids))
         counts = {"identities": 0, "users": 0, "merge_records": 0}
+        present = self._components()
         for marks, chunk in self.tx.in_chunks(ids):
+            for component, statement, params in _SCRUB:
+                if component in present:
+                    self.tx.execute(statement.format(marks=marks), (*params, *chunk))
             row = self.tx.execute(f"SELECT COUNT(*) FROM identities WHERE user_id IN ({marks})", chunk).fetchone()
             counts["identities"] += int(row[0])
             self.tx.execute(f"DELETE FROM identities WHERE user_id IN ({marks})", chunk)
