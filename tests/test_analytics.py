@@ -213,3 +213,19 @@ def test_cli_chart_and_errors(db: str, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "is not a date" in result.output
     result = _run(db, "touchpoints", "--reached", "parcel")
     assert result.exit_code == 1 and "NAME=COUNT" in result.output
+
+
+def test_demo_ends_with_the_funnel_and_the_cohort_table(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = CliRunner().invoke(cli, ["--db", db, "demo", "--users", "200", "--weeks", "14"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    funnel_at = result.output.index("funnel (until")
+    cohorts_at = result.output.index("weekly cohort retention (active)")
+    assert funnel_at < cohorts_at
+    with siyu.connect(db, tz="Asia/Shanghai") as ws:
+        funnel = ws.analytics.funnel()
+        assert funnel.totals()[0] == 200
+        assert all(n > 0 for n in funnel.totals()), funnel.totals()  # events, orders and invitations exist
+        assert ws.analytics.aov().rows[-1][1] > 0
+        assert ws.analytics.fission().stats.new_users > 0

@@ -432,6 +432,97 @@ def value_tiers(shop: DemoShop) -> None:
                 shop.ws.tags.apply_many(ids, tag, by="rule:value")
 
 
+#: What the shop sells in the demo: (sku, title, list price, cost, role).
+_CATALOG = [
+    ("TEA-SAMPLE", "试饮装", "9.90", "4", "traffic"),
+    ("TEA-GIFT", "节日礼盒", "199", "60", "profit"),
+    ("TEA-DAILY", "口粮茶", "89", "25", "profit"),
+]
+#: Where people from each source tend to pay.
+_ORDER_CHANNELS = {
+    "douyin_live": ["douyin_shop", "douyin_shop", "mini_program"],
+    "taobao_parcel_card": ["taobao", "mini_program"],
+    "offline_store": ["offline_store", "mini_program"],
+    "wecom_qr": ["mini_program", "mini_program", "offline_store"],
+    "sms": ["mini_program", "taobao"],
+    "ads": ["mini_program"],
+}
+
+
+def invitations(shop: DemoShop) -> None:
+    """Old-brings-new (老带新): some later arrivals from WeCom QR codes and live
+    streams were invited by an earlier customer; posters shared are counted."""
+    rng, ws = shop.rng, shop.ws
+    bindings = []
+    earlier: list[Person] = []
+    for person in sorted(shop.people, key=lambda p: p.joined):
+        if earlier and person.source in ("wecom_qr", "douyin_live") and rng.random() < 0.35:
+            inviter = rng.choice(earlier[-400:])
+            bindings.append({"invitee_id": person.id, "inviter_id": inviter.id, "campaign": "demo_invite",
+                             "channel_state": "poster", "bound_at": person.joined})
+        earlier.append(person)
+    shop.clock.set(shop.end)
+    if bindings:
+        ws.referrals.import_bindings(bindings)
+        sharers = Counter(b["inviter_id"] for b in bindings)
+        for inviter_id, n in sorted(sharers.items()):
+            ws.referrals.record_share(inviter_id, campaign="demo_invite", channel_state="poster",
+                                      count=n + rng.randrange(1, 4))
+    shop.notes["invitations"] = len(bindings)
+
+
+def behaviour_events(shop: DemoShop) -> None:
+    """Page and product views, shares and cart adds, week by week, through
+    ``ws.events.track_many`` with idempotency keys (a re-run adds nothing)."""
+    rng, ws = shop.rng, shop.ws
+    kinds = ["page_view", "page_view", "product_view", "product_view", "share", "added_to_cart"]
+    total = 0
+    for index, begin, end in shop.weeks():
+        rows: list[dict[str, Any]] = []
+        for person in shop.people:
+            age = index - shop.week_of(person.joined)
+            # Most activity comes in the first weeks; loyal customers keep coming back.
+            if person.joined > end or rng.random() > person.activity * (1.0 if age == 0 else 0.7 * 0.92 ** age):
+                continue
+            start = max(begin, person.joined)
+            for number in range(rng.randint(1, 3)):
+                at = start + (end - start) * rng.random()
+                rows.append({"user_id": person.id, "kind": rng.choice(kinds), "at": at,
+                             "key": f"demo:event:{person.id}:{index}:{number}"})
+        total += ws.events.track_many(rows)
+    shop.notes["events"] = total
+
+
+def real_orders(shop: DemoShop) -> None:
+    """The purchase plan as real orders (``ws.orders.record_many``), with a few
+    refunds, so the analytics reports have orders, channels and money."""
+    rng, ws = shop.rng, shop.ws
+    shop.clock.set(shop.start)
+    for sku, title, price, cost, role in _CATALOG:
+        ws.products.add(sku, title, price, cost, role=role)
+    # The points-ledger step already pays purchase points from the plan.
+    ws.points_rules.configure("purchase", points_per_yuan=0)
+    people = {p.id: p for p in shop.people}
+    by_week: dict[int, list[tuple[int, int]]] = {}
+    for week, uid, amount in shop.purchases:
+        by_week.setdefault(week, []).append((uid, amount))
+    recorded: list[int] = []
+    for index, begin, end in shop.weeks():
+        rows = []
+        for number, (uid, amount) in enumerate(by_week.get(index, [])):
+            person = people[uid]
+            paid = min(max(begin, person.joined) + timedelta(hours=rng.randrange(1, 72)), end - timedelta(minutes=1))
+            sku = "TEA-SAMPLE" if amount < 30 else "TEA-GIFT" if amount >= 180 else "TEA-DAILY"
+            rows.append({"user_id": uid, "paid_at": paid, "channel": rng.choice(_ORDER_CHANNELS[person.source]),
+                         "lines": [{"sku": sku, "qty": 1, "unit_price": str(amount)}],
+                         "key": f"demo:order:{index}:{number}"})
+        recorded.extend(ws.orders.record_many(rows))
+        for order_id in [o for o in recorded if rng.random() < 0.003]:
+            recorded.remove(order_id)
+            ws.orders.refund(order_id, None if rng.random() < 0.7 else "5", key=f"demo:refund:{order_id}")
+    shop.notes["orders"] = len(shop.purchases)
+
+
 #: The build, in order. Append ``(title, function)`` to extend the demo.
 STEPS: list[tuple[str, Step]] = [
     ("mark the database as a demo", mark_demo),
@@ -440,6 +531,11 @@ STEPS: list[tuple[str, Step]] = [
     ("consents", record_consents),
     ("interest and industry tags", profile_tags),
     ("purchase plan", simulate_purchases),
+    ("invitations", invitations),
+    ("behaviour events", behaviour_events),
+    ("orders and refunds", real_orders),
+    # After the events and orders: the demo's own stage tags win over what the
+    # stage machine made of them.
     ("lifecycle stages", lifecycle_tags),
     ("points ledger", points_ledger),
     ("value tiers", value_tiers),
@@ -565,5 +661,17 @@ def points_report(shop: DemoShop) -> RenderableType:
     return grid
 
 
+def funnel_report(shop: DemoShop) -> RenderableType:
+    """The AARRR funnel of the whole shop (``ws.analytics.funnel``)."""
+    return shop.ws.analytics.funnel(until=shop.end).to_rich()
+
+
+def cohort_report(shop: DemoShop) -> RenderableType:
+    """Weekly retention of the last 12 weekly cohorts (``ws.analytics.cohorts``)."""
+    return shop.ws.analytics.cohorts("week", "active", until=shop.end).to_rich()
+
+
 #: What ``siyu demo`` prints after building, in order. Append to extend.
-REPORTS: list[Callable[[DemoShop], RenderableType]] = [users_report, tags_report, points_report]
+REPORTS: list[Callable[[DemoShop], RenderableType]] = [
+    users_report, tags_report, points_report, funnel_report, cohort_report,
+]

@@ -74,8 +74,9 @@ def command(state: CliState, users: int, seed: int, weeks: int, force: bool) -> 
 
     Customers arrive over WEEKS weeks from Douyin live streams, Taobao parcel
     cards, the offline store, SMS, WeCom QR codes and ads, with identities,
-    consents, tags and a points ledger; then the tables of what was built are
-    printed. Running it again rebuilds a previous demo database; a database
+    consents, tags, behaviour events, orders, invitations and a points ledger;
+    then the tables of what was built are printed, ending with the funnel and
+    the weekly cohort retention. Running it again rebuilds a previous demo database; a database
     with other data is left alone unless --force.
     """
     _prepare(state, force)
