@@ -204,14 +204,13 @@ class MiniProgramChannel(Channel):
         ws = self._require_workspace("subscription credits")
         template = str(message.template)
         with ws.write() as tx:
-            if tx.channels.credits(CHANNEL, message.recipient, template) <= 0:
+            if not tx.channels.take_credit(CHANNEL, message.recipient, template, ws.now()):
                 return DeliveryResult(
                     message,
                     Status.FAILED_PERMANENT,
                     code="no_credit",
                     detail="no one-time subscription credit for this openid and template; nothing was sent",
                 )
-            tx.channels.add_credits(CHANNEL, message.recipient, template, -1, ws.now())
         try:
             result = self._post(message)
         except ChannelError as exc:

@@ -93,6 +93,11 @@ class ContactEvent:
         return f"{self.event}:{self.change_type}:{who}:{self.user_id}:{self.create_time}"
 
 
+def _state(state: str) -> str | None:
+    # Contact-way states are <= 30 characters; a 获客链接 customer_channel may be longer.
+    return state[:30] or None
+
+
 def _query(query: str | bytes | Mapping[str, Any]) -> dict[str, str]:
     if isinstance(query, Mapping):
         return {str(k): str(v[0] if isinstance(v, list | tuple) else v) for k, v in query.items()}
@@ -206,12 +211,12 @@ class WeComCallbacks:
                 way = self.channel.contact_way(event.state) if event.state else None
                 if user is None:
                     user = ws.users.add(
-                        wecom_external_userid=event.external_userid, source="wecom", state=event.state or None
+                        wecom_external_userid=event.external_userid, source="wecom", state=_state(event.state)
                     )
                     outcome = f"created user {user.id}"
                 else:
                     if event.state and event.change_type != "edit_external_contact":
-                        ws.users.update(user.id, source=user.source or "wecom", state=event.state)
+                        ws.users.update(user.id, source=user.source or "wecom", state=_state(event.state))
                     outcome = f"updated user {user.id}"
                 if event.user_id:
                     ws.users.update(user.id, attributes={"wecom_owner": event.user_id})

@@ -68,6 +68,11 @@ class ChannelStore(abc.ABC):
         """Add ``delta`` (may be negative; the result never drops below 0); return the new count."""
 
     @abc.abstractmethod
+    def take_credit(self, channel: str, recipient: str, template: str, at: datetime) -> bool:
+        """Atomically use one credit; ``False`` (and no change) when none is left,
+        even with concurrent callers in other processes."""
+
+    @abc.abstractmethod
     def set_credits(self, channel: str, recipient: str, template: str, value: int, at: datetime) -> None: ...
 
     @abc.abstractmethod

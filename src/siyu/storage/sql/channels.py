@@ -133,6 +133,15 @@ class SqlChannelStore(ChannelStore):
         self.set_credits(channel, recipient, template, value, at)
         return value
 
+    def take_credit(self, channel: str, recipient: str, template: str, at: datetime) -> bool:
+        # One conditional UPDATE: the row lock makes concurrent takers see each other's decrement.
+        row = self.tx.execute(
+            "UPDATE channel_credits SET credits = credits - 1, updated_at = ? "
+            "WHERE channel = ? AND recipient = ? AND template = ? AND credits > 0 RETURNING credits",
+            (to_us(at), channel, recipient, template),
+        ).fetchone()
+        return row is not None
+
     def set_credits(self, channel: str, recipient: str, template: str, value: int, at: datetime) -> None:
         self.tx.execute(
             "INSERT INTO channel_credits (channel, recipient, template, credits, updated_at) VALUES (?, ?, ?, ?, ?) "

@@ -59,6 +59,9 @@ class ChannelsContract(ContractBase):
             assert tx.channels.add_credits("mp", "o1", "t", -5, ws.now()) == 0
             tx.channels.set_credits("mp", "o1", "t", 3, ws.now())
             assert tx.channels.credits("mp", "o1", "t") == 3
+            assert tx.channels.take_credit("mp", "o1", "t", ws.now())
+            assert tx.channels.credits("mp", "o1", "t") == 2
+            assert not tx.channels.take_credit("mp", "nobody", "t", ws.now())
             assert tx.channels.credits("mp", "o1", "other") == 0
 
     def test_state_items_by_prefix(self, ws: siyu.Workspace) -> None:
