@@ -231,7 +231,8 @@ class Coupons:
             check_key(key)
         now = self._ws.now()
         with self._ws.write() as tx:
-            t = self._template(tx, template)
+            tx.coupons.lock_template(self._template(tx, template).id)
+            t = self._template(tx, template)  # re-read under the lock: ``issued`` may have moved
 
             def run() -> list[int]:
                 return self._issue(tx, t, ids, single, now)

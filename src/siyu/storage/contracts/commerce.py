@@ -109,6 +109,11 @@ class CouponStore(abc.ABC):
         """Insert (``id == 0``) or update a template; return its id."""
 
     @abc.abstractmethod
+    def lock_template(self, template_id: int) -> None:
+        """Hold the template's row until the transaction ends, so concurrent issues
+        from several processes cannot pass its limits together."""
+
+    @abc.abstractmethod
     def template(self, template_id: int) -> CouponTemplate | None: ...
 
     @abc.abstractmethod

@@ -80,6 +80,9 @@ class SqlCouponStore(CouponStore):
         )
         return tid
 
+    def lock_template(self, template_id: int) -> None:
+        self.tx.dialect.lock_rows(self.tx, "coupon_templates", [template_id])
+
     def _templates(self, where: str, params: Sequence[Any]) -> list[CouponTemplate]:
         return [
             CouponTemplate(id=r[0], name=r[1], issued=r[3], budget_used_fen=r[4], active=bool(r[5]),
