@@ -327,3 +327,4 @@ def test_downline_counts_from_storage(ws: siyu.Workspace) -> None:
     pure = ws.referrals.downline_counts(use_numpy=False)
     assert [list(x) for x in (pure.direct, pure.within2, pure.total)] == [
         list(x) for x in (counts.direct, counts.within2, counts.total)]
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -140,3 +141,45 @@ class ReferralsContract(ContractBase):
         assert sorted(outcomes) == ["full"] * 6 + ["joined"] * 2
         with pytest.raises(AlreadyJoined):
             ws.referrals.group_buys.join(group.id, leader)
+
+    def test_concurrent_binds_keep_a_forest(
+        self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]
+    ) -> None:
+        if Capability.MULTI_PROCESS not in caps:
+            pytest.skip("needs several connections to one database")
+        ws = connect()
+        ids = ws.users.add_many([{} for _ in range(12)])
+        failures: list[BaseException] = []
+
+        def worker(seed: int) -> None:
+            rng = random.Random(seed)
+            mine = connect()
+            for _ in range(20):
+                invitee, inviter = rng.sample(ids, 2)
+                try:
+                    if rng.random() < 0.7:
+                        mine.referrals.bind(invitee, inviter_id=inviter)
+                    else:
+                        mine.referrals.rebind(invitee, inviter_id=inviter, reason=f"worker {seed}")
+                except ReferralCycle:
+                    pass
+                except BaseException as exc:  # pragma: no cover - reported below
+                    failures.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == []
+        parent = {u: p for u in ids if (p := ws.referrals.inviter_of(u)) is not None}
+        for u in ids:
+            chain: list[int] = []
+            node = u
+            while node in parent and len(chain) <= len(ids):
+                node = parent[node]
+                chain.append(node)
+            assert u not in chain and len(chain) < len(ids)  # a forest: every chain ends at a root
+            assert ws.referrals.upline(u, levels=None) == chain
+            below = {v for v in ids if u in ws.referrals.upline(v, levels=None)}
+            assert ws.referrals.downline_size(u) == len(below)
