@@ -168,7 +168,7 @@ def test_charts_write_valid_images_of_the_report_data(shop: Any, tmp_path: Path)
     with pytest.raises(ValidationError, match=r"\.png or \.svg"):
         charts.draw(ws.analytics.rfm(), tmp_path / "rfm.jpg")
     with pytest.raises(ValidationError, match="has no chart"):
-        charts.draw(ws.analytics.aov(), tmp_path / "aov.png")
+        charts.draw(ws.analytics.fission().channel_states(), tmp_path / "states.png")
 
 
 # -- CLI -------------------------------------------------------------------------------------------------------
@@ -229,3 +229,17 @@ def test_demo_ends_with_the_funnel_and_the_cohort_table(tmp_path: Path) -> None:
         assert all(n > 0 for n in funnel.totals()), funnel.totals()  # events, orders and invitations exist
         assert ws.analytics.aov().rows[-1][1] > 0
         assert ws.analytics.fission().stats.new_users > 0
+
+
+def test_order_charts_plot_the_report_rows(shop: Any, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from siyu.analytics import charts
+
+    ws, _, _ = shop
+    aov = charts.draw(ws.analytics.aov(by="channel"), tmp_path / "aov.png")
+    assert aov.x == ("mini", "store") and aov.values == (137.5, 100.0)
+    rep = charts.draw(ws.analytics.repurchase(), tmp_path / "rep.svg")
+    assert rep.x == ("2026-05", "2026-06") and rep.values == (0.5, 1.0)
+    nvr = charts.draw(ws.analytics.new_vs_returning("month", since=START, until=UNTIL), tmp_path / "nvr.png")
+    assert nvr.values == ((2, 1), (0, 0))
+    assert (tmp_path / "nvr.png").read_bytes().startswith(PNG)

@@ -9,7 +9,10 @@ pixels:
 - :func:`cohort_heatmap`: the retention matrix, cohorts down, periods across;
 - :func:`rfm_grid`: buyers per R × F cell;
 - :func:`touchpoint_chart`: drainage rate per touchpoint;
-- :func:`fission_chart`: users per referral generation.
+- :func:`fission_chart`: users per referral generation;
+- :func:`aov_chart`: average order value per group;
+- :func:`repurchase_chart`: repurchase rate per first-order period;
+- :func:`new_vs_returning_chart`: new and returning buyers per period, stacked.
 
 :func:`draw` picks the right one for a report. matplotlib is imported only
 when a chart is drawn, with the non-interactive Agg canvas (no display needed).
@@ -26,14 +29,28 @@ from typing import Any
 import attrs
 
 from ..errors import SiyuError, ValidationError
+from .aov import AovReport
 from .cohorts import CohortReport
 from .fission import FissionReport
 from .funnel import ALL_LABEL, FunnelReport
+from .new_vs_returning import NewVsReturningReport
+from .repurchase import RepurchaseReport
 from .results import Report
 from .rfm import RfmReport
 from .touchpoints import TouchpointReport
 
-__all__ = ["ChartData", "cohort_heatmap", "draw", "fission_chart", "funnel_chart", "rfm_grid", "touchpoint_chart"]
+__all__ = [
+    "ChartData",
+    "aov_chart",
+    "cohort_heatmap",
+    "draw",
+    "fission_chart",
+    "funnel_chart",
+    "new_vs_returning_chart",
+    "repurchase_chart",
+    "rfm_grid",
+    "touchpoint_chart",
+]
 
 _FORMATS = {".png": "png", ".svg": "svg"}
 _COLOR = "#2f6f4f"
@@ -181,6 +198,48 @@ def fission_chart(report: FissionReport, path: str | Path) -> ChartData:
     return ChartData(kind="fission", title="users per generation", path=target, x=labels, values=values)
 
 
+def aov_chart(report: AovReport, path: str | Path) -> ChartData:
+    """Average order value (yuan) per group, without the ``(all)`` row."""
+    target, fmt = _target(path)
+    rows = [r for r in report.rows if r[0] != "(all)" and r[4] is not None] or list(report.rows[-1:])
+    labels = tuple(str(r[0]) for r in rows)
+    values = tuple(float(r[4] or 0) for r in rows)
+    title = f"average order value{' by ' + report.by if report.by else ''} (yuan)"
+    _bars(title, labels, values, "yuan per order", False, target, fmt)
+    return ChartData(kind="aov", title=title, path=target, x=labels, values=values)
+
+
+def repurchase_chart(report: RepurchaseReport, path: str | Path) -> ChartData:
+    """Repurchase rate per period of the first order."""
+    target, fmt = _target(path)
+    rows = [r for r in report.rows if r[0] != "(all)"]
+    labels = tuple(str(r[0]) for r in rows)
+    values = tuple(float(r[3] or 0.0) for r in rows)
+    title = f"repurchase within {report.window.days} days"
+    _bars(title, labels, values, "repurchased / buyers", True, target, fmt)
+    return ChartData(kind="repurchase", title=title, path=target, x=labels, values=values)
+
+
+def new_vs_returning_chart(report: NewVsReturningReport, path: str | Path) -> ChartData:
+    """New (bottom) and returning (top) buyers per period, stacked."""
+    target, fmt = _target(path)
+    labels = tuple(str(r[0]) for r in report.rows)
+    new = tuple(int(r[2]) for r in report.rows)
+    back = tuple(int(r[3]) for r in report.rows)
+    figure = _figure(max(4.0, 0.6 * len(labels) + 2), 3.4)
+    axes = figure.add_subplot()
+    axes.bar(range(len(labels)), new, color=_COLOR, label="new")
+    axes.bar(range(len(labels)), back, bottom=new, color="#9cc5a1", label="returning")
+    axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axes.set_ylabel("buyers")
+    axes.legend(frameon=False, fontsize=8)
+    axes.set_title(f"new vs returning buyers per {report.period}", fontsize=10)
+    axes.spines[["top", "right"]].set_visible(False)
+    _save(figure, target, fmt)
+    return ChartData(kind="new_vs_returning", title=axes.get_title(), path=target, x=labels, y=("new", "returning"),
+                     values=(new, back))
+
+
 def draw(report: Report, path: str | Path) -> ChartData:
     """The chart that fits ``report``; other reports have none (ValidationError)."""
     if isinstance(report, FunnelReport):
@@ -193,5 +252,11 @@ def draw(report: Report, path: str | Path) -> ChartData:
         return touchpoint_chart(report, path)
     if isinstance(report, FissionReport):
         return fission_chart(report, path)
-    raise ValidationError(f"{type(report).__name__} has no chart; charts exist for funnel, cohorts, rfm, "
-                          "touchpoints and fission reports")
+    if isinstance(report, AovReport):
+        return aov_chart(report, path)
+    if isinstance(report, RepurchaseReport):
+        return repurchase_chart(report, path)
+    if isinstance(report, NewVsReturningReport):
+        return new_vs_returning_chart(report, path)
+    raise ValidationError(f"{type(report).__name__} has no chart; charts exist for the funnel, cohorts, RFM, "
+                          "touchpoints, fission, AOV, repurchase and new-vs-returning reports")
