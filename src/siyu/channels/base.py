@@ -55,6 +55,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import enum
+import functools
 import logging
 import os
 import re
@@ -240,16 +241,31 @@ def template_variables(template: str) -> list[str]:
 
 
 def render_template(template: str, variables: Mapping[str, str]) -> str:
-    """Fill ``${name}`` / ``{name}`` placeholders; a missing variable is a
-    :class:`~siyu.errors.ValidationError`."""
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        if name not in variables:
+    """Fill ``${name}`` / ``{name}`` placeholders; a missing variable is an
+    :class:`~siyu.errors.InvalidMessage`."""
+    literals, names = _split_template(template)
+    if not names:
+        return template
+    parts = [literals[0]]
+    for name, literal in zip(names, literals[1:], strict=True):
+        value = variables.get(name)
+        if value is None:
             raise InvalidMessage(f"template variable {name!r} has no value; pass variables={{{name!r}: ...}}")
-        return str(variables[name])
+        parts.append(str(value))
+        parts.append(literal)
+    return "".join(parts)
 
-    return _VAR.sub(fill, template)
+
+@functools.lru_cache(maxsize=4096)
+def _split_template(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    # Parsed once per template: a campaign renders one template a million times.
+    literals, names, last = [], [], 0
+    for match in _VAR.finditer(template):
+        literals.append(template[last : match.start()])
+        names.append(match.group(1) or match.group(2))
+        last = match.end()
+    literals.append(template[last:])
+    return tuple(literals), tuple(names)
 
 
 def _parse_bool(text: str) -> bool:
