@@ -24,8 +24,14 @@ NUMBER, TEXT, BOOL, TIME = "number", "text", "boolean", "time"
 _MEMO_LIMIT = 512
 
 
+_EXACT: dict[type, str] = {bool: BOOL, int: NUMBER, str: TEXT}
+
+
 def kind_of(value: object) -> str | None:
     """The comparable kind of a value, or ``None`` for values an index skips."""
+    kind = _EXACT.get(type(value))
+    if kind is not None:
+        return kind
     if isinstance(value, bool):
         return BOOL
     if isinstance(value, int | float | Decimal):
@@ -47,7 +53,7 @@ class _Run:
     __slots__ = ("ids", "values")
 
     def __init__(self, pairs: list[tuple[Any, int]]) -> None:
-        pairs.sort(key=lambda p: p[0])
+        pairs.sort()  # by value, then id
         self.values = [v for v, _ in pairs]
         self.ids = array("I", [u for _, u in pairs])
 
@@ -61,10 +67,14 @@ class SortedIndex:
     def __init__(self, values: Mapping[int, object] | Iterable[tuple[int, object]]) -> None:
         items = values.items() if isinstance(values, Mapping) else values
         by_kind: dict[str, list[tuple[Any, int]]] = {}
+        exact = _EXACT
         for uid, value in items:
-            kind = kind_of(value)
+            kind = exact.get(type(value)) or kind_of(value)
             if kind is not None:
-                by_kind.setdefault(kind, []).append((value, uid))
+                bucket = by_kind.get(kind)
+                if bucket is None:
+                    bucket = by_kind[kind] = []
+                bucket.append((value, uid))
         self.runs = {kind: _Run(pairs) for kind, pairs in by_kind.items()}
         self._memo: dict[tuple[Any, ...], BitMap] = {}
         self._all: BitMap | None = None
