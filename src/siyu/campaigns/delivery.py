@@ -344,10 +344,11 @@ class Runner:
             since = min(window_start(p, now, self.ws.tz) for p in periods)
             touches = tx.campaigns.touches(since, user_ids=remaining)
             if cfg.budget:
-                drop(over_limit(touches, cfg.budget, now, self.ws.tz), "budget")
+                drop(over_limit(touches, cfg.budget, now, self.ws.tz, candidates=remaining), "budget")
             rules = [(c["period"], c["limit"]) for c in cfg.caps if c.get("period")]
             if rules and remaining:
-                drop(over_limit(touches, rules, now, self.ws.tz, medium=self.medium), "platform_cap")
+                drop(over_limit(touches, rules, now, self.ws.tz, medium=self.medium, candidates=remaining),
+                     "platform_cap")
         if cfg.credits and remaining:
             template = self.renderer.templates[next(iter(self.renderer.templates))]
             name = self.channel.name

@@ -90,12 +90,16 @@ def over_limit(
     tz: tzinfo,
     *,
     medium: str | None = None,
+    candidates: BitMap | None = None,
 ) -> BitMap:
     """Users whose touches (on ``medium`` only, when given) already reach a limit
-    of ``rules`` -- one more message would exceed it."""
+    of ``rules`` -- one more message would exceed it. A limit of 0 blocks every
+    one of ``candidates``."""
     if not rules:
         return BitMap()
     starts = [(window_start(p, now, tz), _limit(limit, now, tz)) for p, limit in rules]
+    if candidates is not None and any(limit <= 0 for _, limit in starts):
+        return BitMap(candidates)
     counts: dict[int, list[int]] = {}
     for uid, at, channel in touches:
         if medium is not None and channel != medium:

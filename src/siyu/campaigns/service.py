@@ -546,9 +546,10 @@ class Campaigns:
             periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps]
             since = min(window_start(p, now, self._ws.tz) for p in periods)
             touches = tx.campaigns.touches(since)
-            gate("budget", over_limit(touches, cfg.budget, now, self._ws.tz))
+            gate("budget", over_limit(touches, cfg.budget, now, self._ws.tz, candidates=remaining))
             rules = [(c["period"], c["limit"]) for c in cfg.caps]
-            gate("platform_cap", over_limit(touches, rules, now, self._ws.tz, medium=medium) if rules else None)
+            capped = over_limit(touches, rules, now, self._ws.tz, medium=medium, candidates=remaining)
+            gate("platform_cap", capped if rules else None)
         else:
             gate("budget", None)
             gate("platform_cap", None)
