@@ -107,3 +107,11 @@ def test_stats(ws: siyu.Workspace) -> None:
     assert stats.top_inviters[0] == (seeds[0], 3)
     assert ws.referrals.stats("nothing").fission_rate == 0.0
     assert ws.referrals.stats().new_users == 6
+
+
+def test_erasure_forgets_device_fingerprints(ws: siyu.Workspace) -> None:
+    alice, bob = ws.users.add().id, ws.users.add().id
+    ws.referrals.bind(bob, inviter_id=alice, device="fp-123")
+    ws.privacy.erase(bob)
+    binding = ws.referrals.binding(bob)
+    assert binding is not None and binding.inviter_id == alice and binding.device is None

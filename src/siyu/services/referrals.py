@@ -79,6 +79,9 @@ class Referrals:
         self.group_buys = GroupBuys(workspace)
         self.commissions = Commissions(workspace, self)
         workspace.users.add_merge_participant(self)
+        privacy = getattr(workspace, "privacy", None)
+        if privacy is not None:  # the privacy service exports referral data itself; erasure needs us
+            privacy.register_eraser("referrals", lambda tx, ids: {"devices": tx.referrals.erase_devices(ids)})
         # Orders arrive as events from the commerce domain: listen like any plugin would.
         workspace.pm.register(self, name="siyu.referrals")
 

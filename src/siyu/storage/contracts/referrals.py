@@ -162,6 +162,10 @@ class ReferralStore(abc.ABC):
     def funnel(self, campaign: str | None) -> dict[tuple[str, str, str], int]:
         """``(campaign, channel_state, stage) -> count``."""
 
+    @abc.abstractmethod
+    def erase_devices(self, user_ids: Sequence[int]) -> int:
+        """Forget the device fingerprints recorded with these users' bindings (erasure)."""
+
     # -- holds ---------------------------------------------------------------------------
     @abc.abstractmethod
     def add_hold(self, kind: str, subject_id: int, user_id: int, reasons: Sequence[str], at: datetime) -> int: ...

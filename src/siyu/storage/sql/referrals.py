@@ -439,6 +439,14 @@ class SqlReferralStore(ReferralStore):
                 "SELECT campaign, channel_state, stage, n FROM referral_funnel WHERE campaign = ?", (campaign,))
         return {(c, s, g): int(n) for c, s, g, n in rows}
 
+    def erase_devices(self, user_ids: Sequence[int]) -> int:
+        erased = 0
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            cursor = self.tx.execute(
+                f"UPDATE referral_nodes SET device = NULL WHERE device IS NOT NULL AND user_id IN ({marks})", chunk)
+            erased += max(cursor.rowcount, 0)
+        return erased
+
     # -- holds ---------------------------------------------------------------------------
     def add_hold(self, kind: str, subject_id: int, user_id: int, reasons: Sequence[str], at: datetime) -> int:
         row = self.tx.execute(
