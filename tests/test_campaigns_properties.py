@@ -20,13 +20,13 @@ step = st.tuples(
     st.sampled_from(MEDIUMS),  # channel of the campaign
     st.sets(st.integers(0, 11), min_size=1),  # audience (indexes)
     st.integers(0, 30),  # hours to wait before it
-    st.lists(st.tuples(st.integers(0, 11), st.sampled_from(MEDIUMS + ("*",)), st.booleans()), max_size=4),
+    st.lists(st.tuples(st.integers(0, 11), st.sampled_from((*MEDIUMS, "*")), st.booleans()), max_size=4),
 )
 
 
 @settings(max_examples=25, deadline=None)
 @given(
-    consents=st.lists(st.tuples(st.integers(0, 11), st.sampled_from(MEDIUMS + ("*",)), st.booleans()), max_size=20),
+    consents=st.lists(st.tuples(st.integers(0, 11), st.sampled_from((*MEDIUMS, "*")), st.booleans()), max_size=20),
     per_day=st.integers(0, 2),
     per_week=st.integers(0, 4),
     wecom_cap=st.integers(0, 3),
@@ -74,7 +74,7 @@ def test_budget_caps_and_consent_always_hold(
     assert all(ok for *_, ok in allowed_at), "a user without consent was sent a message"
     tz = ws.tz
     per_user_days: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    for uid, medium, at in log:
+    for uid, _, at in log:
         per_user_days[uid][at.astimezone(tz).date()] += 1
     for days in per_user_days.values():
         assert max(days.values()) <= per_day
