@@ -110,6 +110,9 @@ def test_protection_window_lets_a_later_binding_take_over(ws: siyu.Workspace, cl
     taken = ws.referrals.bind(x, inviter_id=b)
     assert (taken.inviter_id, taken.via) == (b, "takeover")
     assert [(h.old_inviter_id, h.new_inviter_id) for h in ws.referrals.history(x)] == [(None, a), (a, b)]
+    ws.tags.apply(x, "lifecycle/customer")  # a customer by now: a takeover is still allowed
+    clock.advance(days=8)
+    assert ws.referrals.bind(x, inviter_id=a).via == "takeover"
     with pytest.raises(ValidationError):
         ws.referrals.configure(protection=timedelta(0))
     assert ws.referrals.configure(protection=None).protection is None

@@ -319,7 +319,10 @@ class Referrals:
                         or now < existing.bound_at + settings.protection:
                     return existing
                 via = "takeover"
-            self._check_new(tx, invitee)
+            else:
+                # A takeover after the protection window is the 分销 "customer protection" rule: the
+                # user may well have bought by then, so the new-user rule guards first bindings only.
+                self._check_new(tx, invitee)
             self._check_cycle(tx, invitee, inviter)
             binding = Binding(invitee_id=invitee, inviter_id=inviter, campaign=camp, channel_state=state, code=used,
                               bound_at=now, via=via, device=dev)
