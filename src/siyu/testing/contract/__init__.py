@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from .analytics import AnalyticsContract
 from .base import ContractBase
+from .campaigns import CampaignsContract
 from .channels import ChannelsContract
 from .commerce import CommerceContract
 from .points import PointsContract
@@ -31,8 +32,8 @@ from .segments import SegmentsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["AnalyticsContract", "ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "SegmentsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = ["AnalyticsContract", "CampaignsContract", "ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "SegmentsContract", "StorageContract", "TagsContract", "UsersContract"]
 
 
-class StorageContract(AnalyticsContract, ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract, SegmentsContract):
+class StorageContract(AnalyticsContract, CampaignsContract, ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract, SegmentsContract):
     """Every domain's contract. Subclass it and implement ``make_url``."""
