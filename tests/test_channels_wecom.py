@@ -425,3 +425,30 @@ def test_sync_contacts_mirrors_customers_and_tags(ws: siyu.Workspace, wecom, fak
     assert one is not None and one.source_state == "poster" and "客户等级/VIP" in ws.tags.of(one.id)
     assert ws.users.find(wecom_external_userid="ext2").id == existing.id  # type: ignore[union-attr]
     assert wecom.sync_contacts(["zhangsan"])["created"] == 0
+
+
+def test_in_flight_calls_per_api_are_capped() -> None:
+    import threading
+    import time
+
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("gettoken"):
+            return httpx.Response(200, json={"errcode": 0, "access_token": "T", "expires_in": 7200})
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        return httpx.Response(200, json={"errcode": 0, "tag_group": []})
+
+    client = WeComClient("c", "s", base_url="http://wecom.test", transport=httpx.MockTransport(handler), concurrency=2)
+    client.access_token()
+    threads = [threading.Thread(target=client.get_corp_tag_list) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state["max"] == 2

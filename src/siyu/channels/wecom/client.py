@@ -6,7 +6,8 @@ Token rules (channels.md §1.1-1.2): the access token is cached per
 secret) and 40013 (wrong corp id) are configuration errors, never refreshed
 in a loop; 45009/45011/45033 back off with bounded exponential delays, then
 raise a rate-limit :class:`~siyu.errors.ChannelError`; -1 (busy) is retried at
-most 3 times. Request bodies are UTF-8 JSON with raw characters (WeCom
+most 3 times; at most ``concurrency`` (5) calls per API are in flight at once
+(45033 is WeCom's per-API concurrency cap). Request bodies are UTF-8 JSON with raw characters (WeCom
 rejects ``\\uXXXX`` escapes with 40033).
 """
 
@@ -125,6 +126,7 @@ class WeComClient:
         rate_retries: int = 3,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
+        concurrency: int = 5,
     ) -> None:
         if not corp_id or not secret:
             raise ValidationError("WeComClient needs corp_id and secret (the 客户联系 or app secret)")
@@ -142,6 +144,14 @@ class WeComClient:
         self.max_backoff = max_backoff
         #: Number of ``gettoken`` calls made (observability; tests read it).
         self.token_fetches = 0
+        # WeCom caps concurrent calls per API (45033); keep this client under the cap.
+        self._concurrency = max(1, concurrency)
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._slots_guard = threading.Lock()
+
+    def _slot(self, path: str) -> threading.BoundedSemaphore:
+        with self._slots_guard:
+            return self._slots.setdefault(path, threading.BoundedSemaphore(self._concurrency))
 
     def __repr__(self) -> str:
         return f"<WeComClient corp_id={self.corp_id!r} secret=*** base_url={self.base_url!r}>"
@@ -229,16 +239,17 @@ class WeComClient:
         def once() -> dict[str, Any]:
             nonlocal refreshed
             token = self.access_token()
-            response = request(
-                self._http,
-                method,
-                f"/cgi-bin/{path}",
-                params={**(params or {}), "access_token": token},
-                content=content,
-                headers={"Content-Type": "application/json; charset=utf-8"} if content else None,
-                sent_means_maybe_delivered=not idempotent,
-                what=what,
-            )
+            with self._slot(path):
+                response = request(
+                    self._http,
+                    method,
+                    f"/cgi-bin/{path}",
+                    params={**(params or {}), "access_token": token},
+                    content=content,
+                    headers={"Content-Type": "application/json; charset=utf-8"} if content else None,
+                    sent_means_maybe_delivered=not idempotent,
+                    what=what,
+                )
             data = self._decode(response, what)
             errcode = int(data.get("errcode") or 0)
             if errcode in TOKEN_ERRORS and not refreshed:
