@@ -335,14 +335,12 @@ class Channel(abc.ABC):
         """Hook for subclasses: build clients from ``self.config``."""
 
     def __repr__(self) -> str:
-        known = {**self.common_options, **self.options}
         shown = []
         for key, opt in self.options.items():
             value = self.config.get(key)
             if value is None:
                 continue
             shown.append(f"{key}=***" if opt.secret else f"{key}={value!r}")
-        del known
         return f"<{type(self).__name__} {self.name!r} {' '.join(shown)}>".replace(" >", ">")
 
     __str__ = __repr__
