@@ -380,3 +380,40 @@ def test_any_expression_counts_or_raises_segment_syntax_error(ws: siyu.Workspace
         ws.segments.count(text)
     except SegmentSyntaxError:
         pass
+
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["apply", "remove", "city", "earn", "track", "add"]),
+        st.integers(0, 59),
+        st.sampled_from([f"{g}/{n}" for g, n in TAGS]),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_ops, probe=st.lists(exprs, min_size=1, max_size=3))
+def test_engine_stays_equal_to_naive_after_any_writes(ws: siyu.Workspace, ops: list[Any], probe: list[Node]) -> None:
+    ids = ws.users.ids()
+    for step, (op, index, tag) in enumerate(ops):
+        uid = ids[index % len(ids)]
+        if op == "apply":
+            ws.tags.apply(uid, tag)
+        elif op == "remove":
+            ws.tags.remove(uid, tag)
+        elif op == "city":
+            ws.users.update(uid, attributes={"city": CITIES[index % 3]})
+        elif op == "earn":
+            ws.points.earn(uid, 50, reason="p", key=f"p:{uid}:{step}:{random.random()}")
+        elif op == "track":
+            ws.events.track(uid, "page_view")
+        else:
+            ws.users.add(attributes={"city": "上海"})
+        for expr in probe:
+            ws.segments.count(to_text(expr))  # refresh caches between writes
+    facts = _facts(ws)
+    for expr in probe:
+        expected = sorted(u for u, f in facts.items() if naive(expr, f, ws.now(), ws.tz))
+        assert ws.segments.users(to_text(expr)) == expected
