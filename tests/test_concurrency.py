@@ -165,6 +165,12 @@ def _run_campaign(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome
         yield _attempt(lambda: ws.campaigns.resume(campaign_id).sent)
 
 
+def _tag_users(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    users = args
+    for uid in users[index::2]:
+        yield _attempt(lambda uid=uid: ws.tags.apply(uid, "interest/running"))
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "spend": _spend,
     "earn_same_key": _earn_same_key,
@@ -175,6 +181,7 @@ TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "bind_same_invitee": _bind_same_invitee,
     "join_group": _join_group,
     "run_campaign": _run_campaign,
+    "tag_users": _tag_users,
 }
 
 
@@ -321,3 +328,15 @@ def test_a_campaign_run_from_many_processes_sends_once_per_person(url: str) -> N
         assert {d.status for d in deliveries} == {"sent"}
         messages = ws.channels.get("outbox").messages(limit=1000)
         assert sorted(m.user_id for m in messages) == sorted(audience)
+
+
+# -- segments ------------------------------------------------------------------------------------
+def test_segment_results_see_other_processes_changes(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        users = ws.users.add_many([{} for _ in range(10)])
+        ws.tags.apply(users[0], "interest/running")
+        expression = "tag:interest/running"
+        assert ws.segments.count(expression) == 1  # built and cached in this process
+        race(url, "tag_users", users[1:7], processes=2)
+        # The cache is keyed by change counters stored in the database, so it notices.
+        assert ws.segments.users(expression) == sorted(users[:7])
