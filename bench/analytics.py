@@ -1,0 +1,241 @@
+"""Funnel, weekly cohort matrix and RFM with ``ws.analytics`` against straightforward SQL.
+
+Builds 1,000,000 users (40% on WeCom, 5% invited by an earlier user),
+about 5,000,000 tracked events and 1,000,000 orders (3% fully and 2% partly
+refunded) over 52 weeks in a SQLite workspace, then times, on the same
+tables in the same run:
+
+- the AARRR funnel ``first_seen → added_wecom → first_order → second_order
+  → invited_friend``; baseline: one query with a correlated ``EXISTS`` /
+  ``COUNT`` per step per user;
+- the weekly cohort retention matrix (metric ``active``: an event or a
+  counted order); baseline: ``date(..., 'weekday 0', '-6 days')`` week
+  starts for users and activity, ``UNION``, join, ``GROUP BY``;
+- RFM scores (5 quantiles); baseline: per-user aggregates and
+  ``CUME_DIST()`` window functions.
+
+Answers must agree exactly. Goals (issue 8): each at least as fast as its
+baseline and under 5 s.
+
+The data is bulk-loaded directly into siyu's own tables (``users``,
+``identities``, ``user_events``, ``orders``, ``referral_nodes``) with
+``executemany`` from generators, inside ONE transaction, because millions
+of rows through the public API would take most of the run; the change
+counters are bumped as siyu's services do. The schema (and its indexes) is
+exactly what siyu creates. Times are in Asia/Shanghai (no DST), which the
+baseline's fixed +8 h offset relies on.
+
+    .venv/bin/python bench/analytics.py [--db sqlite:///path.db] [--scale 0.1]
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Timing, check_equal, parse_args, ratio_line, scaled, temp_dir, workspace_url
+
+import siyu
+from siyu._clock import to_us
+
+USERS, EVENTS, ORDERS = 1_000_000, 5_000_000, 1_000_000
+GOAL_SECONDS = 5.0
+TZ = ZoneInfo("Asia/Shanghai")
+END = datetime(2026, 11, 2, tzinfo=TZ)  # a Monday
+START = END - timedelta(weeks=52)
+HOUR = 3_600_000_000
+SOURCES = ["douyin_live", "taobao_parcel_card", "offline_store", "wecom_qr", "sms", "ads"]
+CHANNELS = ["mini_program", "taobao", "douyin_shop", "offline_store"]
+KINDS = ["page_view"] * 12 + ["product_view"] * 5 + ["added_to_cart"] * 2 + ["added_wecom"]
+COUNTED = "(o.refunded < o.total OR o.total = 0)"
+
+
+def sqlite_path(url: str) -> str:
+    if not url.startswith("sqlite:///"):
+        raise SystemExit(f"bench/analytics.py loads its data with SQLite SQL; use --db sqlite:///path.db (got {url})")
+    return url[len("sqlite:///"):]
+
+
+def load(path: str, users: int, events: int, orders: int) -> dict[str, int]:
+    """Fill siyu's tables in one transaction; return row counts."""
+    rng = random.Random(8)
+    start_us, end_us = to_us(START), to_us(END)
+    span = end_us - start_us
+    # Users arrive at a steady pace, so ids ascend with created_at.
+    created = [start_us + span * i // users + rng.randrange(HOUR) for i in range(users)]
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA synchronous = OFF")
+    db.execute("PRAGMA cache_size = -524288")
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany(
+        "INSERT INTO users (id, created_at, source, attributes, status) VALUES (?, ?, ?, '{}', 'active')",
+        ((i + 1, created[i], SOURCES[i % 6]) for i in range(users)),
+    )
+    wecom = [(i + 1, f"wm{i + 1}", min(end_us - 1, created[i] + rng.randrange(72 * HOUR)))
+             for i in range(users) if rng.random() < 0.4]
+    db.executemany(
+        "INSERT INTO identities (user_id, kind, scope, value, linked_at) VALUES (?, 'wecom_external_userid', '', ?, ?)",
+        wecom,
+    )
+    per_user = events / users
+
+    def event_rows():  # type: ignore[no-untyped-def]
+        for i in range(users):
+            n = int(rng.expovariate(1 / per_user) + 0.5)
+            left = end_us - created[i]
+            for _ in range(n):
+                # Most activity soon after joining, a long tail after.
+                at = created[i] + min(left - 1, int(rng.expovariate(1 / (14 * 24 * HOUR))))
+                yield i + 1, KINDS[rng.randrange(len(KINDS))], at
+
+    db.executemany("INSERT INTO user_events (user_id, kind, at, properties) VALUES (?, ?, ?, '{}')", event_rows())
+
+    def order_rows():  # type: ignore[no-untyped-def]
+        for oid in range(1, orders + 1):
+            # Buyers skew to a third of the users; some buy again and again.
+            i = int(users * rng.random() ** 1.5 / 3) if rng.random() < 0.7 else rng.randrange(users)
+            paid = created[i] + int(rng.random() ** 2 * (end_us - created[i] - 1))
+            total = rng.randrange(990, 59_900)
+            luck = rng.random()
+            refunded = total if luck < 0.03 else rng.randrange(1, total) if luck < 0.05 else 0
+            yield oid, i + 1, CHANNELS[rng.randrange(4)], paid, total, total, refunded
+
+    db.executemany(
+        "INSERT INTO orders (id, user_id, channel, paid_at, subtotal, discount, total, refunded, coupons, points, "
+        "growth) VALUES (?, ?, ?, ?, ?, 0, ?, ?, '[]', 0, 0)",
+        order_rows(),
+    )
+    # One level of invitations is all the analytics read (inviter, status, bound_at).
+    invited = [(i + 1, rng.randrange(1, i + 1), created[i]) for i in range(1, users) if rng.random() < 0.05]
+    db.executemany(
+        "INSERT INTO referral_nodes (user_id, inviter_id, path, depth, downline, bound_at, via, status) "
+        "VALUES (?, ?, '', 1, 0, ?, 'direct', 'active')",
+        invited,
+    )
+    for counter in ("users", "orders", "activity", "referrals"):
+        db.execute("INSERT INTO siyu_counters (name, value) VALUES (?, 1) "
+                   "ON CONFLICT (name) DO UPDATE SET value = siyu_counters.value + 1", (counter,))
+    db.execute("COMMIT")
+    db.execute("ANALYZE")
+    counts = {t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+              for t in ("users", "identities", "user_events", "orders", "referral_nodes")}
+    db.close()
+    return counts
+
+
+FUNNEL_SQL = f"""
+SELECT COUNT(*), SUM(w), SUM(w * o1), SUM(w * o1 * o2), SUM(w * o1 * o2 * inv) FROM (
+  SELECT
+    (EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND i.kind = 'wecom_external_userid'
+             AND i.linked_at < :until)
+     OR EXISTS (SELECT 1 FROM user_events e WHERE e.user_id = u.id AND e.kind = 'added_wecom'
+                AND e.at < :until)) AS w,
+    (SELECT COUNT(*) FROM orders o WHERE o.user_id = u.id AND o.paid_at < :until AND {COUNTED}) >= 1 AS o1,
+    (SELECT COUNT(*) FROM orders o WHERE o.user_id = u.id AND o.paid_at < :until AND {COUNTED}) >= 2 AS o2,
+    EXISTS (SELECT 1 FROM referral_nodes r WHERE r.inviter_id = u.id AND r.status = 'active'
+            AND r.bound_at < :until) AS inv
+  FROM users u WHERE u.status <> 'merged' AND u.created_at < :until
+)
+"""
+
+WEEK = "date({col} / 1000000 + 28800, 'unixepoch', 'weekday 0', '-6 days')"
+COHORT_SQL = f"""
+WITH c AS (
+  SELECT id, {WEEK.format(col="created_at")} AS cw FROM users
+  WHERE status <> 'merged' AND created_at >= :since AND created_at < :until
+), a AS (
+  SELECT user_id, {WEEK.format(col="at")} AS aw FROM user_events WHERE at >= :since AND at < :until
+  UNION
+  SELECT o.user_id, {WEEK.format(col="o.paid_at")} FROM orders o
+  WHERE o.paid_at >= :since AND o.paid_at < :until AND {COUNTED}
+)
+SELECT c.cw, a.aw, COUNT(*) FROM a JOIN c ON c.id = a.user_id WHERE a.aw >= c.cw GROUP BY c.cw, a.aw
+"""
+COHORT_SIZES_SQL = f"""
+SELECT {WEEK.format(col="created_at")} AS cw, COUNT(*) FROM users
+WHERE status <> 'merged' AND created_at >= :since AND created_at < :until GROUP BY cw
+"""
+
+RFM_SQL = f"""
+WITH b AS (
+  SELECT o.user_id, MAX(o.paid_at) AS r, COUNT(*) AS f, SUM(o.total - o.refunded) AS m FROM orders o
+  WHERE o.paid_at < :until AND {COUNTED} GROUP BY o.user_id
+), s AS (
+  SELECT user_id, CUME_DIST() OVER (ORDER BY r) AS cr, CUME_DIST() OVER (ORDER BY f) AS cf,
+         CUME_DIST() OVER (ORDER BY m) AS cm, COUNT(*) OVER () AS n FROM b
+)
+-- ceil(5 * cume_dist) without floating-point surprises: cume_dist * n is an exact count.
+SELECT user_id, (5 * CAST(ROUND(cr * n) AS INTEGER) + n - 1) / n, (5 * CAST(ROUND(cf * n) AS INTEGER) + n - 1) / n,
+       (5 * CAST(ROUND(cm * n) AS INTEGER) + n - 1) / n FROM s ORDER BY user_id
+"""
+
+
+def timed_call(fn):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    users, events, orders = (scaled(USERS, args.scale, 200), scaled(EVENTS, args.scale, 1000),
+                             scaled(ORDERS, args.scale, 200))
+    with temp_dir() as directory:
+        url = workspace_url(args, directory, "analytics.db")
+        path = sqlite_path(url)
+        siyu.connect(url).close()  # creates siyu's schema
+        start = time.perf_counter()
+        counts = load(path, users, events, orders)
+        print(f"data: {counts['users']:,} users, {counts['identities']:,} WeCom identities, "
+              f"{counts['user_events']:,} events, {counts['orders']:,} orders, {counts['referral_nodes']:,} "
+              f"invitations (executemany in one transaction, {time.perf_counter() - start:.1f} s)")
+        params = {"since": to_us(START), "until": to_us(END)}
+        results: list[tuple[str, float, float]] = []
+
+        ws = siyu.connect(url, tz="Asia/Shanghai", clock=lambda: END)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA cache_size = -65536")
+
+        # -- funnel -----------------------------------------------------------------------
+        s_time, report = timed_call(lambda: ws.analytics.funnel(until=END))
+        b_time, row = timed_call(lambda: db.execute(FUNNEL_SQL, params).fetchone())
+        check_equal("funnel", report.totals(), tuple(int(v or 0) for v in row))
+        results.append(("funnel", s_time, b_time))
+
+        # -- weekly cohorts ---------------------------------------------------------------------
+        s_time, cohorts = timed_call(lambda: ws.analytics.cohorts("week", "active", since=START, until=END))
+        b_time, (cells, sizes) = timed_call(lambda: (db.execute(COHORT_SQL, params).fetchall(),
+                                                     db.execute(COHORT_SIZES_SQL, params).fetchall()))
+        mine = {(c, c_index + k): n for c_index, c in enumerate(cohorts.cohorts)
+                for k, n in enumerate(cohorts.retained[c_index]) if n}
+        weeks = {w: i for i, w in enumerate(cohorts.cohorts)}
+        theirs = {(cw, weeks[aw]): n for cw, aw, n in cells}
+        check_equal("cohort matrix", mine, theirs)
+        check_equal("cohort sizes", {c: n for c, n in zip(cohorts.cohorts, cohorts.sizes, strict=True) if n},
+                    dict(sizes))
+        results.append(("weekly cohorts", s_time, b_time))
+
+        # -- RFM ------------------------------------------------------------------------------------
+        s_time, rfm = timed_call(lambda: ws.analytics.rfm(5, until=END))
+        b_time, rows = timed_call(lambda: db.execute(RFM_SQL, params).fetchall())
+        check_equal("rfm scores", [r[:4] for r in rfm.rows], [tuple(r) for r in rows])
+        results.append(("rfm", s_time, b_time))
+        db.close()
+        ws.close()
+
+        for name, s_time, b_time in results:
+            ok = s_time <= b_time and s_time < GOAL_SECONDS
+            print(ratio_line(name, Timing(1, s_time), Timing(1, b_time),
+                             f"siyu {s_time:.2f} s, baseline {b_time:.2f} s; goal <= baseline and < "
+                             f"{GOAL_SECONDS:.0f} s {'met' if ok else 'NOT met'}"))
+
+
+if __name__ == "__main__":
+    main()
