@@ -323,3 +323,12 @@ def test_quote_is_read_only_and_explains(ws: siyu.Workspace) -> None:
     assert quote.total == Decimal("80.00") and ws.orders.of(uid) == []
     assert "TEA x1: 80.00 -> 80.00" in quote.explain()
     assert date(2026, 1, 1) < ws.today()
+
+
+def test_issue_to_a_real_segment_snapshot(ws: siyu.Workspace) -> None:
+    buyer, idle = ws.users.add().id, ws.users.add().id
+    ws.orders.record(buyer, [{"sku": "TEA", "qty": 1}])
+    snapshot = ws.segments.snapshot("buyers", expression="orders >= 1")
+    ws.coupons.create("thanks", amount="5", threshold="50")
+    issued = ws.coupons.issue("thanks", snapshot)
+    assert [c.user_id for c in issued] == [buyer] and ws.coupons.of(idle) == []
