@@ -129,18 +129,34 @@ class Hooks:
 
     def on_event(self, *, event: Event, workspace: Workspace) -> list[BaseException]:
         """Call every observer; return the exceptions they raised instead of raising."""
-        errors: list[BaseException] = []
+        return [error for _, error in self.on_events(events=[event], workspace=workspace)]
+
+    def on_events(self, *, events: list[Event], workspace: Workspace) -> list[tuple[Event, BaseException]]:
+        """Deliver each event to every observer, in order; collect failures instead of raising.
+
+        pluggy's own caller stops at the first exception, but one broken
+        observer must not starve the others, so the loop is ours. Which
+        arguments each observer takes is worked out once per delivery, not
+        once per event: bulk writes deliver many thousands of events.
+        """
+        calls = []
         for impl in reversed(self._pm.hook.siyu_on_event.get_hookimpls()):
-            try:
-                impl.function(
-                    **{
-                        name: value
-                        for name, value in (("event", event), ("workspace", workspace))
-                        if name in impl.argnames
-                    }
-                )
-            except Exception as exc:
-                errors.append(exc)
+            names = set(impl.argnames)
+            calls.append((impl.function, "event" in names, "workspace" in names))
+        errors: list[tuple[Event, BaseException]] = []
+        for event in events:
+            for function, wants_event, wants_workspace in calls:
+                try:
+                    if wants_event and wants_workspace:
+                        function(event=event, workspace=workspace)
+                    elif wants_event:
+                        function(event=event)
+                    elif wants_workspace:
+                        function(workspace=workspace)
+                    else:
+                        function()
+                except Exception as exc:
+                    errors.append((event, exc))
         return errors
 
     def points_rules(self, *, register: Callable[[Any], None]) -> None:

@@ -19,8 +19,8 @@ from .campaigns import Campaigns
 from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
 from .events import Event
-from .services.commerce import Coupons, Orders, PointsRules, Products, Promotions, Tiers
 from .segments import Segments
+from .services.commerce import Coupons, Orders, PointsRules, Products, Promotions, Tiers
 from .services.events_tracking import EventTracking
 from .services.lifecycle import Lifecycle
 from .services.points import Points
@@ -70,10 +70,10 @@ class Workspace:
         self.users = Users(self)
         self.tags = Tags(self)
         self.points = Points(self)
+        self.referrals = Referrals(self)
         self.segments = Segments(self)
         self.lifecycle = Lifecycle(self)
         self.events = EventTracking(self)
-        self.referrals = Referrals(self)
         self.products, self.tiers, self.points_rules = Products(self), Tiers(self), PointsRules(self)
         self.promotions, self.coupons, self.orders = Promotions(self), Coupons(self), Orders(self)
         self.channels = ChannelService(self, self.channel_classes)
@@ -126,11 +126,10 @@ class Workspace:
     def _dispatch(self, events: list[Event]) -> None:
         if not events or not self.pm.hook.siyu_on_event.get_hookimpls():
             return
-        for event in events:
-            for error in self.hooks.on_event(event=event, workspace=self):
-                log.error("siyu_on_event observer failed on %s: %r", type(event).__name__, error)
-                self.observer_errors.append((event, error))
-                del self.observer_errors[:-100]
+        for event, error in self.hooks.on_events(events=events, workspace=self):
+            log.error("siyu_on_event observer failed on %s: %r", type(event).__name__, error)
+            self.observer_errors.append((event, error))
+            del self.observer_errors[:-100]
 
     # -- plugins ----------------------------------------------------------------------------
     def plugins(self) -> list[dict[str, Any]]:

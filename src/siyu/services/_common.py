@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import IdempotencyConflict, NotFound, ValidationError
@@ -72,12 +72,24 @@ def require_user(tx: Transaction, user_id: object, *, lock: bool = False, active
             f"no user with id {uid}; create one with ws.users.add(...) or look it up with ws.users.find(...)"
         )
     if active:
-        user = tx.users.get(uid)
-        if user is not None and user.status == "merged":
-            raise NotFound(
-                f"user {uid} was merged into user {user.merged_into}; use that id (or ws.users.unmerge)"
-            )
+        status, merged_into = tx.users.statuses([uid]).get(uid, ("active", None))
+        if status == "merged":
+            raise NotFound(f"user {uid} was merged into user {merged_into}; use that id (or ws.users.unmerge)")
     return uid
+
+
+def require_users(tx: Transaction, user_ids: Iterable[int], *, lock: bool = False) -> None:
+    """:func:`require_user` for many active users at once, in one query."""
+    ids = {check_user_id(u) for u in user_ids}
+    found = tx.users.statuses(ids, lock=lock)
+    missing = ids - set(found)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise NotFound(f"no user with id {min(missing)}{more}")
+    for uid in sorted(ids):
+        status, merged_into = found[uid]
+        if status == "merged":
+            raise NotFound(f"user {uid} was merged into user {merged_into}; use that id (or ws.users.unmerge)")
 
 
 def fingerprint(*parts: Any) -> str:

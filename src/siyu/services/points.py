@@ -18,7 +18,7 @@ from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, Validati
 from ..events import PointsEarned, PointsExpired, PointsReversed, PointsSpent
 from ..models.points import PointsEntry, PointsLot
 from ..storage.contracts import NewEntry
-from ._common import check_id, check_int, check_key, check_text, check_user_id, require_user
+from ._common import check_id, check_int, check_key, check_text, check_user_id, require_user, require_users
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -226,20 +226,19 @@ class Points:
         with self._ws.write() as tx:
             existing = tx.points.by_keys([e.key for e in entries if e.key])
             fresh, _ = self._dedupe(entries, existing)
-            for uid in sorted({e.user_id for e in fresh}):
-                require_user(tx, uid, lock=True)
-            plans = []
-            lots_by_user: dict[int, list[list[int]]] = {}
-            for entry in fresh:
-                lots = lots_by_user.get(entry.user_id)
-                if lots is None:
-                    lots = [[lot.entry_id, lot.remaining] for lot in tx.points.usable_lots(entry.user_id, now)]
-                    lots_by_user[entry.user_id] = lots
-                plans.append(self._take(lots, -entry.amount, entry.user_id))
+            users = {e.user_id for e in fresh}
+            require_users(tx, users, lock=True)
+            lots_by_user = {
+                uid: [[lot.entry_id, lot.remaining] for lot in lots]
+                for uid, lots in tx.points.usable_lots_of(sorted(users), now).items()
+            }
+            plans = [self._take(lots_by_user.setdefault(e.user_id, []), -e.amount, e.user_id) for e in fresh]
             ids = tx.points.append(fresh)
+            tx.points.consume_many(
+                [(entry_id, lot, amount) for entry_id, takes in zip(ids, plans, strict=True) for lot, amount in takes]
+            )
             by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
-            for entry_id, entry, takes in zip(ids, fresh, plans, strict=True):
-                tx.points.consume(entry_id, takes)
+            for entry_id, entry in zip(ids, fresh, strict=True):
                 assert entry.key is not None
                 by_key[entry.key] = entry_id
                 tx.emit(PointsSpent(at=now, user_id=entry.user_id, entry_id=entry_id, amount=-entry.amount,

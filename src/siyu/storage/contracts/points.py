@@ -59,6 +59,14 @@ class PointsStore(abc.ABC):
         """Every lot of the user with points left, in the order of ``usable_lots``."""
 
     @abc.abstractmethod
+    def usable_lots_of(self, user_ids: Sequence[int], now: datetime) -> dict[int, list[PointsLot]]:
+        """:meth:`usable_lots` for many users at once (users without lots are left out)."""
+
+    @abc.abstractmethod
+    def consume_many(self, takes: Sequence[tuple[int, int, int]]) -> None:
+        """:meth:`consume` for many entries: ``(entry_id, lot_id, amount)`` rows."""
+
+    @abc.abstractmethod
     def consume(self, entry_id: int, takes: Sequence[tuple[int, int]]) -> None:
         """Record that entry ``entry_id`` took ``amount`` from each ``(lot_id, amount)``
         and lower those lots' remaining points."""

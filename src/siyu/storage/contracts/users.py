@@ -35,6 +35,11 @@ class UserStore(abc.ABC):
         """The subset of ``user_ids`` that exist (any status)."""
 
     @abc.abstractmethod
+    def statuses(self, user_ids: Iterable[int], *, lock: bool = False) -> dict[int, tuple[str, int | None]]:
+        """``user_id -> (status, merged_into)`` for those that exist; with ``lock``
+        also take their write locks (as :meth:`lock` does), in id order."""
+
+    @abc.abstractmethod
     def lock(self, user_id: int) -> bool:
         """Serialize concurrent writes about this user until the transaction ends.
 

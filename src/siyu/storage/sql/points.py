@@ -133,15 +133,27 @@ class SqlPointsStore(PointsStore):
             )
         ]
 
-    def consume(self, entry_id: int, takes: Sequence[tuple[int, int]]) -> None:
-        self.tx.executemany(
-            "INSERT INTO points_allocations (entry_id, lot_id, amount) VALUES (?, ?, ?)",
-            [(entry_id, lot_id, amount) for lot_id, amount in takes],
-        )
+    def usable_lots_of(self, user_ids: Sequence[int], now: datetime) -> dict[int, list[PointsLot]]:
+        stamp = to_us(now)
+        found: dict[int, list[PointsLot]] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            for row in self.tx.execute(
+                f"SELECT {_LOT} FROM points_entries WHERE user_id IN ({marks}) AND remaining > 0 "
+                f"AND available_at <= ? AND (expires_at IS NULL OR expires_at > ?) {_LOT_ORDER}",
+                (*chunk, stamp, stamp),
+            ):
+                found.setdefault(row[1], []).append(_lot(row))
+        return found
+
+    def consume_many(self, takes: Sequence[tuple[int, int, int]]) -> None:
+        self.tx.executemany("INSERT INTO points_allocations (entry_id, lot_id, amount) VALUES (?, ?, ?)", takes)
         self.tx.executemany(
             "UPDATE points_entries SET remaining = remaining - ? WHERE id = ?",
-            [(amount, lot_id) for lot_id, amount in takes],
+            [(amount, lot_id) for _, lot_id, amount in takes],
         )
+
+    def consume(self, entry_id: int, takes: Sequence[tuple[int, int]]) -> None:
+        self.consume_many([(entry_id, lot_id, amount) for lot_id, amount in takes])
 
     def restore(self, entry_id: int, gives: Sequence[tuple[int, int]]) -> None:
         self.tx.executemany(

@@ -146,6 +146,18 @@ class SqlUserStore(UserStore):
     def lock(self, user_id: int) -> bool:
         return bool(self.tx.dialect.lock_rows(self.tx, "users", [user_id]))
 
+    def statuses(self, user_ids: Iterable[int], *, lock: bool = False) -> dict[int, tuple[str, int | None]]:
+        ids = sorted(set(user_ids))
+        if lock:
+            self.tx.dialect.lock_rows(self.tx, "users", ids)
+        found: dict[int, tuple[str, int | None]] = {}
+        for marks, chunk in self.tx.in_chunks(ids):
+            for uid, status, merged_into in self.tx.execute(
+                f"SELECT id, status, merged_into FROM users WHERE id IN ({marks})", chunk
+            ):
+                found[uid] = (status, merged_into)
+        return found
+
     def update(self, user_id: int, **fields: Any) -> None:
         unknown = set(fields) - _UPDATABLE
         if unknown:
