@@ -332,3 +332,10 @@ def test_issue_to_a_real_segment_snapshot(ws: siyu.Workspace) -> None:
     ws.coupons.create("thanks", amount="5", threshold="50")
     issued = ws.coupons.issue("thanks", snapshot)
     assert [c.user_id for c in issued] == [buyer] and ws.coupons.of(idle) == []
+
+
+def test_quote_needs_a_known_user(ws: siyu.Workspace) -> None:
+    with pytest.raises(NotFound):
+        ws.promotions.quote(999, [{"sku": "TEA", "qty": 1}])
+    with pytest.raises(ValidationError):
+        ws.promotions.quote(ws.users.add().id, [])

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
-from ..errors import MarginViolation, PolicyViolation, ValidationError
+from ..errors import MarginViolation, NotFound, PolicyViolation, ValidationError
 from ..models.commerce import Activity, Coupon, CouponTemplate, Product, ProductRole, Tier
 from ..money import Money, to_fen, to_yuan
 from ._cache import VersionedCache
-from ._common import check_int, check_text, check_user_id, require_user
+from ._common import check_int, check_text, check_user_id
 from .pricing import CartLine, Offer, Quote, StackingRules, best_quote, worst_combinations, worst_unit
 from .products import Products, check_sku
 
@@ -334,6 +334,8 @@ class Promotions:
         now = self._ws.now()
         with self._ws.read() as tx:
             uid = check_user_id(user_id)
+            if not tx.users.exists([uid]):
+                raise NotFound(f"no user with id {uid}; quotes are for existing users (ws.users.add)")
             catalog = self._catalog.get(tx)
             lines = self.cart_lines(tx, uid, cart, catalog)
             if coupons is None:
@@ -341,7 +343,6 @@ class Promotions:
             else:
                 from .coupons import Coupons
 
-                require_user(tx, uid)
                 held = Coupons.usable(tx, uid, list(coupons), now)
             offers, skipped = self.offers_for(tx, uid, held, now, catalog)
         return best_quote(uid, lines, offers, catalog.rules, skipped)
