@@ -188,3 +188,14 @@ def test_cli_privacy_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert {"privacy.export", "privacy.key_rotated", "privacy.hold_placed", "privacy.erase"} <= set(actions)
     assert all(json.loads(line)["actor"].startswith(("cli", "system")) for line in log.output.splitlines())
     assert PHONE not in log.output and "张三丰" not in log.output
+
+
+def test_erased_data_does_not_linger_in_the_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    with siyu.connect(f"sqlite:///{db}") as ws:  # no key: stored in clear until erased
+        uid = ws.users.add(phone=PHONE, attributes={"name": "张三丰"}).id
+        ws.users.add(phone="13900139000")
+        ws.privacy.erase(uid)
+    raw = _raw(db)
+    assert PHONE.encode() not in raw and "张三丰".encode() not in raw
+    assert b"13900139000" in raw

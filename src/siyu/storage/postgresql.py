@@ -138,7 +138,9 @@ class PostgresBackend(SqlBackend):
 
     scheme: ClassVar[str] = "postgresql"
     aliases: ClassVar[tuple[str, ...]] = ("postgres",)
-    capabilities: ClassVar[frozenset[str]] = frozenset({Capability.MULTI_PROCESS, Capability.DURABLE})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {Capability.MULTI_PROCESS, Capability.DURABLE, Capability.ENCRYPTION}
+    )
     dialect = PostgresDialect()
 
     def __init__(self, url: StorageURL) -> None:

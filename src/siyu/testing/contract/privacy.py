@@ -18,8 +18,16 @@ KEY = "contract-test-key-0123456789abcdef"
 OTHER_KEY = "another-test-key-0123456789abcdef"
 
 
+def _need_encryption(caps: frozenset[str]) -> None:
+    if Capability.ENCRYPTION not in caps:
+        pytest.skip("the backend does not declare Capability.ENCRYPTION")
+
+
 class PrivacyContract(ContractBase):
-    def test_encrypted_identities_are_found_and_read_back(self, connect: Callable[..., siyu.Workspace]) -> None:
+    def test_encrypted_identities_are_found_and_read_back(
+        self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]
+    ) -> None:
+        _need_encryption(caps)
         ws = connect(secret_key=KEY)
         user = ws.users.add(phone="13800138000", email="Alice@Example.COM", attributes={"name": "张三", "vip": 1})
         assert ws.privacy.encrypted
@@ -34,7 +42,10 @@ class PrivacyContract(ContractBase):
             ws.users.add(phone="13800138000")
         assert "138****8000" in str(info.value) and "13800138000" not in str(info.value)
 
-    def test_link_unlink_merge_unmerge_work_encrypted(self, connect: Callable[..., siyu.Workspace]) -> None:
+    def test_link_unlink_merge_unmerge_work_encrypted(
+        self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]
+    ) -> None:
+        _need_encryption(caps)
         ws = connect(secret_key=KEY)
         a = ws.users.add(phone="13800138000")
         b = ws.users.add(email="b@example.com", attributes={"address": "上海市浦东新区"})
@@ -51,6 +62,7 @@ class PrivacyContract(ContractBase):
     ) -> None:
         if Capability.DURABLE not in caps:
             pytest.skip("needs a durable backend to reopen")
+        _need_encryption(caps)
         ws = connect(secret_key=KEY)
         ws.users.add(phone="13800138000")
         ws.close()
@@ -62,6 +74,7 @@ class PrivacyContract(ContractBase):
         assert again.users.find(phone="13800138000") is not None
 
     def test_rotation_reencrypts_everything(self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]) -> None:
+        _need_encryption(caps)
         ws = connect(secret_key=KEY)
         a = ws.users.add(phone="13800138000", attributes={"name": "张三"})
         b = ws.users.add(email="b@example.com")
@@ -150,12 +163,16 @@ class PrivacyContract(ContractBase):
         assert entry.actor == "operator:alice"
         assert entry.before == {"name": "李*"} and entry.after == {"health": "di***", "name": "李小***"}
 
-    def test_marking_personal_seals_existing_values(self, connect: Callable[..., siyu.Workspace]) -> None:
+    def test_marking_personal_seals_existing_values(
+        self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]
+    ) -> None:
+        _need_encryption(caps)
         ws = connect(secret_key=KEY)
         user = ws.users.add(attributes={"wechat_name": "小明", "city": "杭州"})
         ws.privacy.mark_personal("wechat_name")
         assert "wechat_name" in ws.privacy.personal_attributes()
         assert ws.users.get(user.id).attributes == {"wechat_name": "小明", "city": "杭州"}
         with ws.read() as tx:
-            stored: Any = tx.users
-            assert "小明" not in stored.tx.execute("SELECT attributes FROM users").fetchone()[0]
+            store: Any = tx.users
+            if hasattr(store, "tx"):  # an SQL backend: look at what is really stored
+                assert "小明" not in store.tx.execute("SELECT attributes FROM users").fetchone()[0]
