@@ -160,7 +160,9 @@ class Runner:
             return
         if not self.idempotent:
             with self.ws.write() as tx:
-                changed = tx.campaigns.set_status(
+                # Re-read inside the write: another process may have completed some meanwhile.
+                stale = tx.campaigns.pending(self.row.id, claimed_before=now - recover_after)
+                tx.campaigns.set_status(
                     [
                         (
                             d.id,
@@ -174,7 +176,7 @@ class Runner:
                     ],
                     only_from="pending",
                 )
-            totals["unknown"] += changed
+            totals["unknown"] += len(stale)
             return
         # The channel de-duplicates on the key: send again with the same key.
         for start in range(0, len(stale), self.batch):
@@ -260,39 +262,36 @@ class Runner:
                     updates.append((d.id, {"status": "skipped", "reason": reason, "completed_at": now}))
                     claim.skipped.setdefault(reason, []).append(uid)
             tx.campaigns.set_status(updates)
-            insert_meta: list[tuple[int, Message | None]] = []
+            fresh: list[tuple[int, str, str | None, str | None]] = []
+            fresh_messages: list[Message] = []
             for uid in new_users:
-                if uid in messages:
-                    msg = messages[uid]
-                    to_insert.append(
-                        NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="pending",
-                                    occurrence=occurrence, claimed_at=now, idem_key=msg.key,
-                                    recipient=msg.recipient)
-                    )
-                    insert_meta.append((uid, msg))
+                msg = messages.get(uid)
+                if msg is not None:
+                    fresh.append((uid, rest_variant, msg.key, msg.recipient))
+                    fresh_messages.append(msg)
                 elif uid in deferred:
                     to_insert.append(
                         NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="queued",
                                     occurrence=occurrence, due_at=deferred[uid], reason="quiet_hours")
                     )
-                    insert_meta.append((uid, None))
                     claim.deferred += 1
                 else:
                     reason = skipped.get(uid, "gate")
                     to_insert.append(
                         NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="skipped",
-                                    occurrence=occurrence, reason=reason)
+                                    occurrence=occurrence, reason=reason, completed_at=now)
                     )
-                    insert_meta.append((uid, None))
                     claim.skipped.setdefault(reason, []).append(uid)
-            ids = tx.campaigns.add_deliveries(self.row.id, self.medium, self.row.purpose, to_insert, now)
+            tx.campaigns.add_deliveries(self.row.id, self.medium, self.row.purpose, to_insert, now)
+            ids = tx.campaigns.add_pending(
+                self.row.id, self.medium, self.row.purpose, rest_phase, occurrence, fresh, now
+            )
             for did, variant, queued_msg in pending_meta:
                 assert queued_msg is not None and queued_msg.user_id is not None
                 claim.records.append((did, queued_msg.user_id, variant, queued_msg))
                 claim.attempts[did] = attempts_of[did] + 1
-            for rid, (uid, maybe) in zip(ids, insert_meta, strict=True):
-                if maybe is not None:
-                    claim.records.append((rid, uid, rest_variant, maybe))
+            for rid, (uid, _, _, _), fresh_msg in zip(ids, fresh, fresh_messages, strict=True):
+                claim.records.append((rid, uid, rest_variant, fresh_msg))
             if new_users:
                 state[cursor_key] = new_users[-1]
                 tx.campaigns.update(self.row.id, state=state)
@@ -422,18 +421,20 @@ class Runner:
         now = self.ws.now()
         pause: datetime | None = None
         updates: list[tuple[int, dict[str, Any]]] = []
+        sent_rows: list[tuple[int, str | None]] = []
         sent_users: list[int] = []
         by_variant: dict[str, list[int]] = {}
         refused: dict[str, list[int]] = {}
         for (did, uid, variant, _), result in zip(claim.records, results, strict=True):
-            base: dict[str, Any] = {"code": result.code, "detail": result.detail or None,
-                                    "provider_id": result.provider_id}
             status = result.status
             if status is Status.SENT:
-                updates.append((did, {**base, "status": "sent", "completed_at": now}))
+                sent_rows.append((did, result.provider_id))
                 sent_users.append(uid)
                 by_variant.setdefault(variant, []).append(uid)
-            elif status is Status.RATE_LIMITED:
+                continue
+            base: dict[str, Any] = {"code": result.code, "detail": result.detail or None,
+                                    "provider_id": result.provider_id}
+            if status is Status.RATE_LIMITED:
                 wait = timedelta(seconds=result.retry_after) if result.retry_after else DEFAULT_RETRY_AFTER
                 due = now + wait
                 pause = due if pause is None else max(pause, due)
@@ -457,6 +458,7 @@ class Runner:
                 updates.append((did, {**base, "status": final, "completed_at": now, "reason": result.code}))
                 totals["failed"] += 1
         with self.ws.write() as tx:
+            tx.campaigns.mark_sent(sent_rows, now)
             tx.campaigns.set_status(updates, only_from="pending")
             if sent_users:
                 for variant, users in by_variant.items():

@@ -76,6 +76,11 @@ class Renderer:
                 if subject is not None:
                     names += template_variables(str(subject))
             self.needed[name] = tuple(dict.fromkeys(names))
+        self._fixed: dict[str, str] = {}
+        for name in self.templates:
+            if not self.provider_template and self.subjects[name] is None and not self.user_variables(name) \
+                    and "user_id" not in self.needed[name]:
+                self._fixed[name] = _fill(self.templates[name], self.data[name])
 
     def user_variables(self, variant: str) -> tuple[str, ...]:
         """Variables of ``variant`` that must come from user attributes."""
@@ -109,6 +114,10 @@ class Renderer:
         self, variant: str, user_id: int, recipient: str, attributes: Mapping[str, Any], key: str | None
     ) -> Message:
         """The message for one user; raises :class:`MissingVariable`."""
+        fixed = self._fixed.get(variant)
+        if fixed is not None:
+            # The same text for everyone: render once, build only the envelope per user.
+            return Message(recipient, text=fixed, key=key, user_id=user_id, purpose=self.purpose)
         values = self.variables(variant, user_id, attributes)
         tmpl = self.templates[variant]
         subject = self.subjects[variant]

@@ -51,6 +51,7 @@ class NewDelivery:
     reason: str | None = None
     due_at: datetime | None = None
     claimed_at: datetime | None = None
+    completed_at: datetime | None = None
     idem_key: str | None = None
     recipient: str | None = None
 
@@ -111,6 +112,19 @@ class CampaignStore(abc.ABC):
         same ``(campaign, user, occurrence)`` must fail (the store's unique guard)."""
 
     @abc.abstractmethod
+    def add_pending(
+        self, campaign_id: int, channel: str, purpose: str, phase: str, occurrence: str,
+        rows: Sequence[tuple[int, str, str | None, str | None]], at: datetime,
+    ) -> list[int]:
+        """Bulk-insert claimed (``pending``) records: ``(user_id, variant, idem_key,
+        recipient)`` with ``claimed_at = at`` and one attempt; return their ids.
+        Same unique guard as :meth:`add_deliveries`."""
+
+    @abc.abstractmethod
+    def mark_sent(self, rows: Sequence[tuple[int, str | None]], at: datetime) -> None:
+        """Complete ``pending`` records as ``sent``: ``(delivery_id, provider_id)``."""
+
+    @abc.abstractmethod
     def existing_users(self, campaign_id: int, occurrence: str = "") -> list[int]:
         """Users that already have a record in this campaign occurrence."""
 
@@ -130,12 +144,12 @@ class CampaignStore(abc.ABC):
         """The earliest ``due_at`` of a ``queued`` record, or ``None``."""
 
     @abc.abstractmethod
-    def set_status(self, updates: Sequence[tuple[int, dict[str, Any]]], only_from: str | None = None) -> int:
-        """Update records: ``(delivery_id, {column: value})``. Columns: ``status``,
-        ``reason``, ``due_at``, ``claimed_at``, ``completed_at``, ``attempts``,
-        ``recipient``, ``provider_id``, ``code``, ``detail``, ``idem_key``,
-        ``variant``. With ``only_from``, only records currently in that status
-        change. Return how many changed."""
+    def set_status(self, updates: Sequence[tuple[int, dict[str, Any]]], only_from: str | None = None) -> None:
+        """Update records in bulk: ``(delivery_id, {column: value})``. Columns:
+        ``status``, ``reason``, ``due_at``, ``claimed_at``, ``completed_at``,
+        ``attempts``, ``recipient``, ``provider_id``, ``code``, ``detail``,
+        ``idem_key``, ``variant``. With ``only_from``, only records currently in
+        that status change (a completion never overwrites a recovery)."""
 
     @abc.abstractmethod
     def deliveries(

@@ -64,8 +64,14 @@ class SqlCampaignStore(CampaignStore):
         ids = sorted(set(user_ids))
         i = 0
         while i < len(ids):
+            end = min(i + 20_000, len(ids))
+            if ids[end - 1] - ids[i] <= 8 * (end - i) + 64:
+                # Dense (campaign batches are id-ordered): one range, no per-id scan.
+                yield ids[i], ids[end - 1], set(ids[i:end])
+                i = end
+                continue
             j = i + 1
-            while j < len(ids) and j - i < 20_000 and ids[j] - ids[i] <= 8 * (j - i + 1) + 64:
+            while j < end and ids[j] - ids[i] <= 8 * (j - i + 1) + 64:
                 j += 1
             yield ids[i], ids[j - 1], set(ids[i:j])
             i = j
@@ -110,19 +116,47 @@ class SqlCampaignStore(CampaignStore):
         stamp = to_us(at)
         self.tx.executemany(
             "INSERT INTO campaign_deliveries (id, campaign_id, user_id, occurrence, variant, phase, status, reason, "
-            "channel, purpose, due_at, claimed_at, attempts, idem_key, recipient, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "channel, purpose, due_at, claimed_at, completed_at, attempts, idem_key, recipient, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     rid, campaign_id, r.user_id, r.occurrence, r.variant, r.phase, r.status, r.reason, channel,
                     purpose, None if r.due_at is None else to_us(r.due_at),
-                    None if r.claimed_at is None else to_us(r.claimed_at), int(r.status == "pending"), r.idem_key,
+                    None if r.claimed_at is None else to_us(r.claimed_at),
+                    None if r.completed_at is None else to_us(r.completed_at), int(r.status == "pending"), r.idem_key,
                     r.recipient, stamp,
                 )
                 for rid, r in zip(ids, rows, strict=True)
             ],
         )
         return ids
+
+    def add_pending(
+        self, campaign_id: int, channel: str, purpose: str, phase: str, occurrence: str,
+        rows: Sequence[tuple[int, str, str | None, str | None]], at: datetime,
+    ) -> list[int]:
+        if not rows:
+            return []
+        ids = self.tx.dialect.allocate_ids(self.tx, "campaign_deliveries", len(rows))
+        stamp = to_us(at)
+        self.tx.executemany(
+            "INSERT INTO campaign_deliveries (id, campaign_id, user_id, occurrence, variant, phase, status, "
+            "channel, purpose, claimed_at, attempts, idem_key, recipient, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (rid, campaign_id, uid, occurrence, variant, phase, "pending", channel, purpose, stamp, 1, key,
+                 recipient, stamp)
+                for rid, (uid, variant, key, recipient) in zip(ids, rows, strict=True)
+            ],
+        )
+        return ids
+
+    def mark_sent(self, rows: Sequence[tuple[int, str | None]], at: datetime) -> None:
+        stamp = to_us(at)
+        self.tx.executemany(
+            "UPDATE campaign_deliveries SET status = ?, completed_at = ?, provider_id = ? WHERE id = ? AND status = ?",
+            [("sent", stamp, provider_id, rid, "pending") for rid, provider_id in rows],
+        )
 
     def existing_users(self, campaign_id: int, occurrence: str = "") -> list[int]:
         return [
@@ -163,8 +197,7 @@ class SqlCampaignStore(CampaignStore):
         ).fetchone()
         return None if row is None or row[0] is None else from_us(int(row[0]))
 
-    def set_status(self, updates: Sequence[tuple[int, dict[str, Any]]], only_from: str | None = None) -> int:
-        changed = 0
+    def set_status(self, updates: Sequence[tuple[int, dict[str, Any]]], only_from: str | None = None) -> None:
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         for rid, fields in updates:
             unknown = set(fields) - _SETTABLE
@@ -175,21 +208,11 @@ class SqlCampaignStore(CampaignStore):
                 (to_us(fields[c]) if fields[c] is not None else None) if c in _TIME_COLUMNS else fields[c]
                 for c in columns
             )
-            groups.setdefault(columns, []).append((*values, rid))
+            groups.setdefault(columns, []).append((*values, rid) if only_from is None else (*values, rid, only_from))
+        where = "id = ?" if only_from is None else "id = ? AND status = ?"
         for columns, rows in groups.items():
             sets = ", ".join(f"{c} = ?" for c in columns)
-            where = "id = ?"
-            if only_from is not None:
-                where += " AND status = ?"
-                rows = [(*r, only_from) for r in rows]
-            if only_from is None:
-                self.tx.executemany(f"UPDATE campaign_deliveries SET {sets} WHERE {where}", rows)
-                changed += len(rows)
-            else:
-                for r in rows:
-                    cursor = self.tx.execute(f"UPDATE campaign_deliveries SET {sets} WHERE {where}", r)
-                    changed += max(0, int(cursor.rowcount))
-        return changed
+            self.tx.executemany(f"UPDATE campaign_deliveries SET {sets} WHERE {where}", rows)
 
     def deliveries(
         self, campaign_id: int, *, user_id: int | None = None, status: str | None = None, after_id: int = 0,
