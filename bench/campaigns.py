@@ -112,8 +112,10 @@ def main(argv: list[str] | None = None) -> None:
         with siyu.connect(url, clock=FakeClock(NOW)) as ws:
             ids, eligible = build(ws, users)
             ws.campaigns.configure(quiet_hours=None)
-            c = ws.campaigns.create("double11", audience=ids, channel="outbox",
-                                    template="【小店】双11 ${offer}，回复TD退订", variants={"A": {"offer": "满300减50"}})
+            c = ws.campaigns.create(
+                "double11", audience=ids, channel="outbox", template="【小店】双11 ${offer}，回复TD退订",
+                variants={"A": {"offer": "满300减50"}},
+            )
             with timed(users) as preview_t:
                 preview = ws.campaigns.preview(c.id)
             check_equal("preview reach", preview.reach, len(eligible))

@@ -265,10 +265,10 @@ class Runner:
             fresh: list[tuple[int, str, str | None, str | None]] = []
             fresh_messages: list[Message] = []
             for uid in new_users:
-                msg = messages.get(uid)
-                if msg is not None:
-                    fresh.append((uid, rest_variant, msg.key, msg.recipient))
-                    fresh_messages.append(msg)
+                ready = messages.get(uid)
+                if ready is not None:
+                    fresh.append((uid, rest_variant, ready.key, ready.recipient))
+                    fresh_messages.append(ready)
                 elif uid in deferred:
                     to_insert.append(
                         NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="queued",
