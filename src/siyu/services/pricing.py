@@ -383,13 +383,15 @@ def _combinations(offers: Sequence[Offer], rules: StackingRules, max_multi: int 
     choices: list[list[tuple[int, ...]]] = []
     for name in names:
         members = groups[name]
+        # Fuller combinations first: a good best is found early, so the bound in
+        # best_quote prunes most of the rest without applying them.
         if name in rules.multi:
             if len(members) <= max_multi:
-                opts = [c for r in range(len(members) + 1) for c in itertools.combinations(members, r)]
+                opts = [c for r in range(len(members), -1, -1) for c in itertools.combinations(members, r)]
             else:
-                opts = [(), tuple(members), *((m,) for m in members)]
+                opts = [tuple(members), *((m,) for m in members), ()]
         else:
-            opts = [(), *((m,) for m in members)]
+            opts = [*((m,) for m in members), ()]
         choices.append(opts)
     for pick in itertools.product(*choices):
         used = [names[g] for g, c in enumerate(pick) if c]

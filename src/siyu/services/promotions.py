@@ -284,12 +284,16 @@ class Promotions:
             if unknown:
                 raise ValidationError(
                     f"line {index}: unknown field(s) {sorted(unknown)}; a line has sku, qty, unit_price")
-            sku = check_sku(raw.get("sku"))
-            product = catalog.products.get(sku)
+            # A SKU found in the catalogue was validated when it was added; only
+            # unknown values pay for the full check (and get its error message).
+            sku = raw.get("sku")
+            product = catalog.products.get(sku) if isinstance(sku, str) else None
             if product is None:
-                Products.require(tx, [sku])
+                Products.require(tx, [check_sku(sku)])
                 raise AssertionError  # require raised
-            qty = check_int(raw.get("qty", 1), f"line {index} qty", minimum=1, maximum=100_000)
+            qty = raw.get("qty", 1)
+            if type(qty) is not int or not 1 <= qty <= 100_000:
+                qty = check_int(qty, f"line {index} qty", minimum=1, maximum=100_000)
             if product.role is ProductRole.EXCLUSIVE and product.tiers and (tier is None or
                                                                             tier.name not in product.tiers):
                 raise PolicyViolation(
