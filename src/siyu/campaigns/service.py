@@ -532,7 +532,9 @@ class Campaigns:
                 remaining = remaining - hit
             gates.append(GateCount(gate=name, removed=len(hit), remaining=len(remaining)))
 
-        gate("inactive", remaining - BitMap(tx.users.ids()))
+        inactive, top = tx.campaigns.inactive_users()
+        beyond = remaining - BitMap(range(1, top + 1)) if remaining and remaining.max() > top else BitMap()
+        gate("inactive", BitMap(inactive) | beyond)
         medium = row.consent_channel
         gate("consent", remaining - BitMap(tx.campaigns.consented(row.purpose, medium)) if cfg.needs_consent else None)
         gate("suppressed", BitMap(tx.campaigns.suppressed(medium)) | lost_users(tx))

@@ -210,6 +210,11 @@ class CampaignStore(abc.ABC):
         (by ``at``, then insertion order) grants it, ascending (only among ``user_ids`` when given)."""
 
     @abc.abstractmethod
+    def inactive_users(self) -> tuple[list[int], int]:
+        """``(ids of users that exist but are not active, the highest user id)``:
+        with both, a whole audience is checked without listing every user."""
+
+    @abc.abstractmethod
     def suppress(self, user_id: int, channel: str, reason: str, at: datetime) -> None: ...
 
     @abc.abstractmethod

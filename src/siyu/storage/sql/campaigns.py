@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pyroaring import BitMap
+
 from ..._clock import from_us, from_us_required, to_us
 from ..contracts.campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery
 
@@ -329,23 +331,45 @@ class SqlCampaignStore(CampaignStore):
 
     # -- audience facts ---------------------------------------------------------------------------
     def consented(self, purpose: str, channel: str, user_ids: Iterable[int] | None = None) -> list[int]:
-        # The latest record per user wins, exactly like ws.users.has_consent (ordered by at, then id).
-        inner = (
-            "SELECT user_id, granted, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at DESC, id DESC) AS rn "
-            "FROM consents WHERE purpose = ? AND channel IN (?, ?)"
-        )
+        # Most users only ever granted (or only refused): two flat scans settle them; only
+        # users with both kinds of records need the latest one (by at, then id), as
+        # ws.users.has_consent decides.
+        base = "FROM consents WHERE purpose = ? AND channel IN (?, ?)"
         params: list[Any] = [purpose, channel, "*"]
+        spans: list[tuple[str, list[Any], set[int] | None]] = []
         if user_ids is None:
-            sql = f"SELECT user_id FROM ({inner}) t WHERE rn = 1 AND granted = 1 ORDER BY user_id"
-            return [int(r[0]) for r in self.tx.execute(sql, params)]
-        out: list[int] = []
-        for lo, hi, wanted in self._ranges(user_ids):
-            sql = (
-                f"SELECT user_id FROM ({inner} AND user_id BETWEEN ? AND ?) t WHERE rn = 1 AND granted = 1 "
-                "ORDER BY user_id"
+            spans.append(("", [], None))
+        else:
+            spans.extend(
+                (" AND user_id BETWEEN ? AND ?", [lo, hi], wanted) for lo, hi, wanted in self._ranges(user_ids)
             )
-            out.extend(int(r[0]) for r in self.tx.execute(sql, [*params, lo, hi]) if r[0] in wanted)
-        return out
+        result = BitMap()
+        for extra, bounds, wanted in spans:
+            granted = BitMap(
+                r[0] for r in self.tx.execute(f"SELECT user_id {base}{extra} AND granted = ?", [*params, *bounds, 1])
+            )
+            refused = BitMap(
+                r[0] for r in self.tx.execute(f"SELECT user_id {base}{extra} AND granted = ?", [*params, *bounds, 0])
+            )
+            part = granted - refused
+            mixed = sorted(granted & refused)
+            for marks, chunk in self.tx.in_chunks(mixed):
+                latest: dict[int, int] = {}
+                for uid, ok in self.tx.execute(
+                    f"SELECT user_id, granted {base} AND user_id IN ({marks}) ORDER BY user_id, at, id",
+                    [*params, *chunk],
+                ):
+                    latest[int(uid)] = int(ok)
+                part.update(uid for uid, ok in latest.items() if ok)
+            if wanted is not None:
+                part &= BitMap(wanted)
+            result |= part
+        return list(result)
+
+    def inactive_users(self) -> tuple[list[int], int]:
+        rows = self.tx.execute("SELECT id FROM users WHERE status <> ? ORDER BY id", ("active",)).fetchall()
+        (top,) = self.tx.execute("SELECT COALESCE(MAX(id), 0) FROM users").fetchone()
+        return [int(r[0]) for r in rows], int(top)
 
     def suppress(self, user_id: int, channel: str, reason: str, at: datetime) -> None:
         self.tx.execute(
