@@ -173,8 +173,14 @@ class Orders:
                 seen[r.key] = r.print_
             result.append(None)
             fresh.append((index, r))
-        for uid in sorted({r.user_id for _, r in fresh}):
-            require_user(tx, uid, lock=True)
+        uids = sorted({r.user_id for _, r in fresh})
+        found = tx.users.statuses(uids, lock=True)
+        for uid in uids:
+            if uid not in found:
+                raise NotFound(f"no user with id {uid}; create one with ws.users.add(...) or look it up with "
+                               "ws.users.find(...)")
+            if found[uid][0] == "merged":
+                raise NotFound(f"user {uid} was merged into user {found[uid][1]}; use that id (or ws.users.unmerge)")
         # One catalog and one tier lookup for the whole batch: tiers change only
         # when the batch's growth is settled, after every order is priced.
         catalog = ws.promotions.catalog(tx)

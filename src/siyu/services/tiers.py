@@ -183,10 +183,11 @@ class Tiers:
         now = self._ws.now()
         since = self._since(tx, now)
         current = tx.tiers.current(ids)
+        grown = tx.tiers.growth_of(ids, since)
         rank = {t.name: t.rank for t in tiers}
         changes = []
         for uid in ids:
-            growth = tx.tiers.growth(uid, since)
+            growth = grown[uid]
             target = self._target(tiers, growth)
             old = current.get(uid)
             old_rank = rank.get(old, 0) if old is not None else 0

@@ -178,6 +178,10 @@ class TierStore(abc.ABC):
         """Sum of the user's growth entries at or after ``since``."""
 
     @abc.abstractmethod
+    def growth_of(self, user_ids: Sequence[int], since: datetime | None) -> dict[int, int]:
+        """Growth at or after ``since`` of each of ``user_ids`` (0 for those without entries)."""
+
+    @abc.abstractmethod
     def growth_by_ref(self, ref: str) -> int: ...
 
     @abc.abstractmethod

@@ -56,6 +56,18 @@ class SqlTierStore(TierStore):
             ).fetchone()
         return int(row[0])
 
+    def growth_of(self, user_ids: Sequence[int], since: datetime | None) -> dict[int, int]:
+        found = dict.fromkeys(user_ids, 0)
+        stamp = to_us(since) if since is not None else None
+        for marks, chunk in self.tx.in_chunks(sorted(found)):
+            where = f"user_id IN ({marks})" + (" AND at >= ?" if stamp is not None else "")
+            params = [*chunk, stamp] if stamp is not None else chunk
+            for uid, total in self.tx.execute(
+                f"SELECT user_id, SUM(amount) FROM tier_growth WHERE {where} GROUP BY user_id", params
+            ):
+                found[int(uid)] = int(total)
+        return found
+
     def growth_by_ref(self, ref: str) -> int:
         row = self.tx.execute("SELECT COALESCE(SUM(amount), 0) FROM tier_growth WHERE ref = ?", (ref,)).fetchone()
         return int(row[0])

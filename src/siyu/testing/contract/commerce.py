@@ -141,6 +141,8 @@ class CommerceContract(ContractBase):
         order = ws.orders.record(other, [{"sku": "TEA", "qty": 1}], key="o")
         record = ws.users.merge(keep=uid, drop=other)
         assert [o.id for o in ws.orders.of(uid)] == [order.id]
+        with pytest.raises(NotFound, match="merged"):
+            ws.orders.record(other, [{"sku": "TEA", "qty": 1}])
         ws.users.unmerge(record.id)
         assert [o.id for o in ws.orders.of(other)] == [order.id] and ws.orders.of(uid) == []
 
