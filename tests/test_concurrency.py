@@ -64,11 +64,12 @@ def _worker(url: str, task: str, index: int, args: Any, barrier: Any, results: A
     outcomes: list[Outcome] = []
     try:
         with siyu.connect(url, clock=FakeClock(START)) as ws:
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=120)
             for item in TASKS[task](ws, index, args):
                 outcomes.append(item)
     except BaseException:
         outcomes.append(("crash", traceback.format_exc()))
+        barrier.abort()  # release the others at once instead of after the timeout
     results.put((index, outcomes))
 
 
@@ -101,7 +102,7 @@ def race(url: str, task: str, args: Any, processes: int = PROCESSES) -> list[Out
     ]
     for w in workers:
         w.start()
-    collected = [results.get(timeout=60) for _ in workers]
+    collected = [results.get(timeout=300) for _ in workers]
     for w in workers:
         w.join(timeout=30)
     outcomes = [o for _, batch in sorted(collected) for o in batch]
