@@ -351,7 +351,7 @@ def test_bitmaps_are_written_back_and_checked(tmp_path: Path, monkeypatch: pytes
         raise AssertionError("the stored bitmaps should have been used")
 
     with monkeypatch.context() as patch:
-        patch.setattr(SqlSegmentStore, "tag_members", no_rows)
+        patch.setattr(SqlSegmentStore, "tag_holders", no_rows)
         with siyu.connect(url) as ws:
             assert ws.segments.users("tag:x/a") == ids[1:4]
     # rows written behind siyu's back: the totals disagree and the engine rebuilds from rows
@@ -417,3 +417,40 @@ def test_engine_stays_equal_to_naive_after_any_writes(ws: siyu.Workspace, ops: l
     for expr in probe:
         expected = sorted(u for u, f in facts.items() if naive(expr, f, ws.now(), ws.tz))
         assert ws.segments.users(to_text(expr)) == expected
+
+
+def test_tags_load_on_first_use_and_partial_copies_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from siyu.segments import engine
+    from siyu.storage.sql.segments import SqlSegmentStore
+
+    monkeypatch.setattr(engine, "_WRITE_BACK_MIN", 1)
+    monkeypatch.setattr(engine, "_WRITE_BACK_AFTER", 1)
+    url = f"sqlite:///{tmp_path / 'lazy.db'}"
+    read: list[int] = []
+    original = SqlSegmentStore.tag_holders
+
+    def spy(self: SqlSegmentStore, tag_id: int) -> Any:
+        read.append(tag_id)
+        return original(self, tag_id)
+
+    monkeypatch.setattr(SqlSegmentStore, "tag_holders", spy)
+    with siyu.connect(url) as ws:
+        ids = ws.users.add_many([{} for _ in range(5)])
+        for name, members in (("a", ids[:2]), ("b", ids[1:4]), ("c", ids[4:])):
+            ws.tags.apply_many(members, f"x/{name}")
+        tag_id = {t: i for i, t in enumerate(ws.tags.names(), start=1)}
+        assert ws.segments.users("tag:x/a") == ids[:2]
+        assert read == [tag_id["x/a"]]  # only the tag the query names
+        ws.tags.apply(ids[4], "x/b")  # b is not loaded: nothing to replay
+        assert ws.segments.users("tag:x/b") == ids[1:5]
+    read.clear()
+    with siyu.connect(url) as ws:
+        assert ws.segments.users("tag:x/a or tag:x/b") == ids  # both from the stored copy
+        assert read == []
+        assert ws.segments.users("tag:x/c") == ids[4:]
+        assert read == [tag_id["x/c"]]
+        ws.segments.preload()
+    read.clear()
+    with siyu.connect(url) as ws:
+        ws.segments.preload()
+        assert read == [] and ws.segments.count("tag:x/a or tag:x/b or tag:x/c") == 5

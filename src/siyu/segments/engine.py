@@ -50,14 +50,18 @@ _GAP_TTL = 120.0
 _WRITE_BACK_MIN = 100_000
 #: ... and once this many changes were replayed since the stored copy.
 _WRITE_BACK_AFTER = 50_000
-_ALWAYS = 1 << 62
 
 
 class _TagCache:
+    """Tag bitmaps. Without a stored copy, each tag is loaded from the rows on
+    first use, so a cold process only reads the tags its queries name."""
+
     def __init__(self) -> None:
         self.version = -1
         self.ids: dict[tuple[str, str], int] = {}
         self.bitmaps: dict[int, BitMap] = {}
+        #: Tags whose bitmap is loaded, or ``None`` once every tag is.
+        self.loaded: set[int] | None = set()
         self.position = 0
         self.gaps: dict[int, float] = {}
         #: Changes not yet in the stored copy (see ``Engine.write_back``).
@@ -68,27 +72,44 @@ class _TagCache:
             return
         self.ids = {(g, n): i for i, g, n in tx.tags.tags()}
         if self.version < 0:
-            self.full(tx)
+            self.start(tx)
         else:
             changes = tx.segments.tag_changes(self.position, sorted(self.gaps))
             if len(changes) > _MAX_REPLAY:
-                self.full(tx)
+                self.start(tx, stored=False)
             else:
                 self.replay(tx, changes)
         self.version = version
 
-    def full(self, tx: Transaction) -> None:
-        if self.load_stored(tx):
+    def start(self, tx: Transaction, *, stored: bool = True) -> None:
+        if stored and self.load_stored(tx):
             return
         self.position = tx.segments.tag_log_position()
-        self.bitmaps = {tag_id: BitMap(users) for tag_id, users in tx.segments.tag_members()}
-        self.gaps = {}
-        self.unsaved = _ALWAYS
+        self.bitmaps, self.loaded, self.gaps, self.unsaved = {}, set(), {}, 0
+
+    def get(self, tx: Transaction, tag_id: int) -> BitMap:
+        """The tag's bitmap, read from the rows (in ``tx``'s view) if not loaded yet."""
+        bitmap = self.bitmaps.get(tag_id)
+        if bitmap is not None:
+            return bitmap
+        if self.loaded is None or tag_id in self.loaded:
+            return BitMap()
+        bitmap = self.bitmaps[tag_id] = BitMap(tx.segments.tag_holders(tag_id))
+        self.loaded.add(tag_id)
+        self.unsaved += len(bitmap)
+        return bitmap
+
+    def load_all(self, tx: Transaction) -> None:
+        if self.loaded is None:
+            return
+        for tag_id in sorted(set(self.ids.values()) - self.loaded):
+            self.get(tx, tag_id)
+        self.loaded = None
 
     def load_stored(self, tx: Transaction) -> bool:
         """Load the bitmaps written back by an earlier process, then catch up with
         the tag history since. A total that disagrees with storage (rows written
-        behind siyu's back) falls back to a rebuild from the rows."""
+        behind siyu's back) falls back to reading the rows."""
         stored = tx.segments.cached_bitmaps()
         if stored is None:
             return False
@@ -97,27 +118,32 @@ class _TagCache:
             state = json.loads(raw)
             bitmaps = {tag_id: BitMap.deserialize(data) for tag_id, data in items}
             position, gaps = int(state["position"]), [int(p) for p in state.get("gaps", ())]
+            tags = state.get("tags")
+            loaded = None if tags is None else {int(t) for t in tags}
         except (ValueError, KeyError, TypeError):
             return False
         changes = tx.segments.tag_changes(position, gaps)
         if len(changes) > _MAX_REPLAY:
             return False
-        self.bitmaps, self.position = bitmaps, position
-        now = time.monotonic()
-        self.gaps = dict.fromkeys(gaps, now)
+        self.bitmaps, self.loaded, self.position = bitmaps, loaded, position
+        self.gaps = dict.fromkeys(gaps, time.monotonic())
         self.replay(tx, changes)
-        if sum(len(b) for b in self.bitmaps.values()) != tx.segments.membership_count():
+        held = sum(len(b) for b in self.bitmaps.values())
+        if held != tx.segments.membership_count(None if loaded is None else sorted(loaded)):
             return False
         self.unsaved = len(changes)
         return True
 
     def state(self) -> str:
-        return json.dumps({"position": self.position, "gaps": sorted(self.gaps)})
+        tags = None if self.loaded is None else sorted(self.loaded)
+        return json.dumps({"position": self.position, "gaps": sorted(self.gaps), "tags": tags})
 
     def replay(self, tx: Transaction, changes: list[tuple[int, int, int]]) -> None:
         pairs = {(u, t) for _, u, t in changes}
         held = tx.tags.held(sorted(pairs)) if pairs else set()
         for user_id, tag_id in pairs:
+            if self.loaded is not None and tag_id not in self.loaded:
+                continue  # read fresh from the rows when first used
             bitmap = self.bitmaps.get(tag_id)
             if (user_id, tag_id) in held:
                 if bitmap is None:
@@ -219,7 +245,7 @@ class Evaluation:
                 return BitMap()
             raise self.error(f"unknown tag {node.full!r}", node.pos,
                              "an existing tag (ws.tags.names() lists them; ws.tags.define() creates one)")
-        return cache.bitmaps.get(tag_id, BitMap())
+        return cache.get(self.tx, tag_id)
 
     def segment(self, node: SegmentRef) -> BitMap:
         saved = self.engine.saved(self.tx)
@@ -354,6 +380,10 @@ class Engine:
             cache.unsaved = 0
         write(lambda tx: tx.segments.save_bitmaps(state, iter(blobs)))
         return True
+
+    def preload(self, tx: Transaction) -> None:
+        """Load every tag's bitmap now (normally each is loaded on first use)."""
+        self.tags(tx).load_all(tx)
 
     def universe(self, tx: Transaction) -> BitMap:
         version = tx.meta.version("users")

@@ -308,6 +308,16 @@ class Segments:
         with self._ws.read() as tx:
             return tx.segments.snapshots(name)
 
+    def preload(self) -> None:
+        """Load every tag's bitmap now, e.g. at start-up of a long-running worker.
+        Otherwise each tag is loaded on first use (from the stored copy, or
+        from the rows), so the first query of a cold process stays quick."""
+        with self._ws.read() as tx, self._engine.lock:
+            self._engine.begin(tx)
+            self._engine.preload(tx)
+        if getattr(self._ws._local, "tx", None) is None:
+            self._engine.write_back(self._write)
+
     def refresh(self) -> None:
         """Drop every cache; the next query rebuilds from storage (normally never needed)."""
         self._engine.reset()

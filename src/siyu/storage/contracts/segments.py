@@ -46,8 +46,8 @@ class SegmentStore(abc.ABC):
 
     # -- what the engine indexes ----------------------------------------------------
     @abc.abstractmethod
-    def tag_members(self) -> Iterator[tuple[int, Sequence[int]]]:
-        """Every tag with at least one holder: ``(tag_id, its holders' user ids)`` (any order)."""
+    def tag_holders(self, tag_id: int) -> Sequence[int]:
+        """The user ids holding a tag, in any order (a bulk read: make it fast)."""
 
     @abc.abstractmethod
     def tag_log_position(self) -> int:
@@ -79,8 +79,8 @@ class SegmentStore(abc.ABC):
         """``(user_id, instant)`` of active users for ``"created_at"`` or ``"last_active_at"`` (nulls left out)."""
 
     @abc.abstractmethod
-    def membership_count(self) -> int:
-        """How many ``(user, tag)`` applications are held in total."""
+    def membership_count(self, tag_ids: Sequence[int] | None = None) -> int:
+        """How many ``(user, tag)`` applications are held (of the given tags, or in total)."""
 
     @abc.abstractmethod
     def cached_bitmaps(self) -> tuple[str, Iterator[tuple[int, bytes]]] | None:

@@ -101,26 +101,20 @@ class SqlSegmentStore(SegmentStore):
         return [_snapshot(row) for row in rows]
 
     # -- what the engine indexes ----------------------------------------------------
-    def tag_members(self) -> Iterator[tuple[int, Sequence[int]]]:
-        tag_ids = [int(r[0]) for r in self.tx.execute("SELECT DISTINCT tag_id FROM user_tags ORDER BY tag_id")]
-        # A cold build is dominated by turning rows into Python ints: aggregate each
-        # tag's holders into one value the driver or json decodes in C instead.
+    def tag_holders(self, tag_id: int) -> Sequence[int]:
+        # A cold build is dominated by turning rows into Python ints: aggregate the
+        # tag's holders into one value that json (SQLite) or the driver decodes in C.
         dialect = self.tx.dialect.name
         if dialect == "sqlite":
-            for tag_id in tag_ids:
-                joined = self.tx.execute(
-                    "SELECT json_group_array(user_id) FROM user_tags WHERE tag_id = ?", (tag_id,)
-                ).fetchone()[0]
-                yield tag_id, array("I", json.loads(joined))
-            return
+            joined = self.tx.execute(
+                "SELECT json_group_array(user_id) FROM user_tags WHERE tag_id = ?", (tag_id,)
+            ).fetchone()[0]
+            return array("I", json.loads(joined))
         if dialect == "postgresql":
-            for tag_id in tag_ids:
-                row = self.tx.execute("SELECT array_agg(user_id) FROM user_tags WHERE tag_id = ?", (tag_id,)).fetchone()
-                yield tag_id, array("I", row[0] or ())
-            return
-        for tag_id in tag_ids:
-            rows = self.tx.execute("SELECT user_id FROM user_tags WHERE tag_id = ?", (tag_id,)).fetchall()
-            yield tag_id, array("I", [r[0] for r in rows])
+            row = self.tx.execute("SELECT array_agg(user_id) FROM user_tags WHERE tag_id = ?", (tag_id,)).fetchone()
+            return array("I", row[0] or ())
+        rows = self.tx.execute("SELECT user_id FROM user_tags WHERE tag_id = ?", (tag_id,)).fetchall()
+        return array("I", [r[0] for r in rows])
 
     def tag_log_position(self) -> int:
         row = self.tx.execute("SELECT COALESCE(MAX(id), 0) FROM tag_log").fetchone()
@@ -176,8 +170,14 @@ class SqlSegmentStore(SegmentStore):
         ):
             yield uid, from_us_required(stamp)
 
-    def membership_count(self) -> int:
-        return int(self.tx.execute("SELECT COUNT(*) FROM user_tags").fetchone()[0])
+    def membership_count(self, tag_ids: Sequence[int] | None = None) -> int:
+        if tag_ids is None:
+            return int(self.tx.execute("SELECT COUNT(*) FROM user_tags").fetchone()[0])
+        total = 0
+        for marks, chunk in self.tx.in_chunks(list(tag_ids)):
+            total += int(self.tx.execute(
+                f"SELECT COUNT(*) FROM user_tags WHERE tag_id IN ({marks})", chunk).fetchone()[0])
+        return total
 
     def cached_bitmaps(self) -> tuple[str, Iterator[tuple[int, bytes]]] | None:
         state = self.tx.meta.get(_CACHE_KEY)
