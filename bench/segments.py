@@ -56,6 +56,10 @@ GROUP_SQL = (
 
 def extra_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=200, help="warm siyu evaluations to time (default 200)")
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="with --db naming a file a previous run filled: keep its data (only the stored bitmaps are dropped)",
+    )
 
 
 def share(tag: int, tags: int) -> float:
@@ -113,6 +117,25 @@ def load(path: str, users: int, tags: int) -> int:
     return total
 
 
+def reusable(path: str) -> bool:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM tags WHERE group_name = 'bench'").fetchone()[0]) > 0
+    finally:
+        db.close()
+
+
+def forget_bitmaps(path: str) -> tuple[int, int]:
+    """Drop siyu's stored bitmaps so the next process builds from the rows; return the sizes."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DELETE FROM segment_bitmaps")
+    db.execute("DELETE FROM siyu_settings WHERE name = 'segments.bitmap_cache'")
+    users = int(db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+    memberships = int(db.execute("SELECT COUNT(*) FROM user_tags").fetchone()[0])
+    db.close()
+    return users, memberships
+
+
 def best_of(runs: int, fn: object) -> tuple[float, object]:
     best, result = float("inf"), None
     for _ in range(runs):
@@ -133,9 +156,13 @@ def main(argv: list[str] | None = None) -> None:
         path = sqlite_path(url)
         siyu.connect(url).close()  # creates siyu's schema
         start = time.perf_counter()
-        memberships = load(path, users, tags)
-        print(f"data: {users:,} users, {tags} tags, {memberships:,} memberships "
-              f"(direct SQL load {time.perf_counter() - start:.1f} s)")
+        if args.reuse and reusable(path):
+            users, memberships = forget_bitmaps(path)
+            note = "reused"
+        else:
+            memberships = load(path, users, tags)
+            note = f"direct SQL load {time.perf_counter() - start:.1f} s"
+        print(f"data: {users:,} users, {tags} tags, {memberships:,} memberships ({note})")
         print(f"expression: {expression}")
 
         # -- siyu ------------------------------------------------------------------------
@@ -143,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             cold_count = ws.segments.count(expression)
             cold = time.perf_counter() - start
+            start = time.perf_counter()
+            ws.segments.preload()
+            build_all = time.perf_counter() - start + cold
         with siyu.connect(url) as ws:
             start = time.perf_counter()
             ws.segments.count(expression)
@@ -197,9 +227,11 @@ def main(argv: list[str] | None = None) -> None:
         print(ratio_line("users", Timing(1, median_users), Timing(1, sql_users[best_users_form]),
                          f"baseline {best_users_form}; goal {GOAL_USERS:.0f}x "
                          f"{'met' if users_ratio >= GOAL_USERS else 'NOT met'}"))
-        print(f"cold first query, bitmaps built from the rows (+ write-back): {cold:.2f} s "
-              f"(goal < {GOAL_COLD:.0f} s {'met' if cold < GOAL_COLD else 'NOT met'})")
-        print(f"cold first query in a new process, bitmaps from the stored copy: {stored:.2f} s")
+        print(f"cold first query, its 5 tags read from the rows: {cold:.2f} s")
+        print(f"cold build of all {tags} tag bitmaps from the rows (+ write-back): {build_all:.2f} s "
+              f"(goal < {GOAL_COLD:.0f} s {'met' if build_all < GOAL_COLD else 'NOT met'})")
+        print(f"cold first query in a new process, bitmaps from the stored copy: {stored:.2f} s "
+              f"(goal < {GOAL_COLD:.0f} s {'met' if stored < GOAL_COLD else 'NOT met'})")
 
 
 if __name__ == "__main__":
