@@ -91,8 +91,13 @@ class Orders:
         for index, line in enumerate(lines):
             if not isinstance(line, Mapping):
                 raise ValidationError(f"line {index}: expected a dict with sku and qty, got {line!r}")
-            item = {"sku": check_sku(line.get("sku")),
-                    "qty": check_int(line.get("qty", 1), f"line {index} qty", minimum=1, maximum=100_000)}
+            sku = line.get("sku")
+            # Only the type here: pricing checks the SKU against the catalogue (and
+            # runs the full check, with its message, on unknown values).
+            qty = line.get("qty", 1)
+            if type(qty) is not int or not 1 <= qty <= 100_000:
+                qty = check_int(qty, f"line {index} qty", minimum=1, maximum=100_000)
+            item = {"sku": sku if isinstance(sku, str) and sku else check_sku(sku), "qty": qty}
             extra = set(line) - {"sku", "qty", "unit_price"}
             if extra:
                 raise ValidationError(f"line {index}: unknown field(s) {sorted(extra)}")
