@@ -453,7 +453,7 @@ def invitations(shop: DemoShop) -> None:
     """Old-brings-new (老带新): some later arrivals from WeCom QR codes and live
     streams were invited by an earlier customer; posters shared are counted."""
     rng, ws = shop.rng, shop.ws
-    bindings = []
+    bindings: list[dict[str, Any]] = []
     earlier: list[Person] = []
     for person in sorted(shop.people, key=lambda p: p.joined):
         if earlier and person.source in ("wecom_qr", "douyin_live") and rng.random() < 0.35:

@@ -16,9 +16,12 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 __all__ = ["Report", "format_value", "rate"]
 
@@ -107,7 +110,7 @@ class Report:
         right = [_numeric_column(self.rows, i) for i in range(len(self.columns))]
         return render_text(self.title, self.columns, self.cells(), right)
 
-    def to_rich(self) -> Any:
+    def to_rich(self) -> RenderableType:
         """A :class:`rich.table.Table` of the rows (numbers right-aligned)."""
         from rich.console import Group
         from rich.table import Table

@@ -13,6 +13,8 @@ the segment metrics ``rfm.r``, ``rfm.f`` and ``rfm.m`` (5 quantiles):
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -23,6 +25,8 @@ from .._clock import to_us
 from .results import Report
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from ..storage.base import Transaction
 
 __all__ = ["RfmReport", "rfm_report"]
@@ -68,19 +72,37 @@ class RfmReport(Report):
     def __str__(self) -> str:
         return str(self.summary())
 
-    def to_rich(self) -> object:
+    def to_rich(self) -> RenderableType:
         return self.summary().to_rich()
 
 
-def rfm_rows(tx: Transaction, quantiles: int, until_us: int) -> list[tuple[int, int, int, int, int, int, int]]:
-    return tx.analytics.rfm(quantiles, until_us)
+def _scorer(values: Sequence[int], quantiles: int) -> Callable[[int], int]:
+    """``v -> ceil(quantiles * share(v))`` where ``share(v)`` is the fraction of ``values`` <= ``v``.
+
+    ``ceil(q * le / n) = 1 + #{k in 1..q-1 : le > k * n / q}``, and
+    ``le(v) > k * n / q`` exactly when ``v`` is at least the value at sorted
+    position ``floor(k * n / q)``: so q - 1 order statistics and a bisection
+    per user score everyone after a single sort."""
+    ordered = sorted(values)
+    n = len(ordered)
+    thresholds = [ordered[k * n // quantiles] for k in range(1, quantiles)]
+    return lambda v: 1 + bisect_right(thresholds, v)
+
+
+def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> list[tuple[int, int, int]]:
+    """``(r, f, m)`` for each ``(user_id, last_paid, orders, net)`` row, in order."""
+    if not rows:
+        return []
+    _, lasts, counts, nets = zip(*rows, strict=True)
+    return list(zip(*(map(_scorer(axis, quantiles), axis) for axis in (lasts, counts, nets)), strict=True))
 
 
 def rfm_report(tx: Transaction, quantiles: int, until: datetime) -> RfmReport:
     until_us = to_us(until)
+    values = tx.analytics.buyer_values(until_us)
     rows = tuple(
         (uid, r, f, m, (until_us - last) // _DAY_US, orders, Decimal(net).scaleb(-2))
-        for uid, last, orders, net, r, f, m in tx.analytics.rfm(quantiles, until_us)
+        for (uid, last, orders, net), (r, f, m) in zip(values, rfm_scores(values, quantiles), strict=True)
     )
     return RfmReport(
         title=f"RFM ({quantiles} quantiles, {len(rows)} buyers, until {until:%Y-%m-%d})",

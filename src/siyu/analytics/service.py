@@ -17,7 +17,7 @@ from .fission import FissionReport, fission_report
 from .funnel import BUILTIN_STEPS, FunnelReport, check_by, check_steps, funnel_report, reached
 from .new_vs_returning import NewVsReturningReport, new_vs_returning_report
 from .repurchase import RepurchaseReport, repurchase_report
-from .rfm import RfmReport, rfm_report
+from .rfm import RfmReport, rfm_report, rfm_scores
 from .touchpoints import TouchpointReport, check_reached, touchpoint_report
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ class Analytics:
             with self._lock:
                 memo = self._rfm_memo
                 if memo is None or memo[0] != token:
-                    scores = {row[0]: (row[4], row[5], row[6]) for row in tx.analytics.rfm(5, to_us(now) + 1)}
+                    values = tx.analytics.buyer_values(to_us(now) + 1)
+                    scores = {row[0]: s for row, s in zip(values, rfm_scores(values, 5), strict=True)}
                     memo = self._rfm_memo = (token, scores)
             return {uid: s[index] for uid, s in memo[1].items()}
 

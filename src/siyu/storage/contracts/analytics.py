@@ -73,14 +73,9 @@ class AnalyticsStore(abc.ABC):
         user with a counted order paid before ``until``."""
 
     @abc.abstractmethod
-    def rfm(self, quantiles: int, until: int) -> list[tuple[int, int, int, int, int, int, int]]:
-        """Per buyer (counted orders paid before ``until``):
-        ``(user_id, last paid_at, orders, net fen, r, f, m)``.
-
-        Each score is ``ceil(quantiles * share)``, where ``share`` is the
-        fraction of buyers whose value is less than or equal to the user's
-        (last paid_at for R, orders for F, net for M): ties share a score,
-        the highest values score ``quantiles``."""
+    def buyer_values(self, until: int) -> list[tuple[int, int, int, int]]:
+        """Per buyer (counted orders paid before ``until``), by user id:
+        ``(user_id, last paid_at, counted orders, net fen)``."""
 
     @abc.abstractmethod
     def order_totals(

@@ -125,28 +125,59 @@ class SqlAnalyticsStore(AnalyticsStore):
             )
         }
 
-    def cohort_activity(self, bounds: Sequence[int], metric: str) -> dict[tuple[int, int], int]:
-        cohort, cohort_params = bucket_expr("created_at", bounds)
-        paid, paid_params = bucket_expr("o.paid_at", bounds)
-        lo, hi = bounds[0], bounds[-1]
-        orders = (f"SELECT o.user_id, {paid} AS b FROM orders o WHERE o.paid_at >= ? AND o.paid_at < ? "
-                  f"AND {_COUNTED}")
-        params: list[Any] = [*paid_params, lo, hi]
-        if metric == "active":
-            at, at_params = bucket_expr("at", bounds)
-            activity = f"SELECT user_id, {at} AS b FROM user_events WHERE at >= ? AND at < ? UNION {orders}"
-            params = [*at_params, lo, hi, *params]
-        else:
-            activity = f"SELECT DISTINCT user_id, b FROM ({orders}) paid"
-        sql = (
-            f"SELECT c.b, a.b, COUNT(*) FROM ({activity}) a JOIN "
-            f"(SELECT id, {cohort} AS b FROM users WHERE status <> ? AND created_at >= ? AND created_at < ?) c "
-            "ON c.id = a.user_id WHERE a.b >= c.b GROUP BY c.b, a.b"
+    def _masks(self, table: str, column: str, extra: str, bounds: Sequence[int],
+               chunks: list[int]) -> tuple[str, list[Any]]:
+        """Per user, the buckets they appear in as bitmasks (62 buckets per column).
+
+        The unary ``+`` keeps the planner off the time index: scanning the
+        ``(user_id, at)`` index in user order lets ``GROUP BY user_id`` stream
+        without sorting millions of rows, and ``SUM(DISTINCT 1 << b)`` ORs the
+        buckets of one user together."""
+        expr, params = bucket_expr(column, bounds)
+        masks = ", ".join(
+            f"CAST(SUM(DISTINCT CASE WHEN b >= {j} AND b < {j + 62} THEN CAST(1 AS BIGINT) << (b - {j}) ELSE 0 END) "
+            f"AS BIGINT) AS m{j // 62}"
+            for j in chunks
         )
-        return {
-            (int(c), int(a)): int(n)
-            for c, a, n in self.tx.execute(sql, [*params, *cohort_params, "merged", lo, hi])
-        }
+        sql = (f"SELECT user_id, {masks} FROM (SELECT user_id, {expr} AS b FROM {table} "
+               f"WHERE +{column} >= ? AND +{column} < ?{extra}) x GROUP BY user_id")
+        return sql, [*params, bounds[0], bounds[-1]]
+
+    def cohort_activity(self, bounds: Sequence[int], metric: str) -> dict[tuple[int, int], int]:
+        chunks = list(range(0, len(bounds) - 1, 62))
+        cohort, cohort_params = bucket_expr("created_at", bounds)
+        orders, order_params = self._masks("orders", "paid_at", " AND (refunded < total OR total = 0)", bounds,
+                                           chunks)
+        sources = [("o", orders, order_params)]
+        if metric == "active":
+            events, event_params = self._masks("user_events", "at", "", bounds, chunks)
+            sources.insert(0, ("a", events, event_params))
+        combined = ", ".join(
+            " | ".join(f"COALESCE({alias}.m{k}, 0)" for alias, _, _ in sources) + f" AS c{k}"
+            for k in range(len(chunks))
+        )
+        joins = " ".join(f"LEFT JOIN ({sql}) {alias} ON {alias}.user_id = c.id" for alias, sql, _ in sources)
+        present = " OR ".join(f"{alias}.user_id IS NOT NULL" for alias, _, _ in sources)
+        group = ", ".join(f"c{k}" for k in range(len(chunks)))
+        sql = (
+            f"SELECT c.b, {combined}, COUNT(*) FROM (SELECT id, {cohort} AS b FROM users WHERE status <> ? "
+            f"AND created_at >= ? AND created_at < ?) c {joins} WHERE {present} GROUP BY c.b, {group}"
+        )
+        params: list[Any] = [*cohort_params, "merged", bounds[0], bounds[-1]]
+        for _, _, source_params in sources:
+            params.extend(source_params)
+        cells: dict[tuple[int, int], int] = {}
+        for row in self.tx.execute(sql, params):
+            cohort_index, users = int(row[0]), int(row[-1])
+            for k, mask in enumerate(row[1:-1]):
+                mask, bit = int(mask), 0
+                while mask:
+                    if mask & 1 and 62 * k + bit >= cohort_index:
+                        key = (cohort_index, 62 * k + bit)
+                        cells[key] = cells.get(key, 0) + users
+                    mask >>= 1
+                    bit += 1
+        return cells
 
     # -- orders ---------------------------------------------------------------------------------
     def buyer_history(self, until: int) -> list[tuple[int, int, int | None]]:
@@ -161,17 +192,14 @@ class SqlAnalyticsStore(AnalyticsStore):
             )
         ]
 
-    def rfm(self, quantiles: int, until: int) -> list[tuple[int, int, int, int, int, int, int]]:
-        sql = (
-            "SELECT user_id, r, f, m, (? * lr + n - 1) / n, (? * lf + n - 1) / n, (? * lm + n - 1) / n FROM ("
-            "SELECT user_id, r, f, m, COUNT(*) OVER () AS n, COUNT(*) OVER (ORDER BY r) AS lr, "
-            "COUNT(*) OVER (ORDER BY f) AS lf, COUNT(*) OVER (ORDER BY m) AS lm FROM ("
-            "SELECT o.user_id, MAX(o.paid_at) AS r, COUNT(*) AS f, SUM(o.total - o.refunded) AS m FROM orders o "
-            f"WHERE o.paid_at < ? AND {_COUNTED} GROUP BY o.user_id) per_user) ranked ORDER BY user_id"
-        )
+    def buyer_values(self, until: int) -> list[tuple[int, int, int, int]]:
         return [
-            (int(u), int(r), int(f), int(m), int(rs), int(fs), int(ms))
-            for u, r, f, m, rs, fs, ms in self.tx.execute(sql, [quantiles, quantiles, quantiles, until])
+            (int(u), int(r), int(f), int(m))
+            for u, r, f, m in self.tx.execute(
+                "SELECT o.user_id, MAX(o.paid_at), COUNT(*), SUM(o.total - o.refunded) FROM orders o "
+                f"WHERE o.paid_at < ? AND {_COUNTED} GROUP BY o.user_id ORDER BY o.user_id",
+                [until],
+            )
         ]
 
     def order_totals(
