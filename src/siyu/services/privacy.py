@@ -13,7 +13,7 @@ import json
 import secrets
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -429,6 +429,12 @@ class Privacy:
                 raise NotFound(f"no legal hold #{hid}; list a user's holds with ws.privacy.holds(user_id)")
             self._append(tx, "privacy.hold_released", user_id=record.user_id, details={"hold_id": hid})
         return record
+
+    def held(self, user_ids: Iterable[int] | None = None) -> set[int]:
+        """The users (of ``user_ids``, or all) under an active legal hold, in one query:
+        for bulk senders such as campaigns, which must not process them."""
+        with self._ws.read() as tx:
+            return tx.privacy.held(None if user_ids is None else [check_user_id(u) for u in user_ids])
 
     def holds(self, user_id: int) -> list[LegalHoldRecord]:
         """A user's legal holds, active and released, oldest first."""

@@ -62,6 +62,10 @@ class PrivacyStore(abc.ABC):
     def holds(self, user_id: int) -> list[LegalHoldRecord]:
         """Every hold of the user (active and released), oldest first."""
 
+    @abc.abstractmethod
+    def held(self, user_ids: Iterable[int] | None = None) -> set[int]:
+        """Which of ``user_ids`` (``None``: all users) are under an active hold."""
+
     # -- erasure ----------------------------------------------------------------------------------
     @abc.abstractmethod
     def add_tombstone(self, tombstone: Tombstone) -> None: ...

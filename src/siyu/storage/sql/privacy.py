@@ -143,6 +143,19 @@ class SqlPrivacyStore(PrivacyStore):
         rows = self.tx.execute(f"SELECT {_HOLD} FROM privacy_holds WHERE user_id = ? ORDER BY id", (user_id,))
         return [_hold(r) for r in rows]
 
+    def held(self, user_ids: Iterable[int] | None = None) -> set[int]:
+        if user_ids is None:
+            return {int(r[0]) for r in self.tx.execute("SELECT user_id FROM privacy_holds WHERE released_at IS NULL")}
+        found: set[int] = set()
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            found.update(
+                int(r[0])
+                for r in self.tx.execute(
+                    f"SELECT user_id FROM privacy_holds WHERE released_at IS NULL AND user_id IN ({marks})", chunk
+                )
+            )
+        return found
+
     # -- erasure ------------------------------------------------------------------------------------
     def add_tombstone(self, tombstone: Tombstone) -> None:
         self.tx.execute(

@@ -141,6 +141,7 @@ class PrivacyContract(ContractBase):
         assert ws.privacy.may_contact(user.id, purpose="marketing", channel="wecom")
         hold = ws.privacy.hold(user.id, reason="dispute")
         assert not ws.privacy.may_contact(user.id, purpose="marketing", channel="wecom")
+        assert ws.privacy.held([user.id, user.id + 1]) == {user.id} == ws.privacy.held()
         ws.privacy.release_hold(hold.id)
         assert ws.privacy.personalization_allowed(user.id)
         ws.users.consent(user.id, purpose="personalization", granted=False)
