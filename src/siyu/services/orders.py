@@ -73,10 +73,7 @@ class Orders:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
         workspace.users.add_merge_participant(self)
-        # Segments is built before the commerce services; the guard keeps a
-        # workspace without it (a trimmed-down build) working.
-        if hasattr(workspace, "segments"):
-            register_order_metrics(workspace.segments)
+        register_order_metrics(workspace.segments)  # ws.segments is built before the commerce services
 
     # -- record ---------------------------------------------------------------------------
     def _row(self, raw: Mapping[str, Any], now: datetime) -> _Row:
