@@ -32,8 +32,32 @@ from .segments import SegmentsContract
 from .tags import TagsContract
 from .users import UsersContract
 
-__all__ = ["AnalyticsContract", "CampaignsContract", "ChannelsContract", "CommerceContract", "ContractBase", "PointsContract", "PrivacyContract", "ReferralsContract", "SegmentsContract", "StorageContract", "TagsContract", "UsersContract"]
+__all__ = [
+    "AnalyticsContract",
+    "CampaignsContract",
+    "ChannelsContract",
+    "CommerceContract",
+    "ContractBase",
+    "PointsContract",
+    "PrivacyContract",
+    "ReferralsContract",
+    "SegmentsContract",
+    "StorageContract",
+    "TagsContract",
+    "UsersContract",
+]
 
 
-class StorageContract(AnalyticsContract, CampaignsContract, ChannelsContract, UsersContract, TagsContract, PointsContract, CommerceContract, ReferralsContract, PrivacyContract, SegmentsContract):
+class StorageContract(
+    AnalyticsContract,
+    CampaignsContract,
+    ChannelsContract,
+    UsersContract,
+    TagsContract,
+    PointsContract,
+    CommerceContract,
+    ReferralsContract,
+    PrivacyContract,
+    SegmentsContract,
+):
     """Every domain's contract. Subclass it and implement ``make_url``."""
