@@ -218,10 +218,12 @@ class SqlAnalyticsStore(AnalyticsStore):
             key, key_params = bucket_expr("o.paid_at", bounds)
             where += " AND o.paid_at >= ? AND o.paid_at < ?"
             params += [bounds[0], bounds[-1]]
+        # No breakdown: one aggregate row (zeros when nothing matched) rather than grouping by a constant.
+        group = "" if by is None else " GROUP BY k"
         sql = (
             f"SELECT {key} AS k, COUNT(*), COUNT(DISTINCT o.user_id), COALESCE(SUM(o.total - o.refunded), 0) "
             f"FROM orders o {join}"
-            f"WHERE {where} AND {_COUNTED} GROUP BY k"
+            f"WHERE {where} AND {_COUNTED}{group}"
         )
         return [
             (k if k is None or isinstance(k, str) else int(k), int(n), int(b), int(s))
