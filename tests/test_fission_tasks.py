@@ -320,3 +320,18 @@ def test_purchase_rewards_never_twice_and_fully_reversed(steps: list[tuple[str, 
             _refund(ws, order_id, order_id, orders[order_id], 5_000)
         assert ws.points.balance(alice) == 0
         assert all(g.status == "reversed" for g in ws.referrals.tasks.grants(task.id))
+
+
+def test_tracked_events_and_linked_identities_count_without_a_manual_evaluate(ws: siyu.Workspace) -> None:
+    alice = ws.users.add().id
+    by_event = ws.referrals.tasks.create("ev", campaign="c", stages=[(1, Reward.of_points(7))],
+                                         deadline=START + timedelta(days=7), valid=ValidInvite(action="page_view"))
+    by_identity = ws.referrals.tasks.create("id", campaign="c", stages=[(1, Reward.of_points(11))],
+                                            deadline=START + timedelta(days=7),
+                                            valid=ValidInvite(identity="wecom_external_userid"))
+    (bob,) = invite(ws, ws.referrals.invite_code(alice, campaign="c"), 1)
+    assert ws.points.balance(alice) == 0
+    ws.events.track(bob, "page_view")
+    assert [g.task_id for g in ws.referrals.tasks.grants()] == [by_event.id]
+    ws.users.link(bob, "wecom_external_userid", "wmBOB0001")
+    assert ws.points.balance(alice) == 18 and by_identity.id in {g.task_id for g in ws.referrals.tasks.grants()}

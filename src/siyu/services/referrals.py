@@ -28,7 +28,15 @@ from ..errors import (
     UnknownInviteCode,
     ValidationError,
 )
-from ..events import Event, OrderRecorded, OrderRefunded, ReferralBound, ReferralUnbound
+from ..events import (
+    Event,
+    EventTracked,
+    IdentityLinked,
+    OrderRecorded,
+    OrderRefunded,
+    ReferralBound,
+    ReferralUnbound,
+)
 from ..hookspecs import hookimpl
 from ..models.referrals import (
     Binding,
@@ -241,6 +249,7 @@ class Referrals:
     def record_action(self, user_id: int, action: str) -> bool:
         """Record that a user completed ``action`` (``"wecom_added"``,
         ``"first_login"`` ...); 任务宝 tasks can require one for a valid invite.
+        Events tracked with ``ws.events.track`` are recorded as actions too.
         Returns ``False`` if it was already recorded. Progress of the user's
         inviter in running tasks is re-evaluated."""
         name = check_text(action, "action", max_length=64)
@@ -627,13 +636,22 @@ class Referrals:
     # -- events from other domains ------------------------------------------------------------------
     @hookimpl
     def siyu_on_event(self, event: Event) -> None:
-        """Orders make customers (for the new-user rule and the funnel) and commissions."""
+        """Orders make customers (new-user rule, funnel), commissions and purchase-based
+        invites; refunds undo them; tracked events and linked identities can make invites valid."""
         if isinstance(event, OrderRecorded):
             with self._ws.write() as tx:
                 if not tx.referrals.add_purchase(event.order_id, event.user_id, event.paid_at, event.total_fen):
                     return  # delivered before: everything below already happened
                 self._record_customer(tx, event.user_id, event.paid_at)
                 self.commissions._on_order(tx, event)
+                self._after_change(tx, event.user_id)
+        elif isinstance(event, EventTracked):
+            # A behaviour tracked with ws.events.track counts as a completed action for 任务宝 validity.
+            with self._ws.write() as tx:
+                if tx.referrals.add_action(event.user_id, event.kind, event.at):
+                    self._after_change(tx, event.user_id)
+        elif isinstance(event, IdentityLinked):
+            with self._ws.write() as tx:  # e.g. the invitee added the WeCom account: tasks may now count them
                 self._after_change(tx, event.user_id)
         elif isinstance(event, OrderRefunded):
             with self._ws.write() as tx:
