@@ -331,3 +331,35 @@ def test_downline_counts_from_storage(ws: siyu.Workspace) -> None:
     assert [list(x) for x in (pure.direct, pure.within2, pure.total)] == [
         list(x) for x in (counts.direct, counts.within2, counts.total)]
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["bind", "rebind", "unbind", "merge", "unmerge"]),
+                                st.integers(1, N_USERS), st.integers(1, N_USERS)), max_size=30))
+def test_merges_keep_the_stored_forest_consistent(steps: list[tuple[str, int, int]]) -> None:
+    """Whatever binds, merges and unmerges do, the stored paths and counters agree
+    with the edges (no cycles, exact downline sizes, exact uplines)."""
+    with siyu.connect("memory://", clock=FakeClock(START)) as ws:
+        ws.users.add_many([{} for _ in range(N_USERS)])
+        merges: list[int] = []
+        for op, x, y in steps:
+            try:
+                if op == "bind":
+                    ws.referrals.bind(x, inviter_id=y)
+                elif op == "rebind":
+                    ws.referrals.rebind(x, inviter_id=y, reason="t")
+                elif op == "unbind":
+                    ws.referrals.unbind(x, reason="t")
+                elif op == "merge":
+                    merges.append(ws.users.merge(keep=x, drop=y).id)
+                elif merges:
+                    ws.users.unmerge(merges.pop())
+            except siyu.errors.SiyuError:
+                pass
+        parent = {u: p for u in range(1, N_USERS + 1) if (p := ws.referrals.inviter_of(u)) is not None}
+        for u in range(1, N_USERS + 1):
+            chain = _chain(parent, u)
+            assert u not in chain and len(chain) < N_USERS
+            assert ws.referrals.upline(u, levels=None) == chain
+            assert ws.referrals.downline_size(u) == len(_naive_downline(parent, u))
+            assert ws.referrals.invitees(u, depth=None) == sorted(_naive_downline(parent, u))
