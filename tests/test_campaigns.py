@@ -512,3 +512,19 @@ def test_merge_moves_delivery_records(ws: siyu.Workspace, rec: RecordingChannel)
     assert ws.campaigns.send(c.id).skipped_by == {"budget": 1}  # the dropped user's touch counts
     ws.users.unmerge(merge.id)
     assert ws.campaigns.deliveries("m1")[0].user_id == ids[1]
+
+
+def test_judge_divides_alpha_over_comparisons() -> None:
+    from siyu.campaigns.ab import judge
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    # Best vs one other: p = 0.035 < 0.05 wins; with a third arm the level is 0.025 and it does not.
+    two = judge(1, {"A": (60, 500), "B": (40, 500)}, method="z-test", alpha=0.05, min_sample=100,
+                threshold=0.95, seed=0, now=now)
+    three = judge(1, {"A": (60, 500), "B": (40, 500), "C": (45, 500)}, method="z-test", alpha=0.05,
+                  min_sample=100, threshold=0.95, seed=0, now=now)
+    assert two.winner == "A" and two.threshold == 0.05
+    assert three.winner is None and three.threshold == 0.025 and three.p_value == pytest.approx(0.035015, abs=1e-5)
+    small = judge(1, {"A": (9, 50), "B": (1, 50)}, method="z-test", alpha=0.05, min_sample=100,
+                  threshold=0.95, seed=0, now=now)
+    assert small.winner is None and "fewer than 100" in small.reason
