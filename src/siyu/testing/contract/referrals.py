@@ -74,6 +74,19 @@ class ReferralsContract(ContractBase):
         assert [h.reason for h in ws.referrals.history(x)] == ["direct", "rebind: support ticket 12"]
         assert (ws.referrals.downline_size(a), ws.referrals.downline_size(b)) == (0, 1)
 
+    def test_edges_follow_merges_and_imports(self, ws: siyu.Workspace) -> None:
+        root, keep, drop, c1, c2, other = (ws.users.add().id for _ in range(6))
+        assert ws.referrals.import_bindings([(drop, root), (c1, drop), (c2, drop)]) == 3
+        assert ws.referrals.downline_size(root) == 3
+        record = ws.users.merge(keep=keep, drop=drop)
+        assert (ws.referrals.inviter_of(keep), ws.referrals.invitees(keep)) == (root, [c1, c2])
+        assert ws.referrals.upline(c2, levels=None) == [keep, root]
+        ws.users.unmerge(record.id)
+        assert ws.referrals.invitees(drop) == [c1, c2] and ws.referrals.inviter_of(keep) is None
+        with pytest.raises(ReferralCycle):
+            ws.referrals.import_bindings([(other, c1), (root, other)])
+        assert ws.referrals.downline_size(root) == 3
+
     def test_existing_customer_is_not_new(self, ws: siyu.Workspace) -> None:
         a, b = ws.users.add().id, ws.users.add().id
         ws.tags.apply(b, "lifecycle/customer")
