@@ -132,3 +132,16 @@ def test_concurrent_joins_from_processes_never_overfill(tmp_path: Path) -> None:
     with siyu.connect(url, clock=FakeClock(START)) as ws:
         final = ws.referrals.group_buys.get(group.id)
         assert len(final.members) == 3 and final.status == "completed"
+
+
+def test_joining_through_the_leaders_share_binds_new_users(ws: siyu.Workspace) -> None:
+    leader, fresh, customer = ws.users.add_many([{}, {}, {}])
+    ws.tags.apply(customer, "lifecycle/customer")
+    group = ws.referrals.group_buys.open(leader, sku="TEA", size=3, price="5")
+    ws.referrals.group_buys.join(group.id, fresh, bind_to_leader=True)
+    done = ws.referrals.group_buys.join(group.id, customer, bind_to_leader=True)
+    assert done.status == "completed"
+    binding = ws.referrals.binding(fresh)
+    assert binding is not None and (binding.inviter_id, binding.campaign, binding.channel_state) == (
+        leader, "group_buy", f"group:{group.id}")
+    assert ws.referrals.binding(customer) is None  # an existing customer joins, but is not bound

@@ -84,7 +84,7 @@ class Referrals:
         self._ws = workspace
         self.fraud = FraudGuards(workspace, self)
         self.tasks = InviteTasks(workspace, self)
-        self.group_buys = GroupBuys(workspace)
+        self.group_buys = GroupBuys(workspace, self)
         self.commissions = Commissions(workspace, self)
         workspace.users.add_merge_participant(self)
         privacy = getattr(workspace, "privacy", None)

@@ -11,7 +11,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ...errors import AlreadyJoined, GroupBuyClosed, GroupBuyFull, NotFound, ValidationError
+from ...errors import (
+    AlreadyJoined,
+    CampaignClosed,
+    GroupBuyClosed,
+    GroupBuyFull,
+    NotFound,
+    NotNewUser,
+    ReferralCycle,
+    ValidationError,
+)
 from ...events import (
     GroupBuyCompleted,
     GroupBuyFailed,
@@ -28,17 +37,21 @@ from .._common import check_int, check_text, require_user
 if TYPE_CHECKING:
     from ...storage.base import Transaction
     from ...workspace import Workspace
+    from ..referrals import Referrals
 
-__all__ = ["GroupBuys"]
+__all__ = ["GROUP_BUY_CAMPAIGN", "GroupBuys"]
 
 MAX_GROUP_SIZE = 100
+#: The referral campaign of bindings made by joining a group (``join(..., bind_to_leader=True)``).
+GROUP_BUY_CAMPAIGN = "group_buy"
 
 
 class GroupBuys:
     """``ws.referrals.group_buys``: open, join, leave, expire 拼团 groups."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, referrals: Referrals) -> None:
         self._ws = workspace
+        self._referrals = referrals
 
     def open(
         self,
@@ -101,12 +114,19 @@ class GroupBuys:
             raise GroupBuyClosed(f"group buy {group.id} expired at {group.expires_at.isoformat()}; "
                                  "open a new group instead")
 
-    def join(self, group_id: int, user_id: int, *, order_id: int | None = None) -> GroupBuy:
+    def join(
+        self, group_id: int, user_id: int, *, order_id: int | None = None, bind_to_leader: bool = False
+    ) -> GroupBuy:
         """Take a slot. The last slot completes the group
         (:class:`~siyu.events.GroupBuyCompleted`). Refused, changing nothing:
         a full group (:class:`~siyu.errors.GroupBuyFull`), a second slot for the
         same user (:class:`~siyu.errors.AlreadyJoined`), a closed or expired
-        group (:class:`~siyu.errors.GroupBuyClosed`)."""
+        group (:class:`~siyu.errors.GroupBuyClosed`).
+
+        ``bind_to_leader``: the joiner came through the leader's share, so bind
+        them as the leader's invitee (campaign ``"group_buy"``, channel state
+        ``"group:<id>"``) under the usual binding rules; if a rule refuses (an
+        existing customer, a cycle), the join still happens without a binding."""
         if order_id is not None:
             check_int(order_id, "order_id", minimum=1)
         now = self._ws.now()
@@ -120,6 +140,12 @@ class GroupBuys:
             self._check_open(group, now)
             fen = to_fen(group.price) if order_id is not None else 0
             tx.fission.add_member(group.id, MemberRow(user_id=uid, joined_at=now, order_id=order_id, paid_fen=fen))
+            if bind_to_leader and uid != group.leader_id:
+                try:
+                    self._referrals.bind(uid, inviter_id=group.leader_id, campaign=GROUP_BUY_CAMPAIGN,
+                                         channel_state=f"group:{group.id}")
+                except (NotNewUser, ReferralCycle, CampaignClosed):
+                    pass  # bind checks its rules before it writes anything but its lock counter
             members = len(group.members) + 1
             tx.emit(GroupBuyJoined(at=now, group_id=group.id, user_id=uid, members=members, size=group.size,
                                    order_id=order_id))
