@@ -216,16 +216,20 @@ def main(argv: list[str] | None = None) -> None:
 
         best_count_form = min(sql_counts, key=sql_counts.__getitem__)
         best_users_form = min(sql_users, key=sql_users.__getitem__)
+        # The same statistic on both sides: the best run (the baseline is best of 3).
+        best_count, best_users = min(counts), min(listed)
         median_count, median_users = statistics.median(counts), statistics.median(listed)
-        count_ratio = sql_counts[best_count_form] / median_count
-        users_ratio = sql_users[best_users_form] / median_users
-        print(f"siyu count: median {median_count * 1000:.3f} ms, best {min(counts) * 1000:.3f} ms over {repeat}")
-        print(f"siyu users: median {median_users * 1000:.3f} ms for {len(siyu_users):,} ids")
-        print(ratio_line("count", Timing(1, median_count), Timing(1, sql_counts[best_count_form]),
-                         f"baseline {best_count_form}; goal {GOAL_COUNT:.0f}x "
+        count_ratio = sql_counts[best_count_form] / best_count
+        users_ratio = sql_users[best_users_form] / best_users
+        print(f"siyu count: best {best_count * 1000:.3f} ms, median {median_count * 1000:.3f} ms over {repeat} "
+              f"(median-based ratio {sql_counts[best_count_form] / median_count:.0f}x)")
+        print(f"siyu users: best {best_users * 1000:.3f} ms, median {median_users * 1000:.3f} ms for "
+              f"{len(siyu_users):,} ids (median-based ratio {sql_users[best_users_form] / median_users:.0f}x)")
+        print(ratio_line("count", Timing(1, best_count), Timing(1, sql_counts[best_count_form]),
+                         f"baseline {best_count_form}; best of runs on both sides; goal {GOAL_COUNT:.0f}x "
                          f"{'met' if count_ratio >= GOAL_COUNT else 'NOT met'}"))
-        print(ratio_line("users", Timing(1, median_users), Timing(1, sql_users[best_users_form]),
-                         f"baseline {best_users_form}; goal {GOAL_USERS:.0f}x "
+        print(ratio_line("users", Timing(1, best_users), Timing(1, sql_users[best_users_form]),
+                         f"baseline {best_users_form}; best of runs on both sides; goal {GOAL_USERS:.0f}x "
                          f"{'met' if users_ratio >= GOAL_USERS else 'NOT met'}"))
         print(f"cold first query, its 5 tags read from the rows: {cold:.2f} s")
         print(f"cold build of all {tags} tag bitmaps from the rows (+ write-back): {build_all:.2f} s "
