@@ -16,6 +16,8 @@ __all__ = ["Money", "to_fen", "to_yuan"]
 Money = Decimal | int | str
 
 _FEN = Decimal("0.01")
+#: Fen are stored in signed 64-bit integers.
+_MAX_YUAN = Decimal(2**63 - 1) / 100
 
 
 def to_fen(amount: object, *, name: str = "amount", allow_negative: bool = False) -> int:
@@ -40,6 +42,8 @@ def to_fen(amount: object, *, name: str = "amount", allow_negative: bool = False
         raise InvalidMoney(f"{name} must be a Decimal, int or str of yuan, got {type(amount).__name__}")
     if not value.is_finite():
         raise InvalidMoney(f"{name}={amount!r} is not a finite amount")
+    if abs(value) > _MAX_YUAN:
+        raise InvalidMoney(f"{name}={amount!r} is larger than siyu can store (at most {_MAX_YUAN} yuan)")
     if value != value.quantize(_FEN):
         raise InvalidMoney(f"{name}={amount!r} has more than two decimal places; round it to the fen")
     if value < 0 and not allow_negative:
