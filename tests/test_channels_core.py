@@ -392,3 +392,25 @@ def test_email_implicit_tls(ws: siyu.Workspace) -> None:
         result = mail.send(Message("li@example.cn", subject="s", text="t", key="weird key <@>"))[0]
         assert result.ok and "weird" not in str(result.provider_id)
         assert len(smtp.messages) == 1
+
+
+def test_miniprogram_subscription_events_feed_credits(mp) -> None:  # type: ignore[no-untyped-def]
+    popup = (
+        "<xml><ToUserName><![CDATA[gh_123]]></ToUserName><FromUserName><![CDATA[o9]]></FromUserName>"
+        "<CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[subscribe_msg_popup_event]]></Event><SubscribeMsgPopupEvent>"
+        "<List><TemplateId><![CDATA[TPL1]]></TemplateId><SubscribeStatusString><![CDATA[accept]]>"
+        "</SubscribeStatusString><PopupScene>0</PopupScene></List>"
+        "<List><TemplateId><![CDATA[TPL2]]></TemplateId><SubscribeStatusString><![CDATA[reject]]>"
+        "</SubscribeStatusString><PopupScene>0</PopupScene></List></SubscribeMsgPopupEvent></xml>"
+    )
+    assert mp.handle_event(popup) == {"TPL1": 1, "TPL2": 0}
+    assert mp.handle_event(popup.encode())["TPL1"] == 2
+    change = (
+        '{"FromUserName": "o9", "Event": "subscribe_msg_change_event", '
+        '"List": {"TemplateId": "TPL1", "SubscribeStatusString": "reject"}}'
+    )
+    assert mp.handle_event(change) == {"TPL1": 0}
+    assert mp.credits("o9", "TPL1") == 0
+    with pytest.raises(ValidationError):
+        mp.handle_event('<!DOCTYPE x [<!ENTITY a "b">]><xml>&a;</xml>')

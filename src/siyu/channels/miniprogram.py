@@ -124,6 +124,26 @@ class MiniProgramChannel(Channel):
         with ws.read() as tx:
             return tx.channels.credits(CHANNEL, openid, template)
 
+    def handle_event(self, payload: str | bytes) -> dict[str, int]:
+        """Apply a subscription event pushed to the mini-program message server
+        (already decrypted; XML or JSON): ``subscribe_msg_popup_event`` with
+        ``accept`` adds a credit, ``reject`` (popup or ``subscribe_msg_change_event``)
+        zeroes it. Returns ``{template_id: credits now}``."""
+        ws = self._require_workspace("subscription credits")
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        openid, event, items = _parse_subscribe_event(text)
+        changed: dict[str, int] = {}
+        if event not in ("subscribe_msg_popup_event", "subscribe_msg_change_event") or not openid:
+            return changed
+        with ws.write() as tx:
+            for template, status in items:
+                if status == "accept" and event == "subscribe_msg_popup_event":
+                    changed[template] = tx.channels.add_credits(CHANNEL, openid, template, 1, ws.now())
+                elif status == "reject":
+                    tx.channels.set_credits(CHANNEL, openid, template, 0, ws.now())
+                    changed[template] = 0
+        return changed
+
     # -- tokens -------------------------------------------------------------------------
     def _now(self) -> float:
         clock = self.config["clock"]
@@ -273,3 +293,28 @@ class MiniProgramChannel(Channel):
         if code == -1:
             return DeliveryResult(message, Status.FAILED_RETRYABLE, code="-1", detail=detail)
         return DeliveryResult(message, Status.FAILED_PERMANENT, code=str(code), detail=detail)
+
+
+def _parse_subscribe_event(text: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """``(openid, event, [(template_id, status), ...])`` of a subscription push."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValidationError("subscription event is not valid JSON") from None
+        raw = data.get("List") or []
+        entries = raw if isinstance(raw, list) else [raw]
+        items = [(str(e.get("TemplateId", "")), str(e.get("SubscribeStatusString", ""))) for e in entries]
+        return str(data.get("FromUserName", "")), str(data.get("Event", "")), items
+    try:
+        from defusedxml import ElementTree
+    except ImportError:  # pragma: no cover
+        raise ValidationError("XML events need defusedxml: pip install 'siyu[channels]'") from None
+    try:
+        root = ElementTree.fromstring(text, forbid_dtd=True)
+    except Exception as exc:
+        raise ValidationError(f"subscription event XML refused: {exc}") from None
+    items = [
+        (node.findtext("TemplateId", ""), node.findtext("SubscribeStatusString", "")) for node in root.iter("List")
+    ]
+    return root.findtext("FromUserName", ""), root.findtext("Event", ""), items
