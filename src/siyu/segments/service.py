@@ -304,9 +304,11 @@ class Segments:
 
     def snapshots(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
         """Stored snapshots (of one name), oldest first: ``id``, ``name``,
-        ``expression``, ``resolved``, ``at``, ``count`` (load the ids with :meth:`get_snapshot`)."""
+        ``expression``, ``resolved``, ``created_at``, ``count``, ``key`` (load the
+        ids with :meth:`get_snapshot`)."""
         with self._ws.read() as tx:
-            return tx.segments.snapshots(name)
+            rows = tx.segments.snapshots(name)
+        return [{"created_at" if k == "at" else k: v for k, v in row.items()} for row in rows]
 
     def preload(self) -> None:
         """Load every tag's bitmap now, e.g. at start-up of a long-running worker.
