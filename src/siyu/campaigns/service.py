@@ -4,12 +4,10 @@ delivered exactly once."""
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 import logging
 import random
 import threading
-import time as _time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from pyroaring import BitMap, FrozenBitMap
 
-from ..channels.base import Channel, text_length
+from ..channels.base import Channel
 from ..errors import (
     AlreadyDecided,
     Conflict,
     NotFound,
-    TemplateError,
     ValidationError,
 )
 from ..events import (
@@ -31,31 +28,28 @@ from ..events import (
     CampaignLaunched,
     ConversionAttributed,
     Event,
-    EventTracked,
-    OrderRecorded,
 )
 from ..hookspecs import hookimpl
 from ..services._common import check_int, check_text, check_user_id
 from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
 from . import platform_caps
 from .ab import judge
+from .automation import Automation, _trigger_from
 from .delivery import Runner
-from .gates import ADDRESS_KIND, GATES, QuietHours, budget_rules, lost_users, over_limit, user_zones, window_start
+from .gates import QuietHours, budget_rules
 from .models import (
     Campaign,
     Decision,
     Delivery,
-    GateCount,
-    Preview,
     Results,
     RunReport,
-    SampleRender,
     Trigger,
     VariantResult,
 )
+from .preview import Previews
 from .schedule import Schedule
 from .stats import wilson_interval
-from .templates import BUILTINS, MissingVariable, Renderer
+from .templates import Renderer
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -73,9 +67,6 @@ DEFAULTS: dict[str, Any] = {
 }
 PURPOSES = ("marketing", "transactional")
 HOLDOUT = "holdout"
-#: How long an in-process cache of trigger/goal campaigns is trusted (other processes' changes).
-_CACHE_SECONDS = 5.0
-_ID_FIELDS = ("order_id", "event_id", "entry_id", "coupon_id", "group_id", "task_id", "merge_id")
 
 
 @attrs.frozen(kw_only=True)
@@ -164,17 +155,7 @@ def _trigger_config(trigger: Trigger | None) -> dict[str, Any] | None:
     }
 
 
-def _trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
-    if not config:
-        return None
-    within = config.get("within_s")
-    return Trigger(
-        event=config["event"], where=config.get("where") or {},
-        within=None if within is None else timedelta(seconds=within),
-    )
-
-
-class Campaigns:
+class Campaigns(Previews, Automation):
     """``ws.campaigns``: create, preview, pilot, decide, roll out, resume.
 
     See :doc:`/howto/ab-test-an-sms` for a walk-through and
@@ -452,159 +433,9 @@ class Campaigns:
         params = row.config.get("params")
         return Renderer(channel, row.template, row.variants, params=params, purpose=row.purpose)
 
-    # -- preview ------------------------------------------------------------------------------------
-    def preview(self, campaign: int | str, *, at: datetime | None = None, samples: int = 3) -> Preview:
-        """Reach after each gate (counted over the whole audience with bitmaps)
-        and ``samples`` renders per variant.
-
-        Raises :class:`~siyu.errors.TemplateError` when a template variable has
-        no value for some reachable users or a render exceeds the channel's
-        length limit -- fix the template or the data before sending.
-        """
-        check_int(samples, "samples", minimum=0, maximum=100)
-        with self._ws.read() as tx:
-            row = self._row(tx, campaign)
-            now = at if at is not None else self._ws.now()
-            channel = self._channel(row.channel)
-            renderer = self._renderer(row, channel)
-            cfg = self._gates(tx, row)
-            audience = self._stored_audience(row)
-            if audience is None:
-                audience = BitMap(tx.users.ids())
-            gates, reach, deferred = self._preview_gates(tx, row, cfg, audience, now)
-            problems: builtins.list[str] = []
-            longest: dict[str, str] = {}
-            for name in renderer.all_user_variables():
-                values = tx.campaigns.attribute_values(name)
-                have = BitMap(values)
-                lacking = reach - have
-                if lacking:
-                    example = list(lacking[:5]) if hasattr(lacking, "__getitem__") else list(lacking)[:5]
-                    problems.append(
-                        f"variable {name!r} has no value for {len(lacking):,} of {len(reach):,} reachable users "
-                        f"(e.g. users {example}); set the attribute or put {name!r} in every variant's data"
-                    )
-                in_reach = [str(values[u]) for u in (reach & have)]
-                if in_reach:
-                    unit = channel.limits.length_unit
-                    longest[name] = max(in_reach, key=lambda v: text_length(v, unit))
-            max_length: dict[str, int] = {}
-            limit = channel.limits.max_text_length
-            for variant in row.variants:
-                missing = [n for n in renderer.needed[variant] if n not in renderer.data[variant]
-                           and n not in BUILTINS and n not in renderer.all_user_variables()]
-                if missing:
-                    problems.append(f"variant {variant!r} lacks {missing}")
-                size = renderer.longest(variant, longest)
-                max_length[variant] = size
-                if limit is not None and size > limit:
-                    unit = "bytes" if channel.limits.length_unit == "utf8_bytes" else "characters"
-                    problems.append(
-                        f"variant {variant!r} renders up to {size} {unit}; channel {channel.name!r} allows {limit}"
-                    )
-            sample_renders = self._samples(tx, row, channel, renderer, reach or audience, samples)
-        for s in sample_renders:
-            problems.extend(f"variant {s.variant!r}, user {s.user_id}: {p}" for p in s.problems)
-        if problems:
-            raise TemplateError(
-                f"campaign {row.name!r} cannot be sent as is: " + "; ".join(problems), problems=tuple(problems)
-            )
-        return Preview(
-            campaign_id=row.id, audience=len(audience), gates=tuple(gates), reach=len(reach) - len(deferred),
-            deferred=len(deferred), samples=tuple(sample_renders), max_length=max_length, at=now,
-        )
-
     @staticmethod
     def _stored_audience(row: CampaignRow) -> BitMap | None:
         return None if row.audience is None else BitMap.deserialize(row.audience)
-
-    def _preview_gates(
-        self, tx: Transaction, row: CampaignRow, cfg: GateConfig, audience: BitMap, now: datetime
-    ) -> tuple[builtins.list[GateCount], BitMap, BitMap]:
-        remaining = BitMap(audience)
-        gates: builtins.list[GateCount] = []
-
-        def gate(name: str, blocked: BitMap | None) -> None:
-            nonlocal remaining
-            if blocked is None:
-                hit = BitMap()
-            else:
-                hit = remaining & blocked
-                remaining = remaining - hit
-            gates.append(GateCount(gate=name, removed=len(hit), remaining=len(remaining)))
-
-        inactive, top = tx.campaigns.inactive_users()
-        beyond = remaining - BitMap(range(1, top + 1)) if remaining and remaining.max() > top else BitMap()
-        gate("inactive", BitMap(inactive) | beyond)
-        medium = row.consent_channel
-        gate("consent", remaining - BitMap(tx.campaigns.consented(row.purpose, medium)) if cfg.needs_consent else None)
-        gate("suppressed", BitMap(tx.campaigns.suppressed(medium)) | lost_users(tx))
-        kind = ADDRESS_KIND.get(medium)
-        if kind is not None:
-            reachable = BitMap(uid for k, uid in tx.segments.identity_kinds() if k == kind)
-            gate("no_address", remaining - reachable)
-        else:
-            gate("no_address", None)
-        if cfg.counts_toward_budget and (cfg.budget or cfg.caps):
-            periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps]
-            since = min(window_start(p, now, self._ws.tz) for p in periods)
-            touches = tx.campaigns.touches(since)
-            gate("budget", over_limit(touches, cfg.budget, now, self._ws.tz, candidates=remaining))
-            rules = [(c["period"], c["limit"]) for c in cfg.caps]
-            capped = over_limit(touches, rules, now, self._ws.tz, medium=medium, candidates=remaining)
-            gate("platform_cap", capped if rules else None)
-        else:
-            gate("budget", None)
-            gate("platform_cap", None)
-        deferred = BitMap()
-        if cfg.quiet is not None:
-            zones = user_zones(tx.campaigns.attribute_values(cfg.tz_attribute), self._ws.tz)
-            if cfg.quiet.contains(now.astimezone(self._ws.tz)):
-                deferred = remaining - BitMap(
-                    uid for uid, z in zones.items() if not cfg.quiet.contains(now.astimezone(z))
-                )
-            else:
-                deferred = BitMap(uid for uid, z in zones.items() if cfg.quiet.contains(now.astimezone(z)))
-            deferred &= remaining
-        gates.append(GateCount(gate="quiet_hours", removed=0, remaining=len(remaining) - len(deferred),
-                               deferred=len(deferred)))
-        assert [g.gate for g in gates] == list(GATES)
-        return gates, remaining, deferred
-
-    def _samples(
-        self, tx: Transaction, row: CampaignRow, channel: Channel, renderer: Renderer, pool: BitMap, count: int
-    ) -> builtins.list[SampleRender]:
-        out: builtins.list[SampleRender] = []
-        if count == 0 or not pool:
-            return out
-        rng = random.Random(row.config.get("seed", 0))
-        picks = sorted(rng.sample(list(pool) if len(pool) <= 100_000 else list(pool[:100_000]),
-                                  min(count, len(pool))))
-        attributes = tx.campaigns.attributes(picks)
-        kind = ADDRESS_KIND.get(row.consent_channel)
-        for variant in row.variants:
-            for uid in picks:
-                recipient = str(uid)
-                if kind is not None:
-                    recipient = next((i.value for i in tx.users.identities(uid) if i.kind == kind), "")
-                try:
-                    message = renderer.message(variant, uid, recipient or "?", attributes.get(uid, {}), None)
-                except MissingVariable as exc:
-                    out.append(SampleRender(variant=variant, user_id=uid, recipient=recipient or None, text="",
-                                            length=0, length_unit=channel.limits.length_unit,
-                                            limit=channel.limits.max_text_length, problems=(str(exc),)))
-                    continue
-                problems = [p for p in channel.check(message) if "recipient" not in p]
-                try:
-                    text = channel.render(message)
-                except ValidationError as exc:
-                    text, problems = "", [*problems, str(exc)]
-                out.append(SampleRender(
-                    variant=variant, user_id=uid, recipient=recipient or None, text=text,
-                    length=text_length(text, channel.limits.length_unit), length_unit=channel.limits.length_unit,
-                    limit=channel.limits.max_text_length, problems=tuple(dict.fromkeys(problems)),
-                ))
-        return out
 
     # -- pilot ---------------------------------------------------------------------------------------
     def pilot(
@@ -895,135 +726,6 @@ class Campaigns:
             skipped=totals["skipped"], deferred=totals["deferred"], unknown=totals["unknown"],
             retried=totals["retried"], paused_until=paused_until, done=done, skipped_by=dict(totals["skipped_by"]),
         )
-
-    # -- schedules and triggers ------------------------------------------------------------------------------
-    def run_due(self) -> builtins.list[RunReport]:
-        """Send everything that is due now: scheduled and recurring campaigns whose
-        time has come, campaigns whose pause or quiet hours ended, queued
-        triggered messages, and ``points_expiring`` reminders. Call it from a
-        scheduler (cron, a loop); it is safe to run in several processes."""
-        now = self._ws.now()
-        reports: builtins.list[RunReport] = []
-        with self._ws.read() as tx:
-            rows = [r for r in tx.campaigns.all() if r.status not in ("done", "cancelled", "draft", "decided")]
-        for row in rows:
-            trig = _trigger_from(row.config.get("trigger"))
-            if trig is not None and trig.event == "points_expiring":
-                self._enqueue_expiring(row, trig, now)
-            sched = Schedule.from_config(row.config.get("schedule"), self._ws.tz)
-            if sched is not None and sched.recurring and row.state.get("armed"):
-                self._start_occurrences(row, sched, now)
-            elif sched is not None and row.status == "scheduled":
-                start = row.state.get("next_run_at")
-                if not row.state.get("armed") or (start and datetime.fromisoformat(start) > now):
-                    continue
-                with self._ws.write() as tx:
-                    fresh = self._row(tx, row.id)
-                    state = dict(fresh.state)
-                    state["next_run_at"] = None
-                    tx.campaigns.update(row.id, status="running", state=state)
-            reports.append(self._run(row.id))
-        return reports
-
-    def _start_occurrences(self, row: CampaignRow, sched: Schedule, now: datetime) -> None:
-        """Open the latest due occurrence of a recurring campaign (missed ones are not replayed)."""
-        nxt_raw = row.state.get("next_run_at")
-        nxt = datetime.fromisoformat(nxt_raw) if nxt_raw else sched.first()
-        if nxt is None or nxt > now:
-            return
-        latest = nxt
-        while True:
-            after = sched.after(latest)
-            if after is None or after > now:
-                break
-            latest = after
-        with self._ws.write() as tx:
-            fresh = self._row(tx, row.id)
-            state = dict(fresh.state)
-            rest = dict(state.get("rest") or {})
-            rest["occurrence"] = latest.isoformat()
-            state["rest"] = rest
-            following = sched.after(latest)
-            state["next_run_at"] = None if following is None else following.isoformat()
-            tx.campaigns.update(row.id, status="active" if following is not None else "running", state=state)
-            audience = self._stored_audience(fresh)
-            tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="schedule", occurrence=latest.isoformat(),
-                                     users=0 if audience is None else len(audience)))
-
-    def _variant_for(self, row: CampaignRow, user_id: int) -> str:
-        if row.state.get("winner"):
-            return str(row.state["winner"])
-        names = sorted(row.variants)
-        digest = hashlib.blake2b(f"{row.config.get('seed', 0)}:{user_id}".encode(), digest_size=8).digest()
-        return names[int.from_bytes(digest, "big") % len(names)]
-
-    def _enqueue(self, row: CampaignRow, items: builtins.list[tuple[int, str]], now: datetime) -> int:
-        audience = self._stored_audience(row)
-        with self._ws.write() as tx:
-            fresh = self._row(tx, row.id)
-            if fresh.status == "cancelled":
-                return 0
-            rows = []
-            for uid, occurrence in items:
-                if audience is not None and uid not in audience:
-                    continue
-                if tx.campaigns.has_delivery(row.id, uid, occurrence):
-                    continue
-                rows.append(NewDelivery(user_id=uid, variant=self._variant_for(row, uid), phase="trigger",
-                                        status="queued", occurrence=occurrence, due_at=now))
-            tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, rows, now)
-            for r in rows:
-                tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="trigger", occurrence=r.occurrence, users=1))
-        return len(rows)
-
-    def _enqueue_expiring(self, row: CampaignRow, trig: Trigger, now: datetime) -> None:
-        assert trig.within is not None
-        with self._ws.read() as tx:
-            lots = tx.points.expiring(now, now + trig.within)
-        self._enqueue(row, [(lot.user_id, f"points_expiring:{lot.entry_id}") for lot in lots], now)
-
-    # -- events: triggers and attribution ------------------------------------------------------------------------
-    def _live(self) -> builtins.list[CampaignRow]:
-        cached = self._cache
-        if cached is not None and _time.monotonic() - cached[0] < _CACHE_SECONDS:
-            return cached[1]
-        with self._ws.read() as tx:
-            rows = [r for r in tx.campaigns.all()
-                    if r.goal is not None or (r.config.get("trigger") and r.status == "active")]
-        self._cache = (_time.monotonic(), rows)
-        return rows
-
-    def _on_event(self, event: Event) -> None:
-        name = type(event).__name__
-        if name.startswith("Campaign") or name in ("DeliverySkipped", "ConversionAttributed"):
-            return
-        live = self._live()
-        if not live:
-            return
-        if isinstance(event, OrderRecorded):
-            self._attribute(event.user_id, "order", event.paid_at, str(event.order_id), event.total_fen, live)
-        elif isinstance(event, EventTracked):
-            self._attribute(event.user_id, event.kind, event.at, str(event.event_id), 0, live)
-        user_id = getattr(event, "user_id", None)
-        if not isinstance(user_id, int):
-            return
-        for row in live:
-            trig = _trigger_from(row.config.get("trigger"))
-            if trig is None or trig.event != name or row.status != "active":
-                continue
-            if any(getattr(event, k, None) != v for k, v in trig.where.items()):
-                continue
-            ident = next((getattr(event, f) for f in _ID_FIELDS if hasattr(event, f)), None)
-            occurrence = f"{name}:{ident}" if ident is not None else name
-            if self._enqueue(row, [(user_id, occurrence)], self._ws.now()):
-                self._run(row.id)
-
-    def _attribute(
-        self, user_id: int, goal: str, at: datetime, ref: str | None, value: int, live: builtins.list[CampaignRow]
-    ) -> None:
-        if not any(r.goal == goal for r in live):
-            return
-        self.convert(user_id, goal, at=at, ref=ref, value_fen=value)
 
     def convert(
         self, user_id: int, goal: str, *, at: datetime | None = None, ref: str | None = None, value_fen: int = 0

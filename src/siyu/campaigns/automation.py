@@ -1,0 +1,192 @@
+"""Campaigns that run by themselves: schedules (``run_due``), event triggers,
+and goal attribution from ``OrderRecorded`` / ``EventTracked`` events."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import time as _time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..events import CampaignLaunched, Event, EventTracked, OrderRecorded
+from ..storage.contracts.campaigns import CampaignRow, NewDelivery
+from .models import Delivery, RunReport, Trigger
+from .schedule import Schedule
+
+if TYPE_CHECKING:
+    from pyroaring import BitMap
+
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+
+__all__ = ["Automation"]
+
+#: How long an in-process cache of trigger/goal campaigns is trusted (other processes' changes).
+_CACHE_SECONDS = 5.0
+_ID_FIELDS = ("order_id", "event_id", "entry_id", "coupon_id", "group_id", "task_id", "merge_id")
+
+
+def _trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
+    if not config:
+        return None
+    within = config.get("within_s")
+    return Trigger(
+        event=config["event"], where=config.get("where") or {},
+        within=None if within is None else timedelta(seconds=within),
+    )
+
+
+class Automation:
+    """The scheduling, trigger and attribution half of ``ws.campaigns``."""
+
+    _ws: Workspace
+    _cache: tuple[float, builtins.list[CampaignRow]] | None
+
+    if TYPE_CHECKING:
+
+        def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow: ...
+
+        def _run(
+            self, campaign_id: int, *, recover_after: timedelta | None = ..., limit: int | None = None,
+            batch: int = 5_000,
+        ) -> RunReport: ...
+
+        def convert(
+            self, user_id: int, goal: str, *, at: datetime | None = None, ref: str | None = None,
+            value_fen: int = 0,
+        ) -> Delivery | None: ...
+
+        @staticmethod
+        def _stored_audience(row: CampaignRow) -> BitMap | None: ...
+
+    # -- schedules and triggers ------------------------------------------------------------------------------
+    def run_due(self) -> builtins.list[RunReport]:
+        """Send everything that is due now: scheduled and recurring campaigns whose
+        time has come, campaigns whose pause or quiet hours ended, queued
+        triggered messages, and ``points_expiring`` reminders. Call it from a
+        scheduler (cron, a loop); it is safe to run in several processes."""
+        now = self._ws.now()
+        reports: builtins.list[RunReport] = []
+        with self._ws.read() as tx:
+            rows = [r for r in tx.campaigns.all() if r.status not in ("done", "cancelled", "draft", "decided")]
+        for row in rows:
+            trig = _trigger_from(row.config.get("trigger"))
+            if trig is not None and trig.event == "points_expiring":
+                self._enqueue_expiring(row, trig, now)
+            sched = Schedule.from_config(row.config.get("schedule"), self._ws.tz)
+            if sched is not None and sched.recurring and row.state.get("armed"):
+                self._start_occurrences(row, sched, now)
+            elif sched is not None and row.status == "scheduled":
+                start = row.state.get("next_run_at")
+                if not row.state.get("armed") or (start and datetime.fromisoformat(start) > now):
+                    continue
+                with self._ws.write() as tx:
+                    fresh = self._row(tx, row.id)
+                    state = dict(fresh.state)
+                    state["next_run_at"] = None
+                    tx.campaigns.update(row.id, status="running", state=state)
+            reports.append(self._run(row.id))
+        return reports
+
+    def _start_occurrences(self, row: CampaignRow, sched: Schedule, now: datetime) -> None:
+        """Open the latest due occurrence of a recurring campaign (missed ones are not replayed)."""
+        nxt_raw = row.state.get("next_run_at")
+        nxt = datetime.fromisoformat(nxt_raw) if nxt_raw else sched.first()
+        if nxt is None or nxt > now:
+            return
+        latest = nxt
+        while True:
+            after = sched.after(latest)
+            if after is None or after > now:
+                break
+            latest = after
+        with self._ws.write() as tx:
+            fresh = self._row(tx, row.id)
+            state = dict(fresh.state)
+            rest = dict(state.get("rest") or {})
+            rest["occurrence"] = latest.isoformat()
+            state["rest"] = rest
+            following = sched.after(latest)
+            state["next_run_at"] = None if following is None else following.isoformat()
+            tx.campaigns.update(row.id, status="active" if following is not None else "running", state=state)
+            audience = self._stored_audience(fresh)
+            tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="schedule", occurrence=latest.isoformat(),
+                                     users=0 if audience is None else len(audience)))
+
+    def _variant_for(self, row: CampaignRow, user_id: int) -> str:
+        if row.state.get("winner"):
+            return str(row.state["winner"])
+        names = sorted(row.variants)
+        digest = hashlib.blake2b(f"{row.config.get('seed', 0)}:{user_id}".encode(), digest_size=8).digest()
+        return names[int.from_bytes(digest, "big") % len(names)]
+
+    def _enqueue(self, row: CampaignRow, items: builtins.list[tuple[int, str]], now: datetime) -> int:
+        audience = self._stored_audience(row)
+        with self._ws.write() as tx:
+            fresh = self._row(tx, row.id)
+            if fresh.status == "cancelled":
+                return 0
+            rows = []
+            for uid, occurrence in items:
+                if audience is not None and uid not in audience:
+                    continue
+                if tx.campaigns.has_delivery(row.id, uid, occurrence):
+                    continue
+                rows.append(NewDelivery(user_id=uid, variant=self._variant_for(row, uid), phase="trigger",
+                                        status="queued", occurrence=occurrence, due_at=now))
+            tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, rows, now)
+            for r in rows:
+                tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="trigger", occurrence=r.occurrence, users=1))
+        return len(rows)
+
+    def _enqueue_expiring(self, row: CampaignRow, trig: Trigger, now: datetime) -> None:
+        assert trig.within is not None
+        with self._ws.read() as tx:
+            lots = tx.points.expiring(now, now + trig.within)
+        self._enqueue(row, [(lot.user_id, f"points_expiring:{lot.entry_id}") for lot in lots], now)
+
+    # -- events: triggers and attribution ------------------------------------------------------------------------
+    def _live(self) -> builtins.list[CampaignRow]:
+        cached = self._cache
+        if cached is not None and _time.monotonic() - cached[0] < _CACHE_SECONDS:
+            return cached[1]
+        with self._ws.read() as tx:
+            rows = [r for r in tx.campaigns.all()
+                    if r.goal is not None or (r.config.get("trigger") and r.status == "active")]
+        self._cache = (_time.monotonic(), rows)
+        return rows
+
+    def _on_event(self, event: Event) -> None:
+        name = type(event).__name__
+        if name.startswith("Campaign") or name in ("DeliverySkipped", "ConversionAttributed"):
+            return
+        live = self._live()
+        if not live:
+            return
+        if isinstance(event, OrderRecorded):
+            self._attribute(event.user_id, "order", event.paid_at, str(event.order_id), event.total_fen, live)
+        elif isinstance(event, EventTracked):
+            self._attribute(event.user_id, event.kind, event.at, str(event.event_id), 0, live)
+        user_id = getattr(event, "user_id", None)
+        if not isinstance(user_id, int):
+            return
+        for row in live:
+            trig = _trigger_from(row.config.get("trigger"))
+            if trig is None or trig.event != name or row.status != "active":
+                continue
+            if any(getattr(event, k, None) != v for k, v in trig.where.items()):
+                continue
+            ident = next((getattr(event, f) for f in _ID_FIELDS if hasattr(event, f)), None)
+            occurrence = f"{name}:{ident}" if ident is not None else name
+            if self._enqueue(row, [(user_id, occurrence)], self._ws.now()):
+                self._run(row.id)
+
+    def _attribute(
+        self, user_id: int, goal: str, at: datetime, ref: str | None, value: int, live: builtins.list[CampaignRow]
+    ) -> None:
+        if not any(r.goal == goal for r in live):
+            return
+        self.convert(user_id, goal, at=at, ref=ref, value_fen=value)
+

@@ -1,0 +1,195 @@
+"""Campaign previews: reach after every gate, counted over the whole audience
+with bitmaps, plus sample renders and template checks."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pyroaring import BitMap
+
+from ..channels.base import Channel, text_length
+from ..errors import TemplateError, ValidationError
+from ..services._common import check_int
+from ..storage.contracts.campaigns import CampaignRow
+from .gates import ADDRESS_KIND, GATES, lost_users, over_limit, user_zones, window_start
+from .models import GateCount, Preview, SampleRender
+from .templates import BUILTINS, MissingVariable, Renderer
+
+if TYPE_CHECKING:
+    from ..storage.base import Transaction
+    from ..workspace import Workspace
+    from .service import GateConfig
+
+__all__ = ["Previews"]
+
+
+class Previews:
+    """The preview half of ``ws.campaigns``."""
+
+    _ws: Workspace
+
+    if TYPE_CHECKING:
+
+        def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow: ...
+
+        def _channel(self, name: str) -> Channel: ...
+
+        def _renderer(self, row: CampaignRow, channel: Channel) -> Renderer: ...
+
+        def _gates(self, tx: Transaction, row: CampaignRow) -> GateConfig: ...
+
+        @staticmethod
+        def _stored_audience(row: CampaignRow) -> BitMap | None: ...
+
+    # -- preview ------------------------------------------------------------------------------------
+    def preview(self, campaign: int | str, *, at: datetime | None = None, samples: int = 3) -> Preview:
+        """Reach after each gate (counted over the whole audience with bitmaps)
+        and ``samples`` renders per variant.
+
+        Raises :class:`~siyu.errors.TemplateError` when a template variable has
+        no value for some reachable users or a render exceeds the channel's
+        length limit -- fix the template or the data before sending.
+        """
+        check_int(samples, "samples", minimum=0, maximum=100)
+        with self._ws.read() as tx:
+            row = self._row(tx, campaign)
+            now = at if at is not None else self._ws.now()
+            channel = self._channel(row.channel)
+            renderer = self._renderer(row, channel)
+            cfg = self._gates(tx, row)
+            audience = self._stored_audience(row)
+            if audience is None:
+                audience = BitMap(tx.users.ids())
+            gates, reach, deferred = self._preview_gates(tx, row, cfg, audience, now)
+            problems: list[str] = []
+            longest: dict[str, str] = {}
+            for name in renderer.all_user_variables():
+                values = tx.campaigns.attribute_values(name)
+                have = BitMap(values)
+                lacking = reach - have
+                if lacking:
+                    example = list(lacking[:5]) if hasattr(lacking, "__getitem__") else list(lacking)[:5]
+                    problems.append(
+                        f"variable {name!r} has no value for {len(lacking):,} of {len(reach):,} reachable users "
+                        f"(e.g. users {example}); set the attribute or put {name!r} in every variant's data"
+                    )
+                in_reach = [str(values[u]) for u in (reach & have)]
+                if in_reach:
+                    unit = channel.limits.length_unit
+                    longest[name] = max(in_reach, key=lambda v: text_length(v, unit))
+            max_length: dict[str, int] = {}
+            limit = channel.limits.max_text_length
+            for variant in row.variants:
+                missing = [n for n in renderer.needed[variant] if n not in renderer.data[variant]
+                           and n not in BUILTINS and n not in renderer.all_user_variables()]
+                if missing:
+                    problems.append(f"variant {variant!r} lacks {missing}")
+                size = renderer.longest(variant, longest)
+                max_length[variant] = size
+                if limit is not None and size > limit:
+                    unit = "bytes" if channel.limits.length_unit == "utf8_bytes" else "characters"
+                    problems.append(
+                        f"variant {variant!r} renders up to {size} {unit}; channel {channel.name!r} allows {limit}"
+                    )
+            sample_renders = self._samples(tx, row, channel, renderer, reach or audience, samples)
+        for s in sample_renders:
+            problems.extend(f"variant {s.variant!r}, user {s.user_id}: {p}" for p in s.problems)
+        if problems:
+            raise TemplateError(
+                f"campaign {row.name!r} cannot be sent as is: " + "; ".join(problems), problems=tuple(problems)
+            )
+        return Preview(
+            campaign_id=row.id, audience=len(audience), gates=tuple(gates), reach=len(reach) - len(deferred),
+            deferred=len(deferred), samples=tuple(sample_renders), max_length=max_length, at=now,
+        )
+
+    def _preview_gates(
+        self, tx: Transaction, row: CampaignRow, cfg: GateConfig, audience: BitMap, now: datetime
+    ) -> tuple[list[GateCount], BitMap, BitMap]:
+        remaining = BitMap(audience)
+        gates: list[GateCount] = []
+
+        def gate(name: str, blocked: BitMap | None) -> None:
+            nonlocal remaining
+            if blocked is None:
+                hit = BitMap()
+            else:
+                hit = remaining & blocked
+                remaining = remaining - hit
+            gates.append(GateCount(gate=name, removed=len(hit), remaining=len(remaining)))
+
+        inactive, top = tx.campaigns.inactive_users()
+        beyond = remaining - BitMap(range(1, top + 1)) if remaining and remaining.max() > top else BitMap()
+        gate("inactive", BitMap(inactive) | beyond)
+        medium = row.consent_channel
+        gate("consent", remaining - BitMap(tx.campaigns.consented(row.purpose, medium)) if cfg.needs_consent else None)
+        gate("suppressed", BitMap(tx.campaigns.suppressed(medium)) | lost_users(tx))
+        kind = ADDRESS_KIND.get(medium)
+        if kind is not None:
+            reachable = BitMap(uid for k, uid in tx.segments.identity_kinds() if k == kind)
+            gate("no_address", remaining - reachable)
+        else:
+            gate("no_address", None)
+        if cfg.counts_toward_budget and (cfg.budget or cfg.caps):
+            periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps]
+            since = min(window_start(p, now, self._ws.tz) for p in periods)
+            touches = tx.campaigns.touches(since)
+            gate("budget", over_limit(touches, cfg.budget, now, self._ws.tz, candidates=remaining))
+            rules = [(c["period"], c["limit"]) for c in cfg.caps]
+            capped = over_limit(touches, rules, now, self._ws.tz, medium=medium, candidates=remaining)
+            gate("platform_cap", capped if rules else None)
+        else:
+            gate("budget", None)
+            gate("platform_cap", None)
+        deferred = BitMap()
+        if cfg.quiet is not None:
+            zones = user_zones(tx.campaigns.attribute_values(cfg.tz_attribute), self._ws.tz)
+            if cfg.quiet.contains(now.astimezone(self._ws.tz)):
+                deferred = remaining - BitMap(
+                    uid for uid, z in zones.items() if not cfg.quiet.contains(now.astimezone(z))
+                )
+            else:
+                deferred = BitMap(uid for uid, z in zones.items() if cfg.quiet.contains(now.astimezone(z)))
+            deferred &= remaining
+        gates.append(GateCount(gate="quiet_hours", removed=0, remaining=len(remaining) - len(deferred),
+                               deferred=len(deferred)))
+        assert [g.gate for g in gates] == list(GATES)
+        return gates, remaining, deferred
+
+    def _samples(
+        self, tx: Transaction, row: CampaignRow, channel: Channel, renderer: Renderer, pool: BitMap, count: int
+    ) -> list[SampleRender]:
+        out: list[SampleRender] = []
+        if count == 0 or not pool:
+            return out
+        rng = random.Random(row.config.get("seed", 0))
+        picks = sorted(rng.sample(list(pool) if len(pool) <= 100_000 else list(pool[:100_000]),
+                                  min(count, len(pool))))
+        attributes = tx.campaigns.attributes(picks)
+        kind = ADDRESS_KIND.get(row.consent_channel)
+        for variant in row.variants:
+            for uid in picks:
+                recipient = str(uid)
+                if kind is not None:
+                    recipient = next((i.value for i in tx.users.identities(uid) if i.kind == kind), "")
+                try:
+                    message = renderer.message(variant, uid, recipient or "?", attributes.get(uid, {}), None)
+                except MissingVariable as exc:
+                    out.append(SampleRender(variant=variant, user_id=uid, recipient=recipient or None, text="",
+                                            length=0, length_unit=channel.limits.length_unit,
+                                            limit=channel.limits.max_text_length, problems=(str(exc),)))
+                    continue
+                problems = [p for p in channel.check(message) if "recipient" not in p]
+                try:
+                    text = channel.render(message)
+                except ValidationError as exc:
+                    text, problems = "", [*problems, str(exc)]
+                out.append(SampleRender(
+                    variant=variant, user_id=uid, recipient=recipient or None, text=text,
+                    length=text_length(text, channel.limits.length_unit), length_unit=channel.limits.length_unit,
+                    limit=channel.limits.max_text_length, problems=tuple(dict.fromkeys(problems)),
+                ))
+        return out
+
