@@ -529,3 +529,12 @@ def test_judge_divides_alpha_over_comparisons() -> None:
     small = judge(1, {"A": (9, 50), "B": (1, 50)}, method="z-test", alpha=0.05, min_sample=100,
                   threshold=0.95, seed=0, now=now)
     assert small.winner is None and "fewer than 100" in small.reason
+
+
+def test_records_keep_masked_addresses(ws: siyu.Workspace) -> None:
+    sms = ws.channels.install(RecordingChannel(name="sms_mask", consent_channel="sms"))
+    ids = users(ws, 1, consent="sms")
+    ws.users.link(ids[0], "phone", "13800138000")
+    ws.campaigns.send(ws.campaigns.create("mask", audience=ids, channel="sms_mask", template="hi").id)
+    assert sms.sent[0].recipient == "+8613800138000"  # type: ignore[attr-defined]
+    assert ws.campaigns.deliveries("mask")[0].recipient == "138****8000"

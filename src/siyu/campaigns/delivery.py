@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from pyroaring import BitMap
 from ..channels.base import Channel, DeliveryResult, Message, Status
 from ..errors import ChannelError
 from ..events import CampaignPaused, CampaignSent, DeliverySkipped
+from ..identities import mask
 from ..storage.contracts.campaigns import CampaignRow, NewDelivery
 from .gates import ADDRESS_KIND, lost_users, over_limit, window_start
 from .templates import MissingVariable, Renderer
@@ -106,6 +107,7 @@ class Runner:
         self.max_attempts = max_attempts
         self.idempotent = accepts_idempotency_key(channel)
         self.medium = row.consent_channel
+        self.kind = ADDRESS_KIND.get(self.medium)
         self._zones: dict[int, Any] | None = None
 
     # -- the loop ------------------------------------------------------------------------
@@ -184,10 +186,12 @@ class Runner:
             claim = _Claim()
             with self.ws.read() as tx:
                 attributes = self._attributes(tx, [d.user_id for d in chunk])
+                addresses = self._addresses(tx, [d.user_id for d in chunk])
             for d in chunk:
+                recipient = addresses.get(d.user_id, d.recipient or str(d.user_id))
                 try:
                     message = self.renderer.message(
-                        d.variant, d.user_id, d.recipient or str(d.user_id), attributes.get(d.user_id, {}), d.idem_key
+                        d.variant, d.user_id, recipient, attributes.get(d.user_id, {}), d.idem_key
                     )
                 except MissingVariable:
                     continue
@@ -251,7 +255,8 @@ class Runner:
                     msg = messages[uid]
                     updates.append(
                         (d.id, {"status": "pending", "claimed_at": now, "attempts": d.attempts + 1,
-                                "recipient": msg.recipient, "idem_key": msg.key, "reason": None})
+                                "recipient": self._stored_recipient(msg.recipient), "idem_key": msg.key,
+                                "reason": None})
                     )
                     pending_meta.append((d.id, d.variant, msg))
                 elif uid in deferred:
@@ -267,7 +272,7 @@ class Runner:
             for uid in new_users:
                 ready = messages.get(uid)
                 if ready is not None:
-                    fresh.append((uid, rest_variant, ready.key, ready.recipient))
+                    fresh.append((uid, rest_variant, ready.key, self._stored_recipient(ready.recipient)))
                     fresh_messages.append(ready)
                 elif uid in deferred:
                     to_insert.append(
@@ -330,13 +335,8 @@ class Runner:
         if remaining:
             drop(BitMap(tx.campaigns.suppressed(self.medium)) | lost_users(tx), "suppressed")
         recipients: dict[int, str] = {}
-        kind = ADDRESS_KIND.get(self.medium)
-        if kind is not None and remaining:
-            for uid in remaining:
-                for ident in tx.users.identities(uid):
-                    if ident.kind == kind:
-                        recipients[uid] = ident.value
-                        break
+        if self.kind is not None and remaining:
+            recipients = self._addresses(tx, remaining)
             drop(remaining - BitMap(recipients), "no_address")
         if (cfg.budget or cfg.caps) and cfg.counts_toward_budget and remaining:
             periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps if c.get("period")]
@@ -364,6 +364,22 @@ class Runner:
                     deferred[uid] = cfg.quiet.next_open(local)
             remaining = remaining - BitMap(deferred)
         return list(remaining), skipped, deferred, recipients
+
+    def _addresses(self, tx: Transaction, users: Iterable[int]) -> dict[int, str]:
+        """Each user's address on this medium (empty for media that address users by id)."""
+        found: dict[int, str] = {}
+        if self.kind is None:
+            return found
+        for uid in users:
+            for ident in tx.users.identities(uid):
+                if ident.kind == self.kind:
+                    found[uid] = ident.value
+                    break
+        return found
+
+    def _stored_recipient(self, recipient: str) -> str:
+        # Records keep a masked address: the identities table holds (and may encrypt) the real one.
+        return recipient if self.kind is None else mask(self.kind, recipient)
 
     def _user_zones(self, tx: Transaction) -> dict[int, Any]:
         if self._zones is None:
