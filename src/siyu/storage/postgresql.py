@@ -213,17 +213,16 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Any]:
         import psycopg
+        from psycopg import IsolationLevel
 
         if self._closed:
             raise StorageError("this workspace is closed; open a new one with siyu.connect()")
         try:
             with self._pool.connection() as conn:
-                if write:
-                    begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
-                else:
-                    begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                with conn.transaction(force_rollback=False):
-                    conn.execute(begin.replace("BEGIN", "SET TRANSACTION", 1))
+                # Client-side settings: psycopg puts them into its BEGIN, no extra round trip.
+                conn.isolation_level = IsolationLevel.READ_COMMITTED if write else IsolationLevel.REPEATABLE_READ
+                conn.read_only = not write
+                with conn.transaction():
                     if write:
                         # One writer per schema at a time, like SQLite: the stores' check-then-write
                         # rules stay true across processes. Released at COMMIT/ROLLBACK.
