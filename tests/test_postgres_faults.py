@@ -115,3 +115,13 @@ def test_bad_urls_say_what_to_fix() -> None:
     with pytest.raises(StorageError, match="cannot connect") as info:
         siyu.connect("postgresql://nobody:s3cret@127.0.0.1:1/none?pool_timeout=1")
     assert "s3cret" not in str(info.value)
+
+
+def test_options_search_path_picks_the_schema(url: str) -> None:
+    schema = url.rsplit("schema=", 1)[1]
+    assert POSTGRES_URL is not None
+    with siyu.connect(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}") as ws:
+        ws.users.add(phone="13800138000")
+        assert ws.backend.describe().endswith(f"(schema {schema})")
+    with siyu.connect(url) as ws:
+        assert ws.users.find(phone="13800138000") is not None

@@ -5,6 +5,7 @@ Query parameters:
 
 - ``schema=NAME`` -- keep siyu's tables in schema ``NAME`` (created if
   missing); handy to give every test run or every shop its own namespace.
+  ``options=-csearch_path=NAME`` works too.
 - ``pool_min`` / ``pool_max`` -- connection pool bounds (default 1 / 10).
 - ``pool_timeout`` -- seconds to wait for a free connection (default 30).
 - anything else (``sslmode``, ``connect_timeout``, ``application_name``,
@@ -90,6 +91,12 @@ class PostgresDialect(PyformatDialect):
         return found
 
 
+def _search_path(options: str | None) -> str | None:
+    """The first schema of a libpq ``options=-csearch_path=...`` parameter, if any."""
+    match = re.search(r"-c\s*search_path\s*=\s*([^,\s]+)", options or "")
+    return match.group(1).strip('"') if match else None
+
+
 def _lock_key(schema: str) -> int:
     """A signed 64-bit advisory-lock key, one per siyu schema."""
     digest = hashlib.blake2b(f"siyu:{schema}".encode(), digest_size=8).digest()
@@ -152,7 +159,7 @@ class PostgresBackend(SqlBackend):
             raise StorageError(
                 f"{url.masked()!r} needs the PostgreSQL driver: pip install 'siyu[postgres]' ({exc})"
             ) from None
-        self.schema = url.param("schema") or "public"
+        self.schema = url.param("schema") or _search_path(url.param("options")) or "public"
         if not _IDENTIFIER.match(self.schema):
             raise ValidationError(
                 f"schema={self.schema!r} is not a plain identifier; use letters, digits and '_' (max 63)"
