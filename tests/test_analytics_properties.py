@@ -114,7 +114,7 @@ def week(at: datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=TZ)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(shop=shops, steps=st.permutations(["first_seen", "added_wecom", "first_order", "second_order",
                                          "invited_friend", "page_view"]).map(lambda p: p[:4]),
        since_h=st.one_of(st.none(), hours), length_h=st.integers(1, SPAN_H))
@@ -153,7 +153,7 @@ def test_funnel_matches_naive(backend: str, shop: dict[str, Any], steps: list[st
             assert report.counts.get(label, (0,) * len(steps)) == expected
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(shop=shops, metric=st.sampled_from(["active", "ordered"]))
 def test_weekly_cohorts_match_naive(backend: str, shop: dict[str, Any], metric: str) -> None:
     ws, _ = _open(backend)
@@ -178,7 +178,7 @@ def test_weekly_cohorts_match_naive(backend: str, shop: dict[str, Any], metric: 
                 assert report.retained[i][k] == n
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(shop=shops, quantiles=st.integers(2, 6))
 def test_rfm_matches_naive(backend: str, shop: dict[str, Any], quantiles: int) -> None:
     ws, _ = _open(backend)
