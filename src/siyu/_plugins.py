@@ -144,6 +144,11 @@ class Hooks:
             names = set(impl.argnames)
             calls.append((impl.function, "event" in names, "workspace" in names))
         errors: list[tuple[Event, BaseException]] = []
+        if _truthy(os.environ.get("SIYU_TRACE_PLUGINS")):
+            # This loop bypasses pluggy's caller, so its tracing too: trace here.
+            observers = ", ".join(impl.plugin_name for impl in self._pm.hook.siyu_on_event.get_hookimpls())
+            for event in events:
+                sys.stderr.write(f"[siyu]   siyu_on_event [hook]\n      event: {event!r}\n      to: {observers}\n")
         for event in events:
             for function, wants_event, wants_workspace in calls:
                 try:
