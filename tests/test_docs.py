@@ -16,8 +16,29 @@ PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
 
 
+SNIPPET = re.compile(r'^--8<-- "([^":]+)(?::([\w-]+))?"$', re.M)
+
+
+def expand_snippets(text: str) -> str:
+    """Inline ``--8<-- "path[:section]"`` lines the way pymdownx.snippets does
+    (paths from the repository root), so pages that show parts of an example
+    run exactly the code the site shows."""
+
+    def include(match: re.Match[str]) -> str:
+        source = (ROOT / match[1]).read_text(encoding="utf-8")
+        if match[2] is None:
+            return source.rstrip("\n")
+        part = re.search(
+            rf"^[^\n]*--8<-- \[start:{match[2]}\][^\n]*\n(.*?)^[^\n]*--8<-- \[end:{match[2]}\]", source, re.S | re.M
+        )
+        assert part, f"{match[1]} has no section {match[2]!r}"
+        return part[1].rstrip("\n")
+
+    return SNIPPET.sub(include, text)
+
+
 def blocks(page: Path) -> list[str]:
-    return FENCE.findall(page.read_text(encoding="utf-8"))
+    return FENCE.findall(expand_snippets(page.read_text(encoding="utf-8")))
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)], ids=lambda p: str(p.relative_to(ROOT)))
@@ -50,3 +71,14 @@ def test_every_hookspec_is_documented() -> None:
         assert len(doc.strip()) > 40, f"hook {name} needs a docstring saying when it is called and what it returns"
     page = (ROOT / "docs" / "reference" / "hooks.md").read_text(encoding="utf-8")
     assert "::: siyu.hookspecs" in page, "the hooks page must render every spec from siyu.hookspecs"
+
+
+def test_tutorial_page_shows_the_whole_script_in_order() -> None:
+    script = (ROOT / "examples" / "tutorial_shoe_shop.py").read_text(encoding="utf-8")
+    sections = re.findall(r"^# --8<-- \[start:([\w-]+)\]", script, re.M)
+    page = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    shown = re.findall(r'^--8<-- "examples/tutorial_shoe_shop\.py:([\w-]+)"$', page, re.M)
+    assert sections and shown == sections, "docs/tutorial.md must include every section of the script, in order"
+    outside = re.sub(r"^# --8<-- \[start:.*?^# --8<-- \[end:[\w-]+\]\n", "", script, flags=re.S | re.M)
+    code = [line for line in outside.split('"""', 2)[-1].splitlines() if line.strip()]
+    assert not code, f"code outside the tutorial's sections is not shown on the page: {code[:3]}"
