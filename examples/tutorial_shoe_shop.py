@@ -192,9 +192,7 @@ print(len(granted), "rewards granted;", ws.referrals.tasks.leaderboard("invite-f
 # --8<-- [start:sms]
 # 激活: an SMS A/B pilot. A RecordingChannel stands in for the SMS provider
 # (in production: ws.channels.get("sms_aliyun") with your access key).
-sms = ws.channels.install(
-    RecordingChannel(name="sms_aliyun", consent_channel="sms", limits=Limits(max_text_length=70))
-)
+sms = ws.channels.install(RecordingChannel(name="sms_aliyun", consent_channel="sms", limits=Limits(max_text_length=70)))
 ws.segments.save("live_viewers", "tag:source/抖音直播")
 audience = ws.segments.snapshot("live_viewers")  # frozen: the audience won't change under us
 
@@ -255,8 +253,7 @@ print(len(sms.sent), "SMS recorded in total")
 # Monday morning: read the shop. The funnel from first contact to referral,
 # per channel QR state, and how far the invite task spread.
 clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
-funnel = ws.analytics.funnel(
-["first_seen", "added_wecom", "first_order", "second_order"], by="state")
+funnel = ws.analytics.funnel(["first_seen", "added_wecom", "first_order", "second_order"], by="state")
 print(funnel)
 fission = ws.analytics.fission("live_1124_invite")
 print(fission)
