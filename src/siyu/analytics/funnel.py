@@ -28,7 +28,9 @@ from .results import Report, rate
 if TYPE_CHECKING:
     from ..storage.base import Transaction
 
-__all__ = ["BREAKDOWNS", "BUILTIN_STEPS", "FunnelReport", "check_by", "reached", "check_steps", "funnel_report"]
+__all__ = [
+    "BREAKDOWNS", "BUILTIN_STEPS", "FunnelReport", "StepSets", "check_by", "check_steps", "funnel_report", "reached",
+]
 
 BUILTIN_STEPS = ("first_seen", "added_wecom", "first_order", "second_order", "invited_friend")
 #: Attribution fields a funnel can be broken down by (columns of the user).
@@ -70,30 +72,51 @@ def check_steps(tx: Transaction, steps: object) -> list[str]:
     return names
 
 
+class StepSets:
+    """Who first reached each step, read once per report.
+
+    ``first_order`` and ``second_order`` before a cut-off come from one pass
+    over the per-buyer order counts."""
+
+    def __init__(self, tx: Transaction, until: int) -> None:
+        self.tx, self.until = tx, until
+        self._buyers: tuple[BitMap, BitMap] | None = None
+
+    def _orders(self) -> tuple[BitMap, BitMap]:
+        if self._buyers is None:
+            counts = self.tx.analytics.order_counts(self.until)
+            self._buyers = (BitMap(u for u, _ in counts), BitMap(u for u, n in counts if n >= 2))
+        return self._buyers
+
+    def reached(self, step: str, since: int | None = None) -> BitMap:
+        """Users who first reached ``step`` in ``[since, until)``."""
+        store, until = self.tx.analytics, self.until
+        if step == "first_seen":
+            return BitMap(store.users_created(since, until))
+        if step == "added_wecom":
+            if since is None:
+                return BitMap(store.identity_linked("wecom_external_userid", None, until)) | BitMap(
+                    store.event_reached("added_wecom", None, until)
+                )
+            # First reach = the earlier of the two ways: reached in range by one
+            # way and by neither before the range.
+            before = StepSets(self.tx, since).reached(step)
+            inside = BitMap(store.identity_linked("wecom_external_userid", since, until)) | BitMap(
+                store.event_reached("added_wecom", since, until)
+            )
+            return inside - before
+        if step in ("first_order", "second_order"):
+            if since is None:
+                return self._orders()[step == "second_order"]
+            return BitMap(store.nth_order_reached(1 if step == "first_order" else 2, since, until))
+        if step == "invited_friend":
+            return BitMap(store.invited_reached(since, until))
+        return BitMap(store.event_reached(step, since, until))
+
+
 def reached(tx: Transaction, step: str, since: int | None, until: int) -> BitMap:
     """Users who first reached ``step`` in ``[since, until)`` (instants in storage microseconds)."""
-    store = tx.analytics
-    if step == "first_seen":
-        return BitMap(store.users_created(since, until))
-    if step == "added_wecom":
-        if since is None:
-            return BitMap(store.identity_linked("wecom_external_userid", None, until)) | BitMap(
-                store.event_reached("added_wecom", None, until)
-            )
-        # First reach = the earlier of the two ways, so: reached in range by one way
-        # and not before the range by the other.
-        before = reached(tx, step, None, since)
-        inside = BitMap(store.identity_linked("wecom_external_userid", since, until)) | BitMap(
-            store.event_reached("added_wecom", since, until)
-        )
-        return inside - before
-    if step == "first_order":
-        return BitMap(store.nth_order_reached(1, since, until))
-    if step == "second_order":
-        return BitMap(store.nth_order_reached(2, since, until))
-    if step == "invited_friend":
-        return BitMap(store.invited_reached(since, until))
-    return BitMap(store.event_reached(step, since, until))
+    return StepSets(tx, until).reached(step, since)
 
 
 @attrs.frozen(kw_only=True)
@@ -124,19 +147,45 @@ def funnel_report(
     tx: Transaction, steps: list[str], since: datetime | None, until: datetime, by: str | None
 ) -> FunnelReport:
     until_us = to_us(until)
-    current = reached(tx, steps[0], None if since is None else to_us(since), until_us)
-    sets = [current]
-    for step in steps[1:]:
-        current = current & reached(tx, step, None, until_us)
+    sets_of = StepSets(tx, until_us)
+    # Entering at first_seen with no `since` is everyone created before `until`:
+    # count them, and subtract the (usually few) others, instead of reading a
+    # million ids.
+    outside: BitMap | None = None
+    if steps[0] == "first_seen" and since is None:
+        outside = BitMap(tx.analytics.users_outside(until_us))
+        first = tx.analytics.count_created(None, until_us)
+        current = sets_of.reached(steps[1]) - outside if len(steps) > 1 else BitMap()
+        sets: list[BitMap | None] = [None, current]
+        later = steps[2:]
+    else:
+        first = -1
+        current = sets_of.reached(steps[0], None if since is None else to_us(since))
+        sets = [current]
+        later = steps[1:]
+    for step in later:
+        current = current & sets_of.reached(step)
         sets.append(current)
+    sets = sets[: len(steps)]
+
+    def sizes(members: BitMap | None) -> tuple[int, ...]:
+        out = []
+        for s in sets:
+            if s is None:
+                assert outside is not None
+                out.append(first if members is None else len(members - outside))
+            else:
+                out.append(len(s) if members is None else s.intersection_cardinality(members))
+        return tuple(out)
+
     counts: dict[str, tuple[int, ...]] = {}
     if by is not None:
         groups = {(NONE_LABEL if k is None else k): BitMap(v) for k, v in tx.analytics.attribution(by).items()}
-        per_group = {name: tuple(s.intersection_cardinality(members) for s in sets) for name, members in groups.items()}
+        per_group = {name: sizes(members) for name, members in groups.items()}
         for name in sorted(per_group, key=lambda g: (-per_group[g][0], g)):
             if per_group[name][0]:
                 counts[name] = per_group[name]
-    counts[ALL_LABEL] = tuple(len(s) for s in sets)
+    counts[ALL_LABEL] = sizes(None)
     rows = []
     for group, values in counts.items():
         for index, (step, users) in enumerate(zip(steps, values, strict=True)):

@@ -29,6 +29,15 @@ class AnalyticsStore(abc.ABC):
         """Users created in ``[since, until)`` (``since=None``: from the start), ascending."""
 
     @abc.abstractmethod
+    def count_created(self, since: int | None, until: int) -> int:
+        """How many users were created in ``[since, until)``."""
+
+    @abc.abstractmethod
+    def users_outside(self, until: int) -> list[int]:
+        """Users of any status that are not users created before ``until``:
+        merged users, and users created at or after ``until``."""
+
+    @abc.abstractmethod
     def attribution(self, field: str) -> dict[str | None, list[int]]:
         """Every user grouped by an attribution field: ``"source"``, ``"campaign"``
         (``source_campaign``) or ``"state"`` (``source_state``)."""
@@ -44,6 +53,10 @@ class AnalyticsStore(abc.ABC):
     @abc.abstractmethod
     def nth_order_reached(self, n: int, since: int | None, until: int) -> list[int]:
         """Users whose ``n``-th counted order (1 = first) was paid in ``[since, until)``."""
+
+    @abc.abstractmethod
+    def order_counts(self, until: int) -> list[tuple[int, int]]:
+        """``(user_id, counted orders paid before until)`` of every buyer."""
 
     @abc.abstractmethod
     def invited_reached(self, since: int | None, until: int) -> list[int]:

@@ -48,12 +48,20 @@ class SqlAnalyticsStore(AnalyticsStore):
         self.tx = tx
 
     def _ids(self, sql: str, params: Sequence[Any]) -> list[int]:
-        return [int(r[0]) for r in self.tx.execute(sql, params)]
+        return [r[0] for r in self.tx.execute(sql, params)]
 
     # -- steps ------------------------------------------------------------------------------
     def users_created(self, since: int | None, until: int) -> list[int]:
         where, params = _range("created_at", since, until)
         return self._ids(f"SELECT id FROM users WHERE status <> ? AND {where} ORDER BY id", ["merged", *params])
+
+    def count_created(self, since: int | None, until: int) -> int:
+        where, params = _range("created_at", since, until)
+        row = self.tx.execute(f"SELECT COUNT(*) FROM users WHERE status <> ? AND {where}", ["merged", *params])
+        return int(row.fetchone()[0])
+
+    def users_outside(self, until: int) -> list[int]:
+        return self._ids("SELECT id FROM users WHERE status = ? OR created_at >= ?", ["merged", until])
 
     def attribution(self, field: str) -> dict[str | None, list[int]]:
         column = _FIELDS[field]
@@ -101,6 +109,16 @@ class SqlAnalyticsStore(AnalyticsStore):
             ") ranked WHERE rn = ? AND paid_at >= ?",
             [until, n, since],
         )
+
+    def order_counts(self, until: int) -> list[tuple[int, int]]:
+        # `+paid_at` keeps the planner on the (user_id, paid_at, total, refunded) index: one ordered pass.
+        return [
+            (int(u), int(n))
+            for u, n in self.tx.execute(
+                f"SELECT o.user_id, COUNT(*) FROM orders o WHERE +o.paid_at < ? AND {_COUNTED} GROUP BY o.user_id",
+                [until],
+            )
+        ]
 
     def invited_reached(self, since: int | None, until: int) -> list[int]:
         having, params = _range("MIN(bound_at)", since, until)
@@ -197,7 +215,7 @@ class SqlAnalyticsStore(AnalyticsStore):
             (int(u), int(r), int(f), int(m))
             for u, r, f, m in self.tx.execute(
                 "SELECT o.user_id, MAX(o.paid_at), COUNT(*), SUM(o.total - o.refunded) FROM orders o "
-                f"WHERE o.paid_at < ? AND {_COUNTED} GROUP BY o.user_id ORDER BY o.user_id",
+                f"WHERE +o.paid_at < ? AND {_COUNTED} GROUP BY o.user_id ORDER BY o.user_id",
                 [until],
             )
         ]
