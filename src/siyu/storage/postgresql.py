@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._url import StorageURL
@@ -173,8 +173,6 @@ class PostgresBackend(SqlBackend):
             timeout=float(_int_param(url, "pool_timeout", 30, 1)),
             kwargs={"autocommit": True},
             configure=self._configure_connection,
-            # A connection that died (server restart, network) is replaced, not handed out.
-            check=ConnectionPool.check_connection,
             open=False,
             name=f"siyu:{self.schema}",
         )
@@ -220,21 +218,12 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Any]:
         import psycopg
-        from psycopg import IsolationLevel
 
         if self._closed:
             raise StorageError("this workspace is closed; open a new one with siyu.connect()")
         try:
-            with self._pool.connection() as conn:
-                # Client-side settings: psycopg puts them into its BEGIN, no extra round trip.
-                conn.isolation_level = IsolationLevel.READ_COMMITTED if write else IsolationLevel.REPEATABLE_READ
-                conn.read_only = not write
-                with conn.transaction():
-                    if write:
-                        # One writer per schema at a time, like SQLite: the stores' check-then-write
-                        # rules stay true across processes. Released at COMMIT/ROLLBACK.
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                    yield conn
+            with ExitStack() as stack:
+                yield self._begin(stack, write)
         except psycopg.OperationalError as exc:
             # The server or network went away: PostgreSQL rolled the transaction back.
             raise StorageError(
@@ -245,14 +234,50 @@ class PostgresBackend(SqlBackend):
         except psycopg.errors.QueryCanceled as exc:
             raise StorageError(f"statement cancelled on {self.url.masked()}: {exc}") from exc
 
+    def _begin(self, stack: ExitStack, write: bool) -> Any:
+        """A pooled connection inside a started transaction (a writer also holds the lock).
+
+        A connection the server dropped while it sat in the pool (restart, network) fails
+        on its first command. Nothing has happened yet, so it is discarded and a fresh one
+        tried: cheaper than pinging every connection on every checkout.
+        """
+        import psycopg
+        from psycopg import IsolationLevel
+
+        for attempt in range(3):
+            inner = ExitStack()
+            try:
+                conn = inner.enter_context(self._pool.connection())
+                # Client-side settings: psycopg puts them into its BEGIN, no extra round trip.
+                conn.isolation_level = IsolationLevel.READ_COMMITTED if write else IsolationLevel.REPEATABLE_READ
+                conn.read_only = not write
+                inner.enter_context(conn.transaction())
+                if write:
+                    # One writer per schema at a time, like SQLite: the stores' check-then-write
+                    # rules stay true across processes. Released at COMMIT/ROLLBACK.
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            except psycopg.OperationalError as exc:
+                with suppress(psycopg.Error):
+                    inner.__exit__(type(exc), exc, exc.__traceback__)  # the pool discards the broken one
+                if attempt == 2:
+                    raise
+                continue
+            stack.enter_context(inner)
+            return conn
+        raise AssertionError("unreachable")
+
     def _execute(self, conn: Any, statement: str, params: Sequence[Any]) -> Any:
         # Always pass a sequence so psycopg parses placeholders and '%%' escapes.
         return conn.execute(statement, tuple(params))
 
     def _executemany(self, conn: Any, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = rows if isinstance(rows, list) else list(rows)
+        if len(batch) == 1:  # a pipeline costs more round trips than it saves for one row
+            conn.execute(statement, tuple(batch[0]))
+            return
         # psycopg pipelines executemany: one network round trip per batch, not per row.
         with conn.cursor() as cur:
-            cur.executemany(statement, rows)
+            cur.executemany(statement, batch)
 
     def close(self) -> None:
         if not self._closed:
