@@ -21,8 +21,9 @@ stores check before writing (balances, limits, "already bound") still holds
 when they write. Reads run as ``REPEATABLE READ`` snapshots and never wait
 for writers. Concurrency-sensitive rows are also locked ``FOR UPDATE``.
 A connection lost mid-transaction rolls the whole transaction back on the
-server; the pool checks connections before handing them out, so the next
-call after a server restart gets a fresh one.
+server. A pooled connection found dead when a transaction starts (the
+server restarted) is replaced before anything runs, so the next call after a
+restart just works.
 """
 
 from __future__ import annotations
