@@ -20,8 +20,8 @@ __all__ = [
     "CampaignSent",
     "ConversionAttributed",
     "DeliverySkipped",
-    "LifecycleChanged",
     "EventTracked",
+    "LifecycleChanged",
     "CommissionAdjusted",
     "CommissionRecorded",
     "CommissionSettled",
@@ -398,7 +398,6 @@ class LifecycleChanged(Event):
     to_stage: str
     reason: str
 # -- end issue 3
-
 
 # -- issue 7: campaigns
 

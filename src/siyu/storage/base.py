@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
+from .contracts.analytics import AnalyticsStore
+from .contracts.campaigns import CampaignStore
+from .contracts.channels import ChannelStore
+from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
 from .contracts.fission import FissionStore
+from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.privacy import PrivacyStore
 from .contracts.referrals import ReferralStore
-from .contracts.channels import ChannelStore
-from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.segments import SegmentStore
-from .contracts.campaigns import CampaignStore
-from .contracts.analytics import AnalyticsStore
-from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
 
 if TYPE_CHECKING:
     from ..events import Event

@@ -8,9 +8,9 @@ Instants cross this boundary as aware ``datetime``; money as integer fen.
 from .analytics import AnalyticsStore
 from .campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery
 from .channels import ChannelStore, OutboxRow
-from .lifecycle import ActivityStore, LifecycleStore, TagRuleStore
-from .fission import FissionStore
 from .commerce import CouponStore, GrowthEntry, OrderStats, OrderStore, ProductStore, TierStore
+from .fission import FissionStore
+from .lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .meta import IdempotencyStore, MetaStore
 from .points import NewEntry, PointsStore
 from .privacy import NewAuditEntry, PrivacyStore
