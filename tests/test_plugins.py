@@ -173,3 +173,28 @@ def test_trace_plugins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     with siyu.connect("memory://") as ws:
         ws.users.add()
     assert "siyu_register_storage_backends" in capsys.readouterr().err
+
+
+def test_failing_observer_writes_are_undone_alone() -> None:
+    class Tagger:
+        @siyu.hookimpl
+        def siyu_on_event(self, event: Any, workspace: siyu.Workspace) -> None:
+            if isinstance(event, UserCreated):
+                workspace.tags.apply(event.user_id, "welcomed")
+
+    class HalfDone:
+        @siyu.hookimpl
+        def siyu_on_event(self, event: Any, workspace: siyu.Workspace) -> None:
+            if isinstance(event, UserCreated):
+                workspace.tags.apply(event.user_id, "half_done")
+                raise RuntimeError("crashed after writing")
+
+    seen = RecordingObserver()
+    with siyu.connect("memory://", plugins=[Tagger(), HalfDone(), seen]) as ws:
+        ids = ws.users.add_many([{} for _ in range(3)])
+        for uid in ids:
+            assert ws.tags.of(uid) == {"default/welcomed"}
+        assert len(ws.observer_errors) == 3
+        # Events of the observers' own writes reach observers in a next round.
+        applied = [e for e in seen.events if isinstance(e, TagApplied)]
+        assert [e.tag for e in applied] == ["default/welcomed"] * 3

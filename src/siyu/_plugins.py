@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -131,13 +132,21 @@ class Hooks:
         """Call every observer; return the exceptions they raised instead of raising."""
         return [error for _, error in self.on_events(events=[event], workspace=workspace)]
 
-    def on_events(self, *, events: list[Event], workspace: Workspace) -> list[tuple[Event, BaseException]]:
+    def on_events(
+        self,
+        *,
+        events: list[Event],
+        workspace: Workspace,
+        guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> list[tuple[Event, BaseException]]:
         """Deliver each event to every observer, in order; collect failures instead of raising.
 
         pluggy's own caller stops at the first exception, but one broken
         observer must not starve the others, so the loop is ours. Which
         arguments each observer takes is worked out once per delivery, not
         once per event: bulk writes deliver many thousands of events.
+        Each call runs inside ``guard()`` (a savepoint), so a failing
+        observer's own writes are undone without touching anyone else's.
         """
         calls = []
         for impl in reversed(self._pm.hook.siyu_on_event.get_hookimpls()):
@@ -152,14 +161,15 @@ class Hooks:
         for event in events:
             for function, wants_event, wants_workspace in calls:
                 try:
-                    if wants_event and wants_workspace:
-                        function(event=event, workspace=workspace)
-                    elif wants_event:
-                        function(event=event)
-                    elif wants_workspace:
-                        function(workspace=workspace)
-                    else:
-                        function()
+                    with guard():
+                        if wants_event and wants_workspace:
+                            function(event=event, workspace=workspace)
+                        elif wants_event:
+                            function(event=event)
+                        elif wants_workspace:
+                            function(workspace=workspace)
+                        else:
+                            function()
                 except Exception as exc:
                     errors.append((event, exc))
         return errors

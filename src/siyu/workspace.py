@@ -34,6 +34,10 @@ __all__ = ["Workspace", "connect"]
 
 log = logging.getLogger("siyu")
 
+#: How many rounds of observer-emitted events one change may cause (a guard
+#: against two observers answering each other forever).
+_MAX_EVENT_ROUNDS = 10
+
 
 class Workspace:
     """A connected shop. Create it with :func:`siyu.connect`.
@@ -124,12 +128,33 @@ class Workspace:
                 self._local.tx = None
 
     def _dispatch(self, events: list[Event]) -> None:
-        if not events or not self.pm.hook.siyu_on_event.get_hookimpls():
-            return
-        for event, error in self.hooks.on_events(events=events, workspace=self):
-            log.error("siyu_on_event observer failed on %s: %r", type(event).__name__, error)
-            self.observer_errors.append((event, error))
-            del self.observer_errors[:-100]
+        """Deliver committed events to the observers.
+
+        All observers of one delivery share one write transaction, each call in
+        its own savepoint: what an observer writes (a lifecycle move, a
+        commission) commits once for the whole batch instead of once per event,
+        while a failing observer's writes are undone alone and never touch the
+        change that was already committed. Events the observers emit are
+        delivered in the next round, after this one commits.
+        """
+        rounds = 0
+        while events and self.pm.hook.siyu_on_event.get_hookimpls():
+            rounds += 1
+            if rounds > _MAX_EVENT_ROUNDS:
+                log.error("observers kept emitting events for %d rounds; %d events dropped", rounds - 1, len(events))
+                return
+            with self.backend.transaction(write=True) as tx:
+                self._local.tx = tx
+                try:
+                    failures = self.hooks.on_events(events=events, workspace=self, guard=tx.savepoint)
+                finally:
+                    self._local.tx = None
+            tx.run_after_commit()
+            for event, error in failures:
+                log.error("siyu_on_event observer failed on %s: %r", type(event).__name__, error)
+                self.observer_errors.append((event, error))
+                del self.observer_errors[:-100]
+            events = tx.events
 
     # -- plugins ----------------------------------------------------------------------------
     def plugins(self) -> list[dict[str, Any]]:

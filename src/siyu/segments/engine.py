@@ -348,6 +348,8 @@ class Engine:
         if tx.write and self._tentative is None:
             self._tentative = tx
             tx.after_commit(lambda: self._committed(tx))
+            # A savepoint rolled back inside a transaction that still commits.
+            tx.after_rollback(self.reset)
 
     def _committed(self, tx: Transaction) -> None:
         with self.lock:

@@ -54,9 +54,24 @@ class Transaction(abc.ABC):
         self.write = write
         self.events: list[Event] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._after_rollback: list[Callable[[], None]] = []
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested unit inside this transaction: an exception in the block undoes
+        the block's writes and events only, then propagates."""
+        raise NotImplementedError(f"{type(self).__name__} does not support savepoints")
+
+    def after_rollback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when this transaction, or a savepoint in it, rolls back
+        (caches built from its uncommitted state must then be dropped)."""
+        self._after_rollback.append(callback)
+
+    def run_after_rollback(self) -> None:
+        for callback in self._after_rollback:
+            callback()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (never on rollback)."""

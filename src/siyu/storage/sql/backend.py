@@ -22,6 +22,23 @@ class SqlTransaction(Transaction):
         self.backend = backend
         self.conn = conn
         self.dialect = backend.dialect
+        self._savepoints = 0
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"siyu_sp_{self._savepoints}"
+        events = len(self.events)
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.execute(f"RELEASE SAVEPOINT {name}")
+            del self.events[events:]
+            self.run_after_rollback()
+            raise
+        self.execute(f"RELEASE SAVEPOINT {name}")
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         try:
@@ -180,7 +197,12 @@ class SqlBackend(Backend):
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[SqlTransaction]:
         with self._connection(write=write) as conn:
-            yield SqlTransaction(self, conn, write=write)
+            tx = SqlTransaction(self, conn, write=write)
+            try:
+                yield tx
+            except BaseException:
+                tx.run_after_rollback()
+                raise
 
     def migrate(self) -> None:
         from .schema import migrate
