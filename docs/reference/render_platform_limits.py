@@ -68,7 +68,8 @@ def render() -> str:
     for cls in _channels():
         lim = cls.limits
         lines.append(
-            f"| [`{cls.name}`](../channels/{cls.name}.md) | `{cls.consent_channel}` | {_cell(lim.max_recipients_per_call)}"
+            f"| [`{cls.name}`](../channels/{cls.name}.md) | `{cls.consent_channel}`"
+            f" | {_cell(lim.max_recipients_per_call)}"
             f" | {_cell(lim.max_text_length)} | {lim.length_unit.replace('_', ' ')} | {_cell(lim.max_attachments)}"
             f" | {_cell(lim.requires_template)} | {_cell(lim.allows_text)} | {_cell(lim.as_of or None)} |"
         )
