@@ -37,7 +37,9 @@ clock = FakeClock(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
 rng = random.Random(1123)  # the same seed, the same story every run
 
 folder = Path(tempfile.mkdtemp(prefix="shoe-shop-"))
-ws = siyu.connect(f"sqlite:///{folder / 'shop.db'}", clock=clock, tz="Asia/Shanghai")
+ws = siyu.connect(
+    f"sqlite:///{folder / 'shop.db'}", clock=clock, tz="Asia/Shanghai"
+)
 print(ws)
 # --8<-- [end:setup]
 
@@ -45,18 +47,24 @@ print(ws)
 # Every product has a job (its role): socks pull people in, running shoes
 # make the margin, insoles are the invite-task prize, the care kit keeps
 # the relationship warm. Money is yuan as str / int / Decimal, never float.
-ws.products.add("SOCKS-3", "Running socks, 3 pairs", "19.90", "8", role=ProductRole.TRAFFIC, category="socks")
-ws.products.add("RUN-42", "Road runner 42", "499", "210", role=ProductRole.PROFIT, category="shoes")
-ws.products.add("TRAIL-7", "Trail shoe 7", "599", "260", role=ProductRole.ACTIVITY, category="shoes")
-ws.products.add("INSOLE", "Gel insoles", "59", "18", role=ProductRole.FISSION, category="care")
-ws.products.add("CARE-KIT", "Shoe care kit", "39", "12", role=ProductRole.RELATIONSHIP, category="care")
+catalogue = [
+    # sku        name                      price    cost  role
+    ("SOCKS-3", "Running socks, 3 pairs", "19.90", "8", ProductRole.TRAFFIC),
+    ("RUN-42", "Road runner 42", "499", "210", ProductRole.PROFIT),
+    ("TRAIL-7", "Trail shoe 7", "599", "260", ProductRole.ACTIVITY),
+    ("INSOLE", "Gel insoles", "59", "18", ProductRole.FISSION),
+    ("CARE-KIT", "Shoe care kit", "39", "12", ProductRole.RELATIONSHIP),
+]
+for sku, name, price, cost, role in catalogue:
+    ws.products.add(sku, name, price, cost, role=role)
 
 # A coupon every newcomer gets, checked against every product's cost now:
 # a coupon that could sell something below cost is refused (MarginViolation).
 ws.coupons.create("满299减40", amount="40", threshold="299", valid_days=14)
 
-ws.tags.define_group("lifecycle", exclusive=True, description="新加好友 → 有互动 → 有意向 → 已购 → 复购 → 沉睡")
-ws.tags.define_group("interest", description="what they asked about in the live room")
+stages = "新加好友 → 有互动 → 有意向 → 已购 → 复购 → 沉睡"
+ws.tags.define_group("lifecycle", exclusive=True, description=stages)
+ws.tags.define_group("interest", description="asked about in the live room")
 # --8<-- [end:catalogue]
 
 # --8<-- [start:qrcode]
@@ -109,8 +117,10 @@ def wecom_posts_add_contact(external_userid: str, state: str) -> None:
     encrypted = crypto.encrypt(xml)
     sig = signature("callback-token", str(now), "nonce", encrypted)
     body = f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode()
-    response = handler.handle("POST", f"msg_signature={sig}&timestamp={now}&nonce=nonce", body)
-    assert response.status == 200  # answered at once; the work happens in process_pending()
+    query = f"msg_signature={sig}&timestamp={now}&nonce=nonce"
+    response = handler.handle("POST", query, body)
+    # Answered at once; the work happens in process_pending().
+    assert response.status == 200
 
 
 # 240 viewers scan the code during the two-hour stream.
@@ -121,7 +131,8 @@ for n in range(240):
 
 viewers = [ws.users.find(wecom_external_userid=f"wmVIEWER{n:04d}").id for n in range(240)]
 first = ws.users.get(viewers[0])
-print(first.source, first.source_state, ws.tags.of(first.id))  # wecom douyin_live_1124 {'source/抖音直播'}
+# wecom douyin_live_1124 {'source/抖音直播'}
+print(first.source, first.source_state, ws.tags.of(first.id))
 print(len(api.welcomes), "welcome messages sent")
 # --8<-- [end:callbacks]
 
@@ -130,12 +141,13 @@ print(len(api.welcomes), "welcome messages sent")
 # user and records as consent to marketing SMS (PIPL: no consent, no SMS).
 # Every newcomer also gets the welcome coupon. `with ws.write():` makes the
 # loop one transaction: the calls inside join it, and it commits once.
+agreed = {"purpose": "marketing", "notice_version": "2026-11"}  # which notice they read
 with ws.write():
     for n, uid in enumerate(viewers):
         if rng.random() < 0.85:
             ws.users.link(uid, "phone", f"1390000{n:04d}")
-            ws.users.consent(uid, purpose="marketing", channel="sms", source="wecom_reply", notice_version="v1")
-        ws.users.consent(uid, purpose="marketing", channel="wecom", source="wecom_add", notice_version="v1")
+            ws.users.consent(uid, channel="sms", source="wecom_reply", **agreed)
+        ws.users.consent(uid, channel="wecom", source="wecom_add", **agreed)
         if rng.random() < 0.3:
             ws.tags.apply(uid, "interest/trail", by="live_room_question")
 ws.coupons.issue("满299减40", viewers, key="welcome-coupons-1124")
@@ -159,7 +171,9 @@ print(ws.lifecycle.counts())  # how many users sit in each stage
 # --8<-- [start:invite]
 # 裂变: a 任务宝 invite task. Invite 3 friends who add our WeCom and stay for
 # 3 days: 100 points; invite 5: a pair of gel insoles (a fission-role product).
-ws.referrals.campaign("live_1124_invite", starts_at=clock.now, ends_at=clock.now + timedelta(days=7))
+ws.referrals.campaign(
+    "live_1124_invite", starts_at=clock.now, ends_at=clock.now + timedelta(days=7)
+)
 task = ws.referrals.tasks.create(
     "invite-friends",
     campaign="live_1124_invite",
@@ -173,8 +187,12 @@ task = ws.referrals.tasks.create(
 fans = rng.sample(viewers, 20)
 friend_number = 0
 for fan in fans:
-    code = ws.referrals.invite_code(fan, campaign="live_1124_invite", channel_state="poster")
-    ws.referrals.record_share(fan, campaign="live_1124_invite", channel_state="poster", count=8)
+    code = ws.referrals.invite_code(
+        fan, campaign="live_1124_invite", channel_state="poster"
+    )
+    ws.referrals.record_share(
+        fan, campaign="live_1124_invite", channel_state="poster", count=8
+    )
     for _ in range(rng.choice([0, 1, 2, 3, 5, 6])):
         friend_id = f"wmFRIEND{friend_number:04d}"
         friend_number += 1
@@ -186,28 +204,38 @@ for fan in fans:
 # Three days later the stay window has passed: evaluate() pays each stage once.
 clock.advance(days=3)
 granted = ws.referrals.tasks.evaluate()
-print(len(granted), "rewards granted;", ws.referrals.tasks.leaderboard("invite-friends", top=3))
+top3 = ws.referrals.tasks.leaderboard("invite-friends", top=3)
+print(len(granted), "rewards granted;", top3)
 # --8<-- [end:invite]
 
 # --8<-- [start:sms]
 # 激活: an SMS A/B pilot. A RecordingChannel stands in for the SMS provider
 # (in production: ws.channels.get("sms_aliyun") with your access key).
-sms = ws.channels.install(RecordingChannel(name="sms_aliyun", consent_channel="sms", limits=Limits(max_text_length=70)))
+sms = RecordingChannel(
+    name="sms_aliyun", consent_channel="sms", limits=Limits(max_text_length=70)
+)
+ws.channels.install(sms)
 ws.segments.save("live_viewers", "tag:source/抖音直播")
-audience = ws.segments.snapshot("live_viewers")  # frozen: the audience won't change under us
+# A frozen snapshot: the audience won't change under us.
+audience = ws.segments.snapshot("live_viewers")
 
-clock.set(datetime(2026, 11, 28, 2, 0, tzinfo=UTC))  # Saturday 10:00, outside quiet hours
+# Saturday 10:00 in Shanghai, outside quiet hours.
+clock.set(datetime(2026, 11, 28, 2, 0, tzinfo=UTC))
 sms_campaign = ws.campaigns.create(
     "weekend_run",
     audience=audience,
     channel="sms_aliyun",
     template="【步履跑鞋】${copy} 回复TD退订",
-    variants={"A": {"copy": "周末跑鞋满299减40，券已到账"}, "B": {"copy": "直播同款跑鞋今晚8点返场，限量200双"}},
+    variants={
+        "A": {"copy": "周末跑鞋满299减40，券已到账"},
+        "B": {"copy": "直播同款跑鞋今晚8点返场，限量200双"},
+    },
     goal="order",
     attribution_window=timedelta(days=3),
 )
+# Reach after every gate: consent, suppression, budget, quiet hours ...
 preview = ws.campaigns.preview(sms_campaign.id)
-print(preview)  # reach after every gate: consent, suppression, budget, quiet hours ...
+print(preview)
 pilot = ws.campaigns.pilot(sms_campaign.id, fraction=0.8, seed=2026)
 print(pilot.sent, "pilot messages sent")
 # --8<-- [end:sms]
@@ -217,13 +245,18 @@ print(pilot.sent, "pilot messages sent")
 # user's coupons and live activities; recording the order with those coupon
 # codes redeems them (and the order is attributed to the SMS variant).
 clock.advance(hours=5)
-assignments = {d.user_id: d.variant for d in ws.campaigns.deliveries(sms_campaign.id, limit=10_000)}
+assignments = {
+    d.user_id: d.variant
+    for d in ws.campaigns.deliveries(sms_campaign.id, limit=10_000)
+}
 buy_rate = {"A": 0.45, "B": 0.08, "holdout": 0.06}
 cart = [{"sku": "RUN-42", "qty": 1}, {"sku": "SOCKS-3", "qty": 1}]
 for uid, variant in sorted(assignments.items()):
     if rng.random() < buy_rate[variant]:
         quote = ws.promotions.quote(uid, cart)
-        ws.orders.record(uid, cart, coupon=list(quote.coupon_codes), key=f"mall-{uid}-1")
+        ws.orders.record(
+            uid, cart, coupon=list(quote.coupon_codes), key=f"mall-{uid}-1"
+        )
 print(quote.explain())  # the last quote, line by line
 
 # A few come back for a second pair a day later (复购).
@@ -233,7 +266,9 @@ for uid in ws.segments.users("tag:lifecycle/customer")[:12]:
 
 # Friends who came through the posters try the 19.90 socks (引流品).
 for friend in ws.referrals.invitees(fans[0]) + ws.referrals.invitees(fans[1]):
-    ws.orders.record(friend, [{"sku": "SOCKS-3", "qty": 1}], key=f"mall-{friend}-socks")
+    ws.orders.record(
+        friend, [{"sku": "SOCKS-3", "qty": 1}], key=f"mall-{friend}-socks"
+    )
 print(ws.lifecycle.counts())
 # --8<-- [end:orders]
 
@@ -253,7 +288,9 @@ print(len(sms.sent), "SMS recorded in total")
 # Monday morning: read the shop. The funnel from first contact to referral,
 # per channel QR state, and how far the invite task spread.
 clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
-funnel = ws.analytics.funnel(["first_seen", "added_wecom", "first_order", "second_order"], by="state")
+funnel = ws.analytics.funnel(
+    ["first_seen", "added_wecom", "first_order", "second_order"], by="state"
+)
 print(funnel)
 fission = ws.analytics.fission("live_1124_invite")
 print(fission)
