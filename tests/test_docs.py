@@ -71,6 +71,7 @@ def test_every_hookspec_is_documented() -> None:
         assert len(doc.strip()) > 40, f"hook {name} needs a docstring saying when it is called and what it returns"
     page = (ROOT / "docs" / "reference" / "hooks.md").read_text(encoding="utf-8")
     assert "::: siyu.hookspecs" in page, "the hooks page must render every spec from siyu.hookspecs"
+    # tests/test_site.py builds the page and checks each hook's rendered signature.
 
 
 def test_tutorial_page_shows_the_whole_script_in_order() -> None:
