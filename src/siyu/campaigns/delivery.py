@@ -53,24 +53,19 @@ if TYPE_CHECKING:
     from ..storage.base import Transaction
     from .service import Campaigns, GateConfig
 
-__all__ = ["IDEMPOTENT_CHANNELS", "Runner", "accepts_idempotency_key"]
+__all__ = ["Runner", "accepts_idempotency_key"]
 
 log = logging.getLogger("siyu.campaigns")
 
-#: Built-in channels that de-duplicate on ``Message.key`` (safe to resend after a crash).
-IDEMPOTENT_CHANNELS = frozenset({"outbox", "webhook"})
 #: How long a transient failure waits before the next attempt, per attempt.
 RETRY_BACKOFF = timedelta(seconds=30)
 DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 
 
 def accepts_idempotency_key(channel: Channel) -> bool:
-    """Whether resending a message with the same key cannot deliver it twice."""
-    flag = getattr(channel, "accepts_idempotency_key", None)
-    if isinstance(flag, bool):
-        return flag
-    # A subclass of the outbox or webhook channel inherits their de-duplication.
-    return any(klass.__dict__.get("name") in IDEMPOTENT_CHANNELS for klass in type(channel).__mro__)
+    """Whether resending a message with the same key cannot deliver it twice
+    (the channel class declares it; subclasses inherit the declaration)."""
+    return bool(getattr(channel, "accepts_idempotency_key", False))
 
 
 class _Claim:

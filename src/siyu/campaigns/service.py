@@ -358,9 +358,8 @@ class Campaigns(Previews, Automation):
     def _channel(self, name: str) -> Channel:
         if not isinstance(name, str) or not name:
             raise ValidationError("channel must be a channel name such as 'outbox' or 'sms_aliyun'")
-        installed = getattr(self._ws.channels, "_instances", {})
-        if name in installed:
-            channel: Channel = installed[name]
+        channel = self._ws.channels.installed(name)
+        if channel is not None:
             return channel
         self._ws.channels.cls(name)  # UnknownChannelError with a did-you-mean
         # The claim step has already checked consent for the whole batch in its

@@ -284,6 +284,9 @@ class Channel(abc.ABC):
     name: ClassVar[str]
     limits: ClassVar[Limits] = Limits()
     consent_channel: ClassVar[str] = ""
+    #: True when the provider de-duplicates on ``Message.key``, so resending a
+    #: message whose outcome is unknown (after a crash) cannot deliver it twice.
+    accepts_idempotency_key: ClassVar[bool] = False
     options: ClassVar[Mapping[str, Option]] = {}
     #: Options every channel accepts (test seams); never read from the environment.
     common_options: ClassVar[Mapping[str, Option]] = {

@@ -31,6 +31,7 @@ class OutboxChannel(Channel):
     """
 
     name: ClassVar[str] = "outbox"
+    accepts_idempotency_key: ClassVar[bool] = True
     consent_channel: ClassVar[str] = "outbox"
     limits: ClassVar[Limits] = Limits(max_recipients_per_call=10_000, max_attachments=100)
     options: ClassVar[dict[str, Option]] = {

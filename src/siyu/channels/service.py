@@ -39,6 +39,10 @@ class ChannelService:
         """Names of every registered channel."""
         return sorted({*self._classes.names(), *self._instances})
 
+    def installed(self, name: str) -> Channel | None:
+        """The configured instance named ``name`` (from :meth:`get` or :meth:`install`), if any."""
+        return self._instances.get(name)
+
     def cls(self, name: str) -> type[Channel]:
         """The class registered as ``name`` (raises UnknownChannelError with a did-you-mean)."""
         if name in self._instances:

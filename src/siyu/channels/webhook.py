@@ -86,6 +86,7 @@ class WebhookChannel(Channel):
     """
 
     name: ClassVar[str] = "webhook"
+    accepts_idempotency_key: ClassVar[bool] = True
     consent_channel: ClassVar[str] = "webhook"
     limits: ClassVar[Limits] = Limits(max_recipients_per_call=1, max_attachments=20, max_text_length=65_536)
     options: ClassVar[dict[str, Option]] = {
