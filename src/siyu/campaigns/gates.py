@@ -4,7 +4,8 @@
 2. ``consent`` -- the latest consent record for the campaign's purpose on the
    channel's medium (or ``"*"``) grants it (transactional campaigns skip this);
 3. ``suppressed`` -- the campaign suppression list (``ws.campaigns.suppress``)
-   and lifecycle-lost users (tag ``lifecycle/lost``: WeCom deletions ...);
+   lifecycle-lost users (tag ``lifecycle/lost``: WeCom deletions ...) and
+   users under a legal hold (``ws.privacy.hold``);
 4. ``no_address`` -- the user has no identity the channel can reach
    (a phone for SMS, an ``external_userid`` for WeCom ...);
 5. ``budget`` -- the per-user contact budget across ALL channels (marketing
@@ -187,6 +188,9 @@ def user_zones(values: Mapping[int, Any], default: tzinfo) -> dict[int, tzinfo]:
 
 
 def lost_users(tx: Transaction) -> BitMap:
-    """Users holding the lifecycle-lost tag."""
+    """Users who must not be contacted whatever the campaign: those holding the
+    lifecycle-lost tag, and those under a legal hold (PIPL: a hold allows
+    storage only, no processing)."""
     tag_id = tx.tags.tag_id(*LOST_TAG)
-    return BitMap(tx.tags.holders(tag_id)) if tag_id is not None else BitMap()
+    lost = BitMap(tx.tags.holders(tag_id)) if tag_id is not None else BitMap()
+    return lost | BitMap(tx.privacy.held(None))
