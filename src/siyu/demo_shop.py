@@ -146,7 +146,9 @@ def mark_demo(shop: DemoShop) -> None:
 
 def define_tag_groups(shop: DemoShop) -> None:
     tags = shop.ws.tags
-    tags.define_group("lifecycle", exclusive=True, description="客户生命周期: 新客 → 首购 → 复购 → 沉睡")
+    tags.define_group(
+        "lifecycle", exclusive=True, description="客户生命周期 (ws.lifecycle): 新加好友 → 有互动 → 有意向 → 已购 → 复购"
+    )
     tags.define_group("value", exclusive=True, description="消费价值分层 (按累计消费)")
     tags.define_group("interest", description="兴趣偏好, 来自问卷和浏览")
     tags.define_group("industry", description="客户所在行业, 来自企微备注")
@@ -308,40 +310,13 @@ def simulate_purchases(shop: DemoShop) -> None:
     shop.purchases.sort()
 
 
-def lifecycle_tags(shop: DemoShop) -> None:
-    """新客 on arrival, 首购 / 复购 on purchases, 沉睡 after 8 quiet weeks."""
-    ws = shop.ws
-    joined_in: dict[int, list[int]] = {}
-    for person in shop.people:
-        joined_in.setdefault(shop.week_of(person.joined), []).append(person.id)
-    bought_in: dict[int, list[int]] = {}
-    for week, uid, _ in shop.purchases:
-        bought_in.setdefault(week, []).append(uid)
-    orders: Counter[int] = Counter()
-    last_seen: dict[int, int] = {}
-    asleep: set[int] = set()
-    for index, _, _ in shop.weeks():
-        with ws.write():
-            new = joined_in.get(index, [])
-            if new:
-                ws.tags.apply_many(new, "lifecycle/新客", by="rule:lifecycle")
-            for uid in new:
-                last_seen[uid] = index
-            buyers = sorted(set(bought_in.get(index, [])))
-            first_time = [u for u in buyers if orders[u] == 0]
-            repeat = [u for u in buyers if orders[u] > 0]
-            orders.update(buyers)
-            for uid in buyers:
-                last_seen[uid] = index
-                asleep.discard(uid)
-            if first_time:
-                ws.tags.apply_many(first_time, "lifecycle/首购", by="rule:lifecycle")
-            if repeat:
-                ws.tags.apply_many(repeat, "lifecycle/复购", by="rule:lifecycle")
-            sleepy = sorted(u for u, seen in last_seen.items() if index - seen >= 8 and u not in asleep)
-            if sleepy:
-                ws.tags.apply_many(sleepy, "lifecycle/沉睡", by="rule:lifecycle")
-                asleep.update(sleepy)
+def lifecycle_stages(shop: DemoShop) -> None:
+    """The stage machine (``ws.lifecycle``) has already moved customers on their
+    tracked events and orders. A sweep at the end of the simulated half year
+    gives the remaining newcomers their ``new`` stage and marks who went
+    dormant after 30 quiet days; a real shop runs the sweep nightly."""
+    shop.clock.set(shop.end)
+    shop.ws.lifecycle.sweep()
 
 
 def points_ledger(shop: DemoShop) -> None:
@@ -534,11 +509,9 @@ STEPS: list[tuple[str, Step]] = [
     ("invitations", invitations),
     ("behaviour events", behaviour_events),
     ("orders and refunds", real_orders),
-    # After the events and orders: the demo's own stage tags win over what the
-    # stage machine made of them.
-    ("lifecycle stages", lifecycle_tags),
     ("points ledger", points_ledger),
     ("value tiers", value_tiers),
+    ("lifecycle stages", lifecycle_stages),
 ]
 
 
