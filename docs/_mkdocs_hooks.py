@@ -7,6 +7,7 @@ which mkdocstrings renders as literal text. Turn them into plain code spans:
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -18,6 +19,16 @@ def _code(match: re.Match[str]) -> str:
     if match[1]:
         target = target.rsplit(".", 1)[-1]
     return f"<code>{target}</code>"
+
+
+def on_startup(**kwargs: Any) -> None:
+    """Keep jieba (Chinese word splitting for search) from logging its
+    dictionary loading on every build."""
+    try:
+        import jieba
+    except ImportError:
+        return
+    jieba.setLogLevel(logging.WARNING)
 
 
 def on_page_content(html: str, **kwargs: Any) -> str:
