@@ -20,6 +20,7 @@ the docs (docs/tutorial.md) shows this file section by section; the
 
 # --8<-- [start:setup]
 import random
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,4 +300,8 @@ print(fission)
 # --8<-- [start:close]
 ws.close()
 api.stop()
+# The shop is an ordinary SQLite file: explore it with the command line, e.g.
+#   siyu --db sqlite:///<folder>/shop.db report rfm
+# then delete it.
+shutil.rmtree(folder)
 # --8<-- [end:close]
