@@ -198,3 +198,21 @@ def test_failing_observer_writes_are_undone_alone() -> None:
         # Events of the observers' own writes reach observers in a next round.
         applied = [e for e in seen.events if isinstance(e, TagApplied)]
         assert [e.tag for e in applied] == ["default/welcomed"] * 3
+
+
+def test_observes_filters_event_classes() -> None:
+    seen: list[str] = []
+
+    class OnlyPoints:
+        @siyu.hookimpl
+        @siyu.observes(PointsEarned)
+        def siyu_on_event(self, event: Any) -> None:
+            seen.append(type(event).__name__)
+
+    with siyu.connect("memory://", plugins=[OnlyPoints()]) as ws:
+        u = ws.users.add()
+        ws.tags.apply(u.id, "vip")
+        ws.points.earn(u.id, 5, reason="x", key="k")
+    assert seen == ["PointsEarned"]
+    with pytest.raises(TypeError):
+        siyu.observes()

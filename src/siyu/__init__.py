@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import errors, events, models
 from .errors import SiyuError
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, observes
 from .models import Consent, Identity, MergeRecord, PointsEntry, PointsLot, TagApplication, TagGroup, User
 from .workspace import Workspace, connect
 
@@ -39,4 +39,5 @@ __all__ = [
     "events",
     "hookimpl",
     "models",
+    "observes",
 ]

@@ -151,7 +151,8 @@ class Hooks:
         calls = []
         for impl in reversed(self._pm.hook.siyu_on_event.get_hookimpls()):
             names = set(impl.argnames)
-            calls.append((impl.function, "event" in names, "workspace" in names))
+            wanted = getattr(impl.function, "siyu_observes", None) or object  # see siyu.observes
+            calls.append((impl.function, "event" in names, "workspace" in names, wanted))
         errors: list[tuple[Event, BaseException]] = []
         if _truthy(os.environ.get("SIYU_TRACE_PLUGINS")):
             # This loop bypasses pluggy's caller, so its tracing too: trace here.
@@ -159,7 +160,9 @@ class Hooks:
             for event in events:
                 sys.stderr.write(f"[siyu]   siyu_on_event [hook]\n      event: {event!r}\n      to: {observers}\n")
         for event in events:
-            for function, wants_event, wants_workspace in calls:
+            for function, wants_event, wants_workspace, wanted in calls:
+                if not isinstance(event, wanted):
+                    continue
                 try:
                     with guard():
                         if wants_event and wants_workspace:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..events import Event, LifecycleChanged, OrderRecorded
-from ..hookspecs import hookimpl
+from ..hookspecs import hookimpl, observes
 from ..models.lifecycle import StageChange
 from ._common import check_int, check_text, require_user
 
@@ -92,6 +92,7 @@ class _Observer:
         self.lifecycle = lifecycle
 
     @hookimpl
+    @observes(OrderRecorded)
     def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
         if workspace is not self.lifecycle._ws:
             return

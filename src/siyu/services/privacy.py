@@ -32,7 +32,7 @@ from ..events import (
     UsersMerged,
     UsersUnmerged,
 )
-from ..hookspecs import hookimpl
+from ..hookspecs import hookimpl, observes
 from ..models.privacy import AuditEntry, LegalHoldRecord, Tombstone
 from ..privacy import DEFAULT_PERSONAL, DEFAULT_SENSITIVE, mask_value
 from ..privacy.keys import FieldCipher, key_from_env, key_id_of
@@ -96,6 +96,7 @@ class _Auditor:
         self._privacy = privacy
 
     @hookimpl
+    @observes(*_ACTIONS)
     def siyu_on_event(self, event: Event) -> None:
         action = self._ACTIONS.get(type(event))
         if action is None:

@@ -37,7 +37,7 @@ from ..events import (
     ReferralBound,
     ReferralUnbound,
 )
-from ..hookspecs import hookimpl
+from ..hookspecs import hookimpl, observes
 from ..models.referrals import (
     Binding,
     BindingChange,
@@ -635,6 +635,7 @@ class Referrals:
 
     # -- events from other domains ------------------------------------------------------------------
     @hookimpl
+    @observes(OrderRecorded, EventTracked, IdentityLinked, OrderRefunded)
     def siyu_on_event(self, event: Event) -> None:
         """Orders make customers (new-user rule, funnel), commissions and purchase-based
         invites; refunds undo them; tracked events and linked identities can make invites valid."""

@@ -14,6 +14,43 @@ from ..base import Backend, Transaction
 from .dialect import Dialect
 
 
+class _Savepoint:
+    """A savepoint opened lazily, by the first statement inside the block.
+
+    Observers see every event of a bulk write and ignore most of them; a
+    savepoint that was never needed costs nothing. A plain class rather than a
+    generator context manager because a bulk delivery enters one per event and
+    observer.
+    """
+
+    __slots__ = ("events", "mark", "tx")
+
+    def __init__(self, tx: SqlTransaction) -> None:
+        self.tx = tx
+        self.mark: list[Any] = [None, False]
+        self.events = 0
+
+    def __enter__(self) -> None:
+        tx = self.tx
+        tx._savepoints += 1
+        self.mark = [f"siyu_sp_{tx._savepoints}", False]
+        self.events = len(tx.events)
+        tx._open.append(self.mark)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        tx, (name, opened) = self.tx, self.mark
+        tx._open.pop()
+        if exc_type is None:
+            if opened:
+                tx._run(f"RELEASE SAVEPOINT {name}")
+            return
+        if opened:
+            tx._run(f"ROLLBACK TO SAVEPOINT {name}")
+            tx._run(f"RELEASE SAVEPOINT {name}")
+            tx.run_after_rollback()
+        del tx.events[self.events :]
+
+
 class SqlTransaction(Transaction):
     """A transaction on one DB-API connection."""
 
@@ -23,24 +60,24 @@ class SqlTransaction(Transaction):
         self.conn = conn
         self.dialect = backend.dialect
         self._savepoints = 0
+        #: Savepoints entered, innermost last, as ``[name, opened]``.
+        self._open: list[list[Any]] = []
 
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        self._savepoints += 1
-        name = f"siyu_sp_{self._savepoints}"
-        events = len(self.events)
-        self.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            self.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self.execute(f"RELEASE SAVEPOINT {name}")
-            del self.events[events:]
-            self.run_after_rollback()
-            raise
-        self.execute(f"RELEASE SAVEPOINT {name}")
+    def savepoint(self) -> _Savepoint:
+        return _Savepoint(self)
+
+    def _run(self, statement: str) -> None:
+        self.backend._execute(self.conn, statement, ())
+
+    def _open_savepoints(self) -> None:
+        for mark in self._open:
+            if not mark[1]:
+                self._run(f"SAVEPOINT {mark[0]}")
+                mark[1] = True
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        if self._open and not self._open[-1][1]:
+            self._open_savepoints()
         try:
             return self.backend._execute(self.conn, self.dialect.sql(statement), params)
         except OverflowError as exc:
@@ -49,6 +86,8 @@ class SqlTransaction(Transaction):
             raise ValidationError(f"a number is too large to store (at most {2**63 - 1}): {exc}") from None
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._open and not self._open[-1][1]:
+            self._open_savepoints()
         self.backend._executemany(self.conn, self.dialect.sql(statement), rows)
 
     def in_chunks(self, values: Sequence[Any], size: int = 500) -> Iterator[tuple[str, list[Any]]]:
