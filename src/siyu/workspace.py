@@ -70,6 +70,13 @@ class Workspace:
         #: Exceptions raised by ``siyu_on_event`` observers, newest last (bounded).
         self.observer_errors: list[tuple[Event, BaseException]] = []
         self._local = threading.local()
+        try:
+            self._start_services(secret_key)
+        except BaseException:
+            self.backend.close()  # e.g. a wrong secret key: do not leak the connection
+            raise
+
+    def _start_services(self, secret_key: str | bytes | None) -> None:
         self.privacy = Privacy(self, secret_key=secret_key)
         self.users = Users(self)
         self.tags = Tags(self)
