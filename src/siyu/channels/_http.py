@@ -67,6 +67,24 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - now).total_seconds())
 
 
+def json_object(response: Any, what: str) -> dict[str, Any]:
+    """The JSON object a provider answered with, after checking the HTTP status.
+
+    A 2xx answer that is not a JSON object is a provider fault (a proxy's HTML
+    page, a truncated body): retryable, with code ``malformed``.
+    """
+    error = status_error(response, what)
+    if error is not None:
+        raise error
+    try:
+        data = response.json()
+    except ValueError:
+        raise ChannelError(f"{what}: the answer is not JSON", retryable=True, code="malformed") from None
+    if not isinstance(data, dict):
+        raise ChannelError(f"{what}: the answer is not a JSON object", retryable=True, code="malformed")
+    return data
+
+
 def status_error(response: Any, what: str) -> ChannelError | None:
     """A ChannelError for a non-2xx HTTP status, or ``None`` for success."""
     code = int(response.status_code)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..errors import ChannelError, ValidationError
-from ._http import make_client, request, status_error
+from ._http import json_object, make_client, request
 from .base import Channel, DeliveryResult, Limits, Message, Option, Status, failure
 
 __all__ = ["MiniProgramChannel", "check_value"]
@@ -207,14 +207,7 @@ class MiniProgramChannel(Channel):
 
     @staticmethod
     def _json(response: Any, what: str) -> dict[str, Any]:
-        error = status_error(response, what)
-        if error is not None:
-            raise error
-        try:
-            data = response.json()
-        except ValueError:
-            raise ChannelError(f"{what}: answer is not JSON", retryable=True, code="malformed") from None
-        return dict(data)
+        return json_object(response, what)
 
     # -- sending ------------------------------------------------------------------------
     def _deliver(self, messages: Sequence[Message]) -> list[DeliveryResult]:

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from ...errors import ChannelError, InvalidMessage, ValidationError
-from .._http import make_client, request, status_error
+from .._http import json_object, make_client, request
 
 __all__ = ["TokenCache", "WeComClient", "error_for"]
 
@@ -205,16 +205,7 @@ class WeComClient:
 
     @staticmethod
     def _decode(response: Any, what: str) -> dict[str, Any]:
-        error = status_error(response, what)
-        if error is not None:
-            raise error
-        try:
-            data = response.json()
-        except ValueError:
-            raise ChannelError(f"{what}: the answer is not JSON", retryable=True, code="malformed") from None
-        if not isinstance(data, dict):
-            raise ChannelError(f"{what}: the answer is not a JSON object", retryable=True, code="malformed")
-        return data
+        return json_object(response, what)
 
     # -- calls ---------------------------------------------------------------------------
     def call(
