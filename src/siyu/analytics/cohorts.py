@@ -78,8 +78,7 @@ def cohort_report(
         bounds_us.pop()
         bounds.pop()
     n = len(bounds_us) - 1
-    sizes = tx.analytics.cohort_sizes(bounds_us)
-    active = tx.analytics.cohort_activity(bounds_us, metric)
+    sizes, active = tx.analytics.cohort_matrix(bounds_us, metric)
     labels = tuple(label(from_us_required(bounds_us[i], tz), period, tz) for i in range(n))
     retained = tuple(tuple(active.get((i, i + k), 0) for k in range(n - i)) + (None,) * i for i in range(n))
     rows = []

@@ -211,3 +211,14 @@ class Analytics:
     def fission(self, campaign: str | None = None) -> FissionReport:
         """Fission rate, K-factor, generations and the invite funnel (``ws.referrals.stats``)."""
         return fission_report(self._ws.referrals.stats(campaign))
+
+    def reindex(self) -> None:
+        """Rebuild the activity rollup that cohort retention reads, from the raw rows.
+
+        siyu keeps the rollup up to date on every write it makes; rebuild it
+        after loading events or orders straight into the database (a bulk SQL
+        import), or once after upgrading a database that already held rows.
+        Until then, cohort reports stay right but read the raw rows (slower).
+        """
+        with self._ws.write() as tx:
+            tx.analytics.reindex()

@@ -66,6 +66,10 @@ class PostgresDialect(PyformatDialect):
     # DDL is transactional: a fresh schema is built in one transaction and one commit.
     migrate_in_one_transaction: ClassVar[bool] = True
 
+    def json_ids(self, column: str) -> str:
+        # As text: psycopg would otherwise decode the json value itself, one Python int at a time.
+        return f"CAST(json_agg({column}) AS TEXT)"
+
     def allocate_ids(self, tx: SqlTransaction, table: str, count: int) -> list[int]:
         """Draw ``count`` ids from the table's identity sequence.
 

@@ -79,6 +79,18 @@ class AnalyticsStore(abc.ABC):
         ``metric="active"``: a tracked event or a counted order in the bucket;
         ``metric="ordered"``: a counted order in the bucket."""
 
+    def cohort_matrix(
+        self, bounds: Sequence[int], metric: str
+    ) -> tuple[dict[int, int], dict[tuple[int, int], int]]:
+        """``(cohort_sizes(bounds), cohort_activity(bounds, metric))`` in one call, so a
+        store that keeps the cohorts' members at hand reads them once."""
+        return self.cohort_sizes(bounds), self.cohort_activity(bounds, metric)
+
+    # -- upkeep -------------------------------------------------------------------------------
+    def reindex(self) -> None:  # noqa: B027 - a store with nothing derived has nothing to rebuild
+        """Rebuild whatever the store derives from its rows to answer faster (after
+        rows were written around siyu). A store that derives nothing does nothing."""
+
     # -- orders -------------------------------------------------------------------------------
     @abc.abstractmethod
     def buyer_history(self, until: int) -> list[tuple[int, int, int | None]]:

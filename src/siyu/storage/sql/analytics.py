@@ -8,10 +8,14 @@ business calendar the service computed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pyroaring import BitMap
+
 from ..contracts.analytics import AnalyticsStore
+from .activity_slots import EVENTS, ORDERS, ActivitySlots
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
@@ -191,6 +195,36 @@ class SqlAnalyticsStore(AnalyticsStore):
                     cells[key] = cells.get(key, 0) + users
                     mask ^= low
         return cells
+
+    def cohort_matrix(
+        self, bounds: Sequence[int], metric: str
+    ) -> tuple[dict[int, int], dict[tuple[int, int], int]]:
+        sources = (EVENTS, ORDERS) if metric == "active" else (ORDERS,)
+        active = ActivitySlots(self.tx).active(sources, bounds)
+        if active is None:
+            return super().cohort_matrix(bounds, metric)
+        members = self._cohort_members(bounds)
+        cells: dict[tuple[int, int], int] = {}
+        for i, cohort in members.items():
+            for j in range(i, len(active)):
+                users = cohort.intersection_cardinality(active[j])
+                if users:
+                    cells[i, j] = users
+        return {i: len(cohort) for i, cohort in members.items()}, cells
+
+    def _cohort_members(self, bounds: Sequence[int]) -> dict[int, BitMap]:
+        expr, params = bucket_expr("created_at", bounds)
+        return {
+            int(b): BitMap(json.loads(ids))
+            for b, ids in self.tx.execute(
+                f"SELECT {expr} AS b, {self.tx.dialect.json_ids('id')} FROM users "
+                "WHERE status <> ? AND created_at >= ? AND created_at < ? GROUP BY b",
+                [*params, "merged", bounds[0], bounds[-1]],
+            )
+        }
+
+    def reindex(self) -> None:
+        ActivitySlots(self.tx).rebuild()
 
     # -- orders ---------------------------------------------------------------------------------
     def buyer_history(self, until: int) -> list[tuple[int, int, int | None]]:

@@ -43,6 +43,13 @@ class Dialect:
         start = int(row[0]) + 1
         return list(range(start, start + count))
 
+    def json_ids(self, column: str) -> str:
+        """An aggregate folding the integers of ``column`` into one JSON array, as text.
+
+        One text value per group is read with one ``json.loads`` call instead
+        of a Python object per row: the difference at millions of rows."""
+        return f"json_group_array({column})"
+
     def lock_rows(self, tx: SqlTransaction, table: str, ids: list[int]) -> list[int]:
         """Lock rows until the transaction ends; return the ids that exist."""
         found: list[int] = []

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..._clock import from_us_required, to_us
 from ...models.lifecycle import StageChange, TagRule, TrackedEvent
 from ..contracts import ActivityStore, LifecycleStore, TagRuleStore
+from .activity_slots import EVENTS, ActivitySlots
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
@@ -133,6 +134,7 @@ class SqlActivityStore(ActivityStore):
             "INSERT INTO user_events (id, user_id, kind, at, key, properties) VALUES (?, ?, ?, ?, ?, ?)",
             [(i, u, k, to_us(at), key, props) for i, (u, k, at, key, props) in zip(ids, rows, strict=True)],
         )
+        ActivitySlots(self.tx).add(EVENTS, [(u, to_us(at)) for u, _, at, _, _ in rows])
         return ids
 
     def for_user(self, user_id: int, limit: int) -> list[TrackedEvent]:
@@ -152,13 +154,23 @@ class SqlActivityStore(ActivityStore):
         )
 
     def move_user(self, drop: int, keep: int) -> list[int]:
-        ids = [int(r[0]) for r in self.tx.execute("SELECT id FROM user_events WHERE user_id = ?", (drop,))]
+        rows = [(int(i), int(at)) for i, at in self.tx.execute(
+            "SELECT id, at FROM user_events WHERE user_id = ?", (drop,))]
         self.tx.execute("UPDATE user_events SET user_id = ? WHERE user_id = ?", (keep, drop))
-        return ids
+        slots = ActivitySlots(self.tx)
+        slots.add(EVENTS, [(keep, at) for _, at in rows])
+        slots.recheck(EVENTS, [(drop, at) for _, at in rows])
+        return [i for i, _ in rows]
 
     def restore_user(self, event_ids: Sequence[int], drop: int) -> None:
+        moved: list[tuple[int, int]] = []
         for marks, chunk in self.tx.in_chunks(list(event_ids)):
+            moved.extend((int(u), int(at)) for u, at in self.tx.execute(
+                f"SELECT user_id, at FROM user_events WHERE id IN ({marks})", chunk))
             self.tx.execute(f"UPDATE user_events SET user_id = ? WHERE id IN ({marks})", (drop, *chunk))
+        slots = ActivitySlots(self.tx)
+        slots.add(EVENTS, [(drop, at) for _, at in moved])
+        slots.recheck(EVENTS, moved)
 
 
 class SqlTagRuleStore(TagRuleStore):

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Any
 from ..._clock import from_us_required, to_us
 from ...models.commerce import Order, OrderLine, ProductRole, Refund
 from ..contracts.commerce import OrderStats, OrderStore
+from .activity_slots import ORDERS, ActivitySlots
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
+
+_COUNTED = "(refunded < total OR total = 0)"
 
 _ORDER = ("id, user_id, key, channel, paid_at, subtotal, discount, total, refunded, coupons, points_entry_id, "
           "points, growth, budget")
@@ -68,6 +71,8 @@ class SqlOrderStore(OrderStore):
                 for n, ln in enumerate(o.lines)
             ],
         )
+        # Nothing is refunded yet, so every new order is a counted one.
+        ActivitySlots(self.tx).add(ORDERS, [(o.user_id, to_us(o.paid_at)) for o in orders])
         return ids
 
     def set_effects(self, rows: Sequence[tuple[int, int | None, int, int]]) -> None:
@@ -116,9 +121,13 @@ class SqlOrderStore(OrderStore):
             "WHERE order_id = ? AND line_no = ?",
             [(fen, qty, order_id, n) for n, qty, fen in lines],
         )
-        self.tx.execute(
-            "UPDATE orders SET refunded = refunded + ? WHERE id = ?", (sum(fen for _, _, fen in lines), order_id)
-        )
+        row = self.tx.execute(
+            f"UPDATE orders SET refunded = refunded + ? WHERE id = ? RETURNING user_id, paid_at, {_COUNTED}",
+            (sum(fen for _, _, fen in lines), order_id),
+        ).fetchone()
+        if row is not None and not row[2]:
+            # Fully refunded: no longer a counted order, which may leave its slot without the buyer.
+            ActivitySlots(self.tx).recheck(ORDERS, [(int(row[0]), int(row[1]))])
 
     def add_refund(self, refund: Refund, fingerprint: str) -> int:
         [rid] = self.tx.dialect.allocate_ids(self.tx, "order_refunds", 1)
@@ -161,6 +170,12 @@ class SqlOrderStore(OrderStore):
         return [int(r[0]) for r in self.tx.execute("SELECT id FROM orders WHERE user_id = ? ORDER BY id", (user_id,))]
 
     def move(self, order_ids: Sequence[int], user_id: int) -> None:
+        moved: list[tuple[int, int]] = []
         for marks, chunk in self.tx.in_chunks(list(order_ids)):
+            moved.extend((int(u), int(at)) for u, at in self.tx.execute(
+                f"SELECT user_id, paid_at FROM orders WHERE id IN ({marks}) AND {_COUNTED}", chunk))
             self.tx.execute(f"UPDATE orders SET user_id = ? WHERE id IN ({marks})", [user_id, *chunk])
             self.tx.execute(f"UPDATE order_refunds SET user_id = ? WHERE order_id IN ({marks})", [user_id, *chunk])
+        slots = ActivitySlots(self.tx)
+        slots.add(ORDERS, [(user_id, at) for _, at in moved])
+        slots.recheck(ORDERS, moved)
