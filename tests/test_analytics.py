@@ -200,6 +200,10 @@ def test_cli_reports(db: str, tmp_path: Path) -> None:
     assert "seed_users" in result.output and "channel state" in result.output
     for name in ("aov", "repurchase", "new-vs-returning"):
         assert _run(db, name).exit_code == 0
+    result = _run(db, "reindex")
+    assert result.exit_code == 0 and "activity rollup rebuilt" in result.output
+    result = _run(db, "cohorts", "--since", "2026-05-04", "--until", "2026-06-08", "--format", "csv")
+    assert result.output.splitlines()[1] == "2026-05-04,2,0.5,0.5,0.5,0.0,0.0"
 
 
 def test_cli_chart_and_errors(db: str, tmp_path: Path) -> None:

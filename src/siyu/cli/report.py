@@ -3,6 +3,7 @@ order metrics as terminal tables, CSV or JSON, with an optional chart."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -200,3 +201,19 @@ def new_vs_returning(state: CliState, period: str, since: str | None, until: str
     report = ws.analytics.new_vs_returning(period, since=_instant(ws, since, "since"),
                                            until=_instant(ws, until, "until"))
     _emit(ws, report, fmt, chart)
+
+
+@command.command("reindex")
+@pass_state
+def reindex(state: CliState) -> None:
+    """Rebuild the activity rollup behind cohort retention from the raw rows.
+
+    siyu keeps it up to date on every write it makes; run this after loading
+    events or orders straight into the database, or once after upgrading a
+    database that already held rows (cohort reports are right either way,
+    only slower until then).
+    """
+    ws = state.workspace()
+    started = time.perf_counter()
+    ws.analytics.reindex()
+    err_console().print(f"activity rollup rebuilt in {time.perf_counter() - started:.1f} s")
