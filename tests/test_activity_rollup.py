@@ -210,3 +210,22 @@ def test_new_database_starts_current_and_slot_is_fifteen_minutes(ws: siyu.Worksp
     assert SLOT_US == 900_000_000
     with ws.read() as tx:
         assert ActivitySlots(tx).is_current()  # type: ignore[arg-type]
+
+
+def test_user_ids_beyond_32_bits_read_raw_rows(tmp_path: Any) -> None:
+    path = tmp_path / "wide.db"
+    clock = FakeClock(END)
+    with siyu.connect(f"sqlite:///{path}", clock=clock, tz="UTC") as ws:
+        ws.users.add(created_at=T0)
+    db = sqlite3.connect(path)  # an id no bitmap holds, written around siyu
+    db.execute("INSERT INTO users (id, created_at, attributes, status) VALUES (?, ?, '{}', 'active')",
+               (2**32 + 5, to_us(T0)))
+    db.commit()
+    db.close()
+    with siyu.connect(f"sqlite:///{path}", clock=clock, tz="UTC") as ws:
+        big = 2**32 + 5
+        ws.events.track(big, "page_view", at=T0 + timedelta(days=3))
+        with ws.read() as tx:
+            assert not ActivitySlots(tx).is_current()  # type: ignore[arg-type]
+        report = ws.analytics.cohorts("week", since=T0, until=END)
+        assert report.sizes[0] == 2 and report.retained[0][1] == 1
