@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -158,11 +158,18 @@ class QuietHours:
         """The first instant at or after ``local`` outside quiet hours (same zone)."""
         if not self.contains(local):
             return local
+        # Compare instants, not wall times: in a fall-back night the end time occurs twice
+        # (fold 0 and 1), and comparing within one zone ignores fold, which once returned an
+        # end already past and re-deferred the same records forever.
+        instant = local.astimezone(UTC)
         day = local.date()
-        candidate = datetime.combine(day, self.end, tzinfo=local.tzinfo)
-        if candidate <= local:
-            candidate = datetime.combine(day + timedelta(days=1), self.end, tzinfo=local.tzinfo)
-        return candidate
+        for when in (day, day + timedelta(days=1)):
+            for fold in (0, 1):
+                candidate = datetime.combine(when, self.end, tzinfo=local.tzinfo).replace(fold=fold)
+                if candidate.astimezone(UTC) > instant:
+                    # Round trip: an end inside a spring-forward gap becomes the real local time.
+                    return candidate.astimezone(UTC).astimezone(local.tzinfo)
+        raise AssertionError("unreachable: tomorrow's end of quiet hours is in the future")
 
     def as_list(self) -> list[str]:
         return [self.start.isoformat(timespec="minutes"), self.end.isoformat(timespec="minutes")]

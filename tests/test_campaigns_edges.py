@@ -1,0 +1,78 @@
+"""Campaign edge cases found by review: DST quiet hours, holdouts in recurring rounds,
+per-variant mini-program credits, window edges."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import siyu
+from siyu.campaigns.gates import QuietHours
+from siyu.testing import FakeClock, RecordingChannel
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def users(ws: siyu.Workspace, n: int, **attributes: Any) -> list[int]:
+    ids = ws.users.add_many([{"attributes": dict(attributes)} for _ in range(n)])
+    for uid in ids:
+        ws.users.consent(uid, purpose="marketing", channel="*")
+    return ids
+
+
+# -- quiet hours and DST ------------------------------------------------------------------
+
+
+def test_next_open_in_the_repeated_fall_back_hour_is_in_the_future() -> None:
+    quiet = QuietHours.parse(("21:00", "01:30"))
+    assert quiet is not None
+    # 2026-11-01 01:15 EST is the second 01:15 of the night (fold=1); 01:30 EDT was 45 minutes earlier.
+    local = datetime(2026, 11, 1, 6, 15, tzinfo=UTC).astimezone(NEW_YORK)
+    assert local.fold == 1 and quiet.contains(local)
+    opened = quiet.next_open(local)
+    assert opened.astimezone(UTC) == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)  # 01:30 EST
+
+
+def test_next_open_in_a_spring_forward_gap_is_a_real_local_time() -> None:
+    quiet = QuietHours.parse(("21:00", "02:30"))  # 02:30 does not exist on 2026-03-08 in New York
+    assert quiet is not None
+    local = datetime(2026, 3, 8, 6, 45, tzinfo=UTC).astimezone(NEW_YORK)  # 01:45 EST
+    opened = quiet.next_open(local)
+    assert opened.astimezone(UTC) == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)  # 03:30 EDT
+    assert opened.astimezone(UTC) > local.astimezone(UTC) and not quiet.contains(opened)
+    assert (opened.hour, opened.minute) == (3, 30)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin", "Australia/Sydney", "Asia/Shanghai"])
+def test_next_open_is_never_in_the_past(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    for window in (("21:00", "08:00"), ("22:00", "01:30"), ("00:30", "02:30"), ("12:00", "14:00")):
+        quiet = QuietHours.parse(window)
+        assert quiet is not None
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        while at < datetime(2027, 1, 1, tzinfo=UTC):
+            local = at.astimezone(tz)
+            opened = quiet.next_open(local)
+            assert opened.astimezone(UTC) >= at, (zone, window, local)
+            assert not quiet.contains(opened), (zone, window, local, opened)
+            at += timedelta(minutes=15) if 2 <= at.month <= 3 or 10 <= at.month <= 11 else timedelta(hours=7)
+
+
+def test_a_send_in_the_repeated_hour_waits_instead_of_spinning(clock: FakeClock) -> None:
+    clock.set(datetime(2026, 11, 1, 6, 15, tzinfo=UTC))  # 01:15 EST, the second time round
+    with siyu.connect("memory://", clock=clock) as ws:
+        rec = ws.channels.install(RecordingChannel())
+        assert isinstance(rec, RecordingChannel)
+        ids = users(ws, 2, tz="America/New_York")
+        c = ws.campaigns.create("dst", audience=ids, channel="recording", template="hi",
+                                quiet_hours=("21:00", "01:30"))
+        report = ws.campaigns.send(c.id)  # used to re-defer the same records to a past time forever
+        assert report.sent == 0 and report.deferred == 2
+        assert report.paused_until == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+        clock.set(datetime(2026, 11, 1, 6, 30, tzinfo=UTC))
+        assert sum(r.sent for r in ws.campaigns.run_due()) == 2
+        assert Counter(m.user_id for m in rec.sent) == {uid: 1 for uid in ids}
