@@ -76,3 +76,29 @@ def test_a_send_in_the_repeated_hour_waits_instead_of_spinning(clock: FakeClock)
         clock.set(datetime(2026, 11, 1, 6, 30, tzinfo=UTC))
         assert sum(r.sent for r in ws.campaigns.run_due()) == 2
         assert Counter(m.user_id for m in rec.sent) == {uid: 1 for uid in ids}
+
+
+# -- holdouts ---------------------------------------------------------------------------------
+
+
+def test_recurring_rounds_after_a_pilot_never_message_the_holdout(clock: FakeClock) -> None:
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))  # Monday 09:00 in Shanghai
+    with siyu.connect("memory://", clock=clock) as ws:
+        rec = ws.channels.install(RecordingChannel())
+        assert isinstance(rec, RecordingChannel)
+        ws.campaigns.configure(budget={"day": 5, "week": None})
+        ids = users(ws, 300)
+        c = ws.campaigns.create("weekly", audience=ids, channel="recording", template="${v}",
+                                variants={"A": {"v": "a"}, "B": {"v": "b"}},
+                                schedule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0;COUNT=2")
+        ws.campaigns.pilot(c.id, fraction=0.3, seed=1)
+        holdout = {d.user_id for d in ws.campaigns.deliveries(c.id, status="holdout")}
+        assert len(holdout) == 30
+        ws.campaigns.rollout(c.id, variant="A")
+        for _ in range(8):
+            clock.advance(days=1)
+            ws.campaigns.run_due()
+        got = Counter(m.user_id for m in rec.sent)
+        assert not holdout & set(got)
+        assert set(got) == set(ids) - holdout
+        assert ws.campaigns.get(c.id).status == "done"  # the last round finished: the holdout is not "left to send"

@@ -436,6 +436,25 @@ class Campaigns(Previews, Automation):
     def _stored_audience(row: CampaignRow) -> BitMap | None:
         return None if row.audience is None else BitMap.deserialize(row.audience)
 
+    def _rest_audience(self, tx: Transaction, row: CampaignRow) -> BitMap | None:
+        """Who a send, roll-out or recurring round may reach: the audience less the
+        pilot's holdout. A one-off round skips them anyway (they have a record for
+        it), but each recurring round is a new occurrence where they have none."""
+        audience = self._stored_audience(row)
+        if audience is None or not (row.state.get("pilot") or {}).get("holdout"):
+            return audience
+        return audience - self._holdout_users(tx, row.id)
+
+    @staticmethod
+    def _holdout_users(tx: Transaction, campaign_id: int) -> BitMap:
+        out, after = BitMap(), 0
+        while True:
+            page = tx.campaigns.deliveries(campaign_id, status=HOLDOUT, after_id=after, limit=10_000)
+            out.update(d.user_id for d in page)
+            if len(page) < 10_000:
+                return out
+            after = page[-1].id
+
     # -- pilot ---------------------------------------------------------------------------------------
     def pilot(
         self, campaign: int | str, *, fraction: float = 0.05, seed: int | None = None, holdout: bool = True,
@@ -693,8 +712,9 @@ class Campaigns(Previews, Automation):
         rest = None
         occurrence = ""
         if rest_cfg is not None and rest_cfg.get("occurrence") is not None:
-            audience = self._stored_audience(row)
             occurrence = rest_cfg["occurrence"]
+            with self._ws.read() as tx:
+                audience = self._rest_audience(tx, row)
             if audience is not None:
                 rest = (audience, rest_cfg["variant"], rest_cfg["phase"])
         totals = runner.run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
@@ -711,7 +731,7 @@ class Campaigns(Previews, Automation):
             if row.status in ("running", "piloting", "paused") and idle:
                 rest = row.state.get("rest")
                 if rest is not None:
-                    audience = self._stored_audience(row)
+                    audience = self._rest_audience(tx, row)
                     todo = (audience or BitMap()) - BitMap(tx.campaigns.existing_users(row.id, rest["occurrence"]))
                     if not todo and row.status != "cancelled":
                         tx.campaigns.update(row.id, status="done")
