@@ -115,6 +115,9 @@ class Order:
     growth: int = 0
     #: Loss-leader budget used: ``(kind, source_id, fen)`` per offer.
     budget: tuple[tuple[str, int, int], ...] = ()
+    #: The same budget split by line: ``(kind, source_id, line_no, fen)`` (empty for
+    #: orders recorded before the split was kept).
+    budget_lines: tuple[tuple[str, int, int, int], ...] = ()
 
     @property
     def total(self) -> Decimal:

@@ -6,16 +6,19 @@ adds tier growth (upgrading at once) and emits
 :class:`~siyu.events.OrderRecorded` -- all in one transaction. A refund
 reverses, in its own single transaction, the points in proportion to the
 money returned, the tier growth likewise (downgrading if the tier is no longer
-earned), and on a full refund gives the coupons back (expired if their
-validity has ended); then it emits :class:`~siyu.events.OrderRefunded`, which
-the referral engine uses to void commissions and fission rewards.
+earned), gives back the loss-leader budget the refunded units used, and on a
+full refund gives the coupons back (expired if their validity has ended);
+then it emits :class:`~siyu.events.OrderRefunded`, which the referral engine
+uses to void commissions and fission rewards.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,7 +26,7 @@ import attrs
 from .._clock import aware
 from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
 from ..events import CouponRedeemed, CouponReturned, OrderLineInfo, OrderRecorded, OrderRefunded
-from ..models.commerce import Coupon, Order, OrderLine, Refund
+from ..models.commerce import Coupon, Order, OrderLine, ProductRole, Refund
 from ..money import to_fen, to_yuan
 from ..storage.contracts import GrowthEntry
 from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
@@ -63,6 +66,45 @@ def _codes(coupon: object) -> tuple[str, ...]:
             raise ValidationError("the same coupon code is given twice")
         return codes
     raise ValidationError(f"coupon must be a code, a list of codes or None, got {type(coupon).__name__}")
+
+
+def _budget_split(order: Order) -> list[tuple[str, int, int, int]]:
+    """The order's loss-leader budget per line; orders recorded before the split was
+    kept spread it over their traffic lines by quantity (only those may use it)."""
+    if order.budget_lines:
+        return list(order.budget_lines)
+    lines = [n for n, ln in enumerate(order.lines) if ln.role is ProductRole.TRAFFIC] or list(range(len(order.lines)))
+    return [(kind, source_id, n, share) for kind, source_id, fen in order.budget
+            for n, share in zip(lines, _distribute(fen, [order.lines[n].qty for n in lines]), strict=True) if share]
+
+
+def _budget_given_back(share: int, line: OrderLine, refunded_fen: int, refunded_qty: int) -> int:
+    """How much of a line's budget is back once this much of the line was refunded: the
+    share of its units or of its money returned, whichever is larger (a free unit has no money)."""
+    if refunded_qty >= line.qty or (line.paid_fen > 0 and refunded_fen >= line.paid_fen):
+        return share
+    part = Fraction(refunded_qty, line.qty)
+    if line.paid_fen > 0:
+        part = max(part, Fraction(refunded_fen, line.paid_fen))
+    return math.floor(share * part)
+
+
+def _budget_back(order: Order, plan: Sequence[tuple[int, int, int]], full: bool) -> dict[tuple[str, int], int]:
+    """Budget to give back per offer for this refund: what the refunded units used
+    (all of it on a full refund), less what earlier refunds gave back already."""
+    if not order.budget:
+        return {}
+    adds = {n: (qty, fen) for n, qty, fen in plan}
+    back: dict[tuple[str, int], int] = {}
+    for kind, source_id, n, share in _budget_split(order):
+        if n >= len(order.lines):
+            continue
+        ln = order.lines[n]
+        qty, fen = adds.get(n, (0, 0))
+        before = _budget_given_back(share, ln, ln.refunded_fen, ln.refunded_qty)
+        after = share if full else _budget_given_back(share, ln, ln.refunded_fen + fen, ln.refunded_qty + qty)
+        back[kind, source_id] = back.get((kind, source_id), 0) + after - before
+    return {k: v for k, v in back.items() if v > 0}
 
 
 class Orders:
@@ -205,6 +247,7 @@ class Orders:
                 id=0, user_id=r.user_id, key=r.key, channel=r.channel, paid_at=r.paid_at,
                 subtotal_fen=quote.subtotal_fen, discount_fen=quote.discount_fen, total_fen=quote.total_fen,
                 refunded_fen=0, coupon_codes=quote.coupon_codes, budget=quote.budget_fen,
+                budget_lines=quote.budget_lines,
                 lines=tuple(OrderLine(sku=q.sku, qty=q.qty, unit_fen=q.unit_fen, paid_fen=q.paid_fen, role=q.role,
                                       category=ln.product.category, cost_fen=ln.product.cost_fen * ln.qty)
                             for q, ln in zip(quote.lines, cart, strict=True)),
@@ -291,6 +334,9 @@ class Orders:
             return [(n, 0, share) for n, share in enumerate(_distribute(fen, left)) if share]
         if not isinstance(what, Sequence):
             raise ValidationError("refund what: None (everything), an amount in yuan, or a list of {sku, qty}")
+        if not what:
+            raise ValidationError("the refund lines are an empty list; name at least one {'sku': ..., 'qty': ...}, "
+                                  "give an amount, or None to refund everything left")
         plan: dict[int, list[int]] = {}
         for index, item in enumerate(what):
             if not isinstance(item, Mapping) or "sku" not in item:
@@ -331,8 +377,10 @@ class Orders:
         ValidationError. In the same transaction the order's points are
         reversed in proportion (if the user spent them already, what is left is
         taken and the rest recorded as ``points_shortfall``), its tier growth
-        likewise, and a full refund returns the coupons. ``key`` makes it
-        idempotent."""
+        likewise, the loss-leader budget its refunded lines used comes back
+        (in proportion to their units or money refunded), and a full refund
+        returns the coupons. An order refunded in full takes no further
+        refund (ValidationError). ``key`` makes it idempotent."""
         oid = check_int(order_id, "order_id", minimum=1)
         check_key(key)
         now = self._ws.now()
@@ -340,16 +388,23 @@ class Orders:
             order = tx.orders.get(oid)
             if order is None:
                 raise NotFound(f"no order with id {oid}")
-            spec = lines_or_amount if lines_or_amount is None or isinstance(lines_or_amount, list | tuple) \
-                else str(lines_or_amount)
-            print_ = fingerprint(oid, spec)
+            if lines_or_amount is None or isinstance(lines_or_amount, list | tuple):
+                print_ = legacy = fingerprint(oid, lines_or_amount)
+            else:
+                # The same amount written differently ("10", Decimal("10.00")) is the same refund;
+                # ``legacy`` is how amounts were keyed before they were compared in fen.
+                print_ = fingerprint(oid, {"fen": to_fen(lines_or_amount, name="amount")})
+                legacy = fingerprint(oid, str(lines_or_amount))
             done = tx.orders.refund_by_key(key)
             if done is not None:
-                if done[1] != print_:
+                if done[1] not in (print_, legacy):
                     raise IdempotencyConflict(f"refund key {key!r} was already used for a different refund")
                 found = tx.orders.refund(done[0])
                 assert found is not None
                 return found
+            refunds = tx.orders.refunds(oid)
+            if any(r.full for r in refunds):
+                raise ValidationError(f"order {oid} was fully refunded already; there is nothing left to refund")
             require_user(tx, order.user_id, lock=True, active=False)
             plan = self._plan(order, lines_or_amount)
             amount = sum(fen for _, _, fen in plan)
@@ -357,7 +412,9 @@ class Orders:
                 raise ValidationError(f"order {oid} has nothing left to refund")
             after = order.refunded_fen + amount
             full = after >= order.total_fen
-            refunds = tx.orders.refunds(oid)
+            if order.total_fen == 0:  # nothing was paid, so only the units say whether all came back
+                units = {n: qty for n, qty, _ in plan}
+                full = all(ln.refunded_qty + units.get(n, 0) >= ln.qty for n, ln in enumerate(order.lines))
             points_done = sum(r.points_reversed + r.points_shortfall for r in refunds)
             growth_done = sum(r.growth_reversed for r in refunds)
             points_target = order.points if full else order.points * after // max(1, order.total_fen)
@@ -379,10 +436,10 @@ class Orders:
                 tx.tiers.add_growth([GrowthEntry(user_id=order.user_id, amount=-growth_back, at=order.paid_at,
                                                  reason="refund", ref=f"order:{oid}")])
                 self._ws.tiers.settle(tx, [order.user_id], reason="refund", downgrade=True)
-            if full and order.budget:
-                # The goods came back, so the loss the budget paid for did not happen.
-                for kind, source_id, fen in order.budget:
-                    tx.coupons.use_budget(kind, source_id, -fen)
+            back = _budget_back(order, plan, full)
+            for (kind, source_id), fen in back.items():
+                tx.coupons.use_budget(kind, source_id, -fen)
+            if back:
                 tx.meta.bump("commerce")
             returned: list[str] = []
             if full and order.coupon_codes:

@@ -165,14 +165,22 @@ class Quote:
 
     ``lines`` explain each line; ``applied`` names the offers used (with the
     fen each saved); ``skipped`` says why other candidates were left out.
-    ``budget_fen`` maps ``(kind, source_id)`` to loss-leader budget used."""
+    ``budget_fen`` maps ``(kind, source_id)`` to loss-leader budget used;
+    ``budget_lines`` splits it by line: ``(kind, source_id, line_no, fen)``."""
 
     user_id: int
     lines: tuple[QuoteLine, ...]
     applied: tuple[tuple[str, int], ...]
     coupon_codes: tuple[str, ...]
     skipped: tuple[str, ...] = ()
-    budget_fen: tuple[tuple[str, int, int], ...] = ()
+    budget_lines: tuple[tuple[str, int, int, int], ...] = ()
+
+    @property
+    def budget_fen(self) -> tuple[tuple[str, int, int], ...]:
+        total: dict[tuple[str, int], int] = {}
+        for kind, source_id, _, fen in self.budget_lines:
+            total[kind, source_id] = total.get((kind, source_id), 0) + fen
+        return tuple((kind, source_id, fen) for (kind, source_id), fen in total.items())
 
     @property
     def subtotal_fen(self) -> int:
@@ -288,12 +296,13 @@ def _wanted(prep: _Prepared, index: int, current: Sequence[int]) -> dict[int, in
     return dict(zip(idx, _distribute(off, [ref[i] for i in idx]), strict=True))
 
 
-def _take(prep: _Prepared, index: int, current: list[int], left: int | None) -> tuple[dict[int, tuple[int, int]], int]:
-    """What an offer takes from each line: ``{line: (taken, wanted)}`` and the loss-leader budget used.
-    Never below a line's floor (beyond a loss leader's budget on traffic items), never below 0."""
+def _take(prep: _Prepared, index: int, current: list[int],
+          left: int | None) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
+    """What an offer takes from each line: ``{line: (taken, wanted)}`` and the loss-leader budget each
+    line used. Never below a line's floor (beyond a loss leader's budget on traffic items), never below 0."""
     wanted = _wanted(prep, index, current)
     taken: dict[int, tuple[int, int]] = {}
-    used = 0
+    used: dict[int, int] = {}
     if not wanted:
         return taken, used
     leader = prep.offers[index].loss_leader
@@ -308,7 +317,8 @@ def _take(prep: _Prepared, index: int, current: list[int], left: int | None) -> 
             extra = want - allowed if left is None else min(want - allowed, left)
             if left is not None:
                 left -= extra
-            used += extra
+            if extra:
+                used[i] = extra
             allowed += extra
         taken[i] = (want if want < allowed else allowed, want)
     return taken, used
@@ -343,11 +353,11 @@ def _apply(prep: _Prepared, state: _State, index: int) -> _State:
 
 
 def _explain(prep: _Prepared, state: _State) -> tuple[list[list[str]], list[tuple[str, int]],
-                                                       list[tuple[str, int, int]], list[str]]:
+                                                       list[tuple[str, int, int, int]], list[str]]:
     """Replay the winning combination, writing down what each offer did and why."""
     notes: list[list[str]] = [[] for _ in prep.lines]
     applied: list[tuple[str, int]] = []
-    budget: list[tuple[str, int, int]] = []
+    budget: list[tuple[str, int, int, int]] = []
     unmet: list[str] = []
     current = list(prep.original)
     for index in state[1]:
@@ -367,9 +377,8 @@ def _explain(prep: _Prepared, state: _State) -> tuple[list[list[str]], list[tupl
         saved = sum(take for take, _ in taken.values())
         if saved:
             applied.append((label, saved))
-            if used:
-                offer = prep.offers[index]
-                budget.append((offer.kind, offer.source_id, used))
+            offer = prep.offers[index]
+            budget.extend((offer.kind, offer.source_id, i, fen) for i, fen in sorted(used.items()))
         else:
             unmet.append(f"{label}: no saving left on this cart (margin floor)")
     return notes, applied, budget, unmet
@@ -460,7 +469,7 @@ def best_quote(user_id: int, lines: Sequence[CartLine], offers: Sequence[Offer],
         for i, line in enumerate(lines)
     )
     return Quote(user_id=user_id, lines=qlines, applied=tuple(applied), coupon_codes=codes,
-                 skipped=tuple([*skipped, *not_eligible, *unmet, *left_out]), budget_fen=tuple(budget))
+                 skipped=tuple([*skipped, *not_eligible, *unmet, *left_out]), budget_lines=tuple(budget))
 
 
 # -- worst case (the margin guard) ---------------------------------------------------------

@@ -34,6 +34,26 @@ def _refund(row: Sequence[Any]) -> Refund:
     )
 
 
+def _budget_json(order: Order) -> str | None:
+    if not order.budget:
+        return None
+    # One entry per offer: [kind, source_id, fen, [[line_no, fen], ...]] (older rows lack the lines).
+    return json.dumps([[kind, source_id, fen, [[n, f] for k, s, n, f in order.budget_lines
+                                               if (k, s) == (kind, source_id)]]
+                       for kind, source_id, fen in order.budget])
+
+
+def _budget(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    entries = json.loads(text)
+    return {
+        "budget": tuple((str(e[0]), int(e[1]), int(e[2])) for e in entries),
+        "budget_lines": tuple((str(e[0]), int(e[1]), int(n), int(f)) for e in entries if len(e) > 3
+                              for n, f in e[3]),
+    }
+
+
 class SqlOrderStore(OrderStore):
     def __init__(self, tx: SqlTransaction) -> None:
         self.tx = tx
@@ -58,7 +78,7 @@ class SqlOrderStore(OrderStore):
             [
                 (oid, o.user_id, o.key, fp, o.channel, to_us(o.paid_at), o.subtotal_fen, o.discount_fen,
                  o.total_fen, 0, json.dumps(list(o.coupon_codes)), o.points_entry_id, o.points, o.growth,
-                 json.dumps([list(b) for b in o.budget]) if o.budget else None)
+                 _budget_json(o))
                 for oid, o, fp in zip(ids, orders, fingerprints, strict=True)
             ],
         )
@@ -98,7 +118,7 @@ class SqlOrderStore(OrderStore):
             Order(id=r[0], user_id=r[1], key=r[2], channel=r[3], paid_at=from_us_required(r[4]), subtotal_fen=r[5],
                   discount_fen=r[6], total_fen=r[7], refunded_fen=r[8], coupon_codes=tuple(json.loads(r[9])),
                   points_entry_id=r[10], points=r[11], growth=r[12], lines=tuple(lines[r[0]]),
-                  budget=tuple((k, int(s), int(f)) for k, s, f in json.loads(r[13])) if r[13] else ())
+                  **_budget(r[13]))
             for r in rows
         ]
 

@@ -76,6 +76,16 @@ class CommerceContract(ContractBase):
         with pytest.raises(ValidationError):
             ws.orders.refund(order.id, key="r5")
 
+    def test_loss_leader_budget_follows_partial_refunds(self, ws: siyu.Workspace) -> None:
+        uid = _shop(ws)
+        ws.promotions.activity("1元尝鲜", {"CUP": "1"}, loss_leader=True, budget="100")
+        order = ws.orders.record(uid, [{"sku": "CUP", "qty": 2}, {"sku": "TEA", "qty": 1}], key="o")
+        assert ws.orders.get(order.id).budget_lines == (("activity", 1, 0, 800),)
+        ws.orders.refund(order.id, [{"sku": "CUP", "qty": 1}], key="r1")
+        assert [a.budget_used_fen for a in ws.promotions.activities()] == [400]
+        ws.orders.refund(order.id, key="r2")
+        assert [a.budget_used_fen for a in ws.promotions.activities()] == [0]
+
     def test_refund_event(self, ws: siyu.Workspace) -> None:
         uid = _shop(ws)
         seen: list[Event] = []
