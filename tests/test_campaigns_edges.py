@@ -102,3 +102,28 @@ def test_recurring_rounds_after_a_pilot_never_message_the_holdout(clock: FakeClo
         assert not holdout & set(got)
         assert set(got) == set(ids) - holdout
         assert ws.campaigns.get(c.id).status == "done"  # the last round finished: the holdout is not "left to send"
+
+
+# -- mini-program credits per variant ------------------------------------------------------
+
+
+def test_credit_gate_checks_the_template_of_the_variant_being_sent(ws: siyu.Workspace) -> None:
+    from siyu.testing.fakes import FakeMiniProgram
+
+    with FakeMiniProgram() as fake:
+        mp = ws.channels.get("miniprogram", appid="wxapp", secret="appsecret", base_url=fake.url)
+        ws.channels.install(mp)
+        only_b = ws.users.add(wechat_openid="o_b", app="wxapp").id
+        only_a = ws.users.add(wechat_openid="o_a", app="wxapp").id
+        for uid in (only_a, only_b):
+            ws.users.consent(uid, purpose="marketing", channel="miniprogram")
+        mp.add_credit("o_b", "TPL_B")
+        mp.add_credit("o_a", "TPL_A")
+        c = ws.campaigns.create(
+            "subscribe", audience=[only_a, only_b], channel="miniprogram", template="TPL_A",
+            variants={"A": {"thing1": "上新了"}, "B": {"template": "TPL_B", "thing1": "限时折扣"}},
+        )
+        report = ws.campaigns.send(c.id, variant="B")
+        assert report.sent == 1 and report.skipped_by == {"platform_cap": 1}
+        assert [(b["touser"], b["template_id"]) for b in fake.sent] == [("o_b", "TPL_B")]
+        assert mp.credits("o_a", "TPL_A") == 1  # untouched: never claimed, never sent

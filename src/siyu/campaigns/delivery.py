@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -225,14 +225,16 @@ class Runner:
                 return None, False
             claim = _Claim()
             users = [d.user_id for d in due] + new_users
-            eligible, skipped, deferred, recipients = self._gate(tx, users, now)
+            variant_of = {d.user_id: d.variant for d in due}
+            rest_variant, rest_phase = (rest[1], rest[2]) if rest is not None else ("", "")
+            eligible, skipped, deferred, recipients = self._gate(
+                tx, users, now, lambda uid: variant_of.get(uid, rest_variant)
+            )
             attributes = self._attributes(tx, eligible)
             updates: list[tuple[int, dict[str, Any]]] = []
             to_insert: list[NewDelivery] = []
             pending_meta: list[tuple[int, str, Message | None]] = []
-            variant_of = {d.user_id: d.variant for d in due}
             attempts_of = {d.id: d.attempts for d in due}
-            rest_variant, rest_phase = (rest[1], rest[2]) if rest is not None else ("", "")
             eligible_set = set(eligible)
             messages: dict[int, Message] = {}
             for uid in eligible:
@@ -310,9 +312,10 @@ class Runner:
         return per_minute - used
 
     def _gate(
-        self, tx: Transaction, users: Sequence[int], now: datetime
+        self, tx: Transaction, users: Sequence[int], now: datetime, variant_of: Callable[[int], str]
     ) -> tuple[list[int], dict[int, str], dict[int, datetime], dict[int, str]]:
-        """Split ``users`` into eligible (ascending), skipped (reason) and deferred (due time)."""
+        """Split ``users`` into eligible (ascending), skipped (reason) and deferred (due
+        time); ``variant_of`` says which variant each user would get."""
         cfg = self.gates
         skipped: dict[int, str] = {}
         remaining = BitMap(users)
@@ -344,10 +347,12 @@ class Runner:
                 drop(over_limit(touches, rules, now, self.ws.tz, medium=self.medium, candidates=remaining),
                      "platform_cap")
         if cfg.credits and remaining:
-            template = self.renderer.templates[next(iter(self.renderer.templates))]
+            # A credit is per (recipient, template), and variants may use different templates.
+            templates = self.renderer.templates
             name = self.channel.name
             broke = BitMap(
-                uid for uid in remaining if tx.channels.credits(name, recipients.get(uid, ""), template) <= 0
+                uid for uid in remaining
+                if tx.channels.credits(name, recipients.get(uid, ""), templates[variant_of(uid)]) <= 0
             )
             drop(broke, "platform_cap")
         deferred: dict[int, datetime] = {}
