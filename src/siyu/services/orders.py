@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._clock import aware
+from .._clock import aware, to_us
 from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
 from ..events import CouponRedeemed, CouponReturned, OrderLineInfo, OrderRecorded, OrderRefunded
 from ..models.commerce import Coupon, Order, OrderLine, ProductRole, Refund
@@ -53,6 +53,7 @@ class _Row:
     codes: tuple[str, ...]
     key: str | None
     print_: str
+    legacy: str
 
 
 def _codes(coupon: object) -> tuple[str, ...]:
@@ -151,8 +152,11 @@ class Orders:
         key = raw.get("key")
         if key is not None:
             check_key(key)
-        return _Row(uid, normal, paid, channel, codes, key,
-                    fingerprint(uid, normal, paid.isoformat(), channel, codes))
+        # A retry must match the first call: an omitted paid_at means "now" for both (not
+        # two different instants), and one instant in two time zones is the same order.
+        print_ = fingerprint(uid, normal, None if paid_at is None else to_us(paid), channel, sorted(codes))
+        legacy = fingerprint(uid, normal, paid.isoformat(), channel, codes)  # keys stored before that
+        return _Row(uid, normal, paid, channel, codes, key, print_, legacy)
 
     def record(
         self,
@@ -206,7 +210,7 @@ class Orders:
         for index, r in enumerate(rows):
             if r.key is not None and (r.key in existing or r.key in seen):
                 previous = existing[r.key][1] if r.key in existing else seen[r.key]
-                if previous != r.print_:
+                if previous not in (r.print_, r.legacy):
                     raise IdempotencyConflict(
                         f"order key {r.key!r} was already used for a different order; use a new key for a new "
                         "order, or repeat the original arguments to get the first order"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
-from ..errors import MarginViolation, NotFound, PolicyViolation, ValidationError
+from ..errors import InvalidMoney, MarginViolation, NotFound, PolicyViolation, ValidationError
 from ..models.commerce import Activity, Coupon, CouponTemplate, Product, ProductRole, Tier
 from ..money import Money, to_fen, to_yuan
 from ._cache import VersionedCache
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["Promotions"]
 
 _RULES = "promotions.rules"
+#: Fen are stored in signed 64-bit integers, a line's and an order's amount too.
+MAX_FEN = 2**63 - 1
 
 
 @attrs.frozen
@@ -277,6 +279,7 @@ class Promotions:
             tier = self._ws.tiers.tier_in(tx, user_id)
         assert tier is None or isinstance(tier, Tier)
         lines: list[CartLine] = []
+        total = 0
         for index, raw in enumerate(cart):
             if not isinstance(raw, Mapping):
                 raise ValidationError(f"line {index}: expected a dict with sku and qty, got {raw!r}")
@@ -308,6 +311,13 @@ class Promotions:
                 if tier is not None and tier.name in product.member_prices_fen:
                     unit = min(unit, product.member_prices_fen[tier.name])
                 lines.append(CartLine(product=product, qty=qty, unit_fen=unit))
+            amount = lines[-1].unit_fen * qty
+            total += amount
+            if total > MAX_FEN:
+                what = f"line {index} ({qty} x {to_yuan(lines[-1].unit_fen)} yuan)" if amount > MAX_FEN \
+                    else f"the cart up to line {index}"
+                raise InvalidMoney(f"{what} comes to more than siyu can store (at most {to_yuan(MAX_FEN)} yuan "
+                                   "an order); split it into several orders")
         return lines
 
     def offers_for(self, tx: Transaction, user_id: int, coupons: Sequence[Coupon], now: datetime,
