@@ -127,3 +127,41 @@ def test_credit_gate_checks_the_template_of_the_variant_being_sent(ws: siyu.Work
         assert report.sent == 1 and report.skipped_by == {"platform_cap": 1}
         assert [(b["touser"], b["template_id"]) for b in fake.sent] == [("o_b", "TPL_B")]
         assert mp.credits("o_a", "TPL_A") == 1  # untouched: never claimed, never sent
+
+
+# -- budget and cap windows at their exact edges ------------------------------------------------
+
+
+def _send_one(ws: siyu.Workspace, name: str, ids: list[int]) -> int:
+    return ws.campaigns.send(ws.campaigns.create(name, audience=ids, channel="recording", template=name,
+                                                 quiet_hours=None).id).sent
+
+
+def test_rolling_24h_lets_a_touch_go_exactly_24_hours_later(ws: siyu.Workspace, clock: FakeClock) -> None:
+    ws.channels.install(RecordingChannel())
+    ids = users(ws, 1)
+    ws.campaigns.configure(budget={"day": None, "week": None, "rolling_24h": 1})
+    assert _send_one(ws, "d1", ids) == 1
+    clock.advance(hours=24, microseconds=-1)
+    assert _send_one(ws, "almost", ids) == 0  # still inside the 24 h
+    clock.advance(microseconds=1)
+    assert _send_one(ws, "d2", ids) == 1  # a daily 10:00 send is not skipped every other day
+
+
+def test_calendar_windows_turn_over_at_local_midnight(ws: siyu.Workspace, clock: FakeClock) -> None:
+    ws.channels.install(RecordingChannel())
+    ids = users(ws, 1)
+    tz = ws.tz
+    clock.set(datetime(2026, 11, 22, 23, 59, 59, 999_999, tzinfo=tz))
+    assert _send_one(ws, "late", ids) == 1
+    assert _send_one(ws, "same-day", ids) == 0  # day: 1
+    clock.set(datetime(2026, 11, 23, 0, 0, tzinfo=tz))
+    assert _send_one(ws, "midnight", ids) == 1
+    clock.set(datetime(2026, 11, 24, 0, 0, tzinfo=tz))
+    assert _send_one(ws, "third", ids) == 1
+    clock.set(datetime(2026, 11, 25, 0, 0, tzinfo=tz))
+    assert _send_one(ws, "fourth", ids) == 0  # week: 3 in the last 7 calendar days (22nd-25th)
+    clock.set(datetime(2026, 11, 28, 23, 59, tzinfo=tz))
+    assert _send_one(ws, "still-week", ids) == 0  # the 22nd is still one of the last 7 days
+    clock.set(datetime(2026, 11, 29, 0, 0, tzinfo=tz))
+    assert _send_one(ws, "week-over", ids) == 1  # the 22nd dropped out at local midnight

@@ -71,7 +71,9 @@ def window_start(period: str, now: datetime, tz: tzinfo) -> datetime:
     if period == "month":
         return start_of_day(today.replace(day=1), tz)
     if period == "rolling_24h":
-        return now - timedelta(hours=24)
+        # The window is (now - 24 h, now]: a touch exactly 24 h old has aged out, as a
+        # calendar day's touch has at midnight. Times are stored to the microsecond.
+        return now - timedelta(hours=24) + timedelta(microseconds=1)
     raise ValidationError(f"unknown period {period!r}; use one of {PERIODS}")
 
 
