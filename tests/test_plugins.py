@@ -216,3 +216,73 @@ def test_observes_filters_event_classes() -> None:
     assert seen == ["PointsEarned"]
     with pytest.raises(TypeError):
         siyu.observes()
+
+
+def test_batch_observer_gets_one_call_per_write_with_its_event_classes() -> None:
+    calls: list[list[Any]] = []
+
+    class Batch:
+        @siyu.hookimpl
+        @siyu.observes(UserCreated)
+        def siyu_on_events(self, events: Any, workspace: siyu.Workspace) -> None:
+            assert isinstance(workspace, siyu.Workspace)
+            calls.append(list(events))
+
+    with siyu.connect("memory://", plugins=[Batch()]) as ws:
+        ids = ws.users.add_many([{} for _ in range(5)])
+        ws.tags.apply(ids[0], "vip")  # not a UserCreated: no call at all
+        ws.users.add()
+    assert [[e.user_id for e in batch] for batch in calls] == [ids, [ids[-1] + 1]]
+
+
+def test_failing_batch_observer_undoes_its_own_batch_only() -> None:
+    class Tagger:
+        @siyu.hookimpl
+        def siyu_on_events(self, events: Any, workspace: siyu.Workspace) -> None:
+            for event in events:
+                if isinstance(event, UserCreated):
+                    workspace.tags.apply(event.user_id, "welcomed")
+
+    class HalfDone:
+        @siyu.hookimpl
+        def siyu_on_events(self, events: Any, workspace: siyu.Workspace) -> None:
+            users = [e.user_id for e in events if isinstance(e, UserCreated)]
+            if not users:  # the next round: the events of Tagger's own writes
+                return
+            workspace.tags.apply_many(users[:2], "half_done")
+            raise RuntimeError("crashed after writing")
+
+    after = RecordingObserver()
+    with siyu.connect("memory://", plugins=[Tagger(), HalfDone(), after]) as ws:
+        ids = ws.users.add_many([{} for _ in range(3)])
+        assert all(ws.tags.of(uid) == {"default/welcomed"} for uid in ids)
+        failures = [(event, error) for event, error in ws.observer_errors if "crashed" in str(error)]
+        assert len(failures) == 1 and failures[0][0].user_id == ids[0]  # one error, against the batch's first event
+        assert [e.user_id for e in after.events if isinstance(e, UserCreated)] == ids
+
+
+def test_lifecycle_counts_a_bulk_batch_as_one_order_at_a_time() -> None:
+    """record_many's orders move users through the same history as recording them one by one."""
+    from datetime import UTC, datetime, timedelta
+
+    from siyu.testing import FakeClock
+
+    def histories(bulk: bool) -> list[list[tuple[Any, ...]]]:
+        start = datetime(2026, 5, 1, 9, tzinfo=UTC)
+        clock = FakeClock(start + timedelta(days=10))
+        with siyu.connect("memory://", clock=clock) as ws:
+            ws.products.add("TEA", "Tea", "10", "2", role="profit")
+            users = ws.users.add_many([{} for _ in range(3)])
+            plan = [users[0], users[1], users[0], users[0], users[2], users[1]]
+            rows = [{"user_id": uid, "lines": [{"sku": "TEA", "qty": 1}], "paid_at": start + timedelta(hours=n)}
+                    for n, uid in enumerate(plan)]
+            if bulk:
+                ws.orders.record_many(rows)
+            else:
+                for row in rows:
+                    ws.orders.record(row["user_id"], row["lines"], paid_at=row["paid_at"])
+            return [[(c.from_stage, c.to_stage, c.at, c.reason) for c in ws.lifecycle.history(uid)] for uid in users]
+
+    one_by_one = histories(bulk=False)
+    assert histories(bulk=True) == one_by_one
+    assert [step[1] for step in one_by_one[0]][-2:] == ["customer", "repeat"]

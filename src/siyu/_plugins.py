@@ -139,7 +139,10 @@ class Hooks:
         workspace: Workspace,
         guard: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> list[tuple[Event, BaseException]]:
-        """Deliver each event to every observer, in order; collect failures instead of raising.
+        """Deliver the events to every observer, in order; collect failures instead of raising.
+
+        Batch observers (``siyu_on_events``) get their share of the events in
+        one call, first; then each event goes to every ``siyu_on_event`` one.
 
         pluggy's own caller stops at the first exception, but one broken
         observer must not starve the others, so the loop is ours. Which
@@ -148,15 +151,28 @@ class Hooks:
         Each call runs inside ``guard()`` (a savepoint), so a failing
         observer's own writes are undone without touching anyone else's.
         """
+        errors: list[tuple[Event, BaseException]] = []
+        for impl in reversed(self._pm.hook.siyu_on_events.get_hookimpls()):
+            wanted = getattr(impl.function, "siyu_observes", None) or object  # see siyu.observes
+            batch = [event for event in events if isinstance(event, wanted)]
+            if not batch:
+                continue
+            kwargs = {name: value for name, value in (("events", batch), ("workspace", workspace))
+                      if name in impl.argnames}
+            try:
+                with guard():
+                    impl.function(**kwargs)
+            except Exception as exc:
+                errors.append((batch[0], exc))
         calls = []
         for impl in reversed(self._pm.hook.siyu_on_event.get_hookimpls()):
             names = set(impl.argnames)
             wanted = getattr(impl.function, "siyu_observes", None) or object  # see siyu.observes
             calls.append((impl.function, "event" in names, "workspace" in names, wanted))
-        errors: list[tuple[Event, BaseException]] = []
         if _truthy(os.environ.get("SIYU_TRACE_PLUGINS")):
             # This loop bypasses pluggy's caller, so its tracing too: trace here.
-            observers = ", ".join(impl.plugin_name for impl in self._pm.hook.siyu_on_event.get_hookimpls())
+            observers = ", ".join(impl.plugin_name for impl in (*self._pm.hook.siyu_on_events.get_hookimpls(),
+                                                                 *self._pm.hook.siyu_on_event.get_hookimpls()))
             for event in events:
                 sys.stderr.write(f"[siyu]   siyu_on_event [hook]\n      event: {event!r}\n      to: {observers}\n")
         for event in events:

@@ -10,7 +10,7 @@ third-party plugin has exactly the powers a built-in one has.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
@@ -27,7 +27,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def observes(*event_types: type[Event]) -> Callable[[_F], _F]:
-    """Declare the event classes a ``siyu_on_event`` implementation handles.
+    """Declare the event classes a ``siyu_on_event`` (or ``siyu_on_events``) implementation handles.
 
     Optional: without it an observer sees every event. With it, other events
     never reach the function, which matters after bulk writes (an
@@ -79,6 +79,24 @@ def siyu_on_event(event: Event, workspace: Workspace) -> None:
     ``isinstance``. The change is already durable: an exception raised here
     is logged and reported through ``workspace.observer_errors`` but never
     undoes it, and the remaining observers still run.
+    """
+
+
+@hookspec
+def siyu_on_events(events: Sequence[Event], workspace: Workspace) -> None:
+    """Observe the events of one committed write together, oldest first.
+
+    The batch form of :func:`siyu_on_event`, for observers that do better
+    with many events at once: a bulk write (``ws.orders.record_many``,
+    ``ws.events.track_many`` ...) reaches the observer in one call instead
+    of one call per row. Combine with :func:`siyu.observes` to receive only
+    some event classes; an observer whose classes are absent from a write is
+    not called. The observer's own writes join the delivery's transaction
+    in one savepoint: if it raises, all its writes for this batch are undone
+    (the committed change stays), the error is reported through
+    ``workspace.observer_errors`` against the batch's first event, and the
+    other observers still run. Batch observers run before the
+    ``siyu_on_event`` ones of the same delivery.
     """
 
 

@@ -145,7 +145,7 @@ class Workspace:
         delivered in the next round, after this one commits.
         """
         rounds = 0
-        while events and self.pm.hook.siyu_on_event.get_hookimpls():
+        while events and (self.pm.hook.siyu_on_event.get_hookimpls() or self.pm.hook.siyu_on_events.get_hookimpls()):
             rounds += 1
             if rounds > _MAX_EVENT_ROUNDS:
                 log.error("observers kept emitting events for %d rounds; %d events dropped", rounds - 1, len(events))
@@ -158,7 +158,7 @@ class Workspace:
                     self._local.tx = None
             tx.run_after_commit()
             for event, error in failures:
-                log.error("siyu_on_event observer failed on %s: %r", type(event).__name__, error)
+                log.error("event observer failed on %s: %r", type(event).__name__, error)
                 self.observer_errors.append((event, error))
                 del self.observer_errors[:-100]
             events = tx.events

@@ -7,11 +7,12 @@
 no longer do, recording each change with ``by="rule:<tag>"``. Rules run:
 
 - on demand, ``ws.tags.rules.run()`` (all) or ``run("value/high")`` (one);
-- automatically after committed changes: every event (except the rules' own
-  tag changes) makes the rules whose inputs moved re-run. "Inputs moved" is
+- automatically after committed changes: once per committed write (a bulk
+  write's thousands of events included), unless it only holds the rules' own
+  tag changes, the rules whose inputs moved re-run. "Inputs moved" is
   checked with the change counters the expression reads (``tags``, ``users``,
   ``segments`` and each metric's counters), so an event that cannot affect a
-  rule costs one counter read and no evaluation. Turn it off with
+  rule costs a few counter reads and no evaluation. Turn it off with
   ``ws.tags.rules.auto = False`` (for a bulk import, then call ``run()``);
 - rules that read the clock (``days_since(...)``, ``points``, ``spend_30d``)
   change with time alone: run them from the same daily job as
@@ -26,7 +27,7 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -67,14 +68,16 @@ class _Observer:
         self.rules = rules
 
     @hookimpl
-    def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
+    def siyu_on_events(self, events: Sequence[Event], workspace: Workspace) -> None:
+        # Rules are functions of the stored state, so one run after a whole delivery
+        # leaves the same tags as one run after each of its events.
         rules = self.rules
         if not rules.auto or workspace is not rules._ws:
             return
         if not rules._known and time.monotonic() - rules._looked < 1.0:
-            return  # the common case, no rules: keep the per-event cost minimal
-        if isinstance(event, TagApplied | TagRemoved) and event.by.startswith("rule:"):
-            return
+            return  # the common case, no rules: keep the per-delivery cost minimal
+        if all(isinstance(e, TagApplied | TagRemoved) and e.by.startswith("rule:") for e in events):
+            return  # only the rules' own writes: nothing new to react to
         rules._run_changed()
 
 

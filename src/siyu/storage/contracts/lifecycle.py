@@ -50,6 +50,14 @@ class LifecycleStore(abc.ABC):
     def order_count(self, user_id: int) -> int:
         """Distinct orders seen for the user."""
 
+    def add_orders(self, rows: Sequence[tuple[int, int, datetime]]) -> set[int]:
+        """:meth:`add_order` for many ``(order_id, user_id, at)``; return the order ids not seen before."""
+        return {order for order, uid, at in rows if self.add_order(order, uid, at)}
+
+    def order_counts(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """:meth:`order_count` for many users (users without orders may be left out)."""
+        return {uid: self.order_count(uid) for uid in user_ids}
+
     @abc.abstractmethod
     def move_user(self, drop: int, keep: int) -> list[int]:
         """Move the dropped user's history and orders to ``keep`` (a merge); return the moved ids

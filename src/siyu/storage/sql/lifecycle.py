@@ -101,6 +101,26 @@ class SqlLifecycleStore(LifecycleStore):
         row = self.tx.execute("SELECT COUNT(*) FROM lifecycle_orders WHERE user_id = ?", (user_id,)).fetchone()
         return int(row[0])
 
+    def add_orders(self, rows: Sequence[tuple[int, int, datetime]]) -> set[int]:
+        # The first row of an order id wins, as one add_order call after another would.
+        first: dict[int, tuple[int, int, int]] = {}
+        for order, uid, at in rows:
+            first.setdefault(order, (order, uid, to_us(at)))
+        known: set[int] = set()
+        for marks, chunk in self.tx.in_chunks(sorted(first)):
+            known.update(int(r[0]) for r in self.tx.execute(
+                f"SELECT order_id FROM lifecycle_orders WHERE order_id IN ({marks})", chunk))
+        fresh = [row for order, row in first.items() if order not in known]
+        self.tx.executemany("INSERT INTO lifecycle_orders (order_id, user_id, at) VALUES (?, ?, ?)", fresh)
+        return {order for order, _, _ in fresh}
+
+    def order_counts(self, user_ids: Sequence[int]) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            counts.update((int(u), int(n)) for u, n in self.tx.execute(
+                f"SELECT user_id, COUNT(*) FROM lifecycle_orders WHERE user_id IN ({marks}) GROUP BY user_id", chunk))
+        return counts
+
     def move_user(self, drop: int, keep: int) -> list[int]:
         log_ids = [int(r[0]) for r in self.tx.execute("SELECT id FROM lifecycle_log WHERE user_id = ?", (drop,))]
         orders = [int(r[0]) for r in self.tx.execute(
