@@ -87,3 +87,20 @@ def test_keys_stored_before_paid_at_was_compared_as_an_instant_still_match(ws: s
     with ws.write() as tx:
         tx.execute("UPDATE orders SET fingerprint = ? WHERE id = ?", (old, first.id))
     assert ws.orders.record(uid, [{"sku": "TEA", "qty": 1}], paid_at=paid, key="k") == first
+
+
+def test_a_batch_gives_new_customer_coupons_to_first_orders_only(ws: siyu.Workspace) -> None:
+    from siyu.errors import ValidationError
+
+    uid = ws.users.add().id
+    ws.coupons.create("新客1", amount="10", threshold="50", new_customers_only=True)
+    ws.coupons.create("新客2", amount="10", threshold="50", new_customers_only=True)
+    [a] = ws.coupons.issue("新客1", uid)
+    [b] = ws.coupons.issue("新客2", uid)
+    rows = [{"user_id": uid, "lines": [{"sku": "TEA"}], "coupon": a.code},
+            {"user_id": uid, "lines": [{"sku": "TEA"}], "coupon": b.code}]
+    with pytest.raises(ValidationError, match="new customers only"):
+        ws.orders.record_many(rows)  # one call after the other refuses the second coupon too
+    assert ws.orders.of(uid) == []
+    [first] = ws.orders.record_many(rows[:1])
+    assert ws.orders.get(first).total_fen == 9000

@@ -237,6 +237,7 @@ class Orders:
         coupons_of: list[list[Coupon]] = []
         quotes = []
         used_codes: set[str] = set()
+        buyers: set[int] = set()  # a user's earlier order in this batch is not stored yet when the next is priced
         for _, r in fresh:
             coupons = Coupons.usable(tx, r.user_id, list(r.codes), r.paid_at) if r.codes else []
             again = used_codes & set(r.codes)
@@ -244,7 +245,9 @@ class Orders:
                 raise ValidationError(f"coupon {sorted(again)[0]!r} is used by two orders of this batch")
             used_codes |= set(r.codes)
             quote, cart = ws.promotions.price_order(tx, r.user_id, r.lines, coupons, r.paid_at, catalog=catalog,
-                                                    tier=tiers[r.user_id])
+                                                    tier=tiers[r.user_id],
+                                                    first_order=False if r.user_id in buyers else None)
+            buyers.add(r.user_id)
             quotes.append(quote)
             coupons_of.append(coupons)
             orders.append(Order(

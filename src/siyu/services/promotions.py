@@ -321,12 +321,12 @@ class Promotions:
         return lines
 
     def offers_for(self, tx: Transaction, user_id: int, coupons: Sequence[Coupon], now: datetime,
-                   catalog: _Catalog) -> tuple[list[Offer], list[str]]:
+                   catalog: _Catalog, *, first_order: bool | None = None) -> tuple[list[Offer], list[str]]:
         """Offers a user may use now: live activities plus the given coupons whose
-        templates allow them (new-customer-only checks the order history)."""
+        templates allow them (new-customer-only checks the order history, unless
+        ``first_order`` says whether this is the user's first order)."""
         offers = [Offer.of_activity(a) for a in catalog.activities if a.live_at(now)]
         skipped: list[str] = []
-        first_order: bool | None = None
         for c in coupons:
             t = catalog.templates.get(c.template_id)
             if t is None:
@@ -367,13 +367,15 @@ class Promotions:
 
     def price_order(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
                     coupons: Sequence[Coupon], now: datetime, *, catalog: _Catalog | None = None,
-                    tier: Tier | bool | None = True) -> tuple[Quote, list[CartLine]]:
+                    tier: Tier | bool | None = True,
+                    first_order: bool | None = None) -> tuple[Quote, list[CartLine]]:
         """Price an order with exactly ``coupons`` (each must apply) plus the best
         legal activities; used by ``ws.orders.record`` (which passes the catalog
-        and the user's tier it looked up once for a whole batch)."""
+        and the user's tier it looked up once for a whole batch, and
+        ``first_order=False`` for a user's later orders in the batch)."""
         catalog = catalog or self._catalog.get(tx)
         lines = self.cart_lines(tx, user_id, cart, catalog, tier)
-        offers, skipped = self.offers_for(tx, user_id, coupons, now, catalog)
+        offers, skipped = self.offers_for(tx, user_id, coupons, now, catalog, first_order=first_order)
         if skipped:
             raise ValidationError(f"coupon not usable: {skipped[0]}")
         codes = {c.code for c in coupons}
