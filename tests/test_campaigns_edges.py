@@ -165,3 +165,20 @@ def test_calendar_windows_turn_over_at_local_midnight(ws: siyu.Workspace, clock:
     assert _send_one(ws, "still-week", ids) == 0  # the 22nd is still one of the last 7 days
     clock.set(datetime(2026, 11, 29, 0, 0, tzinfo=tz))
     assert _send_one(ws, "week-over", ids) == 1  # the 22nd dropped out at local midnight
+
+
+# -- suppression ---------------------------------------------------------------------------------
+
+
+def test_suppressing_by_channel_name_suppresses_its_medium(ws: siyu.Workspace) -> None:
+    sms = ws.channels.install(RecordingChannel(name="sms_test", consent_channel="sms"))
+    assert isinstance(sms, RecordingChannel)
+    ids = users(ws, 2)
+    for i, uid in enumerate(ids):
+        ws.users.link(uid, "phone", f"1380013800{i}")
+    ws.campaigns.suppress(ids[0], channel="sms_test")  # the channel's name, not the medium "sms"
+    c = ws.campaigns.create("promo", audience=ids, channel="sms_test", template="hi", quiet_hours=None)
+    assert ws.campaigns.preview(c.id).removed("suppressed") == 1
+    assert ws.campaigns.send(c.id).skipped_by == {"suppressed": 1}
+    assert [m.user_id for m in sms.sent] == [ids[1]]
+    assert ws.campaigns.unsuppress(ids[0], channel="sms_test") is True

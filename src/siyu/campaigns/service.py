@@ -771,20 +771,30 @@ class Campaigns(Previews, Automation):
     # -- suppression ---------------------------------------------------------------------------------------------
     def suppress(self, user_id: int, *, channel: str = "*", reason: str = "opt_out") -> None:
         """Put a user on the campaign suppression list for a medium (``"sms"``,
-        ``"wecom"`` ...) or ``"*"`` (all). Campaigns skip them (reason ``suppressed``)."""
+        ``"wecom"`` ...) or ``"*"`` (all). Campaigns skip them (reason ``suppressed``).
+        A channel name (``"sms_aliyun"``) stands for its medium (``"sms"``)."""
         uid = check_user_id(user_id)
-        check_text(channel, "channel", max_length=64)
+        medium = self._medium(check_text(channel, "channel", max_length=64))
         check_text(reason, "reason", max_length=128)
         with self._ws.write() as tx:
             if not tx.users.exists([uid]):
                 raise NotFound(f"no user with id {uid}")
-            tx.campaigns.suppress(uid, channel, reason, self._ws.now())
+            tx.campaigns.suppress(uid, medium, reason, self._ws.now())
 
     def unsuppress(self, user_id: int, *, channel: str = "*") -> bool:
         """Take a user off the suppression list; ``False`` if they were not on it."""
         uid = check_user_id(user_id)
+        medium = self._medium(check_text(channel, "channel", max_length=64))
         with self._ws.write() as tx:
-            return tx.campaigns.unsuppress(uid, channel)
+            return tx.campaigns.unsuppress(uid, medium)
+
+    def _medium(self, channel: str) -> str:
+        # Gates match the list on the medium; an entry under a channel's own name
+        # ("sms_aliyun") would never match and the user would still be messaged.
+        if channel == "*" or channel not in self._ws.channels:
+            return channel
+        found: Any = self._ws.channels.installed(channel) or self._ws.channels.cls(channel)
+        return str(getattr(found, "consent_channel", "") or channel)
 
     # -- merges ---------------------------------------------------------------------------------------------------
     name = "campaigns"
