@@ -141,3 +141,15 @@ def test_refund_of_an_empty_list_says_so(ws: siyu.Workspace) -> None:
     order = ws.orders.record(uid, [{"sku": "TEA", "qty": 1}])
     with pytest.raises(ValidationError, match="empty"):
         ws.orders.refund(order.id, [], key="r")
+
+
+def test_unmerge_takes_back_the_growth_a_refund_after_the_merge_reversed(ws: siyu.Workspace) -> None:
+    kept, dropped = ws.users.add().id, ws.users.add().id
+    order = ws.orders.record(dropped, [{"sku": "TEA", "qty": 1}])
+    ws.orders.record(kept, [{"sku": "TEA", "qty": 2}])
+    merge = ws.users.merge(keep=kept, drop=dropped)
+    assert ws.tiers.growth(kept) == 300
+    ws.orders.refund(order.id, "40", key="part")  # the refund of dropped's order is booked on kept
+    assert ws.tiers.growth(kept) == 260
+    ws.users.unmerge(merge.id)
+    assert (ws.tiers.growth(dropped), ws.tiers.growth(kept)) == (60, 200)

@@ -501,5 +501,8 @@ class Orders:
 
     def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
         tx.orders.move(list(record), drop)
+        # Refunds since the merge booked their negative growth on ``keep``; it goes back with the
+        # orders (the growth the orders earned moves back with the tiers' own merge record).
+        tx.tiers.move_growth(tx.tiers.growth_ids(keep, [f"order:{oid}" for oid in record]), drop)
         tx.meta.bump("orders")
 

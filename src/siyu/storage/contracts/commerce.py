@@ -200,8 +200,8 @@ class TierStore(abc.ABC):
     def history(self, user_id: int) -> list[TierChange]: ...
 
     @abc.abstractmethod
-    def growth_ids(self, user_id: int) -> list[int]:
-        """Ids of the user's growth entries."""
+    def growth_ids(self, user_id: int, refs: Sequence[str] | None = None) -> list[int]:
+        """Ids of the user's growth entries (only those with one of ``refs``, if given)."""
 
     @abc.abstractmethod
     def move_growth(self, entry_ids: Sequence[int], user_id: int) -> None:

@@ -116,9 +116,15 @@ class SqlTierStore(TierStore):
             )
         ]
 
-    def growth_ids(self, user_id: int) -> list[int]:
-        return [int(r[0]) for r in self.tx.execute("SELECT id FROM tier_growth WHERE user_id = ? ORDER BY id",
-                                                     (user_id,))]
+    def growth_ids(self, user_id: int, refs: Sequence[str] | None = None) -> list[int]:
+        if refs is None:
+            return [int(r[0]) for r in self.tx.execute("SELECT id FROM tier_growth WHERE user_id = ? ORDER BY id",
+                                                         (user_id,))]
+        found: list[int] = []
+        for marks, chunk in self.tx.in_chunks(list(refs)):
+            found.extend(int(r[0]) for r in self.tx.execute(
+                f"SELECT id FROM tier_growth WHERE user_id = ? AND ref IN ({marks})", [user_id, *chunk]))
+        return sorted(found)
 
     def move_growth(self, entry_ids: Sequence[int], user_id: int) -> None:
         for marks, chunk in self.tx.in_chunks(list(entry_ids)):

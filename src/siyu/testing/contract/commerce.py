@@ -153,8 +153,10 @@ class CommerceContract(ContractBase):
         assert [o.id for o in ws.orders.of(uid)] == [order.id]
         with pytest.raises(NotFound, match="merged"):
             ws.orders.record(other, [{"sku": "TEA", "qty": 1}])
+        ws.orders.refund(order.id, "30", key="r")
         ws.users.unmerge(record.id)
         assert [o.id for o in ws.orders.of(other)] == [order.id] and ws.orders.of(uid) == []
+        assert (ws.tiers.growth(other), ws.tiers.growth(uid)) == (70, 0)
 
     def test_points_expiry_policy(self, ws: siyu.Workspace, clock: Any) -> None:
         from siyu.services.points_rules import Expiry
