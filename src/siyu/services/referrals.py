@@ -52,6 +52,7 @@ from .fission.forest import ForestCounts, forest_counts_by_id
 from .fission.fraud import FraudGuards
 from .fission.group_buys import GroupBuys
 from .fission.invite_tasks import InviteTasks
+from .fission.merge import merge_fission, unmerge_fission
 from .fission.stats import compute_stats
 
 if TYPE_CHECKING:
@@ -675,7 +676,8 @@ class Referrals:
     # -- merge participant ----------------------------------------------------------------------------
     def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
         """``drop``'s invitees move under ``keep``; ``keep`` takes ``drop``'s
-        inviter if it has none (and no cycle results)."""
+        inviter if it has none (and no cycle results). Commissions, 任务宝
+        grants, 拼团 slots and holds follow as :mod:`.fission.merge` describes."""
         tx.meta.bump("referrals")
         record: dict[str, Any] = {"keep_binding": _dump(tx.referrals.binding(keep)),
                                   "drop_binding": _dump(tx.referrals.binding(drop)), "moved": []}
@@ -695,12 +697,27 @@ class Referrals:
                 and drop_binding.inviter_id != keep and keep not in tx.referrals.upline(drop_binding.inviter_id, None):
             tx.referrals.attach(Binding(**{**_fields(drop_binding), "invitee_id": keep, "via": "merge"}))
             record["keep_took_inviter"] = True
+            # The review of drop's held binding now decides keep's, or it could never be released.
+            held = [h.id for h in tx.referrals.holds("held", "binding") if h.subject_id == drop]
+            tx.referrals.move_holds(held, subject_id=keep)
+            record["binding_holds"] = held
+        record["fission"] = merge_fission(tx, keep, drop)
         return record
 
     def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
         tx.meta.bump("referrals")
+        if "fission" in record:  # merges recorded before fission data followed have none
+            unmerge_fission(tx, keep, drop, record["fission"])
+        tx.referrals.move_holds(record.get("binding_holds", []), subject_id=drop)
+        drop_status: str | None = None
+        restore_drop = True
         if record.get("keep_took_inviter"):
-            tx.referrals.detach(keep)
+            taken = tx.referrals.binding(keep)
+            if taken is not None and taken.via == "merge":
+                drop_status = taken.status  # a review decided while merged stands
+                tx.referrals.detach(keep)
+            else:
+                restore_drop = False  # rejected, unbound or rebound while merged: that decision stands
         for moved in record["moved"]:
             child = moved["invitee_id"]
             if not moved.get("dropped"):
@@ -711,8 +728,10 @@ class Referrals:
             if tx.referrals.binding(child) is None and drop not in tx.referrals.downline(child):
                 tx.referrals.attach(_load(moved))
         drop_binding = record["drop_binding"]
-        if drop_binding is not None and tx.referrals.binding(drop) is None:
+        if restore_drop and drop_binding is not None and tx.referrals.binding(drop) is None:
             restored = _load(drop_binding)
+            if drop_status is not None:
+                restored = Binding(**{**_fields(restored), "status": drop_status})
             if drop not in tx.referrals.upline(restored.inviter_id, None) and restored.inviter_id != drop:
                 tx.referrals.attach(restored)
 

@@ -79,6 +79,11 @@ class FissionStore(abc.ABC):
     @abc.abstractmethod
     def update_grant(self, grant_id: int, *, status: str, points_entry_id: int | None) -> None: ...
 
+    @abc.abstractmethod
+    def move_grants(self, grant_ids: Sequence[int], user_id: int) -> None:
+        """Give these grants to ``user_id`` (user merges); the caller checked that
+        ``user_id`` holds no grant of the same (task, stage)."""
+
     # -- 拼团 ----------------------------------------------------------------------------
     @abc.abstractmethod
     def add_group(self, group: GroupRow) -> int: ...
@@ -102,6 +107,11 @@ class FissionStore(abc.ABC):
     @abc.abstractmethod
     def groups(self, *, status: str | None, expired_by: datetime | None, user_id: int | None) -> list[int]: ...
 
+    @abc.abstractmethod
+    def move_memberships(self, group_ids: Sequence[int], from_user: int, to_user: int) -> None:
+        """Hand ``from_user``'s slot in each group, and the lead where they led it,
+        to ``to_user`` (user merges); the caller checked ``to_user`` holds no slot there."""
+
     # -- 分销 ----------------------------------------------------------------------------
     @abc.abstractmethod
     def add_commissions(self, rows: Sequence[CommissionRow]) -> list[int]:
@@ -110,8 +120,13 @@ class FissionStore(abc.ABC):
     @abc.abstractmethod
     def commissions(
         self, *, distributor_id: int | None = None, order_id: int | None = None, status: str | None = None,
-        due_by: datetime | None = None,
+        due_by: datetime | None = None, buyer_id: int | None = None,
     ) -> list[CommissionRow]: ...
+
+    @abc.abstractmethod
+    def move_commissions(self, entry_ids: Sequence[int], *, distributor_id: int | None = None,
+                         buyer_id: int | None = None) -> None:
+        """Give these entries another distributor and/or buyer (user merges)."""
 
     @abc.abstractmethod
     def update_commission(self, entry_id: int, **fields: object) -> None:

@@ -156,6 +156,14 @@ class ReferralStore(abc.ABC):
         """Each user's recorded orders as ``(paid_at, total_fen, refunded_fen)``."""
 
     @abc.abstractmethod
+    def purchase_orders(self, user_id: int) -> list[int]:
+        """Ids of the user's recorded orders, ascending."""
+
+    @abc.abstractmethod
+    def move_purchases(self, order_ids: Sequence[int], user_id: int) -> None:
+        """Record these orders as ``user_id``'s (user merges)."""
+
+    @abc.abstractmethod
     def add_funnel(self, campaign: str, channel_state: str, stage: str, count: int) -> None: ...
 
     @abc.abstractmethod
@@ -178,3 +186,8 @@ class ReferralStore(abc.ABC):
 
     @abc.abstractmethod
     def decide_hold(self, hold_id: int, status: str, at: datetime, by: str) -> None: ...
+
+    @abc.abstractmethod
+    def move_holds(self, hold_ids: Sequence[int], *, user_id: int | None = None,
+                   subject_id: int | None = None) -> None:
+        """Point these holds at another user and/or subject (user merges)."""

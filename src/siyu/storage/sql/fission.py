@@ -109,6 +109,10 @@ class SqlFissionStore(FissionStore):
         self.tx.execute("UPDATE invite_rewards SET status = ?, points_entry_id = ? WHERE id = ?",
                         (status, points_entry_id, grant_id))
 
+    def move_grants(self, grant_ids: Sequence[int], user_id: int) -> None:
+        for marks, chunk in self.tx.in_chunks(list(grant_ids)):
+            self.tx.execute(f"UPDATE invite_rewards SET user_id = ? WHERE id IN ({marks})", [user_id, *chunk])
+
     # -- 拼团 ----------------------------------------------------------------------------
     def add_group(self, group: GroupRow) -> int:
         row = self.tx.execute(
@@ -160,6 +164,13 @@ class SqlFissionStore(FissionStore):
         return [int(r[0]) for r in self.tx.execute(
             f"SELECT g.id FROM group_buys g WHERE {' AND '.join(where)} ORDER BY g.id", params)]
 
+    def move_memberships(self, group_ids: Sequence[int], from_user: int, to_user: int) -> None:
+        for marks, chunk in self.tx.in_chunks(list(group_ids)):
+            self.tx.execute(f"UPDATE group_members SET user_id = ? WHERE user_id = ? AND group_id IN ({marks})",
+                            [to_user, from_user, *chunk])
+            self.tx.execute(f"UPDATE group_buys SET leader_id = ? WHERE leader_id = ? AND id IN ({marks})",
+                            [to_user, from_user, *chunk])
+
     # -- 分销 ----------------------------------------------------------------------------
     def add_commissions(self, rows: Sequence[CommissionRow]) -> list[int]:
         ids: list[int] = []
@@ -177,12 +188,13 @@ class SqlFissionStore(FissionStore):
 
     def commissions(
         self, *, distributor_id: int | None = None, order_id: int | None = None, status: str | None = None,
-        due_by: datetime | None = None,
+        due_by: datetime | None = None, buyer_id: int | None = None,
     ) -> list[CommissionRow]:
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         for clause, value in (("distributor_id = ?", distributor_id), ("order_id = ?", order_id),
-                              ("status = ?", status), ("settle_after <= ?", None if due_by is None else to_us(due_by))):
+                              ("status = ?", status), ("settle_after <= ?", None if due_by is None else to_us(due_by)),
+                              ("buyer_id = ?", buyer_id)):
             if value is not None:
                 where.append(clause)
                 params.append(value)
@@ -196,6 +208,15 @@ class SqlFissionStore(FissionStore):
         values = [to_us(v) if isinstance(v, datetime) else v for v in fields.values()]
         sets = ", ".join(f"{name} = ?" for name in fields)
         self.tx.execute(f"UPDATE commission_entries SET {sets} WHERE id = ?", [*values, entry_id])
+
+    def move_commissions(self, entry_ids: Sequence[int], *, distributor_id: int | None = None,
+                         buyer_id: int | None = None) -> None:
+        for column, user_id in (("distributor_id", distributor_id), ("buyer_id", buyer_id)):
+            if user_id is None:
+                continue
+            for marks, chunk in self.tx.in_chunks(list(entry_ids)):
+                self.tx.execute(f"UPDATE commission_entries SET {column} = ? WHERE id IN ({marks})",
+                                [user_id, *chunk])
 
     def claim_event(self, kind: str, ref: int, at: datetime) -> bool:
         row = self.tx.execute(

@@ -424,6 +424,15 @@ class SqlReferralStore(ReferralStore):
                 found.setdefault(int(u), []).append((from_us_required(at), int(total), int(refunded)))
         return found
 
+    def purchase_orders(self, user_id: int) -> list[int]:
+        return [int(r[0]) for r in self.tx.execute(
+            "SELECT order_id FROM referral_purchases WHERE user_id = ? ORDER BY order_id", (user_id,))]
+
+    def move_purchases(self, order_ids: Sequence[int], user_id: int) -> None:
+        for marks, chunk in self.tx.in_chunks(list(order_ids)):
+            self.tx.execute(f"UPDATE referral_purchases SET user_id = ? WHERE order_id IN ({marks})",
+                            [user_id, *chunk])
+
     def add_funnel(self, campaign: str, channel_state: str, stage: str, count: int) -> None:
         self.tx.execute(
             "INSERT INTO referral_funnel (campaign, channel_state, stage, n) VALUES (?, ?, ?, ?) "
@@ -479,6 +488,14 @@ class SqlReferralStore(ReferralStore):
             "UPDATE referral_holds SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
             (status, to_us(at), by, hold_id),
         )
+
+    def move_holds(self, hold_ids: Sequence[int], *, user_id: int | None = None,
+                   subject_id: int | None = None) -> None:
+        for column, value in (("user_id", user_id), ("subject_id", subject_id)):
+            if value is None:
+                continue
+            for marks, chunk in self.tx.in_chunks(list(hold_ids)):
+                self.tx.execute(f"UPDATE referral_holds SET {column} = ? WHERE id IN ({marks})", [value, *chunk])
 
 
 def _us(value: datetime | None) -> int | None:

@@ -87,6 +87,23 @@ class ReferralsContract(ContractBase):
             ws.referrals.import_bindings([(other, c1), (root, other)])
         assert ws.referrals.downline_size(root) == 3
 
+    def test_fission_data_follows_merges(self, ws: siyu.Workspace, clock: Any) -> None:
+        root, keep, drop, buyer = (ws.users.add().id for _ in range(4))
+        task = ws.referrals.tasks.create("t", campaign="c", stages=[(1, Reward.of_points(5))],
+                                         deadline=clock.now + timedelta(days=7))
+        ws.referrals.bind(buyer, ws.referrals.invite_code(drop, campaign="c"))
+        ws.referrals.bind(drop, inviter_id=root)
+        ws.referrals.siyu_on_event(_order(ws, 1, buyer, 10_000))
+        group = ws.referrals.group_buys.open(drop, sku="TEA", size=2, price="1")
+        record = ws.users.merge(keep=keep, drop=drop)
+        assert [e.distributor_id for e in ws.referrals.commissions.of_order(1)] == [keep, root]
+        assert [g.user_id for g in ws.referrals.tasks.grants(task.id)] == [keep]
+        assert ws.referrals.group_buys.get(group.id).leader_id == keep
+        ws.users.unmerge(record.id)
+        assert [e.distributor_id for e in ws.referrals.commissions.of_order(1)] == [drop, root]
+        assert [g.user_id for g in ws.referrals.tasks.grants(task.id)] == [drop]
+        assert [m.user_id for m in ws.referrals.group_buys.get(group.id).members] == [drop]
+
     def test_existing_customer_is_not_new(self, ws: siyu.Workspace) -> None:
         a, b = ws.users.add().id, ws.users.add().id
         ws.tags.apply(b, "lifecycle/customer")
