@@ -115,3 +115,15 @@ def test_erasure_forgets_device_fingerprints(ws: siyu.Workspace) -> None:
     ws.privacy.erase(bob)
     binding = ws.referrals.binding(bob)
     assert binding is not None and binding.inviter_id == alice and binding.device is None
+
+
+def test_rejecting_a_stale_binding_hold_keeps_a_later_rebind(ws: siyu.Workspace) -> None:
+    ws.referrals.fraud.configure(burst=(1, timedelta(hours=1)))
+    alice, bob, first, x = ws.users.add_many([{}, {}, {}, {}])
+    ws.referrals.bind(first, inviter_id=alice)
+    ws.referrals.bind(x, inviter_id=alice)
+    [hold] = ws.referrals.fraud.held("binding")
+    ws.referrals.rebind(x, inviter_id=bob, reason="support ticket: bob brought them")
+    ws.referrals.fraud.reject(hold.id, by="operator:li")
+    assert ws.referrals.inviter_of(x) == bob  # the operator's later correction stands
+    assert ws.referrals.fraud.holds("rejected")[0].id == hold.id

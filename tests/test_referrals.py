@@ -363,3 +363,13 @@ def test_merges_keep_the_stored_forest_consistent(steps: list[tuple[str, int, in
             assert ws.referrals.upline(u, levels=None) == chain
             assert ws.referrals.downline_size(u) == len(_naive_downline(parent, u))
             assert ws.referrals.invitees(u, depth=None) == sorted(_naive_downline(parent, u))
+
+
+def test_a_merged_inviters_printed_code_binds_to_the_kept_user(ws: siyu.Workspace) -> None:
+    keep, drop, fan = users(ws, 3)
+    code = ws.referrals.invite_code(drop, campaign="spring")  # already on a printed poster
+    record = ws.users.merge(keep=keep, drop=drop)
+    bound = ws.referrals.bind(fan, code)
+    assert (bound.inviter_id, bound.code, bound.campaign) == (keep, code, "spring")
+    ws.users.unmerge(record.id)
+    assert ws.referrals.inviter_of(fan) == keep  # a binding made while merged stays

@@ -312,7 +312,7 @@ class Referrals:
                 if camp is not None or state is not None:
                     raise ValidationError("campaign and channel_state come from the code; do not pass them too")
                 info = self._code(tx, code)
-                inviter, camp, state, used = info.inviter_id, info.campaign, info.channel_state, info.code
+                inviter, camp, state, used = _owner(tx, info), info.campaign, info.channel_state, info.code
             else:
                 inviter, used = check_user_id(inviter_id), None
             self._check_open(tx, camp, now)
@@ -445,7 +445,7 @@ class Referrals:
             used: str | None = None
             if code is not None:
                 info = self._code(tx, code)
-                inviter, camp, state, used = info.inviter_id, info.campaign, info.channel_state, info.code
+                inviter, camp, state, used = _owner(tx, info), info.campaign, info.channel_state, info.code
             else:
                 inviter = check_user_id(inviter_id)
             invitee = require_user(tx, invitee_id)
@@ -734,6 +734,18 @@ class Referrals:
                 restored = Binding(**{**_fields(restored), "status": drop_status})
             if drop not in tx.referrals.upline(restored.inviter_id, None) and restored.inviter_id != drop:
                 tx.referrals.attach(restored)
+
+
+def _owner(tx: Transaction, info: InviteCode) -> int:
+    """Who a code binds to now: a code printed for a user later merged away
+    belongs to the user they were merged into (posters outlive merges)."""
+    owner = info.inviter_id
+    for _ in range(64):  # merges chain (a into b, b into c); a bound keeps a corrupt chain from spinning
+        status, merged_into = tx.users.statuses([owner]).get(owner, ("active", None))
+        if status != "merged" or merged_into is None:
+            break
+        owner = merged_into
+    return owner
 
 
 def _fields(binding: Binding) -> dict[str, Any]:

@@ -206,7 +206,7 @@ class FraudGuards:
             hold = self._open(tx, hold_id)
             if hold.kind == "binding":
                 binding = tx.referrals.binding(hold.subject_id)
-                if binding is not None and binding.status == "held":
+                if binding is not None and binding.status == "held" and binding.inviter_id == hold.user_id:
                     tx.referrals.set_status(hold.subject_id, "active")
                     self._referrals.tasks._evaluate_for(tx, binding.inviter_id)
             else:
@@ -228,7 +228,10 @@ class FraudGuards:
             hold = self._open(tx, hold_id)
             if hold.kind == "binding":
                 self._referrals._serialize(tx, hold.subject_id)
-                self._referrals._detach(tx, hold.subject_id, f"fraud review rejected by {by}", now)
+                binding = tx.referrals.binding(hold.subject_id)
+                # Only the binding under review goes: one rebound or released since is a later decision.
+                if binding is not None and binding.status == "held" and binding.inviter_id == hold.user_id:
+                    self._referrals._detach(tx, hold.subject_id, f"fraud review rejected by {by}", now)
             else:
                 grant = tx.fission.grant(hold.subject_id)
                 if grant is not None:
