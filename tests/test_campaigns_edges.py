@@ -182,3 +182,17 @@ def test_suppressing_by_channel_name_suppresses_its_medium(ws: siyu.Workspace) -
     assert ws.campaigns.send(c.id).skipped_by == {"suppressed": 1}
     assert [m.user_id for m in sms.sent] == [ids[1]]
     assert ws.campaigns.unsuppress(ids[0], channel="sms_test") is True
+
+
+def test_a_channels_last_moment_suppression_refusal_is_recorded_as_skipped(ws: siyu.Workspace) -> None:
+    from siyu.channels import Status
+
+    rec = ws.channels.install(RecordingChannel())
+    assert isinstance(rec, RecordingChannel)
+    ids = users(ws, 1)
+    rec.script(Status.FAILED_PERMANENT, code="suppressed", times=1)  # suppressed after the claim
+    c = ws.campaigns.create("late", audience=ids, channel="recording", template="hi", quiet_hours=None)
+    report = ws.campaigns.send(c.id)
+    assert report.failed == 0 and report.skipped_by == {"suppressed": 1}
+    record = ws.campaigns.deliveries(c.id)[0]
+    assert (record.status, record.reason) == ("skipped", "suppressed")

@@ -466,9 +466,11 @@ class Runner:
             elif result.code == "timeout_unknown":
                 updates.append((did, {**base, "status": "unknown", "reason": "outcome_unknown", "completed_at": now}))
                 totals["unknown"] += 1
-            elif result.code == "consent_required":
-                updates.append((did, {**base, "status": "skipped", "reason": "consent", "completed_at": now}))
-                refused.setdefault("consent", []).append(uid)
+            elif result.code in ("consent_required", "suppressed"):
+                # The channel's own last-moment check (consent withdrawn or user suppressed after the claim).
+                reason = "consent" if result.code == "consent_required" else "suppressed"
+                updates.append((did, {**base, "status": "skipped", "reason": reason, "completed_at": now}))
+                refused.setdefault(reason, []).append(uid)
             else:
                 final = {Status.REJECTED: "rejected", Status.UNAVAILABLE: "unavailable"}.get(status, "failed")
                 updates.append((did, {**base, "status": final, "completed_at": now, "reason": result.code}))

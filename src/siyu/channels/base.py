@@ -424,7 +424,8 @@ class Channel(abc.ABC):
         allowed_by: dict[int, Consent] = {}
         # One read transaction for all consent lookups of the batch (nested reads join it).
         reading = self.workspace.read() if self.workspace is not None else contextlib.nullcontext()
-        with reading:
+        with reading as tx:
+            blocked = self._blocked(tx, batch)
             for index, message in enumerate(batch):
                 problems = self.check(message)
                 if problems:
@@ -433,6 +434,13 @@ class Channel(abc.ABC):
                     )
                     continue
                 decision = self._consent_decision(message)
+                if isinstance(decision, Consent) and message.user_id in blocked:
+                    decision = DeliveryResult(
+                        message, Status.FAILED_PERMANENT, code="suppressed",
+                        detail=f"user {message.user_id} is on the suppression list for "
+                        f"{self.consent_channel or self.name!r} (or all media), lost, or under a legal hold; "
+                        "nothing was sent",
+                    )
                 if isinstance(decision, DeliveryResult):
                     results[index] = decision
                     continue
@@ -472,6 +480,19 @@ class Channel(abc.ABC):
         raise :class:`~siyu.errors.ChannelError` to fail the whole call."""
 
     # -- helpers ----------------------------------------------------------------------
+    def _blocked(self, tx: Any, batch: Sequence[Message]) -> frozenset[int]:
+        """Users a marketing message must not reach despite a consent: the campaign
+        suppression list of this medium (SMS opt-out replies, 43101 ...), lost users and
+        legal holds -- read once per batch, and only when the batch has marketing sends."""
+        if tx is None or not self.config.get("check_consent", True) or not any(
+            m.purpose == "marketing" and m.user_id is not None for m in batch
+        ):
+            return frozenset()
+        from ..campaigns.gates import lost_users  # the campaigns' own rule, shared
+
+        medium = self.consent_channel or self.name
+        return frozenset(tx.campaigns.suppressed(medium)) | frozenset(lost_users(tx))
+
     def _consent_decision(self, message: Message) -> DeliveryResult | Consent | None:
         """For a marketing message: the refusal, or the consent record that allows it.
         ``None`` when no check applies (transactional, no user, no workspace)."""
