@@ -199,3 +199,43 @@ def test_erased_data_does_not_linger_in_the_sqlite_file(tmp_path: Path) -> None:
     raw = _raw(db)
     assert PHONE.encode() not in raw and "张三丰".encode() not in raw
     assert b"13900139000" in raw
+
+
+UNIONID, OPENID, EXTERNAL = "oUnion_zhangsan_0001", "oOpen_zhangsan_0001", "wmExternal_zhangsan_0001"
+
+
+def test_wechat_and_wecom_ids_are_sealed_too(tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    with siyu.connect(f"sqlite:///{db}", secret_key=KEY) as ws:
+        uid = ws.users.add(wechat_unionid=UNIONID, wechat_openid=OPENID, app="wx0001",
+                           wecom_external_userid=[EXTERNAL]).id
+        assert ws.users.find(wecom_external_userid=EXTERNAL).id == uid  # type: ignore[union-attr]
+        assert ws.users.find(wechat_openid=OPENID, app="wx0001").id == uid  # type: ignore[union-attr]
+        values = {i.kind: i.value for i in ws.users.get(uid).identities}
+        assert values["wechat_unionid"] == UNIONID and values["wecom_external_userid"] == EXTERNAL
+    raw = _raw(db)
+    for secret in (UNIONID, OPENID, EXTERNAL):
+        assert secret.encode() not in raw, secret
+
+
+def test_ids_an_older_siyu_left_in_clear_are_sealed_on_the_next_keyed_connect(tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    with siyu.connect(f"sqlite:///{db}", secret_key=KEY) as ws:
+        uid = ws.users.add(phone=PHONE, wecom_external_userid=[EXTERNAL]).id
+    # What an older siyu wrote: the WeCom id in clear, and no record of the sealed kinds.
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE identities SET value = ?, sealed = NULL WHERE kind = 'wecom_external_userid'", (EXTERNAL,))
+    conn.execute("DELETE FROM siyu_settings WHERE name = 'privacy.sealed_kinds'")
+    conn.commit()
+    conn.close()
+    with siyu.connect(f"sqlite:///{db}", secret_key=KEY) as ws:
+        assert ws.users.find(wecom_external_userid=EXTERNAL).id == uid  # type: ignore[union-attr]
+        assert ws.users.find(phone=PHONE).id == uid  # type: ignore[union-attr]
+        [entry] = ws.privacy.audit(action="privacy.identities_sealed")
+        assert entry.details["identities"] == 2
+    with siyu.connect(f"sqlite:///{db}", secret_key=KEY) as ws:  # once only
+        assert len(ws.privacy.audit(action="privacy.identities_sealed")) == 1
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM identities WHERE sealed IS NULL").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM identities WHERE value = ?", (EXTERNAL,)).fetchone()[0] == 0
+    conn.close()

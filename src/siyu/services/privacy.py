@@ -34,6 +34,7 @@ from ..events import (
 )
 from ..hookspecs import hookimpl, observes
 from ..models.privacy import AuditEntry, LegalHoldRecord, Tombstone
+from ..models.users import IDENTITY_KINDS
 from ..privacy import DEFAULT_PERSONAL, DEFAULT_SENSITIVE, mask_value
 from ..privacy.keys import FieldCipher, key_from_env, key_id_of
 from ..storage.contracts.privacy import NewAuditEntry
@@ -47,6 +48,10 @@ __all__ = ["Exporter", "Eraser", "Privacy"]
 
 #: Settings keys.
 KEY_CHECK = "privacy.key_check"
+#: The identity kinds sealed in this database (JSON list). A database from a siyu that
+#: sealed fewer kinds (phone and e-mail only) is resealed once, when next opened with its key.
+SEALED_KINDS = "privacy.sealed_kinds"
+_ALL_KINDS = json.dumps(sorted(IDENTITY_KINDS))
 PERSONAL = "privacy.personal"
 SENSITIVE = "privacy.sensitive"
 #: Consent purpose a person grants before sensitive personal information is stored.
@@ -147,6 +152,7 @@ class Privacy:
                     "siyu.connect(url, secret_key=...) or set SIYU_SECRET_KEY"
                 )
             _verify(cipher, check)
+            self._seal_every_kind(cipher)
             return
         if cipher is None:
             return
@@ -158,7 +164,21 @@ class Privacy:
                 return
             counts = tx.privacy.reseal(None, cipher, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
             tx.meta.set(KEY_CHECK, cipher.seal(_KEY_CHECK_TEXT, KEY_CHECK))
+            tx.meta.set(SEALED_KINDS, _ALL_KINDS)
             self._append(tx, "privacy.encryption_enabled", details={"key_id": cipher.key_id, **counts})
+
+    def _seal_every_kind(self, cipher: FieldCipher) -> None:
+        """Seal the identity kinds an older siyu left in clear (it sealed phones and e-mails only)."""
+        with self._ws.read() as tx:
+            if tx.meta.get(SEALED_KINDS) == _ALL_KINDS:
+                return
+        with self._ws.write() as tx:
+            if tx.meta.get(SEALED_KINDS) == _ALL_KINDS:  # another process got there first
+                return
+            counts = tx.privacy.reseal(cipher, cipher, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
+            tx.meta.set(SEALED_KINDS, _ALL_KINDS)
+            self._append(tx, "privacy.identities_sealed", details={"kinds": json.loads(_ALL_KINDS), **counts})
+            tx.meta.bump("users")
 
     def rotate_key(self, new_key: str | bytes) -> dict[str, int]:
         """Re-encrypt every personal value under ``new_key`` (one transaction) and switch
@@ -172,6 +192,7 @@ class Privacy:
         with self._ws.write() as tx:
             counts = tx.privacy.reseal(old, new, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
             tx.meta.set(KEY_CHECK, new.seal(_KEY_CHECK_TEXT, KEY_CHECK))
+            tx.meta.set(SEALED_KINDS, _ALL_KINDS)
             self._append(
                 tx,
                 "privacy.key_rotated",

@@ -3,8 +3,9 @@
 When the workspace has a secret key (``tx.backend.cipher``), personal data is
 sealed here, so every SQL backend encrypts it the same way:
 
-- phone and e-mail identities: ``value`` holds the keyed blind index (lookups
-  stay indexed equality matches), ``sealed`` the AES-GCM ciphertext;
+- identities of every kind (phone, e-mail, WeChat unionid and openid, WeCom
+  external_userid): ``value`` holds the keyed blind index (lookups stay
+  indexed equality matches), ``sealed`` the AES-GCM ciphertext;
 - attributes marked personal (setting ``privacy.personal``): moved out of the
   ``attributes`` JSON into the sealed ``users.sealed`` column;
 - merge records: their payload (which lists moved identities) is sealed.
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._clock import from_us, from_us_required, to_us
 from ...errors import WrongKeyError
-from ...models.users import Consent, Identity, MergeRecord, User
+from ...models.users import IDENTITY_KINDS, Consent, Identity, MergeRecord, User
 from ...privacy import DEFAULT_PERSONAL
 from ...privacy.keys import is_sealed
 from ..contracts import NewUser, UserStore
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
     from ...privacy.keys import FieldCipher
     from .backend import SqlTransaction
 
-#: Identity kinds sealed under the workspace key (contact data that identifies a person).
-SEALED_KINDS = frozenset({"phone", "email"})
+#: Identity kinds sealed under the workspace key: all of them. A WeChat or WeCom id
+#: points at one person as surely as a phone number does (PIPL personal information).
+SEALED_KINDS = frozenset(IDENTITY_KINDS)
 #: Settings key holding the JSON list of attribute names sealed as personal data.
 PERSONAL_SETTING = "privacy.personal"
 
