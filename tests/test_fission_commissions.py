@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,22 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import siyu
+from fission_fixtures import *  # noqa: F403 (the clock and ws fixtures)
+from fission_fixtures import START
 from siyu.errors import PyramidSchemeRisk, ValidationError
 from siyu.events import Event, OrderLineInfo, OrderRecorded, OrderRefunded
 from siyu.testing import FakeClock
-
-START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
-    with siyu.connect("memory://", clock=clock) as workspace:
-        yield workspace
 
 
 def chain(ws: siyu.Workspace, n: int) -> list[int]:

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 import siyu
+from fission_fixtures import *  # noqa: F403 (the clock and ws fixtures)
 from siyu.errors import Conflict, NotFound, ValidationError
 from siyu.events import OrderLineInfo, OrderRecorded
 from siyu.testing import FakeClock
-
-START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
-    with siyu.connect("memory://", clock=clock) as workspace:
-        yield workspace
 
 
 def test_burst_holds_bindings_which_earn_nothing_until_released(ws: siyu.Workspace, clock: FakeClock) -> None:

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import siyu
+from fission_fixtures import *  # noqa: F403 (the clock and ws fixtures)
+from fission_fixtures import START
 from siyu.errors import AlreadyJoined, GroupBuyClosed, GroupBuyFull, NotFound, SiyuError, ValidationError
 from siyu.events import Event, GroupBuyCompleted, GroupBuyFailed
 from siyu.testing import FakeClock
-
-START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
-    with siyu.connect("memory://", clock=clock) as workspace:
-        yield workspace
 
 
 def test_open_join_complete(ws: siyu.Workspace) -> None:

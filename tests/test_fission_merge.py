@@ -4,7 +4,7 @@ fraud holds follow ``drop`` to ``keep``, and ``unmerge`` puts them back exactly.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,19 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import siyu
+from fission_fixtures import START, guards_off
 from siyu.events import OrderLineInfo, OrderRecorded, OrderRefunded
 from siyu.models.referrals import Reward
 from siyu.testing import FakeClock
-
-START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def ws() -> Iterator[siyu.Workspace]:
     with siyu.connect("memory://", clock=FakeClock(START)) as workspace:
-        workspace.referrals.fraud.configure(burst=None, phone_prefix=None, shared_device=None,
-                                            leave_after_reward=None)
-        yield workspace
+        yield guards_off(workspace)
 
 
 def order(ws: siyu.Workspace, order_id: int, user_id: int, fen: int) -> OrderRecorded:

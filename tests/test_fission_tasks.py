@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import siyu
+from fission_fixtures import *  # noqa: F403 (the clock and ws fixtures)
+from fission_fixtures import START, guards_off
 from siyu.errors import Conflict, NotFound, ValidationError
 from siyu.events import Event, InviteRewardIssued, ReferralHeld
 from siyu.models.referrals import Reward, Stage, ValidInvite
 from siyu.testing import FakeClock
 
-START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
 
 @pytest.fixture
 def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
     with siyu.connect("memory://", clock=clock) as workspace:
-        workspace.referrals.fraud.configure(burst=None, phone_prefix=None, shared_device=None,
-                                            leave_after_reward=None)
-        yield workspace
+        yield guards_off(workspace)
 
 
 def invite(ws: siyu.Workspace, code: str, n: int, **fields: object) -> list[int]:
