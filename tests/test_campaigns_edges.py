@@ -196,3 +196,52 @@ def test_a_channels_last_moment_suppression_refusal_is_recorded_as_skipped(ws: s
     assert report.failed == 0 and report.skipped_by == {"suppressed": 1}
     record = ws.campaigns.deliveries(c.id)[0]
     assert (record.status, record.reason) == ("skipped", "suppressed")
+
+
+# -- a holdout without a pilot -------------------------------------------------------------------
+
+
+def test_send_to_everyone_except_a_holdout(ws: siyu.Workspace, clock: FakeClock) -> None:
+    from siyu.errors import ValidationError
+
+    rec = ws.channels.install(RecordingChannel())
+    assert isinstance(rec, RecordingChannel)
+    ids = users(ws, 200)
+    c = ws.campaigns.create("lift", audience=ids, channel="recording", template="hi", goal="purchase",
+                            quiet_hours=None)
+    with pytest.raises(ValidationError, match="holdout"):
+        ws.campaigns.send(c.id, holdout=1.0)
+    report = ws.campaigns.send(c.id, holdout=0.1, seed=3)
+    held = {d.user_id for d in ws.campaigns.deliveries(c.id, status="holdout")}
+    assert len(held) == 20 and report.sent == 180 and report.done
+    assert not held & {m.user_id for m in rec.sent}
+    clock.advance(hours=1)
+    for uid in sorted(held)[:2] + [m.user_id for m in rec.sent][:9]:
+        ws.campaigns.convert(uid, "purchase")
+    res = ws.campaigns.results(c.id, phase="send")
+    assert (res["A"].sent, res["A"].conversions, res["holdout"].assigned, res["holdout"].conversions) == (180, 9, 20, 2)
+    with siyu.connect("memory://", clock=clock) as other:  # the same seed draws the same holdout
+        other.channels.install(RecordingChannel())
+        again = users(other, 200)
+        c2 = other.campaigns.create("lift", audience=again, channel="recording", template="hi", quiet_hours=None)
+        other.campaigns.send(c2.id, holdout=0.1, seed=3)
+        assert {d.user_id for d in other.campaigns.deliveries(c2.id, status="holdout")} == held
+
+
+def test_recurring_send_with_a_holdout_keeps_it_out_of_every_round(clock: FakeClock) -> None:
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    with siyu.connect("memory://", clock=clock) as ws:
+        rec = ws.channels.install(RecordingChannel())
+        assert isinstance(rec, RecordingChannel)
+        ws.campaigns.configure(budget={"day": 5, "week": None})
+        ids = users(ws, 100)
+        c = ws.campaigns.create("weekly", audience=ids, channel="recording", template="hi",
+                                schedule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0;COUNT=2")
+        ws.campaigns.send(c.id, holdout=0.2)
+        held = {d.user_id for d in ws.campaigns.deliveries(c.id, status="holdout")}
+        assert len(held) == 20
+        for _ in range(8):
+            clock.advance(days=1)
+            ws.campaigns.run_due()
+        got = Counter(m.user_id for m in rec.sent)
+        assert set(got) == set(ids) - held and set(got.values()) == {2}

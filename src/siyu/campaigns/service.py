@@ -441,7 +441,7 @@ class Campaigns(Previews, Automation):
         pilot's holdout. A one-off round skips them anyway (they have a record for
         it), but each recurring round is a new occurrence where they have none."""
         audience = self._stored_audience(row)
-        if audience is None or not (row.state.get("pilot") or {}).get("holdout"):
+        if audience is None or not ((row.state.get("pilot") or {}).get("holdout") or row.state.get("holdout")):
             return audience
         return audience - self._holdout_users(tx, row.id)
 
@@ -614,9 +614,21 @@ class Campaigns(Previews, Automation):
             self._launch(tx, row, chosen, "rollout")
         return self._run(row.id, batch=batch)
 
-    def send(self, campaign: int | str, *, variant: str | None = None, batch: int = 5_000) -> RunReport:
+    def send(
+        self, campaign: int | str, *, variant: str | None = None, batch: int = 5_000, holdout: float = 0.0,
+        seed: int | None = None,
+    ) -> RunReport:
         """Send a single-variant campaign (or one ``variant``) to the whole audience, without a pilot.
-        A scheduled campaign is armed instead and goes out at its start time (:meth:`run_due`)."""
+        A scheduled campaign is armed instead and goes out at its start time (:meth:`run_due`).
+
+        ``holdout=0.1`` first sets aside a random 10% of the audience (drawn with
+        ``random.Random(seed)``, the campaign's stored seed by default) that gets
+        nothing, in this send and in every later round of a recurring campaign;
+        ``results(id, phase="send")`` compares the variant with them (lift)."""
+        if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 1:
+            raise ValidationError(f"holdout must be a fraction in [0, 1), e.g. 0.1; got {holdout!r}")
+        if seed is not None:
+            check_int(seed, "seed")
         with self._ws.write() as tx:
             row = self._row(tx, campaign)
             if variant is None:
@@ -626,10 +638,13 @@ class Campaigns(Previews, Automation):
                         f"(ws.campaigns.pilot) or pass variant="
                     )
                 variant = next(iter(row.variants))
-            self._launch(tx, row, variant, "send")
+            self._launch(tx, row, variant, "send", holdout=holdout, seed=seed)
         return self._run(row.id, batch=batch)
 
-    def _launch(self, tx: Transaction, row: CampaignRow, variant: str, phase: str) -> None:
+    def _launch(
+        self, tx: Transaction, row: CampaignRow, variant: str, phase: str, *, holdout: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
         if variant not in row.variants:
             raise ValidationError(f"campaign {row.name!r} has no variant {variant!r}; it has {list(row.variants)}")
         if row.config.get("trigger"):
@@ -641,6 +656,8 @@ class Campaigns(Previews, Automation):
             )
         now = self._ws.now()
         state = dict(row.state)
+        if holdout:
+            state["holdout"] = self._hold_out(tx, row, phase, holdout, seed, now)
         state["rest"] = {"variant": variant, "phase": phase, "occurrence": ""}
         state["phase"] = phase
         sched = Schedule.from_config(row.config.get("schedule"), self._ws.tz)
@@ -656,6 +673,23 @@ class Campaigns(Previews, Automation):
         audience = self._stored_audience(row)
         tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase=phase, occurrence="",
                                  users=0 if audience is None else len(audience)))
+
+    def _hold_out(
+        self, tx: Transaction, row: CampaignRow, phase: str, fraction: float, seed: int | None, now: datetime
+    ) -> dict[str, Any]:
+        pool = (self._stored_audience(row) or BitMap()) - BitMap(tx.campaigns.existing_users(row.id, ""))
+        size = round(len(pool) * fraction)
+        if size < 1:
+            raise ValidationError(
+                f"a {fraction:.1%} holdout of {len(pool):,} users is no one; raise the fraction or drop holdout="
+            )
+        used_seed = row.config.get("seed", 0) if seed is None else seed
+        picked = sorted(random.Random(used_seed).sample(list(pool), size))
+        tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, [
+            NewDelivery(user_id=uid, variant=HOLDOUT, phase=phase, status="holdout", claimed_at=now, reason="holdout")
+            for uid in picked
+        ], now)
+        return {"fraction": fraction, "seed": used_seed, "users": size, "at": now.isoformat()}
 
     def resume(
         self, campaign: int | str, *, recover_after: timedelta = timedelta(0), limit: int | None = None,
