@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -147,3 +149,117 @@ def test_commissions_once_and_fully_reversed(fen: int, refunds: list[int], repea
         refund(ws, event, 99, left, full=True)
         after = ws.referrals.commissions.of_order(1)
         assert all(e.amount == 0 and e.status == "voided" for e in after)
+
+
+def _shop(ws: siyu.Workspace) -> None:
+    ws.products.add("TEA", "tea", "100", "30", role="profit")
+    ws.products.add("SAMPLE", "sample", "9.90", "5", role="traffic")
+    ws.products.add("CUP", "cup", "20", "8", role="activity")
+
+
+def test_a_refund_reverses_with_the_roles_in_force_when_the_commission_was_earned(ws: siyu.Workspace) -> None:
+    _shop(ws)
+    a, b = chain(ws, 2)
+    placed = ws.orders.record(b, [{"sku": "TEA", "qty": 1}, {"sku": "SAMPLE", "qty": 1}])
+    [entry] = ws.referrals.commissions.of_order(placed.id)
+    assert (entry.distributor_id, entry.base, entry.amount) == (a, Decimal("100.00"), Decimal("10.00"))
+    ws.referrals.commissions.configure(excluded_roles=[])  # traffic items earn from now on
+    ws.orders.refund(placed.id, [{"sku": "SAMPLE", "qty": 1}], key="r1")
+    # Only the traffic line came back: the profit line that earned the commission was kept.
+    [entry] = ws.referrals.commissions.of_order(placed.id)
+    assert (entry.amount, entry.status) == (Decimal("10.00"), "pending")
+    ws.referrals.commissions.configure(excluded_roles=["traffic", "profit"])
+    ws.orders.refund(placed.id, [{"sku": "TEA", "qty": 1}], key="r2")
+    [entry] = ws.referrals.commissions.of_order(placed.id)
+    assert (entry.amount, entry.status) == (Decimal("0.00"), "voided")
+    assert ws.observer_errors == []
+
+
+_ROLES = ("profit", "traffic", "activity")
+_SKUS = {"profit": "TEA", "traffic": "SAMPLE", "activity": "CUP"}
+_step = st.one_of(
+    st.tuples(st.just("configure"), st.sets(st.sampled_from(_ROLES))),
+    st.tuples(st.just("lines"), st.sampled_from(_ROLES), st.integers(1, 3)),
+    st.tuples(st.just("amount"), st.integers(1, 20_000)),
+    st.tuples(st.just("all"), st.none()),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    excluded=st.sets(st.sampled_from(_ROLES)),
+    qty=st.fixed_dictionaries({r: st.integers(0, 3) for r in _ROLES}),
+    steps=st.lists(_step, max_size=8),
+)
+def test_what_is_left_is_the_rate_times_the_commissionable_part_not_refunded(
+    excluded: set[str], qty: dict[str, int], steps: list[tuple[object, ...]]
+) -> None:
+    """Whatever the configuration does after the order, the commission left is
+    computed with the roles in force when the order was recorded."""
+    if not any(qty.values()):
+        qty["profit"] = 1
+    with siyu.connect("memory://", clock=FakeClock(START)) as ws:
+        _shop(ws)
+        a, b, c = chain(ws, 3)
+        ws.referrals.commissions.configure(excluded_roles=sorted(excluded))
+        placed = ws.orders.record(c, [{"sku": _SKUS[r], "qty": n} for r, n in qty.items() if n])
+        for n, step in enumerate(steps):
+            kind = step[0]
+            if kind == "configure":
+                ws.referrals.commissions.configure(excluded_roles=sorted(step[1]))  # type: ignore[arg-type]
+                continue
+            left = ws.orders.get(placed.id)
+            what: object = None
+            if kind == "lines":
+                line = next((ln for ln in left.lines if ln.role.value == step[1]), None)
+                if line is None or line.qty == line.refunded_qty:
+                    continue
+                what = [{"sku": line.sku, "qty": min(int(step[2]), line.qty - line.refunded_qty)}]  # type: ignore[call-overload]
+            elif kind == "amount":
+                remaining = sum(ln.paid_fen - ln.refunded_fen for ln in left.lines)
+                if remaining <= 0:
+                    continue
+                what = Decimal(min(int(step[1]), remaining)) / 100  # type: ignore[call-overload]
+            if any(r.full for r in ws.orders.refunds(placed.id)):
+                continue
+            ws.orders.refund(placed.id, what, key=f"k{n}")
+            after = ws.orders.get(placed.id)
+            kept = sum(ln.paid_fen - ln.refunded_fen for ln in after.lines if ln.role.value not in excluded)
+            entries = ws.referrals.commissions.of_order(placed.id)
+            assert [(e.distributor_id, e.level) for e in entries] == [(b, 1), (a, 2)][:len(entries)]
+            for e in entries:
+                expected = Decimal(kept * int(e.rate * 1_000_000) // 1_000_000) / 100
+                assert e.amount == expected >= 0
+                assert e.status == ("voided" if expected == 0 else "pending")
+        assert ws.observer_errors == []
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_entries_from_before_terms_were_recorded_keep_the_roles_of_the_upgrade(
+    tmp_path: Path, configured: bool
+) -> None:
+    """Entries written before fission migration 2 are pinned to the configuration
+    in force when the database is upgraded (the defaults if it was never set)."""
+    path = tmp_path / "old.db"
+    clock = FakeClock(START)
+    with siyu.connect(f"sqlite:///{path}", clock=clock) as ws:
+        _shop(ws)
+        if configured:
+            ws.referrals.commissions.configure(excluded_roles=["traffic", "activity"])
+        _a, b = chain(ws, 2)
+        placed = ws.orders.record(b, [{"sku": "TEA", "qty": 1}, {"sku": "SAMPLE", "qty": 1}, {"sku": "CUP", "qty": 1}])
+    db = sqlite3.connect(path)  # as a siyu from before migration 2 left it
+    db.execute("ALTER TABLE commission_entries DROP COLUMN terms")
+    db.execute("UPDATE siyu_schema SET version = 1 WHERE component = 'fission'")
+    db.commit()
+    db.close()
+    with siyu.connect(f"sqlite:///{path}", clock=clock) as ws:
+        [entry] = ws.referrals.commissions.of_order(placed.id)
+        assert entry.base == (Decimal("100.00") if configured else Decimal("120.00"))
+        ws.referrals.commissions.configure(excluded_roles=["profit"])  # after the upgrade: must not matter
+        ws.orders.refund(placed.id, [{"sku": "SAMPLE", "qty": 1}, {"sku": "CUP", "qty": 1}], key="r1")
+        [entry] = ws.referrals.commissions.of_order(placed.id)
+        assert entry.amount == Decimal("10.00")
+        ws.orders.refund(placed.id, [{"sku": "TEA", "qty": 1}], key="r2")
+        [entry] = ws.referrals.commissions.of_order(placed.id)
+        assert (entry.amount, entry.status) == (Decimal("0.00"), "voided")

@@ -163,7 +163,8 @@ class Commissions:
                     id=0, distributor_id=binding.inviter_id, order_id=event.order_id, buyer_id=event.user_id,
                     level=level, base_fen=base, rate_ppm=ppm, original_fen=amount, amount_fen=amount,
                     refunded_base_fen=0, status="pending", created_at=event.at,
-                    settle_after=event.paid_at + settings.return_window, settled_at=None))
+                    settle_after=event.paid_at + settings.return_window, settled_at=None,
+                    excluded_roles=settings.excluded_roles))
             current = binding.inviter_id
         ids = tx.fission.add_commissions(rows)
         for entry_id, row in zip(ids, rows, strict=False):
@@ -171,13 +172,16 @@ class Commissions:
                                        order_id=row.order_id, level=row.level, amount_fen=row.amount_fen))
 
     def _on_refund(self, tx: Transaction, event: OrderRefunded) -> None:
-        """Reduce the order's commissions; the caller made sure the refund is new."""
-        settings = self._settings(tx)
+        """Reduce the order's commissions; the caller made sure the refund is new.
+
+        The refunded lines count with the roles excluded when the commission was
+        earned: a configuration changed since must not move what was earned."""
         for row in tx.fission.commissions(order_id=event.order_id):
+            excluded = CommissionSettings().excluded_roles if row.excluded_roles is None else row.excluded_roles
             if event.full:
                 refunded = row.base_fen
             elif event.lines:
-                refunded = sum(line.paid_fen for line in event.lines if line.role not in settings.excluded_roles)
+                refunded = sum(line.paid_fen for line in event.lines if line.role not in excluded)
             else:
                 refunded = row.base_fen * event.amount_fen // max(event.order_total_fen, 1)
             refunded_total = min(row.base_fen, row.refunded_base_fen + refunded)

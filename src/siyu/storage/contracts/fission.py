@@ -49,6 +49,10 @@ class CommissionRow:
     created_at: datetime
     settle_after: datetime
     settled_at: datetime | None
+    #: The product roles left out of ``base_fen`` when the entry was earned; refunds
+    #: reverse with these. ``None``: an entry from before they were recorded, in a
+    #: workspace whose commissions were never configured (so the defaults applied).
+    excluded_roles: tuple[str, ...] | None = None
 
 
 class FissionStore(abc.ABC):

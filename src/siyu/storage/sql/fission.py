@@ -21,7 +21,7 @@ _GRANT = "id, task_id, user_id, stage, reward, status, at, points_entry_id"
 _GROUP = "id, leader_id, sku, size, price_fen, status, opened_at, expires_at, closed_at"
 _COMMISSION = (
     "id, distributor_id, order_id, buyer_id, level, base_fen, rate_ppm, original_fen, amount_fen, "
-    "refunded_base_fen, status, created_at, settle_after, settled_at"
+    "refunded_base_fen, status, created_at, settle_after, settled_at, terms"
 )
 _COMMISSION_FIELDS = {"amount_fen", "refunded_base_fen", "status", "settled_at"}
 
@@ -51,7 +51,17 @@ def _commission(row: Sequence[Any]) -> CommissionRow:
         id=row[0], distributor_id=row[1], order_id=row[2], buyer_id=row[3], level=row[4], base_fen=row[5],
         rate_ppm=row[6], original_fen=row[7], amount_fen=row[8], refunded_base_fen=row[9], status=row[10],
         created_at=from_us_required(row[11]), settle_after=from_us_required(row[12]), settled_at=from_us(row[13]),
+        excluded_roles=_excluded_roles(row[14]),
     )
+
+
+def _excluded_roles(terms: str | None) -> tuple[str, ...] | None:
+    # Entries backfilled by migration 2 hold the whole configuration JSON; it has the same key.
+    return None if terms is None else tuple(json.loads(terms)["excluded_roles"])
+
+
+def _terms(row: CommissionRow) -> str | None:
+    return None if row.excluded_roles is None else json.dumps({"excluded_roles": list(row.excluded_roles)})
 
 
 class SqlFissionStore(FissionStore):
@@ -177,10 +187,11 @@ class SqlFissionStore(FissionStore):
         for r in rows:
             row = self.tx.execute(
                 "INSERT INTO commission_entries (distributor_id, order_id, buyer_id, level, base_fen, rate_ppm, "
-                "original_fen, amount_fen, refunded_base_fen, status, created_at, settle_after) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, level) DO NOTHING RETURNING id",
+                "original_fen, amount_fen, refunded_base_fen, status, created_at, settle_after, terms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, level) DO NOTHING RETURNING id",
                 (r.distributor_id, r.order_id, r.buyer_id, r.level, r.base_fen, r.rate_ppm, r.original_fen,
-                 r.amount_fen, r.refunded_base_fen, r.status, to_us(r.created_at), to_us(r.settle_after)),
+                 r.amount_fen, r.refunded_base_fen, r.status, to_us(r.created_at), to_us(r.settle_after),
+                 _terms(r)),
             ).fetchone()
             if row is not None:
                 ids.append(int(row[0]))

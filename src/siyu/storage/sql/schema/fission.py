@@ -37,4 +37,16 @@ MIGRATIONS = [
             "PRIMARY KEY (kind, ref))",
         ],
     ),
+    (
+        2,
+        [
+            # The terms an entry was earned under (JSON, at least {"excluded_roles": [...]}), so a refund
+            # reverses it with those and not with whatever the configuration says at refund time.
+            "ALTER TABLE commission_entries ADD COLUMN terms {text}",
+            # Entries from before this step did not record theirs: the configuration in force at the upgrade
+            # is the best record left (NULL when never configured, i.e. the defaults applied).
+            "UPDATE commission_entries SET terms = (SELECT value FROM siyu_settings "
+            "WHERE name = 'referrals.commissions') WHERE terms IS NULL",
+        ],
+    ),
 ]
