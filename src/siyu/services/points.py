@@ -302,7 +302,8 @@ class Points:
                 raise ValidationError(
                     f"entry {eid} is a {target.kind!r} entry; only earn and spend entries can be reversed"
                 )
-            require_user(tx, target.user_id, lock=True, active=False)
+            chain = self._chain(tx, target.user_id)
+            holder = chain[-1]
             left = abs(target.amount) - tx.points.reversed_amount(eid)
             want = left if amount is None else amount
             if left <= 0:
@@ -313,23 +314,24 @@ class Points:
                 gives = self._give_back(tx, eid, want)
                 sign = want
             else:
-                own = tx.points.lot(eid)
-                lots = [[lot.entry_id, lot.remaining] for lot in tx.points.usable_lots(target.user_id, now)]
-                if own is not None and own.remaining > 0:
-                    # Take from the reversed earn's own lot first, even if it is still pending.
-                    lots = [[eid, own.remaining]] + [lot for lot in lots if lot[0] != eid]
-                takes = self._take(lots, want, target.user_id)
+                # The earn's points now sit with whoever holds its lot: the earner, or the
+                # user the earner was merged into (the merge moved the lot into a merge_in lot).
+                first = self._descendants(tx, chain, eid)
+                lots = [[lot.entry_id, lot.remaining] for lot in tx.points.usable_lots(holder, now)]
+                # Take from the reversed earn's own lot first, even if it is still pending.
+                lots = [[i, n] for i, n in first if n > 0] + [lot for lot in lots if lot[0] not in dict(first)]
+                takes = self._take(lots, want, holder)
                 sign = -want
             [new_id] = tx.points.append(
-                [NewEntry(user_id=target.user_id, kind="reverse", amount=sign, reason=reason, at=now, key=key,
-                          fingerprint=print_, ref_entry_id=eid)]
+                [NewEntry(user_id=holder if target.kind != "spend" else target.user_id, kind="reverse", amount=sign,
+                          reason=reason, at=now, key=key, fingerprint=print_, ref_entry_id=eid)]
             )
             if target.kind == "spend":
                 tx.points.restore(new_id, gives)
             else:
                 tx.points.consume(new_id, takes)
-            tx.emit(PointsReversed(at=now, user_id=target.user_id, entry_id=new_id, reversed_entry_id=eid,
-                                   amount=sign, key=key))
+            tx.emit(PointsReversed(at=now, user_id=holder if target.kind != "spend" else target.user_id,
+                                   entry_id=new_id, reversed_entry_id=eid, amount=sign, key=key))
             tx.meta.bump("points")
             entry = tx.points.entry(new_id)
         assert entry is not None
@@ -421,6 +423,30 @@ class Points:
             return tx.points.expiring(now, now + within)
 
     # -- merge participant ----------------------------------------------------------------
+    @staticmethod
+    def _chain(tx: Transaction, user_id: int) -> list[int]:
+        """``user_id`` and the users it was merged into, in turn: the last one holds
+        its points now. Each is locked for the write."""
+        chain = [require_user(tx, user_id, lock=True, active=False)]
+        for _ in range(64):  # merges cannot form a cycle; the bound only guards bad data
+            status, merged_into = tx.users.statuses([chain[-1]]).get(chain[-1], ("active", None))
+            if status != "merged" or merged_into is None:
+                break
+            chain.append(require_user(tx, merged_into, lock=True, active=False))
+        return chain
+
+    @staticmethod
+    def _descendants(tx: Transaction, chain: list[int], entry_id: int) -> list[tuple[int, int]]:
+        """``(lot id, remaining)`` of the lots of the holder (``chain[-1]``) that carry the
+        points of earn ``entry_id``: its own lot, or the merge_in lots each merge made
+        of it, oldest first. A reversal of that earn takes from these before any other."""
+        lineage = {entry_id}
+        for user in chain[1:]:
+            lineage.update(e.id for e in tx.points.entries(user)
+                           if e.kind == "merge_in" and e.ref_entry_id in lineage)
+        return [(lot.entry_id, lot.remaining) for lot_id in sorted(lineage)
+                if (lot := tx.points.lot(lot_id)) is not None and lot.user_id == chain[-1]]
+
     def _move(self, tx: Transaction, source: int, target: int, lots: list[tuple[PointsLot, int]], at: datetime,
               tag: str) -> list[list[int]]:
         moved: list[list[int]] = []

@@ -1,0 +1,48 @@
+"""Reversing an earn after its earner was merged away takes the points from
+whoever holds them now, following the merges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import siyu
+from siyu.testing import FakeClock
+
+START = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def _shop() -> siyu.Workspace:
+    ws = siyu.connect("memory://", clock=FakeClock(START))
+    ws.products.add("TEA", "Tea", "100", "20", role="profit")
+    return ws
+
+
+def test_refund_after_a_merge_reverses_the_points_the_keeper_holds() -> None:
+    with _shop() as ws:
+        keep, drop = ws.users.add().id, ws.users.add().id
+        order = ws.orders.record(drop, [{"sku": "TEA", "qty": 1}])
+        assert order.points == 100
+        merge = ws.users.merge(keep=keep, drop=drop)
+        refund = ws.orders.refund(order.id, key="r1")
+        assert (refund.points_reversed, refund.points_shortfall) == (100, 0)
+        assert ws.points.balance(keep) == 0
+        [reversal] = [e for e in ws.points.history(keep) if e.kind == "reverse"]
+        assert reversal.amount == -100
+        ws.users.unmerge(merge.id)  # nothing is left of the moved lot to give back
+        assert (ws.points.balance(keep), ws.points.balance(drop)) == (0, 0)
+
+
+def test_reversal_follows_a_chain_of_merges_and_spares_other_lots() -> None:
+    with _shop() as ws:
+        a, b, c = (ws.users.add().id for _ in range(3))
+        ws.points.earn(c, 500, reason="welcome", key="c0")
+        order = ws.orders.record(a, [{"sku": "TEA", "qty": 1}])
+        ws.users.merge(keep=b, drop=a)
+        ws.users.merge(keep=c, drop=b)
+        assert ws.points.balance(c) == 600
+        refund = ws.orders.refund(order.id, "50", key="r1")
+        assert (refund.points_reversed, refund.points_shortfall) == (50, 0)
+        assert ws.points.balance(c) == 550
+        # Taken from the lot the order's points travelled in, not from c's own 500.
+        lots = {lot.amount: lot.remaining for lot in ws.points.lots(c)}
+        assert lots == {500: 500, 100: 50}
