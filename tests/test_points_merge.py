@@ -46,3 +46,14 @@ def test_reversal_follows_a_chain_of_merges_and_spares_other_lots() -> None:
         # Taken from the lot the order's points travelled in, not from c's own 500.
         lots = {lot.amount: lot.remaining for lot in ws.points.lots(c)}
         assert lots == {500: 500, 100: 50}
+
+
+def test_a_spend_reversed_after_a_merge_returns_the_points_to_the_keeper() -> None:
+    with _shop() as ws:
+        keep, drop = ws.users.add().id, ws.users.add().id
+        ws.points.earn(drop, 300, reason="welcome", key="d0")
+        spend = ws.points.spend(drop, 120, reason="redeem", key="d1")
+        ws.users.merge(keep=keep, drop=drop)
+        assert ws.points.balance(keep) == 180
+        ws.points.reverse(spend.id, key="d2")
+        assert (ws.points.balance(keep), ws.points.balance(drop)) == (300, 0)

@@ -328,6 +328,11 @@ class Points:
             )
             if target.kind == "spend":
                 tx.points.restore(new_id, gives)
+                if holder != target.user_id:
+                    # The spender was merged away: the points come back to their lots, and
+                    # go on to the user holding the rest of their points, as the merge did.
+                    back = [(lot, amount) for lot_id, amount in gives if (lot := tx.points.lot(lot_id)) is not None]
+                    self._move(tx, target.user_id, holder, back, now, f"merge:{target.user_id}->{holder}")
             else:
                 tx.points.consume(new_id, takes)
             tx.emit(PointsReversed(at=now, user_id=holder if target.kind != "spend" else target.user_id,
