@@ -104,3 +104,21 @@ def test_a_batch_gives_new_customer_coupons_to_first_orders_only(ws: siyu.Worksp
     assert ws.orders.of(uid) == []
     [first] = ws.orders.record_many(rows[:1])
     assert ws.orders.get(first).total_fen == 9000
+
+
+def test_a_coupon_outside_its_window_names_the_order_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import siyu
+    from siyu.testing import FakeClock
+
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    with siyu.connect("memory://", clock=FakeClock(start)) as ws:
+        ws.products.add("TEA", "Tea", "100", "20", role="profit")
+        ws.coupons.create("ten_off", amount="10", valid_days=7)
+        uid = ws.users.add().id
+        [coupon] = ws.coupons.issue("ten_off", uid)
+        late = start + timedelta(days=30)
+        window = r"not valid at 2026-05-31T00:00:00\+00:00 \(the order's paid_at\)"
+        with pytest.raises(siyu.errors.ValidationError, match=window):
+            ws.orders.record(uid, [{"sku": "TEA", "qty": 1}], coupon=coupon.code, paid_at=late)

@@ -313,7 +313,8 @@ class Coupons:
     # -- used by orders -------------------------------------------------------------------
     @staticmethod
     def usable(tx: Transaction, user_id: int, codes: Sequence[str], now: datetime) -> list[Coupon]:
-        """The coupons ``codes`` if ``user_id`` may redeem them now, else a clear error."""
+        """The coupons ``codes`` if ``user_id`` may redeem them at ``now`` (the order's
+        ``paid_at``), else a clear error."""
         found = tx.coupons.by_codes(list(codes))
         result = []
         for code in codes:
@@ -326,7 +327,9 @@ class Coupons:
                 raise ValidationError(f"coupon {code!r} is {c.status}, it cannot be used again")
             if not c.usable_at(now):
                 window = f"{c.valid_from.isoformat()} .. {c.valid_until.isoformat() if c.valid_until else 'open'}"
-                raise ValidationError(f"coupon {code!r} is not valid now ({now.isoformat()}); it is valid {window}")
+                raise ValidationError(
+                    f"coupon {code!r} is not valid at {now.isoformat()} (the order's paid_at); it is valid {window}"
+                )
             result.append(c)
         return result
 
