@@ -20,9 +20,19 @@ a tracked interaction          ``new`` → ``interacted``; ``dormant``/``lost`` 
 a tracked intent event         ``new``/``interacted``/``recalled`` → ``intent``;
                                ``dormant``/``lost`` → ``recalled``
 a paid order (OrderRecorded)   any → ``customer`` (first order) or ``repeat`` (2nd+)
+a full refund (OrderRefunded)  ``repeat`` → ``customer`` (one counted order left);
+                               ``customer``/``repeat`` → ``intent`` (none left)
+an unmerge                     the same, for a user whose counted orders no longer
+                               back their ``customer``/``repeat``
 ``sweep()``                    no activity for ``dormant_after_days`` → ``dormant``
 ``mark_lost(user, reason)``    any → ``lost`` (deleted or blocked us)
 =============================  ============================================
+
+An order *counts* until it is refunded in full, as in analytics (a 0-yuan
+order always counts). Refunds never move a user who is not ``customer`` or
+``repeat``: ``dormant``, ``lost`` and ``recalled`` say whether the user is
+still with us, which a refund does not change (the refund still counts, so
+their next order makes them ``customer`` again, not ``repeat``).
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
-from ..events import Event, LifecycleChanged, OrderRecorded
+from ..events import Event, LifecycleChanged, OrderRecorded, OrderRefunded, UsersUnmerged
 from ..hookspecs import hookimpl, observes
 from ..models.lifecycle import StageChange
 from ._common import check_int, check_text, require_user
@@ -63,6 +73,7 @@ _SETTINGS = "lifecycle.settings"
 def next_stage(current: str | None, signal: str) -> str | None:
     """The stage a signal moves a user to, or ``None`` to stay. ``signal`` is
     ``"created"``, ``"interaction"``, ``"intent"``, ``"order"``, ``"repeat_order"``,
+    ``"refund"`` (one counted order is left), ``"last_refund"`` (none is left),
     ``"dormant"`` or ``"lost"``."""
     target: str | None = None
     if signal == "created":
@@ -76,6 +87,10 @@ def next_stage(current: str | None, signal: str) -> str | None:
         target = None if current == "repeat" else "customer"
     elif signal == "repeat_order":
         target = "repeat"
+    elif signal == "refund":
+        target = "customer" if current == "repeat" else None
+    elif signal == "last_refund":
+        target = "intent" if current in ("customer", "repeat") else None
     elif signal == "dormant":
         target = "dormant" if current in _CAN_SLEEP else None
     elif signal == "lost":
@@ -83,6 +98,11 @@ def next_stage(current: str | None, signal: str) -> str | None:
     else:
         raise ValueError(f"unknown lifecycle signal {signal!r}")
     return None if target == current else target
+
+
+#: What changes a user's counted orders: ``(kind, user_id, ref, at)`` with kind ``"order"`` or
+#: ``"refund"`` (``ref`` is the order id) or ``"unmerge"`` (``ref`` is the merge id).
+_Op = tuple[str, int, int, datetime]
 
 
 class _Observer:
@@ -93,13 +113,22 @@ class _Observer:
         self.lifecycle = lifecycle
 
     @hookimpl
-    @observes(OrderRecorded)
+    @observes(OrderRecorded, OrderRefunded, UsersUnmerged)
     def siyu_on_events(self, events: Sequence[Event], workspace: Workspace) -> None:
         if workspace is not self.lifecycle._ws:
             return
-        orders = [(e.user_id, e.order_id, e.paid_at) for e in events if isinstance(e, OrderRecorded)]
-        with workspace.write() as tx:
-            self.lifecycle._record_orders(tx, orders)
+        ops: list[_Op] = []
+        for e in events:
+            if isinstance(e, OrderRecorded):
+                ops.append(("order", e.user_id, e.order_id, e.paid_at))
+            elif isinstance(e, OrderRefunded) and e.full and e.order_total_fen > 0:
+                ops.append(("refund", e.user_id, e.order_id, e.at))
+            elif isinstance(e, UsersUnmerged):
+                # Refunds made while merged may have taken the orders that held up a stage.
+                ops.extend(("unmerge", uid, e.merge_id, e.at) for uid in (e.keep_id, e.drop_id))
+        if ops:
+            with workspace.write() as tx:
+                self.lifecycle._apply_orders(tx, ops)
 
 
 class Lifecycle:
@@ -241,41 +270,81 @@ class Lifecycle:
         when = at or self._ws.now()
         with self._ws.write() as tx:
             uid = require_user(tx, user_id, lock=True, active=False)
-            return self._record_orders(tx, [(uid, order, when)]).get(order)
+            return self._apply_orders(tx, [("order", uid, order, when)]).get(0)
 
-    def _record_orders(self, tx: Transaction, orders: Sequence[tuple[int, int, datetime]]) -> dict[int, str]:
-        """Count ``(user_id, order_id, paid_at)`` orders, in order, as one call of
-        :meth:`record_order` each would; return ``{order_id: stage moved to}``.
+    def record_refund(self, user_id: int, order_id: int, *, at: datetime | None = None) -> str | None:
+        """The order was refunded in full, so it no longer counts (idempotent per
+        ``order_id``): ``repeat`` moves to ``customer`` if one counted order is
+        left, ``customer``/``repeat`` to ``intent`` if none is. Called for every
+        full :class:`~siyu.events.OrderRefunded`; call it yourself for orders
+        you passed to :meth:`record_order`. An order not recorded yet is
+        remembered for ``user_id`` and will not count when it comes. Returns
+        the new stage, or ``None``."""
+        order = check_int(order_id, "order_id", minimum=1)
+        when = at or self._ws.now()
+        with self._ws.write() as tx:
+            uid = require_user(tx, user_id, lock=True, active=False)
+            return self._apply_orders(tx, [("refund", uid, order, when)]).get(0)
 
-        Users move in rounds (each user's first new order, then their second
-        ...), so the history and tag log read exactly as if the orders had
-        come one by one, while each round is a handful of bulk statements."""
-        fresh = tx.lifecycle.add_orders([(order, uid, at) for uid, order, at in orders])
-        if not fresh:
+    def _apply_orders(self, tx: Transaction, ops: Sequence[_Op]) -> dict[int, str]:
+        """Apply orders, full refunds and unmerges, in order, as one call of
+        :meth:`record_order` / :meth:`record_refund` each would; return
+        ``{index in ops: stage moved to}``.
+
+        A refund counts against whoever holds the order now (merges move
+        orders), not the user named in the event. Users move in rounds (each
+        user's first change, then their second ...), so the history and tag
+        log read exactly as if the changes had come one by one, while each
+        round is a handful of bulk statements."""
+        owners = tx.lifecycle.order_owners(sorted({ref for kind, _, ref, _ in ops if kind != "unmerge"}))
+        fresh: list[tuple[int, int, datetime]] = []
+        refunded: list[tuple[int, int, datetime]] = []
+        queue: dict[int, list[tuple[int, int, str, datetime]]] = {}  # user: [(op index, delta, reason, at)]
+        for index, (kind, uid, ref, at) in enumerate(ops):
+            if kind == "order" and ref not in owners:
+                owners[ref] = (uid, True)
+                fresh.append((ref, uid, at))
+                queue.setdefault(uid, []).append((index, 1, f"order:{ref}", at))
+            elif kind == "refund" and ref not in owners:
+                owners[ref] = (uid, False)  # heard of before its order, which then never counts
+                refunded.append((ref, uid, at))
+            elif kind == "refund" and owners[ref][1]:
+                holder = owners[ref][0]
+                owners[ref] = (holder, False)
+                refunded.append((ref, holder, at))
+                queue.setdefault(holder, []).append((index, -1, f"refund:{ref}", at))
+            elif kind == "unmerge":
+                queue.setdefault(uid, []).append((index, 0, f"unmerge:{ref}", at))
+        if not queue and not refunded:
             return {}
-        queue: dict[int, list[tuple[int, datetime]]] = {}
-        for uid, order, at in orders:
-            if order in fresh:
-                queue.setdefault(uid, []).append((order, at))
         tx.users.statuses(queue, lock=True)
-        counts = tx.lifecycle.order_counts(list(queue))
-        tx.activity.touch({uid: max(at for _, at in items) for uid, items in queue.items()})
-        tx.meta.bump("activity")
+        seen = tx.lifecycle.order_counts(list(queue))  # before this batch's changes
+        tx.lifecycle.add_orders(fresh)
+        tx.lifecycle.refund_orders(refunded)
+        if fresh:
+            active: dict[int, datetime] = {}
+            for _, uid, at in fresh:
+                active[uid] = max(at, active.get(uid, at))
+            tx.activity.touch(active)
+            tx.meta.bump("activity")
         stages: dict[int, str | None] = dict(tx.lifecycle.stages(GROUP, sorted(queue)))
-        seen = {uid: counts.get(uid, 0) - len(items) for uid, items in queue.items()}
         moved: dict[int, str] = {}
-        for step in range(max(len(items) for items in queue.values())):
+        for step in range(max((len(items) for items in queue.values()), default=0)):
             moves: dict[int, tuple[str, str]] = {}
             when: dict[int, datetime] = {}
             for uid, items in queue.items():
                 if step >= len(items):
                     continue
-                order, at = items[step]
-                seen[uid] += 1
-                target = next_stage(stages.get(uid), "repeat_order" if seen[uid] >= 2 else "order")
+                index, delta, reason, at = items[step]
+                count = seen[uid] = seen.get(uid, 0) + delta
+                if delta > 0:
+                    signal: str | None = "repeat_order" if count >= 2 else "order"
+                else:
+                    signal = None if count >= 2 else "refund" if count == 1 else "last_refund"
+                target = next_stage(stages.get(uid), signal) if signal else None
                 if target is not None:
-                    moves[uid], when[uid] = (target, f"order:{order}"), at
-                    stages[uid] = moved[order] = target
+                    moves[uid], when[uid] = (target, reason), at
+                    stages[uid] = moved[index] = target
             self._move(tx, moves, when)
         return moved
 

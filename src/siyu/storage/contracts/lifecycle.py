@@ -48,7 +48,7 @@ class LifecycleStore(abc.ABC):
 
     @abc.abstractmethod
     def order_count(self, user_id: int) -> int:
-        """Distinct orders seen for the user."""
+        """Distinct orders seen for the user that still count (not refunded in full)."""
 
     def add_orders(self, rows: Sequence[tuple[int, int, datetime]]) -> set[int]:
         """:meth:`add_order` for many ``(order_id, user_id, at)``; return the order ids not seen before."""
@@ -57,6 +57,15 @@ class LifecycleStore(abc.ABC):
     def order_counts(self, user_ids: Sequence[int]) -> dict[int, int]:
         """:meth:`order_count` for many users (users without orders may be left out)."""
         return {uid: self.order_count(uid) for uid in user_ids}
+
+    @abc.abstractmethod
+    def order_owners(self, order_ids: Sequence[int]) -> dict[int, tuple[int, bool]]:
+        """For each order seen: ``(user_id, still counts)`` (``False`` once refunded in full)."""
+
+    @abc.abstractmethod
+    def refund_orders(self, rows: Sequence[tuple[int, int, datetime]]) -> None:
+        """Mark ``(order_id, user_id, at)`` orders refunded in full, so they no longer count. An order
+        not seen yet is remembered as refunded for ``user_id``: when it comes, it is not counted."""
 
     @abc.abstractmethod
     def move_user(self, drop: int, keep: int) -> list[int]:

@@ -98,7 +98,9 @@ class SqlLifecycleStore(LifecycleStore):
         return row is not None
 
     def order_count(self, user_id: int) -> int:
-        row = self.tx.execute("SELECT COUNT(*) FROM lifecycle_orders WHERE user_id = ?", (user_id,)).fetchone()
+        row = self.tx.execute(
+            "SELECT COUNT(*) FROM lifecycle_orders WHERE user_id = ? AND refunded_at IS NULL", (user_id,)
+        ).fetchone()
         return int(row[0])
 
     def add_orders(self, rows: Sequence[tuple[int, int, datetime]]) -> set[int]:
@@ -118,8 +120,33 @@ class SqlLifecycleStore(LifecycleStore):
         counts: dict[int, int] = {}
         for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
             counts.update((int(u), int(n)) for u, n in self.tx.execute(
-                f"SELECT user_id, COUNT(*) FROM lifecycle_orders WHERE user_id IN ({marks}) GROUP BY user_id", chunk))
+                f"SELECT user_id, COUNT(*) FROM lifecycle_orders WHERE user_id IN ({marks}) AND refunded_at IS NULL "
+                "GROUP BY user_id", chunk))
         return counts
+
+    def order_owners(self, order_ids: Sequence[int]) -> dict[int, tuple[int, bool]]:
+        found: dict[int, tuple[int, bool]] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(set(order_ids))):
+            for order, uid, refunded in self.tx.execute(
+                f"SELECT order_id, user_id, refunded_at FROM lifecycle_orders WHERE order_id IN ({marks})", chunk
+            ):
+                found[int(order)] = (int(uid), refunded is None)
+        return found
+
+    def refund_orders(self, rows: Sequence[tuple[int, int, datetime]]) -> None:
+        first: dict[int, tuple[int, int, int]] = {}
+        for order, uid, at in rows:
+            first.setdefault(order, (order, uid, to_us(at)))
+        known = self.order_owners(list(first))
+        self.tx.executemany(
+            "UPDATE lifecycle_orders SET refunded_at = ? WHERE order_id = ? AND refunded_at IS NULL",
+            [(at, order) for order, _, at in first.values() if order in known],
+        )
+        # A refund heard of before its order leaves a row already refunded, so the order never counts.
+        self.tx.executemany(
+            "INSERT INTO lifecycle_orders (order_id, user_id, at, refunded_at) VALUES (?, ?, ?, ?)",
+            [(order, uid, at, at) for order, uid, at in first.values() if order not in known],
+        )
 
     def move_user(self, drop: int, keep: int) -> list[int]:
         log_ids = [int(r[0]) for r in self.tx.execute("SELECT id FROM lifecycle_log WHERE user_id = ?", (drop,))]

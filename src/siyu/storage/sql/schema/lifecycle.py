@@ -1,4 +1,4 @@
-"""Lifecycle stage history, orders seen by the stage machine, behaviour events, tag rules."""
+"""Lifecycle stage history, orders (and full refunds) seen by the stage machine, behaviour events, tag rules."""
 
 COMPONENT = "lifecycle"
 ORDER = 45
@@ -20,6 +20,18 @@ MIGRATIONS = [
             "CREATE TABLE tag_rules (id {pk}, tag {text} NOT NULL, expression {text} NOT NULL, "
             "group_exclusive {bigint} NOT NULL, created_at {bigint} NOT NULL, enabled {bigint} NOT NULL)",
             "CREATE UNIQUE INDEX tag_rules_tag ON tag_rules (tag)",
+        ],
+    ),
+    (
+        2,
+        [
+            # When an order was refunded in full (NULL: it still counts), so refunds move stages back.
+            "ALTER TABLE lifecycle_orders ADD COLUMN refunded_at {bigint}",
+            # Orders refunded in full before this version stop counting too (a 0-yuan order always counts,
+            # as in analytics); the stages they held up are left as they are.
+            "UPDATE lifecycle_orders SET refunded_at = COALESCE((SELECT MAX(r.at) FROM order_refunds r "
+            "WHERE r.order_id = lifecycle_orders.order_id), at) "
+            "WHERE order_id IN (SELECT id FROM orders WHERE total > 0 AND refunded >= total)",
         ],
     ),
 ]
