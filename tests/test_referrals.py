@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from siyu.errors import (
     ValidationError,
 )
 from siyu.events import Event, OrderLineInfo, OrderRecorded, ReferralBound
+from siyu.models.referrals import Reward, ValidInvite
 from siyu.testing import FakeClock
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -373,3 +375,86 @@ def test_a_merged_inviters_printed_code_binds_to_the_kept_user(ws: siyu.Workspac
     assert (bound.inviter_id, bound.code, bound.campaign) == (keep, code, "spring")
     ws.users.unmerge(record.id)
     assert ws.referrals.inviter_of(fan) == keep  # a binding made while merged stays
+
+
+_TABLES = {  # the referral and fission state an order can touch, in a stable order
+    "referral_purchases": "order_id", "referral_customers": "user_id",
+    "referral_funnel": "campaign, channel_state, stage", "referral_actions": "user_id, action",
+    "fission_processed": "kind, ref", "commission_entries": "id",
+    # Not points_entry_id: a batch books every order's points before the observer grants rewards.
+    "invite_rewards": "id", "referral_holds": "id",
+}
+_COLUMNS = {"invite_rewards": "id, task_id, user_id, stage, reward, status, at"}
+
+
+def _state(ws: siyu.Workspace, people: list[int]) -> dict[str, object]:
+    with ws.read() as tx:
+        rows: dict[str, object] = {
+            table: tx.execute(f"SELECT {_COLUMNS.get(table, '*')} FROM {table} ORDER BY {order}").fetchall()  # type: ignore[attr-defined]
+            for table, order in _TABLES.items()}
+    rows["points"] = [ws.points.balance(u) for u in people]
+    rows["funnel"] = ws.referrals.stats("spring").funnel
+    return rows
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    inviters=st.lists(st.sampled_from([None, 0, 1, 2]), min_size=8, max_size=8),
+    customers=st.sets(st.integers(0, 10)),
+    orders=st.lists(st.tuples(st.integers(0, 10), st.sampled_from(["TEA", "SAMPLE"]), st.integers(1, 3)),
+                    min_size=1, max_size=25),
+    tracked=st.lists(st.tuples(st.integers(0, 10), st.sampled_from(["first_login", "wecom_added"])), max_size=6),
+)
+def test_a_record_many_leaves_the_referral_state_of_one_order_at_a_time(
+    inviters: list[int | None], customers: set[int], orders: list[tuple[int, str, int]],
+    tracked: list[tuple[int, str]],
+) -> None:
+    """Bound and unbound buyers, held bindings, earlier customers, repeat buyers
+    and 任务宝 tasks counting purchases: the batch observer ends where recording
+    the orders one by one, each event on the per-event path, does."""
+    states = []
+    for batch in (True, False):
+        with siyu.connect("memory://", clock=FakeClock(START)) as ws:
+            ws.referrals.fraud.configure(burst=(2, timedelta(hours=1)), phone_prefix=None, shared_device=None,
+                                         leave_after_reward=None)
+            ws.products.add("TEA", "tea", "100", "30", role="profit")
+            ws.products.add("SAMPLE", "sample", "9.90", "5", role="traffic")
+            people = users(ws, 11)
+            ws.referrals.tasks.create("t", campaign="spring", stages=[(1, Reward.of_points(10)),
+                                                                      (2, Reward.of_points(20))],
+                                      deadline=START + timedelta(days=7), valid=ValidInvite(purchase=True))
+            for n, inviter in enumerate(inviters, 3):
+                if inviter is not None:
+                    code = ws.referrals.invite_code(people[inviter], campaign="spring", channel_state=f"s{n % 2}")
+                    ws.referrals.bind(people[n], code)
+            for n in sorted(customers):
+                ws.orders.record(people[n], [{"sku": "TEA", "qty": 1}], paid_at=START - timedelta(days=1))
+            if tracked:
+                ws.events.track_many([{"user_id": people[u], "kind": k} for u, k in tracked])
+            rows = [{"user_id": people[u], "lines": [{"sku": sku, "qty": qty}], "key": f"o{i}",
+                     "paid_at": START + timedelta(minutes=i)} for i, (u, sku, qty) in enumerate(orders)]
+            if batch:
+                ws.orders.record_many(rows)
+            else:
+                # One order at a time, and every event down the per-event path the bulk one replaces.
+                with mock.patch("siyu.services.referrals.record_unbound", return_value=set()):
+                    for row in rows:
+                        ws.orders.record(**row)
+            assert ws.observer_errors == []
+            states.append(_state(ws, people))
+    assert states[0] == states[1]
+
+
+def test_a_record_many_of_unbound_buyers_skips_the_per_order_path(ws: siyu.Workspace) -> None:
+    ws.products.add("TEA", "tea", "100", "30", role="profit")
+    a, b, *buyers = users(ws, 40)
+    ws.referrals.bind(b, inviter_id=a)
+    rows = [{"user_id": u, "lines": [{"sku": "TEA", "qty": 1}]} for u in buyers for _ in range(2)]
+    with mock.patch("siyu.storage.sql.referrals.SqlReferralStore.add_purchase", autospec=True) as one:
+        one.return_value = True
+        ws.orders.record_many([*rows, {"user_id": b, "lines": [{"sku": "TEA", "qty": 1}]}])
+    assert one.call_count == 1  # only the bound buyer's order went one at a time
+    assert ws.observer_errors == []
+    with ws.read() as tx:
+        assert set(tx.referrals.customers(buyers)) == set(buyers)
+    assert ws.referrals.stats().funnel.converted == 1  # b, the one bound buyer

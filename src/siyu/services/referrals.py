@@ -54,6 +54,7 @@ from .fission.group_buys import GroupBuys
 from .fission.invite_tasks import InviteTasks
 from .fission.merge import merge_fission, unmerge_fission
 from .fission.stats import compute_stats
+from .fission.unbound import record_unbound
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -637,33 +638,44 @@ class Referrals:
     # -- events from other domains ------------------------------------------------------------------
     @hookimpl
     @observes(OrderRecorded, EventTracked, IdentityLinked, OrderRefunded)
-    def siyu_on_event(self, event: Event) -> None:
+    def siyu_on_events(self, events: Sequence[Event], workspace: Workspace) -> None:
         """Orders make customers (new-user rule, funnel), commissions and purchase-based
-        invites; refunds undo them; tracked events and linked identities can make invites valid."""
+        invites; refunds undo them; tracked events and linked identities can make invites
+        valid. Each event takes effect once: a redelivered one changes nothing."""
+        if workspace is not self._ws:
+            return
+        with self._ws.write() as tx:
+            # Users nobody invited (most buyers of a bulk import) in a few statements; the rest one by one.
+            done = record_unbound(tx, events)
+            for position, event in enumerate(events):
+                if position not in done:
+                    self._on_event(tx, event)
+
+    def siyu_on_event(self, event: Event) -> None:
+        """Observe one event, as a delivery of just that event would (replays, tests)."""
+        self.siyu_on_events([event], self._ws)
+
+    def _on_event(self, tx: Transaction, event: Event) -> None:
         if isinstance(event, OrderRecorded):
-            with self._ws.write() as tx:
-                if not tx.referrals.add_purchase(event.order_id, event.user_id, event.paid_at, event.total_fen):
-                    return  # delivered before: everything below already happened
-                self._record_customer(tx, event.user_id, event.paid_at)
-                self.commissions._on_order(tx, event)
-                self._after_change(tx, event.user_id)
+            if not tx.referrals.add_purchase(event.order_id, event.user_id, event.paid_at, event.total_fen):
+                return  # delivered before: everything below already happened
+            self._record_customer(tx, event.user_id, event.paid_at)
+            self.commissions._on_order(tx, event)
+            self._after_change(tx, event.user_id)
         elif isinstance(event, EventTracked):
             # A behaviour tracked with ws.events.track counts as a completed action for 任务宝 validity.
-            with self._ws.write() as tx:
-                if tx.referrals.add_action(event.user_id, event.kind, event.at):
-                    self._after_change(tx, event.user_id)
-        elif isinstance(event, IdentityLinked):
-            with self._ws.write() as tx:  # e.g. the invitee added the WeCom account: tasks may now count them
+            if tx.referrals.add_action(event.user_id, event.kind, event.at):
                 self._after_change(tx, event.user_id)
+        elif isinstance(event, IdentityLinked):
+            self._after_change(tx, event.user_id)  # e.g. the invitee added the WeCom account: tasks may count them
         elif isinstance(event, OrderRefunded):
-            with self._ws.write() as tx:
-                if not tx.fission.claim_event("refund", event.refund_id, event.at):
-                    return
-                tx.referrals.refund_purchase(event.order_id, event.amount_fen)
-                self.commissions._on_refund(tx, event)
-                binding = tx.referrals.binding(event.user_id)
-                if binding is not None:
-                    self.tasks._reconcile(tx, binding.inviter_id)
+            if not tx.fission.claim_event("refund", event.refund_id, event.at):
+                return
+            tx.referrals.refund_purchase(event.order_id, event.amount_fen)
+            self.commissions._on_refund(tx, event)
+            binding = tx.referrals.binding(event.user_id)
+            if binding is not None:
+                self.tasks._reconcile(tx, binding.inviter_id)
 
     def _record_customer(self, tx: Transaction, user_id: int, at: datetime) -> None:
         if tx.referrals.customers([user_id]):

@@ -140,5 +140,11 @@ class FissionStore(abc.ABC):
     def claim_event(self, kind: str, ref: int, at: datetime) -> bool:
         """Mark an order/refund as processed; ``False`` if it already was."""
 
+    def claim_events(self, kind: str, refs: Sequence[tuple[int, datetime]]) -> None:
+        """:meth:`claim_event` for many ``(ref, at)``, whether or not they were claimed
+        before (a backend may batch it)."""
+        for ref, at in refs:
+            self.claim_event(kind, ref, at)
+
     @abc.abstractmethod
     def add_adjustment(self, refund_id: int, entry_id: int, delta_fen: int, at: datetime) -> None: ...

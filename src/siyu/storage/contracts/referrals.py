@@ -46,6 +46,10 @@ class ReferralStore(abc.ABC):
     def binding(self, invitee_id: int) -> Binding | None:
         """The edge into ``invitee_id``, or ``None`` if nobody invited them."""
 
+    def bound(self, user_ids: Sequence[int]) -> set[int]:
+        """Which of the users have a binding (any status); a backend may answer in one query."""
+        return {u for u in user_ids if self.binding(u) is not None}
+
     @abc.abstractmethod
     def attach(self, binding: Binding) -> None:
         """Add the edge ``binding.inviter_id`` → ``binding.invitee_id``. The invitee
@@ -124,6 +128,11 @@ class ReferralStore(abc.ABC):
     def add_action(self, user_id: int, action: str, at: datetime) -> bool:
         """Record that the user did ``action`` (first time only); ``True`` if new."""
 
+    def add_actions(self, rows: Sequence[tuple[int, str, datetime]]) -> None:
+        """:meth:`add_action` for many ``(user_id, action, at)``, in order (a backend may batch it)."""
+        for user_id, action, at in rows:
+            self.add_action(user_id, action, at)
+
     @abc.abstractmethod
     def actions(self, user_ids: Sequence[int], action: str | None) -> dict[int, datetime]:
         """First time each user did ``action`` (any action if ``None``)."""
@@ -139,6 +148,11 @@ class ReferralStore(abc.ABC):
     def add_customer(self, user_id: int, at: datetime) -> None:
         """Record that the user has bought something."""
 
+    def add_customers(self, rows: Sequence[tuple[int, datetime]]) -> None:
+        """:meth:`add_customer` for many ``(user_id, at)`` (a backend may batch it)."""
+        for user_id, at in rows:
+            self.add_customer(user_id, at)
+
     @abc.abstractmethod
     def customers(self, user_ids: Sequence[int]) -> dict[int, datetime]:
         """When each of the users first bought (users who never did are absent)."""
@@ -146,6 +160,12 @@ class ReferralStore(abc.ABC):
     @abc.abstractmethod
     def add_purchase(self, order_id: int, user_id: int, paid_at: datetime, total_fen: int) -> bool:
         """Record a paid order; ``False`` if it was recorded before."""
+
+    def add_purchases(self, rows: Sequence[tuple[int, int, datetime, int]]) -> list[int]:
+        """:meth:`add_purchase` for many ``(order_id, user_id, paid_at, total_fen)``, in
+        order; returns the ids of the orders that were new (an order repeated in
+        ``rows`` counts once, as its first row)."""
+        return [row[0] for row in rows if self.add_purchase(*row)]
 
     @abc.abstractmethod
     def refund_purchase(self, order_id: int, amount_fen: int) -> None:

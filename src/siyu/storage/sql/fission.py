@@ -236,6 +236,12 @@ class SqlFissionStore(FissionStore):
         ).fetchone()
         return row is not None
 
+    def claim_events(self, kind: str, refs: Sequence[tuple[int, datetime]]) -> None:
+        if refs:
+            self.tx.executemany(
+                "INSERT INTO fission_processed (kind, ref, at) VALUES (?, ?, ?) ON CONFLICT (kind, ref) DO NOTHING",
+                [(kind, ref, to_us(at)) for ref, at in refs])
+
     def add_adjustment(self, refund_id: int, entry_id: int, delta_fen: int, at: datetime) -> None:
         self.tx.execute(
             "INSERT INTO commission_adjustments (refund_id, entry_id, delta_fen, at) VALUES (?, ?, ?, ?)",

@@ -133,6 +133,13 @@ class SqlReferralStore(ReferralStore):
         ).fetchone()
         return None if row is None else _binding(row)
 
+    def bound(self, user_ids: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            found.update(int(r[0]) for r in self.tx.execute(
+                f"SELECT user_id FROM referral_nodes WHERE inviter_id IS NOT NULL AND user_id IN ({marks})", chunk))
+        return found
+
     def _move_subtree(self, old_prefix: str, new_prefix: str, depth_delta: int) -> None:
         self.tx.execute(
             "UPDATE referral_nodes SET path = ? || substr(path, ?), depth = depth + ? "
@@ -358,6 +365,12 @@ class SqlReferralStore(ReferralStore):
         ).fetchone()
         return row is not None
 
+    def add_actions(self, rows: Sequence[tuple[int, str, datetime]]) -> None:
+        if rows:
+            self.tx.executemany(
+                "INSERT INTO referral_actions (user_id, action, at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, action) DO NOTHING", [(u, a, to_us(at)) for u, a, at in rows])
+
     def actions(self, user_ids: Sequence[int], action: str | None) -> dict[int, datetime]:
         found: dict[int, int] = {}
         for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
@@ -395,6 +408,12 @@ class SqlReferralStore(ReferralStore):
             (user_id, to_us(at)),
         )
 
+    def add_customers(self, rows: Sequence[tuple[int, datetime]]) -> None:
+        if rows:
+            self.tx.executemany(
+                "INSERT INTO referral_customers (user_id, at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING",
+                [(u, to_us(at)) for u, at in rows])
+
     def customers(self, user_ids: Sequence[int]) -> dict[int, datetime]:
         found: dict[int, datetime] = {}
         for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
@@ -410,6 +429,21 @@ class SqlReferralStore(ReferralStore):
             (order_id, user_id, to_us(paid_at), total_fen),
         ).fetchone()
         return row is not None
+
+    def add_purchases(self, rows: Sequence[tuple[int, int, datetime, int]]) -> list[int]:
+        first: dict[int, tuple[int, int, datetime, int]] = {}
+        for row in rows:
+            first.setdefault(row[0], row)
+        for marks, chunk in self.tx.in_chunks(sorted(first)):
+            for (order_id,) in self.tx.execute(
+                    f"SELECT order_id FROM referral_purchases WHERE order_id IN ({marks})", chunk):
+                del first[int(order_id)]
+        if first:
+            self.tx.executemany(
+                "INSERT INTO referral_purchases (order_id, user_id, paid_at, total_fen, refunded_fen) "
+                "VALUES (?, ?, ?, ?, 0) ON CONFLICT (order_id) DO NOTHING",
+                [(o, u, to_us(at), total) for o, u, at, total in first.values()])
+        return list(first)
 
     def refund_purchase(self, order_id: int, amount_fen: int) -> None:
         self.tx.execute("UPDATE referral_purchases SET refunded_fen = refunded_fen + ? WHERE order_id = ?",

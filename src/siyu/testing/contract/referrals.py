@@ -20,7 +20,7 @@ from siyu.errors import (
     SiyuError,
     UnknownInviteCode,
 )
-from siyu.events import OrderLineInfo, OrderRecorded, OrderRefunded
+from siyu.events import EventTracked, OrderLineInfo, OrderRecorded, OrderRefunded
 from siyu.models.referrals import Reward
 from siyu.storage.base import Capability
 
@@ -138,6 +138,23 @@ class ReferralsContract(ContractBase):
         ws.referrals.siyu_on_event(refund)
         assert {e.status for e in ws.referrals.commissions.of_order(1)} == {"voided"}
         assert sum(e.amount for e in ws.referrals.commissions.of_order(1)) == 0
+
+    def test_a_batch_delivered_twice_changes_nothing(self, ws: siyu.Workspace) -> None:
+        a, b, loner = (ws.users.add().id for _ in range(3))
+        ws.referrals.bind(b, inviter_id=a)
+        first, again = _order(ws, 1, loner, 5_000), _order(ws, 2, b, 10_000)
+        later = _order(ws, 3, loner, 7_000)
+        tracked = EventTracked(at=ws.now(), user_id=loner, kind="first_login", event_id=1, key=None)
+        batch = [first, again, tracked, first, later]  # an order repeated inside the batch counts once
+        for _ in range(2):
+            ws.referrals.siyu_on_events(batch, ws)
+        with ws.read() as tx:
+            assert tx.referrals.customers([loner, b]) == {loner: first.paid_at, b: again.paid_at}
+            assert {u: len(p) for u, p in tx.referrals.purchases([loner, b]).items()} == {loner: 2, b: 1}
+            assert tx.referrals.actions([loner], "first_login") == {loner: tracked.at}
+            assert tx.referrals.bound([a, b, loner]) == {b}
+        assert [(e.distributor_id, str(e.amount)) for e in ws.referrals.commissions.of_order(2)] == [(a, "10.00")]
+        assert ws.referrals.commissions.of_order(1) == []
 
     def test_group_buy_never_overfills(self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]) -> None:
         if Capability.MULTI_PROCESS not in caps:
