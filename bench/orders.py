@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = order_rows(n_orders, users, sorted(products))
             if args.no_observers:
                 for plugin in list(ws.pm.get_plugins()):
-                    if hasattr(plugin, "siyu_on_event"):
+                    if hasattr(plugin, "siyu_on_event") or hasattr(plugin, "siyu_on_events"):
                         ws.pm.unregister(plugin)
 
             with timed(n_orders) as siyu_time:
