@@ -47,6 +47,7 @@ __all__ = [
     "PointsExpired",
     "PointsReversed",
     "PointsSpent",
+    "ReceiptsRecorded",
     "ReferralBound",
     "ReferralHeld",
     "ReferralUnbound",
@@ -455,6 +456,18 @@ class CampaignDecided(Event):
     campaign_id: int
     winner: str
     test: str
+
+
+@attrs.frozen(kw_only=True)
+class ReceiptsRecorded(Event):
+    """Provider delivery receipts changed campaign delivery records (one event per
+    campaign and ``status`` per ``record_receipts`` call): ``status`` is
+    ``"delivered"`` (reached the recipient) or ``"failed"``."""
+
+    campaign_id: int
+    status: str
+    delivery_ids: tuple[int, ...]
+    user_ids: tuple[int, ...]
 
 
 @attrs.frozen(kw_only=True)

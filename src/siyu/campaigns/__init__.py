@@ -9,10 +9,12 @@ from .models import (
     Delivery,
     GateCount,
     Preview,
+    ReceiptReport,
     Results,
     RunReport,
     SampleRender,
     Trigger,
+    UnmatchedReceipt,
     VariantResult,
 )
 from .service import Campaigns
@@ -24,9 +26,11 @@ __all__ = [
     "Delivery",
     "GateCount",
     "Preview",
+    "ReceiptReport",
     "Results",
     "RunReport",
     "SampleRender",
     "Trigger",
+    "UnmatchedReceipt",
     "VariantResult",
 ]

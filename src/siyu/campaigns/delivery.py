@@ -46,7 +46,7 @@ from ..errors import ChannelError
 from ..events import CampaignPaused, CampaignSent, DeliverySkipped
 from ..identities import mask
 from ..storage.contracts.campaigns import CampaignRow, NewDelivery
-from .gates import ADDRESS_KIND, lost_users, over_limit, window_start
+from .gates import ADDRESS_KIND, lost_users, over_limit, window_start, without_credit
 from .templates import MissingVariable, Renderer
 
 if TYPE_CHECKING:
@@ -350,10 +350,16 @@ class Runner:
             # A credit is per (recipient, template), and variants may use different templates.
             templates = self.renderer.templates
             name = self.channel.name
-            broke = BitMap(
-                uid for uid in remaining
-                if tx.channels.credits(name, recipients.get(uid, ""), templates[variant_of(uid)]) <= 0
-            )
+            if self.kind is not None:
+                need: dict[str, BitMap] = {}
+                for uid in remaining:
+                    need.setdefault(templates[variant_of(uid)], BitMap()).add(uid)
+                broke = without_credit(tx, name, self.kind, need)
+            else:  # a plugin medium without an identity kind: credits keyed by user id
+                broke = BitMap(
+                    uid for uid in remaining
+                    if tx.channels.credits(name, recipients.get(uid, str(uid)), templates[variant_of(uid)]) <= 0
+                )
             drop(broke, "platform_cap")
         deferred: dict[int, datetime] = {}
         if cfg.quiet is not None and remaining:

@@ -11,7 +11,9 @@
 5. ``budget`` -- the per-user contact budget across ALL channels (marketing
    only; default 1 per calendar day and 3 per 7 calendar days in the business
    time zone);
-6. ``platform_cap`` -- the platform caps of :mod:`siyu.campaigns.platform_caps`;
+6. ``platform_cap`` -- the platform caps of :mod:`siyu.campaigns.platform_caps`,
+   and for mini-programs a one-time subscription credit for the template of
+   the user's variant (:func:`without_credit`);
 7. ``quiet_hours`` -- not a refusal: a send due in the user's quiet hours
    (user attribute ``tz`` or the business time zone) waits for the window.
 
@@ -36,7 +38,7 @@ from ..errors import ValidationError
 if TYPE_CHECKING:
     from ..storage.base import Transaction
 
-__all__ = ["GATES", "QuietHours", "budget_rules", "over_limit", "window_start"]
+__all__ = ["GATES", "QuietHours", "budget_rules", "over_limit", "window_start", "without_credit"]
 
 GATES = ("inactive", "consent", "suppressed", "no_address", "budget", "platform_cap", "quiet_hours")
 PERIODS = ("day", "week", "month", "rolling_24h")
@@ -203,3 +205,16 @@ def lost_users(tx: Transaction) -> BitMap:
     tag_id = tx.tags.tag_id(*LOST_TAG)
     lost = BitMap(tx.tags.holders(tag_id)) if tag_id is not None else BitMap()
     return lost | BitMap(tx.privacy.held(None))
+
+
+def without_credit(tx: Transaction, channel: str, kind: str, need: Mapping[str, BitMap]) -> BitMap:
+    """Users lacking a one-time subscription credit (mini-programs) for a template
+    they need: ``need`` maps a template to the users who would get it. A credit is
+    per (address, template) and counts only on the address a send uses (the
+    user's first identity of ``kind``). One bulk read per template, for a batch
+    (send) and a whole audience (preview) alike."""
+    broke = BitMap()
+    for template, users in need.items():
+        if users:
+            broke |= users - BitMap(tx.campaigns.credited(channel, template, kind, users))
+    return broke

@@ -8,15 +8,19 @@ from typing import Any
 
 import attrs
 
+from ..channels.receipts import Receipt
+
 __all__ = [
     "Campaign",
     "Decision",
     "Delivery",
     "GateCount",
     "Preview",
+    "ReceiptReport",
     "RunReport",
     "SampleRender",
     "Trigger",
+    "UnmatchedReceipt",
     "VariantResult",
     "Results",
 ]
@@ -132,8 +136,13 @@ class Preview:
 class VariantResult:
     """One arm of a campaign: what was sent and how many converted.
 
-    ``rate`` is conversions / ``exposed`` (sent for a variant, assigned for
-    the holdout); ``interval`` is the 95% Wilson score interval of the rate.
+    ``delivered`` counts messages the channel **accepted**; of those, a
+    provider receipt (``ws.campaigns.record_receipts``) says ``confirmed``
+    reached the recipient and ``receipt_failed`` did not; the rest
+    (``awaiting_receipt``) have no receipt (yet, or never: channels without
+    receipts). ``rate`` is conversions / ``exposed`` (sent for a variant,
+    assigned for the holdout); ``interval`` is the 95% Wilson score interval
+    of the rate.
     """
 
     variant: str
@@ -146,10 +155,17 @@ class VariantResult:
     value_fen: int
     rate: float
     interval: tuple[float, float]
+    confirmed: int = 0
+    receipt_failed: int = 0
 
     @property
     def exposed(self) -> int:
         return self.assigned if self.variant == "holdout" else self.sent
+
+    @property
+    def awaiting_receipt(self) -> int:
+        """Accepted messages no receipt has settled."""
+        return max(0, self.delivered - self.confirmed - self.receipt_failed)
 
 
 @attrs.frozen(kw_only=True)
@@ -166,11 +182,12 @@ class Results:
         return self.variants[variant]
 
     def __str__(self) -> str:
-        lines = [f"{'variant':<10}{'sent':>8}{'deliv.':>8}{'conv.':>7}{'rate':>8}  95% interval"]
+        lines = [f"{'variant':<10}{'sent':>8}{'deliv.':>8}{'confirm.':>9}{'conv.':>7}{'rate':>8}  95% interval"]
         for v in self.variants.values():
             lo, hi = v.interval
             lines.append(
-                f"{v.variant:<10}{v.exposed:>8}{v.delivered:>8}{v.conversions:>7}{v.rate:>8.2%}  [{lo:.2%}, {hi:.2%}]"
+                f"{v.variant:<10}{v.exposed:>8}{v.delivered:>8}{v.confirmed:>9}{v.conversions:>7}{v.rate:>8.2%}"
+                f"  [{lo:.2%}, {hi:.2%}]"
             )
         return "\n".join(lines)
 
@@ -203,7 +220,10 @@ class Decision:
 
 @attrs.frozen(kw_only=True)
 class Delivery:
-    """One delivery record: who got (or did not get) what, and why."""
+    """One delivery record: who got (or did not get) what, and why. ``receipt`` is
+    the provider's later report on a ``sent`` record (``"delivered"``,
+    ``"failed"`` or ``None`` when none arrived), with its ``receipt_code`` and
+    ``receipt_at`` (the provider's time)."""
 
     id: int
     campaign_id: int
@@ -221,6 +241,34 @@ class Delivery:
     provider_id: str | None
     code: str | None
     detail: str | None
+    receipt: str | None = None
+    receipt_code: str | None = None
+    receipt_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UnmatchedReceipt:
+    """A receipt that matched no delivery record, and why: ``unknown_id`` (no
+    ``sent`` record of a campaign on that channel carries the message id),
+    ``ambiguous`` (several records share the id and the receipt's recipient
+    does not pick one), ``recipient_mismatch`` (the record with that id went
+    to another address)."""
+
+    receipt: Receipt
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ReceiptReport:
+    """What ``ws.campaigns.record_receipts`` did. ``recorded`` receipts changed a
+    record (a first receipt, or ``delivered`` after ``failed``); ``unchanged``
+    ones were repeats or a ``failed`` after ``delivered``; ``unmatched`` lists
+    the receipts nothing was stored for. ``delivery_ids`` are the records changed."""
+
+    recorded: int
+    unchanged: int
+    unmatched: tuple[UnmatchedReceipt, ...]
+    delivery_ids: tuple[int, ...]
 
 
 @attrs.frozen(kw_only=True)

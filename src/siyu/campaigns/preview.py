@@ -13,7 +13,7 @@ from ..channels.base import Channel, text_length
 from ..errors import TemplateError, ValidationError
 from ..services._common import check_int
 from ..storage.contracts.campaigns import CampaignRow
-from .gates import ADDRESS_KIND, GATES, lost_users, over_limit, user_zones, window_start
+from .gates import ADDRESS_KIND, GATES, lost_users, over_limit, user_zones, window_start, without_credit
 from .models import GateCount, Preview, SampleRender
 from .templates import BUILTINS, MissingVariable, Renderer
 
@@ -62,7 +62,7 @@ class Previews:
             audience = self._stored_audience(row)
             if audience is None:
                 audience = BitMap(tx.users.ids())
-            gates, reach, deferred = self._preview_gates(tx, row, cfg, audience, now)
+            gates, reach, deferred = self._preview_gates(tx, row, cfg, audience, now, renderer)
             problems: list[str] = []
             longest: dict[str, str] = {}
             for name in renderer.all_user_variables():
@@ -106,7 +106,8 @@ class Previews:
         )
 
     def _preview_gates(
-        self, tx: Transaction, row: CampaignRow, cfg: GateConfig, audience: BitMap, now: datetime
+        self, tx: Transaction, row: CampaignRow, cfg: GateConfig, audience: BitMap, now: datetime,
+        renderer: Renderer,
     ) -> tuple[list[GateCount], BitMap, BitMap]:
         remaining = BitMap(audience)
         gates: list[GateCount] = []
@@ -132,17 +133,22 @@ class Previews:
             gate("no_address", remaining - reachable)
         else:
             gate("no_address", None)
+        capped: BitMap | None = None
         if cfg.counts_toward_budget and (cfg.budget or cfg.caps):
             periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps]
             since = min(window_start(p, now, self._ws.tz) for p in periods)
             touches = tx.campaigns.touches(since)
             gate("budget", over_limit(touches, cfg.budget, now, self._ws.tz, candidates=remaining))
             rules = [(c["period"], c["limit"]) for c in cfg.caps]
-            capped = over_limit(touches, rules, now, self._ws.tz, medium=medium, candidates=remaining)
-            gate("platform_cap", capped if rules else None)
+            if rules:
+                capped = over_limit(touches, rules, now, self._ws.tz, medium=medium, candidates=remaining)
         else:
             gate("budget", None)
-            gate("platform_cap", None)
+        if cfg.credits and kind is not None and remaining:
+            # The send's credit gate, per the template of the variant each user would get.
+            broke = without_credit(tx, row.channel, kind, self._credit_needs(row, renderer, remaining))
+            capped = broke if capped is None else capped | broke
+        gate("platform_cap", capped)
         deferred = BitMap()
         if cfg.quiet is not None:
             zones = user_zones(tx.campaigns.attribute_values(cfg.tz_attribute), self._ws.tz)
@@ -157,6 +163,16 @@ class Previews:
                                deferred=len(deferred)))
         assert [g.gate for g in gates] == list(GATES)
         return gates, remaining, deferred
+
+    @staticmethod
+    def _credit_needs(row: CampaignRow, renderer: Renderer, users: BitMap) -> dict[str, BitMap]:
+        """Which template each user would need a credit for: the launched or winning
+        variant's; before that, with one variant, its template; with several,
+        every variant's (a pilot may deal a user any of them), so a preview never
+        counts a user the send would skip."""
+        chosen = (row.state.get("rest") or {}).get("variant") or row.state.get("winner")
+        variants = [chosen] if chosen in renderer.templates else list(renderer.templates)
+        return {renderer.templates[v]: users for v in variants}
 
     def _samples(
         self, tx: Transaction, row: CampaignRow, channel: Channel, renderer: Renderer, pool: BitMap, count: int

@@ -47,6 +47,7 @@ from .models import (
     VariantResult,
 )
 from .preview import Previews
+from .receipts import Receipts
 from .schedule import Schedule
 from .stats import wilson_interval
 from .templates import Renderer
@@ -155,7 +156,7 @@ def _trigger_config(trigger: Trigger | None) -> dict[str, Any] | None:
     }
 
 
-class Campaigns(Previews, Automation):
+class Campaigns(Previews, Receipts, Automation):
     """``ws.campaigns``: create, preview, pilot, decide, roll out, resume.
 
     See :doc:`/howto/ab-test-an-sms` for a walk-through and
@@ -404,7 +405,15 @@ class Campaigns(Previews, Automation):
         with self._ws.read() as tx:
             row = self._row(tx, campaign)
             rows = tx.campaigns.deliveries(row.id, user_id=user_id, status=status, after_id=after_id, limit=limit)
-        return [_delivery(r) for r in rows]
+            receipts = tx.campaigns.receipts([r.id for r in rows if r.status == "sent"])
+        out = []
+        for r in rows:
+            d = _delivery(r)
+            got = receipts.get(r.id)
+            if got is not None:
+                d = attrs.evolve(d, receipt=got.status, receipt_code=got.code, receipt_at=got.reported_at)
+            out.append(d)
+        return out
 
     # -- gates ------------------------------------------------------------------------------------
     def _gates(self, tx: Transaction, row: CampaignRow) -> GateConfig:
@@ -516,14 +525,17 @@ class Campaigns(Previews, Automation):
 
     # -- results and decisions -------------------------------------------------------------------------
     def results(self, campaign: int | str, *, phase: str | None = "pilot") -> Results:
-        """Per variant (and holdout): assigned, sent, delivered, skipped, failed,
-        conversions, rate and its 95% Wilson interval. ``phase=None`` counts
-        every phase (pilot and roll-out) together."""
+        """Per variant (and holdout): assigned, sent, delivered (accepted by the
+        channel), confirmed / receipt_failed (what provider receipts said since,
+        see :meth:`record_receipts`), skipped, failed, conversions, rate and its
+        95% Wilson interval. ``phase=None`` counts every phase (pilot and
+        roll-out) together."""
         with self._ws.read() as tx:
             row = self._row(tx, campaign)
             counts = tx.campaigns.counts(row.id, phase)
             conversions = tx.campaigns.conversions(row.id, phase)
             reasons = tx.campaigns.reasons(row.id)
+            receipts = tx.campaigns.receipt_counts(row.id, phase)
         names = [*row.variants, *([HOLDOUT] if any(v == HOLDOUT for v, _ in counts) else [])]
         out: dict[str, VariantResult] = {}
         for name in names:
@@ -538,6 +550,7 @@ class Campaigns(Previews, Automation):
                 skipped=by_status.get("skipped", 0),
                 failed=sum(by_status.get(s, 0) for s in ("failed", "rejected", "unavailable", "unknown")),
                 conversions=conv, value_fen=value, rate=rate, interval=wilson_interval(conv, exposed),
+                confirmed=receipts.get((name, "delivered"), 0), receipt_failed=receipts.get((name, "failed"), 0),
             )
         return Results(campaign_id=row.id, phase=phase, variants=out, skipped=reasons, at=self._ws.now())
 

@@ -3,6 +3,7 @@ SMS, mini-program subscribe messages), and the contract a plugin channel
 implements. See :mod:`siyu.channels.base` for the rules."""
 
 from .base import Attachment, Channel, DeliveryResult, Limits, Message, Option, Status, render_template, text_length
+from .receipts import Receipt, ReceiptStatus
 
 __all__ = [
     "Attachment",
@@ -11,6 +12,8 @@ __all__ = [
     "Limits",
     "Message",
     "Option",
+    "Receipt",
+    "ReceiptStatus",
     "Status",
     "render_template",
     "text_length",

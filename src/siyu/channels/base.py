@@ -68,7 +68,9 @@ from ..errors import ChannelError, InvalidMessage, NotFound, ValidationError
 from ..models.users import Consent
 
 if TYPE_CHECKING:
+    from ..campaigns.models import ReceiptReport
     from ..workspace import Workspace
+    from .receipts import Receipt
 
 __all__ = [
     "Attachment",
@@ -478,6 +480,27 @@ class Channel(abc.ABC):
         """Send already validated messages in ONE provider call (at most
         ``limits.max_recipients_per_call``) and return one result each. May
         raise :class:`~siyu.errors.ChannelError` to fail the whole call."""
+
+    # -- delivery receipts ------------------------------------------------------------
+    def parse_receipts(self, payload: Any) -> list[Receipt]:
+        """The :class:`~siyu.channels.receipts.Receipt` objects in a provider's status
+        report (decoded JSON, ``bytes`` or ``str``). Raises
+        :class:`~siyu.errors.CallbackRejected` for a payload that is not the provider's
+        shape. Channels without a parser raise :class:`~siyu.errors.ValidationError`:
+        build ``Receipt`` objects yourself and pass them to ``ws.campaigns.record_receipts``."""
+        raise ValidationError(
+            f"channel {self.name!r} has no delivery-receipt parser; build siyu.channels.Receipt objects "
+            f"(channel={self.name!r}, message_id=<the provider id the send stored>, status='delivered'|'failed') "
+            "and pass them to ws.campaigns.record_receipts"
+        )
+
+    def handle_receipts(self, payload: Any) -> ReceiptReport:
+        """Parse a status report and record it against the campaign delivery records
+        (:meth:`siyu.campaigns.Campaigns.record_receipts`): what changed and which
+        receipts matched no record. A malformed payload raises
+        :class:`~siyu.errors.CallbackRejected` and records nothing."""
+        ws = self._require_workspace("delivery receipts")
+        return ws.campaigns.record_receipts(self.parse_receipts(payload))
 
     # -- helpers ----------------------------------------------------------------------
     def _blocked(self, tx: Any, batch: Sequence[Message]) -> frozenset[int]:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from ...errors import ChannelError
 from .._http import make_client, request
 from ..base import DeliveryResult, Message, Option, Status, failure
+from ..receipts import Receipt, aliyun_receipts
 from .base import RATE_LIMIT_SECONDS, SmsChannel, SmsTemplate
 from .signing import aliyun_v3_authorization
 
@@ -155,3 +156,9 @@ class AliyunSmsChannel(SmsChannel):
 
     def _uplink_fields(self, item: Mapping[str, Any]) -> tuple[str, str]:
         return str(item.get("phone_number", "")), str(item.get("content", ""))
+
+    def parse_receipts(self, payload: Any) -> list[Receipt]:
+        """Receipts from the ``SmsReport`` push (see :func:`siyu.channels.receipts.aliyun_receipts`).
+        One ``BizId`` covers every number of a ``SendSms`` call, so each receipt
+        carries its ``phone_number`` to find the right record."""
+        return aliyun_receipts(payload, self.name)

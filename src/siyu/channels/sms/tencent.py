@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ...errors import ChannelError
+from ...errors import ChannelError, ValidationError
 from .._http import make_client, request
 from ..base import DeliveryResult, Limits, Message, Option, Status, failure
+from ..receipts import Receipt, tencent_receipts
 from .base import SmsChannel, SmsTemplate
 from .signing import tc3_authorization
 
@@ -188,6 +189,20 @@ class TencentSmsChannel(SmsChannel):
             retryable = code.startswith("InternalError")
             raise ChannelError(f"Tencent {code}: {text}", retryable=retryable, code=code)
         return dict(data)
+
+    def parse_receipts(self, payload: Any) -> list[Receipt]:
+        """Receipts from the status-report push or a ``PullSmsSendStatus`` answer
+        (see :func:`siyu.channels.receipts.tencent_receipts`), matched by ``SerialNo``."""
+        return tencent_receipts(payload, self.name)
+
+    def pull_receipts(self, limit: int = 100) -> list[Receipt]:
+        """Pull pending status reports (``PullSmsSendStatus``, at most ``limit``) for
+        ``ws.campaigns.record_receipts``. Tencent hands each report out once: record
+        what this returns before pulling again."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ValidationError(f"limit must be an int from 1 to 100, got {limit!r}")
+        data = self._call("PullSmsSendStatus", {"Limit": limit, "SmsSdkAppId": str(self.config["sdk_app_id"])})
+        return tencent_receipts({"Response": data}, self.name)
 
     def _uplink_fields(self, item: Mapping[str, Any]) -> tuple[str, str]:
         phone = str(item.get("mobile", ""))

@@ -6,7 +6,7 @@ Instants cross this boundary as aware ``datetime``; money as integer fen.
 """
 
 from .analytics import AnalyticsStore
-from .campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery
+from .campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery, ReceiptRow
 from .channels import ChannelStore, OutboxRow
 from .commerce import CouponStore, GrowthEntry, OrderStats, OrderStore, ProductStore, TierStore
 from .fission import FissionStore
@@ -25,6 +25,7 @@ __all__ = [
     "CampaignStore",
     "DeliveryRow",
     "NewDelivery",
+    "ReceiptRow",
     "ActivityStore",
     "LifecycleStore",
     "SegmentStore",

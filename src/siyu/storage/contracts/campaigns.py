@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["CampaignRow", "CampaignStore", "DeliveryRow", "NewDelivery"]
+__all__ = ["CampaignRow", "CampaignStore", "DeliveryRow", "NewDelivery", "ReceiptRow"]
 
 
 @attrs.frozen(kw_only=True)
@@ -79,6 +79,20 @@ class DeliveryRow:
     provider_id: str | None
     code: str | None
     detail: str | None
+
+
+@attrs.frozen(kw_only=True)
+class ReceiptRow:
+    """A provider's delivery receipt for one delivery record: ``status`` is
+    ``delivered`` or ``failed``; ``reported_at`` the provider's time (may be unknown)."""
+
+    delivery_id: int
+    campaign_id: int
+    status: str
+    code: str | None
+    detail: str | None
+    reported_at: datetime | None
+    recorded_at: datetime
 
 
 class CampaignStore(abc.ABC):
@@ -166,6 +180,26 @@ class CampaignStore(abc.ABC):
     def reasons(self, campaign_id: int) -> dict[str, int]:
         """``reason -> count`` of ``skipped`` records."""
 
+    # -- provider receipts ---------------------------------------------------------------
+    @abc.abstractmethod
+    def by_provider_ids(self, channel: str, provider_ids: Sequence[str]) -> list[DeliveryRow]:
+        """``sent`` records of campaigns on channel ``channel`` (the channel name, e.g.
+        ``"sms_aliyun"``) whose ``provider_id`` is one of ``provider_ids``, by id.
+        Several records may share one id (a provider call to many recipients)."""
+
+    @abc.abstractmethod
+    def receipts(self, delivery_ids: Sequence[int]) -> dict[int, ReceiptRow]:
+        """The stored receipt of each of these records that has one."""
+
+    @abc.abstractmethod
+    def put_receipts(self, rows: Sequence[ReceiptRow]) -> None:
+        """Store receipts, replacing a record's earlier receipt (the service decides
+        whether a receipt may replace another)."""
+
+    @abc.abstractmethod
+    def receipt_counts(self, campaign_id: int, phase: str | None = None) -> dict[tuple[str, str], int]:
+        """``(variant, receipt status) -> count`` for a campaign (one phase if given)."""
+
     # -- touches: budget, caps, attribution ----------------------------------------------
     @abc.abstractmethod
     def touches(
@@ -208,6 +242,13 @@ class CampaignStore(abc.ABC):
     ) -> list[int]:
         """Users whose latest consent record for ``purpose`` on ``channel`` or ``"*"``
         (by ``at``, then insertion order) grants it, ascending (only among ``user_ids`` when given)."""
+
+    @abc.abstractmethod
+    def credited(self, channel: str, template: str, kind: str, user_ids: Iterable[int]) -> list[int]:
+        """Users among ``user_ids`` whose first identity of ``kind`` (the address a
+        campaign sends to, e.g. their first ``wechat_openid``) holds at least one
+        one-time subscription credit for ``template`` on ``channel``, ascending:
+        the mini-program credit gate, for a whole audience at once."""
 
     @abc.abstractmethod
     def inactive_users(self) -> tuple[list[int], int]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pyroaring import BitMap
 
 from ..._clock import from_us, from_us_required, to_us
-from ..contracts.campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery
+from ..contracts.campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery, ReceiptRow
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
@@ -28,6 +28,8 @@ _SETTABLE = {
     "status", "reason", "due_at", "claimed_at", "completed_at", "attempts", "recipient",
     "provider_id", "code", "detail", "idem_key", "variant",
 }
+#: Up to this many users, the credit gate reads their addresses rather than every credit holder.
+_FEW_USERS = 10_000
 #: Statuses that count as a contact for budgets and caps (pending: may have gone out).
 TOUCH_STATUSES = ("pending", "sent", "unknown")
 
@@ -247,6 +249,60 @@ class SqlCampaignStore(CampaignStore):
         ).fetchall()
         return {str(r): int(n) for r, n in rows}
 
+    # -- provider receipts ----------------------------------------------------------------------
+    def by_provider_ids(self, channel: str, provider_ids: Sequence[str]) -> list[DeliveryRow]:
+        columns = ", ".join(f"d.{c.strip()}" for c in _DELIVERY.split(","))
+        out: list[DeliveryRow] = []
+        for marks, chunk in self.tx.in_chunks(sorted(set(provider_ids))):
+            out.extend(
+                _delivery(r)
+                for r in self.tx.execute(
+                    f"SELECT {columns} FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+                    f"WHERE d.provider_id IN ({marks}) AND d.status = ? AND c.channel = ?",
+                    [*chunk, "sent", channel],
+                )
+            )
+        return sorted(out, key=lambda d: d.id)
+
+    def receipts(self, delivery_ids: Sequence[int]) -> dict[int, ReceiptRow]:
+        out: dict[int, ReceiptRow] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(set(delivery_ids))):
+            for r in self.tx.execute(
+                "SELECT delivery_id, campaign_id, status, code, detail, reported_at, recorded_at "
+                f"FROM campaign_receipts WHERE delivery_id IN ({marks})",
+                chunk,
+            ):
+                out[int(r[0])] = ReceiptRow(
+                    delivery_id=int(r[0]), campaign_id=int(r[1]), status=str(r[2]), code=r[3], detail=r[4],
+                    reported_at=from_us(r[5]), recorded_at=from_us_required(int(r[6])),
+                )
+        return out
+
+    def put_receipts(self, rows: Sequence[ReceiptRow]) -> None:
+        self.tx.executemany(
+            "INSERT INTO campaign_receipts (delivery_id, campaign_id, status, code, detail, reported_at, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET status = excluded.status, "
+            "code = excluded.code, detail = excluded.detail, reported_at = excluded.reported_at, "
+            "recorded_at = excluded.recorded_at",
+            [
+                (r.delivery_id, r.campaign_id, r.status, r.code, r.detail,
+                 None if r.reported_at is None else to_us(r.reported_at), to_us(r.recorded_at))
+                for r in rows
+            ],
+        )
+
+    def receipt_counts(self, campaign_id: int, phase: str | None = None) -> dict[tuple[str, str], int]:
+        sql = (
+            "SELECT d.variant, r.status, COUNT(*) FROM campaign_receipts r "
+            "JOIN campaign_deliveries d ON d.id = r.delivery_id WHERE r.campaign_id = ?"
+        )
+        params: list[Any] = [campaign_id]
+        if phase is not None:
+            sql += " AND d.phase = ?"
+            params.append(phase)
+        rows = self.tx.execute(sql + " GROUP BY d.variant, r.status", params).fetchall()
+        return {(str(v), str(s)): int(n) for v, s, n in rows}
+
     # -- touches ----------------------------------------------------------------------------
     def touches(
         self, since: datetime, *, purpose: str | None = "marketing", user_ids: Iterable[int] | None = None
@@ -365,6 +421,74 @@ class SqlCampaignStore(CampaignStore):
                 part &= BitMap(wanted)
             result |= part
         return list(result)
+
+    def credited(self, channel: str, template: str, kind: str, user_ids: Iterable[int]) -> list[int]:
+        wanted = BitMap(user_ids)
+        if not wanted:
+            return []
+        # A send batch asks about a few thousand users: read their addresses. A preview asks
+        # about a whole audience: start from the credit holders instead.
+        if len(wanted) <= _FEW_USERS:
+            return self._credited_users(channel, template, kind, wanted)
+        return self._credited_holders(channel, template, kind, wanted)
+
+    def _first_identities(self, kind: str, users: Iterable[int]) -> dict[int, tuple[int, str, str, str | None]]:
+        """Each user's first identity of ``kind``: ``(row id, scope, stored value, sealed)``.
+        (No kind in the WHERE: with it, planners scan the (kind, scope, value) index instead.)"""
+        first: dict[int, tuple[int, str, str, str | None]] = {}
+        for marks, chunk in self.tx.in_chunks(sorted(users)):
+            for uid, rid, k, scope, value, sealed in self.tx.execute(
+                f"SELECT user_id, id, kind, scope, value, sealed FROM identities WHERE user_id IN ({marks})", chunk
+            ):
+                if k == kind and (uid not in first or rid < first[uid][0]):
+                    first[int(uid)] = (int(rid), str(scope), str(value), sealed)
+        return first
+
+    def _credited_users(self, channel: str, template: str, kind: str, wanted: BitMap) -> list[int]:
+        users = self.tx.users
+        address = {
+            uid: users._open_identity(kind, value, sealed)
+            for uid, (_, _, value, sealed) in self._first_identities(kind, wanted).items()
+        }
+        held: set[str] = set()
+        for marks, chunk in self.tx.in_chunks(sorted(set(address.values()))):
+            held.update(
+                str(r[0])
+                for r in self.tx.execute(
+                    "SELECT recipient FROM channel_credits WHERE channel = ? AND template = ? AND credits > 0 "
+                    f"AND recipient IN ({marks})",
+                    [channel, template, *chunk],
+                )
+            )
+        return list(BitMap(uid for uid, value in address.items() if value in held))
+
+    def _credited_holders(self, channel: str, template: str, kind: str, wanted: BitMap) -> list[int]:
+        holders = [
+            str(r[0])
+            for r in self.tx.execute(
+                "SELECT recipient FROM channel_credits WHERE channel = ? AND template = ? AND credits > 0",
+                (channel, template),
+            )
+        ]
+        if not holders:
+            return []
+        # Credits are kept per plain address, identities by blind index when sealed: look the
+        # holders up through the index (no decryption), once per scope (app) of the kind.
+        users = self.tx.users
+        scopes = [str(r[0]) for r in self.tx.execute("SELECT DISTINCT scope FROM identities WHERE kind = ?", (kind,))]
+        holding: dict[int, int] = {}  # identity row id -> its user
+        for scope in scopes:
+            tokens = sorted({users.token(kind, scope, h) for h in holders})
+            for marks, chunk in self.tx.in_chunks(tokens):
+                for rid, uid in self.tx.execute(
+                    f"SELECT id, user_id FROM identities WHERE kind = ? AND scope = ? AND value IN ({marks})",
+                    [kind, scope, *chunk],
+                ):
+                    if uid in wanted:
+                        holding[int(rid)] = int(uid)
+        # A send addresses the user's first identity of the kind; a credit on another one is no use.
+        first = self._first_identities(kind, set(holding.values()))
+        return list(BitMap(uid for uid, (rid, *_) in first.items() if holding.get(rid) == uid))
 
     def inactive_users(self) -> tuple[list[int], int]:
         rows = self.tx.execute("SELECT id FROM users WHERE status <> ? ORDER BY id", ("active",)).fetchall()

@@ -129,3 +129,55 @@ class CampaignsContract(ContractBase):
         outbox = second.channels.get("outbox")
         assert sorted(m.user_id for m in outbox.iter_messages()) == ids  # type: ignore[attr-defined]
         assert {d.status for d in first.campaigns.deliveries(cid)} == {"sent"}
+
+    def test_receipts_are_found_by_provider_id_and_counted(self, ws: siyu.Workspace) -> None:
+        from siyu.storage.contracts.campaigns import ReceiptRow
+
+        ids = ws.users.add_many([{}, {}, {}])
+        cid = _campaign(ws, "c", ids)
+        ws.campaigns.send(cid)
+        now = ws.now()
+        with ws.write() as tx:
+            rows = tx.campaigns.deliveries(cid)
+            by_id = {d.provider_id: d for d in rows}
+            assert set(by_id) == {"rec-1", "rec-2", "rec-3"}
+            found = tx.campaigns.by_provider_ids("recording", ["rec-2", "rec-9", "rec-3"])
+            assert [d.provider_id for d in found] == ["rec-2", "rec-3"]
+            assert tx.campaigns.by_provider_ids("sms_aliyun", ["rec-2"]) == []  # another channel's ids
+            first = ReceiptRow(delivery_id=by_id["rec-1"].id, campaign_id=cid, status="failed", code="UNDELIV",
+                               detail=None, reported_at=now - timedelta(minutes=1), recorded_at=now)
+            tx.campaigns.put_receipts([
+                first,
+                ReceiptRow(delivery_id=by_id["rec-2"].id, campaign_id=cid, status="delivered", code=None,
+                           detail="ok", reported_at=None, recorded_at=now),
+            ])
+            tx.campaigns.put_receipts([ReceiptRow(
+                delivery_id=by_id["rec-1"].id, campaign_id=cid, status="delivered", code="DELIVRD",
+                detail=None, reported_at=now, recorded_at=now,
+            )])
+            got = tx.campaigns.receipts([d.id for d in rows])
+            assert set(got) == {by_id["rec-1"].id, by_id["rec-2"].id}
+            assert (got[by_id["rec-1"].id].status, got[by_id["rec-1"].id].code) == ("delivered", "DELIVRD")
+            assert got[by_id["rec-1"].id].reported_at == now
+            assert tx.campaigns.receipt_counts(cid) == {("A", "delivered"): 2}
+            assert tx.campaigns.receipt_counts(cid, phase="pilot") == {}
+
+    def test_credited_counts_a_credit_only_on_the_first_address(self, ws: siyu.Workspace) -> None:
+        a = ws.users.add(wechat_openid="o_a", app="wx1").id
+        b = ws.users.add(wechat_openid="o_b", app="wx1").id
+        c = ws.users.add(wechat_openid="o_c1", app="wx1").id
+        ws.users.link(c, "wechat_openid", "o_c2", app="wx2")
+        d = ws.users.add(wechat_openid="o_d", app="wx2").id
+        now = ws.now()
+        with ws.write() as tx:
+            tx.channels.set_credits("miniprogram", "o_a", "T1", 1, now)
+            tx.channels.set_credits("miniprogram", "o_b", "T1", 0, now)  # used up
+            tx.channels.set_credits("miniprogram", "o_c2", "T1", 2, now)  # not the address a send uses
+            tx.channels.set_credits("miniprogram", "o_d", "T1", 1, now)
+            tx.channels.set_credits("miniprogram", "o_a", "T2", 1, now)
+        with ws.read() as tx:
+            assert tx.campaigns.credited("miniprogram", "T1", "wechat_openid", [a, b, c, d]) == [a, d]
+            assert tx.campaigns.credited("miniprogram", "T1", "wechat_openid", [b, d]) == [d]
+            assert tx.campaigns.credited("miniprogram", "T2", "wechat_openid", [a, b, c, d]) == [a]
+            assert tx.campaigns.credited("other", "T1", "wechat_openid", [a, b, c, d]) == []
+            assert tx.campaigns.credited("miniprogram", "T1", "wechat_openid", []) == []

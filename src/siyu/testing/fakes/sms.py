@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import itertools
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ...channels.sms.signing import aliyun_v3_authorization, tc3_authorization
@@ -13,12 +14,17 @@ from ._server import FakeHttpServer, Request, Response, json_response
 __all__ = ["FakeAliyunSms", "FakeTencentSms"]
 
 
+#: When the fakes say their reports happened (Beijing time, as the providers write it).
+REPORT_TIME = "2026-11-22 16:00:05"
+
+
 class FakeAliyunSms(FakeHttpServer):
     """``SendSms`` of dysmsapi 2017-05-25 with ACS3-HMAC-SHA256 verification.
 
     A wrong signature answers HTTP 400 ``SignatureDoesNotMatch``; an unknown key
     ``InvalidAccessKeyId.NotFound``. ``codes[phone] = "isv.BUSINESS_LIMIT_CONTROL"``
     makes a call containing that number fail with the code (Alibaba answers per call).
+    :meth:`status_reports` builds the ``SmsReport`` push for what was accepted.
     """
 
     def __init__(self, access_key_id: str = "LTAIfake", access_key_secret: str = "fakesecret") -> None:
@@ -26,7 +32,25 @@ class FakeAliyunSms(FakeHttpServer):
         self.keys = {access_key_id: access_key_secret}
         self.codes: dict[str, str] = {}
         self.sent: list[dict[str, str]] = []
+        #: ``(BizId, phone, OutId)`` of every number accepted, in order.
+        self.accepted: list[tuple[str, str, str]] = []
         self._ids = itertools.count(1)
+
+    def status_reports(
+        self, *, failed: Mapping[str, str] | None = None, at: str = REPORT_TIME
+    ) -> list[dict[str, Any]]:
+        """The ``SmsReport`` push body for every accepted number: delivered
+        (``err_code`` ``DELIVERED``), or failed with ``failed[phone]`` as ``err_code``."""
+        failed = failed or {}
+        return [
+            {
+                "phone_number": phone, "send_time": at, "report_time": at, "success": phone not in failed,
+                "err_code": failed.get(phone, "DELIVERED"),
+                "err_msg": "用户接收成功" if phone not in failed else "失败",
+                "sms_size": "1", "biz_id": biz, "out_id": out_id,
+            }
+            for biz, phone, out_id in self.accepted
+        ]
 
     def respond(self, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
@@ -52,19 +76,55 @@ class FakeAliyunSms(FakeHttpServer):
             if phone in self.codes:
                 return json_response({"Code": self.codes[phone], "Message": "scripted", "RequestId": "r"})
         self.sent.append(params)
-        return json_response({"Code": "OK", "Message": "OK", "BizId": f"biz{next(self._ids)}", "RequestId": "r"})
+        biz = f"biz{next(self._ids)}"
+        self.accepted.extend((biz, phone, params.get("OutId", "")) for phone in phones)
+        return json_response({"Code": "OK", "Message": "OK", "BizId": biz, "RequestId": "r"})
 
 
 class FakeTencentSms(FakeHttpServer):
     """``SendSms`` 2021-01-11 with TC3-HMAC-SHA256 verification; per-number codes
-    via ``codes[phone] = "LimitExceeded.PhoneNumberDailyLimit"``."""
+    via ``codes[phone] = "LimitExceeded.PhoneNumberDailyLimit"``. Status reports:
+    :meth:`status_reports` builds the push body; ``PullSmsSendStatus`` hands out
+    each accepted number's report once (``failed[phone] = description`` makes it FAIL)."""
 
     def __init__(self, secret_id: str = "AKIDfake", secret_key: str = "fakekey") -> None:
         super().__init__()
         self.keys = {secret_id: secret_key}
         self.codes: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
         self.sent: list[dict[str, Any]] = []
+        #: ``(SerialNo, E.164 phone, SessionContext)`` of every number accepted, in order.
+        self.accepted: list[tuple[str, str, str]] = []
+        self._unpulled: list[tuple[str, str, str]] = []
         self._ids = itertools.count(1)
+
+    def status_reports(self, *, at: str = REPORT_TIME) -> list[dict[str, Any]]:
+        """The status-report push body for every accepted number."""
+        return [
+            {
+                "user_receive_time": at, "nationcode": phone[1:3], "mobile": phone[3:],
+                "report_status": "FAIL" if phone in self.failed else "SUCCESS",
+                "errmsg": "UNDELIV" if phone in self.failed else "DELIVRD",
+                "description": self.failed.get(phone, "用户短信送达成功"), "sid": serial,
+            }
+            for serial, phone, _ in self.accepted
+        ]
+
+    def _pull(self, body: Mapping[str, Any]) -> Response:
+        limit = int(body.get("Limit") or 0)
+        if not 1 <= limit <= 100:
+            return self._error("InvalidParameterValue", "Limit must be 1..100")
+        batch, self._unpulled = self._unpulled[:limit], self._unpulled[limit:]
+        reports = [
+            {
+                "UserReceiveTime": 1795334405, "CountryCode": phone[1:3], "SubscriberNumber": phone[3:],
+                "PhoneNumber": phone, "SerialNo": serial,
+                "ReportStatus": "FAIL" if phone in self.failed else "SUCCESS",
+                "Description": self.failed.get(phone, "用户短信送达成功"), "SessionContext": context,
+            }
+            for serial, phone, context in batch
+        ]
+        return json_response({"Response": {"PullSmsSendStatusSet": reports, "RequestId": "req"}})
 
     def respond(self, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
@@ -84,15 +144,21 @@ class FakeTencentSms(FakeHttpServer):
         if not hmac.compare_digest(expected, auth):
             return self._error("AuthFailure.SignatureFailure", "signature mismatch")
         body = request.json()
+        if request.headers.get("x-tc-action") == "PullSmsSendStatus":
+            return self._pull(body)
         numbers = body.get("PhoneNumberSet") or []
         if len(numbers) > 200:
             return self._error("LimitExceeded.PhoneNumberCountLimit", "more than 200 numbers")
         statuses = []
         for phone in numbers:
             code = self.codes.get(phone, "Ok")
+            serial = f"sn{next(self._ids)}" if code == "Ok" else ""
+            if serial:
+                self.accepted.append((serial, phone, body.get("SessionContext", "")))
+                self._unpulled.append(self.accepted[-1])
             statuses.append(
                 {
-                    "SerialNo": f"sn{next(self._ids)}" if code == "Ok" else "",
+                    "SerialNo": serial,
                     "PhoneNumber": phone,
                     "Fee": 1 if code == "Ok" else 0,
                     "SessionContext": body.get("SessionContext", ""),

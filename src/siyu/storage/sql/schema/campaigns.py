@@ -1,5 +1,6 @@
 """Campaigns: definitions, per-(campaign, user, occurrence) delivery records,
-attributed conversions, the campaign suppression list and settings."""
+attributed conversions, provider delivery receipts, the campaign suppression
+list and settings."""
 
 COMPONENT = "campaigns"
 ORDER = 80
@@ -30,6 +31,19 @@ MIGRATIONS = [
             "CREATE TABLE campaign_suppressions (user_id {bigint} NOT NULL, channel {text} NOT NULL, "
             "reason {text} NOT NULL, at {bigint} NOT NULL, PRIMARY KEY (user_id, channel))",
             "CREATE TABLE campaign_settings (name {text} PRIMARY KEY, value {text} NOT NULL)",
+        ],
+    ),
+    (
+        2,
+        [
+            # Provider delivery receipts (SMS status reports ...), at most one per delivery record.
+            "CREATE TABLE campaign_receipts (delivery_id {bigint} PRIMARY KEY, campaign_id {bigint} NOT NULL, "
+            "status {text} NOT NULL, code {text}, detail {text}, reported_at {bigint}, "
+            "recorded_at {bigint} NOT NULL)",
+            "CREATE INDEX campaign_receipts_campaign ON campaign_receipts (campaign_id, status)",
+            # Receipts find their record by the provider's message id.
+            "CREATE INDEX campaign_deliveries_provider ON campaign_deliveries (provider_id) "
+            "WHERE provider_id IS NOT NULL",
         ],
     ),
 ]
