@@ -37,13 +37,13 @@ Built-in parsers (see each for the fields it reads):
   and the ``PullSmsSendStatus`` answer ``{"Response": {"PullSmsSendStatusSet":
   [{SerialNo, PhoneNumber, ReportStatus, Description, UserReceiveTime, ...}]}}``.
 
-The field names of these reports are not in siyu's provider reference (which
-documents the send side: ``BizId``, ``OutId``, ``SerialNo``,
-``SessionContext``); they follow the providers' report formats of the same
-families as the uplink pushes the SMS channels already read. The parsers are
-strict so that a renamed field fails loudly instead of recording nothing:
-check one real payload against them before relying on them. Other channels
-(WeCom mass-message results, mini-program ``subscribe_msg_sent_event``) build
+These shapes are the providers' published status-report formats (Alibaba's
+``SmsReport`` HTTP push; Tencent's status-report callback and the API 3.0
+``PullSmsSendStatus`` answer, whose ``UserReceiveTime`` is Unix seconds);
+they are not in siyu's provider reference, which documents the send side
+(``BizId``, ``OutId``, ``SerialNo``, ``SessionContext``). The parsers are
+strict so that a renamed field fails loudly instead of recording nothing.
+Other channels (WeCom mass-message results, mini-program ``subscribe_msg_sent_event``) build
 :class:`Receipt` objects themselves.
 """
 
