@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from .._clock import aware
@@ -328,11 +329,13 @@ class Points:
             )
             if target.kind == "spend":
                 tx.points.restore(new_id, gives)
-                if holder != target.user_id:
-                    # The spender was merged away: the points come back to their lots, and
-                    # go on to the user holding the rest of their points, as the merge did.
-                    back = [(lot, amount) for lot_id, amount in gives if (lot := tx.points.lot(lot_id)) is not None]
-                    self._move(tx, target.user_id, holder, back, now, f"merge:{target.user_id}->{holder}")
+                # The spender was merged away: the points come back to their lots and go on
+                # along the merges, one merge at a time under that merge's tag, so undoing a
+                # merge (see unmerge) takes them back exactly as it takes back what it moved.
+                back = [(lot, amount) for lot_id, amount in gives if (lot := tx.points.lot(lot_id)) is not None]
+                for source, target_user in pairwise(chain):
+                    moved = self._move(tx, source, target_user, back, now, _merge_tag(source, target_user))
+                    back = [(lot, amount) for in_id, amount in moved if (lot := tx.points.lot(in_id)) is not None]
             else:
                 tx.points.consume(new_id, takes)
             tx.emit(PointsReversed(at=now, user_id=holder if target.kind != "spend" else target.user_id,
@@ -473,12 +476,40 @@ class Points:
 
     def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
         lots = [(lot, lot.remaining) for lot in tx.points.lots(drop) if lot.expires_at is None or lot.expires_at > at]
-        return self._move(tx, drop, keep, lots, at, f"merge:{drop}->{keep}")
+        return self._move(tx, drop, keep, lots, at, _merge_tag(drop, keep))
 
     def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+        """Give ``drop`` back what is left of the points the merge moved, wherever they sit
+        on ``keep`` now: in the lots the merge made, in lots points that followed the merge
+        later were put in (a spend of drop's reversed while merged), or in lots they came
+        back to ``keep`` in when a later merge of ``keep`` was undone first."""
+        moved = {int(in_id): int(amount) for in_id, amount in record}
+        tag = _merge_tag(drop, keep)
+        origins = set(moved) | {e.id for e in tx.points.entries(keep) if e.kind == "merge_in" and e.reason == tag}
         back = []
-        for in_id, amount in record:
-            lot = tx.points.lot(in_id)
-            if lot is not None:
-                back.append((lot, min(amount, lot.remaining)))
+        for lot in tx.points.lots(keep):
+            if lot.remaining <= 0:
+                continue
+            if lot.entry_id in moved:
+                back.append((lot, min(moved[lot.entry_id], lot.remaining)))
+            elif self._descends(tx, lot.entry_id, origins):
+                back.append((lot, lot.remaining))
         self._move(tx, keep, drop, back, at, f"unmerge:{keep}->{drop}")
+
+    @staticmethod
+    def _descends(tx: Transaction, entry_id: int, origins: set[int]) -> bool:
+        """Whether the lot of ``entry_id`` holds points of one of the ``origins`` lots,
+        carried over by merges and unmerges (each merge_in entry names the lot it came from)."""
+        for _ in range(64):  # a ref chain is as long as the merges it went through
+            if entry_id in origins:
+                return True
+            entry = tx.points.entry(entry_id)
+            if entry is None or entry.kind != "merge_in" or entry.ref_entry_id is None:
+                return False
+            entry_id = entry.ref_entry_id
+        return False
+
+
+def _merge_tag(drop: int, keep: int) -> str:
+    """The reason on the merge_out/merge_in entries of points a merge of ``drop`` into ``keep`` moved."""
+    return f"merge:{drop}->{keep}"
