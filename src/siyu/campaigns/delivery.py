@@ -46,7 +46,7 @@ from ..errors import ChannelError
 from ..events import CampaignPaused, CampaignSent, DeliverySkipped
 from ..identities import mask
 from ..storage.contracts.campaigns import CampaignRow, NewDelivery
-from .gates import ADDRESS_KIND, lost_users, over_limit, window_start, without_credit
+from .gates import ADDRESS_KIND, lost_users, over_limit, suppressed_users, window_start, without_credit
 from .templates import MissingVariable, Renderer
 
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ class Runner:
         if cfg.needs_consent and remaining:
             drop(remaining - BitMap(tx.campaigns.consented(self.row.purpose, self.medium, remaining)), "consent")
         if remaining:
-            drop(BitMap(tx.campaigns.suppressed(self.medium)) | lost_users(tx), "suppressed")
+            drop(suppressed_users(tx, self.ws.channels, self.medium) | lost_users(tx), "suppressed")
         recipients: dict[int, str] = {}
         if self.kind is not None and remaining:
             recipients = self._addresses(tx, remaining)

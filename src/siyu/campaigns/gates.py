@@ -198,6 +198,23 @@ def user_zones(values: Mapping[int, Any], default: tzinfo) -> dict[int, tzinfo]:
     return out
 
 
+def medium_of(channels: Any, name: str) -> str:
+    """The medium a channel name stands for on the suppression list and in consents
+    (``"sms_aliyun"`` -> ``"sms"``); ``"*"`` and unknown names stand for themselves."""
+    if name == "*" or name not in channels:
+        return name
+    found: Any = channels.installed(name) or channels.cls(name)
+    return str(getattr(found, "consent_channel", "") or name)
+
+
+def suppressed_users(tx: Transaction, channels: Any, medium: str) -> BitMap:
+    """Users on the suppression list for ``medium``. Entries filed under a channel's own
+    name (as siyu stored ``suppress(channel="sms_aliyun")`` before it mapped names to
+    media) count for that channel's medium too."""
+    names = [name for name in channels.names() if name != medium and medium_of(channels, name) == medium]
+    return BitMap(tx.campaigns.suppressed(medium, names))
+
+
 def lost_users(tx: Transaction) -> BitMap:
     """Users who must not be contacted whatever the campaign: those holding the
     lifecycle-lost tag, and those under a legal hold (PIPL: a hold allows

@@ -13,7 +13,16 @@ from ..channels.base import Channel, text_length
 from ..errors import TemplateError, ValidationError
 from ..services._common import check_int
 from ..storage.contracts.campaigns import CampaignRow
-from .gates import ADDRESS_KIND, GATES, lost_users, over_limit, user_zones, window_start, without_credit
+from .gates import (
+    ADDRESS_KIND,
+    GATES,
+    lost_users,
+    over_limit,
+    suppressed_users,
+    user_zones,
+    window_start,
+    without_credit,
+)
 from .models import GateCount, Preview, SampleRender
 from .templates import BUILTINS, MissingVariable, Renderer
 
@@ -126,7 +135,7 @@ class Previews:
         gate("inactive", BitMap(inactive) | beyond)
         medium = row.consent_channel
         gate("consent", remaining - BitMap(tx.campaigns.consented(row.purpose, medium)) if cfg.needs_consent else None)
-        gate("suppressed", BitMap(tx.campaigns.suppressed(medium)) | lost_users(tx))
+        gate("suppressed", suppressed_users(tx, self._ws.channels, medium) | lost_users(tx))
         kind = ADDRESS_KIND.get(medium)
         if kind is not None:
             reachable = BitMap(uid for k, uid in tx.segments.identity_kinds() if k == kind)

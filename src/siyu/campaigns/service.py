@@ -36,7 +36,7 @@ from . import platform_caps
 from .ab import judge
 from .automation import Automation, _trigger_from
 from .delivery import Runner
-from .gates import QuietHours, budget_rules
+from .gates import QuietHours, budget_rules, medium_of
 from .models import (
     Campaign,
     Decision,
@@ -831,17 +831,17 @@ class Campaigns(Previews, Receipts, Automation):
     def unsuppress(self, user_id: int, *, channel: str = "*") -> bool:
         """Take a user off the suppression list; ``False`` if they were not on it."""
         uid = check_user_id(user_id)
-        medium = self._medium(check_text(channel, "channel", max_length=64))
+        name = check_text(channel, "channel", max_length=64)
+        medium = self._medium(name)
         with self._ws.write() as tx:
-            return tx.campaigns.unsuppress(uid, medium)
+            removed = tx.campaigns.unsuppress(uid, medium)
+            # An entry an older siyu filed under the channel's own name goes too.
+            return (tx.campaigns.unsuppress(uid, name) if name != medium else False) or removed
 
     def _medium(self, channel: str) -> str:
         # Gates match the list on the medium; an entry under a channel's own name
         # ("sms_aliyun") would never match and the user would still be messaged.
-        if channel == "*" or channel not in self._ws.channels:
-            return channel
-        found: Any = self._ws.channels.installed(channel) or self._ws.channels.cls(channel)
-        return str(getattr(found, "consent_channel", "") or channel)
+        return medium_of(self._ws.channels, channel)
 
     # -- merges ---------------------------------------------------------------------------------------------------
     name = "campaigns"

@@ -511,10 +511,11 @@ class Channel(abc.ABC):
             m.purpose == "marketing" and m.user_id is not None for m in batch
         ):
             return frozenset()
-        from ..campaigns.gates import lost_users  # the campaigns' own rule, shared
+        from ..campaigns.gates import lost_users, suppressed_users  # the campaigns' own rules, shared
 
         medium = self.consent_channel or self.name
-        return frozenset(tx.campaigns.suppressed(medium)) | frozenset(lost_users(tx))
+        assert self.workspace is not None  # tx is None without one
+        return frozenset(suppressed_users(tx, self.workspace.channels, medium)) | frozenset(lost_users(tx))
 
     def _consent_decision(self, message: Message) -> DeliveryResult | Consent | None:
         """For a marketing message: the refusal, or the consent record that allows it.

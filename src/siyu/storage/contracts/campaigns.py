@@ -262,8 +262,9 @@ class CampaignStore(abc.ABC):
     def unsuppress(self, user_id: int, channel: str) -> bool: ...
 
     @abc.abstractmethod
-    def suppressed(self, channel: str) -> list[int]:
-        """Users on the campaign suppression list for ``channel`` or ``"*"``."""
+    def suppressed(self, channel: str, also: Sequence[str] = ()) -> list[int]:
+        """Users on the campaign suppression list for ``channel`` or ``"*"`` (or one of
+        the entries ``also`` names: channel names that stand for the medium)."""
 
     @abc.abstractmethod
     def attributes(self, user_ids: Iterable[int]) -> dict[int, dict[str, Any]]:

@@ -509,12 +509,14 @@ class SqlCampaignStore(CampaignStore):
         ).fetchone()
         return row is not None
 
-    def suppressed(self, channel: str) -> list[int]:
+    def suppressed(self, channel: str, also: Sequence[str] = ()) -> list[int]:
+        entries = sorted({channel, "*", *also})
+        marks = ",".join("?" * len(entries))
         return [
             int(r[0])
             for r in self.tx.execute(
-                "SELECT DISTINCT user_id FROM campaign_suppressions WHERE channel IN (?, ?) ORDER BY user_id",
-                (channel, "*"),
+                f"SELECT DISTINCT user_id FROM campaign_suppressions WHERE channel IN ({marks}) ORDER BY user_id",
+                entries,
             )
         ]
 
