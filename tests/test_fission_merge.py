@@ -219,3 +219,18 @@ def test_merge_then_unmerge_restores_every_fission_answer(inviters: list[int], s
         assert len(keep_stages) == len(ws.referrals.tasks.grants(user_id=keep))  # one grant per stage
         ws.users.unmerge(record.id)
         assert _snapshot(ws, task.id, order_ids, groups) == before
+
+
+def test_an_invitee_binding_released_while_its_inviter_was_merged_stays_released_after_unmerge() -> None:
+    with siyu.connect("memory://", clock=FakeClock(START)) as shop:
+        shop.referrals.fraud.configure(burst=None, phone_prefix=None, leave_after_reward=None, shared_device=2)
+        keep, drop, first, second = shop.users.add_many([{}, {}, {}, {}])
+        shop.referrals.bind(first, inviter_id=drop, device="dev-1")
+        shop.referrals.bind(second, inviter_id=drop, device="dev-1")  # the same device again: held
+        [hold] = shop.referrals.fraud.held("binding")
+        merge = shop.users.merge(keep=keep, drop=drop)
+        shop.referrals.fraud.release(hold.id)
+        shop.users.unmerge(merge.id)
+        binding = shop.referrals.binding(second)
+        assert binding is not None and (binding.inviter_id, binding.status) == (drop, "active")
+        assert shop.referrals.fraud.held("binding") == []

@@ -732,13 +732,16 @@ class Referrals:
                 restore_drop = False  # rejected, unbound or rebound while merged: that decision stands
         for moved in record["moved"]:
             child = moved["invitee_id"]
+            restored = _load(moved)
             if not moved.get("dropped"):
                 current = tx.referrals.binding(child)
                 if current is None or current.inviter_id != keep:
                     continue  # rebound since the merge: the later decision stands
                 tx.referrals.detach(child)
+                # A review decided while merged (a held binding released) stands too.
+                restored = Binding(**{**_fields(restored), "status": current.status})
             if tx.referrals.binding(child) is None and drop not in tx.referrals.downline(child):
-                tx.referrals.attach(_load(moved))
+                tx.referrals.attach(restored)
         drop_binding = record["drop_binding"]
         if restore_drop and drop_binding is not None and tx.referrals.binding(drop) is None:
             restored = _load(drop_binding)
