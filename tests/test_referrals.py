@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -11,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import siyu
+from fission_fixtures import *  # noqa: F403 (the clock and ws fixtures)
+from fission_fixtures import START
 from siyu.errors import (
     CampaignClosed,
     NotFound,
@@ -23,19 +24,6 @@ from siyu.errors import (
 from siyu.events import Event, OrderLineInfo, OrderRecorded, ReferralBound
 from siyu.models.referrals import Reward, ValidInvite
 from siyu.testing import FakeClock
-
-START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
-    with siyu.connect("memory://", clock=clock) as workspace:
-        yield workspace
 
 
 def users(ws: siyu.Workspace, n: int) -> list[int]:
