@@ -93,6 +93,8 @@ def test_settle_after_the_return_window_and_refunds_reduce(ws: siyu.Workspace, c
     clock.advance(days=1)
     settled = ws.referrals.commissions.settle_due()
     assert len(settled) == 4 and {e.status for e in settled} == {"settled"}
+    stored = [e for oid in (1, 2) for e in ws.referrals.commissions.of_order(oid)]
+    assert sorted(settled, key=lambda e: e.id) == sorted(stored, key=lambda e: e.id)  # what it returns is what is kept
     assert ws.referrals.commissions.settle_due() == []
     assert ws.referrals.commissions.balance(b) == {
         "pending": Decimal("0.00"), "settled": Decimal("9.33"), "voided": Decimal("4.00")}

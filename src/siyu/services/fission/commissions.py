@@ -29,6 +29,9 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
+import attrs
+
+from ..._clock import from_us_required, to_us
 from ...errors import PyramidSchemeRisk, ValidationError
 from ...events import CommissionAdjusted, CommissionRecorded, CommissionSettled, OrderRecorded, OrderRefunded
 from ...models.referrals import CommissionEntry, CommissionSettings
@@ -204,11 +207,14 @@ class Commissions:
         now = self._ws.now()
         with self._ws.write() as tx:
             due = tx.fission.commissions(status="pending", due_by=now)
+            # As storage keeps it (microseconds, UTC), so the entries returned equal a later read.
+            settled_at = from_us_required(to_us(now))
             for row in due:
-                tx.fission.update_commission(row.id, status="settled", settled_at=now)
+                tx.fission.update_commission(row.id, status="settled", settled_at=settled_at)
                 tx.emit(CommissionSettled(at=now, entry_id=row.id, distributor_id=row.distributor_id,
                                           amount_fen=row.amount_fen))
-            return [_entry(r) for r in tx.fission.commissions(status="settled") if r.id in {d.id for d in due}]
+            # Built from the rows just updated, not by re-reading every settled commission ever.
+            return [_entry(attrs.evolve(row, status="settled", settled_at=settled_at)) for row in due]
 
     def ledger(self, distributor_id: int, *, status: str | None = None) -> list[CommissionEntry]:
         """A distributor's commissions, oldest first (``status``: ``"pending"``,
