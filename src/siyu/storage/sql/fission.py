@@ -12,6 +12,7 @@ import attrs
 from ..._clock import from_us, from_us_required, to_us
 from ...models.referrals import InviteTask, Reward, RewardGrant, Stage, ValidInvite
 from ..contracts.fission import CommissionRow, FissionStore, GroupRow, MemberRow
+from ._where import where
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
@@ -100,16 +101,9 @@ class SqlFissionStore(FissionStore):
         return None if row is None else int(row[0])
 
     def grants(self, task_id: int | None, user_id: int | None) -> list[RewardGrant]:
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        if task_id is not None:
-            where.append("task_id = ?")
-            params.append(task_id)
-        if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
+        condition, params = where(("task_id = ?", task_id), ("user_id = ?", user_id))
         return [_grant(r) for r in self.tx.execute(
-            f"SELECT {_GRANT} FROM invite_rewards WHERE {' AND '.join(where)} ORDER BY id", params)]
+            f"SELECT {_GRANT} FROM invite_rewards WHERE {condition} ORDER BY id", params)]
 
     def grant(self, grant_id: int) -> RewardGrant | None:
         row = self.tx.execute(f"SELECT {_GRANT} FROM invite_rewards WHERE id = ?", (grant_id,)).fetchone()
@@ -160,19 +154,13 @@ class SqlFissionStore(FissionStore):
         self.tx.execute("UPDATE group_buys SET status = ?, closed_at = ? WHERE id = ?", (status, to_us(at), group_id))
 
     def groups(self, *, status: str | None, expired_by: datetime | None, user_id: int | None) -> list[int]:
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        if status is not None:
-            where.append("g.status = ?")
-            params.append(status)
-        if expired_by is not None:
-            where.append("g.expires_at <= ?")
-            params.append(to_us(expired_by))
-        if user_id is not None:
-            where.append("g.id IN (SELECT group_id FROM group_members WHERE user_id = ?)")
-            params.append(user_id)
+        condition, params = where(
+            ("g.status = ?", status),
+            ("g.expires_at <= ?", None if expired_by is None else to_us(expired_by)),
+            ("g.id IN (SELECT group_id FROM group_members WHERE user_id = ?)", user_id),
+        )
         return [int(r[0]) for r in self.tx.execute(
-            f"SELECT g.id FROM group_buys g WHERE {' AND '.join(where)} ORDER BY g.id", params)]
+            f"SELECT g.id FROM group_buys g WHERE {condition} ORDER BY g.id", params)]
 
     def move_memberships(self, group_ids: Sequence[int], from_user: int, to_user: int) -> None:
         for marks, chunk in self.tx.in_chunks(list(group_ids)):
@@ -201,16 +189,12 @@ class SqlFissionStore(FissionStore):
         self, *, distributor_id: int | None = None, order_id: int | None = None, status: str | None = None,
         due_by: datetime | None = None, buyer_id: int | None = None,
     ) -> list[CommissionRow]:
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        for clause, value in (("distributor_id = ?", distributor_id), ("order_id = ?", order_id),
-                              ("status = ?", status), ("settle_after <= ?", None if due_by is None else to_us(due_by)),
-                              ("buyer_id = ?", buyer_id)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
+        condition, params = where(
+            ("distributor_id = ?", distributor_id), ("order_id = ?", order_id), ("status = ?", status),
+            ("settle_after <= ?", None if due_by is None else to_us(due_by)), ("buyer_id = ?", buyer_id),
+        )
         return [_commission(r) for r in self.tx.execute(
-            f"SELECT {_COMMISSION} FROM commission_entries WHERE {' AND '.join(where)} ORDER BY id", params)]
+            f"SELECT {_COMMISSION} FROM commission_entries WHERE {condition} ORDER BY id", params)]
 
     def update_commission(self, entry_id: int, **fields: object) -> None:
         unknown = set(fields) - _COMMISSION_FIELDS

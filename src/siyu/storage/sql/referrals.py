@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..._clock import from_us, from_us_required, to_us
 from ...models.referrals import Binding, BindingChange, Hold, InviteCode, ReferralCampaign
 from ..contracts.referrals import ReferralStore
+from ._where import where
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
@@ -506,16 +507,9 @@ class SqlReferralStore(ReferralStore):
         return None if row is None else _hold(row)
 
     def holds(self, status: str | None, kind: str | None) -> list[Hold]:
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
+        condition, params = where(("status = ?", status), ("kind = ?", kind))
         return [_hold(r) for r in self.tx.execute(
-            f"SELECT {self._HOLD} FROM referral_holds WHERE {' AND '.join(where)} ORDER BY id", params)]
+            f"SELECT {self._HOLD} FROM referral_holds WHERE {condition} ORDER BY id", params)]
 
     def decide_hold(self, hold_id: int, status: str, at: datetime, by: str) -> None:
         self.tx.execute(
