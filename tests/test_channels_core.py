@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import siyu
 from siyu.channels import Attachment, Channel, DeliveryResult, Limits, Message, Status, render_template, text_length
-from siyu.channels.webhook import sign, verify
+from siyu.channels.webhook import signed_headers, verify
 from siyu.errors import CallbackRejected, PluginError, UnknownChannelError, ValidationError
 from siyu.testing import FakeClock, RecordingChannel
 from siyu.testing.fakes import FakeMiniProgram, FakeSmtp, WebhookReceiver, self_signed_context
@@ -208,7 +208,7 @@ def test_webhook_faults(ws: siyu.Workspace, receiver: WebhookReceiver) -> None:
 
 def test_verify_helper() -> None:
     body = b'{"id": "1"}'
-    headers = {"X-Siyu-Timestamp": "1000", "X-Siyu-Signature": sign("k", 1000, body)}
+    headers = signed_headers("k", body, key="1", timestamp=1000)
     assert verify("k", body, headers, now=1100) == {"id": "1"}
     with pytest.raises(CallbackRejected, match="stale"):
         verify("k", body, headers, now=1000 + 301)

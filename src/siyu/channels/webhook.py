@@ -4,76 +4,56 @@ Each request carries::
 
     Content-Type: application/json; charset=utf-8
     X-Siyu-Timestamp: 1732320000                  (Unix seconds)
-    X-Siyu-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
+    X-Siyu-Nonce: <random, new for every request>
     Idempotency-Key: <message key, or a digest of the message>
+    X-Siyu-Signature: v2=<hex HMAC-SHA256(secret,
+        "v2\\n<timestamp>\\n<nonce>\\n<idempotency key>\\n" + body)>
 
-A receiver checks it with :func:`verify` (constant-time comparison, replay
-window ``tolerance`` seconds, default 300) and de-duplicates on
-``Idempotency-Key``: the channel may retry a request whose answer was lost.
+A receiver checks it with :class:`~siyu.channels.webhook_signing.WebhookVerifier`
+(or :func:`verify`): constant-time comparison, replay window ``tolerance``
+seconds (default 300), a replay store refusing a request accepted before, and
+several secrets during a rotation. It then de-duplicates on
+``Idempotency-Key``: the channel may retry a request whose answer was lost
+(a retry has a new nonce and timestamp, and the same key).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ..errors import CallbackRejected, ChannelError
+from ..errors import ChannelError
 from ._http import make_client, request, status_error
 from .base import Channel, DeliveryResult, Limits, Message, Option, Status
+from .webhook_signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    MemoryReplayStore,
+    ReplayStore,
+    WebhookVerifier,
+    _secret_list,
+    header_safe_key,
+    sign,
+    sign_v1,
+    signed_headers,
+    verify,
+)
 
-__all__ = ["WebhookChannel", "sign", "verify"]
-
-SIGNATURE_HEADER = "X-Siyu-Signature"
-TIMESTAMP_HEADER = "X-Siyu-Timestamp"
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Siyu-Signature`` value for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
-
-
-def verify(
-    secret: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    now: float | None = None,
-    tolerance: int = 300,
-) -> dict[str, Any]:
-    """Check a received webhook and return its JSON payload.
-
-    Raises :class:`~siyu.errors.CallbackRejected` when the signature is missing
-    or wrong, or the timestamp is outside ``tolerance`` seconds of ``now``
-    (a replay). ``headers`` may use any capitalisation.
-    """
-    lower = {k.lower(): v for k, v in headers.items()}
-    signature = lower.get(SIGNATURE_HEADER.lower(), "")
-    stamp = lower.get(TIMESTAMP_HEADER.lower(), "")
-    if not signature or not stamp.isdigit():
-        raise CallbackRejected(
-            f"webhook lacks {SIGNATURE_HEADER}/{TIMESTAMP_HEADER} headers; refuse it (HTTP 400)", code="missing"
-        )
-    current = time.time() if now is None else now
-    if abs(current - int(stamp)) > tolerance:
-        raise CallbackRejected(
-            f"webhook timestamp {stamp} is more than {tolerance}s from now: stale or replayed; refuse it",
-            code="stale",
-        )
-    expected = sign(secret, int(stamp), body)
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise CallbackRejected("webhook signature does not match; wrong secret or tampered body", code="signature")
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CallbackRejected("webhook body is not UTF-8 JSON", code="malformed") from None
-    if not isinstance(payload, dict):
-        raise CallbackRejected("webhook body is not a JSON object", code="malformed")
-    return payload
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "MemoryReplayStore",
+    "ReplayStore",
+    "WebhookChannel",
+    "WebhookVerifier",
+    "sign",
+    "sign_v1",
+    "signed_headers",
+    "verify",
+]
 
 
 class WebhookChannel(Channel):
@@ -91,12 +71,20 @@ class WebhookChannel(Channel):
     limits: ClassVar[Limits] = Limits(max_recipients_per_call=1, max_attachments=20, max_text_length=65_536)
     options: ClassVar[dict[str, Option]] = {
         "url": Option(doc="endpoint; required unless recipients are URLs"),
-        "secret": Option(required=True, secret=True, doc="HMAC-SHA256 key shared with the receiver"),
+        "secret": Option(
+            required=True,
+            secret=True,
+            doc="HMAC-SHA256 key shared with the receiver; during a rotation a list, newest first (signs with it)",
+        ),
         "clock": Option(env=False, doc="a zero-argument callable returning Unix seconds"),
     }
 
     def _setup(self) -> None:
         self._client: Any = None
+        self._secrets = _secret_list(self.config["secret"])
+
+    def secrets(self) -> list[str]:
+        return list(self._secrets)
 
     def _check(self, message: Message) -> list[str]:
         problems = super()._check(message)
@@ -123,8 +111,10 @@ class WebhookChannel(Channel):
 
     @staticmethod
     def idempotency_key(message: Message) -> str:
+        """The ``Idempotency-Key`` of ``message``: its key when a header can carry
+        it unchanged, else a digest of it (or of the message when it has no key)."""
         if message.key:
-            return message.key
+            return header_safe_key(message.key)
         raw = json.dumps(
             [message.recipient, message.text, message.template, dict(message.variables)],
             ensure_ascii=False,
@@ -144,10 +134,8 @@ class WebhookChannel(Channel):
         stamp = int(clock())
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            TIMESTAMP_HEADER: str(stamp),
-            SIGNATURE_HEADER: sign(str(self.config["secret"]), stamp, body),
-            "Idempotency-Key": self.idempotency_key(message),
-            "User-Agent": "siyu-webhook/1",
+            "User-Agent": "siyu-webhook/2",
+            **signed_headers(self._secrets[0], body, key=self.idempotency_key(message), timestamp=stamp),
         }
         from .base import failure
 
