@@ -17,6 +17,7 @@ The tree::
     │                                  segment, attribute or metric, or
     │                                  compares values of the wrong kind
     ├── NotFound                     (also a KeyError)
+    │   ├── UserMerged               the user was merged into another; write to that one
     │   ├── UnknownInviteCode        no invite code like that
     │   ├── UnknownBackendError      no storage backend for a URL scheme
     │   └── UnknownChannelError      no channel by that name
@@ -87,6 +88,7 @@ __all__ = [
     "UnknownBackendError",
     "UnknownChannelError",
     "UnknownInviteCode",
+    "UserMerged",
     "ValidationError",
     "WrongKeyError",
 ]
@@ -150,6 +152,24 @@ class NotFound(SiyuError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class UserMerged(NotFound):
+    """A write named a user that was merged into another (``ws.users.merge``).
+
+    A merged-away id accepts no writes: its data lives under ``merged_into``
+    now, so tag, credit, message ... that user instead (or undo the merge with
+    ``ws.users.unmerge``). Reads of the merged-away id still work.
+    """
+
+    def __init__(self, user_id: int, merged_into: int | None, *, advice: str = "") -> None:
+        super().__init__(
+            f"user {user_id} was merged into user {merged_into}; "
+            + (advice or f"write to user {merged_into} instead (ws.users.find(...) follows merges), "
+               "or undo the merge with ws.users.unmerge(merge_id)")
+        )
+        self.user_id = user_id
+        self.merged_into = merged_into
 
 
 class UnknownBackendError(NotFound):

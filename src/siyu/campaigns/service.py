@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from pyroaring import BitMap, FrozenBitMap
 
+from .._clock import aware
 from ..channels.base import Channel
 from ..errors import (
     AlreadyDecided,
@@ -30,7 +31,7 @@ from ..events import (
     Event,
 )
 from ..hookspecs import hookimpl
-from ..services._common import check_int, check_text, check_user_id
+from ..services._common import MAX_ID, check_int, check_text, check_user_id, require_user
 from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
 from . import platform_caps
 from .ab import judge
@@ -805,12 +806,16 @@ class Campaigns(Previews, Receipts, Automation):
         """
         uid = check_user_id(user_id)
         check_text(goal, "goal", max_length=64)
-        when = at or self._ws.now()
+        if ref is not None:
+            check_text(ref, "ref", max_length=200)
+        value = check_int(value_fen, "value_fen", minimum=0, maximum=MAX_ID)
+        when = self._ws.now() if at is None else aware(at, "at")
         with self._ws.write() as tx:
+            require_user(tx, uid)
             touch = tx.campaigns.last_touch(uid, when, goal)
             if touch is None:
                 return None
-            if tx.campaigns.add_conversion(touch, goal, ref, int(value_fen), when):
+            if tx.campaigns.add_conversion(touch, goal, ref, value, when):
                 tx.emit(ConversionAttributed(at=when, campaign_id=touch.campaign_id, delivery_id=touch.id,
                                              user_id=uid, variant=touch.variant, goal=goal, ref=ref))
         return _delivery(touch)
@@ -824,8 +829,7 @@ class Campaigns(Previews, Receipts, Automation):
         medium = self._medium(check_text(channel, "channel", max_length=64))
         check_text(reason, "reason", max_length=128)
         with self._ws.write() as tx:
-            if not tx.users.exists([uid]):
-                raise NotFound(f"no user with id {uid}")
+            require_user(tx, uid)
             tx.campaigns.suppress(uid, medium, reason, self._ws.now())
 
     def unsuppress(self, user_id: int, *, channel: str = "*") -> bool:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import IdempotencyConflict, NotFound, ValidationError
+from ..errors import IdempotencyConflict, NotFound, UserMerged, ValidationError
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -74,7 +74,7 @@ def require_user(tx: Transaction, user_id: object, *, lock: bool = False, active
     if active:
         status, merged_into = tx.users.statuses([uid]).get(uid, ("active", None))
         if status == "merged":
-            raise NotFound(f"user {uid} was merged into user {merged_into}; use that id (or ws.users.unmerge)")
+            raise UserMerged(uid, merged_into)
     return uid
 
 
@@ -89,7 +89,7 @@ def require_users(tx: Transaction, user_ids: Iterable[int], *, lock: bool = Fals
     for uid in sorted(ids):
         status, merged_into = found[uid]
         if status == "merged":
-            raise NotFound(f"user {uid} was merged into user {merged_into}; use that id (or ws.users.unmerge)")
+            raise UserMerged(uid, merged_into)
 
 
 def fingerprint(*parts: Any) -> str:

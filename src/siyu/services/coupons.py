@@ -23,7 +23,7 @@ from ..errors import CapExceeded, NotFound, ValidationError
 from ..events import CouponIssued
 from ..models.commerce import Coupon, CouponTemplate
 from ..money import Money, to_fen
-from ._common import check_int, check_key, check_text, check_user_id, fingerprint, idempotent
+from ._common import check_int, check_key, check_text, check_user_id, fingerprint, idempotent, require_users
 from .products import check_sku
 
 if TYPE_CHECKING:
@@ -251,9 +251,7 @@ class Coupons:
         start, until = self._window(t, now)
         if until is not None and until <= now:
             raise ValidationError(f"coupon template {t.name!r} ended on {until.isoformat()}; nothing to issue")
-        missing = set(ids) - tx.users.exists(ids)
-        if missing:
-            raise NotFound(f"no user with id {min(missing)}; coupons go to existing users")
+        require_users(tx, ids)
         if t.per_user_limit is not None:
             held = tx.coupons.issued_to(t.id, ids)
             over = [u for u in ids if held.get(u, 0) >= t.per_user_limit]

@@ -269,7 +269,7 @@ class Lifecycle:
         order = check_int(order_id, "order_id", minimum=1)
         when = at or self._ws.now()
         with self._ws.write() as tx:
-            uid = require_user(tx, user_id, lock=True, active=False)
+            uid = require_user(tx, user_id, lock=True)
             return self._apply_orders(tx, [("order", uid, order, when)]).get(0)
 
     def record_refund(self, user_id: int, order_id: int, *, at: datetime | None = None) -> str | None:
@@ -283,7 +283,7 @@ class Lifecycle:
         order = check_int(order_id, "order_id", minimum=1)
         when = at or self._ws.now()
         with self._ws.write() as tx:
-            uid = require_user(tx, user_id, lock=True, active=False)
+            uid = require_user(tx, user_id, lock=True)
             return self._apply_orders(tx, [("refund", uid, order, when)]).get(0)
 
     def _apply_orders(self, tx: Transaction, ops: Sequence[_Op]) -> dict[int, str]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware, to_us
-from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
+from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, UserMerged, ValidationError
 from ..events import CouponRedeemed, CouponReturned, OrderLineInfo, OrderRecorded, OrderRefunded
 from ..models.commerce import Coupon, Order, OrderLine, ProductRole, Refund
 from ..money import to_fen, to_yuan
@@ -228,7 +228,7 @@ class Orders:
                 raise NotFound(f"no user with id {uid}; create one with ws.users.add(...) or look it up with "
                                "ws.users.find(...)")
             if found[uid][0] == "merged":
-                raise NotFound(f"user {uid} was merged into user {found[uid][1]}; use that id (or ws.users.unmerge)")
+                raise UserMerged(uid, found[uid][1])
         # One catalog and one tier lookup for the whole batch: tiers change only
         # when the batch's growth is settled, after every order is priced.
         catalog = ws.promotions.catalog(tx)

@@ -174,9 +174,7 @@ class Points:
         with self._ws.write() as tx:
             existing = tx.points.by_keys([e.key for e in entries if e.key])
             fresh, _ = self._dedupe(entries, existing)
-            missing = {e.user_id for e in fresh} - tx.users.exists({e.user_id for e in fresh})
-            if missing:
-                raise NotFound(f"no user with id {min(missing)}; earns need existing users")
+            require_users(tx, {e.user_id for e in fresh})
             ids = tx.points.append(fresh)
             by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
             for entry_id, entry in zip(ids, fresh, strict=True):

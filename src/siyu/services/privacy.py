@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 from dateutil.relativedelta import relativedelta
 
-from ..errors import ConsentRequired, LegalHold, PluginError, PolicyViolation, ValidationError, WrongKeyError
+from ..errors import (
+    ConsentRequired,
+    LegalHold,
+    PluginError,
+    PolicyViolation,
+    UserMerged,
+    ValidationError,
+    WrongKeyError,
+)
 from ..events import (
     ConsentRecorded,
     Event,
@@ -380,17 +388,16 @@ class Privacy:
             user = tx.users.get(uid)
             assert user is not None
             if user.status == "merged":
-                raise ValidationError(
-                    f"user {uid} was merged into user {user.merged_into}; erase user {user.merged_into} "
-                    "(that erases the merged-away record too)"
-                )
-            held = [h for h in tx.privacy.holds(uid) if h.active]
+                raise UserMerged(uid, user.merged_into,
+                                 advice=f"erase user {user.merged_into}: that erases the merged-away record too")
+            ids = sorted(self._aliases(tx, uid))
+            # A hold placed on a record before it was merged away still protects it.
+            held = [h for alias in ids for h in tx.privacy.holds(alias) if h.active]
             if held:
                 raise LegalHold(
-                    f"user {uid} is under legal hold #{held[0].id} ({held[0].reason}); erasure is blocked "
-                    f"until it is released with ws.privacy.release_hold({held[0].id})"
+                    f"user {held[0].user_id} is under legal hold #{held[0].id} ({held[0].reason}); erasure of "
+                    f"user {uid} is blocked until it is released with ws.privacy.release_hold({held[0].id})"
                 )
-            ids = sorted(self._aliases(tx, uid))
             counts: dict[str, Any] = {}
             for name, eraser in self._erasers.items():
                 counts[name] = to_jsonable(eraser(tx, ids))
@@ -432,7 +439,7 @@ class Privacy:
         why = check_text(reason, "reason", max_length=200)
         now = self._ws.now()
         with self._ws.write() as tx:
-            uid = require_user(tx, user_id, lock=True, active=False)
+            uid = require_user(tx, user_id, lock=True)
             hold_id = tx.privacy.add_hold(uid, why, now, self.actor)
             self._append(tx, "privacy.hold_placed", user_id=uid, details={"hold_id": hold_id, "reason": why})
             record = next(h for h in tx.privacy.holds(uid) if h.id == hold_id)

@@ -269,14 +269,14 @@ class Referrals:
         leave right after the inviter's reward is held for review."""
         when = self._ws.now() if at is None else aware(at, "at")
         with self._ws.write() as tx:
-            uid = require_user(tx, user_id, active=False)
+            uid = require_user(tx, user_id)
             tx.referrals.set_left(uid, when)
             self.fraud._on_leave(tx, uid, when)
 
     def record_return(self, user_id: int) -> None:
         """Forget a recorded leave (the user came back)."""
         with self._ws.write() as tx:
-            tx.referrals.set_left(require_user(tx, user_id, active=False), None)
+            tx.referrals.set_left(require_user(tx, user_id), None)
 
     # -- binding ----------------------------------------------------------------------------------
     def bind(
@@ -468,7 +468,7 @@ class Referrals:
         why = check_text(reason, "reason", max_length=200)
         now = self._ws.now()
         with self._ws.write() as tx:
-            invitee = require_user(tx, invitee_id, active=False)
+            invitee = require_user(tx, invitee_id)
             self._serialize(tx, invitee)
             return self._detach(tx, invitee, f"unbind: {why}", now)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import TagApplied, TagRemoved
 from ..models.tags import TagApplication, TagGroup
-from ._common import check_text, check_user_id, require_user
+from ._common import check_text, check_user_id, require_user, require_users
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -128,10 +128,7 @@ class Tags:
         ids = sorted({check_user_id(u) for u in user_ids})
         now = self._ws.now()
         with self._ws.write() as tx:
-            missing = set(ids) - tx.users.exists(ids)
-            if missing:
-                raise NotFound(f"no user with id {min(missing)} (and {len(missing) - 1} more)" if len(missing) > 1
-                               else f"no user with id {min(missing)}")
+            require_users(tx, ids)
             tag_id = self._tag_id(tx, group, name, create=True)
             assert tag_id is not None
             held = tx.tags.held([(u, tag_id) for u in ids])
@@ -166,6 +163,7 @@ class Tags:
         ids = sorted({check_user_id(u) for u in user_ids})
         now = self._ws.now()
         with self._ws.write() as tx:
+            require_users(tx, ids)
             tag_id = tx.tags.tag_id(group, name)
             if tag_id is None:
                 return 0
@@ -223,6 +221,14 @@ class Tags:
         held = tx.tags.held([(keep, tid) for tid in record["added_to_keep"]])
         if held:
             tx.tags.remove(sorted(held), at, by)
-        if record["dropped_held"]:
-            tx.tags.apply([(drop, tid) for tid in record["dropped_held"]], at, by)
+        # A merged-away user accepts no tags, but a database written by an older siyu
+        # may have tagged it after the merge: what it holds now stays, and in an
+        # exclusive group that later tag wins over the one the merge took away.
+        holds_now = {tid: g for tid, g, _ in tx.tags.applied(drop)}
+        exclusive = {g.name for g in tx.tags.groups() if g.exclusive}
+        groups = {tid: g for tid, g, _ in tx.tags.tags()}
+        taken = {g for g in holds_now.values() if g in exclusive}
+        back = [tid for tid in record["dropped_held"] if tid not in holds_now and groups.get(tid) not in taken]
+        if back:
+            tx.tags.apply([(drop, tid) for tid in back], at, by)
         tx.meta.bump("tags")

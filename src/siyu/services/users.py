@@ -359,7 +359,14 @@ class Users:
     def merge(self, *, keep: int, drop: int) -> MergeRecord:
         """Merge user ``drop`` into ``keep``: identities, tags, points (and what
         later domains register) move to ``keep``; ``drop`` is marked merged.
-        Recorded, and undone by :meth:`unmerge`."""
+        Recorded, and undone by :meth:`unmerge`.
+
+        From now on ``drop`` accepts no writes: every call that would change a
+        user's data (tag, points, coupon, order, event, consent, identity,
+        referral, campaign suppression, legal hold ...) refuses it with
+        :class:`~siyu.errors.UserMerged`, which names ``keep``. Reads of
+        ``drop`` (history, consents, export) still work. That is what keeps
+        :meth:`unmerge` able to put everything back."""
         keep_id, drop_id = check_user_id(keep), check_user_id(drop)
         if keep_id == drop_id:
             raise ValidationError("keep and drop are the same user; nothing to merge")
@@ -402,7 +409,9 @@ class Users:
         """Undo a merge: what moved goes back and the dropped user is active again.
 
         Points that ``keep`` has already spent out of the moved lots cannot
-        come back; what is left of them does.
+        come back; what is left of them does. Undoing merges newest first
+        always succeeds; an older merge whose ``keep`` was merged again since is
+        refused until that later merge is undone.
         """
         check_id(merge_id, "merge_id")
         now = self._ws.now()

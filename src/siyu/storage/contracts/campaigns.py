@@ -233,7 +233,12 @@ class CampaignStore(abc.ABC):
 
     @abc.abstractmethod
     def restore_user(self, delivery_ids: Sequence[int], drop: int) -> None:
-        """Give moved records (and their conversions) back to ``drop``."""
+        """Give moved records (and their conversions) back to ``drop``.
+
+        While merged away, ``drop`` may have got a record of its own for the same
+        campaign round (a round skips it as ``inactive``). That placeholder gives way
+        to the real record coming back; any other record of ``drop``'s stays, and the
+        moved one stays with ``keep``, as :meth:`move_user` leaves a clash where it is."""
 
     # -- audience facts read in bulk ----------------------------------------------------
     @abc.abstractmethod

@@ -376,7 +376,28 @@ class SqlCampaignStore(CampaignStore):
         return moved
 
     def restore_user(self, delivery_ids: Sequence[int], drop: int) -> None:
-        self._reassign(list(delivery_ids), drop)
+        own = {
+            (int(c), str(o)): (int(rid), str(status), reason)
+            for rid, c, o, status, reason in self.tx.execute(
+                "SELECT id, campaign_id, occurrence, status, reason FROM campaign_deliveries WHERE user_id = ?",
+                (drop,),
+            )
+        }
+        back: list[int] = []
+        placeholders: list[int] = []
+        for marks, chunk in self.tx.in_chunks(sorted(set(delivery_ids))):
+            for rid, c, o in self.tx.execute(
+                f"SELECT id, campaign_id, occurrence FROM campaign_deliveries WHERE id IN ({marks})", chunk
+            ).fetchall():
+                clash = own.get((int(c), str(o)))
+                if clash is None:
+                    back.append(int(rid))
+                elif clash[1] == "skipped" and clash[2] == "inactive":
+                    placeholders.append(clash[0])
+                    back.append(int(rid))
+        for marks, chunk in self.tx.in_chunks(placeholders):
+            self.tx.execute(f"DELETE FROM campaign_deliveries WHERE id IN ({marks})", chunk)
+        self._reassign(back, drop)
 
     def _reassign(self, ids: list[int], user_id: int) -> None:
         for marks, chunk in self.tx.in_chunks(ids):
