@@ -12,7 +12,7 @@ tables in the same run:
   counted order); baseline: ``date(..., 'weekday 0', '-6 days')`` week
   starts for users and activity, ``UNION``, join, ``GROUP BY``;
 - RFM scores (5 quantiles); baseline: per-user aggregates and
-  ``CUME_DIST()`` window functions.
+  ``RANK()`` window functions.
 
 Answers must agree exactly. Goals (issue 8): each at least as fast as its
 baseline and under 5 s.
@@ -196,12 +196,11 @@ WITH b AS (
   SELECT o.user_id, MAX(o.paid_at) AS r, COUNT(*) AS f, SUM(o.total - o.refunded) AS m FROM orders o
   WHERE o.paid_at < :until AND {COUNTED} GROUP BY o.user_id
 ), s AS (
-  SELECT user_id, CUME_DIST() OVER (ORDER BY r) AS cr, CUME_DIST() OVER (ORDER BY f) AS cf,
-         CUME_DIST() OVER (ORDER BY m) AS cm, COUNT(*) OVER () AS n FROM b
+  SELECT user_id, RANK() OVER (ORDER BY r) AS cr, RANK() OVER (ORDER BY f) AS cf,
+         RANK() OVER (ORDER BY m) AS cm, COUNT(*) OVER () AS n FROM b
 )
--- ceil(5 * cume_dist) without floating-point surprises: cume_dist * n is an exact count.
-SELECT user_id, (5 * CAST(ROUND(cr * n) AS INTEGER) + n - 1) / n, (5 * CAST(ROUND(cf * n) AS INTEGER) + n - 1) / n,
-       (5 * CAST(ROUND(cm * n) AS INTEGER) + n - 1) / n FROM s ORDER BY user_id
+-- ceil(5 * rank / n) in integers: RANK() is 1 + the buyers strictly below, ties sharing the lowest place.
+SELECT user_id, (5 * cr + n - 1) / n, (5 * cf + n - 1) / n, (5 * cm + n - 1) / n FROM s ORDER BY user_id
 """
 
 

@@ -197,8 +197,8 @@ def test_rfm_matches_naive(backend: str, shop: dict[str, Any], quantiles: int) -
         n = len(values)
 
         def score(axis: int, v: Any) -> int:
-            le = sum(1 for other in values.values() if other[axis] <= v)
-            return math.ceil(quantiles * le / n)
+            below = sum(1 for other in values.values() if other[axis] < v)
+            return math.ceil(quantiles * (below + 1) / n)
 
         expected = {u: (score(0, v[0]), score(1, v[1]), score(2, v[2])) for u, v in values.items()}
         assert report.scores() == expected

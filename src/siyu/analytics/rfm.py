@@ -2,18 +2,24 @@
 
 Buyers are users with at least one counted order (not fully refunded)
 paid before ``until``. R ranks the last order's time, F the number of
-counted orders, M the money paid net of refunds. Each score is
-``ceil(quantiles * share)`` where ``share`` is the fraction of buyers whose
-value is less than or equal to the user's: ties always share a score, the
-most recent / most frequent / biggest spenders score ``quantiles``, and
-scores move only when orders change (not with the clock). The scores are
-the segment metrics ``rfm.r``, ``rfm.f`` and ``rfm.m`` (5 quantiles):
-``ws.segments.count("rfm.r >= 4 and rfm.m >= 4")``.
+counted orders, M the money paid net of refunds.
+
+A score places a buyer by the buyers who rank strictly below them: with
+``n`` buyers and ``below`` of them holding a smaller value, the score is
+``ceil(quantiles * (below + 1) / n)``. Ties share a score, and it is the
+score of the tie group's lowest place, so a value most buyers share scores
+low: when most buyers ordered once they all score F = 1 (given at least
+``quantiles`` buyers), and a buyer with fewer orders, an older last order or
+less money never scores higher than one with more. The single most recent /
+most frequent / biggest spender scores ``quantiles``. Scores move only when
+orders change (not with the clock). They are the segment metrics
+``rfm.r``, ``rfm.f`` and ``rfm.m`` (5 quantiles):
+``ws.segments.count("rfm.r >= 4 and rfm.f >= 4")``.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -22,9 +28,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._clock import to_us
-from .results import Report
+from .results import Report, covering
 
 if TYPE_CHECKING:
+    from datetime import tzinfo
+
     from rich.console import RenderableType
 
     from ..storage.base import Transaction
@@ -78,16 +86,19 @@ class RfmReport(Report):
 
 
 def _scorer(values: Sequence[int], quantiles: int) -> Callable[[int], int]:
-    """``v -> ceil(quantiles * share(v))`` where ``share(v)`` is the fraction of ``values`` <= ``v``.
+    """``v -> ceil(quantiles * (below(v) + 1) / n)``, ``below(v)`` = how many of ``values`` are < ``v``.
 
-    ``ceil(q * le / n) = 1 + #{k in 1..q-1 : le > k * n / q}``, and
-    ``le(v) > k * n / q`` exactly when ``v`` is at least the value at sorted
-    position ``floor(k * n / q)``: so q - 1 order statistics and a bisection
-    per user score everyone after a single sort."""
+    ``ceil(q * (b + 1) / n) = 1 + #{k in 1..q-1 : b + 1 > k * n / q}``, and for
+    an integer ``b`` that is ``b >= floor(k * n / q)``, which holds exactly
+    when ``v`` is above the value at sorted position ``floor(k * n / q) - 1``
+    (always, when that position is before the first). So q - 1 order
+    statistics and a bisection per user score everyone after a single sort."""
     ordered = sorted(values)
     n = len(ordered)
-    thresholds = [ordered[k * n // quantiles] for k in range(1, quantiles)]
-    return lambda v: 1 + bisect_right(thresholds, v)
+    positions = [k * n // quantiles for k in range(1, quantiles)]
+    always = sum(1 for p in positions if p == 0)
+    thresholds = [ordered[p - 1] for p in positions if p > 0]
+    return lambda v: 1 + always + bisect_left(thresholds, v)
 
 
 def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> list[tuple[int, int, int]]:
@@ -98,7 +109,7 @@ def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> lis
     return list(zip(*(map(_scorer(axis, quantiles), axis) for axis in (lasts, counts, nets)), strict=True))
 
 
-def rfm_report(tx: Transaction, quantiles: int, until: datetime) -> RfmReport:
+def rfm_report(tx: Transaction, quantiles: int, until: datetime, tz: tzinfo) -> RfmReport:
     until_us = to_us(until)
     values = tx.analytics.buyer_values(until_us)
     rows: tuple[tuple[int, int, int, int, int, int, Decimal], ...] = ()
@@ -108,8 +119,10 @@ def rfm_report(tx: Transaction, quantiles: int, until: datetime) -> RfmReport:
         scores = [map(_scorer(axis, quantiles), axis) for axis in (lasts, counts, nets)]
         recency = map(_DAY_US.__rfloordiv__, map(until_us.__sub__, lasts))
         rows = tuple(zip(uids, *scores, recency, counts, map(_CENT.__mul__, nets), strict=True))
+    covers = covering(None, until, tz)
     return RfmReport(
-        title=f"RFM ({quantiles} quantiles, {len(rows)} buyers, until {until:%Y-%m-%d})",
+        title=f"RFM ({quantiles} quantiles, {len(rows)} buyers), orders {covers}",
+        covers=covers,
         columns=("user_id", "r", "f", "m", "recency_days", "orders", "spend"),
         rows=rows,
         quantiles=quantiles,
