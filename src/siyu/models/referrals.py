@@ -102,7 +102,16 @@ class ReferralSettings:
 
 @attrs.frozen(kw_only=True)
 class Funnel:
-    """Invites sent → codes scanned → users bound → bound users who bought."""
+    """Invites sent → codes scanned → users bound → bound users who bought.
+
+    ``sent`` and ``scanned`` are the shares and scans recorded
+    (``record_share``, ``record_scan``); ``bound`` the invitees bound now
+    (active, or held for review: a rejected binding leaves it);
+    ``converted`` those of them whose first order came after their binding.
+    Each stage counts at least as many as the next (``sent >= scanned >=
+    bound >= converted``): whoever bound had an invitation sent and opened,
+    even when the shop did not record that share or scan.
+    """
 
     sent: int = 0
     scanned: int = 0
@@ -114,11 +123,18 @@ class Funnel:
 class FissionStats:
     """Fission metrics of one campaign (or of all bindings).
 
-    ``fission_rate`` = new users brought / seed users (seeds are inviters
-    who were not themselves brought in by the campaign). ``k_factor`` =
-    invites sent per inviting user × invite conversion (bound / sent); when
-    no sends were recorded, codes issued stand in for sends.
-    ``generations`` maps a generation (1 = invited by a seed) to its size.
+    - ``new_users``: invitees with an active binding; ``seed_users``: their
+      inviters who were not themselves brought in (by the campaign);
+      ``fission_rate`` = new users / seed users.
+    - ``inviters``: users who actually invited — who recorded a share
+      (``record_share``) or has a bound invitee. Fetching an invite code
+      does not make an inviter.
+    - ``invites_sent``: ``funnel.sent``, the shares recorded (at least the
+      invites scanned, at least the users bound).
+    - ``k_factor`` = (invites sent / inviters) × (new users / invites sent):
+      invites per inviter times the share of invites that became new users,
+      so it comes to new users per inviter.
+    - ``generations`` maps a generation (1 = invited by a seed) to its size.
     """
 
     campaign: str | None
@@ -126,6 +142,7 @@ class FissionStats:
     new_users: int
     fission_rate: float
     invites_sent: int
+    inviters: int
     k_factor: float
     max_depth: int
     generations: dict[int, int]

@@ -233,13 +233,15 @@ class Referrals:
     # -- funnel inputs ------------------------------------------------------------------------
     def record_share(self, inviter_id: int, *, campaign: str | None = None, channel_state: str | None = None,
                      count: int = 1) -> None:
-        """Count invites sent (a poster shared, a link forwarded): the funnel's
-        first step and the *invites sent* of the K-factor."""
+        """Count invites ``inviter_id`` sent (a poster shared, a link forwarded):
+        the funnel's first step and the *invites sent* of the K-factor, which
+        also counts ``inviter_id`` among the users who invite."""
         camp, state = _opt(campaign, "campaign", 64), _opt(channel_state, "channel_state", 30)
         check_int(count, "count", minimum=1, maximum=1_000_000)
         with self._ws.write() as tx:
-            require_user(tx, inviter_id)
+            uid = require_user(tx, inviter_id)
             tx.referrals.add_funnel(camp or "", state or "", "sent", count)
+            tx.referrals.add_share(camp or "", state or "", uid, count)
 
     def record_scan(self, code: str) -> InviteCode:
         """Count a scan or click of an invite code (the funnel's second step)."""
@@ -522,8 +524,6 @@ class Referrals:
         tx.referrals.log_change(BindingChange(
             invitee_id=binding.invitee_id, old_inviter_id=None if previous is None else previous.inviter_id,
             new_inviter_id=binding.inviter_id, at=binding.bound_at, reason=reason))
-        if binding.via in ("code", "direct", "takeover"):
-            tx.referrals.add_funnel(binding.campaign or "", binding.channel_state or "", "bound", 1)
         tx.emit(ReferralBound(
             at=binding.bound_at, invitee_id=binding.invitee_id, inviter_id=binding.inviter_id,
             campaign=binding.campaign, channel_state=binding.channel_state, via=binding.via,
@@ -681,9 +681,6 @@ class Referrals:
         if tx.referrals.customers([user_id]):
             return
         tx.referrals.add_customer(user_id, at)
-        binding = tx.referrals.binding(user_id)
-        if binding is not None:
-            tx.referrals.add_funnel(binding.campaign or "", binding.channel_state or "", "converted", 1)
 
     # -- merge participant ----------------------------------------------------------------------------
     def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:

@@ -191,6 +191,14 @@ class ReferralStore(abc.ABC):
         """``(campaign, channel_state, stage) -> count``."""
 
     @abc.abstractmethod
+    def add_share(self, campaign: str, channel_state: str, user_id: int, count: int) -> None:
+        """Record that ``user_id`` sent ``count`` more invites."""
+
+    @abc.abstractmethod
+    def sharers(self, campaign: str | None) -> set[int]:
+        """Users who recorded a share (of one campaign, or of any)."""
+
+    @abc.abstractmethod
     def erase_devices(self, user_ids: Sequence[int]) -> int:
         """Forget the device fingerprints recorded with these users' bindings (erasure)."""
 

@@ -483,6 +483,20 @@ class SqlReferralStore(ReferralStore):
                 "SELECT campaign, channel_state, stage, n FROM referral_funnel WHERE campaign = ?", (campaign,))
         return {(c, s, g): int(n) for c, s, g, n in rows}
 
+    def add_share(self, campaign: str, channel_state: str, user_id: int, count: int) -> None:
+        self.tx.execute(
+            "INSERT INTO referral_shares (campaign, channel_state, user_id, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (campaign, user_id, channel_state) DO UPDATE SET n = referral_shares.n + excluded.n",
+            (campaign, channel_state, user_id, count),
+        )
+
+    def sharers(self, campaign: str | None) -> set[int]:
+        if campaign is None:
+            rows = self.tx.execute("SELECT DISTINCT user_id FROM referral_shares")
+        else:
+            rows = self.tx.execute("SELECT DISTINCT user_id FROM referral_shares WHERE campaign = ?", (campaign,))
+        return {int(r[0]) for r in rows}
+
     def erase_devices(self, user_ids: Sequence[int]) -> int:
         erased = 0
         for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):

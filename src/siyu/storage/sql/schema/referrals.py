@@ -47,4 +47,13 @@ MIGRATIONS = [
             "CREATE INDEX referral_purchases_user ON referral_purchases (user_id)",
         ],
     ),
+    (
+        3,
+        [
+            # Who recorded shares, so the K-factor divides by users who actually shared and not by
+            # everyone who once fetched a code.
+            "CREATE TABLE referral_shares (campaign {text} NOT NULL, channel_state {text} NOT NULL, "
+            "user_id {bigint} NOT NULL, n {bigint} NOT NULL, PRIMARY KEY (campaign, user_id, channel_state))",
+        ],
+    ),
 ]
