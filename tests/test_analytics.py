@@ -156,7 +156,7 @@ def test_charts_write_valid_images_of_the_report_data(shop: Any, tmp_path: Path)
     heat = charts.cohort_heatmap(ws.analytics.cohorts(since=START, until=UNTIL), tmp_path / "cohorts.png")
     assert heat.values[1] == (0.5, 0.0, 0.5, 0.5, None) and heat.y[0] == "2026-05-04"
     grid = charts.draw(ws.analytics.rfm(), tmp_path / "rfm.svg")
-    assert grid.values[0] == (0, 0, 0, 0, 1) and sum(map(sum, grid.values)) == 3
+    assert grid.values[0] == (0, 0, 0, 1, 0) and sum(map(sum, grid.values)) == 3
     touch = charts.draw(ws.analytics.touchpoints(), tmp_path / "touch.png")
     assert touch.values == (1.0, 0.5, 0.0)
     for name in ("funnel.png", "cohorts.png", "touch.png"):
@@ -193,7 +193,7 @@ def test_cli_reports(db: str, tmp_path: Path) -> None:
     assert result.output.splitlines()[1] == "2026-05-04,2,0.5,0.5,0.5,0.0,0.0"
     result = _run(db, "rfm", "--until", "2026-06-08", "--format", "json")
     rows = json.loads(result.output)["rows"]
-    assert [(r["r"], r["f"], r["m"]) for r in rows] == [(2, 5, 4), (4, 2, 2), (5, 5, 5)]
+    assert [(r["r"], r["f"], r["m"]) for r in rows] == [(2, 4, 4), (4, 2, 2), (5, 4, 5)]
     result = _run(db, "touchpoints", "--reached", "parcel=40", "--until", "2026-06-08")
     assert "2.5%" in result.output
     result = _run(db, "fission")
@@ -224,7 +224,7 @@ def test_demo_ends_with_the_funnel_and_the_cohort_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--db", db, "demo", "--users", "200", "--weeks", "14"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    funnel_at = result.output.index("funnel (until")
+    funnel_at = result.output.index("funnel (first_seen")
     cohorts_at = result.output.index("weekly cohort retention (active)")
     assert funnel_at < cohorts_at
     with siyu.connect(db, tz="Asia/Shanghai") as ws:

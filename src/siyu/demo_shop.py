@@ -30,6 +30,7 @@ from dateutil.relativedelta import relativedelta
 from rich.console import RenderableType
 from rich.table import Table
 
+from .analytics._time import AS_OF_SETTING
 from .errors import InsufficientPoints
 from .testing import FakeClock
 from .workspace import Workspace
@@ -425,25 +426,40 @@ _ORDER_CHANNELS = {
 
 
 def invitations(shop: DemoShop) -> None:
-    """Old-brings-new (老带新): some later arrivals from WeCom QR codes and live
-    streams were invited by an earlier customer; posters shared are counted."""
+    """Old-brings-new (老带新): earlier customers share posters (each share
+    recorded), friends scan them (each scan recorded), and some later arrivals
+    from WeCom QR codes and live streams bind through the code they scanned,
+    on the day they joined. Many posters bring nobody; a few bring several."""
     rng, ws = shop.rng, shop.ws
-    bindings: list[dict[str, Any]] = []
+    invited: dict[int, list[Person]] = {}
     earlier: list[Person] = []
     for person in sorted(shop.people, key=lambda p: p.joined):
         if earlier and person.source in ("wecom_qr", "douyin_live") and rng.random() < 0.35:
-            inviter = rng.choice(earlier[-400:])
-            bindings.append({"invitee_id": person.id, "inviter_id": inviter.id, "campaign": "demo_invite",
-                             "channel_state": "poster", "bound_at": person.joined})
+            invited.setdefault(rng.choice(earlier[-400:]).id, []).append(person)
         earlier.append(person)
+    people = {p.id: p for p in shop.people}
+    # Sharers whose posters brought no one.
+    idle = [p.id for p in rng.sample(earlier, k=min(len(earlier), len(invited) // 2)) if p.id not in invited]
+    # In time order, so every share and scan happens before the binding it leads to.
+    plan = sorted([(min(p.joined for p in friends), uid) for uid, friends in invited.items()]
+                  + [(people[uid].joined + timedelta(days=rng.randrange(0, 14)), uid) for uid in idle])
+    bound = 0
+    for first, inviter_id in plan:
+        friends = invited.get(inviter_id, [])
+        shop.clock.set(max(people[inviter_id].joined, first - timedelta(hours=rng.randrange(1, 48))))
+        code = ws.referrals.invite_code(inviter_id, campaign="demo_invite", channel_state="poster")
+        # A poster goes to a handful of friends; some scan it, fewer join through it.
+        scans = len(friends) + rng.choice([0, 0, 1, 2]) if friends else rng.choice([0, 0, 1])
+        ws.referrals.record_share(inviter_id, campaign="demo_invite", channel_state="poster",
+                                  count=max(scans, 1) + rng.randrange(0, 5))
+        for _ in range(scans):
+            ws.referrals.record_scan(code)
+        for friend in friends:
+            shop.clock.set(friend.joined)
+            ws.referrals.bind(friend.id, code)
+            bound += 1
     shop.clock.set(shop.end)
-    if bindings:
-        ws.referrals.import_bindings(bindings)
-        sharers = Counter(b["inviter_id"] for b in bindings)
-        for inviter_id, n in sorted(sharers.items()):
-            ws.referrals.record_share(inviter_id, campaign="demo_invite", channel_state="poster",
-                                      count=n + rng.randrange(1, 4))
-    shop.notes["invitations"] = len(bindings)
+    shop.notes["invitations"] = bound
 
 
 def behaviour_events(shop: DemoShop) -> None:
@@ -528,7 +544,9 @@ def build(
     """Build the demo shop into ``ws`` (which must use ``clock``).
 
     ``on_step`` is called with each step's title before it runs (for progress
-    output). Returns the :class:`DemoShop`, for :data:`REPORTS`.
+    output). Returns the :class:`DemoShop`, for :data:`REPORTS`. The end of
+    the simulated history is stored in the database: ``ws.analytics`` reports
+    on it end there by default (:meth:`~siyu.analytics.Analytics.as_of`).
     """
     if start is None:
         start = datetime(2026, 5, 4, 0, 0, tzinfo=ws.tz)
@@ -539,6 +557,9 @@ def build(
             on_step(title)
         step(shop)
     clock.set(shop.end)
+    # The history ends here, whenever someone opens the database later: reports default to this instant.
+    with ws.write() as tx:
+        tx.meta.set(AS_OF_SETTING, shop.end.isoformat())
     return shop
 
 

@@ -15,9 +15,14 @@ from dateutil.relativedelta import relativedelta
 from .._clock import aware
 from ..errors import ValidationError
 
-__all__ = ["MAX_BUCKETS", "PERIODS", "bucket_start", "buckets", "check_period", "check_window", "label"]
+__all__ = [
+    "AS_OF_SETTING", "MAX_BUCKETS", "PERIODS", "bucket_start", "buckets", "check_period", "check_window", "label",
+]
 
 PERIODS = ("day", "week", "month")
+#: Workspace setting holding the ISO instant a snapshot database's data ends at (``siyu demo`` writes it);
+#: reports on such a database default to it instead of now.
+AS_OF_SETTING = "reports.as_of"
 #: Most buckets one report may span (a daily report over ~5 years).
 MAX_BUCKETS = 2000
 

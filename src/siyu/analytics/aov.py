@@ -2,7 +2,9 @@
 buyer source or period.
 
 Counted orders are those not fully refunded, paid in ``[since, until)``;
-revenue is net of refunds. ``per_buyer`` is revenue / distinct buyers.
+revenue is net of refunds. ``per_buyer`` is revenue / distinct buyers. By
+period, a last period still running at ``until`` (``report.running``) is
+marked ``*`` in tables and hatched in the chart.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from .._clock import to_us
 from ..errors import ValidationError
 from ..money import to_yuan
 from ._time import PERIODS, buckets, label
-from .results import Report
+from .results import INCOMPLETE, Report, covering
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -50,6 +52,14 @@ class AovReport(Report):
     by: str | None
     since: datetime | None
     until: datetime
+    #: Whether the last period (with ``by`` a period) had not ended by ``until``: its row is partial.
+    running: bool = False
+
+    def cells(self) -> list[list[str]]:
+        cells = super().cells()
+        if self.running and len(cells) > 1:
+            cells[-2][0] += INCOMPLETE
+        return cells
 
     @property
     def aov(self) -> Decimal | None:
@@ -62,8 +72,8 @@ class AovReport(Report):
 def aov_report(tx: Transaction, by: str | None, since: datetime | None, until: datetime, tz: tzinfo) -> AovReport:
     since_us, until_us = (None if since is None else to_us(since)), to_us(until)
     rows: list[tuple[object, ...]] = []
+    bounds: list[datetime] = []
     if by is not None:
-        bounds: list[datetime] = []
         key: str | None = by
         if by in PERIODS:
             start = since
@@ -86,8 +96,16 @@ def aov_report(tx: Transaction, by: str | None, since: datetime | None, until: d
     [total] = tx.analytics.order_totals(since_us, until_us, None) or [(None, 0, 0, 0)]
     _, n, buyers, fen = total
     rows.append(("(all)", n, buyers, to_yuan(fen), _per(fen, n), _per(fen, buyers)))
+    # Only a last row that is the running period is partial (periods with no orders have no row).
+    running = bool(bounds) and bounds[-1] > until and len(rows) > 1 and rows[-2][0] == label(bounds[-2], str(by), tz)
+    notes = () if not running else (
+        f"{INCOMPLETE} {rows[-2][0]} had not ended by {until.astimezone(tz):%Y-%m-%d %H:%M}: it is counted so far",)
+    covers = covering(bounds[0] if bounds and since is None else since, until, tz)
     return AovReport(
-        title=f"average order value{' by ' + by if by else ''}",
+        title=f"average order value{' by ' + by if by else ''}, {covers}",
+        covers=covers,
+        footnotes=notes,
+        running=running,
         columns=("group", "orders", "buyers", "revenue", "aov", "per_buyer"),
         rows=tuple(rows),
         by=by,

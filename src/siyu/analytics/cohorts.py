@@ -5,8 +5,10 @@ Cohort ``i`` holds the users created in period ``i`` (day, week from Monday,
 or calendar month, in the business time zone). Column ``k`` is the share of
 the cohort active in period ``i + k``: ``metric="active"`` counts a tracked
 event or a counted order, ``metric="ordered"`` a counted order only.
-Periods that have not started by ``until`` are ``None``; the last, running
-period counts activity up to ``until``.
+Periods that have not started by ``until`` are ``None``; the last period,
+when it is still running at ``until`` (``report.running``), counts activity
+up to ``until`` only: its cohort is still forming and the shares in its
+period can still grow, so tables mark them ``*`` and the heatmap hatches them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import attrs
 from .._clock import from_us_required, to_us
 from ..errors import ValidationError
 from ._time import buckets, label
-from .results import Report, rate
+from .results import INCOMPLETE, Report, covering, rate
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -57,9 +59,27 @@ class CohortReport(Report):
     sizes: tuple[int, ...]
     #: ``retained[i][k]``: users of cohort ``i`` active in period ``i + k`` (``None``: not started yet).
     retained: tuple[tuple[int | None, ...], ...]
+    #: Whether the last period had not ended by ``until``: its numbers are partial.
+    running: bool = False
 
     def is_percent(self, column: str) -> bool:
         return column not in ("cohort", "users")
+
+    def partial(self) -> list[list[bool]]:
+        """``partial()[i][k]``: whether cell ``(i, k)`` (and, at ``k = 0``, cohort ``i``'s size) counts a
+        period still running at ``until``."""
+        n = len(self.cohorts)
+        return [[self.running and i + k == n - 1 for k in range(n)] for i in range(n)]
+
+    def cells(self) -> list[list[str]]:
+        cells = super().cells()
+        for i, (row, flags) in enumerate(zip(cells, self.partial(), strict=True)):
+            if self.running and i == len(cells) - 1:
+                row[0] += INCOMPLETE
+            for k, flag in enumerate(flags):
+                if flag and self.rows[i][2 + k] is not None:
+                    row[2 + k] += INCOMPLETE
+        return cells
 
     def shares(self) -> list[list[float | None]]:
         """The retention shares, ``shares()[i][k]``, as in ``rows``."""
@@ -78,6 +98,7 @@ def cohort_report(
         bounds_us.pop()
         bounds.pop()
     n = len(bounds_us) - 1
+    running = bounds[-1] > until
     sizes, active = tx.analytics.cohort_matrix(bounds_us, metric)
     labels = tuple(label(from_us_required(bounds_us[i], tz), period, tz) for i in range(n))
     retained = tuple(tuple(active.get((i, i + k), 0) for k in range(n - i)) + (None,) * i for i in range(n))
@@ -85,10 +106,17 @@ def cohort_report(
     for i in range(n):
         size = sizes.get(i, 0)
         rows.append((labels[i], size, *(None if v is None else rate(v, size) for v in retained[i])))
+    notes = () if not running else (
+        f"{INCOMPLETE} {labels[-1]} had not ended by {until.astimezone(tz):%Y-%m-%d %H:%M}: that cohort is still "
+        "joining and every share in that period can still grow",)
+    covers = covering(bounds[0], until, tz)
     return CohortReport(
-        title=f"{ADJECTIVE[period]} cohort retention ({metric}), {labels[0]} .. {until:%Y-%m-%d}",
+        title=f"{ADJECTIVE[period]} cohort retention ({metric}), {covers}",
+        covers=covers,
         columns=("cohort", "users", *(str(k) for k in range(n))),
         rows=tuple(rows),
+        footnotes=notes,
+        running=running,
         period=period,
         metric=metric,
         since=since,

@@ -23,9 +23,11 @@ from pyroaring import BitMap
 
 from .._clock import to_us
 from ..errors import ValidationError
-from .results import Report, rate
+from .results import Report, covering, rate
 
 if TYPE_CHECKING:
+    from datetime import tzinfo
+
     from ..storage.base import Transaction
 
 __all__ = [
@@ -144,7 +146,7 @@ class FunnelReport(Report):
 
 
 def funnel_report(
-    tx: Transaction, steps: list[str], since: datetime | None, until: datetime, by: str | None
+    tx: Transaction, steps: list[str], since: datetime | None, until: datetime, by: str | None, tz: tzinfo
 ) -> FunnelReport:
     until_us = to_us(until)
     sets_of = StepSets(tx, until_us)
@@ -191,9 +193,10 @@ def funnel_report(
         for index, (step, users) in enumerate(zip(steps, values, strict=True)):
             previous = values[index - 1] if index else users
             rows.append((group, step, users, rate(users, previous), rate(users, values[0])))
-    window = f"{since:%Y-%m-%d} .. {until:%Y-%m-%d}" if since is not None else f"until {until:%Y-%m-%d}"
+    covers = covering(since, until, tz)
     return FunnelReport(
-        title=f"funnel ({window}{', by ' + by if by else ''})",
+        title=f"funnel ({steps[0]} {covers}{', by ' + by if by else ''})",
+        covers=covers,
         columns=("group", "step", "users", "step_conversion", "overall_conversion"),
         rows=tuple(rows),
         steps=tuple(steps),

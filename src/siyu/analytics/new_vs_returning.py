@@ -3,7 +3,9 @@
 In each period (day, week from Monday, calendar month in the business time
 zone), a buyer is *new* if their first counted order ever was paid in that
 period, *returning* if they had bought before it. Orders and revenue (net of
-refunds) are split the same way.
+refunds) are split the same way. A last period still running at ``until``
+(``report.running``) counts up to ``until`` only: tables mark it ``*`` and
+the chart hatches its bar.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import attrs
 from .._clock import to_us
 from ..money import to_yuan
 from ._time import buckets, label
-from .results import Report, rate
+from .results import INCOMPLETE, Report, covering, rate
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -36,6 +38,14 @@ class NewVsReturningReport(Report):
     period: str
     since: datetime
     until: datetime
+    #: Whether the last period had not ended by ``until``: its numbers are partial.
+    running: bool = False
+
+    def cells(self) -> list[list[str]]:
+        cells = super().cells()
+        if self.running and cells:
+            cells[-1][0] += INCOMPLETE
+        return cells
 
 
 def new_vs_returning_report(
@@ -53,8 +63,15 @@ def new_vs_returning_report(
         ru, rn, rs = cells.get((i, False), (0, 0, 0))
         rows.append((label(bounds[i], period, tz), nu + ru, nu, ru, rate(ru, nu + ru), nn, rn,
                      to_yuan(ns), to_yuan(rs)))
+    running = bounds[-1] > until
+    notes = () if not running else (
+        f"{INCOMPLETE} {rows[-1][0]} had not ended by {until.astimezone(tz):%Y-%m-%d %H:%M}: it is counted so far",)
+    covers = covering(bounds[0], until, tz)
     return NewVsReturningReport(
-        title=f"new vs returning buyers per {period}",
+        title=f"new vs returning buyers per {period}, {covers}",
+        covers=covers,
+        footnotes=notes,
+        running=running,
         columns=("period", "buyers", "new", "returning", "returning_share", "orders_new", "orders_returning",
                  "revenue_new", "revenue_returning"),
         rows=tuple(rows),

@@ -5,7 +5,9 @@ each row in ``rows`` (plain tuples, in display order); ``to_csv()`` and
 ``to_json()`` serialize them, ``str(report)`` is an aligned text table and
 ``to_rich()`` a :class:`rich.table.Table` for terminals. Money is a
 ``Decimal`` in yuan, rates are floats in ``[0, 1]`` (shown as percentages),
-bucket labels are strings such as ``2026-05-04`` or ``2026-05``.
+bucket labels are strings such as ``2026-05-04`` or ``2026-05``. The
+title says which time the report covers (:func:`covering`); ``footnotes``
+explain marked cells, such as a period still running at ``until``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,7 +25,10 @@ import attrs
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-__all__ = ["Report", "format_value", "rate"]
+__all__ = ["INCOMPLETE", "Report", "covering", "format_value", "rate"]
+
+#: How a table marks a cell whose period had not ended (or whose window had not closed) by ``until``.
+INCOMPLETE = "*"
 
 Row = tuple[Any, ...]
 
@@ -31,6 +36,22 @@ Row = tuple[Any, ...]
 def rate(part: int | Decimal, whole: int | Decimal) -> float | None:
     """``part / whole``, or ``None`` when ``whole`` is zero (no base, no rate)."""
     return float(part) / float(whole) if whole else None
+
+
+def _moment(instant: datetime, tz: tzinfo, end: bool) -> str:
+    local = instant.astimezone(tz)
+    if (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0):
+        return f"{local:%Y-%m-%d %H:%M}"
+    # An exclusive end at midnight covers the day before it, whole.
+    return f"{(local - timedelta(days=1)) if end else local:%Y-%m-%d}"
+
+
+def covering(since: datetime | None, until: datetime, tz: tzinfo) -> str:
+    """The time a report covers, as its title states it, in the business time zone:
+    ``2026-05-04 to 2026-06-07`` (whole days, both included), with the time of
+    day where a bound is not at midnight, and ``up to 2026-06-07`` without a start."""
+    last = _moment(until, tz, end=True)
+    return f"up to {last}" if since is None else f"{_moment(since, tz, end=False)} to {last}"
 
 
 def format_value(value: Any, percent: bool = False) -> str:
@@ -73,6 +94,10 @@ class Report:
     title: str
     columns: tuple[str, ...]
     rows: tuple[Row, ...]
+    #: The time the report covers, as its title states it (see :func:`covering`).
+    covers: str = ""
+    #: Lines printed under the table (what a ``*`` marks).
+    footnotes: tuple[str, ...] = ()
 
     def is_percent(self, column: str) -> bool:
         """Whether ``column`` holds rates shown as percentages."""
@@ -94,11 +119,13 @@ class Report:
     def to_json(self, *, indent: int | None = None) -> str:
         """``{"title": ..., "columns": [...], "rows": [{column: value}, ...]}`` as JSON
         (money as strings so no precision is lost)."""
-        payload = {
+        payload: dict[str, Any] = {
             "title": self.title,
             "columns": list(self.columns),
             "rows": [{k: _plain(v) for k, v in row.items()} for row in self.as_dicts()],
         }
+        if self.footnotes:
+            payload["notes"] = list(self.footnotes)
         return json.dumps(payload, ensure_ascii=False, indent=indent)
 
     def cells(self) -> list[list[str]]:
@@ -108,7 +135,7 @@ class Report:
 
     def __str__(self) -> str:
         right = [_numeric_column(self.rows, i) for i in range(len(self.columns))]
-        return render_text(self.title, self.columns, self.cells(), right)
+        return "\n".join([render_text(self.title, self.columns, self.cells(), right), *self.footnotes])
 
     def to_rich(self) -> RenderableType:
         """A :class:`rich.table.Table` of the rows (numbers right-aligned)."""
@@ -124,7 +151,7 @@ class Report:
             table.add_row(*cells)
         # The title goes above the table rather than into it, so a narrow table
         # does not wrap a long title over several lines.
-        return Group(Text(self.title, style="bold"), table)
+        return Group(Text(self.title, style="bold"), table, *(Text(note, style="dim") for note in self.footnotes))
 
 
 def _numeric_column(rows: Sequence[Row], index: int) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .._clock import to_us
 from ..errors import ValidationError
 from ..services._common import check_int
-from ._time import bucket_start, check_period, check_window
+from ._time import AS_OF_SETTING, bucket_start, check_period, check_window
 from .aov import AovReport, aov_report, check_aov_by
 from .cohorts import CohortReport, check_metric, cohort_report
 from .fission import FissionReport, fission_report
@@ -43,9 +43,11 @@ class Analytics:
     """``ws.analytics``: funnel, cohorts, repurchase, AOV, RFM, touchpoints,
     new vs returning buyers and fission, each as a :class:`~siyu.analytics.results.Report`.
 
-    Every method reads one consistent snapshot. ``until`` defaults to now and
-    is exclusive; ``since`` is inclusive. Periods are ``"day"``, ``"week"``
-    (from Monday) or ``"month"`` (calendar) in the business time zone.
+    Every method reads one consistent snapshot. ``until`` defaults to
+    :meth:`as_of` (now, except on a demo database) and is exclusive; ``since``
+    is inclusive; each report's title says the time it covers. Periods are
+    ``"day"``, ``"week"`` (from Monday) or ``"month"`` (calendar) in the
+    business time zone.
 
     It also registers segment metrics: ``rfm.r``, ``rfm.f``, ``rfm.m``
     (5-quantile scores of buyers) and ``funnel.<step>`` (``true`` when the
@@ -86,6 +88,19 @@ class Analytics:
 
         return values
 
+    def as_of(self) -> datetime:
+        """Where reports end when no ``until`` is given: now, or on a database
+        built by ``siyu demo`` the moment its simulated history ends (so its
+        reports do not trail off into weeks with no data)."""
+        with self._ws.read() as tx:
+            stored = tx.meta.get(AS_OF_SETTING)
+        if stored is not None:
+            try:
+                return datetime.fromisoformat(stored).astimezone(self._ws.tz)
+            except ValueError:
+                pass  # not ours to fail on: a report still works from the clock
+        return self._ws.now()
+
     # -- reports --------------------------------------------------------------------------
     def funnel(
         self,
@@ -105,19 +120,23 @@ class Analytics:
         ``invited_friend``) or tracked event kinds; an unknown name raises
         :class:`~siyu.errors.ValidationError`.
         """
-        start, end = check_window(since, until, self._ws.now())
+        start, end = check_window(since, until, self._end(until))
         group = check_by(by)
         with self._ws.read() as tx:
             names = check_steps(tx, steps)
-            report = funnel_report(tx, names, start, end, group)
+            report = funnel_report(tx, names, start, end, group, self._ws.tz)
         for name in names:
             if name not in BUILTIN_STEPS and f"funnel.{name}" not in self._ws.segments.metrics():
                 self._register_step(name, ("users", "activity"))
         return report
 
+    def _end(self, until: datetime | None) -> datetime:
+        # Only read the stored as-of when it is needed: an explicit until is the common case in code.
+        return self.as_of() if until is None else self._ws.now()
+
     def _period_window(self, period: str, since: datetime | None, until: datetime | None) -> tuple[datetime,
                                                                                                   datetime]:
-        start, end = check_window(since, until, self._ws.now())
+        start, end = check_window(since, until, self._end(until))
         if start is None:
             start = bucket_start(end - timedelta(microseconds=1), period, self._ws.tz)
             for _ in range(DEFAULT_PERIODS - 1):
@@ -157,7 +176,7 @@ class Analytics:
         if not isinstance(window, timedelta) or window <= timedelta(0):
             raise ValidationError(f"window must be a positive timedelta such as timedelta(days=90), got {window!r}")
         check_period(period)
-        start, end = check_window(since, until, self._ws.now())
+        start, end = check_window(since, until, self._end(until))
         with self._ws.read() as tx:
             return repurchase_report(tx, window, period, start, end, self._ws.tz)
 
@@ -167,16 +186,16 @@ class Analytics:
         """Average order value of counted orders paid in ``[since, until)``;
         ``by``: ``"channel"``, ``"source"`` (the buyer's), ``"day"``, ``"week"`` or ``"month"``."""
         group = check_aov_by(by)
-        start, end = check_window(since, until, self._ws.now())
+        start, end = check_window(since, until, self._end(until))
         with self._ws.read() as tx:
             return aov_report(tx, group, start, end, self._ws.tz)
 
     def rfm(self, quantiles: int = 5, *, until: datetime | None = None) -> RfmReport:
         """Per-buyer R, F, M scores from 1 to ``quantiles`` (see :mod:`siyu.analytics.rfm`)."""
         check_int(quantiles, "quantiles", minimum=2, maximum=100)
-        _, end = check_window(None, until, self._ws.now())
+        _, end = check_window(None, until, self._end(until))
         with self._ws.read() as tx:
-            return rfm_report(tx, quantiles, end)
+            return rfm_report(tx, quantiles, end, self._ws.tz)
 
     def touchpoints(
         self,
@@ -194,9 +213,9 @@ class Analytics:
         if check_by(by) is None:
             raise ValidationError("touchpoints need by='source', 'state' or 'campaign'")
         exposure = check_reached(reached)
-        start, end = check_window(since, until, self._ws.now())
+        start, end = check_window(since, until, self._end(until))
         with self._ws.read() as tx:
-            return touchpoint_report(tx, by, start, end, exposure)
+            return touchpoint_report(tx, by, start, end, exposure, self._ws.tz)
 
     def new_vs_returning(
         self, period: str = "month", *, since: datetime | None = None, until: datetime | None = None
@@ -209,8 +228,9 @@ class Analytics:
             return new_vs_returning_report(tx, period, start, end, self._ws.tz)
 
     def fission(self, campaign: str | None = None) -> FissionReport:
-        """Fission rate, K-factor, generations and the invite funnel (``ws.referrals.stats``)."""
-        return fission_report(self._ws.referrals.stats(campaign))
+        """Fission rate, inviters, K-factor, generations and the invite funnel
+        (``ws.referrals.stats``), as of now (:meth:`as_of`)."""
+        return fission_report(self._ws.referrals.stats(campaign), self.as_of(), self._ws.tz)
 
     def reindex(self) -> None:
         """Rebuild the activity rollup that cohort retention reads, from the raw rows.

@@ -22,9 +22,11 @@ from pyroaring import BitMap
 from .._clock import to_us
 from ..errors import ValidationError
 from .funnel import NONE_LABEL, reached
-from .results import Report, rate
+from .results import Report, covering, rate
 
 if TYPE_CHECKING:
+    from datetime import tzinfo
+
     from ..storage.base import Transaction
 
 __all__ = ["TouchpointReport", "touchpoint_report"]
@@ -56,7 +58,7 @@ def check_reached(value: object) -> dict[str, int]:
 
 
 def touchpoint_report(
-    tx: Transaction, by: str, since: datetime | None, until: datetime, exposure: dict[str, int]
+    tx: Transaction, by: str, since: datetime | None, until: datetime, exposure: dict[str, int], tz: tzinfo
 ) -> TouchpointReport:
     until_us = to_us(until)
     users = reached(tx, "first_seen", None if since is None else to_us(since), until_us)
@@ -80,8 +82,10 @@ def touchpoint_report(
             rows.append((name, n_reached, n_added, rate(n_added, n_reached), n_ordered,
                          rate(n_ordered, n_added), rate(n_ordered, n_reached)))
     rows.sort(key=lambda r: (-int(r[1]), str(r[0])))  # type: ignore[call-overload]
+    covers = covering(since, until, tz)
     return TouchpointReport(
-        title=f"drainage per {by}: reached -> added on WeCom -> ordered",
+        title=f"drainage per {by}: reached -> added on WeCom -> ordered, {covers}",
+        covers=covers,
         columns=("touchpoint", "reached", "added", "drainage_rate", "ordered", "order_rate", "overall_rate"),
         rows=tuple(rows),
         by=by,

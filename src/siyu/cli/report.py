@@ -28,7 +28,9 @@ def command() -> None:
 
     Dates (--since, --until) are ISO dates or date-times; without a time zone
     they are read in the shop's business time zone. --since is inclusive,
-    --until exclusive (default: now).
+    --until exclusive (default: now; on a database built by `siyu demo`, the
+    end of its simulated history). Each report's title states the dates it
+    covers, and a period that had not ended by --until is marked with *.
     """
 
 
@@ -69,7 +71,8 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _window(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--until", metavar="DATE", help="End of the range (exclusive; default now).")(func)
+    func = click.option("--until", metavar="DATE",
+                        help="End of the range (exclusive; default now, or a demo's end).")(func)
     func = click.option("--since", metavar="DATE", help="Start of the range (inclusive).")(func)
     return func
 
@@ -114,7 +117,7 @@ def cohorts(state: CliState, period: str, metric: str, since: str | None, until:
 
 @command.command("rfm")
 @click.option("--quantiles", type=click.IntRange(2, 100), default=5, show_default=True, help="Score range 1..N.")
-@click.option("--until", metavar="DATE", help="Score the orders paid before this date (default now).")
+@click.option("--until", metavar="DATE", help="Score the orders paid before this date (default now, or a demo's end).")
 @_common
 @pass_state
 def rfm(state: CliState, quantiles: int, until: str | None, fmt: str, chart: Path | None) -> None:
@@ -151,7 +154,7 @@ def touchpoints(state: CliState, by: str, exposure: tuple[str, ...], since: str 
 @_common
 @pass_state
 def fission(state: CliState, campaign: str | None, fmt: str, chart: Path | None) -> None:
-    """Fission rate, K-factor, generations and the invite funnel."""
+    """Fission rate, inviters, K-factor, generations and the invite funnel."""
     ws = state.workspace()
     report = ws.analytics.fission(campaign)
     _emit(ws, report, fmt, chart, [report.channel_states()])
