@@ -13,6 +13,7 @@ import siyu
 from fission_fixtures import *  # noqa: F403 (the clock and ws fixtures)
 from fission_fixtures import START
 from siyu.errors import (
+    AlreadyBound,
     CampaignClosed,
     NotFound,
     NotNewUser,
@@ -90,12 +91,30 @@ def test_same_inviter_again_is_idempotent_and_events_are_emitted(ws: siyu.Worksp
     assert ws.referrals.history(b)[0].new_inviter_id == a
 
 
+def test_a_second_inviter_is_refused_with_the_binding_in_force(ws: siyu.Workspace) -> None:
+    a, b, x = users(ws, 3)
+    code_b = ws.referrals.invite_code(b, campaign="spring")
+    first = ws.referrals.bind(x, ws.referrals.invite_code(a, campaign="spring"))
+    seen: list[Event] = []
+    ws.subscribe(seen.append)
+    with pytest.raises(AlreadyBound, match=f"already bound to inviter {a}.*rebind") as refused:
+        ws.referrals.bind(x, code_b)
+    assert refused.value.binding == first and refused.value.inviter_id == a
+    with pytest.raises(AlreadyBound):
+        ws.referrals.bind(x, inviter_id=b)
+    assert ws.referrals.binding(x) == first and len(ws.referrals.history(x)) == 1 and not seen
+    # The same inviter through another of their codes is the idempotent case: the first binding stands.
+    assert ws.referrals.bind(x, ws.referrals.invite_code(a, campaign="summer")) == first
+
+
 def test_protection_window_lets_a_later_binding_take_over(ws: siyu.Workspace, clock: FakeClock) -> None:
     a, b, x = users(ws, 3)
     ws.referrals.configure(protection=timedelta(days=7))
     ws.referrals.bind(x, inviter_id=a)
     clock.advance(days=6)
-    assert ws.referrals.bind(x, inviter_id=b).inviter_id == a
+    with pytest.raises(AlreadyBound, match="until") as held:
+        ws.referrals.bind(x, inviter_id=b)
+    assert held.value.inviter_id == a and ws.referrals.inviter_of(x) == a
     clock.advance(days=2)
     taken = ws.referrals.bind(x, inviter_id=b)
     assert (taken.inviter_id, taken.via) == (b, "takeover")
@@ -228,6 +247,9 @@ def test_any_sequence_of_binds_keeps_a_forest(steps: list[tuple[str, int, int]])
                 else:
                     ws.referrals.unbind(x, reason="test")
                     parent.pop(x, None)
+            except AlreadyBound as exc:
+                parent = before
+                assert parent.get(x) not in (None, y) and exc.inviter_id == parent[x]
             except (SelfInvite, ReferralCycle):
                 parent = before
                 assert x == y or x in [y, *_chain(parent, y)]

@@ -26,6 +26,7 @@ The tree::
     │   ├── IdempotencyConflict      key reused with different arguments
     │   ├── InsufficientPoints       spend/reversal larger than the balance
     │   ├── ReferralCycle            a binding would make a referral cycle
+    │   ├── AlreadyBound             the invitee is bound to another inviter
     │   ├── GroupBuyFull             a 拼团 group has no free slot
     │   ├── AlreadyJoined            the user already holds a slot in the group
     │   ├── GroupBuyClosed           the group buy completed, failed or expired
@@ -54,6 +55,7 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyBound",
     "AlreadyDecided",
     "TemplateError",
     "CallbackRejected",
@@ -223,6 +225,16 @@ class UnknownInviteCode(NotFound):
 
 class ReferralCycle(Conflict):
     """Binding the invitee under that inviter would close a loop in the referral graph."""
+
+
+class AlreadyBound(Conflict):
+    """The invitee is already bound to another inviter (and the protection window
+    keeps them there); ``binding`` is the binding in force, ``inviter_id`` its inviter."""
+
+    def __init__(self, message: str, *, binding: object = None, inviter_id: int | None = None) -> None:
+        super().__init__(message)
+        self.binding = binding
+        self.inviter_id = inviter_id
 
 
 class GroupBuyFull(Conflict):

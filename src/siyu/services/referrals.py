@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._clock import aware
 from ..errors import (
+    AlreadyBound,
     CampaignClosed,
     NotFound,
     NotNewUser,
@@ -293,8 +294,11 @@ class Referrals:
     ) -> Binding:
         """Bind ``invitee_id`` to the owner of ``code`` (or to ``inviter_id``).
 
-        Returns the binding in force. First valid binding wins: if the invitee
-        is already bound, that binding is returned unchanged — unless the
+        Returns the binding in force. First valid binding wins: binding an
+        invitee again to the inviter they already have is idempotent (the
+        stored binding is returned, with its first campaign and code); binding
+        them to another inviter raises :class:`~siyu.errors.AlreadyBound`
+        (carrying the binding in force and its ``inviter_id``) — unless the
         protection window (see :meth:`configure`) is over, in which case this
         binding takes over, recorded in :meth:`history`. Refused, changing
         nothing: unknown codes (:class:`~siyu.errors.UnknownInviteCode`), closed
@@ -327,10 +331,18 @@ class Referrals:
             existing = tx.referrals.binding(invitee)
             via = "code" if used is not None else "direct"
             if existing is not None:
-                settings = self._settings(tx)
-                if existing.inviter_id == inviter or settings.protection is None \
-                        or now < existing.bound_at + settings.protection:
+                if existing.inviter_id == inviter:
                     return existing
+                settings = self._settings(tx)
+                if settings.protection is None or now < existing.bound_at + settings.protection:
+                    until = "for good" if settings.protection is None else \
+                        f"until {(existing.bound_at + settings.protection).isoformat()}"
+                    raise AlreadyBound(
+                        f"user {invitee} is already bound to inviter {existing.inviter_id} (since "
+                        f"{existing.bound_at.isoformat()}), who keeps them {until}; nothing was changed. "
+                        "Move them explicitly with ws.referrals.rebind(...), or set a protection window with "
+                        "ws.referrals.configure(protection=...)",
+                        binding=existing, inviter_id=existing.inviter_id)
                 via = "takeover"
             else:
                 # A takeover after the protection window is the 分销 "customer protection" rule: the

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ...errors import (
+    AlreadyBound,
     AlreadyJoined,
     CampaignClosed,
     GroupBuyClosed,
@@ -126,7 +127,8 @@ class GroupBuys:
         ``bind_to_leader``: the joiner came through the leader's share, so bind
         them as the leader's invitee (campaign ``"group_buy"``, channel state
         ``"group:<id>"``) under the usual binding rules; if a rule refuses (an
-        existing customer, a cycle), the join still happens without a binding."""
+        existing customer, someone another inviter holds, a cycle), the join
+        still happens without a binding."""
         if order_id is not None:
             check_int(order_id, "order_id", minimum=1)
         now = self._ws.now()
@@ -144,7 +146,7 @@ class GroupBuys:
                 try:
                     self._referrals.bind(uid, inviter_id=group.leader_id, campaign=GROUP_BUY_CAMPAIGN,
                                          channel_state=f"group:{group.id}")
-                except (NotNewUser, ReferralCycle, CampaignClosed):
+                except (AlreadyBound, NotNewUser, ReferralCycle, CampaignClosed):
                     pass  # bind checks its rules before it writes anything but its lock counter
             members = len(group.members) + 1
             tx.emit(GroupBuyJoined(at=now, group_id=group.id, user_id=uid, members=members, size=group.size,

@@ -12,6 +12,7 @@ import pytest
 
 import siyu
 from siyu.errors import (
+    AlreadyBound,
     AlreadyJoined,
     GroupBuyFull,
     NotNewUser,
@@ -68,7 +69,9 @@ class ReferralsContract(ContractBase):
     def test_first_binding_wins_and_rebind_is_recorded(self, ws: siyu.Workspace, clock: Any) -> None:
         a, b, x = (ws.users.add().id for _ in range(3))
         ws.referrals.bind(x, inviter_id=a)
-        assert ws.referrals.bind(x, inviter_id=b).inviter_id == a
+        with pytest.raises(AlreadyBound):
+            ws.referrals.bind(x, inviter_id=b)
+        assert ws.referrals.inviter_of(x) == a
         ws.referrals.rebind(x, inviter_id=b, reason="support ticket 12")
         assert ws.referrals.inviter_of(x) == b
         assert [h.reason for h in ws.referrals.history(x)] == ["direct", "rebind: support ticket 12"]
@@ -208,7 +211,7 @@ class ReferralsContract(ContractBase):
                         mine.referrals.bind(invitee, inviter_id=inviter)
                     else:
                         mine.referrals.rebind(invitee, inviter_id=inviter, reason=f"worker {seed}")
-                except ReferralCycle:
+                except (AlreadyBound, ReferralCycle):
                     pass
                 except BaseException as exc:  # pragma: no cover - reported below
                     failures.append(exc)
