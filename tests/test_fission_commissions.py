@@ -17,6 +17,7 @@ from fission_fixtures import *  # noqa: F403 (the clock and ws fixtures)
 from fission_fixtures import START
 from siyu.errors import PyramidSchemeRisk, ValidationError
 from siyu.events import Event, OrderLineInfo, OrderRecorded, OrderRefunded
+from siyu.services.line_effects import split
 from siyu.testing import FakeClock
 
 
@@ -226,11 +227,17 @@ def test_what_is_left_is_the_rate_times_the_commissionable_part_not_refunded(
                 continue
             ws.orders.refund(placed.id, what, key=f"k{n}")
             after = ws.orders.get(placed.id)
-            kept = sum(ln.paid_fen - ln.refunded_fen for ln in after.lines if ln.role.value not in excluded)
+            earning = [ln for ln in after.lines if ln.role.value not in excluded and ln.paid_fen > 0]
             entries = ws.referrals.commissions.of_order(placed.id)
             assert [(e.distributor_id, e.level) for e in entries] == [(b, 1), (a, 2)][:len(entries)]
             for e in entries:
-                expected = Decimal(kept * int(e.rate * 1_000_000) // 1_000_000) / 100
+                # Each line keeps its own part of the entry until refunded; then what is left of
+                # it is the rate times the line's money not refunded, never more than its part.
+                ppm = int(e.rate * 1_000_000)
+                parts = split(int(e.original * 100), [ln.paid_fen for ln in earning])
+                expected = Decimal(sum(
+                    part if ln.refunded_fen == 0 else min(part, (ln.paid_fen - ln.refunded_fen) * ppm // 1_000_000)
+                    for ln, part in zip(earning, parts, strict=True))) / 100
                 assert e.amount == expected >= 0
                 assert e.status == ("voided" if expected == 0 else "pending")
         assert ws.observer_errors == []
@@ -252,6 +259,7 @@ def test_entries_from_before_terms_were_recorded_keep_the_roles_of_the_upgrade(
         placed = ws.orders.record(b, [{"sku": "TEA", "qty": 1}, {"sku": "SAMPLE", "qty": 1}, {"sku": "CUP", "qty": 1}])
     db = sqlite3.connect(path)  # as a siyu from before migration 2 left it
     db.execute("ALTER TABLE commission_entries DROP COLUMN terms")
+    db.execute("ALTER TABLE commission_entries DROP COLUMN lines")
     db.execute("UPDATE siyu_schema SET version = 1 WHERE component = 'fission'")
     db.commit()
     db.close()

@@ -175,12 +175,15 @@ class PointsExpired(Event):
 @attrs.frozen(kw_only=True)
 class OrderLineInfo:
     """One order line as events carry it: what was bought, the role of the
-    product, and the fen actually paid for the line after all discounts."""
+    product, and the fen actually paid for the line after all discounts.
+    ``line_no`` is the line's position in the order (0 first; ``None`` in events
+    from before it was carried), so a refund's lines name the lines they return."""
 
     sku: str
     qty: int
     paid_fen: int
     role: str
+    line_no: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -198,9 +201,10 @@ class OrderRecorded(Event):
 
 @attrs.frozen(kw_only=True)
 class OrderRefunded(Event):
-    """Part or all of an order was refunded; ``lines`` hold the refunded part.
-    Whatever an order caused (points, commissions, fission rewards) must be
-    reversed in proportion to ``amount_fen`` / the order's ``total_fen``."""
+    """Part or all of an order was refunded; ``lines`` hold the refunded part
+    (units and money per order line). Whatever an order caused (points,
+    commissions, fission rewards) is reversed for what the refunded lines
+    earned: the refunded share of each line's own part."""
 
     order_id: int
     refund_id: int

@@ -77,7 +77,12 @@ class Product:
 
 @attrs.frozen(kw_only=True)
 class OrderLine:
-    """One line of an order. ``paid_fen`` is after every discount."""
+    """One line of an order. ``paid_fen`` is after every discount.
+
+    ``points`` and ``growth`` are the purchase points and tier growth the line
+    earned (the order's split over its lines); a refund of the line takes back
+    those. ``None``: an order recorded before they were kept per line, whose
+    refunds take back a share of the order's in proportion to the money."""
 
     sku: str
     qty: int
@@ -88,6 +93,8 @@ class OrderLine:
     cost_fen: int = 0
     refunded_fen: int = 0
     refunded_qty: int = 0
+    points: int | None = None
+    growth: int | None = None
 
     @property
     def paid(self) -> Decimal:
@@ -137,7 +144,10 @@ class Order:
 
 @attrs.frozen(kw_only=True)
 class Refund:
-    """A refund of part or all of an order. ``lines`` are ``(line_no, qty, fen)``."""
+    """A refund of part or all of an order. ``lines`` are ``(line_no, qty, fen)``;
+    ``line_effects`` are ``(line_no, points, growth)``: what the refund took back
+    of what each line earned (the points asked back, ``points_reversed`` plus
+    ``points_shortfall``; empty for orders recorded before lines kept theirs)."""
 
     id: int
     order_id: int
@@ -151,6 +161,7 @@ class Refund:
     points_shortfall: int = 0
     growth_reversed: int = 0
     coupons_returned: tuple[str, ...] = ()
+    line_effects: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def amount(self) -> Decimal:

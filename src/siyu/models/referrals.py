@@ -12,6 +12,7 @@ __all__ = [
     "Binding",
     "BindingChange",
     "CommissionEntry",
+    "CommissionLine",
     "CommissionSettings",
     "FissionStats",
     "FraudSettings",
@@ -304,6 +305,19 @@ class CommissionSettings:
 
 
 @attrs.frozen(kw_only=True)
+class CommissionLine:
+    """A commission's part earned on one order line: ``base`` is the line's paid
+    money it was computed on, ``earned`` the part when recorded, ``refunded`` the
+    money of the line refunded since, ``amount`` the part left now."""
+
+    line_no: int
+    base: Decimal
+    earned: Decimal
+    refunded: Decimal
+    amount: Decimal
+
+
+@attrs.frozen(kw_only=True)
 class CommissionEntry:
     """One commission in a distributor's ledger. ``amount`` is what it is worth
     now (after refunds); ``original`` what it was when recorded. ``status``:
@@ -323,6 +337,9 @@ class CommissionEntry:
     created_at: datetime
     settle_after: datetime
     settled_at: datetime | None = None
+    #: The entry per order line (empty for entries recorded before lines were kept):
+    #: a refund takes back what the refunded lines earned.
+    lines: tuple[CommissionLine, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -48,14 +48,18 @@ class PurchaseRule:
     tier_multiplier: bool = True
     reason: str = "purchase"
 
-    def points(self, ctx: RuleContext) -> int:
-        total = Decimal(0)
+    def line_points(self, ctx: RuleContext) -> list[Decimal]:
+        """What each line is worth before rounding (how a refund splits the order's points)."""
+        out = []
         for line in ctx.context.get("lines", ()):
             paid = line["paid_fen"] if isinstance(line, Mapping) else line.paid_fen
             role = line["role"] if isinstance(line, Mapping) else line.role
             rate = Decimal(str(self.role_rates.get(str(role), self.points_per_yuan)))
-            total += Decimal(paid) * rate / 100
-        return _floor(total)
+            out.append(Decimal(paid) * rate / 100)
+        return out
+
+    def points(self, ctx: RuleContext) -> int:
+        return _floor(sum(self.line_points(ctx), Decimal(0)))
 
 
 @attrs.frozen(kw_only=True)

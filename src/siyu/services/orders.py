@@ -4,9 +4,10 @@ Recording an order prices it (activities, the coupons given, member prices),
 redeems the coupons, credits purchase points (the ``purchase`` points rule),
 adds tier growth (upgrading at once) and emits
 :class:`~siyu.events.OrderRecorded` -- all in one transaction. A refund
-reverses, in its own single transaction, the points in proportion to the
-money returned, the tier growth likewise (downgrading if the tier is no longer
-earned), gives back the loss-leader budget the refunded units used, and on a
+reverses, in its own single transaction, the points and tier growth the
+refunded units earned (each line keeps what it earned; see
+:mod:`siyu.services.line_effects`), downgrading if the tier is no longer
+earned, gives back the loss-leader budget the refunded units used, and on a
 full refund gives the coupons back (expired if their validity has ended);
 then it emits :class:`~siyu.events.OrderRefunded`, which the referral engine
 uses to void commissions and fission rewards.
@@ -31,6 +32,7 @@ from ..money import to_fen, to_yuan
 from ..storage.contracts import GrowthEntry
 from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
 from .coupons import Coupons
+from .line_effects import reversal, split
 from .order_metrics import register_order_metrics
 from .pricing import _distribute
 from .products import check_sku
@@ -264,6 +266,7 @@ class Orders:
         earn_rows: list[dict[str, Any]] = []
         growth_rows = []
         growth_of: dict[int, int] = {}
+        line_rows: list[tuple[int, int, int, int]] = []
         infos: dict[int, tuple[OrderLineInfo, ...]] = {}
         for oid, order, coupons, quote in zip(ids, orders, coupons_of, quotes, strict=True):
             saved = dict(quote.applied)
@@ -280,12 +283,16 @@ class Orders:
             ctx = ws.points_rules.context(tx, order.user_id, tier=tiers[order.user_id], lines=infos[oid],
                                           order_id=oid)
             points = ws.points_rules.compute("purchase", ctx) if "purchase" in ws.points_rules.names() else 0
+            line_points = ws.points_rules.split("purchase", ctx, points) if points > 0 else [0] * len(order.lines)
             if points > 0:
                 earn_rows.append({"user_id": order.user_id, "amount": points, "reason": "purchase",
                                   "key": f"order:{oid}:points",
                                   "expires_at": ws.points_rules.expiry_for("purchase", now)})
             growth = ws.tiers.growth_for(tx, order.total_fen)
             growth_of[oid] = growth
+            # Growth follows the money each line paid; a refund takes back the refunded lines' own.
+            line_rows.extend((oid, n, p, g) for n, (p, g) in enumerate(zip(
+                line_points, split(growth, [ln.paid_fen for ln in order.lines]), strict=True)))
             if growth > 0:
                 growth_rows.append(GrowthEntry(user_id=order.user_id, amount=growth, at=order.paid_at,
                                                reason="order", ref=f"order:{oid}"))
@@ -297,6 +304,7 @@ class Orders:
             k = f"order:{oid}:points"
             effects.append((oid, entry_ids.get(k), points_by_key.get(k, 0), growth_of[oid]))
         tx.orders.set_effects(effects)
+        tx.orders.set_line_effects(line_rows)
         if growth_rows:
             tx.tiers.add_growth(growth_rows)
             ws.tiers.settle(tx, [g.user_id for g in growth_rows], reason="order", downgrade=False)
@@ -322,7 +330,8 @@ class Orders:
 
     @staticmethod
     def _infos(lines: Iterable[OrderLine]) -> tuple[OrderLineInfo, ...]:
-        return tuple(OrderLineInfo(sku=ln.sku, qty=ln.qty, paid_fen=ln.paid_fen, role=ln.role.value) for ln in lines)
+        return tuple(OrderLineInfo(sku=ln.sku, qty=ln.qty, paid_fen=ln.paid_fen, role=ln.role.value, line_no=n)
+                     for n, ln in enumerate(lines))
 
     # -- refund ---------------------------------------------------------------------------
     def _plan(self, order: Order, what: object) -> list[tuple[int, int, int]]:
@@ -381,10 +390,12 @@ class Orders:
         (``Decimal``/``int``/``str``) is spread over the lines in proportion to
         what is left of each; a list ``[{"sku": ..., "qty": ...}]`` refunds those
         units at what they were paid. More than what is left raises
-        ValidationError. In the same transaction the order's points are
-        reversed in proportion (if the user spent them already, what is left is
-        taken and the rest recorded as ``points_shortfall``), its tier growth
-        likewise, the loss-leader budget its refunded lines used comes back
+        ValidationError. In the same transaction the points the refunded units
+        earned are reversed (each line's own, in proportion to the share of the
+        line refunded; if the user spent them already, what is left is taken and
+        the rest recorded as ``points_shortfall``), their tier growth likewise
+        (orders recorded before lines kept their own take a share of the
+        order's, by money), the loss-leader budget its refunded lines used comes back
         (in proportion to their units or money refunded), and a full refund
         returns the coupons. An order refunded in full takes no further
         refund (ValidationError). ``key`` makes it idempotent."""
@@ -422,12 +433,22 @@ class Orders:
             if order.total_fen == 0:  # nothing was paid, so only the units say whether all came back
                 units = {n: qty for n, qty, _ in plan}
                 full = all(ln.refunded_qty + units.get(n, 0) >= ln.qty for n, ln in enumerate(order.lines))
-            points_done = sum(r.points_reversed + r.points_shortfall for r in refunds)
-            growth_done = sum(r.growth_reversed for r in refunds)
-            points_target = order.points if full else order.points * after // max(1, order.total_fen)
-            growth_target = order.growth if full else order.growth * after // max(1, order.total_fen)
+            effects: tuple[tuple[int, int, int], ...] = ()
+            if all(ln.points is not None and ln.growth is not None for ln in order.lines):
+                points_back = reversal(order, [ln.points or 0 for ln in order.lines], plan, full)
+                growth_lines = reversal(order, [ln.growth or 0 for ln in order.lines], plan, full)
+                effects = tuple((n, p, g) for n, (p, g) in enumerate(zip(points_back, growth_lines, strict=True))
+                                if p or g)
+                want, growth_back = sum(points_back), sum(growth_lines)
+            else:
+                # Orders from before effects were kept per line: a share of the order's, by money.
+                points_done = sum(r.points_reversed + r.points_shortfall for r in refunds)
+                growth_done = sum(r.growth_reversed for r in refunds)
+                points_target = order.points if full else order.points * after // max(1, order.total_fen)
+                growth_target = order.growth if full else order.growth * after // max(1, order.total_fen)
+                want = points_target - points_done
+                growth_back = growth_target - growth_done
             reversed_points, shortfall = 0, 0
-            want = points_target - points_done
             if want > 0 and order.points_entry_id is not None:
                 try:
                     self._ws.points.reverse(order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
@@ -438,7 +459,6 @@ class Orders:
                         self._ws.points.reverse(order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
                                                 amount=exc.available, reason="refund")
                     reversed_points, shortfall = exc.available, want - exc.available
-            growth_back = growth_target - growth_done
             if growth_back > 0:
                 tx.tiers.add_growth([GrowthEntry(user_id=order.user_id, amount=-growth_back, at=order.paid_at,
                                                  reason="refund", ref=f"order:{oid}")])
@@ -463,13 +483,13 @@ class Orders:
             refund = Refund(id=0, order_id=oid, user_id=order.user_id, key=key, at=now, amount_fen=amount,
                             lines=tuple(plan), full=full, points_reversed=reversed_points,
                             points_shortfall=shortfall, growth_reversed=max(0, growth_back),
-                            coupons_returned=tuple(returned))
+                            coupons_returned=tuple(returned), line_effects=effects)
             refund = attrs.evolve(refund, id=tx.orders.add_refund(refund, print_))
             tx.emit(OrderRefunded(
                 at=now, order_id=oid, refund_id=refund.id, user_id=order.user_id, amount_fen=amount,
                 order_total_fen=order.total_fen, full=full,
                 lines=tuple(OrderLineInfo(sku=order.lines[n].sku, qty=qty, paid_fen=fen,
-                                          role=order.lines[n].role.value) for n, qty, fen in plan),
+                                          role=order.lines[n].role.value, line_no=n) for n, qty, fen in plan),
             ))
             tx.meta.bump("orders")
         return refund

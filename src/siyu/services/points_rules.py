@@ -19,6 +19,7 @@ import logging
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -28,6 +29,7 @@ from ..errors import NotFound, PluginError, ValidationError
 from ..models.commerce import Tier
 from ..models.points import PointsEntry
 from ._common import check_key, check_text, check_user_id, require_user
+from .line_effects import split
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -108,7 +110,10 @@ class PointsRule(Protocol):
     :class:`Expiry`, default never), ``tier_multiplier`` (bool, default True:
     multiply by the tier's ``points_multiplier``), ``reason`` (ledger reason,
     default the name), and ``default_key(ctx) -> str | None`` for rules whose
-    occasion has a natural key (one sign-in per day)."""
+    occasion has a natural key (one sign-in per day), and for rules paid on
+    an order's lines ``line_points(ctx) -> Sequence[int | Decimal]``: what each
+    line of ``ctx.context["lines"]`` is worth, in proportion (see
+    :meth:`PointsRules.split`)."""
 
     name: str
 
@@ -183,6 +188,33 @@ class PointsRules:
         if base and getattr(rule, "tier_multiplier", True) and ctx.tier is not None:
             base = int((Decimal(base) * ctx.tier.points_multiplier).to_integral_value(ROUND_FLOOR))
         return base
+
+    def split(self, name: str, ctx: RuleContext, total: int) -> list[int]:
+        """How ``total`` points that rule ``name`` gave for an order split over its
+        lines (``ctx.context["lines"]``), so a refund takes back what the refunded
+        lines earned: in proportion to the rule's ``line_points(ctx)`` if it has
+        one, else to what the rule gives each line on its own, else (a rule that
+        pays only whole orders) to the money each line paid."""
+        lines = list(ctx.context.get("lines", ()))
+        if total <= 0 or not lines:
+            return [0] * len(lines)
+        rule = self.get(name)
+        weigh = getattr(rule, "line_points", None)
+        if callable(weigh):
+            raw = list(weigh(ctx))
+            if len(raw) != len(lines) or any(isinstance(w, bool | float) or not isinstance(w, int | Decimal | Fraction)
+                                             or w < 0 for w in raw):
+                raise PluginError(f"points rule {name!r}: line_points must return one int or Decimal >= 0 per "
+                                  f"line ({len(lines)}), got {raw!r}")
+            weights = [Fraction(w) for w in raw]
+        else:
+            weights = [Fraction(self.get(name).points(attrs.evolve(ctx, context={**ctx.context, "lines": (line,)})))
+                       for line in lines]
+        if not any(weights):
+            weights = [Fraction(line["paid_fen"] if isinstance(line, Mapping) else line.paid_fen) for line in lines]
+        if not any(weights):
+            weights = [Fraction(line["qty"] if isinstance(line, Mapping) else line.qty) for line in lines]
+        return split(total, weights)
 
     def expiry_for(self, name: str, earned: datetime) -> datetime | None:
         expiry = getattr(self.get(name), "expiry", None) or Expiry.never()

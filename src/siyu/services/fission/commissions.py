@@ -13,7 +13,8 @@ schemes of 3 or more levels as criminal pyramid selling. So here:
 - each commission is computed on one order for the buyer's own upline only,
   never on a downline's total ("team") sales;
 - commissions stay *pending* for the return window, then settle; a refund
-  reduces or voids them, before or after settlement;
+  reduces or voids them, before or after settlement, by what the refunded
+  lines earned (each entry is split over the order's lines when earned);
 - traffic products (引流品, role ``"traffic"``) earn nothing by default.
 
 Orders arrive as :class:`~siyu.events.OrderRecorded` /
@@ -34,10 +35,11 @@ import attrs
 from ..._clock import from_us_required, to_us
 from ...errors import PyramidSchemeRisk, ValidationError
 from ...events import CommissionAdjusted, CommissionRecorded, CommissionSettled, OrderRecorded, OrderRefunded
-from ...models.referrals import CommissionEntry, CommissionSettings
+from ...models.referrals import CommissionEntry, CommissionLine, CommissionSettings
 from ...money import to_yuan
 from ...storage.contracts.fission import CommissionRow
 from .._common import check_text, require_user
+from ..line_effects import split
 
 if TYPE_CHECKING:
     from ...storage.base import Transaction
@@ -150,7 +152,9 @@ class Commissions:
         if not tx.fission.claim_event("order", event.order_id, event.at):
             return
         settings = self._settings(tx)
-        base = sum(line.paid_fen for line in event.lines if line.role not in settings.excluded_roles)
+        eligible = [(n if line.line_no is None else line.line_no, line.paid_fen) for n, line in enumerate(event.lines)
+                    if line.role not in settings.excluded_roles and line.paid_fen > 0]
+        base = sum(fen for _, fen in eligible)
         if base <= 0 or not settings.rates:
             return
         rows: list[CommissionRow] = []
@@ -162,12 +166,15 @@ class Commissions:
             ppm = int(rate * _PPM)
             amount = base * ppm // _PPM
             if amount > 0:
+                # The basis per line, recorded here where it is computed, is what refunds take back.
+                shares = split(amount, [fen for _, fen in eligible])
                 rows.append(CommissionRow(
                     id=0, distributor_id=binding.inviter_id, order_id=event.order_id, buyer_id=event.user_id,
                     level=level, base_fen=base, rate_ppm=ppm, original_fen=amount, amount_fen=amount,
                     refunded_base_fen=0, status="pending", created_at=event.at,
                     settle_after=event.paid_at + settings.return_window, settled_at=None,
-                    excluded_roles=settings.excluded_roles))
+                    excluded_roles=settings.excluded_roles,
+                    lines=tuple((n, fen, share, 0) for (n, fen), share in zip(eligible, shares, strict=True))))
             current = binding.inviter_id
         ids = tx.fission.add_commissions(rows)
         for entry_id, row in zip(ids, rows, strict=False):
@@ -177,24 +184,36 @@ class Commissions:
     def _on_refund(self, tx: Transaction, event: OrderRefunded) -> None:
         """Reduce the order's commissions; the caller made sure the refund is new.
 
-        The refunded lines count with the roles excluded when the commission was
-        earned: a configuration changed since must not move what was earned."""
+        Each refunded line takes back what it earned: what is left of its own part
+        of the entry is the rate times the line's money not refunded (recomputed
+        from the line's cumulative refunded money, so a line refunded in full
+        leaves nothing and rounding never leaves a fen behind), never more than
+        the line earned; lines not refunded keep theirs. Entries from before lines were kept
+        are reduced over the whole entry, with the roles excluded when the
+        commission was earned: a configuration changed since must not move what
+        was earned."""
         for row in tx.fission.commissions(order_id=event.order_id):
+            lines: tuple[tuple[int, int, int, int], ...] | None = None
             excluded = CommissionSettings().excluded_roles if row.excluded_roles is None else row.excluded_roles
-            if event.full:
-                refunded = row.base_fen
-            elif event.lines:
-                refunded = sum(line.paid_fen for line in event.lines if line.role not in excluded)
+            if row.lines is not None:
+                lines = _refund_lines(row.lines, event, excluded)
+                refunded_total = sum(refunded for _, _, _, refunded in lines)
+                target = sum(_line_left(amount, base, refunded, row.rate_ppm) for _, base, amount, refunded in lines)
             else:
-                refunded = row.base_fen * event.amount_fen // max(event.order_total_fen, 1)
-            refunded_total = min(row.base_fen, row.refunded_base_fen + refunded)
-            # Recomputed from the cumulative refunded base, so rounding never leaves a fen behind.
-            target = (row.base_fen - refunded_total) * row.rate_ppm // _PPM
+                if event.full:
+                    refunded = row.base_fen
+                elif event.lines:
+                    refunded = sum(line.paid_fen for line in event.lines if line.role not in excluded)
+                else:
+                    refunded = row.base_fen * event.amount_fen // max(event.order_total_fen, 1)
+                refunded_total = min(row.base_fen, row.refunded_base_fen + refunded)
+                target = (row.base_fen - refunded_total) * row.rate_ppm // _PPM
             delta = target - row.amount_fen
             if delta == 0 and refunded_total == row.refunded_base_fen:
                 continue
             status = "voided" if target == 0 else row.status
-            tx.fission.update_commission(row.id, amount_fen=target, refunded_base_fen=refunded_total, status=status)
+            tx.fission.update_commission(row.id, amount_fen=target, refunded_base_fen=refunded_total, status=status,
+                                         **({} if lines is None else {"lines": lines}))
             tx.fission.add_adjustment(event.refund_id, row.id, delta, event.at)
             tx.emit(CommissionAdjusted(at=event.at, entry_id=row.id, distributor_id=row.distributor_id,
                                        order_id=row.order_id, refund_id=event.refund_id, delta_fen=delta,
@@ -242,11 +261,42 @@ class Commissions:
         }
 
 
+def _line_left(amount: int, base: int, refunded: int, rate_ppm: int) -> int:
+    """What is left of a line's ``amount`` once ``refunded`` of its ``base`` came back."""
+    return amount if refunded == 0 else min(amount, (base - refunded) * rate_ppm // _PPM)
+
+
+def _refund_lines(lines: tuple[tuple[int, int, int, int], ...], event: OrderRefunded,
+                  excluded: tuple[str, ...]) -> tuple[tuple[int, int, int, int], ...]:
+    """The entry's lines with this refund's money added to each line's refunded base."""
+    if event.full:
+        return tuple((n, base, amount, base) for n, base, amount, _ in lines)
+    back: dict[int, int] = {}
+    loose = 0
+    for line in event.lines:
+        if line.line_no is None:
+            loose += 0 if line.role in excluded else line.paid_fen
+        else:
+            back[line.line_no] = back.get(line.line_no, 0) + line.paid_fen
+    if any(line.line_no is None for line in event.lines) or not event.lines:
+        # A refund event without line numbers (from an older siyu): its money is spread over the
+        # entry's lines by what is left of them, as the order's own refunds spread an amount.
+        money = loose if event.lines else \
+            sum(base for _, base, _, _ in lines) * event.amount_fen // max(event.order_total_fen, 1)
+        left = [base - refunded for _, base, _, refunded in lines]
+        for (n, *_), fen in zip(lines, split(min(money, sum(left)), left), strict=True):
+            back[n] = back.get(n, 0) + fen
+    return tuple((n, base, amount, min(base, refunded + back.get(n, 0))) for n, base, amount, refunded in lines)
+
+
 def _entry(row: CommissionRow) -> CommissionEntry:
     return CommissionEntry(
         id=row.id, distributor_id=row.distributor_id, order_id=row.order_id, buyer_id=row.buyer_id,
         level=row.level, base=to_yuan(row.base_fen), rate=Decimal(row.rate_ppm) / _PPM,
         original=to_yuan(row.original_fen), amount=to_yuan(row.amount_fen), status=row.status,
         created_at=row.created_at, settle_after=row.settle_after, settled_at=row.settled_at,
+        lines=tuple(CommissionLine(line_no=n, base=to_yuan(base), earned=to_yuan(amount), refunded=to_yuan(refunded),
+                                   amount=to_yuan(_line_left(amount, base, refunded, row.rate_ppm)))
+                    for n, base, amount, refunded in row.lines or ()),
     )
 

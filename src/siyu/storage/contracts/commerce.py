@@ -64,6 +64,11 @@ class OrderStore(abc.ABC):
         """Record ``(order_id, points_entry_id, points, growth)`` an order caused."""
 
     @abc.abstractmethod
+    def set_line_effects(self, rows: Sequence[tuple[int, int, int, int]]) -> None:
+        """Record ``(order_id, line_no, points, growth)``: what each line earned (read
+        back as ``OrderLine.points`` / ``growth``; ``None`` until recorded)."""
+
+    @abc.abstractmethod
     def get(self, order_id: int) -> Order | None: ...
 
     @abc.abstractmethod

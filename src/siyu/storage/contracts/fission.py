@@ -53,6 +53,9 @@ class CommissionRow:
     #: reverse with these. ``None``: an entry from before they were recorded, in a
     #: workspace whose commissions were never configured (so the defaults applied).
     excluded_roles: tuple[str, ...] | None = None
+    #: The entry per order line: ``(line_no, base_fen, amount_fen, refunded_fen)``, so a refund
+    #: takes back what the refunded lines earned. ``None``: an entry from before they were kept.
+    lines: tuple[tuple[int, int, int, int], ...] | None = None
 
 
 class FissionStore(abc.ABC):
@@ -134,7 +137,7 @@ class FissionStore(abc.ABC):
 
     @abc.abstractmethod
     def update_commission(self, entry_id: int, **fields: object) -> None:
-        """Change ``amount_fen``, ``refunded_base_fen``, ``status``, ``settled_at``."""
+        """Change ``amount_fen``, ``refunded_base_fen``, ``status``, ``settled_at``, ``lines``."""
 
     @abc.abstractmethod
     def claim_event(self, kind: str, ref: int, at: datetime) -> bool:

@@ -22,9 +22,9 @@ _GRANT = "id, task_id, user_id, stage, reward, status, at, points_entry_id"
 _GROUP = "id, leader_id, sku, size, price_fen, status, opened_at, expires_at, closed_at"
 _COMMISSION = (
     "id, distributor_id, order_id, buyer_id, level, base_fen, rate_ppm, original_fen, amount_fen, "
-    "refunded_base_fen, status, created_at, settle_after, settled_at, terms"
+    "refunded_base_fen, status, created_at, settle_after, settled_at, terms, lines"
 )
-_COMMISSION_FIELDS = {"amount_fen", "refunded_base_fen", "status", "settled_at"}
+_COMMISSION_FIELDS = {"amount_fen", "refunded_base_fen", "status", "settled_at", "lines"}
 
 
 def _task(row: Sequence[Any]) -> InviteTask:
@@ -53,7 +53,13 @@ def _commission(row: Sequence[Any]) -> CommissionRow:
         rate_ppm=row[6], original_fen=row[7], amount_fen=row[8], refunded_base_fen=row[9], status=row[10],
         created_at=from_us_required(row[11]), settle_after=from_us_required(row[12]), settled_at=from_us(row[13]),
         excluded_roles=_excluded_roles(row[14]),
+        lines=None if row[15] is None else tuple((int(n), int(b), int(a), int(r))
+                                                 for n, b, a, r in json.loads(row[15])),
     )
+
+
+def _lines(lines: object) -> str | None:
+    return None if lines is None else json.dumps([list(x) for x in lines])  # type: ignore[attr-defined]
 
 
 def _excluded_roles(terms: str | None) -> tuple[str, ...] | None:
@@ -175,11 +181,12 @@ class SqlFissionStore(FissionStore):
         for r in rows:
             row = self.tx.execute(
                 "INSERT INTO commission_entries (distributor_id, order_id, buyer_id, level, base_fen, rate_ppm, "
-                "original_fen, amount_fen, refunded_base_fen, status, created_at, settle_after, terms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, level) DO NOTHING RETURNING id",
+                "original_fen, amount_fen, refunded_base_fen, status, created_at, settle_after, terms, lines) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, level) DO NOTHING "
+                "RETURNING id",
                 (r.distributor_id, r.order_id, r.buyer_id, r.level, r.base_fen, r.rate_ppm, r.original_fen,
                  r.amount_fen, r.refunded_base_fen, r.status, to_us(r.created_at), to_us(r.settle_after),
-                 _terms(r)),
+                 _terms(r), _lines(r.lines)),
             ).fetchone()
             if row is not None:
                 ids.append(int(row[0]))
@@ -200,7 +207,8 @@ class SqlFissionStore(FissionStore):
         unknown = set(fields) - _COMMISSION_FIELDS
         if unknown:
             raise ValueError(f"cannot update commission columns {sorted(unknown)}")
-        values = [to_us(v) if isinstance(v, datetime) else v for v in fields.values()]
+        values = [to_us(v) if isinstance(v, datetime) else _lines(v) if name == "lines" else v
+                  for name, v in fields.items()]
         sets = ", ".join(f"{name} = ?" for name in fields)
         self.tx.execute(f"UPDATE commission_entries SET {sets} WHERE id = ?", [*values, entry_id])
 

@@ -20,17 +20,19 @@ _COUNTED = "(refunded < total OR total = 0)"
 
 _ORDER = ("id, user_id, key, channel, paid_at, subtotal, discount, total, refunded, coupons, points_entry_id, "
           "points, growth, budget")
-_LINE = "order_id, sku, qty, unit, paid, role, category, cost, refunded, refunded_qty"
+_LINE = "order_id, sku, qty, unit, paid, role, category, cost, refunded, refunded_qty, points, growth"
 _REFUND = ("id, order_id, user_id, key, at, amount, lines, is_full, points_reversed, points_shortfall, "
-           "growth_reversed, coupons_returned")
+           "growth_reversed, coupons_returned, effects")
 
 
 def _refund(row: Sequence[Any]) -> Refund:
+    lines = json.loads(row[6])
     return Refund(
         id=row[0], order_id=row[1], user_id=row[2], key=row[3], at=from_us_required(row[4]), amount_fen=row[5],
-        lines=tuple(tuple(x) for x in json.loads(row[6])),  # type: ignore[misc]
+        lines=tuple((int(x[0]), int(x[1]), int(x[2])) for x in lines),
         full=bool(row[7]), points_reversed=row[8], points_shortfall=row[9], growth_reversed=row[10],
         coupons_returned=tuple(json.loads(row[11])),
+        line_effects=tuple((int(n), int(p), int(g)) for n, p, g in json.loads(row[12] or "[]")),
     )
 
 
@@ -101,6 +103,12 @@ class SqlOrderStore(OrderStore):
             [(entry_id, points, growth, oid) for oid, entry_id, points, growth in rows],
         )
 
+    def set_line_effects(self, rows: Sequence[tuple[int, int, int, int]]) -> None:
+        self.tx.executemany(
+            "UPDATE order_lines SET points = ?, growth = ? WHERE order_id = ? AND line_no = ?",
+            [(points, growth, oid, n) for oid, n, points, growth in rows],
+        )
+
     def _load(self, where: str, params: Sequence[Any]) -> list[Order]:
         rows = list(self.tx.execute(f"SELECT {_ORDER} FROM orders WHERE {where} ORDER BY paid_at, id", params))
         if not rows:
@@ -112,7 +120,8 @@ class SqlOrderStore(OrderStore):
             ):
                 lines[r[0]].append(
                     OrderLine(sku=r[1], qty=r[2], unit_fen=r[3], paid_fen=r[4], role=ProductRole(r[5]),
-                              category=r[6], cost_fen=r[7], refunded_fen=r[8], refunded_qty=r[9])
+                              category=r[6], cost_fen=r[7], refunded_fen=r[8], refunded_qty=r[9], points=r[10],
+                              growth=r[11])
                 )
         return [
             Order(id=r[0], user_id=r[1], key=r[2], channel=r[3], paid_at=from_us_required(r[4]), subtotal_fen=r[5],
@@ -153,11 +162,12 @@ class SqlOrderStore(OrderStore):
         [rid] = self.tx.dialect.allocate_ids(self.tx, "order_refunds", 1)
         self.tx.execute(
             "INSERT INTO order_refunds (id, order_id, user_id, key, fingerprint, at, amount, lines, is_full, "
-            "points_reversed, points_shortfall, growth_reversed, coupons_returned) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "points_reversed, points_shortfall, growth_reversed, coupons_returned, effects) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (rid, refund.order_id, refund.user_id, refund.key, fingerprint, to_us(refund.at), refund.amount_fen,
              json.dumps([list(x) for x in refund.lines]), int(refund.full), refund.points_reversed,
-             refund.points_shortfall, refund.growth_reversed, json.dumps(list(refund.coupons_returned))),
+             refund.points_shortfall, refund.growth_reversed, json.dumps(list(refund.coupons_returned)),
+             json.dumps([list(x) for x in refund.line_effects]) if refund.line_effects else None),
         )
         return rid
 

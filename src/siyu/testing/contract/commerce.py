@@ -76,6 +76,16 @@ class CommerceContract(ContractBase):
         with pytest.raises(ValidationError):
             ws.orders.refund(order.id, key="r5")
 
+    def test_lines_keep_what_they_earned_and_refunds_what_they_took(self, ws: siyu.Workspace) -> None:
+        uid = _shop(ws)
+        order = ws.orders.record(uid, [{"sku": "TEA", "qty": 1}, {"sku": "CUP", "qty": 2}], key="o")
+        stored = ws.orders.get(order.id)
+        assert [(ln.points, ln.growth) for ln in stored.lines] == [(100, 99), (0, 20)] == [
+            (ln.points, ln.growth) for ln in order.lines]
+        refund = ws.orders.refund(order.id, [{"sku": "CUP", "qty": 1}], key="r")
+        assert (refund.points_reversed, refund.growth_reversed, refund.line_effects) == (0, 10, ((1, 0, 10),))
+        assert ws.orders.refunds(order.id) == [refund] and ws.points.balance(uid) == 100
+
     def test_loss_leader_budget_follows_partial_refunds(self, ws: siyu.Workspace) -> None:
         uid = _shop(ws)
         ws.promotions.activity("1元尝鲜", {"CUP": "1"}, loss_leader=True, budget="100")

@@ -55,4 +55,9 @@ MIGRATIONS = [
     ),
     # Loss-leader budget an order used, so a full refund can give it back.
     (2, ["ALTER TABLE orders ADD COLUMN budget {text}"]),
+    # Points and growth each line earned, so a refund takes back the refunded lines' own, and what
+    # each refund took back per line (JSON [[line_no, points, growth], ...]). NULL on lines of orders
+    # from before: their refunds keep taking a share of the order's by money.
+    (3, ["ALTER TABLE order_lines ADD COLUMN points {bigint}", "ALTER TABLE order_lines ADD COLUMN growth {bigint}",
+         "ALTER TABLE order_refunds ADD COLUMN effects {text}"]),
 ]

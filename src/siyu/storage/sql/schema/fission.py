@@ -49,4 +49,8 @@ MIGRATIONS = [
             "WHERE name = 'referrals.commissions') WHERE terms IS NULL",
         ],
     ),
+    # Each entry's basis per order line (JSON [[line_no, base_fen, amount_fen, refunded_fen], ...]), so a
+    # refund takes back what the refunded lines earned. NULL for entries from before: refunds reverse
+    # those over the whole entry, as they did.
+    (3, ["ALTER TABLE commission_entries ADD COLUMN lines {text}"]),
 ]

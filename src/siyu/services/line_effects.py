@@ -1,0 +1,60 @@
+"""What each order line earned, and what a refund of it takes back.
+
+An order earns points, growth value and commissions; they are split over its
+lines when earned, so a refund reverses what the refunded units earned and not
+a share of the whole order's (a traffic item that earned no points gives none
+back). Within a line, a refund takes back the share of the line refunded: of
+its units or of its money, whichever is larger (a free unit has no money), all
+of it once the line or the order is refunded in full. Each refund takes
+``floor(earned * share after) - floor(earned * share before)``, so partial
+refunds never take more than the line earned and refunds adding up to the
+whole order take back exactly everything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+
+from ..models.commerce import Order, OrderLine
+
+__all__ = ["line_share", "reversal", "split"]
+
+
+def split(total: int, weights: Sequence[Fraction | int]) -> list[int]:
+    """Split ``total`` (>= 0) in proportion to ``weights`` (largest remainder, ties to
+    the earlier line); a line of weight 0 gets nothing. All weights 0: all zeros."""
+    whole = sum(weights, Fraction(0))
+    if whole <= 0 or total <= 0:
+        return [0] * len(weights)
+    exact = [Fraction(total) * w / whole for w in weights]
+    shares = [math.floor(x) for x in exact]
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def line_share(line: OrderLine, refunded_fen: int, refunded_qty: int) -> Fraction:
+    """The share of ``line`` refunded once this much money and these units came back."""
+    if refunded_qty >= line.qty or (line.paid_fen > 0 and refunded_fen >= line.paid_fen):
+        return Fraction(1)
+    part = Fraction(refunded_qty, line.qty)
+    if line.paid_fen > 0:
+        part = max(part, Fraction(refunded_fen, line.paid_fen))
+    return part
+
+
+def reversal(order: Order, earned: Sequence[int], plan: Sequence[tuple[int, int, int]], full: bool) -> list[int]:
+    """Per line, what this refund (``plan``: ``(line_no, qty, fen)``) takes back of
+    ``earned`` (per line), given what earlier refunds of the order took."""
+    adds = {n: (qty, fen) for n, qty, fen in plan}
+    out = []
+    for n, (line, amount) in enumerate(zip(order.lines, earned, strict=True)):
+        qty, fen = adds.get(n, (0, 0))
+        before = math.floor(amount * line_share(line, line.refunded_fen, line.refunded_qty))
+        after_share = Fraction(1) if full else line_share(line, line.refunded_fen + fen, line.refunded_qty + qty)
+        after = math.floor(amount * after_share)
+        out.append(after - before)
+    return out
