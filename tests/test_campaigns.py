@@ -221,7 +221,9 @@ def test_rerun_and_resume_never_send_twice(ws: siyu.Workspace) -> None:
     ids = users(ws, 30, consent="outbox")
     c = ws.campaigns.create("once", audience=ids, channel="outbox", template="hi ${name}")
     assert ws.campaigns.send(c.id).sent == 30
-    assert ws.campaigns.resume(c.id).sent == 0
+    again = ws.campaigns.resume(c.id)
+    assert again.sent == 0 and again.claimed == 0
+    assert again.done  # a finished campaign says so
     with pytest.raises(Conflict, match="already launched"):
         ws.campaigns.send(c.id)
     outbox = ws.channels.get("outbox")
@@ -303,7 +305,9 @@ def test_pending_records_after_a_crash_are_resent_with_the_same_key_on_outbox(ws
     with ws.write() as tx:
         rows = [NewDelivery(user_id=u, variant="A", phase="send", status="pending", claimed_at=now,
                             idem_key=f"campaign:{c.id}::{u}") for u in ids[:2]]
-        tx.campaigns.add_deliveries(c.id, "outbox", "marketing", rows, now)
+        claimed = tx.campaigns.add_deliveries(c.id, "outbox", "marketing", rows, now)
+        # Claimed by a sender that is gone (no process holds its token).
+        tx.campaigns.set_status([(d, {"holder": "0dead0:run"}) for d in claimed])
         tx.channels.outbox_add([("outbox", str(ids[0]), ids[0], "hi", None, "{}", "marketing",
                                  f"campaign:{c.id}::{ids[0]}")], now)
         state = {"rest": {"variant": "A", "phase": "send", "occurrence": ""}, "phase": "send",
@@ -315,8 +319,28 @@ def test_pending_records_after_a_crash_are_resent_with_the_same_key_on_outbox(ws
     assert sorted(m.user_id for m in outbox.iter_messages()) == sorted(ids)  # type: ignore[attr-defined]
 
 
-def test_other_processes_pending_claims_are_left_alone_until_the_lease_ends(ws: siyu.Workspace,
-                                                                            clock: FakeClock) -> None:
+def test_a_live_senders_claims_are_left_to_it(ws: siyu.Workspace) -> None:
+    ids = users(ws, 4)
+    seen: list[Any] = []
+
+    def outcome(message: Message) -> DeliveryResult | None:
+        if not seen:  # in the middle of the provider call, someone else resumes the campaign
+            seen.append(ws.campaigns.resume(c.id))
+            seen.append({d.user_id: d.status for d in ws.campaigns.deliveries(c.id)})
+        return None
+
+    ws.channels.install(RecordingChannel(outcome=outcome))
+    c = ws.campaigns.create("live", audience=ids, channel="recording", template="hi")
+    report = ws.campaigns.send(c.id)
+    inner, during = seen
+    assert inner.unknown == 0 and not inner.done
+    assert during == dict.fromkeys(ids, "pending")
+    assert report.sent == 4 and report.done
+    assert {d.status for d in ws.campaigns.deliveries(c.id)} == {"sent"}
+
+
+def test_legacy_claims_without_a_holder_are_left_alone_for_ten_minutes(ws: siyu.Workspace,
+                                                                        clock: FakeClock) -> None:
     ids = users(ws, 2)
     rec = ws.channels.install(RecordingChannel(name="sms_like", consent_channel="recording"))
     c = ws.campaigns.create("lease", audience=ids, channel="sms_like", template="hi")
@@ -325,7 +349,7 @@ def test_other_processes_pending_claims_are_left_alone_until_the_lease_ends(ws: 
     with ws.write() as tx:
         tx.campaigns.add_deliveries(c.id, "recording", "marketing", [
             NewDelivery(user_id=ids[0], variant="A", phase="send", status="pending", claimed_at=ws.now())], ws.now())
-    ws.campaigns.send(c.id)  # a running send recovers only claims older than 10 minutes
+    ws.campaigns.send(c.id)  # a claim of unknown holder is recovered only once 10 minutes old
     assert {d.user_id: d.status for d in ws.campaigns.deliveries(c.id)} == {ids[0]: "pending", ids[1]: "sent"}
     clock.advance(minutes=11)
     ws.campaigns.resume(c.id, recover_after=timedelta(minutes=10))

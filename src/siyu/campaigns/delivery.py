@@ -17,9 +17,14 @@ three steps:
    ``sent``, ``failed``, ``rejected``, ``unavailable``, ``unknown`` or goes
    back to ``queued`` (rate limit, transient failure) with its ``due_at``.
 
-A crash between 1 and 3 leaves ``pending`` records whose outcome is unknown.
-``resume`` (and any run, once a claim is older than the lease) recovers
-them per channel:
+Each claim notes its *holder*: the run that wrote it, in a process whose
+liveness the storage can prove (:mod:`siyu.storage.holders`: a file lock on
+SQLite, an advisory lock on PostgreSQL, released by the operating system or
+the server when the process dies, even by ``kill -9``). A crash between 1 and
+3 leaves ``pending`` records whose outcome is unknown; ``resume`` (and any
+run) takes over only the records whose holder is provably gone -- a live
+sender's claims are never touched, however slow it is -- and recovers them
+per channel:
 
 * channels that accept an idempotency key and de-duplicate on it
   (``outbox``, ``webhook``; a plugin says so with the class attribute
@@ -45,7 +50,7 @@ from ..channels.base import Channel, DeliveryResult, Message, Status
 from ..errors import ChannelError
 from ..events import CampaignPaused, CampaignSent, DeliverySkipped
 from ..identities import mask
-from ..storage.contracts.campaigns import CampaignRow, NewDelivery
+from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
 from .gates import ADDRESS_KIND, lost_users, over_limit, suppressed_users, window_start, without_credit
 from .templates import MissingVariable, Renderer
 
@@ -59,6 +64,9 @@ log = logging.getLogger("siyu.campaigns")
 
 #: How long a transient failure waits before the next attempt, per attempt.
 RETRY_BACKOFF = timedelta(seconds=30)
+#: Claims written by a siyu that did not note their holder are taken over once this old
+#: (the lease that siyu gave its own runs).
+LEGACY_LEASE = timedelta(minutes=10)
 DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 
 
@@ -104,6 +112,8 @@ class Runner:
         self.medium = row.consent_channel
         self.kind = ADDRESS_KIND.get(self.medium)
         self._zones: dict[int, Any] | None = None
+        #: The holder id written on this run's claims (set while :meth:`run` runs).
+        self.holder: str | None = None
 
     # -- the loop ------------------------------------------------------------------------
     def run(
@@ -114,9 +124,21 @@ class Runner:
         recover_after: timedelta | None = None,
         limit: int | None = None,
     ) -> dict[str, Any]:
-        """Recover stale pending records, then send due records and (with
+        """Recover pending records whose holder is gone (claimed at least
+        ``recover_after`` ago), then send due records and (with
         ``rest=(users, variant, phase)``) the users after the cursor.
         Returns counters for a :class:`RunReport`."""
+        with self.ws.backend.holders.run() as holder:
+            self.holder = holder
+            try:
+                return self._run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
+            finally:
+                self.holder = None
+
+    def _run(
+        self, *, occurrence: str, rest: tuple[BitMap, str, str] | None, recover_after: timedelta | None,
+        limit: int | None,
+    ) -> dict[str, Any]:
         totals: dict[str, Any] = {
             "claimed": 0, "sent": 0, "failed": 0, "skipped": 0, "deferred": 0, "unknown": 0, "retried": 0,
             "paused_until": None, "skipped_by": {},
@@ -149,30 +171,51 @@ class Runner:
         return totals
 
     # -- recovery ------------------------------------------------------------------------
+    def _orphans(self, rows: Sequence[DeliveryRow], now: datetime, recover_after: timedelta) -> list[DeliveryRow]:
+        """The pending records whose holder is provably gone."""
+        holders = {d.holder for d in rows if d.holder is not None}
+        gone = self.ws.backend.holders.gone(holders) if holders else set()
+        legacy = now - max(recover_after, LEGACY_LEASE)
+        return [
+            d for d in rows
+            if (d.holder in gone if d.holder is not None else d.claimed_at is not None and d.claimed_at <= legacy)
+        ]
+
     def _recover(self, recover_after: timedelta, totals: dict[str, Any]) -> None:
         now = self.ws.now()
         with self.ws.read() as tx:
-            stale = tx.campaigns.pending(self.row.id, claimed_before=now - recover_after)
+            stale = self._orphans(tx.campaigns.pending(self.row.id, claimed_before=now - recover_after), now,
+                                  recover_after)
         if not stale:
             return
-        if not self.idempotent:
-            with self.ws.write() as tx:
-                # Re-read inside the write: another process may have completed some meanwhile.
-                stale = tx.campaigns.pending(self.row.id, claimed_before=now - recover_after)
+        orphaned = {d.id: d.holder for d in stale}
+        with self.ws.write() as tx:
+            # Re-read inside the write: the holder may have completed some meanwhile, or another
+            # process taken them over (they then carry its holder, not the dead one).
+            stale = [
+                d for d in tx.campaigns.pending(self.row.id, claimed_before=now - recover_after)
+                if d.id in orphaned and d.holder == orphaned[d.id]
+            ]
+            if not self.idempotent:
                 tx.campaigns.set_status(
                     [
                         (
                             d.id,
                             {
                                 "status": "unknown", "reason": "outcome_unknown", "completed_at": now,
-                                "detail": f"claimed at {d.claimed_at} and never completed (crash?); channel "
-                                f"{self.channel.name!r} cannot de-duplicate, so it is not resent: review it",
+                                "detail": f"claimed at {d.claimed_at} by a sender that stopped before completing "
+                                f"it (its process died); channel {self.channel.name!r} cannot de-duplicate, so "
+                                "it is not resent: review it",
                             },
                         )
                         for d in stale
                     ],
                     only_from="pending",
                 )
+            else:
+                # This run holds them now, so nobody else resends them meanwhile.
+                tx.campaigns.set_status([(d.id, {"holder": self.holder}) for d in stale], only_from="pending")
+        if not self.idempotent:
             totals["unknown"] += len(stale)
             return
         # The channel de-duplicates on the key: send again with the same key.
@@ -253,7 +296,7 @@ class Runner:
                     updates.append(
                         (d.id, {"status": "pending", "claimed_at": now, "attempts": d.attempts + 1,
                                 "recipient": self._stored_recipient(msg.recipient), "idem_key": msg.key,
-                                "reason": None})
+                                "reason": None, "holder": self.holder})
                     )
                     pending_meta.append((d.id, d.variant, msg))
                 elif uid in deferred:
@@ -286,7 +329,7 @@ class Runner:
                     claim.skipped.setdefault(reason, []).append(uid)
             tx.campaigns.add_deliveries(self.row.id, self.medium, self.row.purpose, to_insert, now)
             ids = tx.campaigns.add_pending(
-                self.row.id, self.medium, self.row.purpose, rest_phase, occurrence, fresh, now
+                self.row.id, self.medium, self.row.purpose, rest_phase, occurrence, fresh, now, holder=self.holder
             )
             for did, variant, queued_msg in pending_meta:
                 assert queued_msg is not None and queued_msg.user_id is not None

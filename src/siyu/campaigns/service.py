@@ -709,11 +709,14 @@ class Campaigns(Previews, Receipts, Automation):
         self, campaign: int | str, *, recover_after: timedelta = timedelta(0), limit: int | None = None,
         batch: int = 5_000,
     ) -> RunReport:
-        """Continue a campaign after a crash, a rate limit or a pause: recover
-        records claimed at least ``recover_after`` ago that never completed (see
-        :mod:`siyu.campaigns.delivery`), then send whatever is due. Never sends
-        one user twice. Pass ``recover_after`` = the longest a live sender may
-        take when another process may still be sending this campaign."""
+        """Continue a campaign after a crash, a rate limit or a pause: take over
+        the records whose sender is provably gone (its process died, or its run
+        ended) and that it never completed, then send whatever is due (see
+        :mod:`siyu.campaigns.delivery`). A live sender's records are left to it,
+        so calling this while another process sends the same campaign is safe.
+        ``recover_after`` additionally leaves alone records claimed less than that
+        long ago. Never sends one user twice. ``done`` in the report says whether
+        the campaign is finished (also when it already was)."""
         if not isinstance(recover_after, timedelta) or recover_after < timedelta(0):
             raise ValidationError("recover_after must be a timedelta >= 0")
         with self._ws.read() as tx:
@@ -732,7 +735,7 @@ class Campaigns(Previews, Receipts, Automation):
         return self._model(fresh)
 
     def _run(
-        self, campaign_id: int, *, recover_after: timedelta | None = timedelta(minutes=10), limit: int | None = None,
+        self, campaign_id: int, *, recover_after: timedelta | None = timedelta(0), limit: int | None = None,
         batch: int = 5_000,
     ) -> RunReport:
         check_int(batch, "batch", minimum=1, maximum=100_000)
@@ -774,7 +777,7 @@ class Campaigns(Previews, Receipts, Automation):
             pending = tx.campaigns.pending(row.id)
             next_due = tx.campaigns.next_due(row.id)
             paused_until = totals.get("paused_until")
-            done = False
+            done = row.status == "done"
             idle = not pending and next_due is None and not paused_until
             if row.status in ("running", "piloting", "paused") and idle:
                 rest = row.state.get("rest")

@@ -9,6 +9,7 @@ writer that touches the same user (``tx.users.lock``), across processes.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, ClassVar
@@ -24,6 +25,7 @@ from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.privacy import PrivacyStore
 from .contracts.referrals import ReferralStore
 from .contracts.segments import SegmentStore
+from .holders import Holders
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -172,6 +174,13 @@ class Backend(abc.ABC):
         self.url = url
         #: Seals personal data when the workspace has a secret key (set by ``ws.privacy``).
         self.cipher: FieldCipher | None = None
+
+    @functools.cached_property
+    def holders(self) -> Holders:
+        """Claim holders and the proof that one is gone (see :mod:`siyu.storage.holders`).
+        This default knows only its own process; a backend shared by several processes
+        overrides it, or their crashed claims wait for a person."""
+        return Holders()
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:

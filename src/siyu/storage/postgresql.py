@@ -19,7 +19,9 @@ takes a transaction-scoped advisory lock for the workspace's schema, so
 writers queue exactly like SQLite's ``BEGIN IMMEDIATE`` and every rule the
 stores check before writing (balances, limits, "already bound") still holds
 when they write. Reads run as ``REPEATABLE READ`` snapshots and never wait
-for writers. Concurrency-sensitive rows are also locked ``FOR UPDATE``.
+for writers. A process that claims campaign deliveries holds a session
+advisory lock on one extra connection, so others can tell when it died.
+Concurrency-sensitive rows are also locked ``FOR UPDATE``.
 A connection lost mid-transaction rolls the whole transaction back on the
 server. A pooled connection found dead when a transaction starts (the
 server restarted) is replaced before anything runs, so the next call after a
@@ -28,6 +30,7 @@ restart just works.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._url import StorageURL
 from ..errors import StorageError, ValidationError
 from .base import Capability
+from .holders import AdvisoryHolders, Holders
 from .sql import SqlBackend
 from .sql.dialect import PyformatDialect
 
@@ -284,10 +288,28 @@ class PostgresBackend(SqlBackend):
         with conn.cursor() as cur:
             cur.executemany(statement, batch)
 
+    @functools.cached_property
+    def holders(self) -> Holders:
+        import psycopg
+
+        def connect() -> Any:
+            try:
+                return psycopg.connect(self._conninfo(self.url), autocommit=True)
+            except psycopg.Error as exc:
+                raise StorageError(f"cannot connect to {self.url.masked()} to hold claims: {exc}") from exc
+
+        def read(statement: str, params: tuple[Any, ...]) -> list[Any]:
+            with self.transaction(write=False) as tx:
+                return list(tx.execute(statement, params).fetchall())
+
+        return AdvisoryHolders(connect, read)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._pool.close()
+            if "holders" in self.__dict__:
+                self.holders.close()
 
     def describe(self) -> str:
         return f"PostgreSQL backend at {self.url.masked()} (schema {self.schema})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import ClassVar
 from .._url import StorageURL
 from ..errors import StorageError, ValidationError
 from .base import Capability
+from .holders import FileHolders, Holders, ProcessHolders
 from .sql import Dialect, SqlBackend
 
 #: How long a writer waits for another process's write lock before failing.
@@ -89,11 +91,18 @@ class SQLiteBackend(SqlBackend):
                     conn.execute("ROLLBACK")
                     raise StorageError(f"commit failed on {self.url.masked()}: {exc}") from exc
 
+    @functools.cached_property
+    def holders(self) -> Holders:
+        # Next to the database, like SQLite's own -wal and -shm files.
+        return FileHolders(Path(self._database(self.url) + "-holders"))
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
+        if "holders" in self.__dict__:
+            self.holders.close()
 
 
 class MemoryBackend(SQLiteBackend):
@@ -127,6 +136,10 @@ class MemoryBackend(SQLiteBackend):
             copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self._conn.backup(copy)
             MemoryBackend._template = (copy, dict(self._versions))
+
+    @functools.cached_property
+    def holders(self) -> Holders:
+        return ProcessHolders()
 
     def describe(self) -> str:
         return "in-memory SQLite backend"

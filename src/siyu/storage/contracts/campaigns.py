@@ -79,6 +79,9 @@ class DeliveryRow:
     provider_id: str | None
     code: str | None
     detail: str | None
+    #: Who holds a ``pending`` claim (see :mod:`siyu.storage.holders`); ``None`` on records
+    #: claimed by a siyu that did not record it.
+    holder: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -128,10 +131,10 @@ class CampaignStore(abc.ABC):
     @abc.abstractmethod
     def add_pending(
         self, campaign_id: int, channel: str, purpose: str, phase: str, occurrence: str,
-        rows: Sequence[tuple[int, str, str | None, str | None]], at: datetime,
+        rows: Sequence[tuple[int, str, str | None, str | None]], at: datetime, holder: str | None = None,
     ) -> list[int]:
         """Bulk-insert claimed (``pending``) records: ``(user_id, variant, idem_key,
-        recipient)`` with ``claimed_at = at`` and one attempt; return their ids.
+        recipient)`` with ``claimed_at = at``, one attempt and ``holder``; return their ids.
         Same unique guard as :meth:`add_deliveries`."""
 
     @abc.abstractmethod
@@ -146,8 +149,8 @@ class CampaignStore(abc.ABC):
     def has_delivery(self, campaign_id: int, user_id: int, occurrence: str) -> bool: ...
 
     @abc.abstractmethod
-    def due(self, campaign_id: int, now: datetime, limit: int) -> list[DeliveryRow]:
-        """``queued`` records with ``due_at`` at or before ``now``, oldest first."""
+    def due(self, campaign_id: int, now: datetime, limit: int, status: str = "queued") -> list[DeliveryRow]:
+        """Records in ``status`` (default ``queued``) with ``due_at`` at or before ``now``, oldest first."""
 
     @abc.abstractmethod
     def pending(self, campaign_id: int, claimed_before: datetime | None = None) -> list[DeliveryRow]:
@@ -162,7 +165,7 @@ class CampaignStore(abc.ABC):
         """Update records in bulk: ``(delivery_id, {column: value})``. Columns:
         ``status``, ``reason``, ``due_at``, ``claimed_at``, ``completed_at``,
         ``attempts``, ``recipient``, ``provider_id``, ``code``, ``detail``,
-        ``idem_key``, ``variant``. With ``only_from``, only records currently in
+        ``idem_key``, ``variant``, ``holder``. With ``only_from``, only records currently in
         that status change (a completion never overwrites a recovery)."""
 
     @abc.abstractmethod

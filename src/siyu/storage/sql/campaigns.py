@@ -21,12 +21,12 @@ _CAMPAIGN = (
 )
 _DELIVERY = (
     "id, campaign_id, user_id, occurrence, variant, phase, status, reason, channel, purpose, due_at, "
-    "claimed_at, completed_at, attempts, idem_key, recipient, provider_id, code, detail"
+    "claimed_at, completed_at, attempts, idem_key, recipient, provider_id, code, detail, holder"
 )
 _TIME_COLUMNS = {"due_at", "claimed_at", "completed_at"}
 _SETTABLE = {
     "status", "reason", "due_at", "claimed_at", "completed_at", "attempts", "recipient",
-    "provider_id", "code", "detail", "idem_key", "variant",
+    "provider_id", "code", "detail", "idem_key", "variant", "holder",
 }
 #: Up to this many users, the credit gate reads their addresses rather than every credit holder.
 _FEW_USERS = 10_000
@@ -53,7 +53,7 @@ def _delivery(r: Sequence[Any]) -> DeliveryRow:
         id=int(r[0]), campaign_id=int(r[1]), user_id=int(r[2]), occurrence=r[3], variant=r[4], phase=r[5],
         status=r[6], reason=r[7], channel=r[8], purpose=r[9], due_at=from_us(r[10]), claimed_at=from_us(r[11]),
         completed_at=from_us(r[12]), attempts=int(r[13]), idem_key=r[14], recipient=r[15], provider_id=r[16],
-        code=r[17], detail=r[18],
+        code=r[17], detail=r[18], holder=r[19],
     )
 
 
@@ -137,7 +137,7 @@ class SqlCampaignStore(CampaignStore):
 
     def add_pending(
         self, campaign_id: int, channel: str, purpose: str, phase: str, occurrence: str,
-        rows: Sequence[tuple[int, str, str | None, str | None]], at: datetime,
+        rows: Sequence[tuple[int, str, str | None, str | None]], at: datetime, holder: str | None = None,
     ) -> list[int]:
         if not rows:
             return []
@@ -145,11 +145,11 @@ class SqlCampaignStore(CampaignStore):
         stamp = to_us(at)
         self.tx.executemany(
             "INSERT INTO campaign_deliveries (id, campaign_id, user_id, occurrence, variant, phase, status, "
-            "channel, purpose, claimed_at, attempts, idem_key, recipient, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "channel, purpose, claimed_at, attempts, idem_key, recipient, created_at, holder) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (rid, campaign_id, uid, occurrence, variant, phase, "pending", channel, purpose, stamp, 1, key,
-                 recipient, stamp)
+                 recipient, stamp, holder)
                 for rid, (uid, variant, key, recipient) in zip(ids, rows, strict=True)
             ],
         )
@@ -178,11 +178,11 @@ class SqlCampaignStore(CampaignStore):
         ).fetchone()
         return row is not None
 
-    def due(self, campaign_id: int, now: datetime, limit: int) -> list[DeliveryRow]:
+    def due(self, campaign_id: int, now: datetime, limit: int, status: str = "queued") -> list[DeliveryRow]:
         rows = self.tx.execute(
             f"SELECT {_DELIVERY} FROM campaign_deliveries WHERE campaign_id = ? AND status = ? AND due_at <= ? "
             "ORDER BY due_at, id LIMIT ?",
-            (campaign_id, "queued", to_us(now), limit),
+            (campaign_id, status, to_us(now), limit),
         ).fetchall()
         return [_delivery(r) for r in rows]
 

@@ -46,4 +46,11 @@ MIGRATIONS = [
             "WHERE provider_id IS NOT NULL",
         ],
     ),
+    (
+        3,
+        [
+            # Who holds a pending claim (siyu.storage.holders): taken over only once it is gone.
+            "ALTER TABLE campaign_deliveries ADD COLUMN holder {text}",
+        ],
+    ),
 ]
