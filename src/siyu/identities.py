@@ -12,6 +12,7 @@ import re
 
 import phonenumbers
 
+from ._text import mask, mask_phone
 from .errors import InvalidPhone, ValidationError
 from .models.users import IDENTITY_KINDS
 
@@ -77,19 +78,3 @@ def normalize(kind: str, value: object, scope: str = "") -> tuple[str, str]:
         )
     return text, scope.strip()
 
-
-def mask_phone(value: str) -> str:
-    digits = value[-11:] if len(value) >= 11 else value
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
-
-
-def mask(kind: str, value: str) -> str:
-    """A display form that does not reveal the identity (``138****8000``)."""
-    if kind == "phone":
-        return mask_phone(value)
-    if kind == "email":
-        local, _, domain = value.partition("@")
-        return f"{local[:1]}***@{domain}"
-    return value[:4] + "***" if len(value) > 6 else "***"

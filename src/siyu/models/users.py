@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from .._text import DEFAULT_PERSONAL, mask_value
+
 #: Identity kinds siyu knows, with what each one is.
 IDENTITY_KINDS: dict[str, str] = {
     "phone": "mobile number, stored in E.164 form (+8613800138000)",
@@ -19,14 +21,10 @@ IDENTITY_KINDS: dict[str, str] = {
 
 def _masked(value: object) -> str:
     # Reprs end up in logs, tracebacks and CLI output: show 138****8000, never the number.
-    from ..privacy import mask_value
-
     return repr(mask_value(value))
 
 
 def _masked_attributes(attributes: dict[str, Any]) -> str:
-    from ..privacy import DEFAULT_PERSONAL, mask_value
-
     return repr({k: mask_value(v) if k in DEFAULT_PERSONAL else v for k, v in attributes.items()})
 
 

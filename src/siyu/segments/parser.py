@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 
 import attrs
 
+from .._text import split_tag
 from ..errors import SegmentSyntaxError
 from .ast import (
     KEYWORDS,
@@ -319,8 +320,6 @@ class _Parser:
 
 
 def _tag(parser: _Parser, tok: _Tok) -> Tag:
-    from ..services.tags import split_tag
-
     try:
         group, name = split_tag(tok.value)
     except SegmentSyntaxError:

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from pyroaring import BitMap, FrozenBitMap
 
+from .._text import split_tag
+from .._validation import check_key, check_text
 from ..errors import NotFound, SegmentReferenceError, ValidationError
 from ..models.segments import Explanation, SavedSegment, Snapshot
-from ..services._common import check_key, check_text
 from .ast import And, Node, Not, Or, SegmentRef, atoms, to_text
 from .builtin_metrics import register_builtin_metrics
 from .engine import Engine, Evaluation
 from .metrics import MetricDef, MetricValues, check_metric_name
+from .parser import location
 from .parser import parse as _parse
 
 if TYPE_CHECKING:
@@ -103,8 +105,6 @@ class Segments:
         """Tags another domain creates on first use (``lifecycle/recalled``):
         until they exist they are valid in expressions and match nobody,
         instead of being reported as unknown."""
-        from ..services.tags import split_tag
-
         with self._engine.lock:
             self._engine.declared.update(split_tag(tag) for tag in tags)
 
@@ -205,8 +205,6 @@ class Segments:
         while todo:
             ref = todo.pop()
             if ref.name == name:
-                from .parser import location
-
                 line, column = location(expression, ref.pos) if ref.pos < len(expression) else (1, 1)
                 raise SegmentReferenceError(
                     f"segment {name!r} would refer to itself through segment:{ref.name}",

@@ -1,4 +1,8 @@
-"""Validation and idempotency helpers shared by the services."""
+"""Helpers the services share: users that must exist, idempotent writes.
+
+The plain value checks live on the ground floor (:mod:`siyu._validation`) and
+are re-exported here for the services that import them from this module.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +10,27 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import IdempotencyConflict, NotFound, UserMerged, ValidationError
+from .._validation import MAX_ID, MAX_KEY_LENGTH, check_id, check_int, check_key, check_text, check_user_id
+from ..errors import IdempotencyConflict, NotFound, UserMerged
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
 
 T = TypeVar("T")
 
-MAX_KEY_LENGTH = 200
-
-
-def check_key(key: object, name: str = "key") -> str:
-    """An idempotency key: a non-empty string of at most 200 characters."""
-    if not isinstance(key, str) or not key.strip():
-        raise ValidationError(
-            f"{name} must be a non-empty string that identifies this write, e.g. "
-            f"'signin:2026-11-22:42'; got {key!r}"
-        )
-    if len(key) > MAX_KEY_LENGTH:
-        raise ValidationError(f"{name} is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
-    return key
-
-
-def check_int(value: object, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValidationError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValidationError(f"{name} must be <= {maximum}, got {value}")
-    return value
-
-
-def check_text(value: object, name: str, *, max_length: int = 200, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a str, got {type(value).__name__} {value!r}")
-    if not allow_empty and not value.strip():
-        raise ValidationError(f"{name} must not be empty")
-    if len(value) > max_length:
-        raise ValidationError(f"{name} is {len(value)} characters long; the limit is {max_length}")
-    if any(ord(ch) < 32 and ch not in "\t" for ch in value):
-        raise ValidationError(f"{name} contains control characters: {value!r}")
-    return value
-
-
-#: Ids are 64-bit signed integers in every backend.
-MAX_ID = 2**63 - 1
-
-
-def check_id(value: object, name: str) -> int:
-    """A stored id: a positive int that fits the 64-bit columns."""
-    return check_int(value, name, minimum=1, maximum=MAX_ID)
-
-
-def check_user_id(value: object) -> int:
-    return check_id(value, "user_id")
+__all__ = [
+    "MAX_ID",
+    "MAX_KEY_LENGTH",
+    "check_id",
+    "check_int",
+    "check_key",
+    "check_text",
+    "check_user_id",
+    "fingerprint",
+    "idempotent",
+    "require_user",
+    "require_users",
+]
 
 
 def require_user(tx: Transaction, user_id: object, *, lock: bool = False, active: bool = True) -> int:

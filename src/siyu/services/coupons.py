@@ -24,7 +24,7 @@ from ..events import CouponIssued
 from ..models.commerce import Coupon, CouponTemplate
 from ..money import Money, to_fen
 from ._common import check_int, check_key, check_text, check_user_id, fingerprint, idempotent, require_users
-from .products import check_sku
+from .products import Products, check_sku
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -176,8 +176,6 @@ class Coupons:
             if tx.coupons.template_by_name(template.name) is not None:
                 raise ValidationError(f"a coupon template named {template.name!r} exists; pick another name")
             if template.free_sku is not None or template.skus:
-                from .products import Products
-
                 Products.require(tx, [s for s in (template.free_sku, *template.skus) if s])
             self._ws.promotions.check_offer(tx, template=template)
             template = attrs.evolve(template, id=tx.coupons.save_template(template))

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 from dateutil.relativedelta import relativedelta
 
+from .._text import DEFAULT_PERSONAL, DEFAULT_SENSITIVE, mask_value
 from ..errors import (
     ConsentRequired,
     LegalHold,
+    NotFound,
     PluginError,
     PolicyViolation,
     UserMerged,
@@ -43,10 +45,9 @@ from ..events import (
 from ..hookspecs import hookimpl, observes
 from ..models.privacy import AuditEntry, LegalHoldRecord, Tombstone
 from ..models.users import IDENTITY_KINDS
-from ..privacy import DEFAULT_PERSONAL, DEFAULT_SENSITIVE, mask_value
 from ..privacy.keys import FieldCipher, key_from_env, key_id_of
 from ..storage.contracts.privacy import NewAuditEntry
-from ._common import check_text, check_user_id, require_user
+from ._common import check_int, check_text, check_user_id, require_user
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -447,14 +448,10 @@ class Privacy:
 
     def release_hold(self, hold_id: int) -> LegalHoldRecord:
         """Release a legal hold (idempotent)."""
-        from ._common import check_int
-
         hid = check_int(hold_id, "hold_id", minimum=1)
         with self._ws.write() as tx:
             record = tx.privacy.release_hold(hid, self._ws.now(), self.actor)
             if record is None:
-                from ..errors import NotFound
-
                 raise NotFound(f"no legal hold #{hid}; list a user's holds with ws.privacy.holds(user_id)")
             self._append(tx, "privacy.hold_released", user_id=record.user_id, details={"hold_id": hid})
         return record

@@ -28,6 +28,7 @@ from ..models.commerce import Activity, Coupon, CouponTemplate, Product, Product
 from ..money import Money, to_fen, to_yuan
 from ._cache import VersionedCache
 from ._common import check_int, check_text, check_user_id
+from .coupons import Coupons
 from .pricing import CartLine, Offer, Quote, StackingRules, best_quote, worst_combinations, worst_unit
 from .products import Products, check_sku
 
@@ -355,8 +356,6 @@ class Promotions:
             if coupons is None:
                 held = [c for c in tx.coupons.of_user(uid, "issued") if c.usable_at(now)]
             else:
-                from .coupons import Coupons
-
                 held = Coupons.usable(tx, uid, list(coupons), now)
             offers, skipped = self.offers_for(tx, uid, held, now, catalog)
         return best_quote(uid, lines, offers, catalog.rules, skipped)

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from pyroaring import BitMap
 
+from .._text import split_tag
 from ..errors import NotFound, SegmentReferenceError, ValidationError
 from ..events import Event, TagApplied, TagRemoved
 from ..hookspecs import hookimpl
 from ..models.lifecycle import TagRule
 from ..segments.ast import Compare, DaysSince, Metric, Node, SegmentRef, Tag, atoms
 from ..segments.parser import location, parse
-from .tags import split_tag
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction

@@ -6,45 +6,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .._text import DEFAULT_GROUP, MAX_GROUP_LENGTH, MAX_TAG_LENGTH, check_tag_part, split_tag
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import TagApplied, TagRemoved
 from ..models.tags import TagApplication, TagGroup
 from ._common import check_text, check_user_id, require_user, require_users
+from .tag_rules import TagRules
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
     from ..workspace import Workspace
 
 __all__ = ["DEFAULT_GROUP", "MAX_GROUP_LENGTH", "MAX_TAG_LENGTH", "Tags", "split_tag"]
-
-#: Where a bare tag name (no ``group/``) lives.
-DEFAULT_GROUP = "default"
-#: WeCom's limits for corp tag names and group names, kept so tags sync 1:1.
-MAX_TAG_LENGTH = 30
-MAX_GROUP_LENGTH = 15
-
-
-def _check_name(value: str, what: str, limit: int, full: str) -> str:
-    if not value or value != value.strip():
-        raise ValidationError(f"tag {full!r}: the {what} name is empty or has surrounding spaces")
-    if len(value) > limit:
-        raise ValidationError(
-            f"tag {full!r}: the {what} name has {len(value)} characters; at most {limit} are allowed "
-            "(WeCom's limit, so tags can be synced)"
-        )
-    if any(ord(ch) < 32 for ch in value):
-        raise ValidationError(f"tag {full!r} contains control characters")
-    return value
-
-
-def split_tag(tag: object) -> tuple[str, str]:
-    """``"group/name"`` -> ``("group", "name")``; a bare ``"name"`` is in :data:`DEFAULT_GROUP`."""
-    if not isinstance(tag, str):
-        raise ValidationError(f"a tag must be a str like 'lifecycle/customer', got {type(tag).__name__}")
-    group, sep, name = tag.partition("/")
-    if not sep:
-        group, name = DEFAULT_GROUP, tag
-    return _check_name(group, "group", MAX_GROUP_LENGTH, tag), _check_name(name, "tag", MAX_TAG_LENGTH, tag)
 
 
 class Tags:
@@ -55,8 +28,6 @@ class Tags:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
         workspace.users.add_merge_participant(self)
-        from .tag_rules import TagRules
-
         #: Rule-based tags: ``ws.tags.rules.add(tag, expression)``, see :class:`TagRules`.
         self.rules = TagRules(workspace)
 
@@ -64,7 +35,7 @@ class Tags:
     def define_group(self, name: str, *, exclusive: bool = False, description: str = "") -> TagGroup:
         """Create or update a tag group. In an ``exclusive`` group (such as the
         lifecycle stage) applying one tag removes the user's other tag of the group."""
-        _check_name(check_text(name, "group name", max_length=64), "group", MAX_GROUP_LENGTH, name)
+        check_tag_part(check_text(name, "group name", max_length=64), "group", MAX_GROUP_LENGTH, name)
         if not isinstance(exclusive, bool):
             raise ValidationError(f"exclusive must be True or False, got {exclusive!r}")
         group = TagGroup(name=name, exclusive=exclusive, description=check_text(

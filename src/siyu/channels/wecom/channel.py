@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
+from ..._text import split_tag
 from ...errors import ValidationError
 from ..base import Channel, DeliveryResult, Limits, Message, Option, Status
 from .client import DEFAULT_BASE_URL, TokenCache, WeComClient
@@ -129,8 +130,6 @@ class WeComChannel(Channel):
         """Create a 渠道活码 for ``state`` and remember (in the workspace) which siyu
         ``tags`` and ``welcome`` text apply to customers who add through it."""
         ws = self._require_workspace("remembering contact ways")
-        from ...services.tags import split_tag
-
         for tag in tags:
             split_tag(tag)
         answer = self.client.add_contact_way(state=state, user=user, type=1 if len(user) == 1 else 2, **extra)

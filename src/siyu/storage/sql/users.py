@@ -21,9 +21,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..._clock import from_us, from_us_required, to_us
+from ..._text import DEFAULT_PERSONAL
 from ...errors import WrongKeyError
 from ...models.users import IDENTITY_KINDS, Consent, Identity, MergeRecord, User
-from ...privacy import DEFAULT_PERSONAL
 from ...privacy.keys import is_sealed
 from ..contracts import NewUser, UserStore
 
