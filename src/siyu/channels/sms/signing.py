@@ -77,6 +77,10 @@ def aliyun_v3_authorization(
 
 
 def tc3_canonical_request(host: str, content_type: str, body: bytes, method: str = "POST") -> str:
+    # Tencent lower-cases header values as well as names before comparing
+    # (its own example signs "x-tc-action:describeinstances"), so a host
+    # written in capitals must be signed in lower case.
+    content_type, host = content_type.strip().lower(), host.strip().lower()
     return "\n".join(
         [
             method,

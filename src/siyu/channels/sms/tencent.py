@@ -149,7 +149,7 @@ class TencentSmsChannel(SmsChannel):
                 str(self.config["secret_id"]),
                 str(self.config["secret_key"]),
                 host=host,
-                service=host.split(".")[0] if "tencentcloudapi" in host else "sms",
+                service="sms",  # the product's name in the credential scope, whatever the host
                 timestamp=stamp,
                 body=content,
             ),

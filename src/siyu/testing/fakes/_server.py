@@ -7,13 +7,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
-__all__ = ["FakeHttpServer", "Fault", "Request"]
+__all__ = ["Clock", "FakeHttpServer", "Fault", "Request", "unix_time"]
+
+Clock = Callable[[], "float | datetime"]
+"""A fake's clock: returns Unix seconds or an aware ``datetime`` (``siyu.testing.FakeClock``)."""
+
+
+def unix_time(clock: Clock | None) -> float:
+    """Now by ``clock`` (real time when ``None``), in Unix seconds."""
+    if clock is None:
+        return time.time()
+    value = clock()
+    return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
 @attrs.frozen

@@ -1,15 +1,14 @@
-"""Fake Alibaba Cloud and Tencent Cloud SMS servers that verify signatures."""
+"""Fake Alibaba Cloud and Tencent Cloud SMS servers that check requests as strictly as the providers."""
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...channels.sms.signing import aliyun_v3_authorization, tc3_authorization
-from ._server import FakeHttpServer, Request, Response, json_response
+from ._server import Clock, FakeHttpServer, Request, Response, json_response
+from ._sms_auth import Acs3Gate, Refusal, Tc3Gate
 
 __all__ = ["FakeAliyunSms", "FakeTencentSms"]
 
@@ -19,17 +18,26 @@ REPORT_TIME = "2026-11-22 16:00:05"
 
 
 class FakeAliyunSms(FakeHttpServer):
-    """``SendSms`` of dysmsapi 2017-05-25 with ACS3-HMAC-SHA256 verification.
+    """``SendSms`` of dysmsapi 2017-05-25 behind Alibaba's ACS3-HMAC-SHA256 checks.
 
-    A wrong signature answers HTTP 400 ``SignatureDoesNotMatch``; an unknown key
-    ``InvalidAccessKeyId.NotFound``. ``codes[phone] = "isv.BUSINESS_LIMIT_CONTROL"``
-    makes a call containing that number fail with the code (Alibaba answers per call).
+    Refused like Alibaba refuses them (HTTP 400 unless noted): an unknown key
+    (404 ``InvalidAccessKeyId.NotFound``), a host/``x-acs-*`` header left out of
+    ``SignedHeaders`` (``IncompleteSignature``), an ``x-acs-date`` more than 15
+    minutes from ``clock`` (``InvalidTimeStamp.Expired``), an
+    ``x-acs-content-sha256`` that is not the body's, a wrong signature
+    (``SignatureDoesNotMatch``), a nonce used before (``SignatureNonceUsed``).
+    ``clock`` returns Unix seconds or an aware ``datetime`` (default: real time).
+    ``codes[phone] = "isv.BUSINESS_LIMIT_CONTROL"`` makes a call containing that
+    number fail with the code (Alibaba answers per call).
     :meth:`status_reports` builds the ``SmsReport`` push for what was accepted.
     """
 
-    def __init__(self, access_key_id: str = "LTAIfake", access_key_secret: str = "fakesecret") -> None:
+    def __init__(
+        self, access_key_id: str = "LTAIfake", access_key_secret: str = "fakesecret", *, clock: Clock | None = None
+    ) -> None:
         super().__init__()
         self.keys = {access_key_id: access_key_secret}
+        self.gate = Acs3Gate(self.keys, clock=clock)
         self.codes: dict[str, str] = {}
         self.sent: list[dict[str, str]] = []
         #: ``(BizId, phone, OutId)`` of every number accepted, in order.
@@ -53,20 +61,11 @@ class FakeAliyunSms(FakeHttpServer):
         ]
 
     def respond(self, request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        key_id = auth.partition("Credential=")[2].partition(",")[0]
-        if key_id not in self.keys:
-            return json_response(
-                {"Code": "InvalidAccessKeyId.NotFound", "Message": "Specified access key is not found."}, 404
-            )
-        signed = {k: v for k, v in request.headers.items() if k == "host" or k.startswith("x-acs-")}
-        expected = aliyun_v3_authorization(
-            key_id, self.keys[key_id], request.method, request.path, request.query, signed, request.body
-        )
-        if not hmac.compare_digest(expected, auth):
-            return json_response({"Code": "SignatureDoesNotMatch", "Message": "signature mismatch"}, 400)
+        refusal = self.gate.check(request)
+        if refusal is not None:
+            return self._error(refusal)
         if request.headers.get("x-acs-action") != "SendSms":
-            return json_response({"Code": "InvalidAction.NotFound", "Message": "?"}, 404)
+            return self._error(Refusal("InvalidAction.NotFound", "Specified api is not found.", 404))
         params = dict(request.query)
         phones = params.get("PhoneNumbers", "").split(",")
         if len(phones) > 1000:
@@ -80,16 +79,39 @@ class FakeAliyunSms(FakeHttpServer):
         self.accepted.extend((biz, phone, params.get("OutId", "")) for phone in phones)
         return json_response({"Code": "OK", "Message": "OK", "BizId": biz, "RequestId": "r"})
 
+    @staticmethod
+    def _error(refusal: Refusal) -> Response:
+        # The shape of Alibaba's gateway errors.
+        body = {
+            "RequestId": "fake-request",
+            "HostId": "dysmsapi.aliyuncs.com",
+            "Code": refusal.code,
+            "Message": refusal.message,
+            "Recommend": f"https://api.aliyun.com/troubleshoot?q={refusal.code}&product=Dysmsapi",
+        }
+        return json_response(body, refusal.status)
+
 
 class FakeTencentSms(FakeHttpServer):
-    """``SendSms`` 2021-01-11 with TC3-HMAC-SHA256 verification; per-number codes
+    """``SendSms`` 2021-01-11 behind Tencent's API 3.0 checks: ``Content-Type:
+    application/json``, ``X-TC-Action`` / ``X-TC-Version`` / ``X-TC-Timestamp``
+    present (``MissingParameter``), the timestamp within 5 minutes of ``clock``
+    (``AuthFailure.SignatureExpire``), a TC3-HMAC-SHA256 signature whose scope is
+    the timestamp's UTC date and ``sms`` (``AuthFailure.SignatureFailure``).
+    Errors come as HTTP 200 with ``Response.Error``. ``clock`` returns Unix
+    seconds or an aware ``datetime`` (default: real time). Per-number codes
     via ``codes[phone] = "LimitExceeded.PhoneNumberDailyLimit"``. Status reports:
     :meth:`status_reports` builds the push body; ``PullSmsSendStatus`` hands out
     each accepted number's report once (``failed[phone] = description`` makes it FAIL)."""
 
-    def __init__(self, secret_id: str = "AKIDfake", secret_key: str = "fakekey") -> None:
+    def __init__(self, secret_id: str = "AKIDfake", secret_key: str = "fakekey", *, clock: Clock | None = None) -> None:
         super().__init__()
         self.keys = {secret_id: secret_key}
+        self.actions: dict[str, Callable[[dict[str, Any]], Response]] = {
+            "SendSms": self._send,
+            "PullSmsSendStatus": self._pull,
+        }
+        self.gate = Tc3Gate(self.keys, service="sms", version="2021-01-11", actions=self.actions, clock=clock)
         self.codes: dict[str, str] = {}
         self.failed: dict[str, str] = {}
         self.sent: list[dict[str, Any]] = []
@@ -127,25 +149,18 @@ class FakeTencentSms(FakeHttpServer):
         return json_response({"Response": {"PullSmsSendStatusSet": reports, "RequestId": "req"}})
 
     def respond(self, request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        secret_id = auth.partition("Credential=")[2].partition("/")[0]
-        if secret_id not in self.keys:
-            return self._error("AuthFailure.SecretIdNotFound", "secret id not found")
-        host = request.headers.get("host", "")
-        expected = tc3_authorization(
-            secret_id,
-            self.keys[secret_id],
-            host=host,
-            service=auth.split("/")[2] if auth.count("/") >= 3 else "sms",
-            timestamp=int(request.headers.get("x-tc-timestamp") or 0),
-            body=request.body,
-            content_type=request.headers.get("content-type", ""),
-        )
-        if not hmac.compare_digest(expected, auth):
-            return self._error("AuthFailure.SignatureFailure", "signature mismatch")
-        body = request.json()
-        if request.headers.get("x-tc-action") == "PullSmsSendStatus":
-            return self._pull(body)
+        refusal = self.gate.check(request)
+        if refusal is not None:
+            return self._error(refusal.code, refusal.message)
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._error("InvalidParameter", "The request body is not a JSON object.")
+        return self.actions[request.headers["x-tc-action"]](body)
+
+    def _send(self, body: dict[str, Any]) -> Response:
         numbers = body.get("PhoneNumberSet") or []
         if len(numbers) > 200:
             return self._error("LimitExceeded.PhoneNumberCountLimit", "more than 200 numbers")
