@@ -72,7 +72,7 @@ ws.tags.define_group("interest", description="asked about in the live room")
 # WeCom: the fake server stands in for qyapi.weixin.qq.com. In production
 # drop base_url= and set SIYU_WECOM_CORP_ID, SIYU_WECOM_SECRET, SIYU_WECOM_TOKEN
 # and SIYU_WECOM_ENCODING_AES_KEY instead.
-api = FakeWeCom(corp_id="ww-shoes", secret="contact-secret").start()
+api = FakeWeCom(corp_id="ww-shoes", secret="contact-secret", clock=clock).start()
 wecom = ws.channels.get(
     "wecom",
     corp_id="ww-shoes",
@@ -105,6 +105,7 @@ crypto = wecom.crypto()
 def wecom_posts_add_contact(external_userid: str, state: str) -> None:
     """Deliver one encrypted add_external_contact event, the way WeCom does."""
     now = int(clock.now.timestamp())
+    welcome_code = api.issue_welcome_code()  # good once, within 20 s of the event
     xml = (
         "<xml><ToUserName><![CDATA[ww-shoes]]></ToUserName>"
         f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
@@ -113,7 +114,7 @@ def wecom_posts_add_contact(external_userid: str, state: str) -> None:
         "<UserID><![CDATA[xiaolin]]></UserID>"
         f"<ExternalUserID><![CDATA[{external_userid}]]></ExternalUserID>"
         f"<State><![CDATA[{state}]]></State>"
-        f"<WelcomeCode><![CDATA[WELCOME-{external_userid}]]></WelcomeCode></xml>"
+        f"<WelcomeCode><![CDATA[{welcome_code}]]></WelcomeCode></xml>"
     )
     encrypted = crypto.encrypt(xml)
     sig = signature("callback-token", str(now), "nonce", encrypted)

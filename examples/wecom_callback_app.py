@@ -84,7 +84,11 @@ def self_check() -> None:
         line.split("=", 1) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line and line[0] != "#"
     )
     clock = FakeClock(datetime.fromtimestamp(int(fx["timestamp"]) + 2, UTC))
-    with FakeWeCom(corp_id=fx["receiveid"], secret="app-secret") as api, siyu.connect("memory://", clock=clock) as ws:
+    with (
+        FakeWeCom(corp_id=fx["receiveid"], secret="app-secret", clock=clock) as api,
+        siyu.connect("memory://", clock=clock) as ws,
+    ):
+        api.issue_welcome_code("WELCOMECODE", at=int(fx["timestamp"]))  # the code in the fixture's event
         wecom = ws.channels.get(
             "wecom",
             corp_id=fx["receiveid"],

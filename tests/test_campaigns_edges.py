@@ -110,7 +110,7 @@ def test_recurring_rounds_after_a_pilot_never_message_the_holdout(clock: FakeClo
 def test_credit_gate_checks_the_template_of_the_variant_being_sent(ws: siyu.Workspace) -> None:
     from siyu.testing.fakes import FakeMiniProgram
 
-    with FakeMiniProgram() as fake:
+    with FakeMiniProgram(templates={"TPL_A": ["thing1"], "TPL_B": ["thing1"]}) as fake:
         mp = ws.channels.get("miniprogram", appid="wxapp", secret="appsecret", base_url=fake.url)
         ws.channels.install(mp)
         only_b = ws.users.add(wechat_openid="o_b", app="wxapp").id

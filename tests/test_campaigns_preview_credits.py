@@ -26,7 +26,7 @@ def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture
 def fake() -> Iterator[FakeMiniProgram]:
-    with FakeMiniProgram() as server:
+    with FakeMiniProgram(templates={"TPL_A": ["thing1"], "TPL_B": ["thing1"]}) as server:
         yield server
 
 

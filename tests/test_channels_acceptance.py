@@ -22,6 +22,7 @@ A_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
 @pytest.fixture
 def wecom_fake() -> Iterator[FakeWeCom]:
     with FakeWeCom(corp_id="wx49f0ab532d5d035a", secret="s3cret") as server:
+        server.issue_welcome_code("CODE9")
         yield server
 
 
@@ -75,7 +76,7 @@ def test_19_welcome_body_carries_text_and_attachments(wecom, wecom_fake: FakeWeC
 
 @pytest.fixture
 def mp_fake() -> Iterator[FakeMiniProgram]:
-    with FakeMiniProgram() as fake:
+    with FakeMiniProgram(templates={"TPL1": ["thing1"]}) as fake:
         yield fake
 
 

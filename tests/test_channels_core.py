@@ -221,7 +221,7 @@ def test_verify_helper() -> None:
 # -- mini-program -----------------------------------------------------------------------
 @pytest.fixture
 def mp_fake() -> Iterator[FakeMiniProgram]:
-    with FakeMiniProgram() as fake:
+    with FakeMiniProgram(templates={"TPL1": ["thing1", "time2"]}) as fake:
         yield fake
 
 
@@ -293,7 +293,7 @@ def _mail(to: str = "li@example.cn") -> Message:
 
 
 def test_email_plain_and_refused_recipient(ws: siyu.Workspace) -> None:
-    with FakeSmtp() as smtp:
+    with FakeSmtp(domains=["example.cn"]) as smtp:
         smtp.refuse["nobody@example.cn"] = (550, "no such user")
         smtp.refuse["later@example.cn"] = (451, "try later")
         mail = ws.channels.get(
@@ -380,7 +380,7 @@ def test_marketing_results_carry_the_consent_they_relied_on(ws: siyu.Workspace) 
 
 def test_email_implicit_tls(ws: siyu.Workspace) -> None:
     server_ctx, client_ctx = self_signed_context()
-    with FakeSmtp(tls_context=server_ctx, implicit_tls=True) as smtp:
+    with FakeSmtp(tls_context=server_ctx, implicit_tls=True, domains=["example.cn"]) as smtp:
         mail = ws.channels.get(
             "email",
             host="127.0.0.1",

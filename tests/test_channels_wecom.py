@@ -27,8 +27,8 @@ def fixture() -> dict[str, str]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeWeCom]:
-    with FakeWeCom(corp_id="wx49f0ab532d5d035a", secret="s3cret") as server:
+def fake(clock: FakeClock) -> Iterator[FakeWeCom]:
+    with FakeWeCom(corp_id="wx49f0ab532d5d035a", secret="s3cret", clock=clock) as server:
         yield server
 
 
@@ -219,6 +219,7 @@ def test_mass_send_limits_shapes_and_fail_list(wecom, fake: FakeWeCom) -> None: 
 
 
 def test_welcome_message_and_already_sent(wecom, fake: FakeWeCom) -> None:  # type: ignore[no-untyped-def]
+    fake.issue_welcome_code("CODE1")
     wecom.client.send_welcome_msg("CODE1", text="欢迎")
     assert fake.welcomes == [{"welcome_code": "CODE1", "text": {"content": "欢迎"}}]
     with pytest.raises(ChannelError) as err:
@@ -282,6 +283,7 @@ def test_callback_creates_user_tags_and_welcomes_once(
     fx = fixture()
     wecom.add_contact_way(state="teststate", user=["zhangsan"], tags=["source/live"], welcome="欢迎来到小店")
     clock.set(datetime.fromtimestamp(int(fx["timestamp"]) + 3, UTC))
+    fake.issue_welcome_code("WELCOMECODE", at=int(fx["timestamp"]))
     handler = wecom.callbacks()
     response = _post(handler, fx)
     assert (response.status, response.body) == (200, b"success")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Sequence
 from email import message_from_bytes, policy
 from email.message import Message as MimeMessage
 from typing import Any
@@ -22,8 +23,12 @@ class FakeSmtp:
 
     ``tls_context`` (an ``ssl.SSLContext`` with a certificate) enables
     STARTTLS; ``implicit_tls=True`` serves TLS from the first byte (SMTPS).
-    ``users={"name": "password"}`` requires AUTH. ``refuse[addr] = (550, "no such user")``
-    refuses a recipient. ``messages`` holds ``(envelope_to, email.message.Message)``.
+    ``users={"name": "password"}`` requires AUTH, which — like any real
+    server — is offered only over TLS. ``domains`` are the domains this server
+    delivers for (an MX); mail to any other domain is relayed only for a client
+    that logged in, as real servers refuse to be open relays.
+    ``refuse[addr] = (550, "no such user")`` refuses a recipient.
+    ``messages`` holds ``(envelope_to, email.message.Message)``.
     """
 
     def __init__(
@@ -32,10 +37,12 @@ class FakeSmtp:
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         users: dict[str, str] | None = None,
+        domains: Sequence[str] = (),
     ) -> None:
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.users = users
+        self.domains = {d.lower() for d in domains}
         self.refuse: dict[str, tuple[int, str]] = {}
         self.messages: list[tuple[list[str], MimeMessage]] = []
         self.port = _free_port()
@@ -49,6 +56,10 @@ class FakeSmtp:
 
         class Handler:
             async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+                # No open relay (RFC 5321 §3.6.2 / RFC 2505): an unauthenticated client may
+                # only send to the domains this server is the destination for. Postfix's answer:
+                if not session.authenticated and address.rpartition("@")[2].lower() not in fake.domains:
+                    return f"554 5.7.1 <{address}>: Relay access denied"
                 if address in fake.refuse:
                     code, text = fake.refuse[address]
                     return f"{code} {text}"
@@ -69,14 +80,12 @@ class FakeSmtp:
             )
             return AuthResult(success=ok, handled=False)
 
-        kwargs: dict[str, Any] = {}
+        # RFC 4954 §4: no plaintext password mechanism unless the session is encrypted, so
+        # AUTH is neither offered nor accepted before STARTTLS (538 5.7.11). aiosmtpd does not
+        # see implicit TLS (SMTPS) as encryption, but that session is encrypted from the start.
+        kwargs: dict[str, Any] = {"auth_require_tls": not self.implicit_tls}
         if self.users is not None:
-            kwargs.update(
-                authenticator=authenticator,
-                auth_require_tls=self.tls_context is not None,
-                auth_exclude_mechanism=["LOGIN"],
-                auth_required=True,
-            )
+            kwargs.update(authenticator=authenticator, auth_exclude_mechanism=["LOGIN"], auth_required=True)
         if self.tls_context is not None and not self.implicit_tls:
             kwargs.update(tls_context=self.tls_context, require_starttls=True)
         if self.implicit_tls:

@@ -6,7 +6,7 @@ import itertools
 from collections import defaultdict, deque
 from typing import Any
 
-from ._server import FakeHttpServer, Request, Response, json_response
+from ._server import Clock, FakeHttpServer, Request, Response, json_response, unix_time
 
 __all__ = ["FakeWeCom"]
 
@@ -19,10 +19,21 @@ class FakeWeCom(FakeHttpServer):
     * Every other call checks ``access_token`` (40014 for unknown tokens).
     * :meth:`fail` scripts errcodes for a path (e.g. ``fail("add_msg_template", 45009, times=2)``).
     * Customers live in ``contacts`` (``external_userid -> dict``), tags in ``tag_groups``.
+    * Welcome codes come from :meth:`issue_welcome_code` (WeCom puts one in the
+      ``add_external_contact`` event) and, as in WeCom, work once and only within
+      20 s of ``clock``: afterwards ``send_welcome_msg`` answers 41050, a second
+      use 41051, an unknown code 41050. ``clock`` returns Unix seconds or an
+      aware ``datetime`` (``siyu.testing.FakeClock``; default: real time).
     """
 
-    def __init__(self, corp_id: str = "wwcorp", secret: str = "s3cret", *, page_size: int = 2) -> None:
+    #: domain-rules.md §1.6: a welcome_code is usable "only within 20 s of the event and once".
+    welcome_window = 20.0
+
+    def __init__(
+        self, corp_id: str = "wwcorp", secret: str = "s3cret", *, page_size: int = 2, clock: Clock | None = None
+    ) -> None:
         super().__init__()
+        self.clock = clock
         self.corp_id = corp_id
         self.secrets = {secret}
         self.valid_tokens: set[str] = set()
@@ -37,6 +48,7 @@ class FakeWeCom(FakeHttpServer):
         self.mass_sends: list[dict[str, Any]] = []
         self.welcomes: list[dict[str, Any]] = []
         self.used_welcome_codes: set[str] = set()
+        self.welcome_codes: dict[str, float] = {}  # code -> when its event happened
         self.contact_ways: dict[str, dict[str, Any]] = {}
 
     # -- scripting ------------------------------------------------------------------------
@@ -66,6 +78,13 @@ class FakeWeCom(FakeHttpServer):
             "tag_id": list(tag_ids),
         }
         self.follow[member].append(external_userid)
+
+    def issue_welcome_code(self, code: str | None = None, *, at: float | None = None) -> str:
+        """A ``WelcomeCode`` for an ``add_external_contact`` event that happened
+        ``at`` (Unix seconds; default: now by ``clock``). Returns the code."""
+        code = code or f"WELCOME{next(self._ids)}"
+        self.welcome_codes[code] = unix_time(self.clock) if at is None else float(at)
+        return code
 
     @property
     def token_calls(self) -> int:
@@ -116,9 +135,17 @@ class FakeWeCom(FakeHttpServer):
         return {"msgid": msgid, "fail_list": [x for x in ids if x not in self.contacts]}
 
     def _send_welcome_msg(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        code = str(body.get("welcome_code"))
+        # Codes from WeCom's global error table (as encoded in the zsmhub/workweixin SDK):
+        # 41049 缺少欢迎语code参数; 41050 无效的欢迎语code — "须在添加好友后20秒内使用";
+        # 41051 the welcome message was already sent / the chat began (channels.md §1.2).
+        code = body.get("welcome_code")
+        if not isinstance(code, str) or not code:
+            return {"errcode": 41049, "errmsg": "missing welcome_code"}
         if code in self.used_welcome_codes:
             return {"errcode": 41051, "errmsg": "customer has started chatting"}
+        issued = self.welcome_codes.get(code)
+        if issued is None or unix_time(self.clock) - issued > self.welcome_window:
+            return {"errcode": 41050, "errmsg": "invalid welcome_code: use it within 20 seconds of the event"}
         self.used_welcome_codes.add(code)
         self.welcomes.append(body)
         return {}
