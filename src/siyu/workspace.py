@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from functools import cached_property
 from types import TracebackType
 from typing import Any
@@ -22,12 +22,13 @@ from .events import Event
 from .segments import Segments
 from .services.commerce import Coupons, Orders, PointsRules, Products, Promotions, Tiers
 from .services.events_tracking import EventTracking
-from .services.lifecycle import Lifecycle
+from .services.lifecycle import STAGE_TAGS, Lifecycle
+from .services.order_metrics import ORDER_METRICS
 from .services.points import Points
-from .services.privacy import Privacy
+from .services.privacy import PersonalData, Privacy, open_key
 from .services.referrals import Referrals
 from .services.tags import Tags
-from .services.users import Users
+from .services.users import MergeParticipant, Users
 from .storage.base import Backend, Transaction
 
 __all__ = ["Workspace", "connect"]
@@ -77,26 +78,77 @@ class Workspace:
             raise
 
     def _start_services(self, secret_key: str | bytes | None) -> None:
-        self.privacy = Privacy(self, secret_key=secret_key)
-        self.users = Users(self)
-        self.tags = Tags(self)
-        self.points = Points(self)
-        self.referrals = Referrals(self)
+        """The composition root: every service built with the collaborators its
+        constructor names, in the order those names require; then the tables
+        the domains extend each other through, declared here rather than
+        registered by the services themselves."""
+        # The key is checked (and stored data sealed on first use) before any service reads.
+        self.backend.cipher = open_key(self, secret_key)
         self.segments = Segments(self)
-        self.lifecycle = Lifecycle(self)
-        self.events = EventTracking(self)
-        self.products, self.tiers, self.points_rules = Products(self), Tiers(self), PointsRules(self)
-        self.promotions, self.coupons, self.orders = Promotions(self), Coupons(self), Orders(self)
+        self.tags = Tags(self, segments=self.segments)
+        self.points = Points(self)
+        self.tiers = Tiers(self)
+        self.points_rules = PointsRules(self, tiers=self.tiers, points=self.points)
+        self.promotions = Promotions(self, tiers=self.tiers)
+        self.products = Products(self, pricing=self.promotions)
+        self.coupons = Coupons(self, pricing=self.promotions)
+        self.lifecycle = Lifecycle(self, tags=self.tags)
+        self.events = EventTracking(self, lifecycle=self.lifecycle)
+        self.orders = Orders(self, pricing=self.promotions, points=self.points, tiers=self.tiers,
+                             points_rules=self.points_rules)
+        self.referrals = Referrals(self, points=self.points, coupons=self.coupons, orders=self.orders)
         self.channels = ChannelService(self, self.channel_classes)
-        self.campaigns = Campaigns(self)
-        self.analytics = Analytics(self)
+        self.campaigns = Campaigns(self, channels=self.channels, holders=self.backend.holders)
+        self.analytics = Analytics(self, segments=self.segments, referrals=self.referrals)
+        self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
+        self.users = Users(self, privacy=self.privacy, merge_participants=self._merge_participants())
+        self._extend()
+
+    def _merge_participants(self) -> list[MergeParticipant[Any]]:
+        """Who moves per-user data when users merge, in order (unmerge runs in reverse)."""
+        return [self.tags, self.points, self.referrals, self.lifecycle, self.events, self.tiers, self.coupons,
+                self.orders, self.campaigns]
+
+    def _personal_data(self) -> list[PersonalData]:
+        """Each domain's part of a person's export and erasure (``ws.privacy``)."""
+        return [
+            PersonalData(name="tags", export=self.tags.history),
+            PersonalData(name="points", export=lambda uid: {"balance": self.points.balance(uid),
+                                                            "entries": self.points.history(uid)}),
+            PersonalData(name="orders", export=self.orders.of),
+            PersonalData(name="coupons", export=self.coupons.of),
+            PersonalData(name="tiers", export=lambda uid: {"current": self.tiers.of(uid),
+                                                           "history": self.tiers.history(uid)}),
+            PersonalData(
+                name="referrals",
+                export=lambda uid: {"binding": self.referrals.binding(uid), "invitees": self.referrals.invitees(uid),
+                                    "history": self.referrals.history(uid),
+                                    "group_buys": self.referrals.group_buys.of_user(uid)},
+                erase=lambda tx, ids: {"devices": tx.referrals.erase_devices(ids)},
+            ),
+            PersonalData(name="lifecycle", export=self.lifecycle.history),
+            PersonalData(name="events", export=lambda uid: self.events.of(uid, limit=10_000)),
+        ]
+
+    def _extend(self) -> None:
+        """The extension tables: segment metrics and tags other domains declare, points rules
+        from plugins, and the event observers (in the order they are delivered to)."""
+        self.segments.register_metrics(ORDER_METRICS)
+        self.segments.register_metrics(self.analytics.segment_metrics())
+        self.segments.declare_tags(STAGE_TAGS)
+        self.hooks.points_rules(register=self.points_rules.register)
+        self.pm.register(self.privacy.auditor, name="siyu.privacy.auditor")
+        self.pm.register(self.tags.rules.observer, name=f"siyu.tag_rules.{id(self)}")
+        self.pm.register(self.referrals, name="siyu.referrals")  # orders arrive as events, as for any plugin
+        self.pm.register(self.lifecycle.observer, name=f"siyu.lifecycle.{id(self)}")
+        self.pm.register(self.campaigns.observer, name="siyu.campaigns")
 
     # -- time -------------------------------------------------------------------------
     def now(self) -> datetime:
         """The current instant by the workspace clock (timezone-aware)."""
         return checked_now(self.clock)
 
-    def today(self) -> Any:
+    def today(self) -> date:
         """Today's date in the business time zone."""
         return self.now().astimezone(self.tz).date()
 
@@ -119,6 +171,17 @@ class Workspace:
                 self._local.tx = None
         tx.run_after_commit()
         self._dispatch(tx.events)
+
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside a ``read()`` or ``write()`` block already."""
+        return getattr(self._local, "tx", None) is not None
+
+    def emit(self, event: Event) -> None:
+        """Attach ``event`` to the write transaction in progress (dispatched after it commits)."""
+        current: Transaction | None = getattr(self._local, "tx", None)
+        if current is None or not current.write:
+            raise RuntimeError("emit() needs a write transaction in progress (inside ws.write())")
+        current.emit(event)
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:

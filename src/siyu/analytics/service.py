@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._clock import to_us
+from .._validation import check_int
 from ..errors import ValidationError
-from ..services._common import check_int
+from ..segments.metrics import MetricSpec
 from ._time import AS_OF_SETTING, bucket_start, check_period, check_window
 from .aov import AovReport, aov_report, check_aov_by
 from .cohorts import CohortReport, check_metric, cohort_report
@@ -21,9 +22,11 @@ from .rfm import RfmReport, rfm_report, rfm_scores
 from .touchpoints import TouchpointReport, check_reached, touchpoint_report
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..segments import Segments
     from ..segments.metrics import MetricValues
+    from ..services.referrals import Referrals
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["Analytics"]
 
@@ -55,27 +58,30 @@ class Analytics:
     used it): ``ws.segments.count("rfm.r >= 4 and funnel.added_wecom = true")``.
     """
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, *, segments: Segments, referrals: Referrals) -> None:
+        self._uow = uow
+        self._segments = segments
+        self._referrals = referrals
         self._lock = threading.Lock()
         self._rfm_memo: tuple[tuple[Any, ...], dict[int, tuple[int, int, int]]] | None = None
-        segments = workspace.segments
-        for index, name in enumerate("rfm"):
-            segments.register_metric(f"rfm.{name}", self._rfm_metric(index), counters=("orders", "users"))
-        for step in BUILTIN_STEPS:
-            self._register_step(step)
 
     # -- segment metrics ----------------------------------------------------------------
-    def _register_step(self, step: str, counters: Sequence[str] | None = None) -> None:
+    def segment_metrics(self) -> list[MetricSpec]:
+        """The metrics analytics declares for segments: ``rfm.r``, ``rfm.f``, ``rfm.m`` and
+        ``funnel.<step>`` of the built-in steps (the workspace registers them)."""
+        rfm = [MetricSpec(name=f"rfm.{name}", values=self._rfm_metric(index), counters=("orders", "users"))
+               for index, name in enumerate("rfm")]
+        return rfm + [self._step_metric(step, _STEP_COUNTERS[step]) for step in BUILTIN_STEPS]
+
+    @staticmethod
+    def _step_metric(step: str, counters: Sequence[str]) -> MetricSpec:
         def values(tx: Transaction, now: datetime) -> MetricValues:
             members = reached(tx, step, None, to_us(now) + 1)
             return {uid: uid in members for uid in tx.segments.user_ids()}
 
-        self._ws.segments.register_metric(
-            f"funnel.{step}", values, counters=counters or _STEP_COUNTERS[step], time_dependent=False, replace=True
-        )
+        return MetricSpec(name=f"funnel.{step}", values=values, counters=tuple(counters))
 
-    def _rfm_metric(self, index: int) -> Any:
+    def _rfm_metric(self, index: int) -> Callable[[Transaction, datetime], MetricValues]:
         def values(tx: Transaction, now: datetime) -> MetricValues:
             token = (tx.meta.version("orders"), tx.meta.version("users"))
             with self._lock:
@@ -92,14 +98,14 @@ class Analytics:
         """Where reports end when no ``until`` is given: now, or on a database
         built by ``siyu demo`` the moment its simulated history ends (so its
         reports do not trail off into weeks with no data)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             stored = tx.meta.get(AS_OF_SETTING)
         if stored is not None:
             try:
-                return datetime.fromisoformat(stored).astimezone(self._ws.tz)
+                return datetime.fromisoformat(stored).astimezone(self._uow.tz)
             except ValueError:
                 pass  # not ours to fail on: a report still works from the clock
-        return self._ws.now()
+        return self._uow.now()
 
     # -- reports --------------------------------------------------------------------------
     def funnel(
@@ -122,25 +128,26 @@ class Analytics:
         """
         start, end = check_window(since, until, self._end(until))
         group = check_by(by)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             names = check_steps(tx, steps)
-            report = funnel_report(tx, names, start, end, group, self._ws.tz)
+            report = funnel_report(tx, names, start, end, group, self._uow.tz)
         for name in names:
-            if name not in BUILTIN_STEPS and f"funnel.{name}" not in self._ws.segments.metrics():
-                self._register_step(name, ("users", "activity"))
+            if name not in BUILTIN_STEPS and f"funnel.{name}" not in self._segments.metrics():
+                spec = self._step_metric(name, ("users", "activity"))
+                self._segments.register_metric(spec.name, spec.values, counters=spec.counters, replace=True)
         return report
 
     def _end(self, until: datetime | None) -> datetime:
         # Only read the stored as-of when it is needed: an explicit until is the common case in code.
-        return self.as_of() if until is None else self._ws.now()
+        return self.as_of() if until is None else self._uow.now()
 
     def _period_window(self, period: str, since: datetime | None, until: datetime | None) -> tuple[datetime,
                                                                                                   datetime]:
         start, end = check_window(since, until, self._end(until))
         if start is None:
-            start = bucket_start(end - timedelta(microseconds=1), period, self._ws.tz)
+            start = bucket_start(end - timedelta(microseconds=1), period, self._uow.tz)
             for _ in range(DEFAULT_PERIODS - 1):
-                start = bucket_start(start - timedelta(microseconds=1), period, self._ws.tz)
+                start = bucket_start(start - timedelta(microseconds=1), period, self._uow.tz)
         return start, end
 
     def cohorts(
@@ -160,8 +167,8 @@ class Analytics:
         check_period(period)
         check_metric(metric)
         start, end = self._period_window(period, since, until)
-        with self._ws.read() as tx:
-            return cohort_report(tx, period, metric, start, end, self._ws.tz)
+        with self._uow.read() as tx:
+            return cohort_report(tx, period, metric, start, end, self._uow.tz)
 
     def repurchase(
         self,
@@ -177,8 +184,8 @@ class Analytics:
             raise ValidationError(f"window must be a positive timedelta such as timedelta(days=90), got {window!r}")
         check_period(period)
         start, end = check_window(since, until, self._end(until))
-        with self._ws.read() as tx:
-            return repurchase_report(tx, window, period, start, end, self._ws.tz)
+        with self._uow.read() as tx:
+            return repurchase_report(tx, window, period, start, end, self._uow.tz)
 
     def aov(
         self, *, since: datetime | None = None, until: datetime | None = None, by: str | None = None
@@ -187,15 +194,15 @@ class Analytics:
         ``by``: ``"channel"``, ``"source"`` (the buyer's), ``"day"``, ``"week"`` or ``"month"``."""
         group = check_aov_by(by)
         start, end = check_window(since, until, self._end(until))
-        with self._ws.read() as tx:
-            return aov_report(tx, group, start, end, self._ws.tz)
+        with self._uow.read() as tx:
+            return aov_report(tx, group, start, end, self._uow.tz)
 
     def rfm(self, quantiles: int = 5, *, until: datetime | None = None) -> RfmReport:
         """Per-buyer R, F, M scores from 1 to ``quantiles`` (see :mod:`siyu.analytics.rfm`)."""
         check_int(quantiles, "quantiles", minimum=2, maximum=100)
         _, end = check_window(None, until, self._end(until))
-        with self._ws.read() as tx:
-            return rfm_report(tx, quantiles, end, self._ws.tz)
+        with self._uow.read() as tx:
+            return rfm_report(tx, quantiles, end, self._uow.tz)
 
     def touchpoints(
         self,
@@ -214,8 +221,8 @@ class Analytics:
             raise ValidationError("touchpoints need by='source', 'state' or 'campaign'")
         exposure = check_reached(reached)
         start, end = check_window(since, until, self._end(until))
-        with self._ws.read() as tx:
-            return touchpoint_report(tx, by, start, end, exposure, self._ws.tz)
+        with self._uow.read() as tx:
+            return touchpoint_report(tx, by, start, end, exposure, self._uow.tz)
 
     def new_vs_returning(
         self, period: str = "month", *, since: datetime | None = None, until: datetime | None = None
@@ -224,13 +231,13 @@ class Analytics:
         (default: the last 12 periods)."""
         check_period(period)
         start, end = self._period_window(period, since, until)
-        with self._ws.read() as tx:
-            return new_vs_returning_report(tx, period, start, end, self._ws.tz)
+        with self._uow.read() as tx:
+            return new_vs_returning_report(tx, period, start, end, self._uow.tz)
 
     def fission(self, campaign: str | None = None) -> FissionReport:
         """Fission rate, inviters, K-factor, generations and the invite funnel
         (``ws.referrals.stats``), as of now (:meth:`as_of`)."""
-        return fission_report(self._ws.referrals.stats(campaign), self.as_of(), self._ws.tz)
+        return fission_report(self._referrals.stats(campaign), self.as_of(), self._uow.tz)
 
     def reindex(self) -> None:
         """Rebuild the activity rollup that cohort retention reads, from the raw rows.
@@ -240,5 +247,5 @@ class Analytics:
         import), or once after upgrading a database that already held rows.
         Until then, cohort reports stay right but read the raw rows (slower).
         """
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             tx.analytics.reindex()

@@ -18,8 +18,8 @@ from .schedule import Schedule
 if TYPE_CHECKING:
     from pyroaring import BitMap
 
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["Automation"]
 
@@ -41,7 +41,7 @@ def _trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
 class Automation:
     """The scheduling, trigger and attribution half of ``ws.campaigns``."""
 
-    _ws: Workspace
+    _uow: UnitOfWork
     _cache: tuple[float, builtins.list[CampaignRow]] | None
 
     if TYPE_CHECKING:
@@ -67,22 +67,22 @@ class Automation:
         time has come, campaigns whose pause or quiet hours ended, queued
         triggered messages, and ``points_expiring`` reminders. Call it from a
         scheduler (cron, a loop); it is safe to run in several processes."""
-        now = self._ws.now()
+        now = self._uow.now()
         reports: builtins.list[RunReport] = []
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             rows = [r for r in tx.campaigns.all() if r.status not in ("done", "cancelled", "draft", "decided")]
         for row in rows:
             trig = _trigger_from(row.config.get("trigger"))
             if trig is not None and trig.event == "points_expiring":
                 self._enqueue_expiring(row, trig, now)
-            sched = Schedule.from_config(row.config.get("schedule"), self._ws.tz)
+            sched = Schedule.from_config(row.config.get("schedule"), self._uow.tz)
             if sched is not None and sched.recurring and row.state.get("armed"):
                 self._start_occurrences(row, sched, now)
             elif sched is not None and row.status == "scheduled":
                 start = row.state.get("next_run_at")
                 if not row.state.get("armed") or (start and datetime.fromisoformat(start) > now):
                     continue
-                with self._ws.write() as tx:
+                with self._uow.write() as tx:
                     fresh = self._row(tx, row.id)
                     state = dict(fresh.state)
                     state["next_run_at"] = None
@@ -102,7 +102,7 @@ class Automation:
             if after is None or after > now:
                 break
             latest = after
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             fresh = self._row(tx, row.id)
             state = dict(fresh.state)
             rest = dict(state.get("rest") or {})
@@ -124,7 +124,7 @@ class Automation:
 
     def _enqueue(self, row: CampaignRow, items: builtins.list[tuple[int, str]], now: datetime) -> int:
         audience = self._stored_audience(row)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             fresh = self._row(tx, row.id)
             if fresh.status == "cancelled":
                 return 0
@@ -143,7 +143,7 @@ class Automation:
 
     def _enqueue_expiring(self, row: CampaignRow, trig: Trigger, now: datetime) -> None:
         assert trig.within is not None
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             lots = tx.points.expiring(now, now + trig.within)
         self._enqueue(row, [(lot.user_id, f"points_expiring:{lot.entry_id}") for lot in lots], now)
 
@@ -152,7 +152,7 @@ class Automation:
         cached = self._cache
         if cached is not None and _time.monotonic() - cached[0] < _CACHE_SECONDS:
             return cached[1]
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             rows = [r for r in tx.campaigns.all()
                     if r.goal is not None or (r.config.get("trigger") and r.status == "active")]
         self._cache = (_time.monotonic(), rows)
@@ -180,7 +180,7 @@ class Automation:
                 continue
             ident = next((getattr(event, f) for f in _ID_FIELDS if hasattr(event, f)), None)
             occurrence = f"{name}:{ident}" if ident is not None else name
-            if self._enqueue(row, [(user_id, occurrence)], self._ws.now()):
+            if self._enqueue(row, [(user_id, occurrence)], self._uow.now()):
                 self._run(row.id)
 
     def _attribute(

@@ -101,7 +101,7 @@ class Runner:
         max_attempts: int = 3,
     ) -> None:
         self.svc = svc
-        self.ws = svc._ws
+        self.ws = svc._uow
         self.row = row
         self.channel = channel
         self.renderer = renderer
@@ -128,7 +128,7 @@ class Runner:
         ``recover_after`` ago), then send due records and (with
         ``rest=(users, variant, phase)``) the users after the cursor.
         Returns counters for a :class:`RunReport`."""
-        with self.ws.backend.holders.run() as holder:
+        with self.svc._holders.run() as holder:
             self.holder = holder
             try:
                 return self._run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
@@ -174,7 +174,7 @@ class Runner:
     def _orphans(self, rows: Sequence[DeliveryRow], now: datetime, recover_after: timedelta) -> list[DeliveryRow]:
         """The pending records whose holder is provably gone."""
         holders = {d.holder for d in rows if d.holder is not None}
-        gone = self.ws.backend.holders.gone(holders) if holders else set()
+        gone = self.svc._holders.gone(holders) if holders else set()
         legacy = now - max(recover_after, LEGACY_LEASE)
         return [
             d for d in rows
@@ -374,7 +374,7 @@ class Runner:
         if cfg.needs_consent and remaining:
             drop(remaining - BitMap(tx.campaigns.consented(self.row.purpose, self.medium, remaining)), "consent")
         if remaining:
-            drop(suppressed_users(tx, self.ws.channels, self.medium) | lost_users(tx), "suppressed")
+            drop(suppressed_users(tx, self.svc._channels, self.medium) | lost_users(tx), "suppressed")
         recipients: dict[int, str] = {}
         if self.kind is not None and remaining:
             recipients = self._addresses(tx, remaining)

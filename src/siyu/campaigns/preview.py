@@ -27,8 +27,9 @@ from .models import GateCount, Preview, SampleRender
 from .templates import BUILTINS, MissingVariable, Renderer
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..channels.service import ChannelService
     from ..storage.base import Transaction
-    from ..workspace import Workspace
     from .service import GateConfig
 
 __all__ = ["Previews"]
@@ -37,7 +38,8 @@ __all__ = ["Previews"]
 class Previews:
     """The preview half of ``ws.campaigns``."""
 
-    _ws: Workspace
+    _uow: UnitOfWork
+    _channels: ChannelService
 
     if TYPE_CHECKING:
 
@@ -62,9 +64,9 @@ class Previews:
         length limit -- fix the template or the data before sending.
         """
         check_int(samples, "samples", minimum=0, maximum=100)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             row = self._row(tx, campaign)
-            now = at if at is not None else self._ws.now()
+            now = at if at is not None else self._uow.now()
             channel = self._channel(row.channel)
             renderer = self._renderer(row, channel)
             cfg = self._gates(tx, row)
@@ -135,7 +137,7 @@ class Previews:
         gate("inactive", BitMap(inactive) | beyond)
         medium = row.consent_channel
         gate("consent", remaining - BitMap(tx.campaigns.consented(row.purpose, medium)) if cfg.needs_consent else None)
-        gate("suppressed", suppressed_users(tx, self._ws.channels, medium) | lost_users(tx))
+        gate("suppressed", suppressed_users(tx, self._channels, medium) | lost_users(tx))
         kind = ADDRESS_KIND.get(medium)
         if kind is not None:
             reachable = BitMap(uid for k, uid in tx.segments.identity_kinds() if k == kind)
@@ -145,12 +147,12 @@ class Previews:
         capped: BitMap | None = None
         if cfg.counts_toward_budget and (cfg.budget or cfg.caps):
             periods = [p for p, _ in cfg.budget] + [c["period"] for c in cfg.caps]
-            since = min(window_start(p, now, self._ws.tz) for p in periods)
+            since = min(window_start(p, now, self._uow.tz) for p in periods)
             touches = tx.campaigns.touches(since)
-            gate("budget", over_limit(touches, cfg.budget, now, self._ws.tz, candidates=remaining))
+            gate("budget", over_limit(touches, cfg.budget, now, self._uow.tz, candidates=remaining))
             rules = [(c["period"], c["limit"]) for c in cfg.caps]
             if rules:
-                capped = over_limit(touches, rules, now, self._ws.tz, medium=medium, candidates=remaining)
+                capped = over_limit(touches, rules, now, self._uow.tz, medium=medium, candidates=remaining)
         else:
             gate("budget", None)
         if cfg.credits and kind is not None and remaining:
@@ -160,8 +162,8 @@ class Previews:
         gate("platform_cap", capped)
         deferred = BitMap()
         if cfg.quiet is not None:
-            zones = user_zones(tx.campaigns.attribute_values(cfg.tz_attribute), self._ws.tz)
-            if cfg.quiet.contains(now.astimezone(self._ws.tz)):
+            zones = user_zones(tx.campaigns.attribute_values(cfg.tz_attribute), self._uow.tz)
+            if cfg.quiet.contains(now.astimezone(self._uow.tz)):
                 deferred = remaining - BitMap(
                     uid for uid, z in zones.items() if not cfg.quiet.contains(now.astimezone(z))
                 )

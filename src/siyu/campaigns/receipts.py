@@ -39,8 +39,8 @@ from .gates import ADDRESS_KIND
 from .models import ReceiptReport, UnmatchedReceipt
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["Receipts"]
 
@@ -48,7 +48,7 @@ __all__ = ["Receipts"]
 class Receipts:
     """The receipts half of ``ws.campaigns``."""
 
-    _ws: Workspace
+    _uow: UnitOfWork
 
     def record_receipts(self, receipts: Iterable[Receipt]) -> ReceiptReport:
         """Record provider delivery receipts against the campaigns' delivery records
@@ -68,9 +68,9 @@ class Receipts:
                     f"record_receipts takes siyu.channels.Receipt objects, got {type(item).__name__}; "
                     "parse a provider payload with channel.parse_receipts(payload)"
                 )
-        now = self._ws.now()
+        now = self._uow.now()
         unmatched: list[UnmatchedReceipt] = []
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             found: dict[tuple[str, str], list[DeliveryRow]] = {}
             for channel in sorted({r.channel for r in batch}):
                 ids = [r.message_id for r in batch if r.channel == channel]

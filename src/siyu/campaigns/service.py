@@ -10,7 +10,7 @@ import random
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 from pyroaring import BitMap, FrozenBitMap
@@ -54,7 +54,10 @@ from .stats import wilson_interval
 from .templates import Renderer
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..channels.service import ChannelService
     from ..storage.base import Transaction
+    from ..storage.holders import Holders
     from ..workspace import Workspace
 
 __all__ = ["Campaigns", "GateConfig"]
@@ -93,7 +96,7 @@ class _Observer:
 
     @hookimpl
     def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
-        if workspace is self.service._ws:
+        if workspace is self.service._uow:
             self.service._on_event(event)
 
 
@@ -157,6 +160,12 @@ def _trigger_config(trigger: Trigger | None) -> dict[str, Any] | None:
     }
 
 
+class CampaignsMoved(TypedDict):
+    """The campaigns part of a merge record: the delivery records moved to ``keep``."""
+
+    moved: list[int]
+
+
 class Campaigns(Previews, Receipts, Automation):
     """``ws.campaigns``: create, preview, pilot, decide, roll out, resume.
 
@@ -164,18 +173,19 @@ class Campaigns(Previews, Receipts, Automation):
     :mod:`siyu.campaigns.gates` / :mod:`siyu.campaigns.delivery` for the rules.
     """
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, holders: Holders) -> None:
+        self._uow = uow
+        self._channels = channels
+        self._holders = holders
         self._lock = threading.Lock()
         self._cache: tuple[float, builtins.list[CampaignRow]] | None = None
-        self._observer = _Observer(self)
-        workspace.pm.register(self._observer, name="siyu.campaigns")
-        workspace.users.add_merge_participant(self)
+        #: The ``siyu_on_event`` plugin: attribution and triggers.
+        self.observer = _Observer(self)
 
     # -- settings -------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """The workspace's campaign settings (budget, quiet hours, caps overrides, tz attribute)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._settings(tx)
 
     def _settings(self, tx: Transaction) -> dict[str, Any]:
@@ -216,7 +226,7 @@ class Campaigns(Previews, Receipts, Automation):
             values["platform_caps"] = self._check_caps(platform_caps)
         if tz_attribute is not None:
             values["tz_attribute"] = check_text(tz_attribute, "tz_attribute", max_length=64)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             for name, value in values.items():
                 tx.campaigns.set_setting(name, json.dumps(value, ensure_ascii=False))
             return self._settings(tx)
@@ -320,8 +330,8 @@ class Campaigns(Previews, Receipts, Automation):
                 f"non_personalized=True but the template uses user attributes {list(renderer.all_user_variables())}; "
                 "use campaign data only (put the values in each variant)"
             )
-        now = self._ws.now()
-        sched = Schedule.parse(schedule, self._ws.tz, now)
+        now = self._uow.now()
+        sched = Schedule.parse(schedule, self._uow.tz, now)
         config: dict[str, Any] = {
             "schedule": None if sched is None else sched.to_config(),
             "throttle": throttle,
@@ -344,7 +354,7 @@ class Campaigns(Previews, Receipts, Automation):
             audience=None if bitmap is None else bitmap.serialize(),
             audience_count=0 if bitmap is None else len(bitmap), created_at=now, state=state,
         )
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             if tx.campaigns.by_name(cname) is not None:
                 raise Conflict(
                     f"a campaign named {cname!r} exists; pick another name or use ws.campaigns.get({cname!r})"
@@ -360,13 +370,13 @@ class Campaigns(Previews, Receipts, Automation):
     def _channel(self, name: str) -> Channel:
         if not isinstance(name, str) or not name:
             raise ValidationError("channel must be a channel name such as 'outbox' or 'sms_aliyun'")
-        channel = self._ws.channels.installed(name)
+        channel = self._channels.installed(name)
         if channel is not None:
             return channel
-        self._ws.channels.cls(name)  # UnknownChannelError with a did-you-mean
+        self._channels.cls(name)  # UnknownChannelError with a did-you-mean
         # The claim step has already checked consent for the whole batch in its
         # transaction; a second per-message check would cost a query per user.
-        return self._ws.channels.get(name, check_consent=False)
+        return self._channels.get(name, check_consent=False)
 
     # -- read ---------------------------------------------------------------------------------
     def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow:
@@ -378,12 +388,12 @@ class Campaigns(Previews, Receipts, Automation):
 
     def get(self, campaign: int | str) -> Campaign:
         """A campaign by id or name."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._model(self._row(tx, campaign))
 
     def list(self) -> builtins.list[Campaign]:
         """Every campaign, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return [self._model(r) for r in tx.campaigns.all()]
 
     def _model(self, row: CampaignRow) -> Campaign:
@@ -403,7 +413,7 @@ class Campaigns(Previews, Receipts, Automation):
         after_id: int = 0,
     ) -> builtins.list[Delivery]:
         """Delivery records: who got (or did not get) what, and why, by id."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             row = self._row(tx, campaign)
             rows = tx.campaigns.deliveries(row.id, user_id=user_id, status=status, after_id=after_id, limit=limit)
             receipts = tx.campaigns.receipts([r.id for r in rows if r.status == "sent"])
@@ -483,8 +493,8 @@ class Campaigns(Previews, Receipts, Automation):
             raise ValidationError(f"pilot fraction must be between 0 and 1 (exclusive), e.g. 0.05; got {fraction!r}")
         if seed is not None:
             check_int(seed, "seed")
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             row = self._row(tx, campaign)
             if row.config.get("trigger"):
                 raise ValidationError("a triggered campaign assigns variants per event; it has no pilot")
@@ -531,7 +541,7 @@ class Campaigns(Previews, Receipts, Automation):
         see :meth:`record_receipts`), skipped, failed, conversions, rate and its
         95% Wilson interval. ``phase=None`` counts every phase (pilot and
         roll-out) together."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             row = self._row(tx, campaign)
             counts = tx.campaigns.counts(row.id, phase)
             conversions = tx.campaigns.conversions(row.id, phase)
@@ -553,7 +563,7 @@ class Campaigns(Previews, Receipts, Automation):
                 conversions=conv, value_fen=value, rate=rate, interval=wilson_interval(conv, exposed),
                 confirmed=receipts.get((name, "delivered"), 0), receipt_failed=receipts.get((name, "failed"), 0),
             )
-        return Results(campaign_id=row.id, phase=phase, variants=out, skipped=reasons, at=self._ws.now())
+        return Results(campaign_id=row.id, phase=phase, variants=out, skipped=reasons, at=self._uow.now())
 
     def decide(
         self,
@@ -580,7 +590,7 @@ class Campaigns(Previews, Receipts, Automation):
         if not 0 < alpha < 1 or not 0.5 <= threshold < 1:
             raise ValidationError("alpha must be in (0, 1) and threshold in [0.5, 1)")
         check_int(min_sample, "min_sample", minimum=1)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             row = self._row(tx, campaign)
         if row.state.get("winner"):
             raise AlreadyDecided(
@@ -591,14 +601,14 @@ class Campaigns(Previews, Receipts, Automation):
             raise ValidationError(f"campaign {row.name!r} has no pilot yet; run ws.campaigns.pilot({row.id}) first")
         res = self.results(row.id, phase="pilot")
         arms = {v: (r.conversions, r.sent) for v, r in res.variants.items() if v != HOLDOUT}
-        now = self._ws.now()
+        now = self._uow.now()
         decision = judge(
             row.id, arms, method=method, alpha=alpha, min_sample=min_sample, threshold=threshold,
             seed=int(row.config.get("seed", 0)), now=now,
         )
         if decision.winner is None:
             return decision
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             fresh = self._row(tx, row.id)
             if fresh.state.get("winner"):
                 raise AlreadyDecided(f"campaign {row.name!r} was decided meanwhile: {fresh.state['winner']!r}")
@@ -615,7 +625,7 @@ class Campaigns(Previews, Receipts, Automation):
         """Send the winner (or ``variant``) to everyone in the audience who was not in
         the pilot (holdout included: they stay untouched). ``batch`` is how many
         records one claim transaction takes."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             row = self._row(tx, campaign)
             chosen = variant or row.state.get("winner")
             if chosen is None:
@@ -643,7 +653,7 @@ class Campaigns(Previews, Receipts, Automation):
             raise ValidationError(f"holdout must be a fraction in [0, 1), e.g. 0.1; got {holdout!r}")
         if seed is not None:
             check_int(seed, "seed")
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             row = self._row(tx, campaign)
             if variant is None:
                 if len(row.variants) > 1:
@@ -668,13 +678,13 @@ class Campaigns(Previews, Receipts, Automation):
                 f"campaign {row.name!r} was already launched ({row.state['rest']['phase']}); "
                 f"continue it with ws.campaigns.resume({row.id})"
             )
-        now = self._ws.now()
+        now = self._uow.now()
         state = dict(row.state)
         if holdout:
             state["holdout"] = self._hold_out(tx, row, phase, holdout, seed, now)
         state["rest"] = {"variant": variant, "phase": phase, "occurrence": ""}
         state["phase"] = phase
-        sched = Schedule.from_config(row.config.get("schedule"), self._ws.tz)
+        sched = Schedule.from_config(row.config.get("schedule"), self._uow.tz)
         status = "running"
         if sched is not None:
             state["armed"] = True
@@ -719,13 +729,13 @@ class Campaigns(Previews, Receipts, Automation):
         the campaign is finished (also when it already was)."""
         if not isinstance(recover_after, timedelta) or recover_after < timedelta(0):
             raise ValidationError("recover_after must be a timedelta >= 0")
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             row = self._row(tx, campaign)
         return self._run(row.id, recover_after=recover_after, limit=limit, batch=batch)
 
     def cancel(self, campaign: int | str) -> Campaign:
         """Stop a campaign: nothing more is claimed (records already sent stay)."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             row = self._row(tx, campaign)
             tx.campaigns.update(row.id, status="cancelled")
             tx.meta.bump("campaigns")
@@ -739,8 +749,8 @@ class Campaigns(Previews, Receipts, Automation):
         batch: int = 5_000,
     ) -> RunReport:
         check_int(batch, "batch", minimum=1, maximum=100_000)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             row = self._row(tx, campaign_id)
             if row.status == "cancelled":
                 return RunReport(campaign_id=row.id, done=True)
@@ -764,7 +774,7 @@ class Campaigns(Previews, Receipts, Automation):
         occurrence = ""
         if rest_cfg is not None and rest_cfg.get("occurrence") is not None:
             occurrence = rest_cfg["occurrence"]
-            with self._ws.read() as tx:
+            with self._uow.read() as tx:
                 audience = self._rest_audience(tx, row)
             if audience is not None:
                 rest = (audience, rest_cfg["variant"], rest_cfg["phase"])
@@ -772,7 +782,7 @@ class Campaigns(Previews, Receipts, Automation):
         return self._finish(row.id, totals)
 
     def _finish(self, campaign_id: int, totals: Mapping[str, Any]) -> RunReport:
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             row = self._row(tx, campaign_id)
             pending = tx.campaigns.pending(row.id)
             next_due = tx.campaigns.next_due(row.id)
@@ -812,8 +822,8 @@ class Campaigns(Previews, Receipts, Automation):
         if ref is not None:
             check_text(ref, "ref", max_length=200)
         value = check_int(value_fen, "value_fen", minimum=0, maximum=MAX_ID)
-        when = self._ws.now() if at is None else aware(at, "at")
-        with self._ws.write() as tx:
+        when = self._uow.now() if at is None else aware(at, "at")
+        with self._uow.write() as tx:
             require_user(tx, uid)
             touch = tx.campaigns.last_touch(uid, when, goal)
             if touch is None:
@@ -831,16 +841,16 @@ class Campaigns(Previews, Receipts, Automation):
         uid = check_user_id(user_id)
         medium = self._medium(check_text(channel, "channel", max_length=64))
         check_text(reason, "reason", max_length=128)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             require_user(tx, uid)
-            tx.campaigns.suppress(uid, medium, reason, self._ws.now())
+            tx.campaigns.suppress(uid, medium, reason, self._uow.now())
 
     def unsuppress(self, user_id: int, *, channel: str = "*") -> bool:
         """Take a user off the suppression list; ``False`` if they were not on it."""
         uid = check_user_id(user_id)
         name = check_text(channel, "channel", max_length=64)
         medium = self._medium(name)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             removed = tx.campaigns.unsuppress(uid, medium)
             # An entry an older siyu filed under the channel's own name goes too.
             return (tx.campaigns.unsuppress(uid, name) if name != medium else False) or removed
@@ -848,18 +858,18 @@ class Campaigns(Previews, Receipts, Automation):
     def _medium(self, channel: str) -> str:
         # Gates match the list on the medium; an entry under a channel's own name
         # ("sms_aliyun") would never match and the user would still be messaged.
-        return medium_of(self._ws.channels, channel)
+        return medium_of(self._channels, channel)
 
     # -- merges ---------------------------------------------------------------------------------------------------
     name = "campaigns"
 
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> CampaignsMoved:
         """Merge participant: ``drop``'s delivery records move to ``keep`` (so its
         touches count against ``keep``'s budget and its conversions follow),
         except where ``keep`` already has a record for the same campaign round."""
-        return {"moved": tx.campaigns.move_user(drop, keep)}
+        return CampaignsMoved(moved=tx.campaigns.move_user(drop, keep))
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: CampaignsMoved, at: datetime) -> None:
         tx.campaigns.restore_user(list(record.get("moved", [])), drop)
 
 

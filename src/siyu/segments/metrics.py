@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ from ..errors import ValidationError
 if TYPE_CHECKING:
     from ..storage.base import Transaction
 
-__all__ = ["MetricDef", "MetricValues", "check_metric_name"]
+__all__ = ["MetricDef", "MetricSpec", "MetricValues", "check_metric_name"]
 
 #: What a metric callable returns.
 MetricValues = Mapping[int, int | float | Decimal | datetime | None]
@@ -41,6 +41,17 @@ class MetricDef:
     counters: tuple[str, ...]
     #: Seconds of clock time a cached value stays valid (0: only counters invalidate it).
     period: float
+
+
+@attrs.frozen(kw_only=True)
+class MetricSpec:
+    """A metric a domain declares for segment expressions: the arguments of
+    :meth:`siyu.segments.Segments.register_metric`, as data the workspace registers."""
+
+    name: str
+    values: Callable[[Transaction, datetime], MetricValues]
+    counters: tuple[str, ...] = ()
+    time_dependent: bool | timedelta = False
 
 
 def check_metric_name(name: object) -> str:

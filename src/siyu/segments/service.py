@@ -17,13 +17,13 @@ from ..models.segments import Explanation, SavedSegment, Snapshot
 from .ast import And, Node, Not, Or, SegmentRef, atoms, to_text
 from .builtin_metrics import register_builtin_metrics
 from .engine import Engine, Evaluation
-from .metrics import MetricDef, MetricValues, check_metric_name
+from .metrics import MetricDef, MetricSpec, MetricValues, check_metric_name
 from .parser import location
 from .parser import parse as _parse
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["Segments"]
 
@@ -59,10 +59,10 @@ class Segments:
     >>> ws.segments.count('tag:lifecycle/customer and not tag:churned')   # doctest: +SKIP
     """
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
         self._metrics: dict[str, MetricDef] = {}
-        self._engine = Engine(workspace.tz, self._metrics)
+        self._engine = Engine(uow.tz, self._metrics)
         register_builtin_metrics(self)
 
     # -- extension point ---------------------------------------------------------------
@@ -101,12 +101,25 @@ class Segments:
             self._metrics[name] = MetricDef(name, values, names, _period(time_dependent))
             self._engine._metrics.pop(name, None)
 
+    def register_metrics(self, specs: Iterable[MetricSpec]) -> None:
+        """:meth:`register_metric` for each of a domain's declared metrics."""
+        if isinstance(specs, str | bytes) or not isinstance(specs, Iterable):
+            raise ValidationError(f"specs must be an iterable of MetricSpec, got {type(specs).__name__}")
+        for spec in specs:
+            if not isinstance(spec, MetricSpec):
+                raise ValidationError(f"specs must hold MetricSpec values, got {type(spec).__name__}")
+            self.register_metric(spec.name, spec.values, counters=spec.counters, time_dependent=spec.time_dependent)
+
     def declare_tags(self, tags: Iterable[str]) -> None:
         """Tags another domain creates on first use (``lifecycle/recalled``):
         until they exist they are valid in expressions and match nobody,
         instead of being reported as unknown."""
         with self._engine.lock:
             self._engine.declared.update(split_tag(tag) for tag in tags)
+
+    def metric(self, name: str) -> MetricDef | None:
+        """The definition of metric ``name`` (its counters and period), or ``None``."""
+        return self._metrics.get(name) if isinstance(name, str) else None
 
     def metrics(self) -> builtins.list[str]:
         """Names of every registered metric."""
@@ -124,15 +137,15 @@ class Segments:
         return to_text(node)
 
     def _evaluate(self, expression: str, node: Node) -> tuple[BitMap, Evaluation]:
-        with self._ws.read() as tx, self._engine.lock:
-            evaluation = Evaluation(self._engine, tx, self._ws.now(), expression)
+        with self._uow.read() as tx, self._engine.lock:
+            evaluation = Evaluation(self._engine, tx, self._uow.now(), expression)
             result = evaluation.run(node)
-        if getattr(self._ws._local, "tx", None) is None:
+        if not self._uow.in_transaction():
             self._engine.write_back(self._write)
         return result, evaluation
 
     def _write(self, work: Callable[[Transaction], None]) -> None:
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             work(tx)
 
     # -- queries -------------------------------------------------------------------------
@@ -158,7 +171,7 @@ class Segments:
         the result for an indented tree."""
         node = self.parse(expression)
         _, evaluation = self._evaluate(expression, node)
-        with self._ws.read() as tx, self._engine.lock:
+        with self._uow.read() as tx, self._engine.lock:
             evaluation.tx = tx
             return self._explain(evaluation, node)
 
@@ -185,8 +198,8 @@ class Segments:
         name = _check_name(name)
         description = check_text(description, "description", max_length=500, allow_empty=True)
         node = self.parse(expression)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             self._check_no_cycle(tx, name, node, expression)
             self._evaluate(expression, node)
             old = tx.segments.get(name)
@@ -216,7 +229,7 @@ class Segments:
             todo.extend(a for a in atoms(_parse_cached(saved[ref.name])) if isinstance(a, SegmentRef))
 
     def get(self, name: str) -> SavedSegment:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             segment = tx.segments.get(name)
         if segment is None:
             raise NotFound(f"no saved segment {name!r}; ws.segments.list() shows the saved ones")
@@ -224,13 +237,13 @@ class Segments:
 
     def list(self) -> list[SavedSegment]:
         """Every saved segment, by name."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.segments.all()
 
     def delete(self, name: str) -> bool:
         """Forget a saved segment; refused while another saved segment refers to it.
         Snapshots taken from it stay."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             users = [s.name for s in tx.segments.all()
                      if any(isinstance(a, SegmentRef) and a.name == name for a in atoms(_parse_cached(s.expression)))]
             users += [f"the rule for {r.tag}" for r in tx.tag_rules.all()
@@ -253,8 +266,8 @@ class Segments:
         label = check_text(name, "snapshot name", max_length=64)
         if key is not None:
             check_key(key)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             if key is not None:
                 existing = tx.segments.snapshot_by_key(key)
                 if existing is not None:
@@ -294,7 +307,7 @@ class Segments:
 
     def get_snapshot(self, snapshot_id: int) -> Snapshot:
         """A stored snapshot by id."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             row = tx.segments.snapshot(snapshot_id)
         if row is None:
             raise NotFound(f"no snapshot {snapshot_id}; ws.segments.snapshots() lists them")
@@ -304,7 +317,7 @@ class Segments:
         """Stored snapshots (of one name), oldest first: ``id``, ``name``,
         ``expression``, ``resolved``, ``created_at``, ``count``, ``key`` (load the
         ids with :meth:`get_snapshot`)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             rows = tx.segments.snapshots(name)
         return [{"created_at" if k == "at" else k: v for k, v in row.items()} for row in rows]
 
@@ -312,10 +325,10 @@ class Segments:
         """Load every tag's bitmap now, e.g. at start-up of a long-running worker.
         Otherwise each tag is loaded on first use (from the stored copy, or
         from the rows), so the first query of a cold process stays quick."""
-        with self._ws.read() as tx, self._engine.lock:
+        with self._uow.read() as tx, self._engine.lock:
             self._engine.begin(tx)
             self._engine.preload(tx)
-        if getattr(self._ws._local, "tx", None) is None:
+        if not self._uow.in_transaction():
             self._engine.write_back(self._write)
 
     def refresh(self) -> None:

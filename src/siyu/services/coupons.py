@@ -27,8 +27,9 @@ from ._common import check_int, check_key, check_text, check_user_id, fingerprin
 from .products import Products, check_sku
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .promotions import Promotions
 
 __all__ = ["COUPON_KINDS", "Coupons", "end_of_month"]
 
@@ -63,9 +64,9 @@ class Coupons:
 
     name = "coupons"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        workspace.users.add_merge_participant(self)
+    def __init__(self, uow: UnitOfWork, *, pricing: Promotions) -> None:
+        self._uow = uow
+        self._pricing = pricing
 
     # -- templates ----------------------------------------------------------------
     def create(
@@ -170,20 +171,20 @@ class Coupons:
             priority=check_int(priority, "priority", minimum=0, maximum=1_000_000),
             loss_leader=bool(loss_leader),
             budget_fen=None if budget is None else to_fen(budget, name="budget"),
-            created_at=self._ws.now(),
+            created_at=self._uow.now(),
         )
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             if tx.coupons.template_by_name(template.name) is not None:
                 raise ValidationError(f"a coupon template named {template.name!r} exists; pick another name")
             if template.free_sku is not None or template.skus:
                 Products.require(tx, [s for s in (template.free_sku, *template.skus) if s])
-            self._ws.promotions.check_offer(tx, template=template)
+            self._pricing.check_offer(tx, template=template)
             template = attrs.evolve(template, id=tx.coupons.save_template(template))
             tx.meta.bump("commerce")
         return template
 
     def template(self, name_or_id: str | int) -> CouponTemplate:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._template(tx, name_or_id)
 
     @staticmethod
@@ -195,12 +196,12 @@ class Coupons:
         return found
 
     def templates(self) -> list[CouponTemplate]:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.coupons.templates()
 
     def retire(self, name_or_id: str | int) -> CouponTemplate:
         """Stop issuing a template; coupons already issued stay usable."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             template = attrs.evolve(self._template(tx, name_or_id), active=False)
             tx.coupons.save_template(template)
             tx.meta.bump("commerce")
@@ -213,7 +214,7 @@ class Coupons:
         if t.valid_days is not None:
             ends.append(start + timedelta(days=t.valid_days))
         if t.valid_months_end is not None:
-            ends.append(end_of_month(start, t.valid_months_end, self._ws.tz))
+            ends.append(end_of_month(start, t.valid_months_end, self._uow.tz))
         return start, min(ends) if ends else None
 
     def issue(self, template: str | int, to: object, *, key: str | None = None) -> list[Coupon]:
@@ -227,8 +228,8 @@ class Coupons:
         ids, single = _user_ids(to)
         if key is not None:
             check_key(key)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             tx.coupons.lock_template(self._template(tx, template).id)
             t = self._template(tx, template)  # re-read under the lock: ``issued`` may have moved
 
@@ -279,7 +280,7 @@ class Coupons:
 
     # -- read ----------------------------------------------------------------------------
     def get(self, code: str) -> Coupon:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             found = tx.coupons.by_codes([check_text(code, "code", max_length=64)])
         if code not in found:
             raise NotFound(f"no coupon with code {code!r}")
@@ -288,17 +289,17 @@ class Coupons:
     def of(self, user_id: int, *, usable: bool = False) -> list[Coupon]:
         """The user's coupons (only those usable now with ``usable=True``)."""
         uid = check_user_id(user_id)
-        now = self._ws.now()
-        with self._ws.read() as tx:
+        now = self._uow.now()
+        with self._uow.read() as tx:
             coupons = tx.coupons.of_user(uid, "issued" if usable else None)
         return [c for c in coupons if not usable or c.usable_at(now)]
 
     def expire_due(self, *, batch: int = 1000) -> int:
         """Mark issued coupons whose validity has ended as ``expired``; returns how many."""
-        now = self._ws.now()
+        now = self._uow.now()
         total = 0
         while True:
-            with self._ws.write() as tx:
+            with self._uow.write() as tx:
                 due = tx.coupons.due(now, batch)
                 if not due:
                     return total
@@ -330,12 +331,12 @@ class Coupons:
         return result
 
     # -- merge participant ---------------------------------------------------------------
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> list[int]:
         ids = [c.id for c in tx.coupons.of_user(drop)]
         tx.coupons.move(ids, keep)
         tx.meta.bump("coupons")
         return ids
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[int], at: datetime) -> None:
         tx.coupons.move(list(record), drop)
         tx.meta.bump("coupons")

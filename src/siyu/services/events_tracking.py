@@ -20,8 +20,9 @@ from ..models.lifecycle import TrackedEvent
 from ._common import check_int, check_key, check_user_id, require_user
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .lifecycle import Lifecycle
 
 __all__ = ["EventTracking", "KNOWN_EVENTS"]
 
@@ -40,9 +41,9 @@ class EventTracking:
 
     name = "events"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        workspace.users.add_merge_participant(self)
+    def __init__(self, uow: UnitOfWork, *, lifecycle: Lifecycle) -> None:
+        self._uow = uow
+        self._lifecycle = lifecycle
 
     def _row(self, row: Mapping[str, Any], now: datetime) -> tuple[int, str, datetime, str | None, str]:
         unknown = set(row) - {"user_id", "kind", "at", "key", "properties"}
@@ -82,7 +83,7 @@ class EventTracking:
         """Record many events in one transaction (all or nothing); rows are dicts
         with ``user_id``, ``kind`` and optional ``at``, ``key``, ``properties``.
         Returns how many were new (repeated keys are skipped)."""
-        now = self._ws.now()
+        now = self._uow.now()
         prepared = []
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
@@ -93,7 +94,7 @@ class EventTracking:
                 raise type(exc)(f"row {index}: {exc}") from None
         if not prepared:
             return 0
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             ids = sorted({r[0] for r in prepared})
             missing = set(ids) - tx.users.exists(ids)
             if missing:
@@ -122,23 +123,23 @@ class EventTracking:
             tx.meta.bump("activity")
             for events in activity.values():
                 events.sort(key=lambda e: e[1])
-            self._ws.lifecycle.apply_activity(tx, activity)
+            self._lifecycle.apply_activity(tx, activity)
         return len(fresh)
 
     def of(self, user_id: int, *, limit: int = 100) -> list[TrackedEvent]:
         """The user's most recent events, newest first."""
         check_int(limit, "limit", minimum=1, maximum=10_000)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.activity.for_user(uid, limit)
 
     # -- merge participant ----------------------------------------------------------------
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> list[int]:
         moved = tx.activity.move_user(drop, keep)
         if moved:
             tx.meta.bump("activity")
         return moved
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[int], at: datetime) -> None:
         tx.activity.restore_user(record, drop)
         tx.meta.bump("activity")

@@ -49,15 +49,19 @@ from ..models.lifecycle import StageChange
 from ._common import check_int, check_text, require_user
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
     from ..workspace import Workspace
+    from .tags import Tags
 
-__all__ = ["DEFAULT_DORMANT_DAYS", "DEFAULT_INTENT_EVENTS", "GROUP", "Lifecycle", "STAGES"]
+__all__ = ["DEFAULT_DORMANT_DAYS", "DEFAULT_INTENT_EVENTS", "GROUP", "STAGES", "STAGE_TAGS", "Lifecycle"]
 
 #: The tag group holding the stage.
 GROUP = "lifecycle"
 #: Every stage, in the order of the main path, then the off-path ones.
 STAGES = ("new", "interacted", "intent", "customer", "repeat", "dormant", "lost", "recalled")
+#: The stage tags, created on first use; segments know them from the start (valid, empty).
+STAGE_TAGS = tuple(f"{GROUP}/{stage}" for stage in STAGES)
 #: Days without any activity after which ``sweep()`` moves a user to ``dormant``.
 DEFAULT_DORMANT_DAYS = 30
 #: Tracked event kinds that show buying intent (any other kind is an interaction).
@@ -115,7 +119,7 @@ class _Observer:
     @hookimpl
     @observes(OrderRecorded, OrderRefunded, UsersUnmerged)
     def siyu_on_events(self, events: Sequence[Event], workspace: Workspace) -> None:
-        if workspace is not self.lifecycle._ws:
+        if workspace is not self.lifecycle._uow:
             return
         ops: list[_Op] = []
         for e in events:
@@ -136,19 +140,17 @@ class Lifecycle:
 
     name = "lifecycle"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, *, tags: Tags) -> None:
+        self._uow = uow
+        self._tags = tags
         self._group_ready = False
-        workspace.users.add_merge_participant(self)
+        #: The ``siyu_on_events`` plugin that moves stages after orders and refunds.
         self.observer = _Observer(self)
-        workspace.pm.register(self.observer, name=f"siyu.lifecycle.{id(workspace)}")
-        # Stage tags are created on first use; until then they are valid, empty segments.
-        workspace.segments.declare_tags(f"{GROUP}/{stage}" for stage in STAGES)
 
     # -- settings ----------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """``{"dormant_after_days": int, "intent_events": sorted list}``."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._settings(tx)
 
     def _settings(self, tx: Transaction) -> dict[str, Any]:
@@ -163,7 +165,7 @@ class Lifecycle:
                   intent_events: Iterable[str] | None = None) -> dict[str, Any]:
         """Change how many idle days make a user dormant, and which tracked
         event kinds count as intent (stored in the workspace, for every process)."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             data = self._settings(tx)
             if dormant_after_days is not None:
                 data["dormant_after_days"] = check_int(dormant_after_days, "dormant_after_days", minimum=1,
@@ -178,13 +180,13 @@ class Lifecycle:
     # -- reading -------------------------------------------------------------------------
     def stage(self, user_id: int) -> str | None:
         """The user's current stage, or ``None`` if they have none yet."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.lifecycle.stages(GROUP, [uid]).get(uid)
 
     def counts(self) -> dict[str, int]:
         """Active users per stage (every stage present, zeros included)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             found = tx.lifecycle.counts(GROUP)
         counts = {stage: found.pop(stage, 0) for stage in STAGES}
         counts.update(found)  # tags someone put in the group by hand stay visible
@@ -192,7 +194,7 @@ class Lifecycle:
 
     def history(self, user_id: int) -> list[StageChange]:
         """The user's stage changes, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.lifecycle.history(uid)
 
@@ -202,7 +204,7 @@ class Lifecycle:
             return
         group = tx.tags.get_group(GROUP)
         if group is None or not group.exclusive:
-            self._ws.tags.define_group(GROUP, exclusive=True, description="lifecycle stage (siyu.lifecycle)")
+            self._tags.define_group(GROUP, exclusive=True, description="lifecycle stage (siyu.lifecycle)")
             tx.after_commit(self._mark_group_ready)
         else:
             self._group_ready = True
@@ -229,7 +231,7 @@ class Lifecycle:
         for change in changes:
             by_stage.setdefault(change.to_stage, []).append(change.user_id)
         for stage, ids in by_stage.items():
-            self._ws.tags.apply_many(ids, f"{GROUP}/{stage}", by="lifecycle")
+            self._tags.apply_many(ids, f"{GROUP}/{stage}", by="lifecycle")
         tx.lifecycle.record(changes)
         for change in changes:
             tx.emit(LifecycleChanged(at=change.at, user_id=change.user_id, from_stage=change.from_stage,
@@ -267,8 +269,8 @@ class Lifecycle:
         move the user to ``customer`` or ``repeat``. Called for every
         :class:`~siyu.events.OrderRecorded`; returns the new stage, or ``None``."""
         order = check_int(order_id, "order_id", minimum=1)
-        when = at or self._ws.now()
-        with self._ws.write() as tx:
+        when = at or self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             return self._apply_orders(tx, [("order", uid, order, when)]).get(0)
 
@@ -281,8 +283,8 @@ class Lifecycle:
         remembered for ``user_id`` and will not count when it comes. Returns
         the new stage, or ``None``."""
         order = check_int(order_id, "order_id", minimum=1)
-        when = at or self._ws.now()
-        with self._ws.write() as tx:
+        when = at or self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             return self._apply_orders(tx, [("refund", uid, order, when)]).get(0)
 
@@ -352,8 +354,8 @@ class Lifecycle:
         """The user deleted or blocked us (WeCom ``del_follow_user``, an SMS
         unsubscribe...). ``False`` if they were already lost."""
         why = check_text(reason, "reason", max_length=100)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             return bool(self._move(tx, {uid: ("lost", f"lost:{why}")}, now))
 
@@ -362,8 +364,8 @@ class Lifecycle:
         their last activity, or their creation if never active) become
         ``dormant``; users without any stage become ``new``. Run it daily (a
         cron job or scheduler). Returns how many users moved to each stage."""
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             days = self._settings(tx)["dormant_after_days"]
             cutoff = now - timedelta(days=days)
             moves: dict[int, tuple[str, str]] = dict.fromkeys(tx.lifecycle.without_stage(GROUP), ("new", "sweep"))
@@ -376,10 +378,10 @@ class Lifecycle:
         return result
 
     # -- merge participant ------------------------------------------------------------------
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> list[int]:
         return tx.lifecycle.move_user(drop, keep)
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[int], at: datetime) -> None:
         tx.lifecycle.restore_user(record, drop)
 
 

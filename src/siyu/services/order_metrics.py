@@ -1,7 +1,8 @@
 """Segment metrics from orders: ``orders``, ``spend``, ``spend_30d``, ``last_order``.
 
-Registered through ``ws.segments.register_metric`` like any domain's metrics,
-so expressions such as ``orders >= 2 and spend > 500`` or
+Declared as :data:`ORDER_METRICS` and registered where the workspace is built,
+through ``ws.segments.register_metric`` like any domain's metrics, so
+expressions such as ``orders >= 2 and spend > 500`` or
 ``days_since(last_order) > 90`` work. Counts skip fully refunded orders and
 spend is net of refunds, in yuan (``Decimal``).
 """
@@ -12,12 +13,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..money import to_yuan
+from ..segments.metrics import MetricSpec
 
 if TYPE_CHECKING:
     from ..segments.metrics import MetricValues
     from ..storage.base import Transaction
 
-__all__ = ["register_order_metrics"]
+__all__ = ["ORDER_METRICS"]
 
 
 def _everyone(tx: Transaction, zero: Any) -> dict[int, Any]:
@@ -56,8 +58,9 @@ def last_order(tx: Transaction, now: datetime) -> MetricValues:
     return {uid: stats.last_paid_at for uid, stats in tx.orders.stats().items()}
 
 
-def register_order_metrics(segments: Any) -> None:
-    segments.register_metric("orders", orders, counters=("orders", "users"))
-    segments.register_metric("spend", spend, counters=("orders", "users"))
-    segments.register_metric("spend_30d", spend_30d, counters=("orders", "users"), time_dependent=True)
-    segments.register_metric("last_order", last_order, counters=("orders", "users"))
+ORDER_METRICS = (
+    MetricSpec(name="orders", values=orders, counters=("orders", "users")),
+    MetricSpec(name="spend", values=spend, counters=("orders", "users")),
+    MetricSpec(name="spend_30d", values=spend_30d, counters=("orders", "users"), time_dependent=True),
+    MetricSpec(name="last_order", values=last_order, counters=("orders", "users")),
+)

@@ -33,13 +33,17 @@ from ..storage.contracts import GrowthEntry
 from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
 from .coupons import Coupons
 from .line_effects import reversal, split
-from .order_metrics import register_order_metrics
+from .points import Credit
 from .pricing import _distribute
 from .products import check_sku
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .points import Points
+    from .points_rules import PointsRules
+    from .promotions import Promotions
+    from .tiers import Tiers
 
 __all__ = ["Orders"]
 
@@ -115,10 +119,13 @@ class Orders:
 
     name = "orders"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        workspace.users.add_merge_participant(self)
-        register_order_metrics(workspace.segments)  # ws.segments is built before the commerce services
+    def __init__(self, uow: UnitOfWork, *, pricing: Promotions, points: Points, tiers: Tiers,
+                 points_rules: PointsRules) -> None:
+        self._uow = uow
+        self._pricing = pricing
+        self._points = points
+        self._tiers = tiers
+        self._rules = points_rules
 
     # -- record ---------------------------------------------------------------------------
     def _row(self, raw: Mapping[str, Any], now: datetime) -> _Row:
@@ -189,7 +196,7 @@ class Orders:
     def record_many(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
         """Record many orders in one transaction (all or none); returns their ids
         in row order. Each row is a dict of :meth:`record`'s arguments."""
-        now = self._ws.now()
+        now = self._uow.now()
         parsed = []
         for index, raw in enumerate(rows):
             if not isinstance(raw, Mapping):
@@ -200,11 +207,10 @@ class Orders:
                 raise type(exc)(f"row {index}: {exc}") from None
         if not parsed:
             return []
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             return self._record(tx, parsed, now)
 
     def _record(self, tx: Transaction, rows: list[_Row], now: datetime) -> list[int]:
-        ws = self._ws
         existing = tx.orders.by_keys([r.key for r in rows if r.key])
         result: list[int | None] = []
         fresh: list[tuple[int, _Row]] = []
@@ -233,8 +239,8 @@ class Orders:
                 raise UserMerged(uid, found[uid][1])
         # One catalog and one tier lookup for the whole batch: tiers change only
         # when the batch's growth is settled, after every order is priced.
-        catalog = ws.promotions.catalog(tx)
-        tiers = ws.tiers.tiers_in(tx, [r.user_id for _, r in fresh])
+        catalog = self._pricing.catalog(tx)
+        tiers = self._tiers.tiers_in(tx, [r.user_id for _, r in fresh])
         orders: list[Order] = []
         coupons_of: list[list[Coupon]] = []
         quotes = []
@@ -246,7 +252,7 @@ class Orders:
             if again:
                 raise ValidationError(f"coupon {sorted(again)[0]!r} is used by two orders of this batch")
             used_codes |= set(r.codes)
-            quote, cart = ws.promotions.price_order(tx, r.user_id, r.lines, coupons, r.paid_at, catalog=catalog,
+            quote, cart = self._pricing.price_order(tx, r.user_id, r.lines, coupons, r.paid_at, catalog=catalog,
                                                     tier=tiers[r.user_id],
                                                     first_order=False if r.user_id in buyers else None)
             buyers.add(r.user_id)
@@ -263,7 +269,7 @@ class Orders:
             ))
         ids = tx.orders.insert(orders, [r.print_ if r.key else None for _, r in fresh])
         budget_used = False
-        earn_rows: list[dict[str, Any]] = []
+        earn_rows: list[Credit] = []
         growth_rows = []
         growth_of: dict[int, int] = {}
         line_rows: list[tuple[int, int, int, int]] = []
@@ -280,15 +286,14 @@ class Orders:
                 tx.coupons.use_budget(kind, source_id, fen)
                 budget_used = True
             infos[oid] = self._infos(order.lines)
-            ctx = ws.points_rules.context(tx, order.user_id, tier=tiers[order.user_id], lines=infos[oid],
+            ctx = self._rules.context(tx, order.user_id, tier=tiers[order.user_id], lines=infos[oid],
                                           order_id=oid)
-            points = ws.points_rules.compute("purchase", ctx) if "purchase" in ws.points_rules.names() else 0
-            line_points = ws.points_rules.split("purchase", ctx, points) if points > 0 else [0] * len(order.lines)
+            points = self._rules.compute("purchase", ctx) if "purchase" in self._rules.names() else 0
+            line_points = self._rules.split("purchase", ctx, points) if points > 0 else [0] * len(order.lines)
             if points > 0:
-                earn_rows.append({"user_id": order.user_id, "amount": points, "reason": "purchase",
-                                  "key": f"order:{oid}:points",
-                                  "expires_at": ws.points_rules.expiry_for("purchase", now)})
-            growth = ws.tiers.growth_for(tx, order.total_fen)
+                earn_rows.append(Credit(user_id=order.user_id, amount=points, reason="purchase",
+                                        key=f"order:{oid}:points", expires_at=self._rules.expiry_for("purchase", now)))
+            growth = self._tiers.growth_for(tx, order.total_fen)
             growth_of[oid] = growth
             # Growth follows the money each line paid; a refund takes back the refunded lines' own.
             line_rows.extend((oid, n, p, g) for n, (p, g) in enumerate(zip(
@@ -296,9 +301,8 @@ class Orders:
             if growth > 0:
                 growth_rows.append(GrowthEntry(user_id=order.user_id, amount=growth, at=order.paid_at,
                                                reason="order", ref=f"order:{oid}"))
-        entry_ids = dict(zip([row["key"] for row in earn_rows], ws.points.earn_many(earn_rows), strict=True)) \
-            if earn_rows else {}
-        points_by_key: dict[str, int] = {row["key"]: row["amount"] for row in earn_rows}
+        entry_ids = dict(zip([row.key for row in earn_rows], self._points.credit(tx, earn_rows, now), strict=True))
+        points_by_key: dict[str, int] = {row.key: row.amount for row in earn_rows}
         effects = []
         for oid in ids:
             k = f"order:{oid}:points"
@@ -307,7 +311,7 @@ class Orders:
         tx.orders.set_line_effects(line_rows)
         if growth_rows:
             tx.tiers.add_growth(growth_rows)
-            ws.tiers.settle(tx, [g.user_id for g in growth_rows], reason="order", downgrade=False)
+            self._tiers.settle(tx, [g.user_id for g in growth_rows], reason="order", downgrade=False)
         if budget_used:
             tx.meta.bump("commerce")
         for oid, order in zip(ids, orders, strict=True):
@@ -401,8 +405,8 @@ class Orders:
         refund (ValidationError). ``key`` makes it idempotent."""
         oid = check_int(order_id, "order_id", minimum=1)
         check_key(key)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             order = tx.orders.get(oid)
             if order is None:
                 raise NotFound(f"no order with id {oid}")
@@ -451,18 +455,18 @@ class Orders:
             reversed_points, shortfall = 0, 0
             if want > 0 and order.points_entry_id is not None:
                 try:
-                    self._ws.points.reverse(order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
-                                            amount=want, reason="refund")
+                    self._points.reverse_in(tx, order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
+                                            amount=want, reason="refund", now=now)
                     reversed_points = want
                 except InsufficientPoints as exc:
                     if exc.available > 0:
-                        self._ws.points.reverse(order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
-                                                amount=exc.available, reason="refund")
+                        self._points.reverse_in(tx, order.points_entry_id, key=f"order:{oid}:refund:{key}"[:200],
+                                                amount=exc.available, reason="refund", now=now)
                     reversed_points, shortfall = exc.available, want - exc.available
             if growth_back > 0:
                 tx.tiers.add_growth([GrowthEntry(user_id=order.user_id, amount=-growth_back, at=order.paid_at,
                                                  reason="refund", ref=f"order:{oid}")])
-                self._ws.tiers.settle(tx, [order.user_id], reason="refund", downgrade=True)
+                self._tiers.settle(tx, [order.user_id], reason="refund", downgrade=True)
             back = _budget_back(order, plan, full)
             for (kind, source_id), fen in back.items():
                 tx.coupons.use_budget(kind, source_id, -fen)
@@ -496,7 +500,7 @@ class Orders:
 
     # -- read ------------------------------------------------------------------------------
     def get(self, order_id: int) -> Order:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             order = tx.orders.get(check_int(order_id, "order_id", minimum=1))
         if order is None:
             raise NotFound(f"no order with id {order_id}")
@@ -504,22 +508,22 @@ class Orders:
 
     def of(self, user_id: int) -> list[Order]:
         """The user's orders, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.orders.of_user(uid)
 
     def refunds(self, order_id: int) -> list[Refund]:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.orders.refunds(check_int(order_id, "order_id", minimum=1))
 
     # -- merge participant ----------------------------------------------------------------------
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> list[int]:
         ids = tx.orders.ids_of(drop)
         tx.orders.move(ids, keep)
         tx.meta.bump("orders")
         return ids
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[int], at: datetime) -> None:
         tx.orders.move(list(record), drop)
         # Refunds since the merge booked their negative growth on ``keep``; it goes back with the
         # orders (the growth the orders earned moves back with the tiers' own merge record).

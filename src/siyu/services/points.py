@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from .._clock import aware
 from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
 from ..events import PointsEarned, PointsExpired, PointsReversed, PointsSpent
@@ -22,10 +24,10 @@ from ..storage.contracts import NewEntry
 from ._common import check_id, check_int, check_key, check_text, check_user_id, require_user, require_users
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
-__all__ = ["MAX_POINTS", "Points"]
+__all__ = ["MAX_POINTS", "Credit", "Points"]
 
 #: The largest single earn or spend (guards against unit mistakes such as fen for yuan).
 MAX_POINTS = 1_000_000_000
@@ -57,14 +59,26 @@ def _earn_print(
     return f"earn|{user_id}|{amount}|{reason}|{_stamp(available, memo)}|{_stamp(expires, memo)}"
 
 
+@attrs.frozen(kw_only=True)
+class Credit:
+    """One earn another service books inside its own transaction, already validated
+    (an order's purchase points, a rule's award, an invite task's reward)."""
+
+    user_id: int
+    amount: int
+    reason: str
+    key: str
+    expires_at: datetime | None = None
+    available_at: datetime | None = None
+
+
 class Points:
     """``ws.points``: earn, spend, reverse, expire; balances and history."""
 
     name = "points"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        workspace.users.add_merge_participant(self)
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     # -- validation -----------------------------------------------------------------
     def _earn_row(
@@ -153,7 +167,7 @@ class Points:
             [{"user_id": user_id, "amount": amount, "reason": reason, "key": key,
               "expires_at": expires_at, "available_at": available_at}]
         )[0]
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             entry = tx.points.entry(entry_id)
         assert entry is not None
         return entry
@@ -161,7 +175,7 @@ class Points:
     def earn_many(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
         """Credit many earns in one transaction (all or nothing); returns entry ids
         in row order (a repeated key yields the id of its first entry)."""
-        now = self._ws.now()
+        now = self._uow.now()
         entries = []
         memo: dict[Any, str] = {}
         for index, row in enumerate(rows):
@@ -171,19 +185,38 @@ class Points:
                 raise type(exc)(f"row {index}: {exc}") from None
         if not entries:
             return []
-        with self._ws.write() as tx:
-            existing = tx.points.by_keys([e.key for e in entries if e.key])
-            fresh, _ = self._dedupe(entries, existing)
-            require_users(tx, {e.user_id for e in fresh})
-            ids = tx.points.append(fresh)
-            by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
-            for entry_id, entry in zip(ids, fresh, strict=True):
-                assert entry.key is not None
-                by_key[entry.key] = entry_id
-                tx.emit(PointsEarned(at=now, user_id=entry.user_id, entry_id=entry_id, amount=entry.amount,
-                                     reason=entry.reason, key=entry.key))
-            if fresh:
-                tx.meta.bump("points")
+        with self._uow.write() as tx:
+            return self._book(tx, entries, now)
+
+    def credit(self, tx: Transaction, credits: Sequence[Credit], now: datetime) -> list[int]:
+        """Book validated earns inside ``tx``, the transaction of the change that earned
+        them; returns entry ids in order (a repeated key yields its first entry's id)."""
+        for c in credits:  # the invariants of the ledger, whoever computed the amount
+            check_int(c.amount, "amount", minimum=1, maximum=MAX_POINTS)
+            if c.expires_at is not None and c.expires_at <= (c.available_at or now):
+                raise ValidationError(f"expires_at={c.expires_at.isoformat()} is not after the points become "
+                                      f"available ({(c.available_at or now).isoformat()})")
+        entries = [
+            NewEntry(user_id=c.user_id, kind="earn", amount=c.amount, reason=c.reason, at=now, key=c.key,
+                     fingerprint=_earn_print(c.user_id, c.amount, c.reason, c.available_at, c.expires_at),
+                     available_at=c.available_at, expires_at=c.expires_at)
+            for c in credits
+        ]
+        return self._book(tx, entries, now) if entries else []
+
+    def _book(self, tx: Transaction, entries: list[NewEntry], now: datetime) -> list[int]:
+        existing = tx.points.by_keys([e.key for e in entries if e.key])
+        fresh, _ = self._dedupe(entries, existing)
+        require_users(tx, {e.user_id for e in fresh})
+        ids = tx.points.append(fresh)
+        by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
+        for entry_id, entry in zip(ids, fresh, strict=True):
+            assert entry.key is not None
+            by_key[entry.key] = entry_id
+            tx.emit(PointsEarned(at=now, user_id=entry.user_id, entry_id=entry_id, amount=entry.amount,
+                                 reason=entry.reason, key=entry.key))
+        if fresh:
+            tx.meta.bump("points")
         return [by_key[e.key] for e in entries if e.key]
 
     # -- spend ----------------------------------------------------------------------
@@ -193,14 +226,14 @@ class Points:
         Raises :class:`~siyu.errors.InsufficientPoints` (and changes nothing)
         if the available balance is smaller."""
         entry_id = self.spend_many([{"user_id": user_id, "amount": amount, "reason": reason, "key": key}])[0]
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             entry = tx.points.entry(entry_id)
         assert entry is not None
         return entry
 
     def spend_many(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
         """Debit many spends in one transaction; if any lacks points, none happens."""
-        now = self._ws.now()
+        now = self._uow.now()
         entries: list[NewEntry] = []
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
@@ -222,7 +255,7 @@ class Points:
                                     key=key, fingerprint=f"spend|{user_id}|{amount}|{reason}"))
         if not entries:
             return []
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             existing = tx.points.by_keys([e.key for e in entries if e.key])
             fresh, _ = self._dedupe(entries, existing)
             users = {e.user_id for e in fresh}
@@ -284,62 +317,68 @@ class Points:
         check_text(reason, "reason", max_length=128)
         if amount is not None:
             check_int(amount, "amount", minimum=1, maximum=MAX_POINTS)
-        now = self._ws.now()
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            return self.reverse_in(tx, eid, key=key, amount=amount, reason=reason, now=now)
+
+    def reverse_in(self, tx: Transaction, entry_id: int, *, key: str, amount: int | None, reason: str,
+                   now: datetime) -> PointsEntry:
+        """:meth:`reverse` with validated values, inside ``tx`` (a refund's transaction)."""
+        eid = entry_id
         print_ = f"reverse|{eid}|{amount}|{reason}"
-        with self._ws.write() as tx:
-            existing = tx.points.by_keys([key])
-            if key in existing:
-                if existing[key][1] != print_:
-                    raise IdempotencyConflict(f"key {key!r} was already used for a different points write")
-                repeat = tx.points.entry(existing[key][0])
-                assert repeat is not None
-                return repeat
-            target = tx.points.entry(eid)
-            if target is None:
-                raise NotFound(f"no points entry with id {eid}")
-            if target.kind not in _EARN_LIKE | {"spend"}:
-                raise ValidationError(
-                    f"entry {eid} is a {target.kind!r} entry; only earn and spend entries can be reversed"
-                )
-            chain = self._chain(tx, target.user_id)
-            holder = chain[-1]
-            left = abs(target.amount) - tx.points.reversed_amount(eid)
-            want = left if amount is None else amount
-            if left <= 0:
-                raise ValidationError(f"entry {eid} is already fully reversed")
-            if want > left:
-                raise ValidationError(f"entry {eid} has only {left} points left to reverse, not {want}")
-            if target.kind == "spend":
-                gives = self._give_back(tx, eid, want)
-                sign = want
-            else:
-                # The earn's points now sit with whoever holds its lot: the earner, or the
-                # user the earner was merged into (the merge moved the lot into a merge_in lot).
-                first = self._descendants(tx, chain, eid)
-                lots = [[lot.entry_id, lot.remaining] for lot in tx.points.usable_lots(holder, now)]
-                # Take from the reversed earn's own lot first, even if it is still pending.
-                lots = [[i, n] for i, n in first if n > 0] + [lot for lot in lots if lot[0] not in dict(first)]
-                takes = self._take(lots, want, holder)
-                sign = -want
-            [new_id] = tx.points.append(
-                [NewEntry(user_id=holder if target.kind != "spend" else target.user_id, kind="reverse", amount=sign,
-                          reason=reason, at=now, key=key, fingerprint=print_, ref_entry_id=eid)]
+        existing = tx.points.by_keys([key])
+        if key in existing:
+            if existing[key][1] != print_:
+                raise IdempotencyConflict(f"key {key!r} was already used for a different points write")
+            repeat = tx.points.entry(existing[key][0])
+            assert repeat is not None
+            return repeat
+        target = tx.points.entry(eid)
+        if target is None:
+            raise NotFound(f"no points entry with id {eid}")
+        if target.kind not in _EARN_LIKE | {"spend"}:
+            raise ValidationError(
+                f"entry {eid} is a {target.kind!r} entry; only earn and spend entries can be reversed"
             )
-            if target.kind == "spend":
-                tx.points.restore(new_id, gives)
-                # The spender was merged away: the points come back to their lots and go on
-                # along the merges, one merge at a time under that merge's tag, so undoing a
-                # merge (see unmerge) takes them back exactly as it takes back what it moved.
-                back = [(lot, amount) for lot_id, amount in gives if (lot := tx.points.lot(lot_id)) is not None]
-                for source, target_user in pairwise(chain):
-                    moved = self._move(tx, source, target_user, back, now, _merge_tag(source, target_user))
-                    back = [(lot, amount) for in_id, amount in moved if (lot := tx.points.lot(in_id)) is not None]
-            else:
-                tx.points.consume(new_id, takes)
-            tx.emit(PointsReversed(at=now, user_id=holder if target.kind != "spend" else target.user_id,
-                                   entry_id=new_id, reversed_entry_id=eid, amount=sign, key=key))
-            tx.meta.bump("points")
-            entry = tx.points.entry(new_id)
+        chain = self._chain(tx, target.user_id)
+        holder = chain[-1]
+        left = abs(target.amount) - tx.points.reversed_amount(eid)
+        want = left if amount is None else amount
+        if left <= 0:
+            raise ValidationError(f"entry {eid} is already fully reversed")
+        if want > left:
+            raise ValidationError(f"entry {eid} has only {left} points left to reverse, not {want}")
+        if target.kind == "spend":
+            gives = self._give_back(tx, eid, want)
+            sign = want
+        else:
+            # The earn's points now sit with whoever holds its lot: the earner, or the
+            # user the earner was merged into (the merge moved the lot into a merge_in lot).
+            first = self._descendants(tx, chain, eid)
+            lots = [[lot.entry_id, lot.remaining] for lot in tx.points.usable_lots(holder, now)]
+            # Take from the reversed earn's own lot first, even if it is still pending.
+            lots = [[i, n] for i, n in first if n > 0] + [lot for lot in lots if lot[0] not in dict(first)]
+            takes = self._take(lots, want, holder)
+            sign = -want
+        [new_id] = tx.points.append(
+            [NewEntry(user_id=holder if target.kind != "spend" else target.user_id, kind="reverse", amount=sign,
+                      reason=reason, at=now, key=key, fingerprint=print_, ref_entry_id=eid)]
+        )
+        if target.kind == "spend":
+            tx.points.restore(new_id, gives)
+            # The spender was merged away: the points come back to their lots and go on
+            # along the merges, one merge at a time under that merge's tag, so undoing a
+            # merge (see unmerge) takes them back exactly as it takes back what it moved.
+            back = [(lot, amount) for lot_id, amount in gives if (lot := tx.points.lot(lot_id)) is not None]
+            for source, target_user in pairwise(chain):
+                moved = self._move(tx, source, target_user, back, now, _merge_tag(source, target_user))
+                back = [(lot, amount) for in_id, amount in moved if (lot := tx.points.lot(in_id)) is not None]
+        else:
+            tx.points.consume(new_id, takes)
+        tx.emit(PointsReversed(at=now, user_id=holder if target.kind != "spend" else target.user_id,
+                               entry_id=new_id, reversed_entry_id=eid, amount=sign, key=key))
+        tx.meta.bump("points")
+        entry = tx.points.entry(new_id)
         assert entry is not None
         return entry
 
@@ -369,10 +408,10 @@ class Points:
         workspace clock). Safe to run as often as you like: it does nothing twice.
         Balances already ignore expired points before this runs."""
         check_int(batch, "batch", minimum=1)
-        now = self._ws.now()
+        now = self._uow.now()
         written: list[PointsEntry] = []
         while True:
-            with self._ws.write() as tx:
+            with self._uow.write() as tx:
                 due = tx.points.due_lots(now, batch)
                 if not due:
                     break
@@ -391,30 +430,30 @@ class Points:
     # -- read -------------------------------------------------------------------------
     def balance(self, user_id: int) -> int:
         """Points usable now: available, not expired."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
-            return tx.points.balance(uid, self._ws.now())
+            return tx.points.balance(uid, self._uow.now())
 
     def pending(self, user_id: int) -> int:
         """Points earned but not available yet."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
-            return tx.points.pending(uid, self._ws.now())
+            return tx.points.pending(uid, self._uow.now())
 
     def history(self, user_id: int) -> list[PointsEntry]:
         """The user's ledger, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.points.entries(uid)
 
     def lots(self, user_id: int) -> list[PointsLot]:
         """The user's lots with points left (pending and expired-but-not-swept included)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.points.lots(uid)
 
     def entry(self, entry_id: int) -> PointsEntry:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             entry = tx.points.entry(check_id(entry_id, "entry_id"))
         if entry is None:
             raise NotFound(f"no points entry with id {entry_id}")
@@ -424,8 +463,8 @@ class Points:
         """Lots that expire within ``within`` from now: the list for expiry reminders."""
         if not isinstance(within, timedelta) or within <= timedelta(0):
             raise ValidationError(f"within must be a positive timedelta, got {within!r}")
-        now = self._ws.now()
-        with self._ws.read() as tx:
+        now = self._uow.now()
+        with self._uow.read() as tx:
             return tx.points.expiring(now, now + within)
 
     # -- merge participant ----------------------------------------------------------------
@@ -472,11 +511,11 @@ class Points:
         tx.meta.bump("points")
         return moved
 
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> list[list[int]]:
         lots = [(lot, lot.remaining) for lot in tx.points.lots(drop) if lot.expires_at is None or lot.expires_at > at]
         return self._move(tx, drop, keep, lots, at, _merge_tag(drop, keep))
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[list[int]], at: datetime) -> None:
         """Give ``drop`` back what is left of the points the merge moved, wherever they sit
         on ``keep`` now: in the lots the merge made, in lots points that followed the merge
         later were put in (a spend of drop's reversed while merged), or in lots they came

@@ -30,10 +30,13 @@ from ..models.commerce import Tier
 from ..models.points import PointsEntry
 from ._common import check_key, check_text, check_user_id, require_user
 from .line_effects import split
+from .points import Credit
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .points import Points
+    from .tiers import Tiers
 
 __all__ = ["Expiry", "PointsRule", "PointsRules", "RuleContext"]
 
@@ -93,7 +96,8 @@ class Expiry:
 class RuleContext:
     """What a rule sees: the user, the moment, their tier and the call's context."""
 
-    workspace: Workspace
+    #: The workspace the rule runs in, as the unit of work services see (read, write, now, tz).
+    workspace: UnitOfWork
     tx: Transaction
     user_id: int
     now: datetime
@@ -123,10 +127,11 @@ class PointsRule(Protocol):
 class PointsRules:
     """``ws.points_rules``: the registered earn rules; award, configure, sign in."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, *, tiers: Tiers, points: Points) -> None:
+        self._uow = uow
+        self._tiers = tiers
+        self._points = points
         self._rules: dict[str, PointsRule] = {}
-        workspace.hooks.points_rules(register=self.register)
 
     def register(self, rule: PointsRule) -> None:
         """Add a rule (the ``register`` callback of the ``siyu_points_rules`` hook)."""
@@ -173,11 +178,11 @@ class PointsRules:
     def context(self, tx: Transaction, user_id: int, *, tier: Tier | bool | None = True,
                 **context: Any) -> RuleContext:
         """What a rule sees; ``tier`` may be passed when the caller looked it up already."""
-        now = self._ws.now()
-        found = self._ws.tiers.tier_in(tx, user_id) if tier is True else tier
+        now = self._uow.now()
+        found = self._tiers.tier_in(tx, user_id) if tier is True else tier
         assert found is None or isinstance(found, Tier)
-        return RuleContext(workspace=self._ws, tx=tx, user_id=user_id, now=now,
-                           today=now.astimezone(self._ws.tz).date(), tier=found, context=context)
+        return RuleContext(workspace=self._uow, tx=tx, user_id=user_id, now=now,
+                           today=now.astimezone(self._uow.tz).date(), tier=found, context=context)
 
     def compute(self, name: str, ctx: RuleContext) -> int:
         """Points the rule gives for ``ctx``, with the tier multiplier applied."""
@@ -218,7 +223,7 @@ class PointsRules:
 
     def expiry_for(self, name: str, earned: datetime) -> datetime | None:
         expiry = getattr(self.get(name), "expiry", None) or Expiry.never()
-        return expiry.expires_at(earned, self._ws.tz)
+        return expiry.expires_at(earned, self._uow.tz)
 
     def award(self, name: str, user_id: int, *, key: str | None = None, **context: Any) -> PointsEntry | None:
         """Run rule ``name`` for ``user_id`` and credit the points; returns the
@@ -229,7 +234,7 @@ class PointsRules:
         day; birthday: one a year) supply it when ``key`` is omitted.
         ``context`` is passed to the rule (``amount=`` for recharge ...)."""
         rule = self.get(name)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             ctx = self.context(tx, uid, **context)
             if key is None:
@@ -240,7 +245,7 @@ class PointsRules:
                         f"rule {name!r} needs key=... (a string unique to this occasion, e.g. 'invite:42') "
                         "so a retry does not award twice"
                     )
-            full_key = f"rule:{name}:{check_key(key)}"
+            full_key = check_key(f"rule:{name}:{check_key(key)}")
             existing = tx.points.by_keys([full_key])
             if full_key in existing:
                 return tx.points.entry(existing[full_key][0])
@@ -248,15 +253,19 @@ class PointsRules:
             if amount <= 0:
                 return None
             reason = check_text(getattr(rule, "reason", name) or name, "reason", max_length=128)
-            return self._ws.points.earn(uid, amount, reason=reason, key=full_key,
-                                        expires_at=self.expiry_for(name, ctx.now))
+            credit = Credit(user_id=uid, amount=amount, reason=reason, key=full_key,
+                            expires_at=self.expiry_for(name, ctx.now))
+            [entry_id] = self._points.credit(tx, [credit], ctx.now)
+            entry = tx.points.entry(entry_id)
+        assert entry is not None
+        return entry
 
     def sign_in(self, user_id: int) -> tuple[int, PointsEntry | None]:
         """Record today's sign-in (business time zone); returns ``(streak, entry)``.
         Signing in twice a day awards once."""
         entry = self.award("signin", user_id)
-        with self._ws.read() as tx:
-            streak = self.streak(tx, check_user_id(user_id), self._ws.today())
+        with self._uow.read() as tx:
+            streak = self.streak(tx, check_user_id(user_id), self._uow.today())
         return streak, entry
 
     @staticmethod

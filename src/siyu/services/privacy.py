@@ -13,7 +13,7 @@ import json
 import secrets
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -50,10 +50,10 @@ from ..storage.contracts.privacy import NewAuditEntry
 from ._common import check_int, check_text, check_user_id, require_user
 
 if TYPE_CHECKING:
-    from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .._uow import UnitOfWork
+    from ..storage.base import Backend, Transaction
 
-__all__ = ["Exporter", "Eraser", "Privacy"]
+__all__ = ["Eraser", "Exporter", "PersonalData", "Privacy", "open_key"]
 
 #: Settings keys.
 KEY_CHECK = "privacy.key_check"
@@ -71,8 +71,9 @@ PERSONALIZATION_PURPOSE = "personalization"
 MIN_AUDIT_RETENTION = relativedelta(years=3)
 _KEY_CHECK_TEXT = "siyu key check"
 
-#: ``fn(ws, user_id) -> JSON-able``: a domain's part of a person's export.
-Exporter = Callable[["Workspace", int], Any]
+#: ``fn(ws, user_id) -> JSON-able``: an application's part of a person's export (``ws`` is
+#: the workspace the export runs in).
+Exporter = Callable[[Any, int], Any]
 #: ``fn(tx, user_ids) -> count or dict``: remove a domain's personal data of these users
 #: inside the erasure transaction (keep amounts and ids; drop names, addresses, texts).
 Eraser = Callable[["Transaction", list[int]], Any]
@@ -119,75 +120,117 @@ class _Auditor:
         self._privacy.log(action, user_id=getattr(event, "user_id", None), details=details, at=event.at)
 
 
+@attrs.frozen(kw_only=True)
+class PersonalData:
+    """One domain's part of a person's data, declared where the workspace is built:
+    ``export(user_id)`` returns its section of :meth:`Privacy.export` (JSON-able, or
+    ``None`` for nothing), ``erase(tx, user_ids)`` removes its personal data inside
+    the erasure transaction and returns what it removed."""
+
+    name: str
+    export: Callable[[int], object] | None = None
+    erase: Eraser | None = None
+
+
+def open_key(uow: UnitOfWork, secret_key: str | bytes | None) -> FieldCipher | None:
+    """The cipher for ``secret_key`` (default ``SIYU_SECRET_KEY``) once checked against the
+    database: :class:`~siyu.errors.WrongKeyError` for another key, or for none when the data
+    is sealed. The first connection with a key seals what is stored, once, atomically."""
+    secret = secret_key if secret_key is not None else key_from_env()
+    cipher = FieldCipher(secret) if secret else None
+    with uow.read() as tx:
+        check = tx.meta.get(KEY_CHECK)
+    if check is not None:
+        if cipher is None:
+            raise WrongKeyError(
+                "this database's personal data is encrypted; connect with its key: "
+                "siyu.connect(url, secret_key=...) or set SIYU_SECRET_KEY"
+            )
+        _verify(cipher, check)
+        _seal_every_kind(uow, cipher)
+        return cipher
+    if cipher is None:
+        return None
+    with uow.write() as tx:
+        check = tx.meta.get(KEY_CHECK)
+        if check is not None:  # another process got there first
+            _verify(cipher, check)
+            return cipher
+        counts = tx.privacy.reseal(None, cipher, _names(tx, PERSONAL, DEFAULT_PERSONAL))
+        tx.meta.set(KEY_CHECK, cipher.seal(_KEY_CHECK_TEXT, KEY_CHECK))
+        tx.meta.set(SEALED_KINDS, _ALL_KINDS)
+        _audit(tx, "privacy.encryption_enabled", at=uow.now(), details={"key_id": cipher.key_id, **counts})
+    return cipher
+
+
+def _seal_every_kind(uow: UnitOfWork, cipher: FieldCipher) -> None:
+    """Seal the identity kinds an older siyu left in clear (it sealed phones and e-mails only)."""
+    with uow.read() as tx:
+        if tx.meta.get(SEALED_KINDS) == _ALL_KINDS:
+            return
+    with uow.write() as tx:
+        if tx.meta.get(SEALED_KINDS) == _ALL_KINDS:  # another process got there first
+            return
+        counts = tx.privacy.reseal(cipher, cipher, _names(tx, PERSONAL, DEFAULT_PERSONAL))
+        tx.meta.set(SEALED_KINDS, _ALL_KINDS)
+        _audit(tx, "privacy.identities_sealed", at=uow.now(), details={"kinds": json.loads(_ALL_KINDS), **counts})
+        tx.meta.bump("users")
+
+
+def _names(tx: Transaction, setting: str, default: frozenset[str]) -> frozenset[str]:
+    raw = tx.meta.get(setting)
+    return frozenset(json.loads(raw)) if raw else default
+
+
+def _audit(
+    tx: Transaction,
+    action: str,
+    *,
+    at: datetime,
+    actor: str = "system",
+    user_id: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> int:
+    entry = NewAuditEntry(
+        at=at,
+        actor=actor,
+        action=action,
+        user_id=user_id,
+        details=to_jsonable(dict(details or {})),
+        before=to_jsonable(before),
+        after=to_jsonable(after),
+    )
+    return tx.privacy.append_audit([entry])[0]
+
+
 class Privacy:
     """``ws.privacy``: keys, consent checks, export, erasure, legal holds, audit log."""
 
-    def __init__(self, workspace: Workspace, *, secret_key: str | bytes | None = None) -> None:
-        self._ws = workspace
-        self._exporters: dict[str, Exporter] = _builtin_exporters()
+    def __init__(self, uow: UnitOfWork, *, backend: Backend, personal_data: Sequence[PersonalData] = ()) -> None:
+        self._uow = uow
+        self._backend = backend
+        self._domains = tuple(personal_data)
+        self._exporters: dict[str, Exporter] = {}
         self._erasers: dict[str, Eraser] = {}
         self._local = threading.local()
         self._per_tx: weakref.WeakKeyDictionary[Transaction, tuple[frozenset[str], frozenset[str]]] = (
             weakref.WeakKeyDictionary()
         )
-        secret = secret_key if secret_key is not None else key_from_env()
-        try:
-            cipher = FieldCipher(secret) if secret else None
-            self._open_key(cipher)
-        except BaseException:
-            workspace.backend.close()
-            raise
-        workspace.backend.cipher = cipher
-        workspace.pm.register(_Auditor(self), name="siyu.privacy.auditor")
+        #: The ``siyu_on_event`` plugin that audits account changes announced as events.
+        self.auditor = _Auditor(self)
 
     # -- keys ------------------------------------------------------------------------------------
     @property
     def key_id(self) -> str | None:
         """Identifier of the workspace key (not the key), or ``None`` when data is stored in clear."""
-        cipher = self._ws.backend.cipher
+        cipher = self._backend.cipher
         return None if cipher is None else cipher.key_id
 
     @property
     def encrypted(self) -> bool:
-        return self._ws.backend.cipher is not None
-
-    def _open_key(self, cipher: FieldCipher | None) -> None:
-        with self._ws.read() as tx:
-            check = tx.meta.get(KEY_CHECK)
-        if check is not None:
-            if cipher is None:
-                raise WrongKeyError(
-                    "this database's personal data is encrypted; connect with its key: "
-                    "siyu.connect(url, secret_key=...) or set SIYU_SECRET_KEY"
-                )
-            _verify(cipher, check)
-            self._seal_every_kind(cipher)
-            return
-        if cipher is None:
-            return
-        # First connection with a key: encrypt what is already stored, once, atomically.
-        with self._ws.write() as tx:
-            check = tx.meta.get(KEY_CHECK)
-            if check is not None:  # another process got there first
-                _verify(cipher, check)
-                return
-            counts = tx.privacy.reseal(None, cipher, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
-            tx.meta.set(KEY_CHECK, cipher.seal(_KEY_CHECK_TEXT, KEY_CHECK))
-            tx.meta.set(SEALED_KINDS, _ALL_KINDS)
-            self._append(tx, "privacy.encryption_enabled", details={"key_id": cipher.key_id, **counts})
-
-    def _seal_every_kind(self, cipher: FieldCipher) -> None:
-        """Seal the identity kinds an older siyu left in clear (it sealed phones and e-mails only)."""
-        with self._ws.read() as tx:
-            if tx.meta.get(SEALED_KINDS) == _ALL_KINDS:
-                return
-        with self._ws.write() as tx:
-            if tx.meta.get(SEALED_KINDS) == _ALL_KINDS:  # another process got there first
-                return
-            counts = tx.privacy.reseal(cipher, cipher, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
-            tx.meta.set(SEALED_KINDS, _ALL_KINDS)
-            self._append(tx, "privacy.identities_sealed", details={"kinds": json.loads(_ALL_KINDS), **counts})
-            tx.meta.bump("users")
+        return self._backend.cipher is not None
 
     def rotate_key(self, new_key: str | bytes) -> dict[str, int]:
         """Re-encrypt every personal value under ``new_key`` (one transaction) and switch
@@ -195,11 +238,11 @@ class Privacy:
         they do, they get :class:`~siyu.errors.WrongKeyError` rather than wrong data.
         Also turns encryption on for a workspace that had no key. Returns counts."""
         new = FieldCipher(new_key)
-        old = self._ws.backend.cipher
+        old = self._backend.cipher
         if old is not None and old.key_id == new.key_id:
             raise ValidationError("the new key is the key in use; generate another with `siyu privacy generate-key`")
-        with self._ws.write() as tx:
-            counts = tx.privacy.reseal(old, new, self._names(tx, PERSONAL, DEFAULT_PERSONAL))
+        with self._uow.write() as tx:
+            counts = tx.privacy.reseal(old, new, _names(tx, PERSONAL, DEFAULT_PERSONAL))
             tx.meta.set(KEY_CHECK, new.seal(_KEY_CHECK_TEXT, KEY_CHECK))
             tx.meta.set(SEALED_KINDS, _ALL_KINDS)
             self._append(
@@ -208,31 +251,27 @@ class Privacy:
                 details={"from_key_id": old.key_id if old else None, "to_key_id": new.key_id, **counts},
             )
             tx.meta.bump("users")
-            tx.after_commit(lambda: setattr(self._ws.backend, "cipher", new))
+            tx.after_commit(lambda: setattr(self._backend, "cipher", new))
         return counts
 
     # -- personal and sensitive attributes ---------------------------------------------------------
-    def _names(self, tx: Transaction, setting: str, default: frozenset[str]) -> frozenset[str]:
-        raw = tx.meta.get(setting)
-        return frozenset(json.loads(raw)) if raw else default
-
     def _guarded(self, tx: Transaction) -> tuple[frozenset[str], frozenset[str]]:
         # Read once per transaction: a bulk import checks every row against the same sets.
         cached = self._per_tx.get(tx)
         if cached is None:
-            cached = (self._names(tx, PERSONAL, DEFAULT_PERSONAL), self._names(tx, SENSITIVE, DEFAULT_SENSITIVE))
+            cached = (_names(tx, PERSONAL, DEFAULT_PERSONAL), _names(tx, SENSITIVE, DEFAULT_SENSITIVE))
             self._per_tx[tx] = cached
         return cached
 
     def personal_attributes(self) -> frozenset[str]:
         """Attribute names treated as personal information (sealed at rest with a key)."""
-        with self._ws.read() as tx:
-            return self._names(tx, PERSONAL, DEFAULT_PERSONAL)
+        with self._uow.read() as tx:
+            return _names(tx, PERSONAL, DEFAULT_PERSONAL)
 
     def sensitive_attributes(self) -> frozenset[str]:
         """Attribute names that are sensitive personal information (need separate consent)."""
-        with self._ws.read() as tx:
-            return self._names(tx, SENSITIVE, DEFAULT_SENSITIVE)
+        with self._uow.read() as tx:
+            return _names(tx, SENSITIVE, DEFAULT_SENSITIVE)
 
     def mark_personal(self, *names: str, sensitive: bool = False) -> frozenset[str]:
         """Treat attributes ``names`` as personal (and, with ``sensitive=True``, as sensitive).
@@ -243,13 +282,13 @@ class Privacy:
         checked = [check_text(n, "attribute name", max_length=64) for n in names]
         if not checked:
             raise ValidationError("name at least one attribute, e.g. mark_personal('wechat_name')")
-        with self._ws.write() as tx:
-            personal = self._names(tx, PERSONAL, DEFAULT_PERSONAL) | set(checked)
+        with self._uow.write() as tx:
+            personal = _names(tx, PERSONAL, DEFAULT_PERSONAL) | set(checked)
             tx.meta.set(PERSONAL, json.dumps(sorted(personal)))
             if sensitive:
-                marked = self._names(tx, SENSITIVE, DEFAULT_SENSITIVE) | set(checked)
+                marked = _names(tx, SENSITIVE, DEFAULT_SENSITIVE) | set(checked)
                 tx.meta.set(SENSITIVE, json.dumps(sorted(marked)))
-            cipher = self._ws.backend.cipher
+            cipher = self._backend.cipher
             counts = tx.privacy.reseal(cipher, cipher, personal) if cipher is not None else {}
             self._append(
                 tx, "privacy.attributes_marked", details={"names": sorted(checked), "sensitive": sensitive, **counts}
@@ -300,7 +339,7 @@ class Privacy:
         and no legal hold blocks processing. Campaigns call this before every send,
         so a withdrawal takes effect at once."""
         uid = check_user_id(user_id)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             user = tx.users.get(uid)
             if user is None or user.status != "active":
                 return False
@@ -313,21 +352,21 @@ class Privacy:
         ``"personalization"`` withdrawn): campaigns must then send their non-personalized
         variant (PIPL art. 24). Allowed until refused."""
         uid = check_user_id(user_id)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             require_user(tx, uid, active=False)
             return self._consented(tx, uid, PERSONALIZATION_PURPOSE) is not False
 
     # -- export ---------------------------------------------------------------------------------------
     def register_exporter(self, name: str, exporter: Exporter) -> None:
         """Add a domain's part to :meth:`export`: ``exporter(ws, user_id)`` returns JSON-able data."""
-        if name in self._exporters or name in _BUILTIN_SECTIONS:
+        if name in self._exporters or name in _OWN_SECTIONS or any(d.name == name for d in self._domains):
             raise PluginError(f"an exporter named {name!r} is already registered; pick another name")
         self._exporters[name] = exporter
 
     def register_eraser(self, name: str, eraser: Eraser) -> None:
         """Add a domain's step to :meth:`erase`: ``eraser(tx, user_ids)`` removes that domain's
         personal data (names, addresses, free text) inside the erasure transaction."""
-        if name in self._erasers:
+        if name in self._erasers or any(d.name == name and d.erase is not None for d in self._domains):
             raise PluginError(f"an eraser named {name!r} is already registered; pick another name")
         self._erasers[name] = eraser
 
@@ -340,27 +379,26 @@ class Privacy:
         messages ... as those domains register). The export is audited.
         """
         uid = check_user_id(user_id)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             require_user(tx, uid, active=False)
             user = tx.users.get(uid)
             assert user is not None
             data: dict[str, Any] = {
                 "format": "siyu.privacy.export/1",
-                "exported_at": self._ws.now().isoformat(),
+                "exported_at": self._uow.now().isoformat(),
                 "user": to_jsonable(user),
                 "consents": to_jsonable(tx.users.consents(uid)),
-                "tags": to_jsonable(self._ws.tags.history(uid)),
-                "points": {
-                    "balance": self._ws.points.balance(uid),
-                    "entries": to_jsonable(self._ws.points.history(uid)),
-                },
                 "legal_holds": to_jsonable(tx.privacy.holds(uid)),
                 "erasure": to_jsonable(tx.privacy.tombstone(uid)),
                 "messages": tx.privacy.messages(uid),
                 "audit": to_jsonable(tx.privacy.audit(user_id=uid, limit=100_000)),
             }
+            for domain in self._domains:
+                section = domain.export(uid) if domain.export is not None else None
+                if section is not None:
+                    data[domain.name] = to_jsonable(section)
             for name, exporter in self._exporters.items():
-                section = exporter(self._ws, uid)
+                section = exporter(self._uow, uid)
                 if section is not None:
                     data[name] = to_jsonable(section)
             self._append(tx, "privacy.export", user_id=uid, details={"sections": sorted(data)})
@@ -380,8 +418,8 @@ class Privacy:
         """
         uid = check_user_id(user_id)
         why = check_text(reason, "reason", max_length=200)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             require_user(tx, uid, lock=True, active=False)
             done = tx.privacy.tombstone(uid)
             if done is not None:
@@ -400,6 +438,9 @@ class Privacy:
                     f"user {uid} is blocked until it is released with ws.privacy.release_hold({held[0].id})"
                 )
             counts: dict[str, Any] = {}
+            for domain in self._domains:
+                if domain.erase is not None:
+                    counts[domain.name] = to_jsonable(domain.erase(tx, ids))
             for name, eraser in self._erasers.items():
                 counts[name] = to_jsonable(eraser(tx, ids))
             counts.update(tx.privacy.erase_person(ids))
@@ -431,15 +472,15 @@ class Privacy:
     def tombstone(self, user_id: int) -> Tombstone | None:
         """The erasure record of a user, or ``None`` if not erased."""
         uid = check_user_id(user_id)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.privacy.tombstone(uid)
 
     # -- legal holds ----------------------------------------------------------------------------------
     def hold(self, user_id: int, *, reason: str) -> LegalHoldRecord:
         """Place a legal hold: erasure and processing other than storage stop until released."""
         why = check_text(reason, "reason", max_length=200)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             hold_id = tx.privacy.add_hold(uid, why, now, self.actor)
             self._append(tx, "privacy.hold_placed", user_id=uid, details={"hold_id": hold_id, "reason": why})
@@ -449,8 +490,8 @@ class Privacy:
     def release_hold(self, hold_id: int) -> LegalHoldRecord:
         """Release a legal hold (idempotent)."""
         hid = check_int(hold_id, "hold_id", minimum=1)
-        with self._ws.write() as tx:
-            record = tx.privacy.release_hold(hid, self._ws.now(), self.actor)
+        with self._uow.write() as tx:
+            record = tx.privacy.release_hold(hid, self._uow.now(), self.actor)
             if record is None:
                 raise NotFound(f"no legal hold #{hid}; list a user's holds with ws.privacy.holds(user_id)")
             self._append(tx, "privacy.hold_released", user_id=record.user_id, details={"hold_id": hid})
@@ -459,12 +500,12 @@ class Privacy:
     def held(self, user_ids: Iterable[int] | None = None) -> set[int]:
         """The users (of ``user_ids``, or all) under an active legal hold, in one query:
         for bulk senders such as campaigns, which must not process them."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.privacy.held(None if user_ids is None else [check_user_id(u) for u in user_ids])
 
     def holds(self, user_id: int) -> list[LegalHoldRecord]:
         """A user's legal holds, active and released, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.privacy.holds(uid)
 
@@ -501,16 +542,8 @@ class Privacy:
         after: Any = None,
         at: datetime | None = None,
     ) -> int:
-        entry = NewAuditEntry(
-            at=at or self._ws.now(),
-            actor=self.actor,
-            action=action,
-            user_id=user_id,
-            details=to_jsonable(dict(details or {})),
-            before=to_jsonable(before),
-            after=to_jsonable(after),
-        )
-        return tx.privacy.append_audit([entry])[0]
+        return _audit(tx, action, at=at or self._uow.now(), actor=self.actor, user_id=user_id, details=details,
+                      before=before, after=after)
 
     def log(
         self,
@@ -530,7 +563,7 @@ class Privacy:
         name = check_text(action, "action", max_length=64)
         if user_id is not None:
             check_user_id(user_id)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             return self._append(tx, name, user_id=user_id, details=details, before=before, after=after, at=at)
 
     def audit(
@@ -544,7 +577,7 @@ class Privacy:
         limit: int = 1000,
     ) -> list[AuditEntry]:
         """Audit entries matching every given filter, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.privacy.audit(
                 user_id=user_id, action=action, actor=actor, since=since, until=until, limit=limit
             )
@@ -556,71 +589,21 @@ class Privacy:
         when your legal team says so). The purge itself is audited.
         """
         keep = older_than or MIN_AUDIT_RETENTION
-        now = self._ws.now()
+        now = self._uow.now()
         if now - keep > now - MIN_AUDIT_RETENTION and not force:
             raise PolicyViolation(
                 "audit entries are kept at least 3 years; pass a longer older_than, or force=True if a "
                 "shorter retention is really required"
             )
         cutoff = now - keep
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             removed = tx.privacy.purge_audit(cutoff)
             self._append(tx, "privacy.audit_purged", details={"before": cutoff.isoformat(), "removed": removed})
         return removed
 
 
-_BUILTIN_SECTIONS = {
-    "format",
-    "exported_at",
-    "user",
-    "consents",
-    "tags",
-    "points",
-    "legal_holds",
-    "erasure",
-    "messages",
-    "audit",
-}
-
-
-def _builtin_exporters() -> dict[str, Exporter]:
-    """Sections for the built-in domains; each is skipped when its domain is absent."""
-
-    def orders(ws: Workspace, uid: int) -> Any:
-        return ws.orders.of(uid) if hasattr(ws, "orders") else None
-
-    def coupons(ws: Workspace, uid: int) -> Any:
-        return ws.coupons.of(uid) if hasattr(ws, "coupons") else None
-
-    def tiers(ws: Workspace, uid: int) -> Any:
-        if not hasattr(ws, "tiers"):
-            return None
-        return {"current": ws.tiers.of(uid), "history": ws.tiers.history(uid)}
-
-    def referrals(ws: Workspace, uid: int) -> Any:
-        if not hasattr(ws, "referrals"):
-            return None
-        return {
-            "binding": ws.referrals.binding(uid),
-            "invitees": ws.referrals.invitees(uid),
-            "history": ws.referrals.history(uid),
-            "group_buys": ws.referrals.group_buys.of_user(uid),
-        }
-
-    def lifecycle(ws: Workspace, uid: int) -> Any:
-        return ws.lifecycle.history(uid) if hasattr(ws, "lifecycle") else None
-
-    def events(ws: Workspace, uid: int) -> Any:
-        return ws.events.of(uid, limit=10_000) if hasattr(ws, "events") else None
-
-    return {
-        "orders": orders,
-        "coupons": coupons,
-        "tiers": tiers,
-        "referrals": referrals,
-        "lifecycle": lifecycle,
-        "events": events,
-    }
+#: The sections :meth:`Privacy.export` writes itself.
+_OWN_SECTIONS = frozenset({"format", "exported_at", "user", "consents", "legal_holds", "erasure", "messages", "audit"})
 
 
 def _verify(cipher: FieldCipher, check: str) -> None:

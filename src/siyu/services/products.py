@@ -12,8 +12,9 @@ from ..money import Money, to_fen
 from ._common import check_text
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .promotions import Promotions
 
 __all__ = ["Products", "check_role", "check_sku"]
 
@@ -49,8 +50,9 @@ def _margin(value: object) -> Decimal | None:
 class Products:
     """``ws.products``: the catalogue. Every order line names a SKU added here."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, *, pricing: Promotions) -> None:
+        self._uow = uow
+        self._pricing = pricing
 
     def add(
         self,
@@ -98,20 +100,20 @@ class Products:
                 f"product {product.sku!r}: tiers=... restricts who may buy it, which only exclusive "
                 "products (role=ProductRole.EXCLUSIVE, 专属品) do; drop tiers or change the role"
             )
-        with self._ws.write() as tx:
-            tx.products.save(product, self._ws.now())
-            self._ws.promotions.guard_product(tx, product)
+        with self._uow.write() as tx:
+            tx.products.save(product, self._uow.now())
+            self._pricing.guard_product(tx, product)
             tx.meta.bump("products")
         return product
 
     def get(self, sku: str) -> Product:
         """The product with this SKU; :class:`~siyu.errors.NotFound` if none."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self.require(tx, [sku])[check_sku(sku)]
 
     def all(self) -> list[Product]:
         """Every product, by SKU."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.products.all()
 
     def by_role(self, role: ProductRole | str) -> list[Product]:

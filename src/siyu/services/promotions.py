@@ -33,8 +33,9 @@ from .pricing import CartLine, Offer, Quote, StackingRules, best_quote, worst_co
 from .products import Products, check_sku
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .tiers import Tiers
 
 __all__ = ["Promotions"]
 
@@ -54,8 +55,9 @@ class _Catalog:
 class Promotions:
     """``ws.promotions``: stacking rules, activity prices, quotes, the margin guard."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, *, tiers: Tiers) -> None:
+        self._uow = uow
+        self._tiers = tiers
         self._catalog = VersionedCache("commerce", self._load_catalog)
 
     # -- rules --------------------------------------------------------------------------
@@ -66,7 +68,7 @@ class Promotions:
 
     def rules(self) -> StackingRules:
         """The stacking rules and margin floor in force."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._rules(tx)
 
     def configure(
@@ -88,7 +90,7 @@ class Promotions:
         = 10 %); ``guard``: refuse risky offers and clamp quotes (default on).
         The live offers are re-checked under the new rules: a change that
         would let them sell below the floor is refused with MarginViolation."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             rules = self._rules(tx)
             changes: dict[str, Any] = {}
             if combinable is not None:
@@ -119,7 +121,7 @@ class Promotions:
             tx.meta.bump("commerce")
             if rules.guard:
                 catalog = self._load_catalog(tx)
-                for offer in self._live_offers(catalog, self._ws.now()):
+                for offer in self._live_offers(catalog, self._uow.now()):
                     self._check(catalog, offer, rules)
         return rules
 
@@ -165,7 +167,7 @@ class Promotions:
             loss_leader=bool(loss_leader),
             budget_fen=None if budget is None else to_fen(budget, name="budget"),
         )
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             Products.require(tx, activity.prices_fen)
             self.check_offer(tx, activity=activity)
             activity = attrs.evolve(activity, id=tx.coupons.save_activity(activity))
@@ -180,12 +182,12 @@ class Promotions:
         return self.activity(name, prices, starts_at=starts_at, ends_at=ends_at, kind="flash_sale", **options)
 
     def activities(self, *, live: bool = False) -> list[Activity]:
-        now = self._ws.now()
-        with self._ws.read() as tx:
+        now = self._uow.now()
+        with self._uow.read() as tx:
             return [a for a in tx.coupons.activities() if not live or a.live_at(now)]
 
     def end_activity(self, activity_id: int) -> Activity:
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             found = [a for a in tx.coupons.activities() if a.id == activity_id]
             if not found:
                 raise ValidationError(f"no activity with id {activity_id}")
@@ -219,7 +221,7 @@ class Promotions:
         if not catalog.rules.guard:
             return
         offer = Offer.of_template(template) if template is not None else Offer.of_activity(activity)  # type: ignore[arg-type]
-        self._check(catalog, offer, catalog.rules, others=self._live_offers(catalog, self._ws.now()))
+        self._check(catalog, offer, catalog.rules, others=self._live_offers(catalog, self._uow.now()))
 
     def guard_product(self, tx: Transaction, product: Product) -> None:
         """Re-check the live offers for a product whose price or cost changed."""
@@ -227,14 +229,14 @@ class Promotions:
         if not catalog.rules.guard:
             return
         catalog.products[product.sku] = product
-        offers = self._live_offers(catalog, self._ws.now())
+        offers = self._live_offers(catalog, self._uow.now())
         for offer in offers:
             if offer.eligible(product):
                 self._check(attrs.evolve(catalog, products={product.sku: product}), offer, catalog.rules, offers)
 
     def _check(self, catalog: _Catalog, offer: Offer, rules: StackingRules,
                others: Sequence[Offer] | None = None) -> None:
-        pool = [o for o in (others if others is not None else self._live_offers(catalog, self._ws.now()))
+        pool = [o for o in (others if others is not None else self._live_offers(catalog, self._uow.now()))
                 if (o.kind, o.source_id) != (offer.kind, offer.source_id) or offer.source_id == 0]
         problems = []
         for product in catalog.products.values():
@@ -277,7 +279,7 @@ class Promotions:
             raise ValidationError('lines must be a non-empty list of {"sku": ..., "qty": ..., "unit_price": ...}')
         catalog = catalog or self._catalog.get(tx)
         if tier is True:  # not looked up by the caller
-            tier = self._ws.tiers.tier_in(tx, user_id)
+            tier = self._tiers.tier_in(tx, user_id)
         assert tier is None or isinstance(tier, Tier)
         lines: list[CartLine] = []
         total = 0
@@ -346,8 +348,8 @@ class Promotions:
         """The best legal combination of live activities and the user's coupons
         (all usable ones, or only ``coupons`` codes) for ``cart``, with a
         line-by-line explanation (``quote.explain()``). Nothing is stored."""
-        now = self._ws.now()
-        with self._ws.read() as tx:
+        now = self._uow.now()
+        with self._uow.read() as tx:
             uid = check_user_id(user_id)
             if not tx.users.exists([uid]):
                 raise NotFound(f"no user with id {uid}; quotes are for existing users (ws.users.add)")

@@ -16,7 +16,9 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict
+
+import attrs
 
 from .._clock import aware
 from ..errors import (
@@ -56,10 +58,15 @@ from .fission.invite_tasks import InviteTasks
 from .fission.merge import merge_fission, unmerge_fission
 from .fission.stats import compute_stats
 from .fission.unbound import record_unbound
+from .users import attribute_source
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
     from ..workspace import Workspace
+    from .coupons import Coupons
+    from .orders import Orders
+    from .points import Points
 
 __all__ = ["Referrals"]
 
@@ -73,6 +80,19 @@ def _opt(value: object, name: str, max_length: int) -> str | None:
     return None if value is None else check_text(value, name, max_length=max_length)
 
 
+class ReferralsMoved(TypedDict, total=False):
+    """The referrals part of a merge record: the bindings before, the invitees moved
+    under ``keep`` (or dropped, with ``"dropped": True``), whether ``keep`` took ``drop``'s
+    inviter and the holds that went with it, and the fission data moved."""
+
+    keep_binding: Required[dict[str, Any] | None]
+    drop_binding: Required[dict[str, Any] | None]
+    moved: Required[list[dict[str, Any]]]
+    keep_took_inviter: bool
+    binding_holds: list[int]
+    fission: dict[str, Any]
+
+
 class Referrals:
     """``ws.referrals``: invite codes, binding, graph queries and fission tools.
 
@@ -83,23 +103,17 @@ class Referrals:
 
     name = "referrals"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        self.fraud = FraudGuards(workspace, self)
-        self.tasks = InviteTasks(workspace, self)
-        self.group_buys = GroupBuys(workspace, self)
-        self.commissions = Commissions(workspace, self)
-        workspace.users.add_merge_participant(self)
-        privacy = getattr(workspace, "privacy", None)
-        if privacy is not None:  # the privacy service exports referral data itself; erasure needs us
-            privacy.register_eraser("referrals", lambda tx, ids: {"devices": tx.referrals.erase_devices(ids)})
-        # Orders arrive as events from the commerce domain: listen like any plugin would.
-        workspace.pm.register(self, name="siyu.referrals")
+    def __init__(self, uow: UnitOfWork, *, points: Points, coupons: Coupons, orders: Orders) -> None:
+        self._uow = uow
+        self.fraud = FraudGuards(uow, self)
+        self.tasks = InviteTasks(uow, self, points=points, coupons=coupons)
+        self.group_buys = GroupBuys(uow, self, orders=orders)
+        self.commissions = Commissions(uow, self)
 
     # -- settings ----------------------------------------------------------------------
     def settings(self) -> ReferralSettings:
         """The binding rules in force (shared by every process on the database)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._settings(tx)
 
     @staticmethod
@@ -130,7 +144,7 @@ class Referrals:
         ``require_new``: refuse invitees who are already customers (have
         bought, or hold one of ``customer_tags``).
         """
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             current = self._settings(tx)
             if protection is not ...:
                 if protection is not None and (not isinstance(protection, timedelta) or protection <= timedelta()):
@@ -166,12 +180,12 @@ class Referrals:
         if start is not None and end is not None and end <= start:
             raise ValidationError(f"campaign {name!r}: ends_at {end.isoformat()} is not after starts_at")
         campaign = ReferralCampaign(name=name, starts_at=start, ends_at=end)
-        with self._ws.write() as tx:
-            tx.referrals.save_campaign(campaign, self._ws.now())
+        with self._uow.write() as tx:
+            tx.referrals.save_campaign(campaign, self._uow.now())
         return campaign
 
     def get_campaign(self, name: str) -> ReferralCampaign | None:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.referrals.campaign(name)
 
     def _check_open(self, tx: Transaction, campaign: str | None, now: datetime) -> None:
@@ -199,8 +213,8 @@ class Referrals:
         value (8 characters, no look-alike letters)."""
         camp = _opt(campaign, "campaign", 64)
         state = _opt(channel_state, "channel_state", 30)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, inviter_id)
             self._check_open(tx, camp, now)
             existing = tx.referrals.code_for(uid, camp, state)
@@ -216,7 +230,7 @@ class Referrals:
 
     def code_info(self, code: str) -> InviteCode:
         """Who issued ``code``, for which campaign and channel state."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._code(tx, code)
 
     @staticmethod
@@ -239,14 +253,14 @@ class Referrals:
         also counts ``inviter_id`` among the users who invite."""
         camp, state = _opt(campaign, "campaign", 64), _opt(channel_state, "channel_state", 30)
         check_int(count, "count", minimum=1, maximum=1_000_000)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             uid = require_user(tx, inviter_id)
             tx.referrals.add_funnel(camp or "", state or "", "sent", count)
             tx.referrals.add_share(camp or "", state or "", uid, count)
 
     def record_scan(self, code: str) -> InviteCode:
         """Count a scan or click of an invite code (the funnel's second step)."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             info = self._code(tx, code)
             tx.referrals.add_funnel(info.campaign or "", info.channel_state or "", "scanned", 1)
         return info
@@ -258,8 +272,8 @@ class Referrals:
         Returns ``False`` if it was already recorded. Progress of the user's
         inviter in running tasks is re-evaluated."""
         name = check_text(action, "action", max_length=64)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id)
             new = tx.referrals.add_action(uid, name, now)
             if new:
@@ -270,15 +284,15 @@ class Referrals:
         """Record that the user left (deleted the WeCom contact, unfollowed):
         an invite that leaves within a task's stay window is deducted, and a
         leave right after the inviter's reward is held for review."""
-        when = self._ws.now() if at is None else aware(at, "at")
-        with self._ws.write() as tx:
+        when = self._uow.now() if at is None else aware(at, "at")
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id)
             tx.referrals.set_left(uid, when)
             self.fraud._on_leave(tx, uid, when)
 
     def record_return(self, user_id: int) -> None:
         """Forget a recorded leave (the user came back)."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             tx.referrals.set_left(require_user(tx, user_id), None)
 
     # -- binding ----------------------------------------------------------------------------------
@@ -313,8 +327,8 @@ class Referrals:
             raise ValidationError("bind needs exactly one of code=... or inviter_id=...")
         camp, state = _opt(campaign, "campaign", 64), _opt(channel_state, "channel_state", 30)
         dev = _opt(device, "device", 128)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             if code is not None:
                 if camp is not None or state is not None:
                     raise ValidationError("campaign and channel_state come from the code; do not pass them too")
@@ -362,7 +376,7 @@ class Referrals:
         new-user rule, fraud guards and source attribution do not apply, and
         no events are emitted. Returns how many bindings were added (rows that
         repeat a user's current binding are skipped)."""
-        now = self._ws.now()
+        now = self._uow.now()
         parsed: list[Binding] = []
         seen: dict[int, int] = {}
         for index, row in enumerate(rows):
@@ -391,7 +405,7 @@ class Referrals:
             seen[invitee] = index
             parsed.append(Binding(invitee_id=invitee, inviter_id=inviter, campaign=camp, channel_state=state,
                                   code=None, bound_at=at, via="import"))
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             self._serialize(tx)
             ids = sorted({b.invitee_id for b in parsed} | {b.inviter_id for b in parsed})
             missing = set(ids) - tx.users.exists(ids)
@@ -453,8 +467,8 @@ class Referrals:
         why = check_text(reason, "reason", max_length=200)
         if (code is None) == (inviter_id is None):
             raise ValidationError("rebind needs exactly one of code=... or inviter_id=...")
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             camp: str | None = None
             state: str | None = None
             used: str | None = None
@@ -480,8 +494,8 @@ class Referrals:
         """Remove the invitee's binding (recorded); ``False`` if there was none.
         The invitee keeps their own downline."""
         why = check_text(reason, "reason", max_length=200)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             invitee = require_user(tx, invitee_id)
             self._serialize(tx, invitee)
             return self._detach(tx, invitee, f"unbind: {why}", now)
@@ -544,8 +558,8 @@ class Referrals:
             self.fraud._hold(tx, "binding", binding.invitee_id, binding.inviter_id, reasons, binding.bound_at)
         user = tx.users.get(binding.invitee_id)
         if user is not None and user.source is None and user.source_campaign is None and user.source_state is None:
-            self._ws.users.update(binding.invitee_id, source="referral", campaign=binding.campaign,
-                                  state=binding.channel_state)
+            attribute_source(tx, binding.invitee_id, source="referral", campaign=binding.campaign,
+                             state=binding.channel_state, now=self._uow.now())
         if binding.status == "active":
             self.tasks._evaluate_for(tx, binding.inviter_id)
         result = tx.referrals.binding(binding.invitee_id)
@@ -570,7 +584,7 @@ class Referrals:
     # -- queries ----------------------------------------------------------------------------------
     def binding(self, user_id: int) -> Binding | None:
         """The binding of ``user_id`` to their inviter, or ``None``."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.referrals.binding(require_user(tx, user_id, active=False))
 
     def inviter_of(self, user_id: int) -> int | None:
@@ -581,7 +595,7 @@ class Referrals:
     def invitees(self, user_id: int, depth: int | None = 1) -> list[int]:
         """Users below ``user_id`` down to ``depth`` levels (1 = invited directly;
         ``None`` = the whole downline), ascending."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             if depth is None:
                 return tx.referrals.downline(uid)
@@ -601,7 +615,7 @@ class Referrals:
     def downline_size(self, user_id: int, depth: int | None = None) -> int:
         """How many users are below ``user_id`` (within ``depth`` levels if given).
         The unlimited count is one row read, whatever the tree's size."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             if depth is None:
                 return tx.referrals.downline_size(uid)
@@ -610,7 +624,7 @@ class Referrals:
     def upline(self, user_id: int, levels: int | None = 2) -> list[int]:
         """The inviter, the inviter's inviter ... nearest first, at most
         ``levels`` of them (``None``: up to the root)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.referrals.upline(uid, None if levels is None else check_int(levels, "levels", minimum=1))
 
@@ -623,12 +637,12 @@ class Referrals:
         campaign, or overall); held bindings do not count."""
         camp = _opt(campaign, "campaign", 64)
         check_int(top, "top", minimum=1, maximum=10_000)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.referrals.leaderboard(camp, top, ["active"])
 
     def history(self, user_id: int) -> list[BindingChange]:
         """Every binding, rebinding and unbinding of the user, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.referrals.changes(require_user(tx, user_id, active=False))
 
     def downline_counts(self, *, use_numpy: bool | None = None) -> ForestCounts:
@@ -636,7 +650,7 @@ class Referrals:
         levels, total downline and depth, in one level-by-level pass over the
         whole forest (vectorised when numpy is installed — the ``fast`` extra).
         Look one user up with ``counts.of(user_id)``."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             users, parents = tx.referrals.parents()
         return forest_counts_by_id(users, parents, use_numpy=use_numpy)
 
@@ -644,7 +658,7 @@ class Referrals:
         """Fission metrics: fission rate, K-factor, generations and depth,
         funnels per campaign and channel state, top inviters."""
         camp = _opt(campaign, "campaign", 64)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return compute_stats(tx, camp, top)
 
     # -- events from other domains ------------------------------------------------------------------
@@ -654,9 +668,11 @@ class Referrals:
         """Orders make customers (new-user rule, funnel), commissions and purchase-based
         invites; refunds undo them; tracked events and linked identities can make invites
         valid. Each event takes effect once: a redelivered one changes nothing."""
-        if workspace is not self._ws:
-            return
-        with self._ws.write() as tx:
+        if workspace is self._uow:
+            self._handle(events)
+
+    def _handle(self, events: Sequence[Event]) -> None:
+        with self._uow.write() as tx:
             # Users nobody invited (most buyers of a bulk import) in a few statements; the rest one by one.
             done = record_unbound(tx, events)
             for position, event in enumerate(events):
@@ -665,7 +681,7 @@ class Referrals:
 
     def siyu_on_event(self, event: Event) -> None:
         """Observe one event, as a delivery of just that event would (replays, tests)."""
-        self.siyu_on_events([event], self._ws)
+        self._handle([event])
 
     def _on_event(self, tx: Transaction, event: Event) -> None:
         if isinstance(event, OrderRecorded):
@@ -695,13 +711,13 @@ class Referrals:
         tx.referrals.add_customer(user_id, at)
 
     # -- merge participant ----------------------------------------------------------------------------
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> ReferralsMoved:
         """``drop``'s invitees move under ``keep``; ``keep`` takes ``drop``'s
         inviter if it has none (and no cycle results). Commissions, 任务宝
         grants, 拼团 slots and holds follow as :mod:`.fission.merge` describes."""
         tx.meta.bump("referrals")
-        record: dict[str, Any] = {"keep_binding": _dump(tx.referrals.binding(keep)),
-                                  "drop_binding": _dump(tx.referrals.binding(drop)), "moved": []}
+        record = ReferralsMoved(keep_binding=_dump_opt(tx.referrals.binding(keep)),
+                                drop_binding=_dump_opt(tx.referrals.binding(drop)), moved=[])
         drop_binding = tx.referrals.binding(drop)
         if drop_binding is not None:
             tx.referrals.detach(drop)
@@ -713,7 +729,7 @@ class Referrals:
                 tx.referrals.attach(Binding(**{**_fields(child_binding), "inviter_id": keep}))
                 record["moved"].append(_dump(child_binding))
             else:
-                record["moved"].append({**(_dump(child_binding) or {}), "dropped": True})
+                record["moved"].append({**_dump(child_binding), "dropped": True})
         if drop_binding is not None and tx.referrals.binding(keep) is None \
                 and drop_binding.inviter_id != keep and keep not in tx.referrals.upline(drop_binding.inviter_id, None):
             tx.referrals.attach(Binding(**{**_fields(drop_binding), "invitee_id": keep, "via": "merge"}))
@@ -725,7 +741,7 @@ class Referrals:
         record["fission"] = merge_fission(tx, keep, drop)
         return record
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: ReferralsMoved, at: datetime) -> None:
         tx.meta.bump("referrals")
         if "fission" in record:  # merges recorded before fission data followed have none
             unmerge_fission(tx, keep, drop, record["fission"])
@@ -773,14 +789,14 @@ def _owner(tx: Transaction, info: InviteCode) -> int:
 
 
 def _fields(binding: Binding) -> dict[str, Any]:
-    import attrs
-
     return attrs.asdict(binding, recurse=False)
 
 
-def _dump(binding: Binding | None) -> dict[str, Any] | None:
-    if binding is None:
-        return None
+def _dump_opt(binding: Binding | None) -> dict[str, Any] | None:
+    return None if binding is None else _dump(binding)
+
+
+def _dump(binding: Binding) -> dict[str, Any]:
     data = _fields(binding)
     data["bound_at"] = binding.bound_at.isoformat()
     return data

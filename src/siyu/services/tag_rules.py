@@ -42,8 +42,11 @@ from ..segments.ast import Compare, DaysSince, Metric, Node, SegmentRef, Tag, at
 from ..segments.parser import location, parse
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..segments import Segments
     from ..storage.base import Transaction
     from ..workspace import Workspace
+    from .tags import Tags
 
 __all__ = ["RuleDiff", "TagRules"]
 
@@ -72,7 +75,7 @@ class _Observer:
         # Rules are functions of the stored state, so one run after a whole delivery
         # leaves the same tags as one run after each of its events.
         rules = self.rules
-        if not rules.auto or workspace is not rules._ws:
+        if not rules.auto or workspace is not rules._uow:
             return
         if not rules._known and time.monotonic() - rules._looked < 1.0:
             return  # the common case, no rules: keep the per-delivery cost minimal
@@ -84,16 +87,18 @@ class _Observer:
 class TagRules:
     """``ws.tags.rules``: add, list, remove and run rule-based tags."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, *, tags: Tags, segments: Segments) -> None:
+        self._uow = uow
+        self._tags = tags
+        self._segments = segments
         #: Re-run rules automatically after committed changes (see the module docs).
         self.auto = True
         self._tokens: dict[str, tuple[Any, ...]] = {}
         self._known = False
         self._looked = -1.0
         self._running = threading.local()
+        #: The ``siyu_on_events`` plugin that re-runs rules after committed changes.
         self.observer = _Observer(self)
-        workspace.pm.register(self.observer, name=f"siyu.tag_rules.{id(workspace)}")
 
     # -- defining ------------------------------------------------------------------------
     def add(self, tag: str, expression: str, *, group_exclusive: bool = False) -> TagRule:
@@ -108,16 +113,16 @@ class TagRules:
         full = f"{group}/{name}"
         if not isinstance(group_exclusive, bool):
             raise ValidationError(f"group_exclusive must be True or False, got {group_exclusive!r}")
-        canonical = self._ws.segments.validate(expression)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        canonical = self._segments.validate(expression)
+        now = self._uow.now()
+        with self._uow.write() as tx:
             others = {r.tag: r for r in tx.tag_rules.all() if r.tag != full}
             self._check_acyclic(tx, full, expression, others)
             if group_exclusive:
                 existing = tx.tags.get_group(group)
                 if existing is None or not existing.exclusive:
-                    self._ws.tags.define_group(group, exclusive=True)
-            self._ws.tags.define(full)
+                    self._tags.define_group(group, exclusive=True)
+            self._tags.define(full)
             old = tx.tag_rules.get(full)
             rule = TagRule(tag=full, expression=canonical, group_exclusive=group_exclusive,
                            created_at=old.created_at if old else now)
@@ -167,12 +172,12 @@ class TagRules:
 
     def list(self) -> list[TagRule]:
         """Every rule, in the order they were added (the order they run)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.tag_rules.all()
 
     def get(self, tag: str) -> TagRule:
         group, name = split_tag(tag)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             rule = tx.tag_rules.get(f"{group}/{name}")
         if rule is None:
             raise NotFound(f"no rule for tag {group}/{name}; ws.tags.rules.list() shows the rules")
@@ -181,7 +186,7 @@ class TagRules:
     def remove(self, tag: str) -> bool:
         """Stop maintaining ``tag`` (users keep it until removed by hand)."""
         group, name = split_tag(tag)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             removed = tx.tag_rules.delete(f"{group}/{name}")
             if removed:
                 tx.meta.bump("tag_rules")
@@ -190,7 +195,7 @@ class TagRules:
     # -- running ------------------------------------------------------------------------------
     def _order(self, rules: builtins.list[TagRule]) -> Iterator[TagRule]:
         """Rules whose tag other rules read run first; otherwise in the order added."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             reads = {r.tag: self._tags_of(tx, parse(r.expression)) for r in rules}
         done: set[str] = set()
         pending = list(rules)
@@ -207,14 +212,14 @@ class TagRules:
 
     def _counters(self, tx: Transaction, rule: TagRule) -> tuple[Any, ...]:
         names = set(_BASE_COUNTERS)
-        metrics = self._ws.segments._metrics
+        metric = self._segments.metric
         timed = False
         for atom in atoms(parse(rule.expression)):
             if isinstance(atom, Compare):
                 operand = atom.operand
                 key = operand.name if isinstance(operand, Metric | DaysSince) else None
                 for candidate in (key, f"days_since({key})" if key else None):
-                    definition = metrics.get(candidate or "")
+                    definition = metric(candidate or "")
                     if definition is not None:
                         names.update(definition.counters)
                         timed = timed or bool(definition.period)
@@ -222,7 +227,7 @@ class TagRules:
                     timed = True
         token: tuple[Any, ...] = tuple(sorted((n, tx.meta.version(n)) for n in names))
         # Clock-dependent rules are re-run once per minute at most by the automatic path.
-        return (*token, self._ws.now().replace(second=0, microsecond=0)) if timed else token
+        return (*token, self._uow.now().replace(second=0, microsecond=0)) if timed else token
 
     def run(self, tag: str | None = None) -> dict[str, RuleDiff]:
         """Apply and remove so each rule's tag equals its segment now; one
@@ -236,7 +241,7 @@ class TagRules:
         # another process may have added.
         if not self._known and time.monotonic() - self._looked < 1.0:
             return
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             self._known = bool(tx.tag_rules.all())
         self._looked = time.monotonic()
         if self._known:
@@ -247,7 +252,7 @@ class TagRules:
         if tag is not None:
             group, name = split_tag(tag)
             wanted = f"{group}/{name}"
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             rules = [r for r in tx.tag_rules.all() if r.enabled and (wanted is None or r.tag == wanted)]
             if changed_only:
                 rules = [r for r in rules if self._tokens.get(r.tag) != self._counters(tx, r)]
@@ -259,7 +264,7 @@ class TagRules:
         claimed: dict[str, BitMap] = {}
         self._running.active = True
         try:
-            with self._ws.write() as tx:
+            with self._uow.write() as tx:
                 for rule in self._order(rules):
                     diffs[rule.tag] = self._apply(tx, rule, claimed)
                 tokens = {r.tag: self._counters(tx, r) for r in tx.tag_rules.all()}
@@ -270,7 +275,7 @@ class TagRules:
 
     def _apply(self, tx: Transaction, rule: TagRule, claimed: dict[str, BitMap]) -> RuleDiff:
         group, name = split_tag(rule.tag)
-        target = self._ws.segments.bitmap(rule.expression)
+        target = self._segments.bitmap(rule.expression)
         info = tx.tags.get_group(group)
         if info is not None and info.exclusive:
             taken = claimed.setdefault(group, BitMap())
@@ -281,7 +286,7 @@ class TagRules:
         add, drop = target - current, current - target
         by = f"rule:{rule.tag}"
         if add:
-            self._ws.tags.apply_many(add, rule.tag, by=by)
+            self._tags.grant(tx, list(add), (group, name), by=by, now=self._uow.now())
         if drop:
-            self._ws.tags.remove_many(drop, rule.tag, by=by)
+            self._tags.revoke(tx, list(drop), (group, name), by=by, now=self._uow.now())
         return RuleDiff(tag=rule.tag, applied=tuple(add), removed=tuple(drop))

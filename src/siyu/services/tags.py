@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from .._text import DEFAULT_GROUP, MAX_GROUP_LENGTH, MAX_TAG_LENGTH, check_tag_part, split_tag
 from ..errors import Conflict, NotFound, ValidationError
@@ -14,10 +14,18 @@ from ._common import check_text, check_user_id, require_user, require_users
 from .tag_rules import TagRules
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..segments import Segments
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["DEFAULT_GROUP", "MAX_GROUP_LENGTH", "MAX_TAG_LENGTH", "Tags", "split_tag"]
+
+
+class TagsMoved(TypedDict):
+    """The tags part of a merge record: tag ids ``drop`` held, and those ``keep`` gained."""
+
+    dropped_held: list[int]
+    added_to_keep: list[int]
 
 
 class Tags:
@@ -25,11 +33,10 @@ class Tags:
 
     name = "tags"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        workspace.users.add_merge_participant(self)
+    def __init__(self, uow: UnitOfWork, *, segments: Segments) -> None:
+        self._uow = uow
         #: Rule-based tags: ``ws.tags.rules.add(tag, expression)``, see :class:`TagRules`.
-        self.rules = TagRules(workspace)
+        self.rules = TagRules(uow, tags=self, segments=segments)
 
     # -- groups -----------------------------------------------------------------
     def define_group(self, name: str, *, exclusive: bool = False, description: str = "") -> TagGroup:
@@ -40,10 +47,10 @@ class Tags:
             raise ValidationError(f"exclusive must be True or False, got {exclusive!r}")
         group = TagGroup(name=name, exclusive=exclusive, description=check_text(
             description, "description", max_length=500, allow_empty=True))
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             if exclusive:
                 self._check_can_be_exclusive(tx, name)
-            tx.tags.save_group(group, self._ws.now())
+            tx.tags.save_group(group, self._uow.now())
             tx.meta.bump("tags")
         return group
 
@@ -60,18 +67,18 @@ class Tags:
                         )
 
     def groups(self) -> list[TagGroup]:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.tags.groups()
 
     def names(self, group: str | None = None) -> list[str]:
         """Every tag that exists, as ``group/name`` (of one group if given)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return [f"{g}/{n}" for _, g, n in tx.tags.tags() if group is None or g == group]
 
     def define(self, tag: str) -> str:
         """Create a tag without applying it (so segments can refer to it)."""
         group, name = split_tag(tag)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             self._tag_id(tx, group, name, create=True)
         return f"{group}/{name}"
 
@@ -79,7 +86,7 @@ class Tags:
     def _tag_id(self, tx: Transaction, group: str, name: str, *, create: bool) -> int | None:
         tag_id = tx.tags.tag_id(group, name)
         if tag_id is None and create:
-            now = self._ws.now()
+            now = self._uow.now()
             if tx.tags.get_group(group) is None:
                 tx.tags.save_group(TagGroup(name=group), now)
             tag_id = tx.tags.create_tag(group, name, now)
@@ -97,30 +104,36 @@ class Tags:
         group, name = split_tag(tag)
         check_text(by, "by", max_length=128)
         ids = sorted({check_user_id(u) for u in user_ids})
-        now = self._ws.now()
-        with self._ws.write() as tx:
-            require_users(tx, ids)
-            tag_id = self._tag_id(tx, group, name, create=True)
-            assert tag_id is not None
-            held = tx.tags.held([(u, tag_id) for u in ids])
-            new = [(u, tag_id) for u in ids if (u, tag_id) not in held]
-            if not new:
-                return 0
-            group_info = tx.tags.get_group(group)
-            if group_info is not None and group_info.exclusive:
-                siblings = [tid for tid, g, _ in tx.tags.tags() if g == group and tid != tag_id]
-                names = {tid: f"{g}/{n}" for tid, g, n in tx.tags.tags()}
-                pairs = [(u, s) for u in (u for u, _ in new) for s in siblings]
-                to_remove = sorted(tx.tags.held(pairs))
-                if to_remove:
-                    tx.tags.remove(to_remove, now, by)
-                    for u, s in to_remove:
-                        tx.emit(TagRemoved(at=now, user_id=u, tag=names[s], by=by))
-            tx.tags.apply(new, now, by)
-            full = f"{group}/{name}"
-            for u, _ in new:
-                tx.emit(TagApplied(at=now, user_id=u, tag=full, by=by))
-            tx.meta.bump("tags")
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            return self.grant(tx, ids, (group, name), by=by, now=now)
+
+    def grant(self, tx: Transaction, user_ids: list[int], tag: tuple[str, str], *, by: str, now: datetime) -> int:
+        """:meth:`apply_many` inside ``tx`` with checked values (``tag`` from :func:`split_tag`):
+        for services whose change puts the tag on (lifecycle stages, tag rules)."""
+        group, name = tag
+        require_users(tx, user_ids)
+        tag_id = self._tag_id(tx, group, name, create=True)
+        assert tag_id is not None
+        held = tx.tags.held([(u, tag_id) for u in user_ids])
+        new = [(u, tag_id) for u in user_ids if (u, tag_id) not in held]
+        if not new:
+            return 0
+        group_info = tx.tags.get_group(group)
+        if group_info is not None and group_info.exclusive:
+            siblings = [tid for tid, g, _ in tx.tags.tags() if g == group and tid != tag_id]
+            names = {tid: f"{g}/{n}" for tid, g, n in tx.tags.tags()}
+            pairs = [(u, s) for u in (u for u, _ in new) for s in siblings]
+            to_remove = sorted(tx.tags.held(pairs))
+            if to_remove:
+                tx.tags.remove(to_remove, now, by)
+                for u, s in to_remove:
+                    tx.emit(TagRemoved(at=now, user_id=u, tag=names[s], by=by))
+        tx.tags.apply(new, now, by)
+        full = f"{group}/{name}"
+        for u, _ in new:
+            tx.emit(TagApplied(at=now, user_id=u, tag=full, by=by))
+        tx.meta.bump("tags")
         return len(new)
 
     def remove(self, user_id: int, tag: str, *, by: str = "api") -> bool:
@@ -132,33 +145,38 @@ class Tags:
         group, name = split_tag(tag)
         check_text(by, "by", max_length=128)
         ids = sorted({check_user_id(u) for u in user_ids})
-        now = self._ws.now()
-        with self._ws.write() as tx:
-            require_users(tx, ids)
-            tag_id = tx.tags.tag_id(group, name)
-            if tag_id is None:
-                return 0
-            held = sorted(tx.tags.held([(u, tag_id) for u in ids]))
-            if not held:
-                return 0
-            tx.tags.remove(held, now, by)
-            full = f"{group}/{name}"
-            for u, _ in held:
-                tx.emit(TagRemoved(at=now, user_id=u, tag=full, by=by))
-            tx.meta.bump("tags")
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            return self.revoke(tx, ids, (group, name), by=by, now=now)
+
+    def revoke(self, tx: Transaction, user_ids: list[int], tag: tuple[str, str], *, by: str, now: datetime) -> int:
+        """:meth:`remove_many` inside ``tx`` with checked values (see :meth:`grant`)."""
+        group, name = tag
+        require_users(tx, user_ids)
+        tag_id = tx.tags.tag_id(group, name)
+        if tag_id is None:
+            return 0
+        held = sorted(tx.tags.held([(u, tag_id) for u in user_ids]))
+        if not held:
+            return 0
+        tx.tags.remove(held, now, by)
+        full = f"{group}/{name}"
+        for u, _ in held:
+            tx.emit(TagRemoved(at=now, user_id=u, tag=full, by=by))
+        tx.meta.bump("tags")
         return len(held)
 
     # -- read -------------------------------------------------------------------
     def of(self, user_id: int) -> set[str]:
         """The tags a user holds now, as ``group/name``."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return {f"{g}/{n}" for _, g, n in tx.tags.applied(uid)}
 
     def users(self, tag: str) -> list[int]:
         """Ids of users holding ``tag``, ascending. An unknown tag raises NotFound."""
         group, name = split_tag(tag)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             tag_id = tx.tags.tag_id(group, name)
             if tag_id is None:
                 raise NotFound(f"no tag {group}/{name!s}; known tags are listed by ws.tags.names()")
@@ -166,14 +184,14 @@ class Tags:
 
     def history(self, user_id: int) -> list[TagApplication]:
         """Every application and removal of a tag on this user, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.tags.history(uid)
 
     tag_history = history
 
     # -- merge participant --------------------------------------------------------
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> TagsMoved:
         by = f"merge:{drop}->{keep}"
         keep_tags = {tid: g for tid, g, _ in tx.tags.applied(keep)}
         drop_tags = [(tid, g) for tid, g, _ in tx.tags.applied(drop)]
@@ -185,9 +203,9 @@ class Tags:
         if added:
             tx.tags.apply([(keep, tid) for tid in added], at, by)
         tx.meta.bump("tags")
-        return {"dropped_held": [tid for tid, _ in drop_tags], "added_to_keep": added}
+        return TagsMoved(dropped_held=[tid for tid, _ in drop_tags], added_to_keep=added)
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: TagsMoved, at: datetime) -> None:
         by = f"unmerge:{keep}->{drop}"
         held = tx.tags.held([(keep, tid) for tid in record["added_to_keep"]])
         if held:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from dateutil.relativedelta import relativedelta
 
@@ -26,12 +26,20 @@ from ._cache import VersionedCache
 from ._common import check_int, check_key, check_text, require_user
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["Tiers"]
 
 _CONFIG = "tiers.config"
+
+
+class TiersMoved(TypedDict):
+    """The tiers part of a merge record: the growth entries moved, and each user's tier before."""
+
+    ids: list[int]
+    keep: str | None
+    drop: str | None
 
 
 class Tiers:
@@ -39,10 +47,9 @@ class Tiers:
 
     name = "tiers"
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
         self._cache = VersionedCache("commerce", lambda tx: (tx.tiers.tiers(), self._config(tx)))
-        workspace.users.add_merge_participant(self)
 
     # -- configuration --------------------------------------------------------------
     def define(self, name: str, threshold: int, *, benefits: Mapping[str, Any] | None = None,
@@ -72,7 +79,7 @@ class Tiers:
             json.dumps(data)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"benefits must be JSON-able data: {exc}") from None
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             tiers = [t for t in tx.tiers.tiers() if t.name != tier_name]
             clash = [t for t in tiers if t.threshold == limit]
             if clash:
@@ -91,7 +98,7 @@ class Tiers:
 
     def configure(self, *, growth_per_yuan: int | None = None, window_months: int | None = None) -> dict[str, Any]:
         """Growth per yuan paid (default 1) and the rolling window (default 12 months; 0 = forever)."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             config = self._config(tx)
             if growth_per_yuan is not None:
                 config["growth_per_yuan"] = check_int(growth_per_yuan, "growth_per_yuan", minimum=0)
@@ -114,7 +121,7 @@ class Tiers:
 
     def tiers(self) -> list[Tier]:
         """Every tier, lowest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return list(self._load(tx)[0])
 
     # -- read -----------------------------------------------------------------------
@@ -137,7 +144,7 @@ class Tiers:
 
     def of(self, user_id: int) -> Tier | None:
         """The user's current tier, or ``None``."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return self.tier_in(tx, uid)
 
@@ -147,12 +154,12 @@ class Tiers:
 
     def growth(self, user_id: int) -> int:
         """The user's growth value over the rolling window."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
-            return tx.tiers.growth(uid, self._since(tx, self._ws.now()))
+            return tx.tiers.growth(uid, self._since(tx, self._uow.now()))
 
     def history(self, user_id: int) -> list[TierChange]:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.tiers.history(uid)
 
@@ -166,10 +173,10 @@ class Tiers:
         check_int(amount, "amount", minimum=-1_000_000_000, maximum=1_000_000_000)
         check_text(reason, "reason", max_length=128)
         ref = f"activity:{check_key(key)}"
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             if tx.tiers.growth_by_ref(ref) == 0 and amount:
-                tx.tiers.add_growth([GrowthEntry(user_id=uid, amount=amount, at=self._ws.now(), reason=reason,
+                tx.tiers.add_growth([GrowthEntry(user_id=uid, amount=amount, at=self._uow.now(), reason=reason,
                                                  ref=ref)])
                 self.settle(tx, [uid], reason=reason, downgrade=amount < 0)
             return self.tier_in(tx, uid)
@@ -180,7 +187,7 @@ class Tiers:
         ids = sorted(set(user_ids))
         if not tiers or not ids:
             return
-        now = self._ws.now()
+        now = self._uow.now()
         since = self._since(tx, now)
         current = tx.tiers.current(ids)
         grown = tx.tiers.growth_of(ids, since)
@@ -214,8 +221,8 @@ class Tiers:
         """Re-check every user against the rolling window: downgrade those whose
         growth fell below their tier, upgrade any that qualify. Run it
         periodically (e.g. nightly); returns the changes made."""
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             tiers, _ = self._load(tx)
             growth = tx.tiers.growth_since(self._since(tx, now))
             holders = set(growth)
@@ -247,7 +254,7 @@ class Tiers:
         raise NotFound(f"no tier {name!r}; define it with ws.tiers.define(name, threshold)")
 
     # -- merge participant ------------------------------------------------------------
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any:
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> TiersMoved:
         ids = tx.tiers.growth_ids(drop)
         before = tx.tiers.current([keep, drop])
         tx.tiers.move_growth(ids, keep)
@@ -255,9 +262,9 @@ class Tiers:
             tx.tiers.set_current([TierChange(user_id=drop, at=at, old=before[drop], new=None, growth=0,
                                              reason=f"merge:{drop}->{keep}")])
         self.settle(tx, [keep], reason=f"merge:{drop}->{keep}", downgrade=False)
-        return {"ids": ids, "keep": before.get(keep), "drop": before.get(drop)}
+        return TiersMoved(ids=ids, keep=before.get(keep), drop=before.get(drop))
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None:
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: TiersMoved, at: datetime) -> None:
         tx.tiers.move_growth(record["ids"], drop)
         now_keep = tx.tiers.current([keep]).get(keep)
         changes = []

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._clock import aware
 from ..errors import IdentityConflict, NotFound, ValidationError
@@ -24,10 +24,11 @@ from ..storage.contracts import NewUser
 from ._common import check_id, check_text, check_user_id, require_user
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .privacy import Privacy
 
-__all__ = ["MergeParticipant", "Users"]
+__all__ = ["MergeParticipant", "Users", "attribute_source"]
 
 _ADD_FIELDS = {
     "phone",
@@ -44,18 +45,45 @@ _ADD_FIELDS = {
 }
 
 
-class MergeParticipant(Protocol):
+#: What one participant moved in a merge (its part of the merge record). It is stored as
+#: JSON with the merge and handed back to ``unmerge`` as read from there, so it is made
+#: of JSON values only: lists (not tuples), dicts with ``str`` keys, numbers, text, ``None``.
+R = TypeVar("R")
+
+
+class MergeParticipant(Protocol[R]):
     """A domain that owns per-user data and moves it when users merge.
 
-    ``merge`` moves ``drop``'s data to ``keep`` and returns a JSON-able record
-    of what it moved; ``unmerge`` gets that record back and moves it home.
+    ``merge`` moves ``drop``'s data to ``keep`` inside the merge's transaction and
+    returns a record of what it moved (its own type ``R``, made of JSON values);
+    ``unmerge`` gets that record back and moves it home.
     """
 
     name: str
 
-    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> Any: ...
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> R: ...
 
-    def unmerge(self, tx: Transaction, keep: int, drop: int, record: Any, at: datetime) -> None: ...
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: R, at: datetime) -> None: ...
+
+
+def _source_fields(source: str | None, campaign: str | None, state: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, value, limit in (("source", source, 64), ("source_campaign", campaign, 64),
+                               ("source_state", state, 30)):
+        if value is not None:
+            fields[name] = check_text(value, name, max_length=limit)
+    return fields
+
+
+def attribute_source(tx: Transaction, user_id: int, *, source: str | None, campaign: str | None,
+                     state: str | None, now: datetime) -> None:
+    """Set a user's source attribution inside ``tx`` (checked values; ``None`` leaves a
+    field as it is): for the domain whose change tells where a user came from."""
+    fields = _source_fields(source, campaign, state)
+    if fields:
+        tx.users.update(user_id, **fields)
+        tx.emit(UserUpdated(at=now, user_id=user_id, changed=tuple(sorted(fields))))
+        tx.meta.bump("users")
 
 
 def _check_attributes(attributes: object) -> dict[str, Any]:
@@ -88,12 +116,16 @@ def _opt_text(value: object, name: str, max_length: int = 64) -> str | None:
 class Users:
     """``ws.users``: create, find, link, consent, merge."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        self._participants: list[MergeParticipant] = []
+    def __init__(
+        self, uow: UnitOfWork, *, privacy: Privacy, merge_participants: Sequence[MergeParticipant[Any]] = ()
+    ) -> None:
+        self._uow = uow
+        self._privacy = privacy
+        self._participants: list[MergeParticipant[Any]] = list(merge_participants)
 
-    def add_merge_participant(self, participant: MergeParticipant) -> None:
-        """Let a domain move its per-user data in :meth:`merge` / :meth:`unmerge`."""
+    def add_merge_participant(self, participant: MergeParticipant[Any]) -> None:
+        """Let a domain outside siyu move its per-user data in :meth:`merge` / :meth:`unmerge`
+        (siyu's own domains are declared where the workspace is built)."""
         self._participants.append(participant)
 
     # -- create ---------------------------------------------------------------
@@ -153,7 +185,7 @@ class Users:
 
     def add_many(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
         """Create many users in one transaction; all or nothing. Returns their ids."""
-        now = self._ws.now()
+        now = self._uow.now()
         prepared = []
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
@@ -172,7 +204,7 @@ class Users:
                         f"{seen[token]}; each identity can belong to one user only"
                     )
                 seen[token] = index
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             by_kind: dict[tuple[str, str], list[str]] = {}
             for kind, scope, value in seen:
                 by_kind.setdefault((kind, scope), []).append(value)
@@ -185,7 +217,7 @@ class Users:
                         f"user {owner}; find them with ws.users.find({kind}=...) instead of adding"
                     )
             for new, _ in prepared:
-                self._ws.privacy.check_attributes(tx, None, new.attributes, {})
+                self._privacy.check_attributes(tx, None, new.attributes, {})
             ids = tx.users.create([new for new, _ in prepared])
             tx.users.add_identities(
                 [(uid, ident) for uid, (_, identities) in zip(ids, prepared, strict=True) for ident in identities]
@@ -199,7 +231,7 @@ class Users:
     def get(self, user_id: int) -> User:
         """The user with ``user_id``; raises :class:`~siyu.errors.NotFound`."""
         uid = check_user_id(user_id)
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             user = tx.users.get(uid)
         if user is None:
             raise NotFound(f"no user with id {uid}")
@@ -214,19 +246,19 @@ class Users:
             )
         (kind, raw), = identity.items()
         value, scope = normalize(kind, raw, app or "")
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             owner = tx.users.find_identity(kind, scope, value)
             user = tx.users.get(owner) if owner is not None else None
         return user
 
     def count(self) -> int:
         """Active users (merged-away users are not counted)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.users.count()
 
     def ids(self) -> list[int]:
         """Ids of all active users, ascending."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.users.ids()
 
     # -- change ---------------------------------------------------------------
@@ -242,14 +274,14 @@ class Users:
         """Merge ``attributes`` into the user's (a ``None`` value deletes a key);
         set source attribution fields that are given."""
         changes = _check_attributes(attributes)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             user = tx.users.get(uid)
             assert user is not None
             fields: dict[str, Any] = {}
             if attributes is not None:
-                self._ws.privacy.check_attributes(tx, uid, changes, user.attributes)
+                self._privacy.check_attributes(tx, uid, changes, user.attributes)
                 merged = dict(user.attributes)
                 for key, value in changes.items():
                     if value is None:
@@ -257,13 +289,7 @@ class Users:
                     else:
                         merged[key] = value
                 fields["attributes"] = merged
-            for name, value, limit in (
-                ("source", source, 64),
-                ("source_campaign", campaign, 64),
-                ("source_state", state, 30),
-            ):
-                if value is not None:
-                    fields[name] = check_text(value, name, max_length=limit)
+            fields.update(_source_fields(source, campaign, state))
             if fields:
                 tx.users.update(uid, **fields)
                 tx.emit(UserUpdated(at=now, user_id=uid, changed=tuple(sorted(fields))))
@@ -276,8 +302,8 @@ class Users:
         """Attach an identity to a user. Linking what the user already has is a no-op;
         an identity held by someone else raises :class:`~siyu.errors.IdentityConflict`."""
         normal, scope = normalize(kind, value, app or "")
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             owner = tx.users.find_identity(kind, scope, normal)
             if owner is not None and owner != uid:
@@ -296,8 +322,8 @@ class Users:
     def unlink(self, user_id: int, kind: str, value: str, *, app: str | None = None) -> bool:
         """Detach an identity; ``False`` if the user did not have it."""
         normal, scope = normalize(kind, value, app or "")
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             if tx.users.find_identity(kind, scope, normal) != uid:
                 return False
@@ -326,11 +352,11 @@ class Users:
             purpose=check_text(purpose, "purpose", max_length=64),
             channel=check_text(channel, "channel", max_length=64),
             granted=granted,
-            at=aware(at, "at") if at is not None else self._ws.now(),
+            at=aware(at, "at") if at is not None else self._uow.now(),
             source=check_text(source, "source", max_length=128, allow_empty=True),
             notice_version=check_text(notice_version, "notice_version", max_length=64, allow_empty=True),
         )
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             tx.users.add_consent(uid, record)
             tx.emit(
@@ -343,7 +369,7 @@ class Users:
 
     def consents(self, user_id: int) -> list[Consent]:
         """Every consent record of the user, oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.users.consents(uid)
 
@@ -370,8 +396,8 @@ class Users:
         keep_id, drop_id = check_user_id(keep), check_user_id(drop)
         if keep_id == drop_id:
             raise ValidationError("keep and drop are the same user; nothing to merge")
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             for uid in sorted((keep_id, drop_id)):  # a fixed lock order cannot deadlock
                 require_user(tx, uid, lock=True)
             kept, dropped = tx.users.get(keep_id), tx.users.get(drop_id)
@@ -414,8 +440,8 @@ class Users:
         refused until that later merge is undone.
         """
         check_id(merge_id, "merge_id")
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             stored = tx.users.get_merge(merge_id)
             if stored is None:
                 raise NotFound(f"no merge with id {merge_id}")

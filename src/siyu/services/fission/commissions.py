@@ -42,8 +42,8 @@ from .._common import check_text, require_user
 from ..line_effects import split
 
 if TYPE_CHECKING:
+    from ..._uow import UnitOfWork
     from ...storage.base import Transaction
-    from ...workspace import Workspace
     from ..referrals import Referrals
 
 __all__ = ["LEGAL_MAX_LEVELS", "Commissions"]
@@ -71,13 +71,13 @@ def _rate(value: object, level: int) -> Decimal:
 class Commissions:
     """``ws.referrals.commissions``: configure rates, read ledgers, settle."""
 
-    def __init__(self, workspace: Workspace, referrals: Referrals) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, referrals: Referrals) -> None:
+        self._uow = uow
         self._referrals = referrals
 
     # -- settings ------------------------------------------------------------------------------
     def settings(self) -> CommissionSettings:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._settings(tx)
 
     @staticmethod
@@ -116,7 +116,7 @@ class Commissions:
         multi-level distribution on its platforms. Pass ``True`` only after
         your lawyer has confirmed the scheme is lawful where you operate.
         """
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             current = self._settings(tx)
             new_rates = current.rates if rates is None else tuple(_rate(r, i) for i, r in enumerate(rates, 1))
             if rates is not None and isinstance(rates, str | bytes):
@@ -223,8 +223,8 @@ class Commissions:
     def settle_due(self) -> list[CommissionEntry]:
         """Settle every pending commission whose return window is over. Idempotent;
         run it daily. Returns what this call settled."""
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             due = tx.fission.commissions(status="pending", due_by=now)
             # As storage keeps it (microseconds, UTC), so the entries returned equal a later read.
             settled_at = from_us_required(to_us(now))
@@ -240,18 +240,18 @@ class Commissions:
         ``"settled"`` or ``"voided"``)."""
         if status not in (None, "pending", "settled", "voided"):
             raise ValidationError(f"status must be 'pending', 'settled' or 'voided', got {status!r}")
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, distributor_id, active=False)
             return [_entry(r) for r in tx.fission.commissions(distributor_id=uid, status=status)]
 
     def of_order(self, order_id: int) -> list[CommissionEntry]:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return [_entry(r) for r in tx.fission.commissions(order_id=order_id)]
 
     def balance(self, distributor_id: int) -> dict[str, Decimal]:
         """``{"pending": ..., "settled": ..., "voided": ...}`` in yuan; ``voided``
         is what refunds took back (from pending and settled commissions)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, distributor_id, active=False)
             rows = tx.fission.commissions(distributor_id=uid)
         return {

@@ -23,8 +23,8 @@ from ...models.referrals import Binding, FraudSettings, Hold, InviteTask
 from .._common import check_int, check_text
 
 if TYPE_CHECKING:
+    from ..._uow import UnitOfWork
     from ...storage.base import Transaction
-    from ...workspace import Workspace
     from ..referrals import Referrals
 
 __all__ = ["FraudGuards"]
@@ -43,13 +43,13 @@ def _delta(value: float | None) -> timedelta | None:
 class FraudGuards:
     """``ws.referrals.fraud``: configure the guards, list held items, release or reject them."""
 
-    def __init__(self, workspace: Workspace, referrals: Referrals) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, referrals: Referrals) -> None:
+        self._uow = uow
         self._referrals = referrals
 
     # -- settings --------------------------------------------------------------------
     def settings(self) -> FraudSettings:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._settings(tx)
 
     @staticmethod
@@ -96,7 +96,7 @@ class FraudGuards:
         leave = changes.get("leave_after_reward", ...)
         if leave not in (None, ...) and not isinstance(leave, timedelta):
             raise ValidationError(f"leave_after_reward must be a timedelta or None, got {leave!r}")
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             current = self._settings(tx)
             data = {
                 "burst": None if current.burst is None else [current.burst[0], current.burst[1].total_seconds()],
@@ -180,12 +180,12 @@ class FraudGuards:
     # -- review ------------------------------------------------------------------------------
     def held(self, kind: str | None = None) -> list[Hold]:
         """Items waiting for review (``kind``: ``"binding"`` or ``"reward"``), oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.referrals.holds("held", kind)
 
     def holds(self, status: str | None = None) -> list[Hold]:
         """Every hold, decided or not (filter by ``status``)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.referrals.holds(status, None)
 
     def _open(self, tx: Transaction, hold_id: int) -> Hold:
@@ -201,8 +201,8 @@ class FraudGuards:
         """Approve a held item: a binding becomes active (and counts for tasks),
         a held reward is issued."""
         check_text(by, "by", max_length=128)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             hold = self._open(tx, hold_id)
             if hold.kind == "binding":
                 binding = tx.referrals.binding(hold.subject_id)
@@ -223,8 +223,8 @@ class FraudGuards:
         history), a held reward is never issued, an issued one is revoked
         (its points reversed)."""
         check_text(by, "by", max_length=128)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             hold = self._open(tx, hold_id)
             if hold.kind == "binding":
                 self._referrals._serialize(tx, hold.subject_id)

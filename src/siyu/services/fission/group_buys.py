@@ -36,8 +36,9 @@ from ...storage.contracts.fission import GroupRow, MemberRow
 from .._common import check_int, check_text, require_user
 
 if TYPE_CHECKING:
+    from ..._uow import UnitOfWork
     from ...storage.base import Transaction
-    from ...workspace import Workspace
+    from ..orders import Orders
     from ..referrals import Referrals
 
 __all__ = ["GROUP_BUY_CAMPAIGN", "GroupBuys"]
@@ -50,9 +51,10 @@ GROUP_BUY_CAMPAIGN = "group_buy"
 class GroupBuys:
     """``ws.referrals.group_buys``: open, join, leave, expire 拼团 groups."""
 
-    def __init__(self, workspace: Workspace, referrals: Referrals) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, referrals: Referrals, *, orders: Orders) -> None:
+        self._uow = uow
         self._referrals = referrals
+        self._orders = orders
 
     def open(
         self,
@@ -74,8 +76,8 @@ class GroupBuys:
             raise ValidationError(f"expires_in must be a positive timedelta, got {expires_in!r}")
         if order_id is not None:
             check_int(order_id, "order_id", minimum=1)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             leader = require_user(tx, leader_id, lock=True)
             group_id = tx.fission.add_group(GroupRow(id=0, leader_id=leader, sku=sku, size=size, price_fen=fen,
                                                      status="open", opened_at=now, expires_at=now + expires_in,
@@ -87,12 +89,12 @@ class GroupBuys:
             return self._load(tx, group_id)
 
     def get(self, group_id: int) -> GroupBuy:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._load(tx, group_id)
 
     def of_user(self, user_id: int, *, status: str | None = None) -> list[GroupBuy]:
         """Groups the user is a member of (``status``: ``"open"``, ``"completed"``, ``"failed"``)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return [self._load(tx, g) for g in tx.fission.groups(status=status, expired_by=None, user_id=uid)]
 
@@ -131,8 +133,8 @@ class GroupBuys:
         still happens without a binding."""
         if order_id is not None:
             check_int(order_id, "order_id", minimum=1)
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id)
             group = self._load(tx, group_id, lock=True)
             if any(m.user_id == uid for m in group.members):
@@ -160,8 +162,8 @@ class GroupBuys:
     def leave(self, group_id: int, user_id: int) -> GroupBuy:
         """Give a slot back while the group is open. The leader cannot leave
         (the group fails on expiry instead). The event carries the refund due."""
-        now = self._ws.now()
-        with self._ws.write() as tx:
+        now = self._uow.now()
+        with self._uow.write() as tx:
             uid = require_user(tx, user_id, active=False)
             group = self._load(tx, group_id, lock=True)
             self._check_open(group, now)
@@ -181,9 +183,9 @@ class GroupBuys:
         :class:`~siyu.events.GroupBuyFailed` with the refunds the shop owes;
         members' orders known to ``ws.orders`` are refunded there too.
         Run it periodically; it is idempotent."""
-        now = self._ws.now()
+        now = self._uow.now()
         failed: list[GroupBuy] = []
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             for group_id in tx.fission.groups(status="open", expired_by=now, user_id=None):
                 group = self._load(tx, group_id, lock=True)
                 if group.status != "open":
@@ -202,7 +204,7 @@ class GroupBuys:
                 continue
             try:
                 # The key makes the refund exactly-once even if the shop also reacts to the event.
-                self._ws.orders.refund(item.order_id, None, key=f"group-buy:{group.id}:{item.user_id}")
+                self._orders.refund(item.order_id, None, key=f"group-buy:{group.id}:{item.user_id}")
             except (NotFound, ValidationError):
                 # Not an order siyu recorded, or already refunded by hand: the event still tells the shop.
                 continue

@@ -22,10 +22,13 @@ from ...events import InviteRewardIssued
 from ...models.referrals import Binding, InviteTask, Reward, RewardGrant, Stage, TaskProgress, ValidInvite
 from ...models.users import IDENTITY_KINDS
 from .._common import check_int, check_text, require_user
+from ..points import Credit, Points
+from ..products import Products
 
 if TYPE_CHECKING:
+    from ..._uow import UnitOfWork
     from ...storage.base import Transaction
-    from ...workspace import Workspace
+    from ..coupons import Coupons
     from ..referrals import Referrals
 
 __all__ = ["InviteTasks"]
@@ -50,9 +53,11 @@ def _check_reward(reward: object, where: str) -> Reward:
 class InviteTasks:
     """``ws.referrals.tasks``: create 任务宝 tasks, follow progress, grant rewards."""
 
-    def __init__(self, workspace: Workspace, referrals: Referrals) -> None:
-        self._ws = workspace
+    def __init__(self, uow: UnitOfWork, referrals: Referrals, *, points: Points, coupons: Coupons) -> None:
+        self._uow = uow
         self._referrals = referrals
+        self._points = points
+        self._coupons = coupons
 
     # -- define ---------------------------------------------------------------------------
     def create(
@@ -92,14 +97,14 @@ class InviteTasks:
             check_text(rule.action, "action", max_length=64)
         if rule.identity is not None and rule.identity not in IDENTITY_KINDS:
             raise ValidationError(f"identity must be one of {sorted(IDENTITY_KINDS)}, got {rule.identity!r}")
-        now = self._ws.now()
+        now = self._uow.now()
         start = now if starts_at is None else aware(starts_at, "starts_at")
         end = aware(deadline, "deadline")
         if end <= start:
             raise ValidationError(f"deadline {end.isoformat()} must be after the start {start.isoformat()}")
         task = InviteTask(id=0, name=name, campaign=campaign, stages=tuple(parsed), starts_at=start, deadline=end,
                           valid=rule)
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             for index, stage in enumerate(parsed, 1):
                 self._check_prize(tx, stage.reward, f"stage {index}")
             if tx.fission.task_by_name(name) is not None:
@@ -112,18 +117,18 @@ class InviteTasks:
     def _check_prize(self, tx: Transaction, reward: Reward, where: str) -> None:
         if reward.kind == "product":
             assert reward.sku is not None
-            product = self._ws.products.require(tx, [reward.sku])[reward.sku]
+            product = Products.require(tx, [reward.sku])[reward.sku]
             if product.role != "fission":
                 raise ValidationError(
                     f"{where}: product {reward.sku!r} has role {product.role!s}; only fission (裂变品) products "
                     "can be invite prizes — change its role or pick another product")
         elif reward.kind == "coupon":
             assert reward.coupon is not None
-            self._ws.coupons.template(reward.coupon)
+            self._coupons.template(reward.coupon)
 
     def get(self, task: int | str) -> InviteTask:
         """A task by id or name."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return self._get(tx, task)
 
     @staticmethod
@@ -135,7 +140,7 @@ class InviteTasks:
         return found
 
     def all(self) -> list[InviteTask]:
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             return tx.fission.tasks()
 
     # -- progress ------------------------------------------------------------------------------
@@ -174,8 +179,8 @@ class InviteTasks:
     def progress(self, task: int | str, user_id: int) -> TaskProgress:
         """Where ``user_id`` stands in a task: valid / pending / deducted invites,
         stages reached and granted, invites still needed for the next stage."""
-        now = self._ws.now()
-        with self._ws.read() as tx:
+        now = self._uow.now()
+        with self._uow.read() as tx:
             found = self._get(tx, task)
             uid = require_user(tx, user_id, active=False)
             valid, pending, deducted = self._classify(tx, found, self._bindings(tx, found, uid), now)
@@ -189,8 +194,8 @@ class InviteTasks:
     def leaderboard(self, task: int | str, *, top: int = 20) -> list[tuple[int, int]]:
         """``(user_id, valid invites)`` best first (ties: lower id)."""
         check_int(top, "top", minimum=1, maximum=10_000)
-        now = self._ws.now()
-        with self._ws.read() as tx:
+        now = self._uow.now()
+        with self._uow.read() as tx:
             found = self._get(tx, task)
             by_inviter: dict[int, list[Binding]] = {}
             for b in self._bindings(tx, found, None):
@@ -200,7 +205,7 @@ class InviteTasks:
 
     def grants(self, task: int | str | None = None, *, user_id: int | None = None) -> list[RewardGrant]:
         """Stage rewards granted (issued, held, rejected, revoked), oldest first."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             task_id = None if task is None else self._get(tx, task).id
             return tx.fission.grants(task_id, user_id)
 
@@ -209,7 +214,7 @@ class InviteTasks:
         """Grant every stage reward now due (of one task or all running ones,
         for one participant or all). Safe to call any number of times: a stage
         is granted once. Returns the grants made by this call."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             tasks = tx.fission.tasks() if task is None else [self._get(tx, task)]
             made: list[RewardGrant] = []
             for one in tasks:
@@ -225,7 +230,7 @@ class InviteTasks:
             self._evaluate(tx, task, inviter)
 
     def _evaluate(self, tx: Transaction, task: InviteTask, inviter: int) -> list[RewardGrant]:
-        now = self._ws.now()
+        now = self._uow.now()
         # Invites bound before the deadline may finish their stay window after it.
         if now < task.starts_at or now > task.deadline + timedelta(days=task.valid.stay_days):
             return []
@@ -256,7 +261,7 @@ class InviteTasks:
         """After a refund: reverse stage rewards of purchase-based tasks that the
         inviter no longer reaches. Points are taken back; what cannot be taken
         back automatically (points already spent, a coupon) is held for review."""
-        now = self._ws.now()
+        now = self._uow.now()
         for task in tx.fission.tasks():
             if not task.valid.purchase:
                 continue
@@ -269,8 +274,8 @@ class InviteTasks:
                     continue
                 try:
                     if grant.points_entry_id is not None:
-                        self._ws.points.reverse(grant.points_entry_id, key=f"invite-task-refund:{grant.id}",
-                                                reason="invite_task_refunded")
+                        self._points.reverse_in(tx, grant.points_entry_id, key=f"invite-task-refund:{grant.id}",
+                                                amount=None, reason="invite_task_refunded", now=now)
                     elif grant.reward.kind != "points":
                         raise NotFound(f"a {grant.reward.kind} reward cannot be taken back automatically")
                 except SiyuError as exc:
@@ -285,22 +290,23 @@ class InviteTasks:
         key = f"invite-task:{grant.task_id}:{grant.user_id}:{grant.stage}"
         try:
             if reward.kind == "points":
-                entry_id = self._ws.points.earn(grant.user_id, reward.points,
-                                                reason=f"invite_task:{grant.task_id}:stage{grant.stage}", key=key).id
+                credit = Credit(user_id=grant.user_id, amount=reward.points,
+                                reason=f"invite_task:{grant.task_id}:stage{grant.stage}", key=key)
+                [entry_id] = self._points.credit(tx, [credit], self._uow.now())
             elif reward.kind == "coupon":
                 assert reward.coupon is not None
-                self._ws.coupons.issue(reward.coupon, grant.user_id, key=key)
+                self._coupons.issue(reward.coupon, grant.user_id, key=key)
         except SiyuError as exc:
             # A coupon cap reached, a retired template ...: the binding that triggered this must still
             # commit, so the reward waits for an operator instead of failing the whole call.
             tx.fission.update_grant(grant.id, status="held", points_entry_id=None)
             self._referrals.fraud._hold(tx, "reward", grant.id, grant.user_id, [f"could not issue: {exc}"],
-                                        self._ws.now())
+                                        self._uow.now())
             held = tx.fission.grant(grant.id)
             assert held is not None
             return held
         tx.fission.update_grant(grant.id, status="issued", points_entry_id=entry_id)
-        tx.emit(InviteRewardIssued(at=self._ws.now(), task_id=grant.task_id, user_id=grant.user_id, stage=grant.stage,
+        tx.emit(InviteRewardIssued(at=self._uow.now(), task_id=grant.task_id, user_id=grant.user_id, stage=grant.stage,
                                    kind=reward.kind, points=reward.points, coupon=reward.coupon, sku=reward.sku,
                                    qty=reward.qty if reward.kind == "product" else 0))
         issued = tx.fission.grant(grant.id)
@@ -312,6 +318,6 @@ class InviteTasks:
             tx.fission.update_grant(grant.id, status="rejected", points_entry_id=None)
         elif grant.status == "issued":
             if grant.points_entry_id is not None:
-                self._ws.points.reverse(grant.points_entry_id, key=f"invite-task-revoke:{grant.id}",
-                                        reason="invite_task_revoked")
+                self._points.reverse_in(tx, grant.points_entry_id, key=f"invite-task-revoke:{grant.id}",
+                                        amount=None, reason="invite_task_revoked", now=self._uow.now())
             tx.fission.update_grant(grant.id, status="revoked", points_entry_id=grant.points_entry_id)
