@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from fractions import Fraction
 
 from ..models.commerce import Order, OrderLine
@@ -22,17 +23,27 @@ from ..models.commerce import Order, OrderLine
 __all__ = ["line_share", "reversal", "split"]
 
 
-def split(total: int, weights: Sequence[Fraction | int]) -> list[int]:
-    """Split ``total`` (>= 0) in proportion to ``weights`` (largest remainder, ties to
-    the earlier line); a line of weight 0 gets nothing. All weights 0: all zeros."""
-    whole = sum(weights, Fraction(0))
+def split(total: int, weights: Sequence[int | Decimal | Fraction]) -> list[int]:
+    """Split ``total`` (>= 0) in proportion to ``weights`` (>= 0; largest remainder,
+    ties to the earlier line); a line of weight 0 gets nothing. All weights 0: all zeros."""
+    if len(weights) == 1:
+        return [total if total > 0 and weights[0] > 0 else 0]
+    whole_numbers: list[int]
+    if all(type(w) is int for w in weights):
+        whole_numbers = [int(w) for w in weights]
+    else:
+        # Exact: scaled to one common denominator, then split in integers like the rest.
+        exact = [Fraction(w) for w in weights]
+        common = math.lcm(*(f.denominator for f in exact))
+        whole_numbers = [f.numerator * (common // f.denominator) for f in exact]
+    whole = sum(whole_numbers)
     if whole <= 0 or total <= 0:
         return [0] * len(weights)
-    exact = [Fraction(total) * w / whole for w in weights]
-    shares = [math.floor(x) for x in exact]
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
-    for i in order[: total - sum(shares)]:
-        shares[i] += 1
+    shares = [total * w // whole for w in whole_numbers]
+    rest = total - sum(shares)
+    if rest:
+        for i in sorted(range(len(weights)), key=lambda i: (-(total * whole_numbers[i] % whole), i))[:rest]:
+            shares[i] += 1
     return shares
 
 

@@ -211,14 +211,14 @@ class PointsRules:
                                              or w < 0 for w in raw):
                 raise PluginError(f"points rule {name!r}: line_points must return one int or Decimal >= 0 per "
                                   f"line ({len(lines)}), got {raw!r}")
-            weights = [Fraction(w) for w in raw]
+            weights: list[int | Decimal | Fraction] = raw
         else:
-            weights = [Fraction(self.get(name).points(attrs.evolve(ctx, context={**ctx.context, "lines": (line,)})))
+            weights = [int(rule.points(attrs.evolve(ctx, context={**ctx.context, "lines": (line,)})))
                        for line in lines]
         if not any(weights):
-            weights = [Fraction(line["paid_fen"] if isinstance(line, Mapping) else line.paid_fen) for line in lines]
+            weights = [int(line["paid_fen"] if isinstance(line, Mapping) else line.paid_fen) for line in lines]
         if not any(weights):
-            weights = [Fraction(line["qty"] if isinstance(line, Mapping) else line.qty) for line in lines]
+            weights = [int(line["qty"] if isinstance(line, Mapping) else line.qty) for line in lines]
         return split(total, weights)
 
     def expiry_for(self, name: str, earned: datetime) -> datetime | None:
