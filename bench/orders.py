@@ -71,7 +71,7 @@ def catalogue(ws: siyu.Workspace, count: int) -> dict[str, tuple[int, int, str, 
         cost = price * (30 + i % 30) // 100
         role = ROLES[i % len(ROLES)]
         category = f"cat{i % 5}"
-        ws.products.add(f"SKU{i:03d}", f"product {i}", Decimal(price) / 100, Decimal(cost) / 100, role=role,
+        ws.products.add(f"SKU{i:03d}", f"product {i}", price=Decimal(price) / 100, cost=Decimal(cost) / 100, role=role,
                         category=category)
         products[f"SKU{i:03d}"] = (price, cost, role, category)
     return products

@@ -57,7 +57,7 @@ catalogue = [
     ("CARE-KIT", "Shoe care kit", "39", "12", ProductRole.RELATIONSHIP),
 ]
 for sku, name, price, cost, role in catalogue:
-    ws.products.add(sku, name, price, cost, role=role)
+    ws.products.add(sku, name, price=price, cost=cost, role=role)
 
 # A coupon every newcomer gets, checked against every product's cost now:
 # a coupon that could sell something below cost is refused (MarginViolation).

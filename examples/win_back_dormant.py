@@ -19,7 +19,7 @@ clock = FakeClock(datetime(2026, 9, 1, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
 rng = random.Random(7)
 
 with siyu.connect("memory://", clock=clock) as ws:
-    ws.products.add("TEA-250", "Oolong 250 g", "128", "52", role="profit")
+    ws.products.add("TEA-250", "Oolong 250 g", price="128", cost="52", role="profit")
     ws.coupons.create("回归礼 满100减20", amount="20", threshold="100", valid_days=7)
 
     # 300 customers bought once in early September and agreed to marketing messages.

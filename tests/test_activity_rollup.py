@@ -84,7 +84,7 @@ def _open(backend: str) -> siyu.Workspace:
 
 
 def build(ws: siyu.Workspace, created: list[int], ops: list[tuple[Any, ...]]) -> None:
-    ws.products.add("TEA", "Tea", "10", "2", role="profit")
+    ws.products.add("TEA", "Tea", price="10", cost="2", role="profit")
     ids = ws.users.add_many([{"created_at": T0 + timedelta(minutes=m)} for m in created])
     merges: list[int] = []
 

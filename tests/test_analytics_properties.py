@@ -56,7 +56,7 @@ def _open(backend: str) -> tuple[siyu.Workspace, FakeClock]:
 
 
 def build(ws: siyu.Workspace, shop: dict[str, Any]) -> list[int]:
-    ws.products.add("TEA", "Tea", "10", "2", role="profit")
+    ws.products.add("TEA", "Tea", price="10", cost="2", role="profit")
     ids = ws.users.add_many([
         {"created_at": T0 + timedelta(hours=h), "source": s, **({"wecom_external_userid": f"wm{i}"} if w else {})}
         for i, (h, s, w) in enumerate(shop["users"])

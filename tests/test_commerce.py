@@ -22,15 +22,15 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 @pytest.fixture
 def ws(clock: FakeClock) -> siyu.Workspace:
     ws = siyu.connect("memory://", clock=clock)
-    ws.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, category="tea")
-    ws.products.add("CUP", "Sample cup", "9.90", "5", role=ProductRole.TRAFFIC, category="ware")
-    ws.products.add("POT", "Teapot", "300", "100", role=ProductRole.ACTIVITY, category="ware")
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
+    ws.products.add("CUP", "Sample cup", price="9.90", cost="5", role=ProductRole.TRAFFIC, category="ware")
+    ws.products.add("POT", "Teapot", price="300", cost="100", role=ProductRole.ACTIVITY, category="ware")
     return ws
 
 
 def test_role_is_validated(ws: siyu.Workspace) -> None:
     with pytest.raises(ValidationError, match="product role"):
-        ws.products.add("X", "x", "1", "1", role="cheap")
+        ws.products.add("X", "x", price="1", cost="1", role="cheap")
     assert [p.sku for p in ws.products.by_role("traffic")] == ["CUP"]
 
 
@@ -89,15 +89,16 @@ def test_margin_guard_names_product_and_combination(ws: siyu.Workspace) -> None:
 def test_product_price_cut_is_guarded(ws: siyu.Workspace) -> None:
     ws.promotions.activity("sale", {"POT": "150"})
     with pytest.raises(MarginViolation):
-        ws.products.add("POT", "Teapot", "300", "160", role="activity")
+        ws.products.add("POT", "Teapot", price="300", cost="160", role="activity")
     assert ws.products.get("POT").cost == Decimal("100.00")
 
 
-def test_loss_leader_needs_traffic_and_budget(ws: siyu.Workspace) -> None:
+def test_loss_leader_needs_a_traffic_or_activity_item_and_budget(ws: siyu.Workspace) -> None:
     with pytest.raises(ValidationError, match="budget"):
         ws.promotions.activity("1元秒杀", {"CUP": "1"}, loss_leader=True)
-    with pytest.raises(MarginViolation, match="traffic"):
-        ws.promotions.activity("1元 teapot", {"POT": "1"}, loss_leader=True, budget="100")
+    with pytest.raises(MarginViolation, match="traffic and activity"):
+        ws.promotions.activity("1元 tea", {"TEA": "1"}, loss_leader=True, budget="100")
+    ws.promotions.activity("1元 teapot", {"POT": "1"}, loss_leader=True, budget="100")  # 活动品 may, like 引流品
     ws.promotions.activity("1元秒杀", {"CUP": "1"}, loss_leader=True, budget="10")
     uid = ws.users.add().id
     order = ws.orders.record(uid, [{"sku": "CUP", "qty": 2}])
@@ -190,9 +191,9 @@ def test_refund_when_points_were_spent(ws: siyu.Workspace) -> None:
 
 def test_member_price_and_exclusive(ws: siyu.Workspace) -> None:
     ws.tiers.define("gold", 150, benefits={"points_multiplier": "2", "birthday_bonus": 50})
-    ws.products.add("VIP", "Reserve", "500", "200", role=ProductRole.EXCLUSIVE, tiers=["gold"],
+    ws.products.add("VIP", "Reserve", price="500", cost="200", role=ProductRole.EXCLUSIVE, tiers=["gold"],
                     member_prices={"gold": "450"})
-    ws.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, member_prices={"gold": "90"})
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, member_prices={"gold": "90"})
     uid = ws.users.add().id
     with pytest.raises(PolicyViolation, match="exclusive"):
         ws.orders.record(uid, [{"sku": "VIP", "qty": 1}])
@@ -289,7 +290,7 @@ class RulesPlugin:
 
 def test_plugin_rules_replace_builtins(clock: FakeClock) -> None:
     ws = siyu.connect("memory://", clock=clock, plugins=[RulesPlugin()])
-    ws.products.add("CUP", "cup", "10", "5", role="traffic")
+    ws.products.add("CUP", "cup", price="10", cost="5", role="traffic")
     uid = ws.users.add().id
     assert ws.orders.record(uid, [{"sku": "CUP", "qty": 1}]).points == 20  # the plugin counts traffic too
     with pytest.raises(PluginError):

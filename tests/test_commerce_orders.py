@@ -16,8 +16,8 @@ from siyu.testing import FakeClock
 @pytest.fixture
 def ws(clock: FakeClock) -> siyu.Workspace:
     ws = siyu.connect("memory://", clock=clock)
-    ws.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, category="tea")
-    ws.products.add("CUP", "Sample cup", "9.90", "5", role=ProductRole.TRAFFIC, category="ware")
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
+    ws.products.add("CUP", "Sample cup", price="9.90", cost="5", role=ProductRole.TRAFFIC, category="ware")
     return ws
 
 
@@ -70,7 +70,7 @@ def test_an_order_too_large_to_store_is_refused(ws: siyu.Workspace, lines: list[
 
 def test_a_catalogue_price_too_large_for_the_quantity_is_refused(ws: siyu.Workspace) -> None:
     uid = ws.users.add().id
-    ws.products.add("BIG", "Everything", "90000000000000000", "1", role="traffic")  # traffic: no points
+    ws.products.add("BIG", "Everything", price="90000000000000000", cost="1", role="traffic")  # traffic: no points
     assert ws.orders.record(uid, [{"sku": "BIG", "qty": 1}]).total_fen == 9 * 10**18
     with pytest.raises(InvalidMoney, match="line 0"):
         ws.orders.record(uid, [{"sku": "BIG", "qty": 2}])
@@ -114,7 +114,7 @@ def test_a_coupon_outside_its_window_names_the_order_time() -> None:
 
     start = datetime(2026, 5, 1, tzinfo=UTC)
     with siyu.connect("memory://", clock=FakeClock(start)) as ws:
-        ws.products.add("TEA", "Tea", "100", "20", role="profit")
+        ws.products.add("TEA", "Tea", price="100", cost="20", role="profit")
         ws.coupons.create("ten_off", amount="10", valid_days=7)
         uid = ws.users.add().id
         [coupon] = ws.coupons.issue("ten_off", uid)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 import siyu
 from siyu.errors import MarginViolation, ValidationError
 from siyu.models.commerce import ProductRole
-from siyu.services.pricing import floor_fen
+from siyu.services.pricing import LOSS_ROLES, floor_fen
 from siyu.testing import FakeClock
 
 ROLES = [ProductRole.PROFIT, ProductRole.TRAFFIC, ProductRole.ACTIVITY, ProductRole.RELATIONSHIP]
@@ -32,8 +34,12 @@ def _workspace(catalog: list[tuple[int, int, ProductRole, str]], floor: str) -> 
     ws = siyu.connect("memory://", clock=FakeClock(datetime(2026, 11, 22, tzinfo=UTC)))
     ws.promotions.configure(margin_floor=floor)
     for n, (price, cost_pct, role, category) in enumerate(catalog):
-        ws.products.add(f"P{n}", f"product {n}", Decimal(price) / 100, Decimal(price * cost_pct // 100) / 100,
-                        role=role, category=category)
+        cost = price * cost_pct // 100
+        below = price < math.ceil(Fraction(cost) / (1 - Fraction(floor)))
+        if below and role not in LOSS_ROLES:
+            cost = int(price * (1 - Fraction(floor)))  # only traffic and activity items may be priced below the floor
+        ws.products.add(f"P{n}", f"product {n}", price=Decimal(price) / 100, cost=Decimal(cost) / 100, role=role,
+                        category=category, loss_budget="50" if below and role in LOSS_ROLES else None)
     return ws
 
 

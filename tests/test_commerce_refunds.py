@@ -17,8 +17,8 @@ from siyu.testing import FakeClock
 @pytest.fixture
 def ws(clock: FakeClock) -> siyu.Workspace:
     ws = siyu.connect("memory://", clock=clock)
-    ws.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, category="tea")
-    ws.products.add("CUP", "Sample cup", "9.90", "5", role=ProductRole.TRAFFIC, category="ware")
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
+    ws.products.add("CUP", "Sample cup", price="9.90", cost="5", role=ProductRole.TRAFFIC, category="ware")
     return ws
 
 
@@ -104,8 +104,8 @@ def test_budget_returned_never_exceeds_what_was_used(cups: int, teas: int, steps
     from datetime import UTC, datetime
 
     ws = siyu.connect("memory://", clock=FakeClock(datetime(2026, 11, 22, 8, 0, tzinfo=UTC)))
-    ws.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, category="tea")
-    ws.products.add("CUP", "Sample cup", "9.90", "5", role=ProductRole.TRAFFIC, category="ware")
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
+    ws.products.add("CUP", "Sample cup", price="9.90", cost="5", role=ProductRole.TRAFFIC, category="ware")
     ws.promotions.activity("1元尝鲜", {"CUP": "1"}, loss_leader=True, budget="100")
     uid = ws.users.add().id
     lines = [{"sku": "CUP", "qty": cups}] + ([{"sku": "TEA", "qty": teas}] if teas else [])

@@ -275,7 +275,7 @@ def test_coupon_total_limit_is_never_exceeded(url: str) -> None:
 
 def test_one_coupon_is_redeemed_once(url: str) -> None:
     with siyu.connect(url, clock=FakeClock(START)) as ws:
-        ws.products.add("TEA-1", "tea", "39.90", "10")
+        ws.products.add("TEA-1", "tea", price="39.90", cost="10")
         uid = ws.users.add().id
         ws.coupons.create("c5", amount=5, threshold=0, per_user_limit=1)
         code = ws.coupons.issue("c5", uid)[0].code
@@ -306,7 +306,7 @@ def test_one_invitee_gets_one_inviter(url: str) -> None:
 
 def test_a_group_buy_never_overfills(url: str) -> None:
     with siyu.connect(url, clock=FakeClock(START)) as ws:
-        ws.products.add("TEA-1", "tea", "39.90", "10")
+        ws.products.add("TEA-1", "tea", price="39.90", cost="10")
         leader = ws.users.add().id
         joiners = ws.users.add_many([{} for _ in range(PROCESSES)])
         group = ws.referrals.group_buys.open(leader, sku="TEA-1", size=3, price="19.90")

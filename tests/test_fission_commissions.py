@@ -107,8 +107,8 @@ def test_settle_after_the_return_window_and_refunds_reduce(ws: siyu.Workspace, c
 
 
 def test_end_to_end_with_recorded_orders(ws: siyu.Workspace) -> None:
-    ws.products.add("TEA", "tea", "100", "30", role="profit")
-    ws.products.add("SAMPLE", "sample", "9.90", "5", role="traffic")
+    ws.products.add("TEA", "tea", price="100", cost="30", role="profit")
+    ws.products.add("SAMPLE", "sample", price="9.90", cost="5", role="traffic")
     a, b = chain(ws, 2)
     placed = ws.orders.record(b, [{"sku": "TEA", "qty": 1}, {"sku": "SAMPLE", "qty": 1}])
     [entry] = ws.referrals.commissions.of_order(placed.id)
@@ -155,9 +155,9 @@ def test_commissions_once_and_fully_reversed(fen: int, refunds: list[int], repea
 
 
 def _shop(ws: siyu.Workspace) -> None:
-    ws.products.add("TEA", "tea", "100", "30", role="profit")
-    ws.products.add("SAMPLE", "sample", "9.90", "5", role="traffic")
-    ws.products.add("CUP", "cup", "20", "8", role="activity")
+    ws.products.add("TEA", "tea", price="100", cost="30", role="profit")
+    ws.products.add("SAMPLE", "sample", price="9.90", cost="5", role="traffic")
+    ws.products.add("CUP", "cup", price="20", cost="8", role="activity")
 
 
 def test_a_refund_reverses_with_the_roles_in_force_when_the_commission_was_earned(ws: siyu.Workspace) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,13 @@ from fission_fixtures import START
 from siyu.errors import AlreadyJoined, GroupBuyClosed, GroupBuyFull, NotFound, SiyuError, ValidationError
 from siyu.events import Event, GroupBuyCompleted, GroupBuyFailed
 from siyu.testing import FakeClock
+
+
+@pytest.fixture
+def ws(clock: FakeClock) -> Iterator[siyu.Workspace]:
+    with siyu.connect("memory://", clock=clock) as workspace:
+        workspace.products.add("TEA", "tea", price="39.90", cost="0.50", role="activity")
+        yield workspace
 
 
 def test_open_join_complete(ws: siyu.Workspace) -> None:
@@ -69,7 +77,7 @@ def test_leave_frees_the_slot(ws: siyu.Workspace) -> None:
 def test_expiry_fails_the_group_and_refunds_real_orders(ws: siyu.Workspace, clock: FakeClock) -> None:
     seen: list[Event] = []
     ws.subscribe(seen.append)
-    ws.products.add("TEA", "tea", "39.90", "10", role="activity")
+    ws.products.add("TEA", "tea", price="39.90", cost="10", role="activity")
     leader, b, c = ws.users.add_many([{}, {}, {}])
     lead_order = ws.orders.record(leader, [{"sku": "TEA", "qty": 1, "unit_price": "19.90"}])
     b_order = ws.orders.record(b, [{"sku": "TEA", "qty": 1, "unit_price": "19.90"}])
@@ -104,6 +112,7 @@ def _join_worker(url: str, group_id: int, user_id: int, queue: multiprocessing.Q
 def test_concurrent_joins_from_processes_never_overfill(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shop.db'}"
     with siyu.connect(url, clock=FakeClock(START)) as ws:
+        ws.products.add("TEA", "tea", price="39.90", cost="0.50", role="activity")
         leader, *joiners = ws.users.add_many([{} for _ in range(6)])
         group = ws.referrals.group_buys.open(leader, sku="TEA", size=3, price="9.90")
     # fork is much faster to start than spawn; the parent holds no open connection at this point.

@@ -81,6 +81,7 @@ def test_task_grants_follow_without_paying_a_stage_twice(ws: siyu.Workspace) -> 
 
 def test_group_slots_follow_unless_keep_holds_one_in_the_same_group(ws: siyu.Workspace) -> None:
     keep, drop, other = ws.users.add_many([{}, {}, {}])
+    ws.products.add("TEA", "Oolong", price="9.90", cost="5", role="activity")
     led = ws.referrals.group_buys.open(drop, sku="TEA", size=3, price="9.90")
     shared = ws.referrals.group_buys.open(other, sku="TEA", size=4, price="9.90")
     ws.referrals.group_buys.join(shared.id, keep)
@@ -182,6 +183,7 @@ def test_merge_then_unmerge_restores_every_fission_answer(inviters: list[int], s
         ws.referrals.fraud.configure(burst=(2, timedelta(hours=1)), phone_prefix=None,
                                      shared_device=2 if device else None, leave_after_reward=None)
         ws.users.add_many([{} for _ in range(N)])
+        ws.products.add("TEA", "Oolong", price="9.90", cost="0.50", role="activity")  # 拼团 at 1.00 passes the guard
         task = ws.referrals.tasks.create("t", campaign="c", deadline=START + timedelta(days=7),
                                          stages=[(1, Reward.of_points(10)), (2, Reward.of_points(20))])
         orders: list[OrderRecorded] = []

@@ -47,7 +47,7 @@ def test_create_validates(ws: siyu.Workspace, clock: FakeClock) -> None:
                                   valid=ValidInvite(identity="qq"))
     with pytest.raises(NotFound):
         ws.referrals.tasks.create("t", campaign="c", stages=[(3, Reward.of_product("nope"))], deadline=deadline)
-    ws.products.add("MUG", "mug", "39", "10", role="profit")
+    ws.products.add("MUG", "mug", price="39", cost="10", role="profit")
     with pytest.raises(ValidationError, match="fission"):
         ws.referrals.tasks.create("t", campaign="c", stages=[(3, Reward.of_product("MUG"))], deadline=deadline)
     ws.referrals.tasks.create("t", campaign="c", stages=[Stage(invites=3, reward=Reward.of_points(1))],
@@ -62,7 +62,7 @@ def test_create_validates(ws: siyu.Workspace, clock: FakeClock) -> None:
 def test_stages_pay_once_each_as_invites_arrive(ws: siyu.Workspace, clock: FakeClock) -> None:
     seen: list[Event] = []
     ws.subscribe(seen.append)
-    ws.products.add("GIFT", "gift box", "0", "0", role="fission")
+    ws.products.add("GIFT", "gift box", price="0", cost="0", role="fission")
     alice = ws.users.add().id
     task = ws.referrals.tasks.create(
         "spring-task", campaign="spring", deadline=START + timedelta(days=7),

@@ -40,7 +40,7 @@ def ws(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iter
         url = with_schema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
         request.addfinalizer(lambda: drop_schema(url))
     with siyu.connect(url, clock=clock) as workspace:
-        workspace.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, category="tea")
+        workspace.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
         yield workspace
 
 
@@ -197,7 +197,7 @@ def test_unmerge_takes_back_orders_that_held_up_repeat(ws: siyu.Workspace) -> No
 def test_upgrade_marks_orders_refunded_before_it(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "old.db"
     with siyu.connect(f"sqlite:///{path}", clock=clock) as ws:
-        ws.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, category="tea")
+        ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
         u = ws.users.add().id
         first, second = _buy(ws, u), _buy(ws, u)
         ws.orders.refund(second, key="r")
@@ -296,7 +296,7 @@ _SHOP_OPS = st.lists(
 def _run_shop(ws: siyu.Workspace, users: list[int], ops: list[tuple[str, int]], cuts: list[int]) -> None:
     """Orders through ``ws.orders``: consecutive orders go in one ``record_many``, and each
     group of ``cuts`` ops shares one transaction, so its events arrive as one delivery."""
-    ws.products.add("TEA", "Oolong", "100", "40", role=ProductRole.PROFIT, category="tea")
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
     orders: list[int] = []
     rest, n = list(ops), 0
     while rest:

@@ -271,7 +271,7 @@ def test_lifecycle_counts_a_bulk_batch_as_one_order_at_a_time() -> None:
         start = datetime(2026, 5, 1, 9, tzinfo=UTC)
         clock = FakeClock(start + timedelta(days=10))
         with siyu.connect("memory://", clock=clock) as ws:
-            ws.products.add("TEA", "Tea", "10", "2", role="profit")
+            ws.products.add("TEA", "Tea", price="10", cost="2", role="profit")
             users = ws.users.add_many([{} for _ in range(3)])
             plan = [users[0], users[1], users[0], users[0], users[2], users[1]]
             rows = [{"user_id": uid, "lines": [{"sku": "TEA", "qty": 1}], "paid_at": start + timedelta(hours=n)}

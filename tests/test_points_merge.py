@@ -13,7 +13,7 @@ START = datetime(2026, 5, 1, tzinfo=UTC)
 
 def _shop() -> siyu.Workspace:
     ws = siyu.connect("memory://", clock=FakeClock(START))
-    ws.products.add("TEA", "Tea", "100", "20", role="profit")
+    ws.products.add("TEA", "Tea", price="100", cost="20", role="profit")
     return ws
 
 

@@ -427,8 +427,8 @@ def test_a_record_many_leaves_the_referral_state_of_one_order_at_a_time(
         with siyu.connect("memory://", clock=FakeClock(START)) as ws:
             ws.referrals.fraud.configure(burst=(2, timedelta(hours=1)), phone_prefix=None, shared_device=None,
                                          leave_after_reward=None)
-            ws.products.add("TEA", "tea", "100", "30", role="profit")
-            ws.products.add("SAMPLE", "sample", "9.90", "5", role="traffic")
+            ws.products.add("TEA", "tea", price="100", cost="30", role="profit")
+            ws.products.add("SAMPLE", "sample", price="9.90", cost="5", role="traffic")
             people = users(ws, 11)
             ws.referrals.tasks.create("t", campaign="spring", stages=[(1, Reward.of_points(10)),
                                                                       (2, Reward.of_points(20))],
@@ -456,7 +456,7 @@ def test_a_record_many_leaves_the_referral_state_of_one_order_at_a_time(
 
 
 def test_a_record_many_of_unbound_buyers_skips_the_per_order_path(ws: siyu.Workspace) -> None:
-    ws.products.add("TEA", "tea", "100", "30", role="profit")
+    ws.products.add("TEA", "tea", price="100", cost="30", role="profit")
     a, b, *buyers = users(ws, 40)
     ws.referrals.bind(b, inviter_id=a)
     rows = [{"user_id": u, "lines": [{"sku": "TEA", "qty": 1}]} for u in buyers for _ in range(2)]

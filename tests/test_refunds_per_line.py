@@ -21,9 +21,9 @@ START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 def _shop(ws: siyu.Workspace) -> tuple[int, int, int]:
     """TEA (profit), CUP (traffic: no points, no commission), POT (activity); a -> b -> buyer."""
-    ws.products.add("TEA", "Oolong", "100", "40", role="profit")
-    ws.products.add("CUP", "Sample cup", "9.90", "5", role="traffic")
-    ws.products.add("POT", "Teapot", "300", "100", role="activity")
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role="profit")
+    ws.products.add("CUP", "Sample cup", price="9.90", cost="5", role="traffic")
+    ws.products.add("POT", "Teapot", price="300", cost="100", role="activity")
     a, b, buyer = ws.users.add_many([{}, {}, {}])
     ws.referrals.bind(b, inviter_id=a)
     ws.referrals.bind(buyer, inviter_id=b)
@@ -92,8 +92,8 @@ def test_a_fixture_shop_whose_reversals_are_computed_by_hand(ws: siyu.Workspace)
 def test_a_fully_refunded_line_takes_back_only_its_own_commission(ws: siyu.Workspace) -> None:
     # Two lines of 0.15 at 10 %: 0.03 split 0.02 / 0.01. Refunding the second line takes back
     # its 0.01, not the whole entry's floor(0.15 x 10 %) = 0.01 kept -> 0.02 back.
-    ws.products.add("A", "a", "0.15", "0.05", role="profit")
-    ws.products.add("B", "b", "0.15", "0.05", role="profit")
+    ws.products.add("A", "a", price="0.15", cost="0.05", role="profit")
+    ws.products.add("B", "b", price="0.15", cost="0.05", role="profit")
     inviter, buyer = ws.users.add_many([{}, {}])
     ws.referrals.bind(buyer, inviter_id=inviter)
     ws.referrals.commissions.configure(rates=["0.10"])
@@ -110,7 +110,8 @@ def test_orders_from_before_the_upgrade_keep_the_proportional_reversal(tmp_path:
         order = ws.orders.record(buyer, [{"sku": "TEA", "qty": 1}, {"sku": "CUP", "qty": 2}])
     db = sqlite3.connect(path)  # as a siyu from before commerce migration 3 and fission migration 3 left it
     for table, column in (("order_lines", "points"), ("order_lines", "growth"), ("order_refunds", "effects"),
-                          ("commission_entries", "lines")):
+                          ("commission_entries", "lines"), ("products", "loss_budget"), ("products", "loss_used"),
+                          ("order_lines", "loss"), ("group_buys", "loss_fen")):
         db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute("UPDATE siyu_schema SET version = 2 WHERE component IN ('commerce', 'fission')")
     db.commit()

@@ -490,7 +490,7 @@ def real_orders(shop: DemoShop) -> None:
     rng, ws = shop.rng, shop.ws
     shop.clock.set(shop.start)
     for sku, title, price, cost, role in _CATALOG:
-        ws.products.add(sku, title, price, cost, role=role)
+        ws.products.add(sku, title, price=price, cost=cost, role=role)
     # The points-ledger step already pays purchase points from the plan.
     ws.points_rules.configure("purchase", points_per_yuan=0)
     people = {p.id: p for p in shop.people}

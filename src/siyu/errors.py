@@ -35,6 +35,7 @@ The tree::
     │   ├── ConsentRequired
     │   ├── CapExceeded
     │   ├── MarginViolation
+    │   │   └── PriceBelowFloor      a price itself is below cost or the margin floor
     │   ├── SelfInvite               a user cannot invite themselves
     │   ├── NotNewUser               only new users may be bound as invitees
     │   ├── CampaignClosed           the referral campaign has not started or has ended
@@ -79,6 +80,7 @@ __all__ = [
     "NotNewUser",
     "PluginError",
     "PolicyViolation",
+    "PriceBelowFloor",
     "PyramidSchemeRisk",
     "ReferralCycle",
     "SchemaVersionError",
@@ -217,6 +219,18 @@ class CapExceeded(PolicyViolation):
 
 class MarginViolation(PolicyViolation):
     """A price, coupon or promotion could sell a product below cost or floor."""
+
+
+class PriceBelowFloor(MarginViolation):
+    """A price set on a product (list price, member price, 拼团 price, any fixed
+    promotional price) is below its cost or margin floor, and the product may not
+    sell at a loss. ``sku``, ``price_fen`` and ``floor_fen`` say which and by how much."""
+
+    def __init__(self, message: str, *, sku: str = "", price_fen: int = 0, floor_fen: int = 0) -> None:
+        super().__init__(message)
+        self.sku = sku
+        self.price_fen = price_fen
+        self.floor_fen = floor_fen
 
 
 class UnknownInviteCode(NotFound):

@@ -51,7 +51,11 @@ class ProductRole(enum.StrEnum):
 
 @attrs.frozen(kw_only=True)
 class Product:
-    """A sellable item. ``min_margin`` overrides the workspace margin floor for it."""
+    """A sellable item. ``min_margin`` overrides the workspace margin floor for it.
+
+    ``loss_budget_fen``: what the shop accepts to lose selling a traffic or
+    activity item below its floor at its own prices (list, member, 拼团);
+    ``None``: it may not. ``loss_used_fen`` is what orders and groups used of it."""
 
     sku: str
     title: str
@@ -65,6 +69,8 @@ class Product:
     member_prices_fen: dict[str, int] = attrs.field(factory=dict)
     #: Tiers that may buy an exclusive product (empty: everyone).
     tiers: tuple[str, ...] = ()
+    loss_budget_fen: int | None = None
+    loss_used_fen: int = 0
 
     @property
     def price(self) -> Decimal:
@@ -73,6 +79,15 @@ class Product:
     @property
     def cost(self) -> Decimal:
         return to_yuan(self.cost_fen)
+
+    @property
+    def loss_budget(self) -> Decimal | None:
+        return None if self.loss_budget_fen is None else to_yuan(self.loss_budget_fen)
+
+    @property
+    def loss_left_fen(self) -> int:
+        """What is left of the loss budget (0 without one)."""
+        return 0 if self.loss_budget_fen is None else max(0, self.loss_budget_fen - self.loss_used_fen)
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +110,8 @@ class OrderLine:
     refunded_qty: int = 0
     points: int | None = None
     growth: int | None = None
+    #: The product's own loss budget the line used (sold below its floor at the product's price).
+    loss_fen: int = 0
 
     @property
     def paid(self) -> Decimal:

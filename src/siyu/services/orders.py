@@ -246,6 +246,7 @@ class Orders:
         quotes = []
         used_codes: set[str] = set()
         buyers: set[int] = set()  # a user's earlier order in this batch is not stored yet when the next is priced
+        loss_spent: dict[str, int] = {}  # products' own loss budgets used by earlier orders of the batch
         for _, r in fresh:
             coupons = Coupons.usable(tx, r.user_id, list(r.codes), r.paid_at) if r.codes else []
             again = used_codes & set(r.codes)
@@ -254,7 +255,8 @@ class Orders:
             used_codes |= set(r.codes)
             quote, cart = self._pricing.price_order(tx, r.user_id, r.lines, coupons, r.paid_at, catalog=catalog,
                                                     tier=tiers[r.user_id],
-                                                    first_order=False if r.user_id in buyers else None)
+                                                    first_order=False if r.user_id in buyers else None,
+                                                    loss_spent=loss_spent)
             buyers.add(r.user_id)
             quotes.append(quote)
             coupons_of.append(coupons)
@@ -264,7 +266,8 @@ class Orders:
                 refunded_fen=0, coupon_codes=quote.coupon_codes, budget=quote.budget_fen,
                 budget_lines=quote.budget_lines,
                 lines=tuple(OrderLine(sku=q.sku, qty=q.qty, unit_fen=q.unit_fen, paid_fen=q.paid_fen, role=q.role,
-                                      category=ln.product.category, cost_fen=ln.product.cost_fen * ln.qty)
+                                      category=ln.product.category, cost_fen=ln.product.cost_fen * ln.qty,
+                                      loss_fen=ln.loss_fen)
                             for q, ln in zip(quote.lines, cart, strict=True)),
             ))
         ids = tx.orders.insert(orders, [r.print_ if r.key else None for _, r in fresh])
@@ -312,6 +315,9 @@ class Orders:
         if growth_rows:
             tx.tiers.add_growth(growth_rows)
             self._tiers.settle(tx, [g.user_id for g in growth_rows], reason="order", downgrade=False)
+        if any(loss_spent.values()):
+            tx.products.use_loss_budget(sorted(loss_spent.items()))
+            budget_used = True
         if budget_used:
             tx.meta.bump("commerce")
         for oid, order in zip(ids, orders, strict=True):
@@ -470,7 +476,15 @@ class Orders:
             back = _budget_back(order, plan, full)
             for (kind, source_id), fen in back.items():
                 tx.coupons.use_budget(kind, source_id, -fen)
-            if back:
+            # The products' own loss budgets come back like the rest: what the refunded units used.
+            loss_back: dict[str, int] = {}
+            for ln, fen in zip(order.lines, reversal(order, [ln.loss_fen for ln in order.lines], plan, full),
+                               strict=True):
+                if fen:
+                    loss_back[ln.sku] = loss_back.get(ln.sku, 0) - fen
+            if loss_back:
+                tx.products.use_loss_budget(sorted(loss_back.items()))
+            if back or loss_back:
                 tx.meta.bump("commerce")
             returned: list[str] = []
             if full and order.coupon_codes:

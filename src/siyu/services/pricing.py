@@ -23,17 +23,19 @@ from typing import Any
 
 import attrs
 
-from ..errors import ValidationError
+from ..errors import PriceBelowFloor, ValidationError
 from ..models.commerce import Activity, CouponTemplate, Product, ProductRole
 from ..money import to_yuan
 
 __all__ = [
+    "LOSS_ROLES",
     "CartLine",
     "Offer",
     "Quote",
     "QuoteLine",
     "StackingRules",
     "best_quote",
+    "check_price",
     "floor_fen",
     "worst_unit",
 ]
@@ -126,12 +128,15 @@ class Offer:
 @attrs.frozen(kw_only=True)
 class CartLine:
     """A cart line: ``unit_fen`` is the base unit price (list or member price, or
-    the caller's explicit price when ``explicit``; activities skip those)."""
+    the caller's explicit price when ``explicit``; activities skip those).
+    ``loss_fen``: the product's own loss budget the base price uses (a traffic or
+    activity item priced below its floor)."""
 
     product: Product
     qty: int
     unit_fen: int
     explicit: bool = False
+    loss_fen: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -145,6 +150,8 @@ class QuoteLine:
     paid_fen: int
     role: ProductRole
     notes: tuple[str, ...] = ()
+    #: The product's own loss budget the line uses (its price is below its floor).
+    loss_fen: int = 0
 
     @property
     def amount(self) -> Decimal:
@@ -219,12 +226,46 @@ class Quote:
         return "\n".join(out)
 
 
+#: Roles that may sell below their floor, within a loss budget: 引流品 (traffic) and 活动品 (activity).
+LOSS_ROLES = frozenset({ProductRole.TRAFFIC, ProductRole.ACTIVITY})
+
+
 def floor_fen(product: Product, qty: int, rules: StackingRules) -> int:
     """The least a line of ``qty`` may sell for: cost / (1 - margin), rounded up."""
     margin = product.min_margin if product.min_margin is not None else rules.margin_floor
     if not margin:
         return product.cost_fen * qty
     return math.ceil(Fraction(product.cost_fen * qty) / (1 - Fraction(margin)))
+
+
+def check_price(product: Product, unit_fen: int, rules: StackingRules, *, what: str = "price", units: int = 1,
+                loss_left_fen: int | None = None) -> int:
+    """The margin guard for a fixed unit price (list price, member price, 拼团 price,
+    a flash-sale price set directly): raise :class:`~siyu.errors.PriceBelowFloor`
+    if ``unit_fen`` is below the product's floor (cost, or cost / (1 - margin)),
+    unless its role may sell at a loss (:data:`LOSS_ROLES`) and a loss budget
+    with ``loss_left_fen`` left covers ``units`` sold at that price (``None``:
+    the product has none). Returns the loss below the floor for those units (0
+    when the price is at or above it). Does nothing with the guard off."""
+    floor = floor_fen(product, 1, rules)
+    if not rules.guard or unit_fen >= floor:
+        return 0
+    loss = (floor - unit_fen) * units
+    if product.role in LOSS_ROLES and loss_left_fen is not None and loss <= loss_left_fen:
+        return loss
+    margin = product.min_margin if product.min_margin is not None else rules.margin_floor
+    why = f"{product.sku} ({product.title}, {product.role.value}): {what} {to_yuan(unit_fen)} is below its floor " \
+          f"{to_yuan(floor)} (cost {product.cost}, margin floor {margin})"
+    if product.role not in LOSS_ROLES:
+        fix = "raise the price or lower min_margin; only traffic and activity products may sell below their floor"
+    elif loss_left_fen is None:
+        fix = "raise the price, or give the product a loss budget (loss_budget=...) to sell it at a loss"
+    else:
+        fix = (f"raise the price, or raise the product's loss budget: selling {units} at this price loses "
+               f"{to_yuan(loss)} and {to_yuan(loss_left_fen)} is left")
+    if unit_fen < product.cost_fen and product.cost_fen > 0:
+        fix += "; check that price= and cost= are not swapped"
+    raise PriceBelowFloor(f"{why}. To fix: {fix}", sku=product.sku, price_fen=unit_fen, floor_fen=floor)
 
 
 def _distribute(total: int, weights: Sequence[int]) -> list[int]:
@@ -251,7 +292,7 @@ class _Prepared:
         self.discounted = rules.base == "discounted"
         self.original = [line.unit_fen * line.qty for line in lines]
         self.floors = [floor_fen(line.product, line.qty, rules) if rules.guard else 0 for line in lines]
-        self.traffic = [line.product.role is ProductRole.TRAFFIC for line in lines]
+        self.may_lose = [line.product.role in LOSS_ROLES for line in lines]
         self.eligible: list[list[int]] = []
         self.targets: list[dict[int, int]] = []
         for n, offer in enumerate(offers):
@@ -299,7 +340,8 @@ def _wanted(prep: _Prepared, index: int, current: Sequence[int]) -> dict[int, in
 def _take(prep: _Prepared, index: int, current: list[int],
           left: int | None) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
     """What an offer takes from each line: ``{line: (taken, wanted)}`` and the loss-leader budget each
-    line used. Never below a line's floor (beyond a loss leader's budget on traffic items), never below 0."""
+    line used. Never below a line's floor (beyond a loss leader's budget on traffic and activity items),
+    never below 0."""
     wanted = _wanted(prep, index, current)
     taken: dict[int, tuple[int, int]] = {}
     used: dict[int, int] = {}
@@ -313,7 +355,7 @@ def _take(prep: _Prepared, index: int, current: list[int],
         allowed = current[i] - prep.floors[i]
         if allowed < 0:
             allowed = 0
-        if want > allowed and leader and prep.traffic[i]:
+        if want > allowed and leader and prep.may_lose[i]:
             extra = want - allowed if left is None else min(want - allowed, left)
             if left is not None:
                 left -= extra
@@ -408,6 +450,12 @@ def _combinations(offers: Sequence[Offer], rules: StackingRules, max_multi: int 
             yield tuple(i for c in pick for i in c)
 
 
+def _loss_note(line: CartLine) -> tuple[str, ...]:
+    if not line.loss_fen:
+        return ()
+    return (f"below its floor: {to_yuan(line.loss_fen)} of the product's loss budget",)
+
+
 def best_quote(user_id: int, lines: Sequence[CartLine], offers: Sequence[Offer], rules: StackingRules,
                skipped: Sequence[str] = (), *, required: set[str] | None = None) -> Quote:
     """Try every legal combination; return the cheapest for the user (ties: the
@@ -427,7 +475,8 @@ def best_quote(user_id: int, lines: Sequence[CartLine], offers: Sequence[Offer],
     if not sub and not required:
         plain = tuple(QuoteLine(sku=line.product.sku, qty=line.qty, unit_fen=line.unit_fen,
                                 amount_fen=line.unit_fen * line.qty, paid_fen=line.unit_fen * line.qty,
-                                role=line.product.role) for line in lines)
+                                role=line.product.role, notes=_loss_note(line), loss_fen=line.loss_fen)
+                      for line in lines)
         return Quote(user_id=user_id, lines=plain, applied=(), coupon_codes=(),
                      skipped=tuple([*skipped, *not_eligible]))
     prep = _Prepared(lines, sub, rules, [eligible[i] for i in live])
@@ -465,7 +514,8 @@ def best_quote(user_id: int, lines: Sequence[CartLine], offers: Sequence[Offer],
                 if i not in combo]
     qlines = tuple(
         QuoteLine(sku=line.product.sku, qty=line.qty, unit_fen=line.unit_fen, amount_fen=prep.original[i],
-                  paid_fen=state[0][i], role=line.product.role, notes=tuple(notes[i]))
+                  paid_fen=state[0][i], role=line.product.role, notes=(*_loss_note(line), *notes[i]),
+                  loss_fen=line.loss_fen)
         for i, line in enumerate(lines)
     )
     return Quote(user_id=user_id, lines=qlines, applied=tuple(applied), coupon_codes=codes,

@@ -5,9 +5,16 @@ the live activities and the user's usable coupons and explains it line by
 line. The margin guard refuses any coupon, activity or flash sale whose
 worst-case stacking would sell an eligible product below cost or the margin
 floor (:class:`~siyu.errors.MarginViolation`, naming the product and the
-combination), unless it is a budgeted loss leader on traffic items; and every
-quote is clamped to the floor as a second line of defence. No quote is ever
-negative.
+combination), unless it is a budgeted loss leader on traffic or activity
+items; and every quote is clamped to the floor as a second line of defence.
+No quote is ever negative.
+
+Prices set on a product itself -- its list price, member prices, a 拼团 price --
+go through one guard, :func:`~siyu.services.pricing.check_price` (also
+``ws.promotions.check_price``): below the floor they raise
+:class:`~siyu.errors.PriceBelowFloor`, unless the product is a traffic or
+activity item with a loss budget (``ws.products.add(..., loss_budget=...)``),
+which orders at those prices use up; once it is spent, they sell at the floor.
 """
 
 from __future__ import annotations
@@ -29,7 +36,18 @@ from ..money import Money, to_fen, to_yuan
 from ._cache import VersionedCache
 from ._common import check_int, check_text, check_user_id
 from .coupons import Coupons
-from .pricing import CartLine, Offer, Quote, StackingRules, best_quote, worst_combinations, worst_unit
+from .pricing import (
+    LOSS_ROLES,
+    CartLine,
+    Offer,
+    Quote,
+    StackingRules,
+    best_quote,
+    check_price,
+    floor_fen,
+    worst_combinations,
+    worst_unit,
+)
 from .products import Products, check_sku
 
 if TYPE_CHECKING:
@@ -70,6 +88,11 @@ class Promotions:
         """The stacking rules and margin floor in force."""
         with self._uow.read() as tx:
             return self._rules(tx)
+
+    @staticmethod
+    def rules_in(tx: Transaction) -> StackingRules:
+        """The rules in force, inside a transaction."""
+        return Promotions._rules(tx)
 
     def configure(
         self,
@@ -121,6 +144,8 @@ class Promotions:
             tx.meta.bump("commerce")
             if rules.guard:
                 catalog = self._load_catalog(tx)
+                for product in catalog.products.values():
+                    self.check_product(product, rules)
                 for offer in self._live_offers(catalog, self._uow.now()):
                     self._check(catalog, offer, rules)
         return rules
@@ -223,11 +248,36 @@ class Promotions:
         offer = Offer.of_template(template) if template is not None else Offer.of_activity(activity)  # type: ignore[arg-type]
         self._check(catalog, offer, catalog.rules, others=self._live_offers(catalog, self._uow.now()))
 
+    @staticmethod
+    def check_product(product: Product, rules: StackingRules) -> None:
+        """The product's own prices (list and member prices) through the price guard."""
+        check_price(product, product.price_fen, rules, what="price", loss_left_fen=product.loss_budget_fen)
+        for tier, fen in sorted(product.member_prices_fen.items()):
+            check_price(product, fen, rules, what=f"member price for {tier!r}", loss_left_fen=product.loss_budget_fen)
+
+    def check_price(self, sku: str, price: Money, *, units: int = 1, what: str = "price") -> Decimal:
+        """The margin guard for one fixed unit price of ``sku`` -- the check list,
+        member and 拼团 prices go through, for any price you set yourself (a flash
+        sale in your own system): raises :class:`~siyu.errors.PriceBelowFloor` if
+        ``price`` is below the product's floor (its cost, or cost / (1 - margin
+        floor)), unless the product is a traffic or activity item whose loss
+        budget has enough left for ``units`` sold at that price. Returns the loss
+        below the floor those units would make (0 at or above it); stores nothing."""
+        fen = to_fen(price, name="price")
+        count = check_int(units, "units", minimum=1, maximum=1_000_000)
+        label = check_text(what, "what", max_length=64)
+        with self._uow.read() as tx:
+            product = Products.require(tx, [sku])[check_sku(sku)]
+            left = None if product.loss_budget_fen is None else product.loss_left_fen
+            return to_yuan(check_price(product, fen, self._rules(tx), what=label, units=count, loss_left_fen=left))
+
     def guard_product(self, tx: Transaction, product: Product) -> None:
-        """Re-check the live offers for a product whose price or cost changed."""
+        """Check a product's own prices, then re-check the live offers for it (its
+        price or cost changed)."""
         catalog = self._load_catalog(tx)
         if not catalog.rules.guard:
             return
+        self.check_product(product, catalog.rules)
         catalog.products[product.sku] = product
         offers = self._live_offers(catalog, self._uow.now())
         for offer in offers:
@@ -244,12 +294,17 @@ class Promotions:
                 continue
             margin = product.min_margin if product.min_margin is not None else rules.margin_floor
             floor = Fraction(product.cost_fen) / (1 - Fraction(margin))
+            if product.role in LOSS_ROLES and product.loss_budget_fen is not None and \
+                    min([product.price_fen, *product.member_prices_fen.values()]) < floor:
+                # Priced below its floor on its own loss budget. Quotes never discount a line below its
+                # floor except by a loss leader's budget, so such a line sells at its own price at worst.
+                continue
             for combo in worst_combinations(offer, pool, product, rules):
                 unit = worst_unit(product, combo, rules)
                 if unit >= floor:
                     continue
                 leader = [o for o in combo if o.loss_leader and o.budget_left_fen is not None]
-                if leader and product.role is ProductRole.TRAFFIC:
+                if leader and product.role in LOSS_ROLES:
                     continue
                 names = " + ".join(o.label for o in combo)
                 problems.append(
@@ -261,10 +316,11 @@ class Promotions:
         if problems:
             hint = ("raise the threshold or lower the discount, limit it to other SKUs/categories, make its group "
                     "exclusive (ws.promotions.configure(combinable=...))")
-            if offer.loss_leader and any("traffic" not in p for p in problems):
-                hint = "a loss leader may only go below the floor on traffic items; " + hint
+            if offer.loss_leader:
+                hint = "a loss leader may only go below the floor on traffic and activity items; " + hint
             else:
-                hint += ", or mark it loss_leader=True with a budget if every such product is a traffic item"
+                hint += (", or mark it loss_leader=True with a budget if every such product is a traffic or "
+                         "activity item")
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
             err = MarginViolation(f"{offer.label} would sell below the margin floor: " + "; ".join(problems[:5])
                                   + more + f". To fix: {hint}")
@@ -273,8 +329,13 @@ class Promotions:
 
     # -- quotes -------------------------------------------------------------------------------
     def cart_lines(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
-                   catalog: _Catalog | None = None, tier: Tier | bool | None = True) -> list[CartLine]:
-        """Validate a cart (``[{"sku", "qty", "unit_price"?}]``) into priced lines."""
+                   catalog: _Catalog | None = None, tier: Tier | bool | None = True,
+                   loss_spent: dict[str, int] | None = None) -> list[CartLine]:
+        """Validate a cart (``[{"sku", "qty", "unit_price"?}]``) into priced lines.
+
+        A traffic or activity item priced below its floor uses its loss budget;
+        ``loss_spent`` (SKU -> fen) is what earlier carts of the same batch used
+        and is added to."""
         if isinstance(cart, str | bytes) or not isinstance(cart, Sequence) or not cart:
             raise ValidationError('lines must be a non-empty list of {"sku": ..., "qty": ..., "unit_price": ...}')
         catalog = catalog or self._catalog.get(tx)
@@ -283,6 +344,7 @@ class Promotions:
         assert tier is None or isinstance(tier, Tier)
         lines: list[CartLine] = []
         total = 0
+        spent = loss_spent if loss_spent is not None else {}
         for index, raw in enumerate(cart):
             if not isinstance(raw, Mapping):
                 raise ValidationError(f"line {index}: expected a dict with sku and qty, got {raw!r}")
@@ -313,7 +375,16 @@ class Promotions:
                 unit = product.price_fen
                 if tier is not None and tier.name in product.member_prices_fen:
                     unit = min(unit, product.member_prices_fen[tier.name])
-                lines.append(CartLine(product=product, qty=qty, unit_fen=unit))
+                loss = 0
+                if product.loss_budget_fen is not None and product.role in LOSS_ROLES and catalog.rules.guard:
+                    floor = floor_fen(product, qty, catalog.rules)
+                    if unit * qty < floor:
+                        left = max(0, product.loss_left_fen - spent.get(product.sku, 0))
+                        # As far below the floor as the budget left allows, one price for every unit.
+                        unit = max(unit, -(-(floor - left) // qty))
+                        loss = max(0, floor - unit * qty)
+                        spent[product.sku] = spent.get(product.sku, 0) + loss
+                lines.append(CartLine(product=product, qty=qty, unit_fen=unit, loss_fen=loss))
             amount = lines[-1].unit_fen * qty
             total += amount
             if total > MAX_FEN:
@@ -368,14 +439,15 @@ class Promotions:
 
     def price_order(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
                     coupons: Sequence[Coupon], now: datetime, *, catalog: _Catalog | None = None,
-                    tier: Tier | bool | None = True,
-                    first_order: bool | None = None) -> tuple[Quote, list[CartLine]]:
+                    tier: Tier | bool | None = True, first_order: bool | None = None,
+                    loss_spent: dict[str, int] | None = None) -> tuple[Quote, list[CartLine]]:
         """Price an order with exactly ``coupons`` (each must apply) plus the best
         legal activities; used by ``ws.orders.record`` (which passes the catalog
         and the user's tier it looked up once for a whole batch, and
-        ``first_order=False`` for a user's later orders in the batch)."""
+        ``first_order=False`` for a user's later orders in the batch, and the loss
+        budgets its earlier orders used in ``loss_spent``)."""
         catalog = catalog or self._catalog.get(tx)
-        lines = self.cart_lines(tx, user_id, cart, catalog, tier)
+        lines = self.cart_lines(tx, user_id, cart, catalog, tier, loss_spent)
         offers, skipped = self.offers_for(tx, user_id, coupons, now, catalog, first_order=first_order)
         if skipped:
             raise ValidationError(f"coupon not usable: {skipped[0]}")

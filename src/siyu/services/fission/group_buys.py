@@ -34,6 +34,9 @@ from ...models.referrals import GroupBuy, GroupMember
 from ...money import to_fen, to_yuan
 from ...storage.contracts.fission import GroupRow, MemberRow
 from .._common import check_int, check_text, require_user
+from ..pricing import check_price
+from ..products import Products
+from ..promotions import Promotions
 
 if TYPE_CHECKING:
     from ..._uow import UnitOfWork
@@ -68,10 +71,17 @@ class GroupBuys:
     ) -> GroupBuy:
         """Open a group led by ``leader_id`` (who takes the first slot) for
         ``size`` people at the group ``price`` (yuan) each. ``order_id`` is the
-        leader's paid order, if the shop charges up front."""
+        leader's paid order, if the shop charges up front.
+
+        The group price goes through the margin guard like any price set on a
+        product (:func:`~siyu.services.pricing.check_price`): below the
+        product's floor it raises :class:`~siyu.errors.PriceBelowFloor`, unless
+        the product is a traffic or activity item whose loss budget covers the
+        whole group (``size`` x the loss per unit), which the group then holds
+        until it fails (given back) or completes (spent)."""
         check_text(sku, "sku", max_length=64)
         check_int(size, "size", minimum=2, maximum=MAX_GROUP_SIZE)
-        fen = to_fen(price)
+        fen = to_fen(price, name="price")
         if not isinstance(expires_in, timedelta) or expires_in <= timedelta():
             raise ValidationError(f"expires_in must be a positive timedelta, got {expires_in!r}")
         if order_id is not None:
@@ -79,9 +89,16 @@ class GroupBuys:
         now = self._uow.now()
         with self._uow.write() as tx:
             leader = require_user(tx, leader_id, lock=True)
+            [product] = Products.require(tx, [sku]).values()
+            left = None if product.loss_budget_fen is None else product.loss_left_fen
+            loss = check_price(product, fen, Promotions.rules_in(tx), what="拼团 price", units=size,
+                               loss_left_fen=left)
+            if loss:
+                tx.products.use_loss_budget([(sku, loss)])
+                tx.meta.bump("commerce")
             group_id = tx.fission.add_group(GroupRow(id=0, leader_id=leader, sku=sku, size=size, price_fen=fen,
                                                      status="open", opened_at=now, expires_at=now + expires_in,
-                                                     closed_at=None))
+                                                     closed_at=None, loss_fen=loss))
             tx.fission.add_member(group_id, MemberRow(user_id=leader, joined_at=now, order_id=order_id,
                                                       paid_fen=fen if order_id is not None else 0))
             tx.emit(GroupBuyOpened(at=now, group_id=group_id, leader_id=leader, sku=sku, size=size,
@@ -191,6 +208,11 @@ class GroupBuys:
                 if group.status != "open":
                     continue
                 tx.fission.close_group(group.id, "failed", now)
+                row = tx.fission.group(group.id)
+                if row is not None and row.loss_fen:
+                    # Nobody bought at the group price: the loss it held did not happen.
+                    tx.products.use_loss_budget([(row.sku, -row.loss_fen)])
+                    tx.meta.bump("commerce")
                 refunds = tuple(GroupBuyRefund(user_id=m.user_id, order_id=m.order_id, amount_fen=to_fen(m.paid))
                                 for m in group.members if m.order_id is not None)
                 tx.emit(GroupBuyFailed(at=now, group_id=group.id, refunds=refunds))

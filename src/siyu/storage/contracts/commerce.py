@@ -49,6 +49,11 @@ class ProductStore(abc.ABC):
     def all(self) -> list[Product]:
         """Every product, by SKU."""
 
+    @abc.abstractmethod
+    def use_loss_budget(self, used: Sequence[tuple[str, int]]) -> None:
+        """Add ``(sku, fen)`` (negative: give back) to what the product's loss budget
+        used (``Product.loss_used_fen``); :meth:`save` keeps what was used."""
+
 
 class OrderStore(abc.ABC):
     @abc.abstractmethod

@@ -23,6 +23,8 @@ class GroupRow:
     opened_at: datetime
     expires_at: datetime
     closed_at: datetime | None
+    #: The product's loss budget the group reserved (its price is below the floor).
+    loss_fen: int = 0
 
 
 @attrs.frozen(kw_only=True)

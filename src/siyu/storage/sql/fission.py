@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _TASK = "id, name, campaign, spec, starts_at, deadline"
 _GRANT = "id, task_id, user_id, stage, reward, status, at, points_entry_id"
-_GROUP = "id, leader_id, sku, size, price_fen, status, opened_at, expires_at, closed_at"
+_GROUP = "id, leader_id, sku, size, price_fen, status, opened_at, expires_at, closed_at, loss_fen"
 _COMMISSION = (
     "id, distributor_id, order_id, buyer_id, level, base_fen, rate_ppm, original_fen, amount_fen, "
     "refunded_base_fen, status, created_at, settle_after, settled_at, terms, lines"
@@ -44,7 +44,7 @@ def _grant(row: Sequence[Any]) -> RewardGrant:
 def _group(row: Sequence[Any]) -> GroupRow:
     return GroupRow(id=row[0], leader_id=row[1], sku=row[2], size=row[3], price_fen=row[4], status=row[5],
                     opened_at=from_us_required(row[6]), expires_at=from_us_required(row[7]),
-                    closed_at=from_us(row[8]))
+                    closed_at=from_us(row[8]), loss_fen=int(row[9]))
 
 
 def _commission(row: Sequence[Any]) -> CommissionRow:
@@ -126,10 +126,10 @@ class SqlFissionStore(FissionStore):
     # -- 拼团 ----------------------------------------------------------------------------
     def add_group(self, group: GroupRow) -> int:
         row = self.tx.execute(
-            "INSERT INTO group_buys (leader_id, sku, size, price_fen, status, opened_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO group_buys (leader_id, sku, size, price_fen, status, opened_at, expires_at, loss_fen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (group.leader_id, group.sku, group.size, group.price_fen, group.status, to_us(group.opened_at),
-             to_us(group.expires_at)),
+             to_us(group.expires_at), group.loss_fen),
         ).fetchone()
         return int(row[0])
 

@@ -20,7 +20,7 @@ _COUNTED = "(refunded < total OR total = 0)"
 
 _ORDER = ("id, user_id, key, channel, paid_at, subtotal, discount, total, refunded, coupons, points_entry_id, "
           "points, growth, budget")
-_LINE = "order_id, sku, qty, unit, paid, role, category, cost, refunded, refunded_qty, points, growth"
+_LINE = "order_id, sku, qty, unit, paid, role, category, cost, refunded, refunded_qty, points, growth, loss"
 _REFUND = ("id, order_id, user_id, key, at, amount, lines, is_full, points_reversed, points_shortfall, "
            "growth_reversed, coupons_returned, effects")
 
@@ -86,9 +86,10 @@ class SqlOrderStore(OrderStore):
         )
         self.tx.executemany(
             "INSERT INTO order_lines (order_id, line_no, sku, qty, unit, paid, role, category, cost, refunded, "
-            "refunded_qty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            "refunded_qty, loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)",
             [
-                (oid, n, ln.sku, ln.qty, ln.unit_fen, ln.paid_fen, ln.role.value, ln.category, ln.cost_fen)
+                (oid, n, ln.sku, ln.qty, ln.unit_fen, ln.paid_fen, ln.role.value, ln.category, ln.cost_fen,
+                 ln.loss_fen)
                 for oid, o in zip(ids, orders, strict=True)
                 for n, ln in enumerate(o.lines)
             ],
@@ -121,7 +122,7 @@ class SqlOrderStore(OrderStore):
                 lines[r[0]].append(
                     OrderLine(sku=r[1], qty=r[2], unit_fen=r[3], paid_fen=r[4], role=ProductRole(r[5]),
                               category=r[6], cost_fen=r[7], refunded_fen=r[8], refunded_qty=r[9], points=r[10],
-                              growth=r[11])
+                              growth=r[11], loss_fen=r[12])
                 )
         return [
             Order(id=r[0], user_id=r[1], key=r[2], channel=r[3], paid_at=from_us_required(r[4]), subtotal_fen=r[5],

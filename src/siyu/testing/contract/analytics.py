@@ -35,7 +35,7 @@ def _at(month: int, day: int, hour: int = 10) -> datetime:
 def build_small_shop(ws: siyu.Workspace, clock: FakeClock) -> dict[str, int]:
     """Build the hand-computed shop; returns the user ids by name (u1 ... u5)."""
     clock.set(START)
-    ws.products.add("TEA", "Tea", "100", "20", role="profit")
+    ws.products.add("TEA", "Tea", price="100", cost="20", role="profit")
     ids: dict[str, int] = {}
 
     def user(name: str, when: datetime, **fields: Any) -> int:

@@ -17,8 +17,8 @@ from .base import ContractBase
 
 
 def _shop(ws: siyu.Workspace) -> int:
-    ws.products.add("TEA", "Oolong 250g", "100", "40", role=ProductRole.PROFIT, category="tea")
-    ws.products.add("CUP", "Sample cup", "9.90", "5", role=ProductRole.TRAFFIC, category="ware")
+    ws.products.add("TEA", "Oolong 250g", price="100", cost="40", role=ProductRole.PROFIT, category="tea")
+    ws.products.add("CUP", "Sample cup", price="9.90", cost="5", role=ProductRole.TRAFFIC, category="ware")
     return ws.users.add().id
 
 
@@ -54,7 +54,7 @@ class CommerceContract(ContractBase):
             (lambda: ws.orders.record(uid, [{"sku": "TEA", "qty": 1, "unit_price": "-1"}]), InvalidMoney),
             (lambda: ws.orders.record(999, [{"sku": "TEA", "qty": 1}]), NotFound),
             (lambda: ws.orders.record(uid, [{"sku": "TEA", "qty": 1}], coupon="NOPE"), NotFound),
-            (lambda: ws.products.add("X", "x", 1.5, "1"), InvalidMoney),  # type: ignore[arg-type]
+            (lambda: ws.products.add("X", "x", price=1.5, cost="1"), InvalidMoney),  # type: ignore[arg-type]
         ):
             with pytest.raises(error):
                 call()

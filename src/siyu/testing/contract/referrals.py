@@ -97,6 +97,7 @@ class ReferralsContract(ContractBase):
         ws.referrals.bind(buyer, ws.referrals.invite_code(drop, campaign="c"))
         ws.referrals.bind(drop, inviter_id=root)
         ws.referrals.siyu_on_event(_order(ws, 1, buyer, 10_000))
+        ws.products.add("TEA", "Oolong", price="9.90", cost="0.50", role="activity")
         group = ws.referrals.group_buys.open(drop, sku="TEA", size=2, price="1")
         record = ws.users.merge(keep=keep, drop=drop)
         assert [e.distributor_id for e in ws.referrals.commissions.of_order(1)] == [keep, root]
@@ -165,6 +166,7 @@ class ReferralsContract(ContractBase):
         ws = connect()
         leader = ws.users.add().id
         joiners = [ws.users.add().id for _ in range(8)]
+        ws.products.add("tea", "Oolong", price="9.90", cost="5", role="activity")
         group = ws.referrals.group_buys.open(leader, sku="tea", size=3, price="9.90")
         outcomes: list[str] = []
         lock = threading.Lock()

@@ -60,4 +60,9 @@ MIGRATIONS = [
     # from before: their refunds keep taking a share of the order's by money.
     (3, ["ALTER TABLE order_lines ADD COLUMN points {bigint}", "ALTER TABLE order_lines ADD COLUMN growth {bigint}",
          "ALTER TABLE order_refunds ADD COLUMN effects {text}"]),
+    # A product's own loss budget (traffic and activity items priced below their floor) and what
+    # orders used of it, per line, so refunds give it back.
+    (4, ["ALTER TABLE products ADD COLUMN loss_budget {bigint}",
+         "ALTER TABLE products ADD COLUMN loss_used {bigint} NOT NULL DEFAULT 0",
+         "ALTER TABLE order_lines ADD COLUMN loss {bigint} NOT NULL DEFAULT 0"]),
 ]

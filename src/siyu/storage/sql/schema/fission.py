@@ -53,4 +53,6 @@ MIGRATIONS = [
     # refund takes back what the refunded lines earned. NULL for entries from before: refunds reverse
     # those over the whole entry, as they did.
     (3, ["ALTER TABLE commission_entries ADD COLUMN lines {text}"]),
+    # The product loss budget a group priced below the floor reserved when it opened (given back if it fails).
+    (4, ["ALTER TABLE group_buys ADD COLUMN loss_fen {bigint} NOT NULL DEFAULT 0"]),
 ]
