@@ -121,6 +121,16 @@ def test_a_batch_never_spends_more_loss_budget_than_there_is(ws: siyu.Workspace)
     assert ws.products.get("POT").loss_used_fen == 12000
 
 
+def test_a_batch_spends_a_loss_leaders_budget_as_orders_one_at_a_time_do(ws: siyu.Workspace) -> None:
+    ws.products.add("CUP", "Sample cup", price="9.90", cost="5", role="traffic")
+    ws.promotions.activity("1元", {"CUP": "1"}, loss_leader=True, budget="10")
+    users = ws.users.add_many([{}, {}, {}])
+    ids = ws.orders.record_many([{"user_id": u, "lines": [{"sku": "CUP", "qty": 2}]} for u in users])
+    # 2 x 4.00 below the floor, then the 2.00 left, then none: as three record() calls price them.
+    assert [ws.orders.get(i).total for i in ids] == [Decimal("2.00"), Decimal("8.00"), Decimal("10.00")]
+    assert [a.budget_used_fen for a in ws.promotions.activities()] == [1000]
+
+
 def test_offers_leave_a_loss_priced_item_at_its_own_price(ws: siyu.Workspace) -> None:
     ws.products.add("CUP", "Sample cup", price="1", cost="5", role="traffic", loss_budget="10")
     ws.products.add("TEA", "Oolong", price="100", cost="40", role="profit")

@@ -247,6 +247,7 @@ class Orders:
         used_codes: set[str] = set()
         buyers: set[int] = set()  # a user's earlier order in this batch is not stored yet when the next is priced
         loss_spent: dict[str, int] = {}  # products' own loss budgets used by earlier orders of the batch
+        budget_spent: dict[tuple[str, int], int] = {}  # and loss-leader offers' budgets
         for _, r in fresh:
             coupons = Coupons.usable(tx, r.user_id, list(r.codes), r.paid_at) if r.codes else []
             again = used_codes & set(r.codes)
@@ -256,7 +257,9 @@ class Orders:
             quote, cart = self._pricing.price_order(tx, r.user_id, r.lines, coupons, r.paid_at, catalog=catalog,
                                                     tier=tiers[r.user_id],
                                                     first_order=False if r.user_id in buyers else None,
-                                                    loss_spent=loss_spent)
+                                                    loss_spent=loss_spent, budget_spent=budget_spent)
+            for kind, source_id, fen in quote.budget_fen:
+                budget_spent[kind, source_id] = budget_spent.get((kind, source_id), 0) + fen
             buyers.add(r.user_id)
             quotes.append(quote)
             coupons_of.append(coupons)

@@ -440,15 +440,22 @@ class Promotions:
     def price_order(self, tx: Transaction, user_id: int, cart: Sequence[Mapping[str, Any]],
                     coupons: Sequence[Coupon], now: datetime, *, catalog: _Catalog | None = None,
                     tier: Tier | bool | None = True, first_order: bool | None = None,
-                    loss_spent: dict[str, int] | None = None) -> tuple[Quote, list[CartLine]]:
+                    loss_spent: dict[str, int] | None = None,
+                    budget_spent: dict[tuple[str, int], int] | None = None) -> tuple[Quote, list[CartLine]]:
         """Price an order with exactly ``coupons`` (each must apply) plus the best
         legal activities; used by ``ws.orders.record`` (which passes the catalog
         and the user's tier it looked up once for a whole batch, and
         ``first_order=False`` for a user's later orders in the batch, and the loss
-        budgets its earlier orders used in ``loss_spent``)."""
+        budgets its earlier orders used in ``loss_spent`` (products) and
+        ``budget_spent`` (loss-leader offers, by ``(kind, source_id)``): the
+        catalogue was loaded before them)."""
         catalog = catalog or self._catalog.get(tx)
         lines = self.cart_lines(tx, user_id, cart, catalog, tier, loss_spent)
         offers, skipped = self.offers_for(tx, user_id, coupons, now, catalog, first_order=first_order)
+        if budget_spent:
+            offers = [attrs.evolve(o, budget_left_fen=max(0, o.budget_left_fen - budget_spent[o.kind, o.source_id]))
+                      if o.budget_left_fen is not None and (o.kind, o.source_id) in budget_spent else o
+                      for o in offers]
         if skipped:
             raise ValidationError(f"coupon not usable: {skipped[0]}")
         codes = {c.code for c in coupons}

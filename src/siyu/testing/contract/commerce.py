@@ -96,6 +96,19 @@ class CommerceContract(ContractBase):
         ws.orders.refund(order.id, key="r2")
         assert [a.budget_used_fen for a in ws.promotions.activities()] == [0]
 
+    def test_a_products_own_loss_budget_is_kept_used_and_given_back(self, ws: siyu.Workspace) -> None:
+        uid = _shop(ws)
+        ws.products.add("MUG", "Mug", price="3", cost="5", role=ProductRole.ACTIVITY, loss_budget="10")
+        order = ws.orders.record(uid, [{"sku": "MUG", "qty": 2}], key="o")
+        assert ws.orders.get(order.id).lines[0].loss_fen == 400
+        # Replacing the product keeps what orders used of its budget.
+        mug = ws.products.add("MUG", "Mug", price="3", cost="5", role=ProductRole.ACTIVITY, loss_budget="10")
+        assert (mug.loss_budget_fen, mug.loss_used_fen) == (1000, 400)
+        ws.orders.refund(order.id, [{"sku": "MUG", "qty": 1}], key="r")
+        assert ws.products.get("MUG").loss_used_fen == 200
+        group = ws.referrals.group_buys.open(uid, sku="MUG", size=4, price="3")
+        assert ws.products.get("MUG").loss_used_fen == 1000 and group.status == "open"
+
     def test_refund_event(self, ws: siyu.Workspace) -> None:
         uid = _shop(ws)
         seen: list[Event] = []
