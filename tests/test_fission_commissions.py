@@ -260,6 +260,7 @@ def test_entries_from_before_terms_were_recorded_keep_the_roles_of_the_upgrade(
     db = sqlite3.connect(path)  # as a siyu from before migration 2 left it
     db.execute("ALTER TABLE commission_entries DROP COLUMN terms")
     db.execute("ALTER TABLE commission_entries DROP COLUMN lines")
+    db.execute("ALTER TABLE group_buys DROP COLUMN loss_fen")
     db.execute("UPDATE siyu_schema SET version = 1 WHERE component = 'fission'")
     db.commit()
     db.close()
