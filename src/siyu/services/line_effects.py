@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 
-from ..models.commerce import Order, OrderLine
+from ..models.commerce import Order, OrderLine, Refund
 
-__all__ = ["line_share", "reversal", "split"]
+__all__ = ["earned_back", "line_share", "reversal", "split"]
 
 
 def split(total: int, weights: Sequence[int | Decimal | Fraction]) -> list[int]:
@@ -69,3 +69,22 @@ def reversal(order: Order, earned: Sequence[int], plan: Sequence[tuple[int, int,
         after = math.floor(amount * after_share)
         out.append(after - before)
     return out
+
+
+def earned_back(order: Order, earlier: Sequence[Refund], plan: Sequence[tuple[int, int, int]],
+                full: bool) -> tuple[int, int, tuple[tuple[int, int, int], ...]]:
+    """What a refund takes back of the order's points and growth: ``(points,
+    growth, per line (line_no, points, growth))``. Orders recorded before lines
+    kept theirs take a share of the order's by money, less what ``earlier``
+    refunds took (no per-line account)."""
+    if all(ln.points is not None and ln.growth is not None for ln in order.lines):
+        points = reversal(order, [ln.points or 0 for ln in order.lines], plan, full)
+        growth = reversal(order, [ln.growth or 0 for ln in order.lines], plan, full)
+        effects = tuple((n, p, g) for n, (p, g) in enumerate(zip(points, growth, strict=True)) if p or g)
+        return sum(points), sum(growth), effects
+    after = order.refunded_fen + sum(fen for _, _, fen in plan)
+    points_target = order.points if full else order.points * after // max(1, order.total_fen)
+    growth_target = order.growth if full else order.growth * after // max(1, order.total_fen)
+    points_done = sum(r.points_reversed + r.points_shortfall for r in earlier)
+    growth_done = sum(r.growth_reversed for r in earlier)
+    return points_target - points_done, growth_target - growth_done, ()

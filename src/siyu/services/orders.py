@@ -32,7 +32,7 @@ from ..money import to_fen, to_yuan
 from ..storage.contracts import GrowthEntry
 from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
 from .coupons import Coupons
-from .line_effects import reversal, split
+from .line_effects import earned_back, reversal, split
 from .points import Credit
 from .pricing import _distribute
 from .products import check_sku
@@ -446,21 +446,7 @@ class Orders:
             if order.total_fen == 0:  # nothing was paid, so only the units say whether all came back
                 units = {n: qty for n, qty, _ in plan}
                 full = all(ln.refunded_qty + units.get(n, 0) >= ln.qty for n, ln in enumerate(order.lines))
-            effects: tuple[tuple[int, int, int], ...] = ()
-            if all(ln.points is not None and ln.growth is not None for ln in order.lines):
-                points_back = reversal(order, [ln.points or 0 for ln in order.lines], plan, full)
-                growth_lines = reversal(order, [ln.growth or 0 for ln in order.lines], plan, full)
-                effects = tuple((n, p, g) for n, (p, g) in enumerate(zip(points_back, growth_lines, strict=True))
-                                if p or g)
-                want, growth_back = sum(points_back), sum(growth_lines)
-            else:
-                # Orders from before effects were kept per line: a share of the order's, by money.
-                points_done = sum(r.points_reversed + r.points_shortfall for r in refunds)
-                growth_done = sum(r.growth_reversed for r in refunds)
-                points_target = order.points if full else order.points * after // max(1, order.total_fen)
-                growth_target = order.growth if full else order.growth * after // max(1, order.total_fen)
-                want = points_target - points_done
-                growth_back = growth_target - growth_done
+            want, growth_back, effects = earned_back(order, refunds, plan, full)
             reversed_points, shortfall = 0, 0
             if want > 0 and order.points_entry_id is not None:
                 try:
@@ -476,19 +462,7 @@ class Orders:
                 tx.tiers.add_growth([GrowthEntry(user_id=order.user_id, amount=-growth_back, at=order.paid_at,
                                                  reason="refund", ref=f"order:{oid}")])
                 self._tiers.settle(tx, [order.user_id], reason="refund", downgrade=True)
-            back = _budget_back(order, plan, full)
-            for (kind, source_id), fen in back.items():
-                tx.coupons.use_budget(kind, source_id, -fen)
-            # The products' own loss budgets come back like the rest: what the refunded units used.
-            loss_back: dict[str, int] = {}
-            for ln, fen in zip(order.lines, reversal(order, [ln.loss_fen for ln in order.lines], plan, full),
-                               strict=True):
-                if fen:
-                    loss_back[ln.sku] = loss_back.get(ln.sku, 0) - fen
-            if loss_back:
-                tx.products.use_loss_budget(sorted(loss_back.items()))
-            if back or loss_back:
-                tx.meta.bump("commerce")
+            self._give_back_budgets(tx, order, plan, full)
             returned: list[str] = []
             if full and order.coupon_codes:
                 for c in tx.coupons.by_codes(list(order.coupon_codes)).values():
@@ -514,6 +488,22 @@ class Orders:
             ))
             tx.meta.bump("orders")
         return refund
+
+    @staticmethod
+    def _give_back_budgets(tx: Transaction, order: Order, plan: Sequence[tuple[int, int, int]], full: bool) -> None:
+        """The loss-leader budgets and the products' own loss budgets the refunded units used."""
+        back = _budget_back(order, plan, full)
+        for (kind, source_id), fen in back.items():
+            tx.coupons.use_budget(kind, source_id, -fen)
+        loss_back: dict[str, int] = {}
+        for ln, fen in zip(order.lines, reversal(order, [ln.loss_fen for ln in order.lines], plan, full),
+                           strict=True):
+            if fen:
+                loss_back[ln.sku] = loss_back.get(ln.sku, 0) - fen
+        if loss_back:
+            tx.products.use_loss_budget(sorted(loss_back.items()))
+        if back or loss_back:
+            tx.meta.bump("commerce")
 
     # -- read ------------------------------------------------------------------------------
     def get(self, order_id: int) -> Order:
