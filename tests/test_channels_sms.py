@@ -187,9 +187,13 @@ def test_no_retry_after_timeout(aliyun, aliyun_fake: FakeAliyunSms) -> None:  # 
     result = aliyun.send([Message("13800138000", template="SMS_1", variables={"order": "1"})])[0]
     assert result.status is Status.FAILED_PERMANENT and result.code == "timeout_unknown" and not result.retryable
     assert len(aliyun_fake.requests) == 1
-    aliyun_fake.inject(status=503, body=b"busy")
+    aliyun_fake.inject(status=503, body=b"busy")  # a gateway may have passed it on: unknown too
     result = aliyun.send([Message("13800138000", template="SMS_1", variables={"order": "1"})])[0]
-    assert result.status is Status.FAILED_RETRYABLE
+    assert result.status is Status.FAILED_PERMANENT and result.code == "timeout_unknown"
+    aliyun_fake.inject(status=429, body=b"slow down")  # refused before anything was done
+    result = aliyun.send([Message("13800138000", template="SMS_1", variables={"order": "1"})])[0]
+    assert result.status is Status.RATE_LIMITED
+    assert len(aliyun_fake.requests) == 3
 
 
 def test_connection_refused_is_retryable(ws: siyu.Workspace) -> None:

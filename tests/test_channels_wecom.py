@@ -246,9 +246,12 @@ def test_all_traffic_goes_to_base_url(ws: siyu.Workspace) -> None:
 
 def test_network_faults(wecom, fake: FakeWeCom) -> None:  # type: ignore[no-untyped-def]
     wecom.client.access_token()
-    fake.inject(path="add_msg_template", status=502)
+    fake.inject(path="add_msg_template", status=502)  # a gateway may have passed it on
     result = wecom.send([Message("ext1", text="hi")])[0]
-    assert result.status is Status.FAILED_RETRYABLE and result.code == "502"
+    assert result.status is Status.FAILED_PERMANENT and result.code == "timeout_unknown"
+    fake.inject(path="add_msg_template", status=429)  # refused before anything was done
+    result = wecom.send([Message("ext1", text="hi")])[0]
+    assert result.status is Status.RATE_LIMITED and result.code == "429"
     fake.inject(path="add_msg_template", drop=True)
     result = wecom.send([Message("ext1", text="hi")])[0]
     assert result.status is Status.FAILED_PERMANENT and result.code == "timeout_unknown"

@@ -30,10 +30,20 @@ per channel:
   (``outbox``, ``webhook``; a plugin says so with the class attribute
   ``accepts_idempotency_key = True``) are sent again with the *same* key, so
   the provider stores or delivers them once;
-* every other channel (SMS, WeCom, console ...) marks them ``unknown``
-  (reason ``outcome_unknown``) for a person to review
-  (``ws.campaigns.deliveries(id, status="unknown")``); they are never resent
-  blindly, and they count against the contact budget.
+* every other channel (SMS, WeCom, console ...) marks them ``unknown``,
+  like a send whose answer may mean "done" (see below); they are never
+  resent blindly, and they count against the contact budget.
+
+An ``unknown`` record on a channel that can ask its provider
+(``Channel.reconciles``: WeCom, Alibaba and Tencent SMS) has reason
+``reconciling`` and a ``due_at`` once the provider's records have settled
+(``Channel.reconcile_after``); every run then asks the provider
+(:mod:`siyu.campaigns.reconcile`): found → ``sent``; provably not created →
+``queued`` again (a real retry, within ``max_attempts``); still unknown →
+asked again later, and after :data:`~siyu.campaigns.reconcile.RECONCILE_WINDOW`
+left with reason ``outcome_unknown`` for a person, who settles it with
+``ws.campaigns.resolve``. On other channels ``unknown`` records go to a person
+at once.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ from ..events import CampaignPaused, CampaignSent, DeliverySkipped
 from ..identities import mask
 from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
 from .gates import ADDRESS_KIND, lost_users, over_limit, suppressed_users, window_start, without_credit
+from .reconcile import reconcile_due
 from .templates import MissingVariable, Renderer
 
 if TYPE_CHECKING:
@@ -141,10 +152,11 @@ class Runner:
     ) -> dict[str, Any]:
         totals: dict[str, Any] = {
             "claimed": 0, "sent": 0, "failed": 0, "skipped": 0, "deferred": 0, "unknown": 0, "retried": 0,
-            "paused_until": None, "skipped_by": {},
+            "reconciled": 0, "paused_until": None, "skipped_by": {},
         }
         if recover_after is not None:
             self._recover(recover_after, totals)
+        reconcile_due(self, totals)
         todo: list[int] = []
         if rest is not None:
             with self.ws.read() as tx:
@@ -202,10 +214,10 @@ class Runner:
                         (
                             d.id,
                             {
-                                "status": "unknown", "reason": "outcome_unknown", "completed_at": now,
+                                **self.unknown_fields(now),
                                 "detail": f"claimed at {d.claimed_at} by a sender that stopped before completing "
                                 f"it (its process died); channel {self.channel.name!r} cannot de-duplicate, so "
-                                "it is not resent: review it",
+                                "it is not resent blindly",
                             },
                         )
                         for d in stale
@@ -222,23 +234,40 @@ class Runner:
         for start in range(0, len(stale), self.batch):
             chunk = stale[start : start + self.batch]
             claim = _Claim()
-            with self.ws.read() as tx:
-                attributes = self._attributes(tx, [d.user_id for d in chunk])
-                addresses = self._addresses(tx, [d.user_id for d in chunk])
-            for d in chunk:
-                recipient = addresses.get(d.user_id, d.recipient or str(d.user_id))
-                try:
-                    message = self.renderer.message(
-                        d.variant, d.user_id, recipient, attributes.get(d.user_id, {}), d.idem_key
-                    )
-                except MissingVariable:
-                    continue
-                claim.records.append((d.id, d.user_id, d.variant, message))
+            for d, message in self.messages_for(chunk):
+                if message is not None:
+                    claim.records.append((d.id, d.user_id, d.variant, message))
             totals["retried"] += len(claim.records)
             pause = self._send(claim, totals)
             if pause is not None:
                 totals["paused_until"] = pause
                 return
+
+    def unknown_fields(self, now: datetime) -> dict[str, Any]:
+        """The fields of a record whose outcome is unknown: due for a provider check when the
+        channel can ask, else for a person at once."""
+        if self.channel.reconciles:
+            return {"status": "unknown", "reason": "reconciling", "completed_at": now,
+                    "due_at": now + timedelta(seconds=float(self.channel.reconcile_after))}
+        return {"status": "unknown", "reason": "outcome_unknown", "completed_at": now, "due_at": None}
+
+    def messages_for(self, rows: Sequence[DeliveryRow]) -> list[tuple[DeliveryRow, Message | None]]:
+        """Each record's message again, with the key it was claimed with (``None``
+        when the template can no longer be filled for that user)."""
+        with self.ws.read() as tx:
+            attributes = self._attributes(tx, [d.user_id for d in rows])
+            addresses = self._addresses(tx, [d.user_id for d in rows])
+        out: list[tuple[DeliveryRow, Message | None]] = []
+        for d in rows:
+            recipient = addresses.get(d.user_id, d.recipient or str(d.user_id))
+            try:
+                message: Message | None = self.renderer.message(
+                    d.variant, d.user_id, recipient, attributes.get(d.user_id, {}), d.idem_key
+                )
+            except MissingVariable:
+                message = None
+            out.append((d, message))
+        return out
 
     # -- claim ---------------------------------------------------------------------------------
     def _claim(
@@ -474,8 +503,7 @@ class Runner:
         now = self.ws.now()
         with self.ws.write() as tx:
             tx.campaigns.set_status(
-                [(did, {"status": "unknown", "reason": "outcome_unknown", "completed_at": now,
-                        "detail": f"channel raised {type(exc).__name__}: {exc}"})
+                [(did, {**self.unknown_fields(now), "detail": f"channel raised {type(exc).__name__}: {exc}"})
                  for did, _, _, _ in claim.records],
                 only_from="pending",
             )
@@ -512,8 +540,8 @@ class Runner:
                 else:
                     updates.append((did, {**base, "status": "failed", "completed_at": now, "reason": "gave_up"}))
                     totals["failed"] += 1
-            elif result.code == "timeout_unknown":
-                updates.append((did, {**base, "status": "unknown", "reason": "outcome_unknown", "completed_at": now}))
+            elif result.unknown:
+                updates.append((did, {**base, **self.unknown_fields(now)}))
                 totals["unknown"] += 1
             elif result.code in ("consent_required", "suppressed"):
                 # The channel's own last-moment check (consent withdrawn or user suppressed after the claim).

@@ -140,9 +140,12 @@ class VariantResult:
     provider receipt (``ws.campaigns.record_receipts``) says ``confirmed``
     reached the recipient and ``receipt_failed`` did not; the rest
     (``awaiting_receipt``) have no receipt (yet, or never: channels without
-    receipts). ``rate`` is conversions / ``exposed`` (sent for a variant,
-    assigned for the holdout); ``interval`` is the 95% Wilson score interval
-    of the rate.
+    receipts). ``failed`` counts records that definitely did not go out
+    (failed, rejected, unavailable); ``unknown`` those whose send may or may
+    not have reached the provider (siyu is asking it, or a person decides:
+    ``ws.campaigns.resolve``). ``rate`` is conversions / ``exposed`` (sent for
+    a variant, assigned for the holdout); ``interval`` is the 95% Wilson score
+    interval of the rate.
     """
 
     variant: str
@@ -157,6 +160,7 @@ class VariantResult:
     interval: tuple[float, float]
     confirmed: int = 0
     receipt_failed: int = 0
+    unknown: int = 0
 
     @property
     def exposed(self) -> int:
@@ -188,6 +192,12 @@ class Results:
             lines.append(
                 f"{v.variant:<10}{v.exposed:>8}{v.delivered:>8}{v.confirmed:>9}{v.conversions:>7}{v.rate:>8.2%}"
                 f"  [{lo:.2%}, {hi:.2%}]"
+            )
+        unknown = sum(v.unknown for v in self.variants.values())
+        if unknown:
+            lines.append(
+                f"{unknown} message(s) of unknown outcome: ws.campaigns.deliveries({self.campaign_id}, "
+                "status='unknown'); settle them with ws.campaigns.resolve"
             )
         return "\n".join(lines)
 
@@ -245,6 +255,16 @@ class Delivery:
     receipt_code: str | None = None
     receipt_at: datetime | None = None
 
+    @classmethod
+    def of(cls, r: Any) -> Delivery:
+        """The record as stored (a :class:`~siyu.storage.contracts.campaigns.DeliveryRow`)."""
+        return cls(
+            id=r.id, campaign_id=r.campaign_id, user_id=r.user_id, occurrence=r.occurrence, variant=r.variant,
+            phase=r.phase, status=r.status, reason=r.reason, recipient=r.recipient, claimed_at=r.claimed_at,
+            completed_at=r.completed_at, due_at=r.due_at, attempts=r.attempts, provider_id=r.provider_id,
+            code=r.code, detail=r.detail,
+        )
+
 
 @attrs.frozen(kw_only=True)
 class UnmatchedReceipt:
@@ -284,6 +304,9 @@ class RunReport:
     deferred: int = 0
     unknown: int = 0
     retried: int = 0
+    #: Records of unknown outcome this run settled by asking the provider (found
+    #: ones are also counted in ``sent``, refused ones in ``failed``).
+    reconciled: int = 0
     paused_until: datetime | None = None
     done: bool = False
     skipped_by: Mapping[str, int] = attrs.field(factory=dict)

@@ -49,6 +49,8 @@ from .models import (
 )
 from .preview import Previews
 from .receipts import Receipts
+from .reconcile import RECONCILING
+from .resolve import Resolutions
 from .schedule import Schedule
 from .stats import wilson_interval
 from .templates import Renderer
@@ -166,7 +168,7 @@ class CampaignsMoved(TypedDict):
     moved: list[int]
 
 
-class Campaigns(Previews, Receipts, Automation):
+class Campaigns(Previews, Receipts, Resolutions, Automation):
     """``ws.campaigns``: create, preview, pilot, decide, roll out, resume.
 
     See :doc:`/howto/ab-test-an-sms` for a walk-through and
@@ -559,7 +561,8 @@ class Campaigns(Previews, Receipts, Automation):
             out[name] = VariantResult(
                 variant=name, assigned=assigned, sent=sent, delivered=by_status.get("sent", 0),
                 skipped=by_status.get("skipped", 0),
-                failed=sum(by_status.get(s, 0) for s in ("failed", "rejected", "unavailable", "unknown")),
+                failed=sum(by_status.get(s, 0) for s in ("failed", "rejected", "unavailable")),
+                unknown=by_status.get("unknown", 0),
                 conversions=conv, value_fen=value, rate=rate, interval=wilson_interval(conv, exposed),
                 confirmed=receipts.get((name, "delivered"), 0), receipt_failed=receipts.get((name, "failed"), 0),
             )
@@ -785,7 +788,8 @@ class Campaigns(Previews, Receipts, Automation):
         with self._uow.write() as tx:
             row = self._row(tx, campaign_id)
             pending = tx.campaigns.pending(row.id)
-            next_due = tx.campaigns.next_due(row.id)
+            due_at = [tx.campaigns.next_due(row.id), tx.campaigns.next_due(row.id, "unknown", RECONCILING)]
+            next_due = min((d for d in due_at if d is not None), default=None)
             paused_until = totals.get("paused_until")
             done = row.status == "done"
             idle = not pending and next_due is None and not paused_until
@@ -804,7 +808,8 @@ class Campaigns(Previews, Receipts, Automation):
         return RunReport(
             campaign_id=campaign_id, claimed=totals["claimed"], sent=totals["sent"], failed=totals["failed"],
             skipped=totals["skipped"], deferred=totals["deferred"], unknown=totals["unknown"],
-            retried=totals["retried"], paused_until=paused_until, done=done, skipped_by=dict(totals["skipped_by"]),
+            retried=totals["retried"], reconciled=totals["reconciled"], paused_until=paused_until, done=done,
+            skipped_by=dict(totals["skipped_by"]),
         )
 
     def convert(
@@ -874,9 +879,4 @@ class Campaigns(Previews, Receipts, Automation):
 
 
 def _delivery(r: DeliveryRow) -> Delivery:
-    return Delivery(
-        id=r.id, campaign_id=r.campaign_id, user_id=r.user_id, occurrence=r.occurrence, variant=r.variant,
-        phase=r.phase, status=r.status, reason=r.reason, recipient=r.recipient, claimed_at=r.claimed_at,
-        completed_at=r.completed_at, due_at=r.due_at, attempts=r.attempts, provider_id=r.provider_id, code=r.code,
-        detail=r.detail,
-    )
+    return Delivery.of(r)

@@ -67,29 +67,49 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - now).total_seconds())
 
 
-def json_object(response: Any, what: str) -> dict[str, Any]:
+def unknown_outcome(what: str, why: str) -> ChannelError:
+    """The error for a call that creates something and got an answer that may mean
+    "done": never retried (code ``timeout_unknown``)."""
+    return ChannelError(
+        f"{what}: {why}; the provider may have accepted it, so it is NOT retried automatically "
+        "(siyu asks the provider where it can, otherwise a person decides)",
+        retryable=False,
+        code="timeout_unknown",
+    )
+
+
+def json_object(response: Any, what: str, *, creates: bool = False) -> dict[str, Any]:
     """The JSON object a provider answered with, after checking the HTTP status.
 
     A 2xx answer that is not a JSON object is a provider fault (a proxy's HTML
-    page, a truncated body): retryable, with code ``malformed``.
+    page, a truncated body): retryable with code ``malformed`` for a read, an
+    unknown outcome for a call that ``creates`` something (it may have been done).
     """
-    error = status_error(response, what)
+    error = status_error(response, what, creates=creates)
     if error is not None:
         raise error
     try:
         data = response.json()
     except ValueError:
+        if creates:
+            raise unknown_outcome(what, f"HTTP {response.status_code} with an answer that is not JSON") from None
         raise ChannelError(f"{what}: the answer is not JSON", retryable=True, code="malformed") from None
     if not isinstance(data, dict):
+        if creates:
+            raise unknown_outcome(what, f"HTTP {response.status_code} with an answer that is not a JSON object")
         raise ChannelError(f"{what}: the answer is not a JSON object", retryable=True, code="malformed")
     return data
 
 
-def status_error(response: Any, what: str) -> ChannelError | None:
-    """A ChannelError for a non-2xx HTTP status, or ``None`` for success."""
+def status_error(response: Any, what: str, *, creates: bool = False) -> ChannelError | None:
+    """A ChannelError for a non-2xx HTTP status, or ``None`` for success. For a
+    call that ``creates`` something, 5xx and 408 are unknown outcomes: the
+    server (or a gateway in front of it) may have passed the request on."""
     code = int(response.status_code)
     if 200 <= code < 300:
         return None
+    if creates and (code >= 500 or code == 408):
+        return unknown_outcome(what, f"HTTP {code}")
     if code == 429:
         return ChannelError(
             f"{what}: HTTP 429 rate limited",

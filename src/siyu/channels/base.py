@@ -23,9 +23,18 @@ Rules every channel follows
 * ``send`` splits a batch into provider calls of at most
   ``limits.max_recipients_per_call``; the low-level client methods of a channel
   (``add_msg_template`` ...) refuse oversize batches instead.
-* Non-idempotent providers (SMS) are never retried automatically after the
-  request may have been accepted (read timeout): the result is
-  ``failed_permanent`` with ``code="timeout_unknown"`` so nobody resends blindly.
+* Every provider answer is either *not created* or *unknown*. Not created:
+  the provider refused before doing anything (a rate limit, an expired token,
+  a refused connection, a definite error code) -- safe to send again, so it is
+  ``failed_retryable`` / ``rate_limited`` (or a final refusal). Unknown: the
+  request may have created the message (a read timeout, HTTP 5xx, a body that
+  is not the provider's answer, a "busy" code, a success without a message
+  id). For a call that creates something (a send) an unknown answer is never
+  retried, by the client or anyone else: the result is ``failed_permanent``
+  with ``code="timeout_unknown"``. Channels whose provider can be asked what
+  it created (``reconciles = True``: WeCom group messages, Alibaba and Tencent
+  SMS) settle it with :meth:`Channel.reconcile` -- found (``sent``), provably
+  not created (safe to send again), or still unknown (a person decides).
 * Secrets (``secret=True`` options) never appear in ``repr``, ``str`` or logs.
 
 Consent naming
@@ -60,6 +69,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -73,6 +83,8 @@ if TYPE_CHECKING:
     from .receipts import Receipt
 
 __all__ = [
+    "NOT_CREATED",
+    "UNKNOWN",
     "Attachment",
     "Channel",
     "DeliveryResult",
@@ -82,6 +94,7 @@ __all__ = [
     "Status",
     "render_template",
     "text_length",
+    "unknown",
 ]
 
 log = logging.getLogger("siyu.channels")
@@ -184,6 +197,22 @@ class DeliveryResult:
     @property
     def recipient(self) -> str:
         return self.message.recipient
+
+    @property
+    def unknown(self) -> bool:
+        """Whether the provider may or may not have created the message (``timeout_unknown``)."""
+        return self.code == UNKNOWN
+
+
+#: The code of a result whose outcome is unknown: the provider may have created the message.
+UNKNOWN = "timeout_unknown"
+#: The code :meth:`Channel.reconcile` gives a message the provider provably did not create.
+NOT_CREATED = "not_created"
+
+
+def unknown(message: Message, detail: str, *, provider_id: str | None = None) -> DeliveryResult:
+    """The result for a message the provider may or may not have created."""
+    return DeliveryResult(message, Status.FAILED_PERMANENT, code=UNKNOWN, detail=detail, provider_id=provider_id)
 
 
 @attrs.frozen
@@ -289,6 +318,12 @@ class Channel(abc.ABC):
     #: True when the provider de-duplicates on ``Message.key``, so resending a
     #: message whose outcome is unknown (after a crash) cannot deliver it twice.
     accepts_idempotency_key: ClassVar[bool] = False
+    #: True when :meth:`reconcile` can ask the provider what became of a message
+    #: whose outcome is unknown (the channel implements :meth:`_reconcile`).
+    reconciles: ClassVar[bool] = False
+    #: Seconds after an unknown answer until the provider's records can be trusted
+    #: to show the message if it was created (campaigns ask no earlier).
+    reconcile_after: ClassVar[float] = 60.0
     options: ClassVar[Mapping[str, Option]] = {}
     #: Options every channel accepts (test seams); never read from the environment.
     common_options: ClassVar[Mapping[str, Option]] = {
@@ -481,6 +516,58 @@ class Channel(abc.ABC):
         ``limits.max_recipients_per_call``) and return one result each. May
         raise :class:`~siyu.errors.ChannelError` to fail the whole call."""
 
+    # -- unknown outcomes -----------------------------------------------------------------
+    def reconcile(self, messages: Message | Iterable[Message], *, since: datetime) -> list[DeliveryResult]:
+        """Ask the provider what became of messages whose send had an unknown outcome
+        (``timeout_unknown``), sent no earlier than ``since``. One result per message:
+
+        * ``sent`` (with the provider's id when it gives one): the provider has it;
+        * ``unavailable`` / ``rejected``: the provider has it and refused the recipient;
+        * ``failed_retryable`` with ``code="not_created"``: the provider's records
+          provably do not have it -- sending it again cannot deliver it twice;
+        * ``failed_permanent`` with ``code="timeout_unknown"``: still unknown (no
+          query API, the query failed, or the records are not conclusive yet): a
+          person decides, and nothing is resent.
+
+        Runs after the provider's records have settled (``reconcile_after``
+        seconds after the unknown answer); asking earlier can miss a message the
+        provider is still writing down.
+        """
+        if isinstance(messages, Message):
+            batch = [messages]
+        elif isinstance(messages, Iterable) and not isinstance(messages, (str, bytes, Mapping)):
+            batch = list(messages)
+        else:
+            raise ValidationError(f"reconcile takes Message objects, got {type(messages).__name__}")
+        wrong = [type(m).__name__ for m in batch if not isinstance(m, Message)]
+        if wrong:
+            raise ValidationError(f"reconcile takes Message objects, got {', '.join(sorted(set(wrong)))}")
+        if not isinstance(since, datetime) or since.tzinfo is None:
+            raise ValidationError("since must be a timezone-aware datetime (when the unknown send happened)")
+        if not batch:
+            return []
+        if not self.reconciles:
+            return [
+                unknown(m, f"channel {self.name!r} cannot ask its provider what it sent; a person decides")
+                for m in batch
+            ]
+        try:
+            found = self._reconcile(batch, since)
+        except ChannelError as exc:
+            return [unknown(m, f"asking the provider failed ({self._scrub(str(exc))}); still unknown") for m in batch]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A garbled query answer proves nothing either way.
+            return [unknown(m, f"the provider's records could not be read ({type(exc).__name__}); still unknown")
+                    for m in batch]
+        if len(found) != len(batch):
+            raise RuntimeError(f"channel {self.name!r} reconciled {len(found)} results for {len(batch)} messages")
+        return found
+
+    def _reconcile(self, messages: Sequence[Message], since: datetime) -> list[DeliveryResult]:
+        """Query the provider for ``messages`` (see :meth:`reconcile`); channels
+        with ``reconciles = True`` implement it. May raise ChannelError."""
+        raise NotImplementedError
+
     # -- delivery receipts ------------------------------------------------------------
     def parse_receipts(self, payload: Any) -> list[Receipt]:
         """The :class:`~siyu.channels.receipts.Receipt` objects in a provider's status
@@ -563,6 +650,8 @@ class Channel(abc.ABC):
 def failure(message: Message, exc: ChannelError) -> DeliveryResult:
     """The per-recipient result for a :class:`~siyu.errors.ChannelError`."""
     code = None if exc.code is None else str(exc.code)
+    if code == UNKNOWN:
+        return unknown(message, str(exc))
     if exc.retry_after is not None or code == "rate_limited":
         status = Status.RATE_LIMITED
     elif exc.retryable:

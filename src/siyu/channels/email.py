@@ -6,7 +6,9 @@ alone. Outcomes: accepted → sent; 5xx for a recipient → unavailable; 4xx →
 failed_retryable; authentication failure → failed_permanent
 (``code="auth"``); connection refused or timeout while connecting →
 failed_retryable. A timeout *after* DATA was sent is reported as
-``failed_permanent`` / ``timeout_unknown`` (the server may have queued it).
+``failed_permanent`` / ``timeout_unknown`` (the server may have queued it; SMTP
+has no way to ask, so a person decides); the messages after it in the batch
+were never offered and are failed_retryable.
 """
 
 from __future__ import annotations
@@ -127,9 +129,14 @@ class EmailChannel(Channel):
 
     def _deliver(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         smtp = self._connect()
-        results = []
+        results: list[DeliveryResult] = []
         try:
             for message in messages:
+                if results and results[-1].unknown:
+                    # The connection broke during the previous message: the rest were never offered.
+                    results.append(DeliveryResult(message, Status.FAILED_RETRYABLE, code="connect",
+                                                  detail="not attempted: the SMTP connection was lost before it"))
+                    continue
                 results.append(self._send_one(smtp, message))
         finally:
             try:

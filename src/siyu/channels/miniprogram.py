@@ -11,6 +11,11 @@ characters, ``phrase`` ≤ 5 Chinese characters, ``number`` numeric ...).
 
 Access tokens come from ``cgi-bin/stable_token`` with ``force_refresh=false``;
 40001/42001 refresh once (WeChat semantics: 40001 = token not latest).
+
+``subscribeMessage.send`` is not idempotent and WeChat offers no query for what
+was sent: an answer that may mean "sent" (a read timeout, HTTP 5xx, a body
+that is not JSON, ``-1`` busy, ``errcode`` missing or null) is
+``timeout_unknown``, never resent, and keeps its credit; a person decides.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, ClassVar
 
 from ..errors import ChannelError, ValidationError
 from ._http import json_object, make_client, request
-from .base import Channel, DeliveryResult, Limits, Message, Option, Status, failure
+from .base import Channel, DeliveryResult, Limits, Message, Option, Status, failure, unknown
 
 __all__ = ["MiniProgramChannel", "check_value"]
 
@@ -260,8 +265,12 @@ class MiniProgramChannel(Channel):
                 sent_means_maybe_delivered=True,
                 what="WeChat subscribe/send",
             )
-            data = self._json(response, "WeChat subscribe/send")
-            code = int(data.get("errcode") or 0)
+            data = json_object(response, "WeChat subscribe/send", creates=True)
+            raw = data.get("errcode")
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                return unknown(message, f"WeChat subscribe/send answered errcode {raw!r}, not a number; it may "
+                                        "have been sent, so it is not resent blindly")
+            code = raw
             if code in (40001, 42001) and not refreshed:
                 refreshed = True
                 self._invalidate(token)
@@ -284,7 +293,8 @@ class MiniProgramChannel(Channel):
         if code in (45009, 45011):
             return DeliveryResult(message, Status.RATE_LIMITED, code=str(code), detail=detail, retry_after=60.0)
         if code == -1:
-            return DeliveryResult(message, Status.FAILED_RETRYABLE, code="-1", detail=detail)
+            # "System busy" may come after WeChat queued the message.
+            return unknown(message, f"{detail}; WeChat may have sent it, so it is not resent blindly")
         return DeliveryResult(message, Status.FAILED_PERMANENT, code=str(code), detail=detail)
 
 

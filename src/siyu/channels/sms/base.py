@@ -179,3 +179,28 @@ class SmsChannel(Channel):
 
 
 RATE_LIMIT_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86_400.0}
+
+
+def call_context(keys: Sequence[str | None]) -> str:
+    """The reference one SendSms call carries for reconciliation (Alibaba ``OutId``,
+    Tencent ``SessionContext``): the key of a lone message, or the part the keys of
+    all its messages share up to a ``:`` (a campaign's keys share
+    ``campaign:<id>:<occurrence>:``), else the first key."""
+    present = [k for k in keys if k]
+    if not present:
+        return ""
+    if len(set(present)) == 1:
+        return present[0]
+    shared = min(present)
+    for key in present:  # the longest common prefix of the keys
+        while not key.startswith(shared):
+            shared = shared[:-1]
+    cut = shared.rfind(":")
+    return shared[: cut + 1] if cut > 0 else present[0]
+
+
+def context_matches(context: str | None, key: str | None) -> bool:
+    """Whether a call's reference (:func:`call_context`) covers a message's key."""
+    if not context or not key:
+        return False
+    return context == key or (context.endswith(":") and key.startswith(context))

@@ -4,8 +4,13 @@ signed with ``TC3-HMAC-SHA256``.
 One call carries up to 200 E.164 numbers with the same template parameters;
 Tencent answers per number (``SendStatusSet``), so one bad number fails alone.
 Request-level errors arrive as HTTP 200 with ``Response.Error``. Like
-Alibaba's, SendSms is treated as non-idempotent: a read timeout is never
-retried; ``SessionContext`` carries the message key.
+Alibaba's, SendSms is treated as non-idempotent: an answer that may mean
+"sent" (a read timeout, HTTP 5xx, a body that is not Tencent's answer,
+``InternalError``, a number missing from ``SendStatusSet``) is
+``timeout_unknown`` and never retried. ``SessionContext`` carries the message
+key (or what the keys of the call share), which Tencent echoes in its status
+reports: :meth:`TencentSmsChannel.reconcile` looks for it with
+``PullSmsSendStatusByPhoneNumber``.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ...errors import ChannelError, ValidationError
-from .._http import make_client, request
-from ..base import DeliveryResult, Limits, Message, Option, Status, failure
+from .._http import make_client, request, unknown_outcome
+from ..base import DeliveryResult, Limits, Message, Option, Status, failure, unknown
 from ..receipts import Receipt, tencent_receipts
-from .base import SmsChannel, SmsTemplate
+from .base import SmsChannel, SmsTemplate, call_context, context_matches
 from .signing import tc3_authorization
 
 __all__ = ["TencentSmsChannel"]
@@ -29,6 +35,10 @@ __all__ = ["TencentSmsChannel"]
 DEFAULT_BASE_URL = "https://sms.tencentcloudapi.com"
 _OPT_OUT = re.compile(r"(回复?|发送?)\s*(TD|T|N)\b|退订\s*(回复?)?\s*(TD|T|N)\b|(TD|T|N)\s*退订", re.IGNORECASE)
 _FORBIDDEN = ("【", "】", "¥", "★", "^_^", "&", "✓", "※")
+#: Seconds of clock difference allowed between siyu and Tencent when looking for a send.
+_CLOCK_SLACK = 600
+#: How far back PullSmsSendStatusByPhoneNumber reaches (7 days).
+_PULL_RANGE = 7 * 86_400 - _CLOCK_SLACK
 
 
 class TencentSmsChannel(SmsChannel):
@@ -39,6 +49,9 @@ class TencentSmsChannel(SmsChannel):
 
     name: ClassVar[str] = "sms_tencent"
     opt_out_hint: ClassVar[str] = "回T退订 / 退订回TD / 回N退订"
+    reconciles: ClassVar[bool] = True
+    # Tencent lists a message only once the carrier reported on it, usually within minutes.
+    reconcile_after: ClassVar[float] = 300.0
     limits: ClassVar[Limits] = Limits(
         max_recipients_per_call=200,
         max_text_length=500,
@@ -90,22 +103,21 @@ class TencentSmsChannel(SmsChannel):
             "TemplateId": template.code,
             "SignName": str(self.config["sign_name"]),
             "TemplateParamSet": [first.variables.get(v, "") for v in template.variables],
-            "SessionContext": (first.key or "")[:500],
+            "SessionContext": call_context([m.key for m in messages])[:500],
         }
         try:
-            data = self._call("SendSms", body)
+            data = self._call("SendSms", body, creates=True)
         except ChannelError as exc:
             return [failure(m, exc) for m in messages]
-        statuses = {str(s.get("PhoneNumber")): s for s in data.get("SendStatusSet") or []}
+        listed = data.get("SendStatusSet")
+        statuses = {str(s.get("PhoneNumber")): s for s in listed if isinstance(s, dict)} if isinstance(
+            listed, list) else {}
         results = []
         for message in messages:
             status = statuses.get(self.phone(message.recipient))
             if status is None:
-                results.append(
-                    DeliveryResult(
-                        message, Status.FAILED_PERMANENT, code="missing", detail="Tencent did not report this number"
-                    )
-                )
+                results.append(unknown(message, "Tencent answered without a status for this number; it may have "
+                                                "been accepted"))
             else:
                 results.append(
                     self._result(
@@ -129,12 +141,42 @@ class TencentSmsChannel(SmsChannel):
         ):
             return DeliveryResult(message, Status.UNAVAILABLE, code=code, detail=detail)
         if code.startswith("InternalError"):
-            return DeliveryResult(message, Status.FAILED_RETRYABLE, code=code, detail=detail)
+            return unknown(message, f"{detail}; Tencent may have accepted it, so it is not resent blindly")
         if code.startswith(("AuthFailure", "UnauthorizedOperation")):
             return DeliveryResult(message, Status.FAILED_PERMANENT, code=code, detail=detail)
         return DeliveryResult(message, Status.REJECTED, code=code, detail=detail)
 
-    def _call(self, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    # -- unknown outcomes -----------------------------------------------------------------
+    def _reconcile(self, messages: Sequence[Message], since: datetime) -> list[DeliveryResult]:
+        now = self._now()
+        begin = int(since.timestamp()) - _CLOCK_SLACK
+        if now - begin > _PULL_RANGE:
+            return [unknown(m, "the send is older than Tencent's status reports reach back (7 days); a person "
+                            "decides") for m in messages]
+        return [self._look_up(m, begin, now) for m in messages]
+
+    def _look_up(self, message: Message, begin: int, now: int) -> DeliveryResult:
+        data = self._call("PullSmsSendStatusByPhoneNumber", {
+            "BeginTime": begin, "EndTime": now, "Offset": 0, "Limit": 100,
+            "PhoneNumber": self.phone(message.recipient), "SmsSdkAppId": str(self.config["sdk_app_id"]),
+        })
+        for report in data.get("PullSmsSendStatusSet") or []:
+            if isinstance(report, dict) and context_matches(str(report.get("SessionContext") or ""), message.key):
+                serial = report.get("SerialNo")
+                return DeliveryResult(
+                    message, Status.SENT, code="Ok", provider_id=None if serial is None else str(serial),
+                    detail=f"found in Tencent's status reports ({report.get('ReportStatus')})",
+                )
+        # Tencent lists a message only once the carrier reported on it: no report is no proof.
+        return unknown(message, "no status report from Tencent for it yet; still unknown")
+
+    def _now(self) -> int:
+        clock = self.config["clock"]
+        if clock is not None:
+            return int(clock())
+        return int(self.workspace.now().timestamp()) if self.workspace is not None else int(time.time())
+
+    def _call(self, action: str, body: Mapping[str, Any], *, creates: bool = False) -> dict[str, Any]:
         if self._client is None:
             self._client = make_client(
                 str(self.config["base_url"]), transport=self.config["transport"], timeout=float(self.config["timeout"])
@@ -166,28 +208,34 @@ class TencentSmsChannel(SmsChannel):
             "/",
             content=content,
             headers=headers,
-            sent_means_maybe_delivered=True,
+            sent_means_maybe_delivered=creates,
             what=f"Tencent {action}",
         )
-        if response.status_code >= 500:
-            raise ChannelError(
-                f"Tencent {action}: HTTP {response.status_code}", retryable=True, code=response.status_code
-            )
+        status = int(response.status_code)
+        if status >= 500 or status == 408:
+            if creates:
+                raise unknown_outcome(f"Tencent {action}", f"HTTP {status}")
+            raise ChannelError(f"Tencent {action}: HTTP {status}", retryable=True, code=status)
         try:
             data = response.json()["Response"]
         except (ValueError, KeyError, TypeError):
-            raise ChannelError(
-                f"Tencent {action}: HTTP {response.status_code}, answer not understood",
-                retryable=False,
-                code="malformed",
-            ) from None
+            data = None
+        if not isinstance(data, dict):
+            if creates and 200 <= status < 300:
+                raise unknown_outcome(f"Tencent {action}", f"HTTP {status} with an answer that is not Tencent's")
+            raise ChannelError(f"Tencent {action}: HTTP {status}, answer not understood",
+                               retryable=200 <= status < 300 or status == 429, code="malformed")
         error = data.get("Error")
         if error:
-            code, text = str(error.get("Code")), str(error.get("Message", ""))
+            code, text = (str(error.get("Code")), str(error.get("Message", ""))) if isinstance(error, dict) else (
+                "malformed", str(error))
             if code.startswith(("LimitExceeded", "RequestLimitExceeded")):
                 raise ChannelError(f"Tencent {code}: {text}", retryable=True, code=code, retry_after=60.0)
-            retryable = code.startswith("InternalError")
-            raise ChannelError(f"Tencent {code}: {text}", retryable=retryable, code=code)
+            if code.startswith("InternalError"):
+                if creates:
+                    raise unknown_outcome(f"Tencent {action}", f"Tencent {code}: {text}")
+                raise ChannelError(f"Tencent {code}: {text}", retryable=True, code=code)
+            raise ChannelError(f"Tencent {code}: {text}", retryable=False, code=code)
         return dict(data)
 
     def parse_receipts(self, payload: Any) -> list[Receipt]:

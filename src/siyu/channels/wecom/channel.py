@@ -2,7 +2,10 @@
 
 ``send`` mass-sends to customers through ``add_msg_template`` (one task per
 identical content, ≤ 10,000 recipients each; the member confirms it in the
-WeCom app). Beyond sending, the channel manages channel QR codes
+WeCom app). A send whose answer may mean "done" is never repeated;
+:meth:`WeComChannel.reconcile` looks for the task in WeCom's group-message
+records (``get_groupmsg_list_v2`` → ``get_groupmsg_task`` →
+``get_groupmsg_send_result``). Beyond sending, the channel manages channel QR codes
 (:meth:`WeComChannel.add_contact_way`, with the siyu tags to apply to whoever
 scans), two-way tag sync (:meth:`push_tags`, :meth:`pull_tags`) and the
 callback handler (:meth:`callbacks`).
@@ -11,18 +14,37 @@ callback handler (:meth:`callbacks`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from ..._text import split_tag
 from ...errors import ValidationError
-from ..base import Channel, DeliveryResult, Limits, Message, Option, Status
+from ..base import NOT_CREATED, Channel, DeliveryResult, Limits, Message, Option, Status, unknown
 from .client import DEFAULT_BASE_URL, TokenCache, WeComClient
 
 __all__ = ["WeComChannel"]
 
 _TAG_KEY = "tag:"  # channel_state: "tag:<group>/<name>" -> WeCom tag id
 _WAY_KEY = "contact_way:"  # channel_state: "contact_way:<state>" -> {"config_id", "tags", ...}
+#: Seconds of clock difference allowed between siyu and WeCom when looking for a task.
+_CLOCK_SLACK = 600
+#: How far back WeCom's group-message records are searched for an unknown send.
+_RECONCILE_RANGE = 30 * 86_400
+
+
+def _same_content(item: Mapping[str, Any], text: str | None, attachments: list[dict[str, Any]]) -> bool:
+    """Whether a ``group_msg_list`` item may be this message. Lenient on purpose:
+    WeCom may list attachments in another shape than they were sent (a media id for a
+    picture URL), and a wrong "found" only withholds a resend, while a wrong "not
+    found" would send twice. So: the same text, or, without text, the same kinds of
+    attachments in the same order."""
+    listed_text = (item.get("text") or {}).get("content") or None
+    if text is not None:
+        return bool(listed_text == text)
+    kinds = [a.get("msgtype") for a in item.get("attachments") or [] if isinstance(a, Mapping)]
+    return listed_text is None and kinds == [a.get("msgtype") for a in attachments]
 
 
 class WeComChannel(Channel):
@@ -36,6 +58,7 @@ class WeComChannel(Channel):
 
     name: ClassVar[str] = "wecom"
     consent_channel: ClassVar[str] = "wecom"
+    reconciles: ClassVar[bool] = True
     limits: ClassVar[Limits] = Limits(
         max_recipients_per_call=10_000,
         max_text_length=4000,
@@ -122,6 +145,50 @@ class WeComChannel(Channel):
             else DeliveryResult(m, Status.SENT, provider_id=msgid)
             for m in messages
         ]
+
+    def _reconcile(self, messages: Sequence[Message], since: datetime) -> list[DeliveryResult]:
+        # A task created by add_msg_template appears in the corp's group-message list with
+        # its text and attachments; its recipients appear in each member's send result.
+        start = int(since.timestamp()) - _CLOCK_SLACK
+        end = int(self._now()) + _CLOCK_SLACK
+        if end - start > _RECONCILE_RANGE:
+            return [unknown(m, f"the send is older than {_RECONCILE_RANGE // 86_400} days; WeCom's records "
+                            "cannot settle it, a person decides") for m in messages]
+        listed = list(self.client.get_groupmsg_list_v2(start, end, chat_type="single", filter_type=2))
+        out: dict[int, DeliveryResult] = {}
+        for group in self._group(list(enumerate(messages))):
+            first = group[0][1]
+            text = self.render(first) or None
+            attachments = self.attachment_payload(first)
+            recipients: dict[str, tuple[str, int]] = {}
+            for item in listed:
+                if not _same_content(item, text, attachments):
+                    continue
+                msgid = str(item.get("msgid") or "")
+                for task in self.client.get_groupmsg_task(msgid):
+                    for sent in self.client.get_groupmsg_send_result(msgid, str(task.get("userid") or "")):
+                        ext = str(sent.get("external_userid") or "")
+                        if ext:
+                            recipients.setdefault(ext, (msgid, int(sent.get("status") or 0)))
+            for index, message in group:
+                found = recipients.get(message.recipient)
+                if found is None:
+                    out[index] = DeliveryResult(
+                        message, Status.FAILED_RETRYABLE, code=NOT_CREATED,
+                        detail="WeCom's group messages since the send do not include this customer: "
+                        "the task was not created, sending again is safe",
+                    )
+                elif found[1] in (2, 3):
+                    why = "not a friend" if found[1] == 2 else "the customer's receive cap was reached"
+                    out[index] = DeliveryResult(message, Status.UNAVAILABLE, code="fail_list", provider_id=found[0],
+                                                detail=f"WeCom created task {found[0]} but cannot deliver: {why}")
+                else:
+                    out[index] = DeliveryResult(message, Status.SENT, provider_id=found[0],
+                                                detail=f"found in WeCom group message {found[0]}")
+        return [out[i] for i in range(len(messages))]
+
+    def _now(self) -> float:
+        return self.workspace.now().timestamp() if self.workspace is not None else time.time()
 
     # -- channel QR codes -----------------------------------------------------------------
     def add_contact_way(

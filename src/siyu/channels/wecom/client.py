@@ -9,6 +9,14 @@ raise a rate-limit :class:`~siyu.errors.ChannelError`; -1 (busy) is retried at
 most 3 times; at most ``concurrency`` (5) calls per API are in flight at once
 (45033 is WeCom's per-API concurrency cap). Request bodies are UTF-8 JSON with raw characters (WeCom
 rejects ``\\uXXXX`` escapes with 40033).
+
+Calls that create something (``add_msg_template``, ``send_welcome_msg``) are
+retried only on answers that prove nothing was created (rate limits, token
+errors, a refused connection). An answer that may mean "done" -- a read
+timeout, HTTP 5xx, a body that is not JSON, ``-1`` (busy), ``errcode`` missing
+or null, success without a ``msgid`` -- raises a :class:`ChannelError` with
+code ``timeout_unknown`` after one request; the group-message queries
+(:meth:`WeComClient.get_groupmsg_list_v2` ...) tell what was created.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 import attrs
 
 from ...errors import ChannelError, InvalidMessage, ValidationError
-from .._http import json_object, make_client, request
+from .._http import json_object, make_client, request, unknown_outcome
 
 __all__ = ["TokenCache", "WeComClient", "error_for"]
 
@@ -96,6 +104,11 @@ def error_for(errcode: int, errmsg: str, what: str) -> ChannelError:
         return ChannelError(f"{what}: another app is sending the welcome message (41096)", retryable=True, code=41096)
     if errcode == 84061:
         return ChannelError(f"{what}: no relation with this external contact (84061)", retryable=False, code=84061)
+    if errcode == 41063:
+        return ChannelError(
+            f"{what}: a mass message is being dispatched (41063); nothing was created, retry later",
+            retryable=True, code=41063, retry_after=60.0,
+        )
     if errcode == 40126:
         return ChannelError(
             f"{what}: the corp tag cap is reached (40126); delete unused WeCom tags", retryable=False, code=40126
@@ -186,17 +199,20 @@ class WeComClient:
             raise ChannelError("WeCom gettoken: answer has no access_token", retryable=True, code="malformed")
         return data
 
-    def _with_backoff(self, call: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
+    def _with_backoff(self, call: Callable[[], dict[str, Any]], what: str, *, creates: bool = False) -> dict[str, Any]:
         busy = rate = 0
         while True:
             data = call()
-            errcode = int(data.get("errcode") or 0)
+            errcode = _errcode(data, f"WeCom {what}", creates=creates)
             if errcode == 0:
                 return data
             if errcode in RATE_ERRORS and rate < self.rate_retries:
+                # WeCom refuses a rate-limited call before doing anything: safe to repeat.
                 self._sleep(min(self.max_backoff, self.backoff * 2**rate))
                 rate += 1
                 continue
+            if errcode == -1 and creates:
+                raise unknown_outcome(f"WeCom {what}", "WeCom answered -1 (busy)")
             if errcode == -1 and busy < 3:
                 self._sleep(min(self.max_backoff, self.backoff * 2**busy))
                 busy += 1
@@ -204,8 +220,8 @@ class WeComClient:
             raise error_for(errcode, str(data.get("errmsg", "")), f"WeCom {what}")
 
     @staticmethod
-    def _decode(response: Any, what: str) -> dict[str, Any]:
-        return json_object(response, what)
+    def _decode(response: Any, what: str, *, creates: bool = False) -> dict[str, Any]:
+        return json_object(response, what, creates=creates)
 
     # -- calls ---------------------------------------------------------------------------
     def call(
@@ -221,7 +237,8 @@ class WeComClient:
 
         Token errors refresh once; rate limits and ``-1`` back off (bounded);
         anything else raises :class:`ChannelError` with ``code = errcode``.
-        ``idempotent=False`` marks sends: a timeout after sending is not retryable.
+        ``idempotent=False`` marks calls that create something (sends): an answer
+        that may mean "done" is raised as ``timeout_unknown`` and never retried.
         """
         what = f"WeCom {path}"
         content = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -241,15 +258,15 @@ class WeComClient:
                     sent_means_maybe_delivered=not idempotent,
                     what=what,
                 )
-            data = self._decode(response, what)
-            errcode = int(data.get("errcode") or 0)
+            data = self._decode(response, what, creates=not idempotent)
+            errcode = _errcode(data, what, creates=not idempotent)
             if errcode in TOKEN_ERRORS and not refreshed:
                 refreshed = True
                 self._tokens.invalidate(self._key, token)
                 return once()
             return data
 
-        return self._with_backoff(once, path)
+        return self._with_backoff(once, path, creates=not idempotent)
 
     # -- customer contact ------------------------------------------------------------------
     def add_msg_template(
@@ -282,7 +299,64 @@ class WeComClient:
         if attachments:
             body["attachments"] = list(attachments)
         data = self.call("POST", "externalcontact/add_msg_template", body=body, idempotent=False)
-        return {"msgid": data.get("msgid"), "fail_list": list(data.get("fail_list") or [])}
+        msgid = data.get("msgid")
+        if not isinstance(msgid, str) or not msgid:
+            raise unknown_outcome("WeCom add_msg_template", "the answer has no msgid")
+        fail_list = data.get("fail_list") or []
+        if not isinstance(fail_list, list):
+            raise unknown_outcome("WeCom add_msg_template", "fail_list is not a list")
+        return {"msgid": msgid, "fail_list": fail_list}
+
+    # -- group-message tracking (what add_msg_template created) --------------------------------
+    def get_groupmsg_list_v2(
+        self, start_time: int, end_time: int, *, chat_type: str = "single", filter_type: int = 2,
+        creator: str | None = None, limit: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Every group message created between the Unix seconds ``start_time`` and
+        ``end_time`` (``group_msg_list`` items: ``msgid``, ``create_time``,
+        ``text``, ``attachments`` ...). WeCom takes at most one month per query,
+        so a longer range is split; ``limit`` is clamped to 100; pages are followed.
+        ``filter_type``: 0 created by the corp (and the API), 1 by members, 2 all."""
+        if not isinstance(start_time, int) or not isinstance(end_time, int) or start_time > end_time:
+            raise InvalidMessage("get_groupmsg_list_v2 needs Unix seconds start_time <= end_time")
+        window = 30 * 86_400
+        lo = start_time
+        while lo <= end_time:
+            hi = min(end_time, lo + window)
+            cursor = ""
+            while True:
+                body: dict[str, Any] = {"chat_type": chat_type, "start_time": lo, "end_time": hi,
+                                        "filter_type": filter_type, "limit": max(1, min(100, limit)), "cursor": cursor}
+                if creator:
+                    body["creator"] = creator
+                data = self.call("POST", "externalcontact/get_groupmsg_list_v2", body=body)
+                yield from data.get("group_msg_list") or []
+                cursor = str(data.get("next_cursor") or "")
+                if not cursor:
+                    break
+            lo = hi + 1
+
+    def get_groupmsg_task(self, msgid: str) -> list[dict[str, Any]]:
+        """The members a group message was handed to (``task_list``: ``userid``,
+        ``status`` 0 not sent yet / 2 sent, ``send_time``), every page."""
+        return self._pages("externalcontact/get_groupmsg_task", {"msgid": msgid}, "task_list")
+
+    def get_groupmsg_send_result(self, msgid: str, userid: str) -> list[dict[str, Any]]:
+        """One member's recipients of a group message (``send_list``:
+        ``external_userid`` or ``chat_id``, ``status`` 0 not sent yet / 1 sent /
+        2 not a friend / 3 the customer's receive cap was reached), every page."""
+        return self._pages("externalcontact/get_groupmsg_send_result", {"msgid": msgid, "userid": userid},
+                           "send_list")
+
+    def _pages(self, path: str, body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            data = self.call("POST", path, body={**body, "limit": 1000, "cursor": cursor})
+            out.extend(data.get(key) or [])
+            cursor = str(data.get("next_cursor") or "")
+            if not cursor:
+                return out
 
     def send_welcome_msg(
         self, welcome_code: str, *, text: str | None = None, attachments: Sequence[Mapping[str, Any]] = ()
@@ -420,6 +494,18 @@ class WeComClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _errcode(data: Mapping[str, Any], what: str, *, creates: bool) -> int:
+    """The answer's ``errcode``. Reads tolerate a missing one (0); a create must
+    carry an integer, or the answer may be anything, "done" included."""
+    value = data.get("errcode", None if creates else 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if creates:
+            raise unknown_outcome(what, f"the answer's errcode is {value!r}, not a number")
+        raise ChannelError(f"{what}: the answer's errcode is {value!r}, not a number", retryable=True,
+                           code="malformed")
+    return value
 
 
 def _check_content(text: str | None, attachments: Sequence[Mapping[str, Any]]) -> None:

@@ -149,16 +149,20 @@ class CampaignStore(abc.ABC):
     def has_delivery(self, campaign_id: int, user_id: int, occurrence: str) -> bool: ...
 
     @abc.abstractmethod
-    def due(self, campaign_id: int, now: datetime, limit: int, status: str = "queued") -> list[DeliveryRow]:
-        """Records in ``status`` (default ``queued``) with ``due_at`` at or before ``now``, oldest first."""
+    def due(
+        self, campaign_id: int, now: datetime, limit: int, status: str = "queued", reason: str | None = None,
+    ) -> list[DeliveryRow]:
+        """Records in ``status`` (default ``queued``; and ``reason`` when given) with
+        ``due_at`` at or before ``now``, oldest first."""
 
     @abc.abstractmethod
     def pending(self, campaign_id: int, claimed_before: datetime | None = None) -> list[DeliveryRow]:
         """``pending`` records (optionally only those claimed before an instant)."""
 
     @abc.abstractmethod
-    def next_due(self, campaign_id: int) -> datetime | None:
-        """The earliest ``due_at`` of a ``queued`` record, or ``None``."""
+    def next_due(self, campaign_id: int, status: str = "queued", reason: str | None = None) -> datetime | None:
+        """The earliest ``due_at`` of a record in ``status`` (and ``reason`` when
+        given), or ``None``."""
 
     @abc.abstractmethod
     def set_status(self, updates: Sequence[tuple[int, dict[str, Any]]], only_from: str | None = None) -> None:
@@ -167,6 +171,10 @@ class CampaignStore(abc.ABC):
         ``attempts``, ``recipient``, ``provider_id``, ``code``, ``detail``,
         ``idem_key``, ``variant``, ``holder``. With ``only_from``, only records currently in
         that status change (a completion never overwrites a recovery)."""
+
+    @abc.abstractmethod
+    def records(self, delivery_ids: Sequence[int]) -> list[DeliveryRow]:
+        """The delivery records with these ids (any campaign), by id; missing ids are left out."""
 
     @abc.abstractmethod
     def deliveries(

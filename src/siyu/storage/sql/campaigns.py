@@ -178,12 +178,15 @@ class SqlCampaignStore(CampaignStore):
         ).fetchone()
         return row is not None
 
-    def due(self, campaign_id: int, now: datetime, limit: int, status: str = "queued") -> list[DeliveryRow]:
-        rows = self.tx.execute(
-            f"SELECT {_DELIVERY} FROM campaign_deliveries WHERE campaign_id = ? AND status = ? AND due_at <= ? "
-            "ORDER BY due_at, id LIMIT ?",
-            (campaign_id, status, to_us(now), limit),
-        ).fetchall()
+    def due(
+        self, campaign_id: int, now: datetime, limit: int, status: str = "queued", reason: str | None = None,
+    ) -> list[DeliveryRow]:
+        sql = f"SELECT {_DELIVERY} FROM campaign_deliveries WHERE campaign_id = ? AND status = ? AND due_at <= ?"
+        params: list[Any] = [campaign_id, status, to_us(now)]
+        if reason is not None:
+            sql += " AND reason = ?"
+            params.append(reason)
+        rows = self.tx.execute(sql + " ORDER BY due_at, id LIMIT ?", [*params, limit]).fetchall()
         return [_delivery(r) for r in rows]
 
     def pending(self, campaign_id: int, claimed_before: datetime | None = None) -> list[DeliveryRow]:
@@ -194,11 +197,13 @@ class SqlCampaignStore(CampaignStore):
             params.append(to_us(claimed_before))
         return [_delivery(r) for r in self.tx.execute(sql + " ORDER BY id", params).fetchall()]
 
-    def next_due(self, campaign_id: int) -> datetime | None:
-        row = self.tx.execute(
-            "SELECT MIN(due_at) FROM campaign_deliveries WHERE campaign_id = ? AND status = ?",
-            (campaign_id, "queued"),
-        ).fetchone()
+    def next_due(self, campaign_id: int, status: str = "queued", reason: str | None = None) -> datetime | None:
+        sql = "SELECT MIN(due_at) FROM campaign_deliveries WHERE campaign_id = ? AND status = ?"
+        params: list[Any] = [campaign_id, status]
+        if reason is not None:
+            sql += " AND reason = ?"
+            params.append(reason)
+        row = self.tx.execute(sql, params).fetchone()
         return None if row is None or row[0] is None else from_us(int(row[0]))
 
     def set_status(self, updates: Sequence[tuple[int, dict[str, Any]]], only_from: str | None = None) -> None:
@@ -217,6 +222,15 @@ class SqlCampaignStore(CampaignStore):
         for columns, rows in groups.items():
             sets = ", ".join(f"{c} = ?" for c in columns)
             self.tx.executemany(f"UPDATE campaign_deliveries SET {sets} WHERE {where}", rows)
+
+    def records(self, delivery_ids: Sequence[int]) -> list[DeliveryRow]:
+        out: list[DeliveryRow] = []
+        for marks, chunk in self.tx.in_chunks(sorted(set(delivery_ids))):
+            out.extend(
+                _delivery(r)
+                for r in self.tx.execute(f"SELECT {_DELIVERY} FROM campaign_deliveries WHERE id IN ({marks})", chunk)
+            )
+        return sorted(out, key=lambda d: d.id)
 
     def deliveries(
         self, campaign_id: int, *, user_id: int | None = None, status: str | None = None, after_id: int = 0,

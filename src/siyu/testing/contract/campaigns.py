@@ -53,6 +53,28 @@ class CampaignsContract(ContractBase):
             tx.campaigns.set_status([(did, {"status": "sent"})], only_from="pending")
             assert tx.campaigns.deliveries(cid)[0].status == "unknown"
 
+    def test_records_by_id_and_due_by_status_and_reason(self, ws: siyu.Workspace) -> None:
+        ids = ws.users.add_many([{}, {}, {}])
+        cid = _campaign(ws, "c", ids)
+        now = ws.now()
+        later = now + timedelta(minutes=5)
+        with ws.write() as tx:
+            a, b, c = tx.campaigns.add_deliveries(cid, "recording", "marketing", [
+                NewDelivery(user_id=ids[0], variant="A", phase="send", status="queued", due_at=later),
+                NewDelivery(user_id=ids[1], variant="A", phase="send", status="unknown", due_at=now,
+                            reason="reconciling"),
+                NewDelivery(user_id=ids[2], variant="A", phase="send", status="unknown", reason="outcome_unknown"),
+            ], now)
+            tx.campaigns.set_status([(a, {"holder": "token:run"})])
+        with ws.read() as tx:
+            assert [(d.id, d.user_id) for d in tx.campaigns.records([c, a, 10**9])] == [(a, ids[0]), (c, ids[2])]
+            assert tx.campaigns.records([a])[0].holder == "token:run"
+            assert [d.id for d in tx.campaigns.due(cid, now, 10, status="unknown", reason="reconciling")] == [b]
+            assert tx.campaigns.due(cid, now, 10, status="unknown", reason="other") == []
+            assert tx.campaigns.due(cid, now, 10) == []  # the queued one is due later
+            assert tx.campaigns.next_due(cid) == later
+            assert tx.campaigns.next_due(cid, "unknown", "reconciling") == now
+
     def test_consented_follows_the_latest_record(self, ws: siyu.Workspace, clock: Any) -> None:
         a, b, c, d = ws.users.add_many([{}, {}, {}, {}])
         ws.users.consent(a, purpose="marketing", channel="sms")

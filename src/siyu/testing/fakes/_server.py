@@ -49,7 +49,10 @@ class Fault:
     ``status``: answer with this HTTP status (and ``body``); ``delay``: sleep
     this long before answering (makes client read timeouts); ``drop``: close
     the connection without an answer; ``json``: answer 200 with this object.
-    ``path`` limits it to requests whose path ends with it.
+    ``path`` limits it to requests whose path ends with it. ``process=True``
+    first handles the request as usual (the message is created) and then
+    answers with the fault instead: a provider that did the work but whose
+    answer got lost or garbled.
     """
 
     path: str = ""
@@ -59,6 +62,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     json: Any = None
+    process: bool = False
 
 
 Response = tuple[int, Mapping[str, str], bytes]
@@ -103,6 +107,8 @@ class FakeHttpServer:
                 fault = fake._take_fault(request)
                 with fake._lock:
                     fake.requests.append(request)
+                    if fault is not None and fault.process:
+                        fake.respond(request)
                 if fault is not None and fault.delay:
                     time.sleep(fault.delay)
                 if fault is not None and fault.drop:

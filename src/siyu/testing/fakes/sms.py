@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ._server import Clock, FakeHttpServer, Request, Response, json_response
+from ._server import Clock, FakeHttpServer, Request, Response, json_response, unix_time
 from ._sms_auth import Acs3Gate, Refusal, Tc3Gate
 
 __all__ = ["FakeAliyunSms", "FakeTencentSms"]
@@ -15,6 +16,7 @@ __all__ = ["FakeAliyunSms", "FakeTencentSms"]
 
 #: When the fakes say their reports happened (Beijing time, as the providers write it).
 REPORT_TIME = "2026-11-22 16:00:05"
+_BEIJING = timezone(timedelta(hours=8))
 
 
 class FakeAliyunSms(FakeHttpServer):
@@ -29,13 +31,17 @@ class FakeAliyunSms(FakeHttpServer):
     ``clock`` returns Unix seconds or an aware ``datetime`` (default: real time).
     ``codes[phone] = "isv.BUSINESS_LIMIT_CONTROL"`` makes a call containing that
     number fail with the code (Alibaba answers per call).
-    :meth:`status_reports` builds the ``SmsReport`` push for what was accepted.
+    :meth:`status_reports` builds the ``SmsReport`` push for what was accepted;
+    ``QuerySendDetails`` lists it per number and day (send times by ``clock``).
     """
 
     def __init__(
         self, access_key_id: str = "LTAIfake", access_key_secret: str = "fakesecret", *, clock: Clock | None = None
     ) -> None:
         super().__init__()
+        self.clock = clock
+        # (SendSms parameters, Beijing send time) of each accepted call, for QuerySendDetails.
+        self._calls: list[tuple[dict[str, str], str]] = []
         self.keys = {access_key_id: access_key_secret}
         self.gate = Acs3Gate(self.keys, clock=clock)
         self.codes: dict[str, str] = {}
@@ -64,6 +70,8 @@ class FakeAliyunSms(FakeHttpServer):
         refusal = self.gate.check(request)
         if refusal is not None:
             return self._error(refusal)
+        if request.headers.get("x-acs-action") == "QuerySendDetails":
+            return self._query(dict(request.query))
         if request.headers.get("x-acs-action") != "SendSms":
             return self._error(Refusal("InvalidAction.NotFound", "Specified api is not found.", 404))
         params = dict(request.query)
@@ -77,7 +85,29 @@ class FakeAliyunSms(FakeHttpServer):
         self.sent.append(params)
         biz = f"biz{next(self._ids)}"
         self.accepted.extend((biz, phone, params.get("OutId", "")) for phone in phones)
+        when = datetime.fromtimestamp(unix_time(self.clock), _BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+        self._calls.append((params, when))
         return json_response({"Code": "OK", "Message": "OK", "BizId": biz, "RequestId": "r"})
+
+    def _query(self, query: Mapping[str, str]) -> Response:
+        phone, day = query.get("PhoneNumber", ""), query.get("SendDate", "")
+        try:
+            size, page = int(query.get("PageSize", "")), int(query.get("CurrentPage", ""))
+        except ValueError:
+            size = page = 0
+        if not phone or len(day) != 8 or not 1 <= size <= 50 or page < 1:
+            return json_response({"Code": "isv.INVALID_PARAMETERS", "Message": "PhoneNumber, SendDate, PageSize "
+                                  "(1-50) and CurrentPage are required", "RequestId": "r"})
+        date = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+        rows = [
+            {"PhoneNum": phone, "SendStatus": 1, "ErrCode": "", "TemplateCode": params.get("TemplateCode", ""),
+             "Content": f"【{params.get('SignName', '')}】{params.get('TemplateParam', '')}", "SendDate": when,
+             "ReceiveDate": "", "OutId": params.get("OutId", "")}
+            for params, when in self._calls
+            if when.startswith(date) and phone in params.get("PhoneNumbers", "").split(",")
+        ]
+        return json_response({"Code": "OK", "Message": "OK", "RequestId": "r", "TotalCount": len(rows),
+                              "SmsSendDetailDTOs": {"SmsSendDetailDTO": rows[(page - 1) * size : page * size]}})
 
     @staticmethod
     def _error(refusal: Refusal) -> Response:
@@ -102,14 +132,21 @@ class FakeTencentSms(FakeHttpServer):
     seconds or an aware ``datetime`` (default: real time). Per-number codes
     via ``codes[phone] = "LimitExceeded.PhoneNumberDailyLimit"``. Status reports:
     :meth:`status_reports` builds the push body; ``PullSmsSendStatus`` hands out
-    each accepted number's report once (``failed[phone] = description`` makes it FAIL)."""
+    each accepted number's report once (``failed[phone] = description`` makes it FAIL);
+    ``PullSmsSendStatusByPhoneNumber`` lists one number's reports by send time
+    (by ``clock``), except numbers in ``unreported`` (no carrier report yet)."""
 
     def __init__(self, secret_id: str = "AKIDfake", secret_key: str = "fakekey", *, clock: Clock | None = None) -> None:
         super().__init__()
+        self.clock = clock
+        #: Numbers whose carrier has not reported yet: not listed by number.
+        self.unreported: set[str] = set()
+        self._sent_at: dict[str, int] = {}
         self.keys = {secret_id: secret_key}
         self.actions: dict[str, Callable[[dict[str, Any]], Response]] = {
             "SendSms": self._send,
             "PullSmsSendStatus": self._pull,
+            "PullSmsSendStatusByPhoneNumber": self._pull_number,
         }
         self.gate = Tc3Gate(self.keys, service="sms", version="2021-01-11", actions=self.actions, clock=clock)
         self.codes: dict[str, str] = {}
@@ -171,6 +208,7 @@ class FakeTencentSms(FakeHttpServer):
             if serial:
                 self.accepted.append((serial, phone, body.get("SessionContext", "")))
                 self._unpulled.append(self.accepted[-1])
+                self._sent_at[serial] = int(unix_time(self.clock))
             statuses.append(
                 {
                     "SerialNo": serial,
@@ -184,6 +222,26 @@ class FakeTencentSms(FakeHttpServer):
             )
         self.sent.append(body)
         return json_response({"Response": {"SendStatusSet": statuses, "RequestId": "req"}})
+
+    def _pull_number(self, body: Mapping[str, Any]) -> Response:
+        limit, begin, phone = int(body.get("Limit") or 0), body.get("BeginTime"), str(body.get("PhoneNumber") or "")
+        if not 1 <= limit <= 100 or not isinstance(begin, int) or not phone.startswith("+"):
+            return self._error("InvalidParameterValue", "BeginTime, Limit (1-100) and an E.164 PhoneNumber")
+        if begin < int(unix_time(self.clock)) - 7 * 86_400:
+            return self._error("InvalidParameterValue", "BeginTime reaches back at most 7 days")
+        end = body.get("EndTime")
+        reports = [
+            {
+                "UserReceiveTime": self._sent_at[serial], "CountryCode": number[1:3], "SubscriberNumber": number[3:],
+                "PhoneNumber": number, "SerialNo": serial,
+                "ReportStatus": "FAIL" if number in self.failed else "SUCCESS",
+                "Description": self.failed.get(number, "DELIVRD"), "SessionContext": context,
+            }
+            for serial, number, context in self.accepted
+            if number == phone and number not in self.unreported and begin <= self._sent_at[serial]
+            and (not isinstance(end, int) or self._sent_at[serial] <= end)
+        ]
+        return json_response({"Response": {"PullSmsSendStatusSet": reports[:limit], "RequestId": "req"}})
 
     @staticmethod
     def _error(code: str, message: str) -> Response:

@@ -24,6 +24,8 @@ class FakeWeCom(FakeHttpServer):
       20 s of ``clock``: afterwards ``send_welcome_msg`` answers 41050, a second
       use 41051, an unknown code 41050. ``clock`` returns Unix seconds or an
       aware ``datetime`` (``siyu.testing.FakeClock``; default: real time).
+    * Mass messages (``mass_sends``) are listed by ``get_groupmsg_list_v2``,
+      ``get_groupmsg_task`` and ``get_groupmsg_send_result``, stamped by ``clock``.
     """
 
     #: domain-rules.md §1.6: a welcome_code is usable "only within 20 s of the event and once".
@@ -131,8 +133,50 @@ class FakeWeCom(FakeHttpServer):
         if len(ids) > 10_000 or len(body.get("attachments") or []) > 9:
             return {"errcode": 40058, "errmsg": "too many"}
         msgid = f"msg{next(self._ids)}"
-        self.mass_sends.append({**body, "msgid": msgid})
+        self.mass_sends.append({**body, "msgid": msgid, "create_time": int(unix_time(self.clock))})
         return {"msgid": msgid, "fail_list": [x for x in ids if x not in self.contacts]}
+
+    def _get_groupmsg_list_v2(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        start, end = int(body.get("start_time") or 0), int(body.get("end_time") or 0)
+        if not 0 < end - start <= 31 * 86_400:
+            return {"errcode": 40058, "errmsg": "start_time/end_time: at most one month"}
+        if body.get("filter_type", 2) not in (0, 2):
+            return {"group_msg_list": [], "next_cursor": ""}  # the API creates corp messages only
+        found = [
+            {"msgid": m["msgid"], "create_type": 0, "create_time": str(m["create_time"]),
+             **({"text": m["text"]} if m.get("text") else {}), "attachments": list(m.get("attachments") or [])}
+            for m in self.mass_sends
+            if m.get("chat_type", "single") == body.get("chat_type", "single") and start <= m["create_time"] <= end
+        ]
+        return self._page(found, "group_msg_list", body, 100)
+
+    def _get_groupmsg_task(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        sent = self._mass_send(body)
+        if sent is None:
+            return {"errcode": 41047, "errmsg": "invalid msgid"}
+        members = [sent["sender"]] if sent.get("sender") else sorted(
+            {m for m, ids in self.follow.items() for e in sent.get("external_userid") or [] if e in ids})
+        return self._page([{"userid": m, "status": 0} for m in members], "task_list", body, 1000)
+
+    def _get_groupmsg_send_result(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        sent = self._mass_send(body)
+        if sent is None:
+            return {"errcode": 41047, "errmsg": "invalid msgid"}
+        member = str(body.get("userid") or "")
+        targets = [e for e in sent.get("external_userid") or [] if e in self.contacts
+                   and (sent.get("sender") == member or e in self.follow.get(member, []))]
+        return self._page([{"external_userid": e, "userid": member, "status": 0} for e in targets], "send_list",
+                          body, 1000)
+
+    def _mass_send(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        return next((m for m in self.mass_sends if m["msgid"] == body.get("msgid")), None)
+
+    def _page(self, items: list[dict[str, Any]], key: str, body: dict[str, Any], most: int) -> dict[str, Any]:
+        limit = int(body.get("limit") or most)
+        limit = most if limit > most else limit
+        start = int(body.get("cursor") or 0)
+        nxt = start + limit
+        return {key: items[start:nxt], "next_cursor": str(nxt) if nxt < len(items) else ""}
 
     def _send_welcome_msg(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         # Codes from WeCom's global error table (as encoded in the zsmhub/workweixin SDK):
