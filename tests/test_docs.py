@@ -52,8 +52,20 @@ def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
             raise AssertionError(f"{page.relative_to(ROOT)}: python block {index} failed: {exc!r}") from exc
 
 
+#: Examples that talk to a server, and where it listens: skipped where it is absent (never in CI).
+NEEDS_SERVER = {"consume_events_from_nats.py": ("NATS with JetStream", "127.0.0.1", 4222)}
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_examples_run(script: Path, tmp_path: Path) -> None:
+    if script.name in NEEDS_SERVER and not os.environ.get("CI"):
+        import socket
+
+        what, host, port = NEEDS_SERVER[script.name]
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except OSError:
+            pytest.skip(f"{script.name} needs {what} on {host}:{port}, which is not running here")
     env = {**os.environ, "SIYU_DISABLE_PLUGIN_AUTOLOAD": "1"}
     result = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300

@@ -12,7 +12,7 @@ import siyu
 from siyu.errors import NotFound, ValidationError
 from siyu.events import Event, LifecycleChanged, OrderLineInfo, OrderRecorded
 from siyu.services.lifecycle import STAGES, next_stage
-from siyu.testing import FakeClock
+from siyu.testing import FakeClock, log_events
 
 
 @pytest.fixture
@@ -102,8 +102,8 @@ def test_orders_from_the_commerce_event(ws: siyu.Workspace, clock: FakeClock) ->
     event = OrderRecorded(at=clock.now, order_id=7, user_id=u, total_fen=9900,
                           lines=(OrderLineInfo(sku="A", qty=1, paid_fen=9900, role="profit"),),
                           channel=None, paid_at=clock.now)
-    ws._dispatch([event])
-    ws._dispatch([event])
+    log_events(ws, [event])
+    log_events(ws, [event])
     assert ws.lifecycle.stage(u) == "customer"
     assert ws.users.get(u).last_active_at == clock.now
     assert ws.observer_errors == []

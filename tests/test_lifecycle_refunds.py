@@ -18,7 +18,7 @@ from siyu.errors import NotFound
 from siyu.events import Event, LifecycleChanged, OrderLineInfo, OrderRecorded, OrderRefunded
 from siyu.models.commerce import ProductRole
 from siyu.services.lifecycle import next_stage
-from siyu.testing import FakeClock
+from siyu.testing import FakeClock, log_events
 
 START = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
@@ -90,21 +90,21 @@ def test_full_refunds_step_back_partial_refunds_do_not(ws: siyu.Workspace) -> No
 
 def test_same_refund_delivered_twice_moves_once(ws: siyu.Workspace, clock: FakeClock) -> None:
     u = ws.users.add().id
-    ws._dispatch([_recorded(1, u, clock.now), _recorded(2, u, clock.now)])
+    log_events(ws, [_recorded(1, u, clock.now), _recorded(2, u, clock.now)])
     refund = _refunded(2, u, clock.now, full=True)
-    ws._dispatch([refund])
-    ws._dispatch([refund])
-    ws._dispatch([refund, refund])
+    log_events(ws, [refund])
+    log_events(ws, [refund])
+    log_events(ws, [refund, refund])
     assert ws.lifecycle.stage(u) == "customer"
     assert [m[2] for m in _moves(ws, u)] == ["order:1", "order:2", "refund:2"]
-    ws._dispatch([_recorded(2, u, clock.now)])  # a late redelivery of the refunded order's record
+    log_events(ws, [_recorded(2, u, clock.now)])  # a late redelivery of the refunded order's record
     assert ws.lifecycle.stage(u) == "customer"
     assert ws.observer_errors == []
 
 
 def test_record_and_refund_in_one_delivery(ws: siyu.Workspace, clock: FakeClock) -> None:
     a, b, c = ws.users.add_many([{}, {}, {}])
-    ws._dispatch([
+    log_events(ws, [
         _recorded(1, a, clock.now), _refunded(1, a, clock.now, full=True),
         _recorded(2, b, clock.now), _recorded(3, b, clock.now), _refunded(2, b, clock.now, full=True),
         _recorded(4, c, clock.now), _refunded(4, c, clock.now, full=False), _recorded(5, c, clock.now),
@@ -142,8 +142,8 @@ def test_away_stages_are_left_alone(ws: siyu.Workspace, clock: FakeClock) -> Non
 
 def test_free_orders_stay_counted(ws: siyu.Workspace, clock: FakeClock) -> None:
     u = ws.users.add().id
-    ws._dispatch([_recorded(1, u, clock.now, total_fen=0)])
-    ws._dispatch([_refunded(1, u, clock.now, full=True, total_fen=0)])
+    log_events(ws, [_recorded(1, u, clock.now, total_fen=0)])
+    log_events(ws, [_refunded(1, u, clock.now, full=True, total_fen=0)])
     assert ws.lifecycle.stage(u) == "customer"  # as in analytics and segments: a 0-yuan order stays counted
 
 
@@ -274,11 +274,11 @@ def test_batches_and_one_by_one_agree(ops: list[tuple[str, int, int]], cuts: lis
         assert many.users.add_many([{}, {}]) == users
         events = _events(ops, users)
         for event in events:
-            one._dispatch([event])
+            log_events(one, [event])
         rest, n = list(events), 0
         while rest:
             size = cuts[n % len(cuts)]
-            many._dispatch(rest[:size])
+            log_events(many, rest[:size])
             rest, n = rest[size:], n + 1
         for u in users:
             assert one.lifecycle.stage(u) == many.lifecycle.stage(u) == _expected(events, u)

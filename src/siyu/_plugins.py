@@ -14,7 +14,6 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -24,8 +23,7 @@ from . import hookspecs
 from .errors import NotFound, PluginError
 
 if TYPE_CHECKING:
-    from .events import Event
-    from .workspace import Workspace
+    pass
 
 ENTRY_POINT_GROUP = "siyu"
 
@@ -127,71 +125,6 @@ class Hooks:
 
     def register_channels(self, *, register: Callable[[type[Any]], None]) -> None:
         self._pm.hook.siyu_register_channels(register=register)
-
-    def on_event(self, *, event: Event, workspace: Workspace) -> list[BaseException]:
-        """Call every observer; return the exceptions they raised instead of raising."""
-        return [error for _, error in self.on_events(events=[event], workspace=workspace)]
-
-    def on_events(
-        self,
-        *,
-        events: list[Event],
-        workspace: Workspace,
-        guard: Callable[[], AbstractContextManager[None]] = nullcontext,
-    ) -> list[tuple[Event, BaseException]]:
-        """Deliver the events to every observer, in order; collect failures instead of raising.
-
-        Batch observers (``siyu_on_events``) get their share of the events in
-        one call, first; then each event goes to every ``siyu_on_event`` one.
-
-        pluggy's own caller stops at the first exception, but one broken
-        observer must not starve the others, so the loop is ours. Which
-        arguments each observer takes is worked out once per delivery, not
-        once per event: bulk writes deliver many thousands of events.
-        Each call runs inside ``guard()`` (a savepoint), so a failing
-        observer's own writes are undone without touching anyone else's.
-        """
-        errors: list[tuple[Event, BaseException]] = []
-        for impl in reversed(self._pm.hook.siyu_on_events.get_hookimpls()):
-            wanted = getattr(impl.function, "siyu_observes", None) or object  # see siyu.observes
-            batch = [event for event in events if isinstance(event, wanted)]
-            if not batch:
-                continue
-            kwargs = {name: value for name, value in (("events", batch), ("workspace", workspace))
-                      if name in impl.argnames}
-            try:
-                with guard():
-                    impl.function(**kwargs)
-            except Exception as exc:
-                errors.append((batch[0], exc))
-        calls = []
-        for impl in reversed(self._pm.hook.siyu_on_event.get_hookimpls()):
-            names = set(impl.argnames)
-            wanted = getattr(impl.function, "siyu_observes", None) or object  # see siyu.observes
-            calls.append((impl.function, "event" in names, "workspace" in names, wanted))
-        if _truthy(os.environ.get("SIYU_TRACE_PLUGINS")):
-            # This loop bypasses pluggy's caller, so its tracing too: trace here.
-            observers = ", ".join(impl.plugin_name for impl in (*self._pm.hook.siyu_on_events.get_hookimpls(),
-                                                                 *self._pm.hook.siyu_on_event.get_hookimpls()))
-            for event in events:
-                sys.stderr.write(f"[siyu]   siyu_on_event [hook]\n      event: {event!r}\n      to: {observers}\n")
-        for event in events:
-            for function, wants_event, wants_workspace, wanted in calls:
-                if not isinstance(event, wanted):
-                    continue
-                try:
-                    with guard():
-                        if wants_event and wants_workspace:
-                            function(event=event, workspace=workspace)
-                        elif wants_event:
-                            function(event=event)
-                        elif wants_workspace:
-                            function(workspace=workspace)
-                        else:
-                            function()
-                except Exception as exc:
-                    errors.append((event, exc))
-        return errors
 
     def points_rules(self, *, register: Callable[[Any], None]) -> None:
         """Collect points earn rules (built-ins first, so plugins can replace them)."""

@@ -101,6 +101,20 @@ def siyu_on_events(events: Sequence[Event], workspace: Workspace) -> None:
 
 
 @hookspec
+def siyu_register_event_sinks(register: Callable[[Any], None], workspace: Workspace) -> None:
+    """Register relays that publish the event log to a broker.
+
+    Called once, when the workspace first relays. Call ``register(sink)`` for
+    each instance of a :class:`siyu.eventlog.sinks.Sink` subclass (built in:
+    ``NatsSink``, ``RedisStreamSink``, ``RabbitMQSink``, ``KafkaSink``). A sink is
+    a consumer of the log with its own checkpoint, named by its ``name``: it
+    publishes every event at least once, in log order, as CloudEvents 1.0 JSON,
+    from a background thread (inline delivery) or ``siyu worker``, never inside
+    a write, so a broker that is down or slow never fails or slows one.
+    """
+
+
+@hookspec
 def siyu_points_rules(register: Callable[[Any], None]) -> None:
     """Register points earn rules.
 

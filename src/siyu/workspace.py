@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
@@ -18,6 +20,8 @@ from .analytics import Analytics
 from .campaigns import Campaigns
 from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
+from .eventlog import EventLog, codec
+from .eventlog.builtin import builtin_consumers
 from .events import Event
 from .segments import Segments
 from .services.commerce import Coupons, Orders, PointsRules, Products, Promotions, Tiers
@@ -35,10 +39,6 @@ __all__ = ["Workspace", "connect"]
 
 log = logging.getLogger("siyu")
 
-#: How many rounds of observer-emitted events one change may cause (a guard
-#: against two observers answering each other forever).
-_MAX_EVENT_ROUNDS = 10
-
 
 class Workspace:
     """A connected shop. Create it with :func:`siyu.connect`.
@@ -55,6 +55,7 @@ class Workspace:
         clock: Clock | None = None,
         tz: str | tzinfo = "Asia/Shanghai",
         secret_key: str | bytes | None = None,
+        delivery: str | None = None,
     ) -> None:
         if clock is not None and not callable(clock):
             raise ValidationError("clock must be a zero-argument callable returning an aware datetime")
@@ -68,11 +69,15 @@ class Workspace:
         self.hooks.register_channels(register=self.channel_classes.register)
         self.url = StorageURL.parse(url)
         self.backend: Backend = self.backends.get(self.url.scheme)(self.url)
-        #: Exceptions raised by ``siyu_on_event`` observers, newest last (bounded).
+        #: Exceptions raised by event consumers (``siyu_on_event`` observers and the
+        #: built-in ones), newest last (bounded); ``ws.event_log.consumers()`` shows the rest.
         self.observer_errors: list[tuple[Event, BaseException]] = []
         self._local = threading.local()
         try:
+            # First: services write while they start (keys, settings), and every write appends.
+            self.event_log = EventLog(self, delivery=delivery or os.environ.get("SIYU_DELIVERY") or "inline")
             self._start_services(secret_key)
+            self.event_log._start(builtin_consumers(self))
         except BaseException:
             self.backend.close()  # e.g. a wrong secret key: do not leak the connection
             raise
@@ -128,20 +133,17 @@ class Workspace:
             ),
             PersonalData(name="lifecycle", export=self.lifecycle.history),
             PersonalData(name="events", export=lambda uid: self.events.of(uid, limit=10_000)),
+            # Personal free text in logged events goes with the person.
+            PersonalData(name="event_log", erase=lambda tx, ids: {"events": tx.event_log.redact(ids, codec.redact)}),
         ]
 
     def _extend(self) -> None:
         """The extension tables: segment metrics and tags other domains declare, points rules
-        from plugins, and the event observers (in the order they are delivered to)."""
+        from plugins. The event consumers are declared in ``siyu.eventlog.builtin``."""
         self.segments.register_metrics(ORDER_METRICS)
         self.segments.register_metrics(self.analytics.segment_metrics())
         self.segments.declare_tags(STAGE_TAGS)
         self.hooks.points_rules(register=self.points_rules.register)
-        self.pm.register(self.privacy.auditor, name="siyu.privacy.auditor")
-        self.pm.register(self.tags.rules.observer, name=f"siyu.tag_rules.{id(self)}")
-        self.pm.register(self.referrals, name="siyu.referrals")  # orders arrive as events, as for any plugin
-        self.pm.register(self.lifecycle.observer, name=f"siyu.lifecycle.{id(self)}")
-        self.pm.register(self.campaigns.observer, name="siyu.campaigns")
 
     # -- time -------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -155,8 +157,11 @@ class Workspace:
     # -- transactions -------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[Transaction]:
-        """A write transaction; nested calls join the outer one. Events are
-        dispatched to ``siyu_on_event`` after the outermost commit."""
+        """A write transaction; nested calls join the outer one.
+
+        The events it emits are appended to the event log at its end, in the
+        same transaction. After the outermost commit they are delivered to the
+        consumers (inline mode), or left for ``siyu worker`` (worker mode)."""
         current: Transaction | None = getattr(self._local, "tx", None)
         if current is not None:
             if not current.write:
@@ -164,20 +169,36 @@ class Workspace:
             yield current
             return
         with self.backend.transaction(write=True) as tx:
+            tx.correlation = getattr(self._local, "correlation", None) or uuid.uuid4().hex[:16]
             self._local.tx = tx
             try:
                 yield tx
+                appended = self.event_log._append(tx)
             finally:
                 self._local.tx = None
         tx.run_after_commit()
-        self._dispatch(tx.events)
+        self.event_log._committed(appended)
+
+    @contextmanager
+    def correlate(self, correlation_id: str) -> Iterator[None]:
+        """Tag the events of the writes in this block with ``correlation_id`` (a request id,
+        say) instead of a fresh id per call; events that consumers emit in reaction carry
+        the id of the event they handled."""
+        if not isinstance(correlation_id, str) or not 0 < len(correlation_id) <= 128:
+            raise ValidationError("correlation_id must be a non-empty string of at most 128 characters")
+        previous = getattr(self._local, "correlation", None)
+        self._local.correlation = correlation_id
+        try:
+            yield
+        finally:
+            self._local.correlation = previous
 
     def in_transaction(self) -> bool:
         """Whether this thread is inside a ``read()`` or ``write()`` block already."""
         return getattr(self._local, "tx", None) is not None
 
     def emit(self, event: Event) -> None:
-        """Attach ``event`` to the write transaction in progress (dispatched after it commits)."""
+        """Attach ``event`` to the write transaction in progress (logged with it, delivered after it commits)."""
         current: Transaction | None = getattr(self._local, "tx", None)
         if current is None or not current.write:
             raise RuntimeError("emit() needs a write transaction in progress (inside ws.write())")
@@ -197,46 +218,28 @@ class Workspace:
             finally:
                 self._local.tx = None
 
-    def _dispatch(self, events: list[Event]) -> None:
-        """Deliver committed events to the observers.
-
-        All observers of one delivery share one write transaction, each call in
-        its own savepoint: what an observer writes (a lifecycle move, a
-        commission) commits once for the whole batch instead of once per event,
-        while a failing observer's writes are undone alone and never touch the
-        change that was already committed. Events the observers emit are
-        delivered in the next round, after this one commits.
-        """
-        rounds = 0
-        while events and (self.pm.hook.siyu_on_event.get_hookimpls() or self.pm.hook.siyu_on_events.get_hookimpls()):
-            rounds += 1
-            if rounds > _MAX_EVENT_ROUNDS:
-                log.error("observers kept emitting events for %d rounds; %d events dropped", rounds - 1, len(events))
-                return
-            with self.backend.transaction(write=True) as tx:
-                self._local.tx = tx
-                try:
-                    failures = self.hooks.on_events(events=events, workspace=self, guard=tx.savepoint)
-                finally:
-                    self._local.tx = None
-            tx.run_after_commit()
-            for event, error in failures:
-                log.error("event observer failed on %s: %r", type(event).__name__, error)
-                self.observer_errors.append((event, error))
-                del self.observer_errors[:-100]
-            events = tx.events
-
     # -- plugins ----------------------------------------------------------------------------
     def plugins(self) -> list[dict[str, Any]]:
         """Registered plugins: name, distribution, version, hooks implemented."""
         return plugin_infos(self.pm)
 
-    def subscribe(self, callback: Callable[[Event], None]) -> object:
+    def subscribe(self, callback: Callable[[Event], None], *, name: str | None = None) -> object:
         """Register a plain function as an event observer (returns the plugin to
-        pass to ``ws.pm.unregister``). Shorthand for a plugin with ``siyu_on_event``."""
+        pass to ``ws.pm.unregister``). Shorthand for a plugin with ``siyu_on_event``.
+
+        Without ``name`` it sees the events committed from now on while this
+        process runs; with a ``name`` it is a durable consumer that keeps its
+        checkpoint in the database and catches up after a restart."""
         from .hookspecs import hookimpl
 
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValidationError("name must be a non-empty string, or None for a subscriber of this process only")
+
         class _Subscriber:
+            siyu_consumer = name or f"subscriber:{getattr(callback, '__qualname__', 'callback')}"
+            siyu_durable = name is not None
+            siyu_start = None if name is not None else self.backend.event_horizon()
+
             @hookimpl
             def siyu_on_event(self, event: Event) -> None:
                 callback(event)
@@ -247,7 +250,10 @@ class Workspace:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the storage backend. Idempotent."""
+        """Stop relaying, close the storage backend. Idempotent."""
+        event_log = getattr(self, "event_log", None)
+        if event_log is not None:
+            event_log.close()
         self.backend.close()
 
     def __enter__(self) -> Workspace:
@@ -273,6 +279,7 @@ def connect(
     clock: Clock | None = None,
     tz: str | tzinfo = "Asia/Shanghai",
     secret_key: str | bytes | None = None,
+    delivery: str | None = None,
 ) -> Workspace:
     """Open a workspace on the storage at ``url``.
 
@@ -282,6 +289,9 @@ def connect(
     an aware ``datetime`` (tests pass a fake one). ``tz`` is the business time
     zone used for day boundaries. ``secret_key`` (default: the environment
     variable ``SIYU_SECRET_KEY``) encrypts personal data at rest; see the
-    privacy guide.
+    privacy guide. ``delivery`` (default: the environment variable
+    ``SIYU_DELIVERY``, else ``"inline"``) says who delivers logged events to
+    their consumers: ``"inline"``, this process right after each write, or
+    ``"worker"``, a separate ``siyu worker`` process (see "Run siyu in production").
     """
-    return Workspace(url, plugins=plugins, clock=clock, tz=tz, secret_key=secret_key)
+    return Workspace(url, plugins=plugins, clock=clock, tz=tz, secret_key=secret_key, delivery=delivery)

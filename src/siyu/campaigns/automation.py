@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import time as _time
+import weakref
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from ..storage.base import Transaction
 
 __all__ = ["Automation"]
+
+log = logging.getLogger("siyu.campaigns")
 
 #: How long an in-process cache of trigger/goal campaigns is trusted (other processes' changes).
 _CACHE_SECONDS = 5.0
@@ -43,6 +47,8 @@ class Automation:
 
     _uow: UnitOfWork
     _cache: tuple[float, builtins.list[CampaignRow]] | None
+    #: Triggered campaigns to send once a transaction commits.
+    _runs_after: weakref.WeakKeyDictionary[Transaction, set[int]]
 
     if TYPE_CHECKING:
 
@@ -181,7 +187,26 @@ class Automation:
             ident = next((getattr(event, f) for f in _ID_FIELDS if hasattr(event, f)), None)
             occurrence = f"{name}:{ident}" if ident is not None else name
             if self._enqueue(row, [(user_id, occurrence)], self._uow.now()):
-                self._run(row.id)
+                self._send_after_commit(row.id)
+
+    def _send_after_commit(self, campaign_id: int) -> None:
+        """Send a triggered campaign's queue once the enqueueing transaction commits.
+
+        Never inside it: a message must not go out for a queue entry that could
+        still roll back. If the process dies in between, the entry waits,
+        due, for the next ``run_due()`` (``siyu worker`` / ``siyu run-due``)."""
+        with self._uow.write() as tx:
+            pending = self._runs_after.setdefault(tx, set())
+            if not pending:
+                tx.after_commit(lambda: self._send_queued(pending))
+            pending.add(campaign_id)
+
+    def _send_queued(self, campaign_ids: set[int]) -> None:
+        for campaign_id in sorted(campaign_ids):
+            try:
+                self._run(campaign_id)
+            except Exception as exc:  # the queue entry stays due; run_due() sends it later
+                log.error("sending triggered campaign %d failed; run_due() retries: %r", campaign_id, exc)
 
     def _attribute(
         self, user_id: int, goal: str, at: datetime, ref: str | None, value: int, live: builtins.list[CampaignRow]

@@ -8,7 +8,8 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -30,7 +31,6 @@ from ..events import (
     ConversionAttributed,
     Event,
 )
-from ..hookspecs import hookimpl
 from ..services._common import MAX_ID, check_int, check_text, check_user_id, require_user
 from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
 from . import platform_caps
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from ..channels.service import ChannelService
     from ..storage.base import Transaction
     from ..storage.holders import Holders
-    from ..workspace import Workspace
 
 __all__ = ["Campaigns", "GateConfig"]
 
@@ -91,14 +90,14 @@ class GateConfig:
 
 
 class _Observer:
-    """The campaigns' ``siyu_on_event`` plugin: attribution and triggers."""
+    """The campaigns' event consumer (``siyu.campaigns``): attribution and triggers,
+    one event per call."""
 
     def __init__(self, service: Campaigns) -> None:
         self.service = service
 
-    @hookimpl
-    def siyu_on_event(self, event: Event, workspace: Workspace) -> None:
-        if workspace is self.service._uow:
+    def handle(self, events: Sequence[Event]) -> None:
+        for event in events:
             self.service._on_event(event)
 
 
@@ -181,8 +180,9 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         self._holders = holders
         self._lock = threading.Lock()
         self._cache: tuple[float, builtins.list[CampaignRow]] | None = None
-        #: The ``siyu_on_event`` plugin: attribution and triggers.
+        #: The event consumer: goal attribution and triggered sends.
         self.observer = _Observer(self)
+        self._runs_after = weakref.WeakKeyDictionary()
 
     # -- settings -------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:

@@ -23,10 +23,13 @@ __all__ = ["COMMAND_MODULES", "cli", "main"]
 #: Modules whose ``command`` is registered on the main group, in this order.
 COMMAND_MODULES: list[str] = [
     "siyu.cli.demo",
+    "siyu.cli.events",
     "siyu.cli.plugins",
     "siyu.cli.privacy",
     "siyu.cli.report",
+    "siyu.cli.run_due",
     "siyu.cli.users",
+    "siyu.cli.worker",
 ]
 
 

@@ -44,14 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..events import Event, LifecycleChanged, OrderRecorded, OrderRefunded, UsersUnmerged
-from ..hookspecs import hookimpl, observes
 from ..models.lifecycle import StageChange
 from ._common import check_int, check_text, require_user
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
     from .tags import Tags
 
 __all__ = ["DEFAULT_DORMANT_DAYS", "DEFAULT_INTENT_EVENTS", "GROUP", "STAGES", "STAGE_TAGS", "Lifecycle"]
@@ -110,17 +108,17 @@ _Op = tuple[str, int, int, datetime]
 
 
 class _Observer:
-    """The stage machine's ``siyu_on_events`` plugin (one per workspace): a
-    ``record_many`` of thousands of orders is counted in one pass."""
+    """The stage machine's event consumer (``siyu.lifecycle``): a ``record_many`` of
+    thousands of orders is counted in one pass."""
+
+    #: The event classes it reads.
+    types = (OrderRecorded, OrderRefunded, UsersUnmerged)
 
     def __init__(self, lifecycle: Lifecycle) -> None:
         self.lifecycle = lifecycle
 
-    @hookimpl
-    @observes(OrderRecorded, OrderRefunded, UsersUnmerged)
-    def siyu_on_events(self, events: Sequence[Event], workspace: Workspace) -> None:
-        if workspace is not self.lifecycle._uow:
-            return
+    def handle(self, events: Sequence[Event]) -> None:
+        workspace = self.lifecycle._uow
         ops: list[_Op] = []
         for e in events:
             if isinstance(e, OrderRecorded):

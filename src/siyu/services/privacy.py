@@ -42,7 +42,6 @@ from ..events import (
     UsersMerged,
     UsersUnmerged,
 )
-from ..hookspecs import hookimpl, observes
 from ..models.privacy import AuditEntry, LegalHoldRecord, Tombstone
 from ..models.users import IDENTITY_KINDS
 from ..privacy.keys import FieldCipher, key_from_env, key_id_of
@@ -110,9 +109,16 @@ class _Auditor:
     def __init__(self, privacy: Privacy) -> None:
         self._privacy = privacy
 
-    @hookimpl
-    @observes(*_ACTIONS)
-    def siyu_on_event(self, event: Event) -> None:
+    @property
+    def types(self) -> tuple[type[Event], ...]:
+        return tuple(self._ACTIONS)
+
+    def handle(self, events: Sequence[Event]) -> None:
+        """The ``siyu.privacy.audit`` event consumer (one event per call)."""
+        for event in events:
+            self._audit(event)
+
+    def _audit(self, event: Event) -> None:
         action = self._ACTIONS.get(type(event))
         if action is None:
             return
@@ -218,7 +224,7 @@ class Privacy:
         self._per_tx: weakref.WeakKeyDictionary[Transaction, tuple[frozenset[str], frozenset[str]]] = (
             weakref.WeakKeyDictionary()
         )
-        #: The ``siyu_on_event`` plugin that audits account changes announced as events.
+        #: The event consumer writing audit entries for account changes.
         self.auditor = _Auditor(self)
 
     # -- keys ------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from ..events import (
     ReferralBound,
     ReferralUnbound,
 )
-from ..hookspecs import hookimpl, observes
 from ..models.referrals import (
     Binding,
     BindingChange,
@@ -662,16 +661,14 @@ class Referrals:
             return compute_stats(tx, camp, top)
 
     # -- events from other domains ------------------------------------------------------------------
-    @hookimpl
-    @observes(OrderRecorded, EventTracked, IdentityLinked, OrderRefunded)
-    def siyu_on_events(self, events: Sequence[Event], workspace: Workspace) -> None:
-        """Orders make customers (new-user rule, funnel), commissions and purchase-based
-        invites; refunds undo them; tracked events and linked identities can make invites
-        valid. Each event takes effect once: a redelivered one changes nothing."""
-        if workspace is self._uow:
-            self._handle(events)
+    #: The event classes the ``siyu.referrals`` consumer reads.
+    event_types = (OrderRecorded, EventTracked, IdentityLinked, OrderRefunded)
 
-    def _handle(self, events: Sequence[Event]) -> None:
+    def on_events(self, events: Sequence[Event]) -> None:
+        """The ``siyu.referrals`` event consumer: orders make customers (new-user rule, funnel),
+        commissions and purchase-based invites; refunds undo them; tracked events and linked
+        identities can make invites valid. Each event takes effect once: a redelivered one
+        changes nothing."""
         with self._uow.write() as tx:
             # Users nobody invited (most buyers of a bulk import) in a few statements; the rest one by one.
             done = record_unbound(tx, events)
@@ -679,9 +676,13 @@ class Referrals:
                 if position not in done:
                     self._on_event(tx, event)
 
+    def siyu_on_events(self, events: Sequence[Event], workspace: Workspace | None = None) -> None:
+        """Handle events as the ``siyu.referrals`` consumer would (replays, tests)."""
+        self.on_events(events)
+
     def siyu_on_event(self, event: Event) -> None:
-        """Observe one event, as a delivery of just that event would (replays, tests)."""
-        self._handle([event])
+        """Handle one event, as a delivery of just that event would (replays, tests)."""
+        self.on_events([event])
 
     def _on_event(self, tx: Transaction, event: Event) -> None:
         if isinstance(event, OrderRecorded):

@@ -36,7 +36,6 @@ from pyroaring import BitMap
 from .._text import split_tag
 from ..errors import NotFound, SegmentReferenceError, ValidationError
 from ..events import Event, TagApplied, TagRemoved
-from ..hookspecs import hookimpl
 from ..models.lifecycle import TagRule
 from ..segments.ast import Compare, DaysSince, Metric, Node, SegmentRef, Tag, atoms
 from ..segments.parser import location, parse
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..segments import Segments
     from ..storage.base import Transaction
-    from ..workspace import Workspace
     from .tags import Tags
 
 __all__ = ["RuleDiff", "TagRules"]
@@ -70,12 +68,11 @@ class _Observer:
     def __init__(self, rules: TagRules) -> None:
         self.rules = rules
 
-    @hookimpl
-    def siyu_on_events(self, events: Sequence[Event], workspace: Workspace) -> None:
+    def handle(self, events: Sequence[Event]) -> None:
         # Rules are functions of the stored state, so one run after a whole delivery
         # leaves the same tags as one run after each of its events.
         rules = self.rules
-        if not rules.auto or workspace is not rules._uow:
+        if not rules.auto:
             return
         if not rules._known and time.monotonic() - rules._looked < 1.0:
             return  # the common case, no rules: keep the per-delivery cost minimal

@@ -20,6 +20,7 @@ from .contracts.analytics import AnalyticsStore
 from .contracts.campaigns import CampaignStore
 from .contracts.channels import ChannelStore
 from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
+from .contracts.event_log import EventLogStore
 from .contracts.fission import FissionStore
 from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.privacy import PrivacyStore
@@ -55,11 +56,16 @@ class Transaction(abc.ABC):
     def __init__(self, *, write: bool) -> None:
         self.write = write
         self.events: list[Event] = []
+        #: The correlation id of each event in :attr:`events` (the call that caused it).
+        self.event_correlations: list[str] = []
+        #: The correlation id given to events emitted from now on.
+        self.correlation = ""
         self._after_commit: list[Callable[[], None]] = []
         self._after_rollback: list[Callable[[], None]] = []
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
+        self.event_correlations.append(self.correlation)
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested unit inside this transaction: an exception in the block undoes
@@ -159,6 +165,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def analytics(self) -> AnalyticsStore: ...
 
+    @property
+    @abc.abstractmethod
+    def event_log(self) -> EventLogStore: ...
+
 
 class Backend(abc.ABC):
     """A storage backend. Subclasses set ``scheme`` and, optionally, ``aliases``.
@@ -193,6 +203,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def schema_versions(self) -> dict[str, int]:
         """Schema version of each component, after migrations."""
+
+    @abc.abstractmethod
+    def event_horizon(self) -> int:
+        """The highest event-log position readers may read up to: no transaction
+        still in flight can commit an event at or below it."""
 
     def describe(self) -> str:
         return f"{self.scheme} backend at {self.url.masked()}"

@@ -4,15 +4,31 @@
 - :mod:`siyu.testing.contract`: the storage contract suite every backend runs.
 - :class:`RecordingChannel`: a channel that records messages (scriptable outcomes).
 - :mod:`siyu.testing.fakes`: local fake servers for the built-in channels.
+- :func:`log_events`: append hand-made events to the event log, as if a write emitted them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .recording import RecordingChannel
 
-__all__ = ["FakeClock", "RecordingChannel"]
+if TYPE_CHECKING:
+    from ..events import Event
+    from ..workspace import Workspace
+
+__all__ = ["FakeClock", "RecordingChannel", "log_events"]
+
+
+def log_events(ws: Workspace, events: Iterable[Event]) -> None:
+    """Append ``events`` to the event log in one write, then deliver them as any write's
+    events are (inline mode): a consumer sees them exactly as in production, the same
+    event twice included, which is how to test that a consumer is idempotent."""
+    with ws.write() as tx:
+        for event in events:
+            tx.emit(event)
 
 
 class FakeClock:

@@ -49,6 +49,7 @@ class _Savepoint:
             tx._run(f"RELEASE SAVEPOINT {name}")
             tx.run_after_rollback()
         del tx.events[self.events :]
+        del tx.event_correlations[self.events :]
 
 
 class SqlTransaction(Transaction):
@@ -205,6 +206,12 @@ class SqlTransaction(Transaction):
         return SqlTagRuleStore(self)
 
     @cached_property
+    def event_log(self):  # type: ignore[no-untyped-def,override]
+        from .event_log import SqlEventLogStore
+
+        return SqlEventLogStore(self)
+
+    @cached_property
     def analytics(self):  # type: ignore[no-untyped-def,override]
         from .analytics import SqlAnalyticsStore
 
@@ -215,6 +222,8 @@ class SqlBackend(Backend):
     """Base of the SQL backends. Subclasses supply connections and the dialect."""
 
     dialect: Dialect
+    #: The advisory-lock key of the event log's commit fence (PostgreSQL only).
+    event_fence_key: int = 0
 
     def __init__(self, url: StorageURL) -> None:
         super().__init__(url)
@@ -242,6 +251,12 @@ class SqlBackend(Backend):
             except BaseException:
                 tx.run_after_rollback()
                 raise
+
+    def event_horizon(self) -> int:
+        # Writers are serialized and commit their positions in order: whatever is visible is final.
+        with self.transaction(write=False) as tx:
+            head: int = tx.event_log.head()
+            return head
 
     def migrate(self) -> None:
         from .schema import migrate

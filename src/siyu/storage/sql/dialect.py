@@ -16,6 +16,8 @@ class Dialect:
     #: Substitutions for ``{pk}``, ``{bigint}`` ... in migration DDL.
     ddl_types: ClassVar[dict[str, str]] = {
         "pk": "INTEGER PRIMARY KEY",
+        # Never reuses a position, even after the newest events were deleted.
+        "pk_log": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "bigint": "INTEGER",
         "text": "TEXT",
         "blob": "BLOB",
@@ -25,6 +27,10 @@ class Dialect:
     max_params: ClassVar[int] = 30_000
     #: Run all pending migration steps in one transaction (needs transactional DDL).
     migrate_in_one_transaction: ClassVar[bool] = False
+    #: Suffixes of a ``SELECT`` that locks its rows until the transaction ends (waiting, or
+    #: leaving out rows another transaction holds). Empty where writers are serialized anyway.
+    row_lock: ClassVar[str] = ""
+    row_lock_skip: ClassVar[str] = ""
 
     def sql(self, statement: str) -> str:
         """Translate portable SQL (``?`` placeholders) to this database's."""
@@ -42,6 +48,19 @@ class Dialect:
         row = tx.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()
         start = int(row[0]) + 1
         return list(range(start, start + count))
+
+    def allocate_positions(self, tx: SqlTransaction, count: int) -> list[int]:
+        """The next ``count`` event-log positions, in commit order.
+
+        SQLite serializes writers, so the next positions after the head are
+        this transaction's alone and commit in order; they are gap-free."""
+        head = self.log_head(tx)
+        return list(range(head + 1, head + 1 + count))
+
+    def log_head(self, tx: SqlTransaction) -> int:
+        # AUTOINCREMENT's own counter: still right after the newest events were pruned.
+        row = tx.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return int(row[0]) if row else 0
 
     def json_ids(self, column: str) -> str:
         """An aggregate folding the integers of ``column`` into one JSON array, as text.

@@ -25,6 +25,7 @@ from .base import ContractBase
 from .campaigns import CampaignsContract
 from .channels import ChannelsContract
 from .commerce import CommerceContract
+from .event_log import EventLogContract
 from .points import PointsContract
 from .privacy import PrivacyContract
 from .referrals import ReferralsContract
@@ -38,6 +39,7 @@ __all__ = [
     "ChannelsContract",
     "CommerceContract",
     "ContractBase",
+    "EventLogContract",
     "PointsContract",
     "PrivacyContract",
     "ReferralsContract",
@@ -49,6 +51,7 @@ __all__ = [
 
 
 class StorageContract(
+    EventLogContract,
     AnalyticsContract,
     CampaignsContract,
     ChannelsContract,
