@@ -165,8 +165,9 @@ class EventLog:
                 if not step.more and known is None:
                     break
             else:
-                log.warning("event consumers kept emitting events for %d rounds; the rest waits for the next "
-                            "delivery", _MAX_ROUNDS)
+                if known:  # not a long backlog (that just continues) but consumers answering each other
+                    log.warning("event consumers kept emitting events for %d rounds; the rest waits for the next "
+                                "delivery", _MAX_ROUNDS)
         finally:
             self._local.delivering = False
             self._local.appended = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring as _str
 from typing import Any, ClassVar
 
 from ..models import LoggedEvent
@@ -41,11 +41,16 @@ def cloud_event(event: LoggedEvent, source_id: str, *, with_data: bool = True) -
 
 
 def encode_cloud_event(event: LoggedEvent, source_id: str) -> bytes:
-    """:func:`cloud_event` as compact JSON bytes; ``data`` is the stored payload text, spliced in
-    without parsing it (relays send thousands of events a second)."""
-    envelope = cloud_event(event, source_id, with_data=False)
-    head = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
-    return f'{head[:-1]},"data":{event.payload}}}'.encode()
+    """:func:`cloud_event` as compact JSON bytes, formatted directly: ``data`` is the stored
+    payload text, spliced in without parsing it (relays send thousands of events a second)."""
+    subject = "" if event.user_id is None else f',"subject":"{event.user_id}"'
+    time = event.occurred_at.isoformat().replace("+00:00", "Z")
+    return (
+        f'{{"specversion":"1.0","id":{_str(event_id(source_id, event))},"source":{_str("urn:siyu:" + source_id)},'
+        f'"type":{_str(event.cloud_type)},"time":"{time}","datacontenttype":"application/json",'
+        f'"siyuposition":{event.position},"siyuversion":{event.schema_version},'
+        f'"correlationid":{_str(event.correlation_id)}{subject},"data":{event.payload}}}'
+    ).encode()
 
 
 class Sink(abc.ABC):
