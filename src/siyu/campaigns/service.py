@@ -372,13 +372,10 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
     def _channel(self, name: str) -> Channel:
         if not isinstance(name, str) or not name:
             raise ValidationError("channel must be a channel name such as 'outbox' or 'sms_aliyun'")
-        channel = self._channels.installed(name)
-        if channel is not None:
-            return channel
         self._channels.cls(name)  # UnknownChannelError with a did-you-mean
-        # The claim step has already checked consent for the whole batch in its
-        # transaction; a second per-message check would cost a query per user.
-        return self._channels.get(name, check_consent=False)
+        # The workspace's one configured instance; the claim step has already checked
+        # consent for the whole batch, so its per-message check is skipped.
+        return self._channels._unchecked(name)
 
     # -- read ---------------------------------------------------------------------------------
     def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow:

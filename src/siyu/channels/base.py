@@ -371,8 +371,22 @@ class Channel(abc.ABC):
                 resolved[key] = opt.default
         return resolved
 
+    def option(self, name: str) -> Any:
+        """The resolved value of option ``name``: the keyword given to
+        ``ws.channels.get(...)``, else the ``SIYU_<CHANNEL>_<OPTION>`` environment
+        variable (converted by the option's ``parse``), else its default.
+
+        Channel code reads its configuration this way (``self.option("api_key")``);
+        an option the class does not declare is a :class:`~siyu.errors.ValidationError`.
+        ``self.config`` holds the same values as a dict.
+        """
+        if name not in self.config:
+            known = sorted(self.config)
+            raise ValidationError(f"channel {self.name!r} has no option {name!r}; it has: {', '.join(known)}")
+        return self.config[name]
+
     def _setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
-        """Hook for subclasses: build clients from ``self.config``."""
+        """Hook for subclasses: build clients from the options (:meth:`option`)."""
 
     def __repr__(self) -> str:
         shown = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -19,18 +20,28 @@ __all__ = ["ChannelService"]
 class ChannelService:
     """``ws.channels``: the workspace's channels.
 
-    ``get(name, **config)`` builds a channel of a registered class bound to the
-    workspace; options not given come from ``SIYU_<NAME>_<OPTION>``
-    environment variables. A channel built without arguments is cached, so
-    ``ws.channels.get("wecom")`` twice shares one access-token cache.
-    ``install(channel)`` makes a ready instance (e.g. a
-    :class:`siyu.testing.RecordingChannel`) the answer for its name.
+    A workspace holds one configured instance per channel name, and every part
+    of siyu that sends through that name (campaigns, previews, receipts, your
+    own code) uses it:
+
+    * ``get(name, **options)`` configures the channel: it builds an instance of
+      the registered class with these options (the ones not given come from
+      ``SIYU_<NAME>_<OPTION>`` environment variables) and makes it the
+      workspace's instance for ``name``, replacing an earlier one.
+    * ``get(name)`` returns that instance; if there is none yet, it builds one
+      from the environment and keeps it, so ``ws.channels.get("wecom")`` twice
+      shares one access-token cache.
+    * ``install(channel)`` makes a ready instance (e.g. a
+      :class:`siyu.testing.RecordingChannel`) the answer for its name.
     """
 
     def __init__(self, workspace: Workspace, classes: Registry[Any]) -> None:
         self._ws = workspace
         self._classes = classes
         self._instances: dict[str, Channel] = {}
+        #: Names whose instance siyu built (not installed), and their consent-unchecked twins.
+        self._built: set[str] = set()
+        self._twins: dict[str, tuple[Channel, Channel]] = {}
         self._lock = threading.Lock()
         #: Shared token caches, keyed by provider, so instances reuse access tokens.
         self.tokens: dict[Any, Any] = {}
@@ -51,23 +62,52 @@ class ChannelService:
         return cls
 
     def get(self, name: str, **config: Any) -> Channel:
-        """A channel instance bound to this workspace."""
-        if not config and name in self._instances:
+        """The workspace's instance of channel ``name``.
+
+        With options, configure it first: a new instance built with them becomes
+        the one every later ``get(name)`` (and every campaign on ``name``) uses.
+        """
+        if not config:
+            existing = self._instances.get(name)
+            if existing is not None:
+                return existing
+        channel = self._build(name, config)
+        with self._lock:
+            if config or name not in self._instances:
+                self._instances[name] = channel
+                self._built.add(name)
+                self._twins.pop(name, None)
             return self._instances[name]
-        cls = self.cls(name)
+
+    def _build(self, name: str, config: dict[str, Any]) -> Channel:
+        cls = self._classes.get(name) if name in self._classes else self.cls(name)
         if not (isinstance(cls, type) and issubclass(cls, Channel)):
             raise ValidationError(f"channel class {cls!r} does not derive from siyu.channels.Channel")
-        channel = cls(workspace=self._ws, **config)
-        if not config:
-            with self._lock:
-                channel = self._instances.setdefault(name, channel)
-        return channel
+        return cls(workspace=self._ws, **config)
+
+    def _unchecked(self, name: str) -> Channel:
+        """The instance of ``name`` for senders that have already checked consent and
+        the suppression list for the whole batch (campaigns do, in their claim step):
+        the same configuration, clients and token caches, without the per-message
+        consent query. An instance given to :meth:`install` is used as it is."""
+        channel = self.get(name)
+        if name not in self._built or not channel.config.get("check_consent", True):
+            return channel
+        with self._lock:
+            twin = self._twins.get(name)
+            if twin is None or twin[0] is not channel:
+                # A shallow copy shares the HTTP clients, templates and token caches.
+                unchecked = copy.copy(channel)
+                unchecked.config = {**channel.config, "check_consent": False}
+                twin = self._twins[name] = (channel, unchecked)
+            return twin[1]
 
     def outbox(self, label: str | None = None) -> OutboxChannel:
         """The ``outbox`` channel (typed), optionally under another ``label``."""
         from .outbox import OutboxChannel
 
-        channel = self.get("outbox") if label is None else self.get("outbox", label=label)
+        # A labelled outbox is a view for dry runs; it does not replace the workspace's outbox.
+        channel = self.get("outbox") if label is None else self._build("outbox", {"label": label})
         if not isinstance(channel, OutboxChannel):
             raise ValidationError(f"the channel installed as 'outbox' is a {type(channel).__name__}, not an outbox")
         return channel
@@ -78,7 +118,10 @@ class ChannelService:
             raise ValidationError(f"install() takes a Channel instance, got {type(channel).__name__}")
         if channel.workspace is None:
             channel.workspace = self._ws
-        self._instances[channel.name] = channel
+        with self._lock:
+            self._instances[channel.name] = channel
+            self._built.discard(channel.name)
+            self._twins.pop(channel.name, None)
         return channel
 
     def __contains__(self, name: object) -> bool:
