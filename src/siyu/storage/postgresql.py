@@ -8,8 +8,14 @@ Query parameters:
   ``options=-csearch_path=NAME`` works too.
 - ``pool_min`` / ``pool_max`` -- connection pool bounds (default 1 / 10).
 - ``pool_timeout`` -- seconds to wait for a free connection (default 30).
-- anything else (``sslmode``, ``connect_timeout``, ``application_name``,
-  ``options`` ...) is handed to libpq unchanged.
+- ``connect_timeout`` -- seconds to wait for the server to answer a new
+  connection (default 5, libpq's own default is to wait forever).
+- anything else (``sslmode``, ``application_name``, ``options`` ...) is
+  handed to libpq unchanged.
+
+Opening the workspace makes one connection first: a wrong host, port,
+password or database name fails at once with one line saying what libpq
+said, instead of the pool retrying in the background until ``pool_timeout``.
 
 Needs the ``siyu[postgres]`` extra (psycopg 3 and psycopg_pool); the driver
 is imported only when a ``postgresql://`` URL is opened.
@@ -51,6 +57,8 @@ __all__ = ["PostgresBackend", "PostgresDialect"]
 
 #: URL parameters siyu consumes itself; the rest go to libpq.
 _OWN_PARAMS = {"schema", "pool_min", "pool_max", "pool_timeout"}
+#: Seconds libpq waits for a server to answer a new connection unless the URL says otherwise.
+DEFAULT_CONNECT_TIMEOUT = 5
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -200,6 +208,7 @@ class PostgresBackend(SqlBackend):
         self._lock_key = _lock_key(self.schema)
         self.event_fence_key = _lock_key(f"{self.schema}:events")
         conninfo = self._conninfo(url)
+        self._probe(conninfo)
         self._pool = ConnectionPool(
             conninfo,
             min_size=_int_param(url, "pool_min", 1, 0),
@@ -234,7 +243,22 @@ class PostgresBackend(SqlBackend):
             params["password"] = url.password
         if url.path:
             params["dbname"] = url.path
+        params.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         return make_conninfo("", **params)
+
+    def _probe(self, conninfo: str) -> None:
+        """Connect once before the pool starts: the pool would retry a bad host or
+        password in the background, logging each attempt, until ``pool_timeout``."""
+        import psycopg
+
+        try:
+            psycopg.connect(conninfo, autocommit=True).close()
+        except psycopg.Error as exc:
+            said = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise StorageError(
+                f"cannot connect to {self.url.masked()}: {said}; check the host, port, user, password and "
+                "database name in the URL"
+            ) from None
 
     def _configure_connection(self, conn: Any) -> None:
         _configure(conn)
