@@ -99,6 +99,36 @@ def test_plugins_lists_builtin_and_extra_plugins(run: Run, monkeypatch: pytest.M
     assert siyu.__version__ in result.output
 
 
+def test_plugins_names_are_readable_and_schemes_and_channels_are_listed() -> None:
+    result = CliRunner().invoke(cli, ["--db", "memory://", "plugins"])
+    assert result.exit_code == 0, result.output
+    names = re.findall(r"^│ (\S+)", result.output, re.M)
+    assert "siyu.storage.builtin" in names and "siyu.channels.builtin" in names
+    assert not [n for n in names if re.search(r"\d{6,}", n)], names  # no object ids
+    for scheme in ("memory", "sqlite", "postgresql"):
+        assert re.search(rf"^│ {scheme}\s", result.output, re.M), scheme
+    assert re.search(r"^│ postgresql\s+│ postgres\s", result.output, re.M)
+    for channel in ("console", "outbox", "email", "webhook", "wecom", "sms_aliyun", "sms_tencent", "miniprogram"):
+        assert re.search(rf"^│ {channel}\s", result.output, re.M), channel
+
+
+def test_plugin_objects_get_names_not_ids() -> None:
+    class Greeter:
+        @siyu.hookimpl
+        def siyu_on_event(self, event: object) -> None:
+            pass
+
+    namespace = types.SimpleNamespace(siyu_on_event=Greeter.siyu_on_event.__get__(Greeter()))
+    with siyu.connect("memory://", plugins=[Greeter(), Greeter(), namespace]) as ws:
+        ws.subscribe(print)
+        names = [row["name"] for row in ws.plugins()]
+    local = f"{__name__}.test_plugin_objects_get_names_not_ids.Greeter"
+    assert local in names and f"{local}#2" in names
+    assert __name__ in names  # a namespace of hook functions is named after their module
+    assert "subscriber:print" in names
+    assert not [n for n in names if re.fullmatch(r"\d+", n)]
+
+
 # -- users import -------------------------------------------------------------------------------
 
 GOOD = """
@@ -251,9 +281,22 @@ def test_show_masks_identities_unless_revealed(run: Run, db: str) -> None:
     assert "sign_in" in out and "redeem" in out and "-20" in out
     assert "marketing" in out
 
+    lines = out.splitlines()
+    assert any(line.startswith("tags: ") for line in lines)
+    assert [line for line in lines if line.startswith("points: ")] == ["points: 100 available"]
+
+    bare = run("users", "show", str(ws_add_bare(db)))
+    assert bare.exit_code == 0
+    assert {"tags: (none)", "consents: (none recorded)", "points: 0 available"} <= set(bare.output.splitlines())
+
     revealed = run("users", "show", "138-0013-8000", "--reveal")
     assert revealed.exit_code == 0
     assert "+8613800138000" in revealed.output and "wmABCDEFGH" in revealed.output
+
+
+def ws_add_bare(db: str) -> int:
+    with siyu.connect(db) as ws:
+        return ws.users.add(email="bare@example.com").id
 
 
 def test_show_unknown_phone(run: Run) -> None:

@@ -70,7 +70,7 @@ def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
         if pm.is_registered(obj):
             continue
         try:
-            pm.register(obj)
+            pm.register(obj, name=plugin_name(pm, obj))
         except ValueError as exc:
             raise PluginError(f"plugin {_describe(obj)} could not be registered: {exc}") from exc
         except pluggy.PluginValidationError as exc:
@@ -86,6 +86,28 @@ def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
         pm.trace.root.setwriter(lambda message: sys.stderr.write(f"[siyu] {message}"))
         pm.enable_tracing()
     return pm
+
+
+def plugin_name(pm: pluggy.PluginManager, obj: object) -> str:
+    """A readable, stable name for a plugin object (pluggy's default is its ``id()``):
+    the module, the class, or for a namespace of functions the functions' module;
+    ``#2``, ``#3`` ... when that name is already taken in this workspace."""
+    if isinstance(obj, ModuleType):
+        base = obj.__name__
+    elif isinstance(obj, type):
+        base = f"{obj.__module__}.{obj.__qualname__}"
+    elif type(obj).__module__ in {"builtins", "types"}:
+        hooks = [getattr(obj, n) for n in dir(obj) if n.startswith("siyu_")]
+        modules = sorted({getattr(h, "__module__", None) or "plugin" for h in hooks if callable(h)})
+        base = modules[0] if modules else "plugin"
+    else:
+        base = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    # The same name the event log gives the plugin's consumer (its checkpoint key).
+    base = base.replace(".<locals>", "")
+    name, n = base, 2
+    while pm.has_plugin(name):
+        name, n = f"{base}#{n}", n + 1
+    return name
 
 
 def _describe(obj: object) -> str:
@@ -174,6 +196,15 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def classes(self) -> list[tuple[str, type[T], list[str]]]:
+        """``(name, class, aliases)`` per registered class, by name."""
+        primary = {cls: name for name, cls in self._items.items() if getattr(cls, self._attribute, None) == name}
+        out = []
+        for cls, name in sorted(primary.items(), key=lambda item: item[1]):
+            aliases = sorted(n for n, c in self._items.items() if c is cls and n != name)
+            out.append((name, cls, aliases))
+        return out
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -245,7 +245,11 @@ class Workspace:
                 callback(event)
 
         plugin = _Subscriber()
-        self.pm.register(plugin)
+        # Listed by `siyu plugins` under its consumer name, not pluggy's default id().
+        label, n = _Subscriber.siyu_consumer, 2
+        while self.pm.has_plugin(label):
+            label, n = f"{_Subscriber.siyu_consumer}#{n}", n + 1
+        self.pm.register(plugin, name=label)
         return plugin
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -158,11 +158,15 @@ def show(state: CliState, who: str, reveal: bool, ledger_size: int) -> None:
     for entry in history[-ledger_size:] if ledger_size else []:
         ledger.add_row(str(entry.id), when(entry.at), entry.kind, f"{entry.amount:+d}", entry.reason)
 
-    out_console().print(
-        Panel(profile, title=f"user {user.id}", title_align="left", expand=False),
-        identities if identities.row_count else Text("identities: (none)"),
-        Text.assemble(("tags: ", "bold"), tags),
-        consents if consents.row_count else Text("consents: (none recorded)"),
-        Text.assemble(("points: ", "bold"), f"{balance} available", f", {pending} pending" if pending else ""),
-        ledger if ledger.row_count else Text(""),
+    # One print per section: rich joins several renderables given to one print()
+    # with spaces, which ran the one-line sections together.
+    console = out_console()
+    console.print(Panel(profile, title=f"user {user.id}", title_align="left", expand=False))
+    console.print(identities if identities.row_count else Text.assemble(("identities: ", "bold"), "(none)"))
+    console.print(Text.assemble(("tags: ", "bold"), tags))
+    console.print(consents if consents.row_count else Text.assemble(("consents: ", "bold"), "(none recorded)"))
+    console.print(
+        Text.assemble(("points: ", "bold"), f"{balance} available", f", {pending} pending" if pending else "")
     )
+    if ledger.row_count:
+        console.print(ledger)
