@@ -1,4 +1,4 @@
-"""Rules about short texts that every layer shares: tag names and display masks.
+"""Rules about short texts that every layer shares: tag names, display masks, phone line types.
 
 A leaf of the import graph (it imports only :mod:`siyu.errors`): models mask
 their reprs with it, the segment parser and the channels read tag names with
@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import re
 
+import phonenumbers
+
 from .errors import ValidationError
 
 __all__ = [
     "DEFAULT_GROUP",
     "DEFAULT_PERSONAL",
     "DEFAULT_SENSITIVE",
+    "LINE_TYPES",
     "MAX_GROUP_LENGTH",
     "MAX_TAG_LENGTH",
     "mask",
     "mask_phone",
     "mask_value",
+    "SMS_LINE_TYPES",
+    "line_type",
+    "sms_reachable",
     "split_tag",
 ]
 
@@ -72,11 +78,75 @@ DEFAULT_SENSITIVE: frozenset[str] = frozenset({"id_number", "health", "religion"
 _PHONE_LIKE = re.compile(r"^\+?[\d\s\-]{7,20}$")
 
 
+#: phonenumbers' line types, as siyu names them.
+LINE_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "mobile_or_landline",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared_cost",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.UAN: "uan",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail",
+}
+#: Line types a text message can reach. Where a number plan cannot tell mobiles from
+#: landlines (``mobile_or_landline``: the US, Canada ...) the number is given the benefit.
+SMS_LINE_TYPES = frozenset({"mobile", "mobile_or_landline", "personal", "unknown"})
+
+
+def line_type(phone: str) -> str:
+    """What kind of line a stored phone (E.164) is: ``"mobile"``, ``"landline"``,
+    ``"mobile_or_landline"``, ``"toll_free"`` (400/800 numbers) ... or ``"unknown"``."""
+    try:
+        number = phonenumbers.parse(phone, "CN")
+    except phonenumbers.NumberParseException:
+        return "unknown"
+    return LINE_TYPES.get(phonenumbers.number_type(number), "unknown")
+
+
+def sms_reachable(phone: str) -> bool:
+    """Whether a text message can reach this phone: ``False`` for landlines, 400/800
+    numbers and other lines without SMS."""
+    return line_type(phone) in SMS_LINE_TYPES
+
+
+_NATIONAL_PREFIX = re.compile(r"^\s*(?:\+|00)\s*86[\s\-]*")
+
+
 def mask_phone(value: str) -> str:
-    digits = value[-11:] if len(value) >= 11 else value
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
+    """A phone with its middle digits hidden: ``138****8000``.
+
+    A stored Chinese number (``+8613800138000``, ``+861012345678``) shows the
+    way people write it (``138****8000``, ``010****5678``). Anything else keeps
+    every character the user typed, one ``*`` per hidden digit, so an error
+    about a mistyped number still shows its length and shape (``1380013800``
+    -> ``138***3800``, ``+86 138-0013-8000`` -> ``+86 138-****-8000``). Eight
+    digits or more show the first three and last four; shorter ones at most
+    their last two.
+    """
+    if value.startswith("+86") and value[1:].isdigit():
+        national = value[3:]
+        # Mobiles are 11 digits starting with 1; landlines are written with their trunk 0
+        # (Beijing's +86 10 1234 5678 is 010-1234 5678).
+        mobile = len(national) == 11 and national.startswith("1")
+        return _hide_digits(national if mobile else "0" + national, 0)
+    prefix = _NATIONAL_PREFIX.match(value)
+    return _hide_digits(value, prefix.end() if prefix else 0)
+
+
+def _hide_digits(text: str, start: int) -> str:
+    digits = [i for i, ch in enumerate(text) if i >= start and ch in "0123456789"]
+    if len(digits) >= 8:
+        shown = {*digits[:3], *digits[-4:]}
+    elif len(digits) >= 4:
+        shown = set(digits[-2:])
+    else:
+        shown = set()
+    hidden = set(digits) - shown
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(text))
 
 
 def mask(kind: str, value: str) -> str:

@@ -12,11 +12,11 @@ import re
 
 import phonenumbers
 
-from ._text import mask, mask_phone
+from ._text import LINE_TYPES, SMS_LINE_TYPES, line_type, mask, mask_phone, sms_reachable
 from .errors import InvalidPhone, ValidationError
 from .models.users import IDENTITY_KINDS
 
-__all__ = ["mask", "normalize", "normalize_phone"]
+__all__ = ["line_type", "mask", "normalize", "normalize_phone", "sms_phone", "sms_reachable"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OPAQUE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
@@ -25,6 +25,25 @@ _SCOPED = {"wechat_openid"}
 
 def normalize_phone(value: object, region: str = "CN") -> str:
     """Parse a phone number and return it in E.164 form."""
+    return phonenumbers.format_number(_parse_phone(value, region), phonenumbers.PhoneNumberFormat.E164)
+
+
+def sms_phone(value: object, region: str = "CN") -> str:
+    """Like :func:`normalize_phone`, and refuse a number a text message cannot reach
+    (a landline, a 400/800 number) with :class:`~siyu.errors.InvalidPhone`."""
+    number = _parse_phone(value, region)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    kind = LINE_TYPES.get(phonenumbers.number_type(number), "unknown")
+    if kind not in SMS_LINE_TYPES:
+        what = "a landline" if kind == "landline" else f"a {kind.replace('_', '-')} number"
+        raise InvalidPhone(
+            f"phone {mask_phone(e164)} is {what}: SMS cannot reach it; nothing was sent "
+            "(reach this customer on another channel)"
+        )
+    return e164
+
+
+def _parse_phone(value: object, region: str) -> phonenumbers.PhoneNumber:
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise InvalidPhone(f"phone must be a string such as '13800138000', got {type(value).__name__}")
     text = str(value).strip()
@@ -44,7 +63,7 @@ def normalize_phone(value: object, region: str = "CN") -> str:
             f"phone {mask_phone(text)!r} is not a valid number for its region; check the digits "
             "(Chinese mobiles have 11 digits starting with 1)"
         )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
 
 
 def normalize(kind: str, value: object, scope: str = "") -> tuple[str, str]:
@@ -77,4 +96,3 @@ def normalize(kind: str, value: object, scope: str = "") -> tuple[str, str]:
             f"{kind} {text[:40]!r} is not a valid id: expected 1-128 letters, digits, '-' or '_'"
         )
     return text, scope.strip()
-

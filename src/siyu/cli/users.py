@@ -130,13 +130,14 @@ def show(state: CliState, who: str, reveal: bool, ledger_size: int) -> None:
     for key, value in sorted(user.attributes.items()):
         profile.add_row(f"attr.{key}", str(value))
 
-    identities = Table("kind", "value", "scope", "linked", title="identities", title_justify="left")
+    identities = Table("kind", "value", "scope", "linked", "note", title="identities", title_justify="left")
     for ident in user.identities:
         identities.add_row(
             ident.kind,
             ident.value if reveal else mask(ident.kind, ident.value),
             ident.scope or "-",
             when(ident.linked_at),
+            f"{(ident.line_type or '').replace('_', '-')}: SMS cannot reach it" if ident.sms_reachable is False else "",
         )
 
     tags = Text(", ".join(sorted(ws.tags.of(user.id))) or "(none)")

@@ -8,6 +8,8 @@ from typing import Any
 import attrs
 
 from .._text import DEFAULT_PERSONAL, mask_value
+from .._text import line_type as _line_type
+from .._text import sms_reachable as _sms_reachable
 
 #: Identity kinds siyu knows, with what each one is.
 IDENTITY_KINDS: dict[str, str] = {
@@ -39,6 +41,19 @@ class Identity:
     value: str = attrs.field(repr=_masked)
     scope: str = ""
     linked_at: datetime | None = None
+
+    @property
+    def line_type(self) -> str | None:
+        """For a phone, the kind of line: ``"mobile"``, ``"landline"``,
+        ``"mobile_or_landline"``, ``"toll_free"`` ... (``None`` for other kinds)."""
+        return _line_type(self.value) if self.kind == "phone" else None
+
+    @property
+    def sms_reachable(self) -> bool | None:
+        """For a phone, whether a text message can reach it (``False`` for a
+        landline or a 400/800 number: the SMS channels refuse to send to it);
+        ``None`` for other kinds."""
+        return _sms_reachable(self.value) if self.kind == "phone" else None
 
 
 @attrs.frozen(kw_only=True)

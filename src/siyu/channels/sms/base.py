@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ...errors import InvalidMessage, ValidationError
-from ...identities import normalize_phone
+from ...identities import sms_phone
 from ..base import Channel, Limits, Message, Option, render_template, template_variables
 
 __all__ = ["OPT_OUT_KEYWORDS", "SmsChannel", "SmsTemplate"]
@@ -117,8 +117,10 @@ class SmsChannel(Channel):
         return f"【{self.config['sign_name']}】" + render_template(template.text, message.variables)
 
     def phone(self, recipient: str) -> str:
-        """The recipient in E.164 (raises InvalidPhone)."""
-        return normalize_phone(recipient)
+        """The recipient in E.164. Raises :class:`~siyu.errors.InvalidPhone` for a
+        number that is not a phone, or one a text message cannot reach (a landline,
+        a 400/800 number)."""
+        return sms_phone(recipient)
 
     def _check(self, message: Message) -> list[str]:
         template = self.template_for(message)
