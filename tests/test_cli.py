@@ -234,6 +234,26 @@ def test_row_without_identity_and_extra_cells(run: Run, tmp_path: Path) -> None:
     assert re.search(r"x\.csv:3: more cells than columns", result.stderr)
 
 
+def test_an_unterminated_quote_is_an_error_naming_its_line(run: Run, db: str, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "q.csv", 'phone,source,attr.city\n13800138001,douyin,上海\n13900139001,ads,"北京\n'
+                     "13700137001,ads,杭州\n")
+    for flags in ((), ("--skip-invalid",)):
+        result = run("users", "import", str(path), *flags)
+        assert result.exit_code == 1, result.output
+        assert "q.csv, line 3: a quoted value opened on this line is never closed" in result.stderr
+    with siyu.connect(db) as ws:
+        assert ws.users.count() == 0
+
+
+def test_a_stray_quote_is_an_error_and_quoted_newlines_are_fine(run: Run, db: str, tmp_path: Path) -> None:
+    stray = write_csv(tmp_path / "s.csv", 'phone,source\n13800138001,"dou"yin\n')
+    result = run("users", "import", str(stray))
+    assert result.exit_code == 1 and "s.csv, line 2:" in result.stderr and "check the quoting" in result.stderr
+    multi = write_csv(tmp_path / "m.csv", 'phone,attr.note\n13800138002,"two\nlines"\n1390013900x,ok\n')
+    result = run("users", "import", str(multi))
+    assert result.exit_code == 1 and re.search(r"m\.csv:4: phone '139\*\*\*3900x'", result.stderr)
+
+
 def test_wrong_encoding_names_the_fix(run: Run, db: str, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "gbk.csv", "phone,attr.city\n13800138000,上海\n", encoding="gb18030")
     result = run("users", "import", str(path))

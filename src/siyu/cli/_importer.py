@@ -125,19 +125,32 @@ def read_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[_Row | BadRow
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
-        reader = csv.DictReader(handle)
+        # strict: a quote left open runs to the end of the file, which the lenient
+        # reader would silently import as one huge value.
+        reader = csv.DictReader(handle, strict=True)
+        started = 1  # the line where the record being read begins
         try:
             _check_header(list(reader.fieldnames or []), path)
+            started = reader.line_num + 1
             for raw in reader:
+                line, started = started, reader.line_num + 1
                 if not any((v or "").strip() for k, v in raw.items() if k is not None):
                     continue
-                yield _parse(reader.line_num, raw)
+                yield _parse(line, raw)
         except UnicodeDecodeError as exc:
             raise ValidationError(
                 f"{path} is not {encoding} text ({exc.reason}); save it as UTF-8 or pass --encoding gb18030"
             ) from None
         except csv.Error as exc:
-            raise ValidationError(f"{path}, line {reader.line_num}: {exc}; check the quoting") from None
+            if "unexpected end of data" in str(exc):
+                raise ValidationError(
+                    f"{path}, line {started}: a quoted value opened on this line is never closed (the file ends "
+                    "inside it); add the closing \" or remove the stray one. Nothing was imported"
+                ) from None
+            raise ValidationError(
+                f"{path}, line {started}: {exc}; check the quoting (a value with a \" must be quoted, "
+                "and the \" inside doubled: \"a \"\"b\"\" c\"). Nothing was imported"
+            ) from None
 
 
 def _in_lines(reason: str, lines: list[int]) -> str:
