@@ -21,6 +21,26 @@ IDENTITY_KINDS: dict[str, str] = {
 }
 
 
+@attrs.frozen
+class AttributeLimits:
+    """How big a user's attributes may be (``siyu.models.users.ATTRIBUTE_LIMITS``).
+
+    Attributes are profile fields that segments filter on (``attr.city = "上海"``),
+    kept with the user row and read whenever the user is; they are not a place for
+    documents. Longer content belongs in your own store, with its id as an attribute.
+    """
+
+    #: Longest attribute name (letters, digits and ``_``).
+    max_name_length: int = 64
+    #: Longest text value, in characters (an address, a note; ``source`` allows 64).
+    max_text_length: int = 1024
+    #: Most attributes one user may hold.
+    max_count: int = 100
+
+
+ATTRIBUTE_LIMITS = AttributeLimits()
+
+
 def _masked(value: object) -> str:
     # Reprs end up in logs, tracebacks and CLI output: show 138****8000, never the number.
     return repr(mask_value(value))

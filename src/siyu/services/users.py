@@ -19,7 +19,7 @@ from ..events import (
     UserUpdated,
 )
 from ..identities import mask, normalize
-from ..models.users import IDENTITY_KINDS, Consent, Identity, MergeRecord, User
+from ..models.users import ATTRIBUTE_LIMITS, IDENTITY_KINDS, Consent, Identity, MergeRecord, User
 from ..storage.contracts import NewUser
 from ._common import check_id, check_text, check_user_id, require_user
 
@@ -91,22 +91,42 @@ def _check_attributes(attributes: object) -> dict[str, Any]:
         return {}
     if not isinstance(attributes, Mapping):
         raise ValidationError(f"attributes must be a dict, got {type(attributes).__name__}")
+    limits = ATTRIBUTE_LIMITS
     result: dict[str, Any] = {}
     for key, value in attributes.items():
-        if not isinstance(key, str) or not key or len(key) > 64 or not key.replace("_", "a").isalnum():
+        if (not isinstance(key, str) or not key or len(key) > limits.max_name_length
+                or not key.replace("_", "a").isalnum()):
             raise ValidationError(
-                f"attribute name {key!r} must be 1-64 letters, digits or '_' (it is used in segments as attr.NAME)"
+                f"attribute name {key!r} must be 1-{limits.max_name_length} letters, digits or '_' "
+                "(it is used in segments as attr.NAME)"
             )
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ValidationError(
                 f"attribute {key!r} must be a str, int, float, bool or None, got {type(value).__name__}"
             )
+        if isinstance(value, str) and len(value) > limits.max_text_length:
+            raise ValidationError(
+                f"attribute {key!r} is {len(value):,} characters long; the limit is {limits.max_text_length:,} "
+                "(attributes are profile fields for segments: keep long content in your own store and put "
+                "its id here)"
+            )
         result[key] = value
+    if len(result) > limits.max_count:
+        raise ValidationError(f"{len(result)} attributes given; a user holds at most {limits.max_count}")
     try:
         json.dumps(result, allow_nan=False)
     except ValueError as exc:
         raise ValidationError(f"attributes cannot be stored: {exc}") from None
     return result
+
+
+def check_attribute_count(attributes: Mapping[str, Any], user_id: int) -> None:
+    """Refuse a change that leaves a user with more attributes than the limit."""
+    if len(attributes) > ATTRIBUTE_LIMITS.max_count:
+        raise ValidationError(
+            f"user {user_id} would hold {len(attributes)} attributes; the limit is {ATTRIBUTE_LIMITS.max_count} "
+            "(delete some with attributes={name: None})"
+        )
 
 
 def _opt_text(value: object, name: str, max_length: int = 64) -> str | None:
@@ -288,6 +308,7 @@ class Users:
                         merged.pop(key, None)
                     else:
                         merged[key] = value
+                check_attribute_count(merged, uid)
                 fields["attributes"] = merged
             fields.update(_source_fields(source, campaign, state))
             if fields:
