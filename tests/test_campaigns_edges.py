@@ -12,6 +12,7 @@ import pytest
 
 import siyu
 from siyu.campaigns.gates import QuietHours
+from siyu.errors import NotFound
 from siyu.testing import FakeClock, RecordingChannel
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -245,3 +246,29 @@ def test_recurring_send_with_a_holdout_keeps_it_out_of_every_round(clock: FakeCl
             ws.campaigns.run_due()
         got = Counter(m.user_id for m in rec.sent)
         assert set(got) == set(ids) - held and set(got.values()) == {2}
+
+
+# -- audiences name existing users ----------------------------------------------------------------
+
+
+def test_an_audience_with_a_user_that_does_not_exist_is_refused(ws: siyu.Workspace) -> None:
+    ws.channels.install(RecordingChannel())
+    ids = ws.users.add_many([{} for _ in range(3)])
+    with pytest.raises(NotFound, match=r"names 1 user id\(s\) that do not exist \(999999\)"):
+        ws.campaigns.create("typo", channel="recording", template="hi", audience=[999999])
+    with pytest.raises(NotFound, match=r"names 7 user id\(s\) that do not exist \(4, 5, 6, 7, 8 and 2 more\)"):
+        ws.campaigns.create("typo", channel="recording", template="hi", audience=[*ids, *range(4, 11)])
+    assert ws.campaigns.list() == []
+    assert ws.campaigns.create("ok", channel="recording", template="hi", audience=ids).audience_count == 3
+
+
+def test_the_audience_check_holds_when_ids_have_gaps(ws: siyu.Workspace) -> None:
+    ws.channels.install(RecordingChannel())
+    first = ws.users.add().id
+    with ws.write() as tx:  # ids with a hole, as a PostgreSQL sequence leaves after a rollback
+        tx.execute("INSERT INTO users (id, created_at, attributes) VALUES (?, ?, ?)", (50, 0, "{}"))
+        tx.meta.bump("users")
+    assert ws.users.get(50).id == 50
+    with pytest.raises(NotFound, match=r"names 2 user id\(s\) that do not exist \(2, 777\)"):
+        ws.campaigns.create("gap", channel="recording", template="hi", audience=[first, 2, 50, 777])
+    assert ws.campaigns.create("gap", channel="recording", template="hi", audience=[first, 50]).audience_count == 2

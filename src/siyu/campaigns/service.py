@@ -123,6 +123,24 @@ def _audience(value: object) -> BitMap:
     return out
 
 
+def _require_existing(tx: Transaction, audience: BitMap) -> None:
+    """Refuse an audience naming users that were never created (a typo, another shop's ids)."""
+    count, top = tx.segments.user_span()
+    if count == top:  # dense ids: exactly 1..top exist, no query per id needed
+        known = BitMap()
+        known.add_range(1, top + 1)
+    else:
+        known = BitMap(tx.users.exists(audience))
+    unknown = audience - known
+    if unknown:
+        shown = ", ".join(str(uid) for uid in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise NotFound(
+            f"the audience names {len(unknown)} user id(s) that do not exist ({shown}{more}); "
+            "pass ids of existing users or a segment snapshot (ws.segments.snapshot(name))"
+        )
+
+
 def _trigger(value: object) -> Trigger | None:
     if value is None:
         return None
@@ -274,7 +292,8 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         """Create a campaign (nothing is sent yet).
 
         ``audience`` is a segment snapshot or an iterable of user ids (optional
-        for triggered campaigns, where it restricts who may be reached).
+        for triggered campaigns, where it restricts who may be reached); an id
+        of a user that was never created raises :class:`~siyu.errors.NotFound`.
         ``channel`` is a registered channel name, configured through
         ``ws.channels`` or its environment variables. ``template`` is text
         with ``${var}`` placeholders, or the provider template code for SMS and
@@ -357,6 +376,8 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
             audience_count=0 if bitmap is None else len(bitmap), created_at=now, state=state,
         )
         with self._uow.write() as tx:
+            if bitmap is not None:
+                _require_existing(tx, bitmap)
             if tx.campaigns.by_name(cname) is not None:
                 raise Conflict(
                     f"a campaign named {cname!r} exists; pick another name or use ws.campaigns.get({cname!r})"
