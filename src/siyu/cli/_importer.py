@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from ..errors import SiyuError, ValidationError
+from ..identities import normalize_phone, sms_reachable
 from ..services.tags import split_tag
 from ..workspace import Workspace
 
@@ -51,9 +52,17 @@ class BadRow:
 
 @attrs.frozen
 class ImportResult:
+    """``user_ids`` per imported row; with ``update``, who was created, updated
+    (profile, identities or new tags) and left unchanged, each user once."""
+
     user_ids: list[int]
     bad: list[BadRow]
     tags_applied: int
+    created: list[int] = attrs.field(factory=list)
+    updated: list[int] = attrs.field(factory=list)
+    unchanged: list[int] = attrs.field(factory=list)
+    #: File lines of imported rows whose phone SMS cannot reach (a landline, a 400/800 number).
+    no_sms: list[int] = attrs.field(factory=list)
 
 
 class ImportAborted(ValidationError):
@@ -164,26 +173,36 @@ def import_users(
     *,
     by: str,
     skip_invalid: bool = False,
+    update: bool = False,
     batch_size: int = 2000,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import parsed rows in batches inside one transaction.
 
-    A batch that ``add_many`` refuses names the offending row; that row is
-    set aside and the rest of the batch is tried again, so every bad row is
-    found in one pass. Without ``skip_invalid`` any bad row raises
-    :class:`ImportAborted` and the transaction rolls back.
+    A batch that ``add_many`` (``upsert_many`` with ``update``) refuses names
+    the offending row; that row is set aside and the rest of the batch is tried
+    again, so every bad row is found in one pass. Without ``skip_invalid`` any
+    bad row raises :class:`ImportAborted` and the transaction rolls back.
     """
     bad = [r for r in rows if isinstance(r, BadRow)]
     good = [r for r in rows if isinstance(r, _Row)]
     user_ids: list[int] = []
+    created: set[int] = set()
+    updated: set[int] = set()
+    unchanged: set[int] = set()
+    tagged: set[int] = set()
+    no_sms: list[int] = []
     tags_applied = 0
     with ws.write():
         for start in range(0, len(good), batch_size):
             batch = good[start : start + batch_size]
             while batch:
                 try:
-                    ids = ws.users.add_many([r.fields for r in batch])
+                    if update:
+                        outcome = ws.users.upsert_many([r.fields for r in batch])
+                        ids = outcome.ids
+                    else:
+                        ids = ws.users.add_many([r.fields for r in batch])
                 except SiyuError as exc:
                     match = _ROW_ERROR.match(str(exc))
                     if match is None:
@@ -193,13 +212,25 @@ def import_users(
                     bad.append(BadRow(batch[index].line, reason))
                     del batch[index]
                     continue
+                if update:
+                    # A user created by an earlier batch and matched again stays "created".
+                    created.update(outcome.created)
+                    updated.update(u for u in outcome.updated if u not in created)
+                    unchanged.update(u for u in outcome.unchanged if u not in created | updated)
+                else:
+                    created.update(ids)
                 by_tag: dict[str, list[int]] = {}
                 for uid, row in zip(ids, batch, strict=True):
                     for tag in row.tags:
                         by_tag.setdefault(tag, []).append(uid)
                 for tag, uids in by_tag.items():
-                    tags_applied += ws.tags.apply_many(uids, tag, by=by)
+                    before = set(ws.tags.users(tag)) if update and tag in ws.tags.names() else set()
+                    applied = ws.tags.apply_many(uids, tag, by=by)
+                    tags_applied += applied
+                    if update and applied:
+                        tagged.update(u for u in uids if u not in before)
                 user_ids.extend(ids)
+                no_sms.extend(r.line for r in batch if not _sms_reachable(r.fields.get("phone")))
                 break
             if progress is not None:
                 progress(min(batch_size, len(good) - start))
@@ -208,4 +239,22 @@ def import_users(
             raise ImportAborted(
                 f"{len(bad)} bad row(s), nothing imported; fix them or pass --skip-invalid to import the good rows", bad
             )
-    return ImportResult(user_ids=user_ids, bad=bad, tags_applied=tags_applied)
+    updated |= (tagged & unchanged)
+    unchanged -= tagged
+    return ImportResult(
+        user_ids=user_ids, bad=bad, tags_applied=tags_applied, created=sorted(created),
+        updated=sorted(updated), unchanged=sorted(unchanged), no_sms=sorted(no_sms),
+    )
+
+
+_MOBILE = re.compile(r"^(?:\+?86|0086)?1\d{10}$")
+
+
+def _sms_reachable(phone: object) -> bool:
+    """Whether SMS can reach the phone of a row (no phone: nothing to warn about)."""
+    if not isinstance(phone, str) or _MOBILE.match(re.sub(r"[\s\-().]", "", phone)):
+        return True  # the common case, a mainland mobile, without parsing
+    try:
+        return sms_reachable(normalize_phone(phone))
+    except SiyuError:
+        return True  # an invalid phone was reported as a bad row already

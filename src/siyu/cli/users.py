@@ -26,12 +26,14 @@ def command() -> None:
     """Customers: import them from CSV, look one up."""
 
 
-def _report_bad(bad: list[BadRow], path: Path, limit: int = 50) -> None:
+def _report_bad(bad: list[BadRow], path: Path, update: bool, limit: int = 50) -> None:
     console = err_console()
     for row in bad[:limit]:
         console.print(Text.assemble((f"{path}:{row.line}: ", "bold"), (row.reason, "red")))
     if len(bad) > limit:
         console.print(f"... and {len(bad) - limit} more bad rows")
+    if not update and any("already belongs to user" in row.reason for row in bad):
+        console.print("hint: to update customers who already exist (importing a file again), pass --update")
 
 
 @command.command("import")
@@ -40,19 +42,28 @@ def _report_bad(bad: list[BadRow], path: Path, limit: int = 50) -> None:
     "--skip-invalid", is_flag=True, help="Import the good rows and report the bad ones (default: all or nothing)."
 )
 @click.option(
+    "--update",
+    is_flag=True,
+    help="Update customers who already exist (matched by phone, e-mail, unionid, openid or WeCom id) "
+    "instead of reporting them as bad rows; reports created / updated / unchanged.",
+)
+@click.option(
     "--encoding", default="utf-8-sig", show_default=True, help="Text encoding of FILE (e.g. gb18030 for Excel exports)."
 )
 @click.option(
     "--batch-size", default=2000, show_default=True, type=click.IntRange(1, 100_000), help="Rows per add_many call."
 )
 @pass_state
-def import_(state: CliState, file: Path, skip_invalid: bool, encoding: str, batch_size: int) -> None:
+def import_(state: CliState, file: Path, skip_invalid: bool, update: bool, encoding: str, batch_size: int) -> None:
     """Import customers from FILE.csv.
 
     Columns: phone, email, wechat_unionid, wechat_openid, app,
     wecom_external_userid, source, campaign, state, tags (";"-separated
     group/name) and attr.NAME for attributes. A bad row is reported with its
     line number and reason; then nothing is imported unless --skip-invalid.
+    A customer who already exists is a bad row unless --update: then the row
+    updates them (new identities, attributes, tags; source, campaign and
+    state only where they have none), so the same file can be imported again.
     """
     rows = list(read_rows(file, encoding))
     ws = state.workspace()
@@ -72,19 +83,33 @@ def import_(state: CliState, file: Path, skip_invalid: bool, encoding: str, batc
                 rows,
                 by=f"import:{file.name}"[:128],
                 skip_invalid=skip_invalid,
+                update=update,
                 batch_size=batch_size,
                 progress=lambda n: progress.advance(task, n),
             )
         except ImportAborted as exc:
             progress.stop()
-            _report_bad(exc.bad, file)
+            _report_bad(exc.bad, file, update)
             raise
     if result.bad:
-        _report_bad(result.bad, file)
-    out_console().print(
-        f"imported [bold]{len(result.user_ids)}[/] user(s) from {file.name}, applied {result.tags_applied} tag(s)"
-        + (f", skipped [bold red]{len(result.bad)}[/] bad row(s)" if result.bad else "")
-    )
+        _report_bad(result.bad, file, update)
+    if update:
+        summary = (
+            f"{file.name}: created [bold]{len(result.created)}[/], updated [bold]{len(result.updated)}[/], "
+            f"unchanged [bold]{len(result.unchanged)}[/] user(s); applied {result.tags_applied} tag(s)"
+        )
+    else:
+        summary = (
+            f"imported [bold]{len(result.user_ids)}[/] user(s) from {file.name}, "
+            f"applied {result.tags_applied} tag(s)"
+        )
+    out_console().print(summary + (f", skipped [bold red]{len(result.bad)}[/] bad row(s)" if result.bad else ""))
+    if result.no_sms:
+        lines = ", ".join(map(str, result.no_sms[:10])) + (" ..." if len(result.no_sms) > 10 else "")
+        err_console().print(
+            f"note: {len(result.no_sms)} phone(s) are landlines or 400/800 numbers that SMS cannot reach "
+            f"(line {lines}); they were imported, and SMS sends to them will be refused"
+        )
 
 
 def _resolve(ws: Workspace, who: str) -> User:

@@ -122,6 +122,20 @@ class User:
 
 
 @attrs.frozen(kw_only=True)
+class UpsertResult:
+    """What :meth:`siyu.services.users.Users.upsert_many` did.
+
+    ``ids`` has one user id per row, in row order (rows naming the same person
+    share it); ``created``, ``updated`` and ``unchanged`` list each user once.
+    """
+
+    ids: list[int]
+    created: list[int]
+    updated: list[int]
+    unchanged: list[int]
+
+
+@attrs.frozen(kw_only=True)
 class MergeRecord:
     """A merge of ``drop_id`` into ``keep_id``; ``undone_at`` is set by unmerge."""
 

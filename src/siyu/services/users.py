@@ -19,7 +19,7 @@ from ..events import (
     UserUpdated,
 )
 from ..identities import mask, normalize
-from ..models.users import ATTRIBUTE_LIMITS, IDENTITY_KINDS, Consent, Identity, MergeRecord, User
+from ..models.users import ATTRIBUTE_LIMITS, IDENTITY_KINDS, Consent, Identity, MergeRecord, UpsertResult, User
 from ..storage.contracts import NewUser
 from ._common import check_id, check_text, check_user_id, require_user
 
@@ -246,6 +246,21 @@ class Users:
                 tx.emit(UserCreated(at=now, user_id=uid, source=new.source))
             tx.meta.bump("users")
         return ids
+
+    def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> UpsertResult:
+        """Create the users who are new and update the ones already known, matching
+        each row by its identities; all or nothing. Takes the fields of :meth:`add`.
+
+        A matched user gets the row's identities they lack, its attributes (``None``
+        deletes one) and, where they have none yet, its ``source`` / ``campaign`` /
+        ``state`` (first touch is kept). A row whose identities belong to two users
+        raises :class:`~siyu.errors.IdentityConflict`. Returns who was created,
+        updated and left unchanged (:class:`~siyu.models.users.UpsertResult`), so
+        importing the same file twice reports every row as unchanged.
+        """
+        from .user_upsert import upsert_many
+
+        return upsert_many(self, self._ws, rows)
 
     # -- read -----------------------------------------------------------------
     def get(self, user_id: int) -> User:
