@@ -142,10 +142,10 @@ def read_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[_Row | BadRow
             _check_header(list(reader.fieldnames or []), path)
             started = reader.line_num + 1
             for raw in reader:
-                line, started = started, reader.line_num + 1
+                started = reader.line_num + 1
                 if not any((v or "").strip() for k, v in raw.items() if k is not None):
                     continue
-                yield _parse(line, raw)
+                yield _parse(reader.line_num, raw)
         except UnicodeDecodeError as exc:
             raise ValidationError(
                 f"{path} is not {encoding} text ({exc.reason}); save it as UTF-8 or pass --encoding gb18030"
