@@ -380,7 +380,7 @@ class CommissionSettled(Event):
     amount_fen: int
 
 
-# -- segments & lifecycle (issue 3)
+# -- segments & lifecycle
 @attrs.frozen(kw_only=True)
 class EventTracked(Event):
     """A behaviour event was recorded with ``ws.events.track`` (``kind`` such as
@@ -402,9 +402,8 @@ class LifecycleChanged(Event):
     from_stage: str | None
     to_stage: str
     reason: str
-# -- end issue 3
 
-# -- issue 7: campaigns
+# -- campaigns
 
 
 @attrs.frozen(kw_only=True)
@@ -484,7 +483,6 @@ class ConversionAttributed(Event):
     variant: str
     goal: str
     ref: str | None
-# -- end issue 7
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -12,7 +12,8 @@ Each cap counts campaign deliveries *on that medium* (the channel's
 (the last 7 calendar days), ``"month"`` (calendar month), ``"rolling_24h"``.
 ``limit`` is a number or ``"days_in_month"``. A cap of kind ``"credits"``
 instead requires a stored one-time subscription credit (mini-programs).
-See ``/work/shared/reference/domain-rules.md`` §5 for the sources.
+Each default names its ``source`` (the platform page and its date), so a changed
+rule can be checked and overridden with ``ws.campaigns.configure(platform_caps=...)``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Products: SKUs with a price, a cost and a role (the six roles of seed 000)."""
+"""Products: SKUs with a price, a cost and a role (引流品, 利润品, 活动品, 裂变品, 关系品, 专属品)."""
 
 from __future__ import annotations
 

@@ -9,9 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import httpx
-
 from siyu.channels import Channel, DeliveryResult, Limits, Message, Option, Status
+from siyu.channels.http import json_object, make_client, request
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -45,39 +44,35 @@ class DingTalkChannel(Channel):
     }
 
     def _setup(self) -> None:
-        self._http = httpx.Client(
-            base_url=str(self.config["base_url"]),
-            transport=self.config["transport"],
-            timeout=float(self.config["timeout"]),
+        # Options are resolved once (keyword, else SIYU_DINGTALK_<OPTION>, else default);
+        # self.option(name) reads them. transport= and timeout= are test seams every channel has.
+        self._http = make_client(
+            str(self.option("base_url")), transport=self.option("transport"), timeout=float(self.option("timeout"))
         )
 
     def _deliver(self, messages: Sequence[Message]) -> list[DeliveryResult]:
-        return [self._send_one(m) for m in messages]
-
-    def _send_one(self, message: Message) -> DeliveryResult:
-        clock: Any = self.config["clock"] or time.time
+        (message,) = messages  # limits.max_recipients_per_call is 1
+        clock: Any = self.option("clock") or time.time
         stamp = int(clock() * 1000)
         params = {
-            "access_token": self.config["access_token"],
+            "access_token": self.option("access_token"),
             "timestamp": stamp,
-            "sign": sign(str(self.config["secret"]), stamp),
+            "sign": sign(str(self.option("secret")), stamp),
         }
-        try:
-            response = self._http.post(
-                "/robot/send", params=params, json={"msgtype": "text", "text": {"content": self.render(message)}}
-            )
-        except httpx.ConnectError:
-            return DeliveryResult(message, Status.FAILED_RETRYABLE, code="connect", detail="could not connect")
-        except httpx.TimeoutException:
-            return DeliveryResult(message, Status.FAILED_RETRYABLE, code="timeout", detail="no answer")
-        if response.status_code >= 500:
-            return DeliveryResult(message, Status.FAILED_RETRYABLE, code=str(response.status_code))
-        data = response.json()
+        # request() turns network failures into ChannelError: refused -> retryable "connect";
+        # no answer after sending -> "timeout_unknown", never retried (a robot message is not
+        # idempotent). json_object() maps HTTP 429 / 5xx / 4xx and a body that is not JSON.
+        # A ChannelError raised here becomes this message's result (see Channel.send).
+        response = request(
+            self._http, "POST", "/robot/send", sent_means_maybe_delivered=True, what="DingTalk robot",
+            params=params, json={"msgtype": "text", "text": {"content": self.render(message)}},
+        )
+        data = json_object(response, "DingTalk robot")
         code = int(data.get("errcode", -1))
         if code == 0:
-            return DeliveryResult(message, Status.SENT)
+            return [DeliveryResult(message, Status.SENT)]
         if code == 130101:
-            return DeliveryResult(
+            return [DeliveryResult(
                 message, Status.RATE_LIMITED, code="130101", detail=data.get("errmsg", ""), retry_after=60.0
-            )
-        return DeliveryResult(message, Status.FAILED_PERMANENT, code=str(code), detail=data.get("errmsg", ""))
+            )]
+        return [DeliveryResult(message, Status.FAILED_PERMANENT, code=str(code), detail=data.get("errmsg", ""))]
