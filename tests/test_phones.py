@@ -7,15 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from click.testing import CliRunner
-
 import siyu
 from siyu.channels import Message, Status
-from siyu.cli import cli
 from siyu.channels.sms import SmsTemplate
+from siyu.cli import cli
 from siyu.errors import InvalidPhone
 from siyu.identities import line_type, mask_phone
 from siyu.testing.fakes import FakeAliyunSms
