@@ -22,6 +22,7 @@ from ..identities import mask, normalize
 from ..models.users import ATTRIBUTE_LIMITS, IDENTITY_KINDS, Consent, Identity, MergeRecord, UpsertResult, User
 from ..storage.contracts import NewUser
 from ._common import check_id, check_text, check_user_id, require_user
+from .user_upsert import upsert_many
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -258,8 +259,6 @@ class Users:
         updated and left unchanged (:class:`~siyu.models.users.UpsertResult`), so
         importing the same file twice reports every row as unchanged.
         """
-        from .user_upsert import upsert_many
-
         return upsert_many(self, self._ws, rows)
 
     # -- read -----------------------------------------------------------------
