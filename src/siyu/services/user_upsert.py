@@ -32,8 +32,9 @@ from ..models.users import ATTRIBUTE_LIMITS, Identity, UpsertResult
 from ..storage.contracts import NewUser
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.base import Transaction
-    from ..workspace import Workspace
+    from .privacy import Privacy
     from .users import Users
 
 __all__ = ["upsert_many"]
@@ -56,8 +57,8 @@ class _Target:
     changed: set[str] = attrs.field(factory=set)
 
 
-def upsert_many(users: Users, ws: Workspace, rows: Iterable[Mapping[str, Any]]) -> UpsertResult:
-    now = ws.now()
+def upsert_many(users: Users, uow: UnitOfWork, privacy: Privacy, rows: Iterable[Mapping[str, Any]]) -> UpsertResult:
+    now = uow.now()
     prepared: list[tuple[NewUser, list[Identity]]] = []
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -72,7 +73,7 @@ def upsert_many(users: Users, ws: Workspace, rows: Iterable[Mapping[str, Any]]) 
                 "wechat_openid (with app) or wecom_external_userid"
             )
         prepared.append((new, identities))
-    with ws.write() as tx, tx.savepoint():
+    with uow.write() as tx, tx.savepoint():
         owners = _owners(tx, prepared)
         targets: dict[tuple[str, int], _Target] = {}
         claimed: dict[_Token, tuple[str, int]] = {}
@@ -80,7 +81,7 @@ def upsert_many(users: Users, ws: Workspace, rows: Iterable[Mapping[str, Any]]) 
         for index, (new, identities) in enumerate(prepared):
             try:
                 key = _match(tx, index, identities, owners, claimed, targets, new)
-                _apply(ws, tx, targets[key], new, identities, now)
+                _apply(privacy, tx, targets[key], new, identities, now)
             except SiyuError as exc:
                 raise type(exc)(f"row {index}: {exc}") from None
             for ident in identities:
@@ -170,7 +171,7 @@ def _who(key: tuple[str, int]) -> str:
     return f"user {key[1]}" if key[0] == "user" else f"the user row {key[1]} creates"
 
 
-def _apply(ws: Workspace, tx: Transaction, target: _Target, new: NewUser, identities: list[Identity],
+def _apply(privacy: Privacy, tx: Transaction, target: _Target, new: NewUser, identities: list[Identity],
            now: datetime) -> None:
     """Fold one row into its target (nothing is written yet)."""
     for ident in identities:
@@ -188,7 +189,7 @@ def _apply(ws: Workspace, tx: Transaction, target: _Target, new: NewUser, identi
         elif not present or type(target.attributes[name]) is not type(value) or target.attributes[name] != value:
             changes[name] = value
     if changes:
-        ws.privacy.check_attributes(tx, target.user_id, changes, target.attributes)
+        privacy.check_attributes(tx, target.user_id, changes, target.attributes)
         for name, value in changes.items():
             if value is None:
                 target.attributes.pop(name)

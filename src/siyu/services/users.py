@@ -259,7 +259,7 @@ class Users:
         updated and left unchanged (:class:`~siyu.models.users.UpsertResult`), so
         importing the same file twice reports every row as unchanged.
         """
-        return upsert_many(self, self._ws, rows)
+        return upsert_many(self, self._uow, self._privacy, rows)
 
     # -- read -----------------------------------------------------------------
     def get(self, user_id: int) -> User:
