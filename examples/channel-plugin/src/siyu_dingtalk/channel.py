@@ -61,13 +61,14 @@ class DingTalkChannel(Channel):
         }
         # request() turns network failures into ChannelError: refused -> retryable "connect";
         # no answer after sending -> "timeout_unknown", never retried (a robot message is not
-        # idempotent). json_object() maps HTTP 429 / 5xx / 4xx and a body that is not JSON.
-        # A ChannelError raised here becomes this message's result (see Channel.send).
+        # idempotent). json_object(creates=True) maps HTTP 429 -> rate limited, other 4xx ->
+        # refused, and 5xx or a body that is not JSON -> "timeout_unknown" (it may have been
+        # posted). A ChannelError raised here becomes this message's result (see Channel.send).
         response = request(
             self._http, "POST", "/robot/send", sent_means_maybe_delivered=True, what="DingTalk robot",
             params=params, json={"msgtype": "text", "text": {"content": self.render(message)}},
         )
-        data = json_object(response, "DingTalk robot")
+        data = json_object(response, "DingTalk robot", creates=True)
         code = int(data.get("errcode", -1))
         if code == 0:
             return [DeliveryResult(message, Status.SENT)]
