@@ -30,7 +30,8 @@ The tree::
     │   ├── GroupBuyFull             a 拼团 group has no free slot
     │   ├── AlreadyJoined            the user already holds a slot in the group
     │   ├── GroupBuyClosed           the group buy completed, failed or expired
-    │   └── AlreadyDecided           a campaign's A/B winner was already decided
+    │   ├── AlreadyDecided           a campaign's A/B winner was already decided
+    │   └── InvalidTransition        a campaign's status does not allow the operation
     ├── PolicyViolation              a business or legal guard refused
     │   ├── ConsentRequired
     │   ├── CapExceeded
@@ -69,6 +70,7 @@ __all__ = [
     "IdempotencyConflict",
     "IdentityConflict",
     "InsufficientPoints",
+    "InvalidTransition",
     "InvalidMessage",
     "InvalidMoney",
     "GroupBuyClosed",
@@ -261,6 +263,18 @@ class AlreadyJoined(Conflict):
 
 class AlreadyDecided(Conflict):
     """``decide`` was called on a campaign whose winner is already chosen."""
+
+
+class InvalidTransition(Conflict):
+    """A campaign's status does not allow what was asked (a cancelled campaign
+    cannot be sent, a pilot must come before any send ...). ``status`` is the
+    campaign's status, ``to`` the status the operation needed; the allowed
+    moves are :data:`siyu.campaigns.TRANSITIONS`."""
+
+    def __init__(self, message: str, *, status: str, to: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.to = to
 
 
 class GroupBuyClosed(Conflict):

@@ -18,9 +18,12 @@ from .models import (
     VariantResult,
 )
 from .service import Campaigns
+from .state import TRANSITIONS, CampaignStatus
 
 __all__ = [
+    "TRANSITIONS",
     "Campaign",
+    "CampaignStatus",
     "Campaigns",
     "Decision",
     "Delivery",

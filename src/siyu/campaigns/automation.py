@@ -12,10 +12,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ..events import CampaignLaunched, Event, EventTracked, OrderRecorded
 from ..storage.contracts.campaigns import CampaignRow, NewDelivery
 from .models import Delivery, RunReport, Trigger
+from .records import Stored, find, save, stored
 from .schedule import Schedule
+from .state import CampaignStatus as S
 
 if TYPE_CHECKING:
     from pyroaring import BitMap
@@ -29,6 +33,8 @@ log = logging.getLogger("siyu.campaigns")
 
 #: How long an in-process cache of trigger/goal campaigns is trusted (other processes' changes).
 _CACHE_SECONDS = 5.0
+#: Statuses ``run_due`` leaves alone: nothing of theirs is due by itself.
+_IDLE = frozenset({S.DONE, S.CANCELLED, S.DRAFT, S.DECIDED})
 _ID_FIELDS = ("order_id", "event_id", "entry_id", "coupon_id", "group_id", "task_id", "merge_id")
 
 
@@ -42,11 +48,15 @@ def _trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
     )
 
 
+def _listening(campaign: Stored) -> bool:
+    return campaign.underlying is S.ACTIVE
+
+
 class Automation:
     """The scheduling, trigger and attribution half of ``ws.campaigns``."""
 
     _uow: UnitOfWork
-    _cache: tuple[float, builtins.list[CampaignRow]] | None
+    _cache: tuple[float, builtins.list[Stored]] | None
     #: Triggered campaigns to send once a transaction commits.
     _runs_after: weakref.WeakKeyDictionary[Transaction, set[int]]
 
@@ -76,30 +86,30 @@ class Automation:
         now = self._uow.now()
         reports: builtins.list[RunReport] = []
         with self._uow.read() as tx:
-            rows = [r for r in tx.campaigns.all() if r.status not in ("done", "cancelled", "draft", "decided")]
-        for row in rows:
+            found = [stored(r) for r in tx.campaigns.all()]
+        for campaign in found:
+            if campaign.status in _IDLE:
+                continue
+            row, state = campaign.row, campaign.state
             trig = _trigger_from(row.config.get("trigger"))
             if trig is not None and trig.event == "points_expiring":
-                self._enqueue_expiring(row, trig, now)
+                self._enqueue_expiring(campaign, trig, now)
             sched = Schedule.from_config(row.config.get("schedule"), self._uow.tz)
-            if sched is not None and sched.recurring and row.state.get("armed"):
-                self._start_occurrences(row, sched, now)
-            elif sched is not None and row.status == "scheduled":
-                start = row.state.get("next_run_at")
-                if not row.state.get("armed") or (start and datetime.fromisoformat(start) > now):
+            if sched is not None and sched.recurring and state.armed:
+                self._start_occurrences(campaign, sched, now)
+            elif sched is not None and campaign.status is S.SCHEDULED:
+                if not state.armed or (state.next_run_at is not None and state.next_run_at > now):
                     continue
                 with self._uow.write() as tx:
-                    fresh = self._row(tx, row.id)
-                    state = dict(fresh.state)
-                    state["next_run_at"] = None
-                    tx.campaigns.update(row.id, status="running", state=state)
+                    fresh = find(tx, row.id)
+                    if fresh.status is S.SCHEDULED:  # not started or cancelled by another process meanwhile
+                        save(tx, fresh, status=S.RUNNING, state=attrs.evolve(fresh.state, next_run_at=None))
             reports.append(self._run(row.id))
         return reports
 
-    def _start_occurrences(self, row: CampaignRow, sched: Schedule, now: datetime) -> None:
+    def _start_occurrences(self, campaign: Stored, sched: Schedule, now: datetime) -> None:
         """Open the latest due occurrence of a recurring campaign (missed ones are not replayed)."""
-        nxt_raw = row.state.get("next_run_at")
-        nxt = datetime.fromisoformat(nxt_raw) if nxt_raw else sched.first()
+        nxt = campaign.state.next_run_at or sched.first()
         if nxt is None or nxt > now:
             return
         latest = nxt
@@ -109,30 +119,32 @@ class Automation:
                 break
             latest = after
         with self._uow.write() as tx:
-            fresh = self._row(tx, row.id)
-            state = dict(fresh.state)
-            rest = dict(state.get("rest") or {})
-            rest["occurrence"] = latest.isoformat()
-            state["rest"] = rest
+            fresh = find(tx, campaign.id)
+            launch = fresh.state.launch
+            if launch is None or fresh.status in (S.CANCELLED, S.DONE):
+                return
             following = sched.after(latest)
-            state["next_run_at"] = None if following is None else following.isoformat()
-            tx.campaigns.update(row.id, status="active" if following is not None else "running", state=state)
-            audience = self._stored_audience(fresh)
-            tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="schedule", occurrence=latest.isoformat(),
+            state = attrs.evolve(fresh.state, next_run_at=following,
+                                 launch=attrs.evolve(launch, occurrence=latest.isoformat()))
+            save(tx, fresh, status=S.ACTIVE if following is not None else S.RUNNING, state=state, under_pause=True)
+            audience = self._stored_audience(fresh.row)
+            tx.emit(CampaignLaunched(at=now, campaign_id=fresh.id, phase="schedule", occurrence=latest.isoformat(),
                                      users=0 if audience is None else len(audience)))
 
-    def _variant_for(self, row: CampaignRow, user_id: int) -> str:
-        if row.state.get("winner"):
-            return str(row.state["winner"])
+    def _variant_for(self, campaign: Stored, user_id: int) -> str:
+        if campaign.state.winner is not None:
+            return campaign.state.winner
+        row = campaign.row
         names = sorted(row.variants)
         digest = hashlib.blake2b(f"{row.config.get('seed', 0)}:{user_id}".encode(), digest_size=8).digest()
         return names[int.from_bytes(digest, "big") % len(names)]
 
-    def _enqueue(self, row: CampaignRow, items: builtins.list[tuple[int, str]], now: datetime) -> int:
+    def _enqueue(self, campaign: Stored, items: builtins.list[tuple[int, str]], now: datetime) -> int:
+        row = campaign.row
         audience = self._stored_audience(row)
         with self._uow.write() as tx:
-            fresh = self._row(tx, row.id)
-            if fresh.status == "cancelled":
+            fresh = find(tx, row.id)
+            if fresh.status in (S.CANCELLED, S.DONE):
                 return 0
             rows = []
             for uid, occurrence in items:
@@ -140,29 +152,30 @@ class Automation:
                     continue
                 if tx.campaigns.has_delivery(row.id, uid, occurrence):
                     continue
-                rows.append(NewDelivery(user_id=uid, variant=self._variant_for(row, uid), phase="trigger",
+                rows.append(NewDelivery(user_id=uid, variant=self._variant_for(fresh, uid), phase="trigger",
                                         status="queued", occurrence=occurrence, due_at=now))
             tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, rows, now)
             for r in rows:
                 tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="trigger", occurrence=r.occurrence, users=1))
         return len(rows)
 
-    def _enqueue_expiring(self, row: CampaignRow, trig: Trigger, now: datetime) -> None:
+    def _enqueue_expiring(self, campaign: Stored, trig: Trigger, now: datetime) -> None:
         assert trig.within is not None
         with self._uow.read() as tx:
             lots = tx.points.expiring(now, now + trig.within)
-        self._enqueue(row, [(lot.user_id, f"points_expiring:{lot.entry_id}") for lot in lots], now)
+        self._enqueue(campaign, [(lot.user_id, f"points_expiring:{lot.entry_id}") for lot in lots], now)
 
     # -- events: triggers and attribution ------------------------------------------------------------------------
-    def _live(self) -> builtins.list[CampaignRow]:
+    def _live(self) -> builtins.list[Stored]:
         cached = self._cache
         if cached is not None and _time.monotonic() - cached[0] < _CACHE_SECONDS:
             return cached[1]
         with self._uow.read() as tx:
-            rows = [r for r in tx.campaigns.all()
-                    if r.goal is not None or (r.config.get("trigger") and r.status == "active")]
-        self._cache = (_time.monotonic(), rows)
-        return rows
+            found = [stored(r) for r in tx.campaigns.all()]
+        # A paused triggered campaign still listens: what it queues goes out when the pause ends.
+        live = [c for c in found if c.row.goal is not None or (c.row.config.get("trigger") and _listening(c))]
+        self._cache = (_time.monotonic(), live)
+        return live
 
     def _on_event(self, event: Event) -> None:
         name = type(event).__name__
@@ -178,16 +191,16 @@ class Automation:
         user_id = getattr(event, "user_id", None)
         if not isinstance(user_id, int):
             return
-        for row in live:
-            trig = _trigger_from(row.config.get("trigger"))
-            if trig is None or trig.event != name or row.status != "active":
+        for campaign in live:
+            trig = _trigger_from(campaign.row.config.get("trigger"))
+            if trig is None or trig.event != name or not _listening(campaign):
                 continue
             if any(getattr(event, k, None) != v for k, v in trig.where.items()):
                 continue
             ident = next((getattr(event, f) for f in _ID_FIELDS if hasattr(event, f)), None)
             occurrence = f"{name}:{ident}" if ident is not None else name
-            if self._enqueue(row, [(user_id, occurrence)], self._uow.now()):
-                self._send_after_commit(row.id)
+            if self._enqueue(campaign, [(user_id, occurrence)], self._uow.now()):
+                self._send_after_commit(campaign.id)
 
     def _send_after_commit(self, campaign_id: int) -> None:
         """Send a triggered campaign's queue once the enqueueing transaction commits.
@@ -209,9 +222,9 @@ class Automation:
                 log.error("sending triggered campaign %d failed; run_due() retries: %r", campaign_id, exc)
 
     def _attribute(
-        self, user_id: int, goal: str, at: datetime, ref: str | None, value: int, live: builtins.list[CampaignRow]
+        self, user_id: int, goal: str, at: datetime, ref: str | None, value: int, live: builtins.list[Stored]
     ) -> None:
-        if not any(r.goal == goal for r in live):
+        if not any(c.row.goal == goal for c in live):
             return
         self.convert(user_id, goal, at=at, ref=ref, value_fen=value)
 

@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from pyroaring import BitMap
 
 from ..channels.base import Channel, DeliveryResult, Message, Status
@@ -63,6 +64,8 @@ from ..identities import mask
 from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
 from .gates import ADDRESS_KIND, lost_users, over_limit, suppressed_users, window_start, without_credit
 from .reconcile import reconcile_due
+from .records import find, save
+from .state import CampaignStatus, Pause, allowed
 from .templates import MissingVariable, Renderer
 
 if TYPE_CHECKING:
@@ -275,9 +278,8 @@ class Runner:
     ) -> tuple[_Claim | None, bool]:
         now = self.ws.now()
         with self.ws.write() as tx:
-            row = tx.campaigns.get(self.row.id)
-            assert row is not None
-            if row.status == "cancelled":
+            current = find(tx, self.row.id)
+            if current.status is CampaignStatus.CANCELLED:
                 return None, False
             throttle_left = self._throttle_left(tx, now)
             if throttle_left is not None:
@@ -287,10 +289,8 @@ class Runner:
                     return None, False
             due = tx.campaigns.due(self.row.id, now, size)
             new_users: list[int] = []
-            cursor_key = f"cursor:{occurrence}"
-            state = dict(row.state)
             if rest is not None and len(due) < size:
-                cursor = int(state.get(cursor_key, 0))
+                cursor = current.state.cursors.get(occurrence, 0)
                 start = bisect.bisect_right(todo, cursor)
                 new_users = todo[start : start + size - len(due)]
             if not due and not new_users:
@@ -367,8 +367,7 @@ class Runner:
             for rid, (uid, _, _, _), fresh_msg in zip(ids, fresh, fresh_messages, strict=True):
                 claim.records.append((rid, uid, rest_variant, fresh_msg))
             if new_users:
-                state[cursor_key] = new_users[-1]
-                tx.campaigns.update(self.row.id, state=state)
+                save(tx, current, state=current.state.with_cursor(occurrence, new_users[-1]))
             for reason, users_ in claim.skipped.items():
                 tx.emit(DeliverySkipped(at=now, campaign_id=self.row.id, reason=reason, user_ids=tuple(users_)))
             del eligible_set
@@ -472,12 +471,16 @@ class Runner:
         return tx.campaigns.attributes(users)
 
     def _pause(self, tx: Transaction, until: datetime, reason: str) -> None:
-        row = tx.campaigns.get(self.row.id)
-        assert row is not None
-        state = dict(row.state)
-        state["paused_until"] = until.isoformat()
-        state["pause_reason"] = reason
-        tx.campaigns.update(self.row.id, status="paused", state=state)
+        current = find(tx, self.row.id)
+        if current.status is CampaignStatus.PAUSED:
+            # Paused again before the pause ended: it still gives back what it interrupted.
+            resume_to = None if current.state.pause is None else current.state.pause.resume_to
+        elif allowed(current.status, CampaignStatus.PAUSED):
+            resume_to = current.status
+        else:
+            return  # cancelled or finished meanwhile: the records keep their due times, nothing is paused
+        pause = Pause(until=until, reason=reason, resume_to=resume_to)
+        save(tx, current, status=CampaignStatus.PAUSED, state=attrs.evolve(current.state, pause=pause))
         tx.emit(CampaignPaused(at=self.ws.now(), campaign_id=self.row.id, until=until, reason=reason))
 
     # -- send and complete ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from ..channels.receipts import Receipt
+from .state import CampaignStatus
 
 __all__ = [
     "Campaign",
@@ -47,10 +48,13 @@ class Trigger:
 class Campaign:
     """A stored campaign (see ``ws.campaigns.create``).
 
-    ``status`` is ``draft`` (created), ``piloting`` (pilot sent, waiting for
-    results), ``decided``, ``running`` (a send or roll-out in progress),
-    ``paused`` (rate-limited or waiting for a window), ``done``, or
+    ``status`` (a :class:`~siyu.campaigns.CampaignStatus`, compared like its
+    string) is ``draft`` (created), ``scheduled`` (waiting for its start),
+    ``piloting`` (pilot sent, waiting for results), ``decided``, ``running``
+    (a send or roll-out in progress), ``paused`` (rate-limited or throttled;
+    it gives back the status it interrupted), ``done``, ``cancelled``, or
     ``active`` (triggered and recurring campaigns, which keep listening).
+    :data:`~siyu.campaigns.TRANSITIONS` says which may follow which.
     """
 
     id: int
@@ -62,7 +66,7 @@ class Campaign:
     attribution_window: timedelta
     purpose: str
     non_personalized: bool
-    status: str
+    status: CampaignStatus
     audience_count: int
     created_at: datetime
     schedule: str | None = None

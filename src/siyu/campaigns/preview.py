@@ -24,6 +24,7 @@ from .gates import (
     without_credit,
 )
 from .models import GateCount, Preview, SampleRender
+from .state import load_state
 from .templates import BUILTINS, MissingVariable, Renderer
 
 if TYPE_CHECKING:
@@ -181,7 +182,8 @@ class Previews:
         variant's; before that, with one variant, its template; with several,
         every variant's (a pilot may deal a user any of them), so a preview never
         counts a user the send would skip."""
-        chosen = (row.state.get("rest") or {}).get("variant") or row.state.get("winner")
+        state = load_state(row.state)
+        chosen = state.launch.variant if state.launch is not None else state.winner
         variants = [chosen] if chosen in renderer.templates else list(renderer.templates)
         return {renderer.templates[v]: users for v in variants}
 

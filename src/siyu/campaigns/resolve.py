@@ -17,6 +17,8 @@ from .._validation import MAX_ID, check_text
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import CampaignSent
 from .models import Delivery
+from .records import find, save
+from .state import CampaignStatus
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -59,7 +61,8 @@ class Resolutions:
         detail = check_text(note, "note", max_length=500) if note is not None else None
         now = self._uow.now()
         with self._uow.write() as tx:
-            row = self._row(tx, campaign)
+            current = find(tx, campaign)
+            row = current.row
             records = {d.id: d for d in tx.campaigns.records(ids)} if ids else {}
             missing = [i for i in ids if i not in records or records[i].campaign_id != row.id]
             if missing:
@@ -83,8 +86,8 @@ class Resolutions:
                     by_variant.setdefault(records[i].variant, []).append(records[i].user_id)
                 for variant, users in by_variant.items():
                     tx.emit(CampaignSent(at=now, campaign_id=row.id, variant=variant, user_ids=tuple(users)))
-            elif row.status == "done":
-                tx.campaigns.update(row.id, status="running")  # it has work again
+            elif current.status is CampaignStatus.DONE:
+                save(tx, current, status=CampaignStatus.RUNNING)  # it has work again
             return [Delivery.of(d) for d in tx.campaigns.records(ids)]
 
 

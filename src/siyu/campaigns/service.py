@@ -21,6 +21,7 @@ from ..channels.base import Channel
 from ..errors import (
     AlreadyDecided,
     Conflict,
+    InvalidTransition,
     NotFound,
     ValidationError,
 )
@@ -50,8 +51,11 @@ from .models import (
 from .preview import Previews
 from .receipts import Receipts
 from .reconcile import RECONCILING
+from .records import Stored, find, save, stored
 from .resolve import Resolutions
 from .schedule import Schedule
+from .state import CampaignState, Decided, HoldoutInfo, Launch, Phase, PilotInfo, check_transition, dump_state
+from .state import CampaignStatus as S
 from .stats import wilson_interval
 from .templates import Renderer
 
@@ -99,10 +103,6 @@ class _Observer:
     def handle(self, events: Sequence[Event]) -> None:
         for event in events:
             self.service._on_event(event)
-
-
-def _campaign_id(value: object) -> int:
-    return check_int(value, "campaign_id", minimum=1)
 
 
 def _audience(value: object) -> BitMap:
@@ -197,7 +197,7 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         self._channels = channels
         self._holders = holders
         self._lock = threading.Lock()
-        self._cache: tuple[float, builtins.list[CampaignRow]] | None = None
+        self._cache: tuple[float, builtins.list[Stored]] | None = None
         #: The event consumer: goal attribution and triggered sends.
         self.observer = _Observer(self)
         self._runs_after = weakref.WeakKeyDictionary()
@@ -363,17 +363,14 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         if quiet_hours is not ...:
             parsed = QuietHours.parse(quiet_hours)
             config["quiet_hours"] = None if parsed is None else parsed.as_list()
-        status = "active" if trig is not None else ("scheduled" if sched is not None else "draft")
-        state: dict[str, Any] = {}
-        if sched is not None:
-            first = sched.first()
-            state["next_run_at"] = None if first is None else first.isoformat()
+        status = S.ACTIVE if trig is not None else (S.SCHEDULED if sched is not None else S.DRAFT)
+        state = CampaignState(next_run_at=None if sched is None else sched.first())
         row = CampaignRow(
             id=0, name=cname, channel=channel, consent_channel=chan.consent_channel or chan.name, template=template,
             variants=clean, goal=goal, attribution_us=int(attribution_window.total_seconds() * 1_000_000),
-            purpose=purpose, non_personalized=non_personalized, status=status, config=config,
+            purpose=purpose, non_personalized=non_personalized, status=status.value, config=config,
             audience=None if bitmap is None else bitmap.serialize(),
-            audience_count=0 if bitmap is None else len(bitmap), created_at=now, state=state,
+            audience_count=0 if bitmap is None else len(bitmap), created_at=now, state=dump_state(state),
         )
         with self._uow.write() as tx:
             if bitmap is not None:
@@ -385,10 +382,9 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
             cid = tx.campaigns.add(row)
             tx.emit(CampaignCreated(at=now, campaign_id=cid, name=cname, channel=channel))
             tx.meta.bump("campaigns")
-            stored = tx.campaigns.get(cid)
-        assert stored is not None
+            made = find(tx, cid)
         self._cache = None
-        return self._model(stored)
+        return self._model(made)
 
     def _channel(self, name: str) -> Channel:
         if not isinstance(name, str) or not name:
@@ -400,32 +396,29 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
 
     # -- read ---------------------------------------------------------------------------------
     def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow:
-        by_name = isinstance(campaign, str)
-        row = tx.campaigns.by_name(str(campaign)) if by_name else tx.campaigns.get(_campaign_id(campaign))
-        if row is None:
-            raise NotFound(f"no campaign {campaign!r}; list them with ws.campaigns.list()")
-        return row
+        return find(tx, campaign).row
 
     def get(self, campaign: int | str) -> Campaign:
         """A campaign by id or name."""
         with self._uow.read() as tx:
-            return self._model(self._row(tx, campaign))
+            return self._model(find(tx, campaign))
 
     def list(self) -> builtins.list[Campaign]:
         """Every campaign, oldest first."""
         with self._uow.read() as tx:
-            return [self._model(r) for r in tx.campaigns.all()]
+            return [self._model(stored(r)) for r in tx.campaigns.all()]
 
-    def _model(self, row: CampaignRow) -> Campaign:
+    def _model(self, campaign: Stored) -> Campaign:
+        row = campaign.row
         sched = row.config.get("schedule") or {}
         start = sched.get("start_at")
         return Campaign(
             id=row.id, name=row.name, channel=row.channel, template=row.template, variants=row.variants,
             goal=row.goal, attribution_window=timedelta(microseconds=row.attribution_us), purpose=row.purpose,
-            non_personalized=row.non_personalized, status=row.status, audience_count=row.audience_count,
+            non_personalized=row.non_personalized, status=campaign.status, audience_count=row.audience_count,
             created_at=row.created_at, schedule=sched.get("rrule"),
             start_at=datetime.fromisoformat(start) if start else None, throttle=row.config.get("throttle"),
-            trigger=_trigger_from(row.config.get("trigger")), winner=row.state.get("winner"),
+            trigger=_trigger_from(row.config.get("trigger")), winner=campaign.state.winner,
         )
 
     def deliveries(
@@ -476,14 +469,15 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
     def _stored_audience(row: CampaignRow) -> BitMap | None:
         return None if row.audience is None else BitMap.deserialize(row.audience)
 
-    def _rest_audience(self, tx: Transaction, row: CampaignRow) -> BitMap | None:
+    def _rest_audience(self, tx: Transaction, campaign: Stored) -> BitMap | None:
         """Who a send, roll-out or recurring round may reach: the audience less the
         pilot's holdout. A one-off round skips them anyway (they have a record for
         it), but each recurring round is a new occurrence where they have none."""
-        audience = self._stored_audience(row)
-        if audience is None or not ((row.state.get("pilot") or {}).get("holdout") or row.state.get("holdout")):
+        audience = self._stored_audience(campaign.row)
+        state = campaign.state
+        if audience is None or not ((state.pilot is not None and state.pilot.holdout) or state.holdout is not None):
             return audience
-        return audience - self._holdout_users(tx, row.id)
+        return audience - self._holdout_users(tx, campaign.id)
 
     @staticmethod
     def _holdout_users(tx: Transaction, campaign_id: int) -> BitMap:
@@ -515,13 +509,22 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
             check_int(seed, "seed")
         now = self._uow.now()
         with self._uow.write() as tx:
-            row = self._row(tx, campaign)
+            current = find(tx, campaign)
+            row = current.row
             if row.config.get("trigger"):
                 raise ValidationError("a triggered campaign assigns variants per event; it has no pilot")
-            if "pilot" in row.state:
+            if current.state.pilot is not None:
                 raise Conflict(f"campaign {row.name!r} already ran its pilot; see ws.campaigns.results({row.id})")
-            if row.status not in ("draft", "scheduled"):
-                raise Conflict(f"campaign {row.name!r} is {row.status}; a pilot must come before any send")
+            check_transition(current.status, S.PILOTING, campaign=row.name, campaign_id=row.id)
+            if current.status not in (S.DRAFT, S.SCHEDULED) or current.state.launch is not None:
+                # An armed scheduled send has its audience (and holdout) already.
+                done = current.state.launch
+                raise InvalidTransition(
+                    f"campaign {row.name!r} "
+                    + (f"is {current.status}" if done is None else f"was already launched ({done.phase})")
+                    + "; a pilot must come before any send",
+                    status=current.status, to=S.PILOTING,
+                )
             audience = self._stored_audience(row)
             assert audience is not None
             used_seed = row.config.get("seed", 0) if seed is None else seed
@@ -544,11 +547,8 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
                     rows.append(NewDelivery(user_id=uid, variant=group, phase="pilot", status="queued", due_at=now))
             rows.sort(key=lambda r: r.user_id)
             tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, rows, now)
-            state = dict(row.state)
-            state["pilot"] = {"fraction": fraction, "seed": used_seed, "at": now.isoformat(), "users": size,
-                              "holdout": holdout}
-            state["phase"] = "pilot"
-            tx.campaigns.update(row.id, status="piloting", state=state)
+            pilot = PilotInfo(fraction=fraction, seed=used_seed, users=size, holdout=holdout, at=now)
+            save(tx, current, status=S.PILOTING, state=attrs.evolve(current.state, pilot=pilot, phase=Phase.PILOT))
             tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase="pilot", occurrence="", users=size))
         if not send:
             return RunReport(campaign_id=row.id)
@@ -612,13 +612,14 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
             raise ValidationError("alpha must be in (0, 1) and threshold in [0.5, 1)")
         check_int(min_sample, "min_sample", minimum=1)
         with self._uow.read() as tx:
-            row = self._row(tx, campaign)
-        if row.state.get("winner"):
+            current = find(tx, campaign)
+        row = current.row
+        if current.state.winner is not None:
             raise AlreadyDecided(
-                f"campaign {row.name!r} already decided: winner {row.state['winner']!r}; "
+                f"campaign {row.name!r} already decided: winner {current.state.winner!r}; "
                 f"roll it out with ws.campaigns.rollout({row.id})"
             )
-        if "pilot" not in row.state:
+        if current.state.pilot is None:
             raise ValidationError(f"campaign {row.name!r} has no pilot yet; run ws.campaigns.pilot({row.id}) first")
         res = self.results(row.id, phase="pilot")
         arms = {v: (r.conversions, r.sent) for v, r in res.variants.items() if v != HOLDOUT}
@@ -630,14 +631,14 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         if decision.winner is None:
             return decision
         with self._uow.write() as tx:
-            fresh = self._row(tx, row.id)
-            if fresh.state.get("winner"):
-                raise AlreadyDecided(f"campaign {row.name!r} was decided meanwhile: {fresh.state['winner']!r}")
-            state = dict(fresh.state)
-            state["winner"] = decision.winner
-            state["decision"] = {"test": decision.test, "reason": decision.reason, "at": now.isoformat()}
-            status = fresh.status if fresh.status in ("running", "paused") else "decided"
-            tx.campaigns.update(row.id, status=status, state=state)
+            fresh = find(tx, row.id)
+            if fresh.state.winner is not None:
+                raise AlreadyDecided(f"campaign {row.name!r} was decided meanwhile: {fresh.state.winner!r}")
+            state = attrs.evolve(fresh.state, winner=decision.winner,
+                                 decision=Decided(test=decision.test, reason=decision.reason, at=now))
+            # Only a pilot waiting for its results becomes decided; a send under way goes on.
+            status = S.DECIDED if fresh.underlying is S.PILOTING else fresh.underlying
+            save(tx, fresh, status=status, state=state, under_pause=True)
             tx.emit(CampaignDecided(at=now, campaign_id=row.id, winner=decision.winner, test=decision.test))
         return decision
 
@@ -647,8 +648,9 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         the pilot (holdout included: they stay untouched). ``batch`` is how many
         records one claim transaction takes."""
         with self._uow.write() as tx:
-            row = self._row(tx, campaign)
-            chosen = variant or row.state.get("winner")
+            current = find(tx, campaign)
+            row = current.row
+            chosen = variant or current.state.winner
             if chosen is None:
                 if len(row.variants) == 1:
                     chosen = next(iter(row.variants))
@@ -656,7 +658,7 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
                     raise ValidationError(
                         f"campaign {row.name!r} has no winner yet; call ws.campaigns.decide({row.id}) or pass variant="
                     )
-            self._launch(tx, row, chosen, "rollout")
+            self._launch(tx, current, chosen, Phase.ROLLOUT)
         return self._run(row.id, batch=batch)
 
     def send(
@@ -675,7 +677,8 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         if seed is not None:
             check_int(seed, "seed")
         with self._uow.write() as tx:
-            row = self._row(tx, campaign)
+            current = find(tx, campaign)
+            row = current.row
             if variant is None:
                 if len(row.variants) > 1:
                     raise ValidationError(
@@ -683,45 +686,45 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
                         f"(ws.campaigns.pilot) or pass variant="
                     )
                 variant = next(iter(row.variants))
-            self._launch(tx, row, variant, "send", holdout=holdout, seed=seed)
+            self._launch(tx, current, variant, Phase.SEND, holdout=holdout, seed=seed)
         return self._run(row.id, batch=batch)
 
     def _launch(
-        self, tx: Transaction, row: CampaignRow, variant: str, phase: str, *, holdout: float = 0.0,
+        self, tx: Transaction, current: Stored, variant: str, phase: Phase, *, holdout: float = 0.0,
         seed: int | None = None,
     ) -> None:
+        row = current.row
         if variant not in row.variants:
             raise ValidationError(f"campaign {row.name!r} has no variant {variant!r}; it has {list(row.variants)}")
         if row.config.get("trigger"):
             raise ValidationError("a triggered campaign sends when its event happens; it cannot be sent by hand")
-        if "rest" in row.state:
+        if current.state.launch is not None:
             raise Conflict(
-                f"campaign {row.name!r} was already launched ({row.state['rest']['phase']}); "
+                f"campaign {row.name!r} was already launched ({current.state.launch.phase}); "
                 f"continue it with ws.campaigns.resume({row.id})"
             )
         now = self._uow.now()
-        state = dict(row.state)
-        if holdout:
-            state["holdout"] = self._hold_out(tx, row, phase, holdout, seed, now)
-        state["rest"] = {"variant": variant, "phase": phase, "occurrence": ""}
-        state["phase"] = phase
         sched = Schedule.from_config(row.config.get("schedule"), self._uow.tz)
-        status = "running"
+        launch = Launch(variant=variant, phase=phase, occurrence="")
+        status = S.RUNNING
         if sched is not None:
-            state["armed"] = True
-            status = "scheduled"
+            status = S.SCHEDULED
             if sched.recurring:
                 # Each occurrence opens its own round (run_due); until then nothing is open.
-                status = "active"
-                state["rest"]["occurrence"] = None
-        tx.campaigns.update(row.id, status=status, state=state)
+                status = S.ACTIVE
+                launch = Launch(variant=variant, phase=phase, occurrence=None)
+        check_transition(current.underlying, status, campaign=row.name, campaign_id=row.id)
+        state = attrs.evolve(current.state, launch=launch, phase=phase, armed=sched is not None)
+        if holdout:
+            state = attrs.evolve(state, holdout=self._hold_out(tx, row, phase, holdout, seed, now))
+        save(tx, current, status=status, state=state, under_pause=True)
         audience = self._stored_audience(row)
-        tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase=phase, occurrence="",
+        tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase=phase.value, occurrence="",
                                  users=0 if audience is None else len(audience)))
 
     def _hold_out(
-        self, tx: Transaction, row: CampaignRow, phase: str, fraction: float, seed: int | None, now: datetime
-    ) -> dict[str, Any]:
+        self, tx: Transaction, row: CampaignRow, phase: Phase, fraction: float, seed: int | None, now: datetime
+    ) -> HoldoutInfo:
         pool = (self._stored_audience(row) or BitMap()) - BitMap(tx.campaigns.existing_users(row.id, ""))
         size = round(len(pool) * fraction)
         if size < 1:
@@ -731,10 +734,11 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         used_seed = row.config.get("seed", 0) if seed is None else seed
         picked = sorted(random.Random(used_seed).sample(list(pool), size))
         tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, [
-            NewDelivery(user_id=uid, variant=HOLDOUT, phase=phase, status="holdout", claimed_at=now, reason="holdout")
+            NewDelivery(user_id=uid, variant=HOLDOUT, phase=phase.value, status="holdout", claimed_at=now,
+                        reason="holdout")
             for uid in picked
         ], now)
-        return {"fraction": fraction, "seed": used_seed, "users": size, "at": now.isoformat()}
+        return HoldoutInfo(fraction=fraction, seed=used_seed, users=size, at=now)
 
     def resume(
         self, campaign: int | str, *, recover_after: timedelta = timedelta(0), limit: int | None = None,
@@ -757,13 +761,10 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
     def cancel(self, campaign: int | str) -> Campaign:
         """Stop a campaign: nothing more is claimed (records already sent stay)."""
         with self._uow.write() as tx:
-            row = self._row(tx, campaign)
-            tx.campaigns.update(row.id, status="cancelled")
+            cancelled = save(tx, find(tx, campaign), status=S.CANCELLED)
             tx.meta.bump("campaigns")
-            fresh = tx.campaigns.get(row.id)
-        assert fresh is not None
         self._cache = None
-        return self._model(fresh)
+        return self._model(cancelled)
 
     def _run(
         self, campaign_id: int, *, recover_after: timedelta | None = timedelta(0), limit: int | None = None,
@@ -772,56 +773,57 @@ class Campaigns(Previews, Receipts, Resolutions, Automation):
         check_int(batch, "batch", minimum=1, maximum=100_000)
         now = self._uow.now()
         with self._uow.write() as tx:
-            row = self._row(tx, campaign_id)
-            if row.status == "cancelled":
+            current = find(tx, campaign_id)
+            row = current.row
+            if current.status is S.CANCELLED:
                 return RunReport(campaign_id=row.id, done=True)
-            state = dict(row.state)
-            paused = state.get("paused_until")
-            if paused and datetime.fromisoformat(paused) > now:
-                return RunReport(campaign_id=row.id, paused_until=datetime.fromisoformat(paused))
-            if row.status == "scheduled":
-                start = state.get("next_run_at")
-                if start and datetime.fromisoformat(start) > now:
-                    return RunReport(campaign_id=row.id, paused_until=datetime.fromisoformat(start))
-            if paused or row.status == "paused":
-                state.pop("paused_until", None)
-                state.pop("pause_reason", None)
-                tx.campaigns.update(row.id, status="running", state=state)
+            pause, start = current.state.pause, current.state.next_run_at
+            if pause is not None and pause.until > now:
+                return RunReport(campaign_id=row.id, paused_until=pause.until)
+            if current.status is S.SCHEDULED and start is not None and start > now:
+                return RunReport(campaign_id=row.id, paused_until=start)
+            if pause is not None or current.status is S.PAUSED:
+                # The pause is over: the campaign is again what the pause interrupted.
+                current = save(tx, current, status=current.underlying, state=attrs.evolve(current.state, pause=None))
             cfg = self._gates(tx, row)
+            launch = current.state.launch
+            audience = None
+            if launch is not None and launch.occurrence is not None:
+                audience = self._rest_audience(tx, current)
         channel = self._channel(row.channel)
         runner = Runner(self, row, channel, self._renderer(row, channel), cfg, batch=batch)
-        rest_cfg = state.get("rest")
         rest = None
         occurrence = ""
-        if rest_cfg is not None and rest_cfg.get("occurrence") is not None:
-            occurrence = rest_cfg["occurrence"]
-            with self._uow.read() as tx:
-                audience = self._rest_audience(tx, row)
+        if launch is not None and launch.occurrence is not None:
+            occurrence = launch.occurrence
             if audience is not None:
-                rest = (audience, rest_cfg["variant"], rest_cfg["phase"])
+                rest = (audience, launch.variant, launch.phase.value)
         totals = runner.run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
         return self._finish(row.id, totals)
 
     def _finish(self, campaign_id: int, totals: Mapping[str, Any]) -> RunReport:
         with self._uow.write() as tx:
-            row = self._row(tx, campaign_id)
-            pending = tx.campaigns.pending(row.id)
-            due_at = [tx.campaigns.next_due(row.id), tx.campaigns.next_due(row.id, "unknown", RECONCILING)]
+            current = find(tx, campaign_id)
+            pending = tx.campaigns.pending(current.id)
+            due_at = [tx.campaigns.next_due(current.id), tx.campaigns.next_due(current.id, "unknown", RECONCILING)]
             next_due = min((d for d in due_at if d is not None), default=None)
             paused_until = totals.get("paused_until")
-            done = row.status == "done"
+            done = current.status is S.DONE
             idle = not pending and next_due is None and not paused_until
-            if row.status in ("running", "piloting", "paused") and idle:
-                rest = row.state.get("rest")
-                if rest is not None:
-                    audience = self._rest_audience(tx, row)
-                    todo = (audience or BitMap()) - BitMap(tx.campaigns.existing_users(row.id, rest["occurrence"]))
-                    if not todo and row.status != "cancelled":
-                        tx.campaigns.update(row.id, status="done")
+            launch, state = current.state.launch, current.state
+            if current.status in (S.RUNNING, S.PAUSED) and idle:
+                if launch is not None and launch.occurrence is not None:
+                    audience = self._rest_audience(tx, current)
+                    todo = (audience or BitMap()) - BitMap(tx.campaigns.existing_users(current.id, launch.occurrence))
+                    if not todo:
+                        save(tx, current, status=S.DONE)
                         done = True
-                elif row.state.get("phase") == "pilot" and row.status != "piloting":
-                    tx.campaigns.update(row.id, status="piloting")
-            elif next_due is not None and paused_until is None and row.status not in ("active", "cancelled"):
+                elif launch is None and state.phase is Phase.PILOT:
+                    save(tx, current, status=S.PILOTING if state.winner is None else S.DECIDED)
+                elif current.row.config.get("trigger") and current.status is S.RUNNING:
+                    # Left running by a pause of an earlier siyu: listen for the trigger again.
+                    save(tx, current, status=S.ACTIVE)
+            elif next_due is not None and paused_until is None and current.status not in (S.ACTIVE, S.CANCELLED):
                 paused_until = next_due
         return RunReport(
             campaign_id=campaign_id, claimed=totals["claimed"], sent=totals["sent"], failed=totals["failed"],
