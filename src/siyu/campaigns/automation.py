@@ -8,26 +8,26 @@ import hashlib
 import logging
 import time as _time
 import weakref
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ..events import CampaignLaunched, Event, EventTracked, OrderRecorded
-from ..storage.contracts.campaigns import CampaignRow, NewDelivery
-from .models import Delivery, RunReport, Trigger
-from .records import Stored, find, save, stored
+from ..storage.contracts.campaigns import NewDelivery
+from .models import RunReport, Trigger
+from .records import Stored, audience_of, find, save, stored, trigger_from
 from .schedule import Schedule
 from .state import CampaignStatus as S
 
 if TYPE_CHECKING:
-    from pyroaring import BitMap
-
     from .._uow import UnitOfWork
     from ..storage.base import Transaction
+    from .attribution import Conversions
+    from .runner import CampaignRunner
 
-__all__ = ["Automation"]
+__all__ = ["TriggerAutomation"]
 
 log = logging.getLogger("siyu.campaigns")
 
@@ -38,44 +38,39 @@ _IDLE = frozenset({S.DONE, S.CANCELLED, S.DRAFT, S.DECIDED})
 _ID_FIELDS = ("order_id", "event_id", "entry_id", "coupon_id", "group_id", "task_id", "merge_id")
 
 
-def _trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
-    if not config:
-        return None
-    within = config.get("within_s")
-    return Trigger(
-        event=config["event"], where=config.get("where") or {},
-        within=None if within is None else timedelta(seconds=within),
-    )
-
-
 def _listening(campaign: Stored) -> bool:
     return campaign.underlying is S.ACTIVE
 
 
-class Automation:
-    """The scheduling, trigger and attribution half of ``ws.campaigns``."""
+class _Observer:
+    """The campaigns' event consumer (``siyu.campaigns``): attribution and triggers,
+    one event per call."""
 
-    _uow: UnitOfWork
-    _cache: tuple[float, builtins.list[Stored]] | None
-    #: Triggered campaigns to send once a transaction commits.
-    _runs_after: weakref.WeakKeyDictionary[Transaction, set[int]]
+    def __init__(self, automation: TriggerAutomation) -> None:
+        self.automation = automation
 
-    if TYPE_CHECKING:
+    def handle(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.automation.on_event(event)
 
-        def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow: ...
 
-        def _run(
-            self, campaign_id: int, *, recover_after: timedelta | None = ..., limit: int | None = None,
-            batch: int = 5_000,
-        ) -> RunReport: ...
+class TriggerAutomation:
+    """Runs campaigns by themselves: scheduled starts and rounds (``run_due``), event
+    triggers, and goal attribution from the events siyu sees."""
 
-        def convert(
-            self, user_id: int, goal: str, *, at: datetime | None = None, ref: str | None = None,
-            value_fen: int = 0,
-        ) -> Delivery | None: ...
+    def __init__(self, uow: UnitOfWork, *, runner: CampaignRunner, conversions: Conversions) -> None:
+        self._uow = uow
+        self._runner = runner
+        self._conversions = conversions
+        self._cache: tuple[float, builtins.list[Stored]] | None = None
+        #: Triggered campaigns to send once a transaction commits.
+        self._runs_after: weakref.WeakKeyDictionary[Transaction, set[int]] = weakref.WeakKeyDictionary()
+        #: The event consumer the workspace declares (``siyu.eventlog.builtin``).
+        self.observer = _Observer(self)
 
-        @staticmethod
-        def _stored_audience(row: CampaignRow) -> BitMap | None: ...
+    def forget(self) -> None:
+        """Drop the cached trigger and goal campaigns (one was created or cancelled)."""
+        self._cache = None
 
     # -- schedules and triggers ------------------------------------------------------------------------------
     def run_due(self) -> builtins.list[RunReport]:
@@ -91,7 +86,7 @@ class Automation:
             if campaign.status in _IDLE:
                 continue
             row, state = campaign.row, campaign.state
-            trig = _trigger_from(row.config.get("trigger"))
+            trig = trigger_from(row.config.get("trigger"))
             if trig is not None and trig.event == "points_expiring":
                 self._enqueue_expiring(campaign, trig, now)
             sched = Schedule.from_config(row.config.get("schedule"), self._uow.tz)
@@ -104,7 +99,7 @@ class Automation:
                     fresh = find(tx, row.id)
                     if fresh.status is S.SCHEDULED:  # not started or cancelled by another process meanwhile
                         save(tx, fresh, status=S.RUNNING, state=attrs.evolve(fresh.state, next_run_at=None))
-            reports.append(self._run(row.id))
+            reports.append(self._runner.run(row.id))
         return reports
 
     def _start_occurrences(self, campaign: Stored, sched: Schedule, now: datetime) -> None:
@@ -127,7 +122,7 @@ class Automation:
             state = attrs.evolve(fresh.state, next_run_at=following,
                                  launch=attrs.evolve(launch, occurrence=latest.isoformat()))
             save(tx, fresh, status=S.ACTIVE if following is not None else S.RUNNING, state=state, under_pause=True)
-            audience = self._stored_audience(fresh.row)
+            audience = audience_of(fresh.row)
             tx.emit(CampaignLaunched(at=now, campaign_id=fresh.id, phase="schedule", occurrence=latest.isoformat(),
                                      users=0 if audience is None else len(audience)))
 
@@ -141,7 +136,7 @@ class Automation:
 
     def _enqueue(self, campaign: Stored, items: builtins.list[tuple[int, str]], now: datetime) -> int:
         row = campaign.row
-        audience = self._stored_audience(row)
+        audience = audience_of(row)
         with self._uow.write() as tx:
             fresh = find(tx, row.id)
             if fresh.status in (S.CANCELLED, S.DONE):
@@ -177,7 +172,7 @@ class Automation:
         self._cache = (_time.monotonic(), live)
         return live
 
-    def _on_event(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         name = type(event).__name__
         if name.startswith("Campaign") or name in ("DeliverySkipped", "ConversionAttributed"):
             return
@@ -192,7 +187,7 @@ class Automation:
         if not isinstance(user_id, int):
             return
         for campaign in live:
-            trig = _trigger_from(campaign.row.config.get("trigger"))
+            trig = trigger_from(campaign.row.config.get("trigger"))
             if trig is None or trig.event != name or not _listening(campaign):
                 continue
             if any(getattr(event, k, None) != v for k, v in trig.where.items()):
@@ -217,7 +212,7 @@ class Automation:
     def _send_queued(self, campaign_ids: set[int]) -> None:
         for campaign_id in sorted(campaign_ids):
             try:
-                self._run(campaign_id)
+                self._runner.run(campaign_id)
             except Exception as exc:  # the queue entry stays due; run_due() sends it later
                 log.error("sending triggered campaign %d failed; run_due() retries: %r", campaign_id, exc)
 
@@ -226,5 +221,5 @@ class Automation:
     ) -> None:
         if not any(c.row.goal == goal for c in live):
             return
-        self.convert(user_id, goal, at=at, ref=ref, value_fen=value)
+        self._conversions.convert(user_id, goal, at=at, ref=ref, value_fen=value)
 

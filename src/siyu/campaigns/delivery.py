@@ -62,15 +62,26 @@ from ..errors import ChannelError
 from ..events import CampaignPaused, CampaignSent, DeliverySkipped
 from ..identities import mask
 from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
-from .gates import ADDRESS_KIND, lost_users, over_limit, suppressed_users, window_start, without_credit
+from .gates import (
+    ADDRESS_KIND,
+    lost_users,
+    over_limit,
+    suppressed_users,
+    user_zones,
+    window_start,
+    without_credit,
+)
 from .reconcile import reconcile_due
 from .records import find, save
 from .state import CampaignStatus, Pause, allowed
 from .templates import MissingVariable, Renderer
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..channels.service import ChannelService
     from ..storage.base import Transaction
-    from .service import Campaigns, GateConfig
+    from ..storage.holders import Holders
+    from .settings import GateConfig
 
 __all__ = ["Runner", "accepts_idempotency_key"]
 
@@ -100,22 +111,35 @@ class _Claim:
         self.attempts: dict[int, int] = {}
 
 
+@attrs.frozen(kw_only=True)
+class _Outcome:
+    """What the gates and the renderer made of one batch of users."""
+
+    messages: dict[int, Message]
+    skipped: dict[int, str]
+    deferred: dict[int, datetime]
+
+
 class Runner:
     """Runs one campaign occurrence until nothing is due (or a pause)."""
 
     def __init__(
         self,
-        svc: Campaigns,
+        uow: UnitOfWork,
+        *,
+        holders: Holders,
+        channels: ChannelService,
         row: CampaignRow,
         channel: Channel,
         renderer: Renderer,
         gates: GateConfig,
-        *,
         batch: int = 5_000,
         max_attempts: int = 3,
     ) -> None:
-        self.svc = svc
-        self.ws = svc._uow
+        self.ws = uow
+        self.holders = holders
+        #: The workspace's channels, for the suppression gate's channel-name entries.
+        self.channels = channels
         self.row = row
         self.channel = channel
         self.renderer = renderer
@@ -142,7 +166,7 @@ class Runner:
         ``recover_after`` ago), then send due records and (with
         ``rest=(users, variant, phase)``) the users after the cursor.
         Returns counters for a :class:`RunReport`."""
-        with self.svc._holders.run() as holder:
+        with self.holders.run() as holder:
             self.holder = holder
             try:
                 return self._run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
@@ -189,7 +213,7 @@ class Runner:
     def _orphans(self, rows: Sequence[DeliveryRow], now: datetime, recover_after: timedelta) -> list[DeliveryRow]:
         """The pending records whose holder is provably gone."""
         holders = {d.holder for d in rows if d.holder is not None}
-        gone = self.svc._holders.gone(holders) if holders else set()
+        gone = self.holders.gone(holders) if holders else set()
         legacy = now - max(recover_after, LEGACY_LEASE)
         return [
             d for d in rows
@@ -295,84 +319,97 @@ class Runner:
                 new_users = todo[start : start + size - len(due)]
             if not due and not new_users:
                 return None, False
-            claim = _Claim()
-            users = [d.user_id for d in due] + new_users
             variant_of = {d.user_id: d.variant for d in due}
             rest_variant, rest_phase = (rest[1], rest[2]) if rest is not None else ("", "")
             eligible, skipped, deferred, recipients = self._gate(
-                tx, users, now, lambda uid: variant_of.get(uid, rest_variant)
+                tx, [d.user_id for d in due] + new_users, now, lambda uid: variant_of.get(uid, rest_variant)
             )
-            attributes = self._attributes(tx, eligible)
-            updates: list[tuple[int, dict[str, Any]]] = []
-            to_insert: list[NewDelivery] = []
-            pending_meta: list[tuple[int, str, Message | None]] = []
-            attempts_of = {d.id: d.attempts for d in due}
-            eligible_set = set(eligible)
-            messages: dict[int, Message] = {}
-            for uid in eligible:
-                variant = variant_of.get(uid, rest_variant)
-                key = f"campaign:{self.row.id}:{occurrence}:{uid}"
-                try:
-                    messages[uid] = self.renderer.message(
-                        variant, uid, recipients.get(uid, str(uid)), attributes.get(uid, {}), key
-                    )
-                except MissingVariable:
-                    skipped[uid] = "missing_variable"
-            for d in due:
-                uid = d.user_id
-                if uid in messages:
-                    msg = messages[uid]
-                    updates.append(
-                        (d.id, {"status": "pending", "claimed_at": now, "attempts": d.attempts + 1,
-                                "recipient": self._stored_recipient(msg.recipient), "idem_key": msg.key,
-                                "reason": None, "holder": self.holder})
-                    )
-                    pending_meta.append((d.id, d.variant, msg))
-                elif uid in deferred:
-                    updates.append((d.id, {"due_at": deferred[uid], "reason": "quiet_hours"}))
-                    claim.deferred += 1
-                else:
-                    reason = skipped.get(uid, "gate")
-                    updates.append((d.id, {"status": "skipped", "reason": reason, "completed_at": now}))
-                    claim.skipped.setdefault(reason, []).append(uid)
-            tx.campaigns.set_status(updates)
-            fresh: list[tuple[int, str, str | None, str | None]] = []
-            fresh_messages: list[Message] = []
-            for uid in new_users:
-                ready = messages.get(uid)
-                if ready is not None:
-                    fresh.append((uid, rest_variant, ready.key, self._stored_recipient(ready.recipient)))
-                    fresh_messages.append(ready)
-                elif uid in deferred:
-                    to_insert.append(
-                        NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="queued",
-                                    occurrence=occurrence, due_at=deferred[uid], reason="quiet_hours")
-                    )
-                    claim.deferred += 1
-                else:
-                    reason = skipped.get(uid, "gate")
-                    to_insert.append(
-                        NewDelivery(user_id=uid, variant=rest_variant, phase=rest_phase, status="skipped",
-                                    occurrence=occurrence, reason=reason, completed_at=now)
-                    )
-                    claim.skipped.setdefault(reason, []).append(uid)
-            tx.campaigns.add_deliveries(self.row.id, self.medium, self.row.purpose, to_insert, now)
-            ids = tx.campaigns.add_pending(
-                self.row.id, self.medium, self.row.purpose, rest_phase, occurrence, fresh, now, holder=self.holder
-            )
-            for did, variant, queued_msg in pending_meta:
-                assert queued_msg is not None and queued_msg.user_id is not None
-                claim.records.append((did, queued_msg.user_id, variant, queued_msg))
-                claim.attempts[did] = attempts_of[did] + 1
-            for rid, (uid, _, _, _), fresh_msg in zip(ids, fresh, fresh_messages, strict=True):
-                claim.records.append((rid, uid, rest_variant, fresh_msg))
+            outcome = _Outcome(messages=self._render(tx, occurrence, eligible, recipients, skipped,
+                                                     lambda uid: variant_of.get(uid, rest_variant)),
+                               skipped=skipped, deferred=deferred)
+            claim = _Claim()
+            self._claim_due(tx, claim, due, outcome, now)
+            self._claim_new(tx, claim, new_users, outcome, occurrence, rest_variant, rest_phase, now)
             if new_users:
                 save(tx, current, state=current.state.with_cursor(occurrence, new_users[-1]))
             for reason, users_ in claim.skipped.items():
                 tx.emit(DeliverySkipped(at=now, campaign_id=self.row.id, reason=reason, user_ids=tuple(users_)))
-            del eligible_set
-        more = bool(due) or bool(new_users)
-        return claim, more
+        return claim, bool(due) or bool(new_users)
+
+    def _render(
+        self, tx: Transaction, occurrence: str, eligible: Sequence[int], recipients: dict[int, str],
+        skipped: dict[int, str], variant_of: Callable[[int], str],
+    ) -> dict[int, Message]:
+        """Each eligible user's message; a user the template cannot be filled for is skipped."""
+        attributes = self._attributes(tx, eligible)
+        messages: dict[int, Message] = {}
+        for uid in eligible:
+            key = f"campaign:{self.row.id}:{occurrence}:{uid}"
+            try:
+                messages[uid] = self.renderer.message(
+                    variant_of(uid), uid, recipients.get(uid, str(uid)), attributes.get(uid, {}), key
+                )
+            except MissingVariable:
+                skipped[uid] = "missing_variable"
+        return messages
+
+    def _claim_due(
+        self, tx: Transaction, claim: _Claim, due: Sequence[DeliveryRow], outcome: _Outcome, now: datetime
+    ) -> None:
+        """Claim, defer or skip the records already due (queued ones, retries)."""
+        updates: list[tuple[int, dict[str, Any]]] = []
+        for d in due:
+            uid = d.user_id
+            msg = outcome.messages.get(uid)
+            if msg is not None:
+                updates.append(
+                    (d.id, {"status": "pending", "claimed_at": now, "attempts": d.attempts + 1,
+                            "recipient": self._stored_recipient(msg.recipient), "idem_key": msg.key,
+                            "reason": None, "holder": self.holder})
+                )
+                claim.records.append((d.id, uid, d.variant, msg))
+                claim.attempts[d.id] = d.attempts + 1
+            elif uid in outcome.deferred:
+                updates.append((d.id, {"due_at": outcome.deferred[uid], "reason": "quiet_hours"}))
+                claim.deferred += 1
+            else:
+                reason = outcome.skipped.get(uid, "gate")
+                updates.append((d.id, {"status": "skipped", "reason": reason, "completed_at": now}))
+                claim.skipped.setdefault(reason, []).append(uid)
+        tx.campaigns.set_status(updates)
+
+    def _claim_new(
+        self, tx: Transaction, claim: _Claim, new_users: Sequence[int], outcome: _Outcome, occurrence: str,
+        variant: str, phase: str, now: datetime,
+    ) -> None:
+        """Write a record for each audience user taken after the cursor: pending, deferred or skipped."""
+        fresh: list[tuple[int, str, str | None, str | None]] = []
+        fresh_messages: list[Message] = []
+        to_insert: list[NewDelivery] = []
+        for uid in new_users:
+            ready = outcome.messages.get(uid)
+            if ready is not None:
+                fresh.append((uid, variant, ready.key, self._stored_recipient(ready.recipient)))
+                fresh_messages.append(ready)
+            elif uid in outcome.deferred:
+                to_insert.append(
+                    NewDelivery(user_id=uid, variant=variant, phase=phase, status="queued",
+                                occurrence=occurrence, due_at=outcome.deferred[uid], reason="quiet_hours")
+                )
+                claim.deferred += 1
+            else:
+                reason = outcome.skipped.get(uid, "gate")
+                to_insert.append(
+                    NewDelivery(user_id=uid, variant=variant, phase=phase, status="skipped",
+                                occurrence=occurrence, reason=reason, completed_at=now)
+                )
+                claim.skipped.setdefault(reason, []).append(uid)
+        tx.campaigns.add_deliveries(self.row.id, self.medium, self.row.purpose, to_insert, now)
+        ids = tx.campaigns.add_pending(
+            self.row.id, self.medium, self.row.purpose, phase, occurrence, fresh, now, holder=self.holder
+        )
+        for rid, (uid, _, _, _), message in zip(ids, fresh, fresh_messages, strict=True):
+            claim.records.append((rid, uid, variant, message))
 
     def _throttle_left(self, tx: Transaction, now: datetime) -> int | None:
         per_minute = self.gates.throttle
@@ -402,7 +439,7 @@ class Runner:
         if cfg.needs_consent and remaining:
             drop(remaining - BitMap(tx.campaigns.consented(self.row.purpose, self.medium, remaining)), "consent")
         if remaining:
-            drop(suppressed_users(tx, self.svc._channels, self.medium) | lost_users(tx), "suppressed")
+            drop(suppressed_users(tx, self.channels, self.medium) | lost_users(tx), "suppressed")
         recipients: dict[int, str] = {}
         if self.kind is not None and remaining:
             recipients = self._addresses(tx, remaining)
@@ -460,8 +497,6 @@ class Runner:
 
     def _user_zones(self, tx: Transaction) -> dict[int, Any]:
         if self._zones is None:
-            from .gates import user_zones
-
             self._zones = user_zones(tx.campaigns.attribute_values(self.gates.tz_attribute), self.ws.tz)
         return self._zones
 

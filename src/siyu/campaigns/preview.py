@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pyroaring import BitMap
 
+from .._clock import aware
 from ..channels.base import Channel, text_length
 from ..errors import TemplateError, ValidationError
 from ..services._common import check_int
@@ -24,57 +25,39 @@ from .gates import (
     without_credit,
 )
 from .models import GateCount, Preview, SampleRender
-from .state import load_state
+from .records import Stored, audience_of, find
+from .settings import GateConfig, channel_for, gates_for, renderer_for
 from .templates import BUILTINS, MissingVariable, Renderer
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..channels.service import ChannelService
     from ..storage.base import Transaction
-    from .service import GateConfig
 
-__all__ = ["Previews"]
+__all__ = ["CampaignPreview"]
 
 
-class Previews:
-    """The preview half of ``ws.campaigns``."""
+class CampaignPreview:
+    """Previews campaigns (``ws.campaigns.preview``)."""
 
-    _uow: UnitOfWork
-    _channels: ChannelService
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService) -> None:
+        self._uow = uow
+        self._channels = channels
 
-    if TYPE_CHECKING:
-
-        def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow: ...
-
-        def _channel(self, name: str) -> Channel: ...
-
-        def _renderer(self, row: CampaignRow, channel: Channel) -> Renderer: ...
-
-        def _gates(self, tx: Transaction, row: CampaignRow) -> GateConfig: ...
-
-        @staticmethod
-        def _stored_audience(row: CampaignRow) -> BitMap | None: ...
-
-    # -- preview ------------------------------------------------------------------------------------
     def preview(self, campaign: int | str, *, at: datetime | None = None, samples: int = 3) -> Preview:
-        """Reach after each gate (counted over the whole audience with bitmaps)
-        and ``samples`` renders per variant.
-
-        Raises :class:`~siyu.errors.TemplateError` when a template variable has
-        no value for some reachable users or a render exceeds the channel's
-        length limit -- fix the template or the data before sending.
-        """
         check_int(samples, "samples", minimum=0, maximum=100)
+        when = None if at is None else aware(at, "at")
         with self._uow.read() as tx:
-            row = self._row(tx, campaign)
-            now = at if at is not None else self._uow.now()
-            channel = self._channel(row.channel)
-            renderer = self._renderer(row, channel)
-            cfg = self._gates(tx, row)
-            audience = self._stored_audience(row)
+            found = find(tx, campaign)
+            row = found.row
+            now = when if when is not None else self._uow.now()
+            channel = channel_for(self._channels, row.channel)
+            renderer = renderer_for(row, channel)
+            cfg = gates_for(tx, row)
+            audience = audience_of(row)
             if audience is None:
                 audience = BitMap(tx.users.ids())
-            gates, reach, deferred = self._preview_gates(tx, row, cfg, audience, now, renderer)
+            gates, reach, deferred = self._preview_gates(tx, found, cfg, audience, now, renderer)
             problems: list[str] = []
             longest: dict[str, str] = {}
             for name in renderer.all_user_variables():
@@ -118,9 +101,10 @@ class Previews:
         )
 
     def _preview_gates(
-        self, tx: Transaction, row: CampaignRow, cfg: GateConfig, audience: BitMap, now: datetime,
+        self, tx: Transaction, found: Stored, cfg: GateConfig, audience: BitMap, now: datetime,
         renderer: Renderer,
     ) -> tuple[list[GateCount], BitMap, BitMap]:
+        row = found.row
         remaining = BitMap(audience)
         gates: list[GateCount] = []
 
@@ -158,7 +142,7 @@ class Previews:
             gate("budget", None)
         if cfg.credits and kind is not None and remaining:
             # The send's credit gate, per the template of the variant each user would get.
-            broke = without_credit(tx, row.channel, kind, self._credit_needs(row, renderer, remaining))
+            broke = without_credit(tx, row.channel, kind, self._credit_needs(found, renderer, remaining))
             capped = broke if capped is None else capped | broke
         gate("platform_cap", capped)
         deferred = BitMap()
@@ -177,12 +161,12 @@ class Previews:
         return gates, remaining, deferred
 
     @staticmethod
-    def _credit_needs(row: CampaignRow, renderer: Renderer, users: BitMap) -> dict[str, BitMap]:
+    def _credit_needs(found: Stored, renderer: Renderer, users: BitMap) -> dict[str, BitMap]:
         """Which template each user would need a credit for: the launched or winning
         variant's; before that, with one variant, its template; with several,
         every variant's (a pilot may deal a user any of them), so a preview never
         counts a user the send would skip."""
-        state = load_state(row.state)
+        state = found.state
         chosen = state.launch.variant if state.launch is not None else state.winner
         variants = [chosen] if chosen in renderer.templates else list(renderer.templates)
         return {renderer.templates[v]: users for v in variants}

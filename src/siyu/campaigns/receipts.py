@@ -27,7 +27,7 @@ returned in :attr:`ReceiptReport.unmatched` and nothing is stored for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..channels.receipts import Receipt, ReceiptStatus
@@ -42,25 +42,23 @@ if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..storage.base import Transaction
 
-__all__ = ["Receipts"]
+__all__ = ["ReceiptRecorder"]
 
 
-class Receipts:
-    """The receipts half of ``ws.campaigns``."""
+class ReceiptRecorder:
+    """Records provider receipts (``ws.campaigns.record_receipts``), by the rules above."""
 
-    _uow: UnitOfWork
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
-    def record_receipts(self, receipts: Iterable[Receipt]) -> ReceiptReport:
-        """Record provider delivery receipts against the campaigns' delivery records
-        (rules in :mod:`siyu.campaigns.receipts`), in one transaction.
-
-        Returns what changed and the receipts that matched no record (unknown
-        message id, ambiguous, other recipient): nothing is stored for those, so
-        keep them and try again later if the send may not have completed yet.
-        Emits :class:`~siyu.events.ReceiptsRecorded` per campaign and status.
-        """
+    def record(self, receipts: Iterable[Receipt]) -> ReceiptReport:
         if isinstance(receipts, Receipt):
             receipts = [receipts]
+        if isinstance(receipts, str | bytes | Mapping) or not isinstance(receipts, Iterable):
+            raise ValidationError(
+                f"record_receipts takes a list of siyu.channels.Receipt objects, got {type(receipts).__name__}; "
+                "parse a provider payload with channel.parse_receipts(payload)"
+            )
         batch = list(receipts)
         for item in batch:
             if not isinstance(item, Receipt):

@@ -1,21 +1,40 @@
 """A stored campaign with its status and state typed: the one place campaigns are
-read from storage and the one place their status and state are written."""
+read from storage and the one place their status and state are written; and the
+API models built from stored rows."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import attrs
+from pyroaring import BitMap
 
 from ..errors import NotFound, StorageError
 from ..services._common import check_int
+from .models import Campaign, Trigger
 from .state import CampaignState, CampaignStatus, check_transition, dump_state, load_state
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
     from ..storage.contracts.campaigns import CampaignRow
 
-__all__ = ["Stored", "find", "save", "stored"]
+__all__ = [
+    "HOLDOUT",
+    "Stored",
+    "audience_of",
+    "find",
+    "holdout_users",
+    "rest_audience",
+    "save",
+    "stored",
+    "to_model",
+    "trigger_from",
+]
+
+#: The variant of the users set aside to get nothing.
+HOLDOUT = "holdout"
 
 
 @attrs.frozen(kw_only=True)
@@ -90,3 +109,60 @@ def save(
         state=None if new == campaign.state else dump_state(new),
     )
     return attrs.evolve(campaign, status=to, state=new)
+
+
+# -- audiences ----------------------------------------------------------------------------------------------------
+
+
+def audience_of(row: CampaignRow) -> BitMap | None:
+    """The audience snapshot stored with the campaign (``None``: everyone, for triggered campaigns)."""
+    return None if row.audience is None else BitMap.deserialize(row.audience)
+
+
+def rest_audience(tx: Transaction, campaign: Stored) -> BitMap | None:
+    """Who a send, roll-out or recurring round may reach: the audience less the
+    pilot's holdout. A one-off round skips them anyway (they have a record for
+    it), but each recurring round is a new occurrence where they have none."""
+    audience = audience_of(campaign.row)
+    state = campaign.state
+    if audience is None or not ((state.pilot is not None and state.pilot.holdout) or state.holdout is not None):
+        return audience
+    return audience - holdout_users(tx, campaign.id)
+
+
+def holdout_users(tx: Transaction, campaign_id: int) -> BitMap:
+    out, after = BitMap(), 0
+    while True:
+        page = tx.campaigns.deliveries(campaign_id, status=HOLDOUT, after_id=after, limit=10_000)
+        out.update(d.user_id for d in page)
+        if len(page) < 10_000:
+            return out
+        after = page[-1].id
+
+
+# -- API models ---------------------------------------------------------------------------------------------------
+
+
+def trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
+    """The trigger stored in a campaign's config."""
+    if not config:
+        return None
+    within = config.get("within_s")
+    return Trigger(
+        event=config["event"], where=config.get("where") or {},
+        within=None if within is None else timedelta(seconds=within),
+    )
+
+
+def to_model(campaign: Stored) -> Campaign:
+    row = campaign.row
+    sched = row.config.get("schedule") or {}
+    start = sched.get("start_at")
+    return Campaign(
+        id=row.id, name=row.name, channel=row.channel, template=row.template, variants=row.variants,
+        goal=row.goal, attribution_window=timedelta(microseconds=row.attribution_us), purpose=row.purpose,
+        non_personalized=row.non_personalized, status=campaign.status, audience_count=row.audience_count,
+        created_at=row.created_at, schedule=sched.get("rrule"),
+        start_at=datetime.fromisoformat(start) if start else None, throttle=row.config.get("throttle"),
+        trigger=trigger_from(row.config.get("trigger")), winner=campaign.state.winner,
+    )

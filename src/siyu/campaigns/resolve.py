@@ -4,7 +4,7 @@ siyu never resends a message the provider may already have (see
 :mod:`siyu.campaigns.reconcile`). When the provider cannot be asked, or its
 records did not settle it, the record stays ``unknown`` with reason
 ``outcome_unknown``; a person who checked (the provider's console, the
-customer) says what happened with :meth:`Resolutions.resolve`.
+customer) says what happened with ``ws.campaigns.resolve``.
 """
 
 from __future__ import annotations
@@ -22,39 +22,22 @@ from .state import CampaignStatus
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
-    from ..storage.base import Transaction
-    from ..storage.contracts.campaigns import CampaignRow
 
-__all__ = ["Resolutions"]
+__all__ = ["Resolver"]
 
 #: Most records one call settles.
 MAX_RECORDS = 10_000
 
 
-class Resolutions:
-    """The "a person decides" half of ``ws.campaigns``."""
+class Resolver:
+    """Settles unknown delivery records as a person says (``ws.campaigns.resolve``)."""
 
-    _uow: UnitOfWork
-
-    if TYPE_CHECKING:
-
-        def _row(self, tx: Transaction, campaign: int | str) -> CampaignRow: ...
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     def resolve(
         self, campaign: int | str, deliveries: int | Iterable[int], *, sent: bool, note: str | None = None
     ) -> builtins.list[Delivery]:
-        """Settle delivery records whose outcome is ``unknown``, by id
-        (``ws.campaigns.deliveries(id, status="unknown")`` lists them).
-
-        ``sent=True``: the provider has the message; the record becomes ``sent``
-        (it counts in the results and can earn a conversion). ``sent=False``:
-        it provably never left; the record goes back to ``queued`` and the next
-        ``resume`` (or ``run_due``) sends it, through the gates again. ``note``
-        (say how you know) is kept in the record's ``detail``. All records
-        change or none: a record that is not ``unknown`` (or not in this
-        campaign) is refused with :class:`~siyu.errors.Conflict` /
-        :class:`~siyu.errors.NotFound`. Returns the records as they are now.
-        """
         if not isinstance(sent, bool):
             raise ValidationError(f"sent must be True or False, got {sent!r}")
         ids = _ids(deliveries)

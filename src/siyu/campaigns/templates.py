@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..channels.base import Channel, Message, template_variables, text_length
+from ..channels.base import Channel, Message, render_template, template_variables, text_length
 from ..errors import ValidationError
 
 __all__ = ["BUILTINS", "RESERVED", "MissingVariable", "Renderer"]
@@ -150,6 +150,4 @@ class Renderer:
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:
-    from ..channels.base import render_template
-
     return render_template(template, values)
