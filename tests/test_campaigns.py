@@ -565,15 +565,12 @@ def test_records_keep_masked_addresses(ws: siyu.Workspace) -> None:
     assert ws.campaigns.deliveries("mask")[0].recipient == "138****8000"
 
 
-def test_legal_hold_suppresses_every_campaign() -> None:
-    import siyu
-
-    with siyu.connect("memory://") as ws:
-        ids = ws.users.add_many([{"email": f"u{i}@example.com"} for i in range(4)])
-        for uid in ids:
-            ws.users.consent(uid, purpose="marketing", channel="*")
-        ws.privacy.hold(ids[0], reason="litigation")
-        campaign = ws.campaigns.create("held", audience=ids, channel="outbox", template="hi {user_id}")
-        preview = ws.campaigns.preview(campaign.id)
-        assert preview.reach == 3
-        assert {g.gate: g.removed for g in preview.gates}["suppressed"] == 1
+def test_legal_hold_suppresses_every_campaign(ws: siyu.Workspace) -> None:
+    ids = ws.users.add_many([{"email": f"u{i}@example.com"} for i in range(4)])
+    for uid in ids:
+        ws.users.consent(uid, purpose="marketing", channel="*")
+    ws.privacy.hold(ids[0], reason="litigation")
+    campaign = ws.campaigns.create("held", audience=ids, channel="outbox", template="hi {user_id}")
+    preview = ws.campaigns.preview(campaign.id)
+    assert preview.reach == 3
+    assert {g.gate: g.removed for g in preview.gates}["suppressed"] == 1

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ import pytest
 
 import siyu
 from siyu.campaigns import Trigger
+from siyu.eventlog.relay import LEASE_SECONDS
+from siyu.testing import FakeClock
 
 POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
 KILLS = int(os.environ.get("SIYU_FAULT_KILLS", "12"))
@@ -76,21 +79,24 @@ def setup_shop(url: str) -> None:
         ws.tags.rules.add("value/buyer", "orders >= 2")
 
 
+def _relay_to(stream: str | None) -> list[object]:
+    if stream is None:
+        return []
+    from siyu.eventlog.sinks.nats import NatsSink
+
+    sink = NatsSink(NATS_URL, stream=stream, subject_prefix=stream.lower())
+
+    class Relay:
+        @siyu.hookimpl
+        def siyu_register_event_sinks(self, register: Any) -> None:
+            register(sink)
+
+    return [Relay()]
+
+
 def shop_script(url: str, stream: str | None) -> None:
     """What the shop does; every call is idempotent, so running it again after a crash is safe."""
-    plugins: list[object] = []
-    if stream is not None:
-        from siyu.eventlog.sinks.nats import NatsSink
-
-        sink = NatsSink(NATS_URL, stream=stream, subject_prefix=stream.lower())
-
-        class Relay:
-            @siyu.hookimpl
-            def siyu_register_event_sinks(self, register: Any) -> None:
-                register(sink)
-
-        plugins.append(Relay())
-    with siyu.connect(url, plugins=plugins) as ws:
+    with siyu.connect(url, plugins=_relay_to(stream)) as ws:
         ids = sorted(ws.users.ids())
         for i in range(OPS):
             uid = ids[(i * 5) % USERS]
@@ -108,6 +114,13 @@ def finish(url: str, stream: str | None) -> None:
     with siyu.connect(url) as ws:
         ws.campaigns.run_due()  # triggered sends queued by a transaction that committed just before a kill
         ws.event_log.deliver()
+    if stream is not None:
+        # A relay killed mid-pass keeps its sink until its lease runs out; a worker would wait
+        # for that, the test moves its clock past it.
+        later = FakeClock(datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS + 1))
+        with siyu.connect(url, plugins=_relay_to(stream), delivery="worker", clock=later) as ws:
+            ws.event_log.relay()
+            assert {c.name: c.lag for c in ws.event_log.consumers()}["nats"] == 0
 
 
 def effects(url: str) -> dict[str, Any]:
@@ -173,18 +186,25 @@ def test_kill_9_anywhere_leaves_the_effects_of_one_clean_run(
     try:
         tag = uuid.uuid4().hex[:8].upper()
         stream = f"FAULT{tag}"
+        context = multiprocessing.get_context("spawn")
         setup_shop(clean)
+        # Kill moments spread over one clean run's length, measured here: machines differ several-fold.
+        started = time.monotonic()
+        clean_run = context.Process(target=shop_script, args=(clean, None))
+        clean_run.start()
+        clean_run.join()
+        span = time.monotonic() - started
+        assert clean_run.exitcode == 0
         finish(clean, None)
         setup_shop(killed)
         with siyu.connect(killed) as ws:
             relayed_from = ws.event_log.head()  # the relay joins with the first script run
-        context = multiprocessing.get_context("spawn")
         rng = random.Random(tag)
         kills = 0
-        for _ in range(KILLS * 3):
+        for _ in range(KILLS * 6):
             child = context.Process(target=shop_script, args=(killed, stream))
             child.start()
-            time.sleep(rng.uniform(0.3, 2.5))  # spawn and import take ~1 s: kills land all over the script
+            time.sleep(rng.uniform(0.1, 1.0) * span)
             if child.exitcode is None:
                 os.kill(child.pid, signal.SIGKILL)
                 kills += 1

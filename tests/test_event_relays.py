@@ -275,3 +275,28 @@ def test_type_filters_reach_the_sink(ws: siyu.Workspace) -> None:
     assert sink.got == [e.position for e in ws.event_log.read(types=[OrderRecorded])]
     assert {c.name: c.lag for c in ws.event_log.consumers()}["orders-only"] == 0
     assert not [e for e in ws.event_log.read(types=[UserCreated]) if e.position in sink.got]
+
+
+def test_a_closed_relay_hands_its_sink_over_at_once_a_dead_one_when_its_lease_runs_out(tmp_path: Path) -> None:
+    from siyu.eventlog.relay import LEASE_SECONDS
+    from siyu.testing import FakeClock
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    clock = FakeClock(datetime(2026, 11, 22, 8, 0, tzinfo=UTC))
+    first, second = _Gate(), _Gate()
+    with siyu.connect(url, delivery="worker", clock=clock) as ws:
+        ws.event_log.add_sink(first)
+        _Hub.write(ws)
+        assert ws.event_log.relay() == len(ws.event_log.read())
+    with siyu.connect(url, delivery="worker", clock=clock) as ws:  # the lease was given back on close
+        ws.event_log.add_sink(second)
+        ws.users.add()
+        assert ws.event_log.relay() == 1
+        ws.users.add()
+        ws.event_log._relay._leased.clear()  # as after kill -9: the lease stays in the database
+    with siyu.connect(url, delivery="worker", clock=clock) as ws:
+        fresh = _Gate()
+        ws.event_log.add_sink(fresh)
+        assert ws.event_log.relay() == 0, "the dead relay's lease still runs"
+        clock.advance(seconds=LEASE_SECONDS + 1)
+        assert ws.event_log.relay() == 1 and fresh.got == [ws.event_log.head()]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,8 @@ __all__ = ["Relay"]
 
 log = logging.getLogger("siyu.events")
 
-#: How long a relay owns a sink without renewing (seconds of wall time: leases are between processes).
+#: How long a relay owns a sink without renewing. A relay that stops cleanly gives its leases
+#: back; one killed mid-pass keeps the sink until the lease runs out on the workspace clock.
 LEASE_SECONDS = 30.0
 _SOURCE = "event_log.source_id"
 
@@ -37,10 +37,6 @@ def logged(row: LogRow) -> LoggedEvent:
         position=row.position, type=row.type, schema_version=row.schema_version, occurred_at=row.occurred_at,
         payload=row.payload, correlation_id=row.correlation_id, user_id=row.user_id, redacted=row.redacted,
     )
-
-
-def _wall_us() -> int:
-    return int(time.time() * 1_000_000)
 
 
 class Relay:
@@ -54,6 +50,7 @@ class Relay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._leased: set[str] = set()
 
     def source_id(self) -> str:
         """This workspace's id in event ids and CloudEvents ``source`` (made once, stored)."""
@@ -66,6 +63,11 @@ class Relay:
             self._source = stored
         return self._source
 
+    def _now_us(self) -> int:
+        # The workspace clock, not time.time(): leases are compared across processes, which all
+        # read the system clock in production, and a test can move past a dead relay's lease.
+        return int(self.ws.now().timestamp() * 1_000_000)
+
     def run(self, sinks: list[Sink]) -> int:
         """Publish what each sink has not yet published; return how many events went out."""
         if not sinks:
@@ -77,10 +79,11 @@ class Relay:
 
     def _one(self, sink: Sink, horizon: int, source: str) -> int:
         ws, store_name = self.ws, sink.name
-        now = _wall_us()
+        now = self._now_us()
         with ws.write() as tx:
             if not tx.event_log.lease(store_name, self.owner, now + int(LEASE_SECONDS * 1e6), now):
                 return 0  # another relay (another worker) holds this sink
+            self._leased.add(store_name)
             rows = tx.event_log.claim([store_name], skip_locked=False)
         if not rows or rows[0].parked:
             return 0
@@ -102,7 +105,7 @@ class Relay:
             with ws.write() as tx:
                 if not tx.event_log.advance(store_name, target, expected=position, at=ws.now()):
                     return sent  # moved by someone else (a replay): start over next turn
-                now = _wall_us()
+                now = self._now_us()
                 tx.event_log.lease(store_name, self.owner, now + int(LEASE_SECONDS * 1e6), now)
             sent += len(batch)
             position = target
@@ -127,9 +130,20 @@ class Relay:
             except Exception as exc:
                 log.warning("relay pass failed, retried in %.1fs: %r", poll, exc)
 
-    def stop(self) -> None:
+    def stop(self, sinks: list[Sink] | None = None) -> None:
+        """Stop the thread and give back this relay's leases, so another process takes over at once."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+        held = [sink for sink in sinks or [] if sink.name in self._leased]
+        if held:
+            try:
+                with self._lock, self.ws.write() as tx:
+                    for sink in held:
+                        # An expired lease in our name: free for anyone (and a no-op if another holds it).
+                        tx.event_log.lease(sink.name, self.owner, 0, self._now_us())
+                self._leased.clear()
+            except Exception as exc:  # closing must not fail because the database went first
+                log.warning("could not give back relay leases: %r", exc)

@@ -337,7 +337,7 @@ class EventLog:
 
     def close(self) -> None:
         """Stop the relay thread and close the sinks' connections (``ws.close()`` calls this)."""
-        self._relay.stop()
+        self._relay.stop(self._sinks)
         for sink in self._sinks or []:
             try:
                 sink.close()
