@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -140,8 +141,8 @@ def show(state: CliState, who: str, reveal: bool, ledger_size: int) -> None:
     user = _resolve(ws, who)
     tz = ws.tz
 
-    def when(value: object) -> str:
-        return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value is not None else "-"  # type: ignore[attr-defined]
+    def when(value: datetime | None) -> str:
+        return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
     profile = Table.grid(padding=(0, 2))
     profile.add_column(style="bold")

@@ -12,7 +12,7 @@ import abc
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
@@ -216,6 +216,6 @@ class Backend(abc.ABC):
         return f"<{type(self).__name__} {self.url.masked()}>"
 
 
-def iter_chunks(items: list, size: int) -> Iterator[list]:  # type: ignore[type-arg]
+def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

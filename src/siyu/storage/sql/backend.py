@@ -11,7 +11,24 @@ from typing import Any
 from ..._url import StorageURL
 from ...errors import ValidationError
 from ..base import Backend, Transaction
+from .analytics import SqlAnalyticsStore
+from .campaigns import SqlCampaignStore
+from .channels import SqlChannelStore
+from .coupons import SqlCouponStore
 from .dialect import Dialect
+from .event_log import SqlEventLogStore
+from .fission import SqlFissionStore
+from .lifecycle import SqlActivityStore, SqlLifecycleStore, SqlTagRuleStore
+from .meta import SqlIdempotencyStore, SqlMetaStore
+from .orders import SqlOrderStore
+from .points import SqlPointsStore
+from .privacy import SqlPrivacyStore
+from .products import SqlProductStore
+from .referrals import SqlReferralStore
+from .segments import SqlSegmentStore
+from .tags import SqlTagStore
+from .tiers import SqlTierStore
+from .users import SqlUserStore
 
 
 class _Savepoint:
@@ -98,123 +115,83 @@ class SqlTransaction(Transaction):
             yield ",".join("?" * len(chunk)), chunk
 
     @cached_property
-    def users(self):  # type: ignore[no-untyped-def,override]
-        from .users import SqlUserStore
-
+    def users(self) -> SqlUserStore:
         return SqlUserStore(self)
 
     @cached_property
-    def tags(self):  # type: ignore[no-untyped-def,override]
-        from .tags import SqlTagStore
-
+    def tags(self) -> SqlTagStore:
         return SqlTagStore(self)
 
     @cached_property
-    def points(self):  # type: ignore[no-untyped-def,override]
-        from .points import SqlPointsStore
-
+    def points(self) -> SqlPointsStore:
         return SqlPointsStore(self)
 
     @cached_property
-    def meta(self):  # type: ignore[no-untyped-def,override]
-        from .meta import SqlMetaStore
-
+    def meta(self) -> SqlMetaStore:
         return SqlMetaStore(self)
 
     @cached_property
-    def idempotency(self):  # type: ignore[no-untyped-def,override]
-        from .meta import SqlIdempotencyStore
-
+    def idempotency(self) -> SqlIdempotencyStore:
         return SqlIdempotencyStore(self)
 
     @cached_property
-    def privacy(self):  # type: ignore[no-untyped-def,override]
-        from .privacy import SqlPrivacyStore
-
+    def privacy(self) -> SqlPrivacyStore:
         return SqlPrivacyStore(self)
 
     @cached_property
-    def referrals(self):  # type: ignore[no-untyped-def,override]
-        from .referrals import SqlReferralStore
-
+    def referrals(self) -> SqlReferralStore:
         return SqlReferralStore(self)
 
     @cached_property
-    def fission(self):  # type: ignore[no-untyped-def,override]
-        from .fission import SqlFissionStore
-
+    def fission(self) -> SqlFissionStore:
         return SqlFissionStore(self)
 
     @cached_property
-    def products(self):  # type: ignore[no-untyped-def,override]
-        from .products import SqlProductStore
-
+    def products(self) -> SqlProductStore:
         return SqlProductStore(self)
 
     @cached_property
-    def orders(self):  # type: ignore[no-untyped-def,override]
-        from .orders import SqlOrderStore
-
+    def orders(self) -> SqlOrderStore:
         return SqlOrderStore(self)
 
     @cached_property
-    def coupons(self):  # type: ignore[no-untyped-def,override]
-        from .coupons import SqlCouponStore
-
+    def coupons(self) -> SqlCouponStore:
         return SqlCouponStore(self)
 
     @cached_property
-    def tiers(self):  # type: ignore[no-untyped-def,override]
-        from .tiers import SqlTierStore
-
+    def tiers(self) -> SqlTierStore:
         return SqlTierStore(self)
 
     @cached_property
-    def channels(self):  # type: ignore[no-untyped-def,override]
-        from .channels import SqlChannelStore
-
+    def channels(self) -> SqlChannelStore:
         return SqlChannelStore(self)
 
     @cached_property
-    def campaigns(self):  # type: ignore[no-untyped-def,override]
-        from .campaigns import SqlCampaignStore
-
+    def campaigns(self) -> SqlCampaignStore:
         return SqlCampaignStore(self)
 
     @cached_property
-    def segments(self):  # type: ignore[no-untyped-def,override]
-        from .segments import SqlSegmentStore
-
+    def segments(self) -> SqlSegmentStore:
         return SqlSegmentStore(self)
 
     @cached_property
-    def lifecycle(self):  # type: ignore[no-untyped-def,override]
-        from .lifecycle import SqlLifecycleStore
-
+    def lifecycle(self) -> SqlLifecycleStore:
         return SqlLifecycleStore(self)
 
     @cached_property
-    def activity(self):  # type: ignore[no-untyped-def,override]
-        from .lifecycle import SqlActivityStore
-
+    def activity(self) -> SqlActivityStore:
         return SqlActivityStore(self)
 
     @cached_property
-    def tag_rules(self):  # type: ignore[no-untyped-def,override]
-        from .lifecycle import SqlTagRuleStore
-
+    def tag_rules(self) -> SqlTagRuleStore:
         return SqlTagRuleStore(self)
 
     @cached_property
-    def event_log(self):  # type: ignore[no-untyped-def,override]
-        from .event_log import SqlEventLogStore
-
+    def event_log(self) -> SqlEventLogStore:
         return SqlEventLogStore(self)
 
     @cached_property
-    def analytics(self):  # type: ignore[no-untyped-def,override]
-        from .analytics import SqlAnalyticsStore
-
+    def analytics(self) -> SqlAnalyticsStore:
         return SqlAnalyticsStore(self)
 
 

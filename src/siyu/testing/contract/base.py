@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -62,3 +62,12 @@ class ContractBase:
     @pytest.fixture
     def caps(self, ws: siyu.Workspace) -> frozenset[str]:
         return type(ws.backend).capabilities
+
+
+_T = TypeVar("_T")
+
+
+def found(value: _T | None) -> _T:
+    """``value``, asserting the lookup that gave it found something."""
+    assert value is not None, "expected the lookup to find a record"
+    return value

@@ -148,8 +148,8 @@ class CampaignsContract(ContractBase):
             thread.join()
         assert not errors, errors
         first.campaigns.resume(cid)
-        outbox = second.channels.get("outbox")
-        assert sorted(m.user_id for m in outbox.iter_messages()) == ids  # type: ignore[attr-defined]
+        outbox = second.channels.outbox()
+        assert sorted(m.user_id for m in outbox.iter_messages()) == ids
         assert {d.status for d in first.campaigns.deliveries(cid)} == {"sent"}
 
     def test_receipts_are_found_by_provider_id_and_counted(self, ws: siyu.Workspace) -> None:

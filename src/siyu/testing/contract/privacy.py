@@ -12,7 +12,7 @@ import siyu
 from siyu.errors import ConsentRequired, IdentityConflict, LegalHold, WrongKeyError
 from siyu.storage.base import Capability
 
-from .base import ContractBase
+from .base import ContractBase, found
 
 KEY = "contract-test-key-0123456789abcdef"
 OTHER_KEY = "another-test-key-0123456789abcdef"
@@ -55,7 +55,7 @@ class PrivacyContract(ContractBase):
         kept = ws.users.get(a.id)
         assert kept.identity("email") == "b@example.com" and kept.attributes["address"] == "上海市浦东新区"
         ws.users.unmerge(record.id)
-        assert ws.users.find(email="b@example.com").id == b.id  # type: ignore[union-attr]
+        assert found(ws.users.find(email="b@example.com")).id == b.id
 
     def test_wrong_or_missing_key_is_refused(
         self, connect: Callable[..., siyu.Workspace], caps: frozenset[str]
@@ -83,8 +83,8 @@ class PrivacyContract(ContractBase):
         counts = ws.privacy.rotate_key(OTHER_KEY)
         assert counts["identities"] == 2 and counts["users"] >= 1 and counts["merge_records"] == 1
         assert ws.privacy.key_id != old_id
-        assert ws.users.find(phone="13800138000").attributes == {"name": "张三"}  # type: ignore[union-attr]
-        assert ws.users.find(email="b@example.com").id == a.id  # type: ignore[union-attr]
+        assert found(ws.users.find(phone="13800138000")).attributes == {"name": "张三"}
+        assert found(ws.users.find(email="b@example.com")).id == a.id
         assert [e.action for e in ws.privacy.audit(action="privacy.key_rotated")] == ["privacy.key_rotated"]
         if Capability.DURABLE in caps:
             ws.close()

@@ -10,6 +10,7 @@ import pytest
 import siyu
 from siyu.errors import SegmentReferenceError
 from siyu.storage.base import Capability
+from siyu.testing import FakeClock
 
 from .base import ContractBase
 
@@ -60,7 +61,7 @@ class SegmentsContract(ContractBase):
         assert [s["count"] for s in other.segments.snapshots("two")] == [2]
         assert other.segments.count("segment:two") == 3
 
-    def test_lifecycle_and_events(self, ws: siyu.Workspace, clock: object) -> None:
+    def test_lifecycle_and_events(self, ws: siyu.Workspace, clock: FakeClock) -> None:
         a, b = ws.users.add_many([{}, {}])
         assert ws.lifecycle.sweep() == {"new": 2}
         assert ws.events.track(a, "page_view", key="contract-ev:1") is True
@@ -70,7 +71,7 @@ class SegmentsContract(ContractBase):
         assert ws.lifecycle.record_order(b, 99) is None
         assert [c.to_stage for c in ws.lifecycle.history(b)] == ["new", "intent", "customer"]
         assert ws.events.of(b)[0].properties == {"sku": "A"}
-        clock.advance(timedelta(days=31))  # type: ignore[attr-defined]
+        clock.advance(timedelta(days=31))
         assert ws.lifecycle.sweep() == {"dormant": 2}
         assert ws.lifecycle.mark_lost(a, "del_follow_user") is True
         counts = ws.lifecycle.counts()

@@ -9,7 +9,7 @@ import pytest
 import siyu
 from siyu.errors import IdentityConflict, InvalidPhone, NotFound, ValidationError
 
-from .base import ContractBase
+from .base import ContractBase, found
 
 
 class UsersContract(ContractBase):
@@ -53,8 +53,8 @@ class UsersContract(ContractBase):
         ws.users.link(u.id, "wechat_openid", "oX1", app="wxapp1")
         other = ws.users.add()
         ws.users.link(other.id, "wechat_openid", "oX1", app="wxapp2")  # same openid, other app
-        assert ws.users.find(wecom_external_userid="wmB").id == u.id  # type: ignore[union-attr]
-        assert ws.users.find(wechat_openid="oX1", app="wxapp2").id == other.id  # type: ignore[union-attr]
+        assert found(ws.users.find(wecom_external_userid="wmB")).id == u.id
+        assert found(ws.users.find(wechat_openid="oX1", app="wxapp2")).id == other.id
         with pytest.raises(ValidationError):
             ws.users.find(wechat_openid="oX1")
 
@@ -89,14 +89,14 @@ class UsersContract(ContractBase):
         ws.tags.apply(b.id, "interest/running")
         ws.points.earn(b.id, 40, reason="x", key="b1")
         merge = ws.users.merge(keep=a.id, drop=b.id)
-        assert ws.users.find(phone="13900139000").id == a.id  # type: ignore[union-attr]
+        assert found(ws.users.find(phone="13900139000")).id == a.id
         assert ws.users.get(a.id).attributes == {"city": "上海", "age": 3}
         assert "interest/running" in ws.tags.of(a.id)
         assert ws.points.balance(a.id) == 40 and ws.points.balance(b.id) == 0
         assert ws.users.get(b.id).status == "merged"
         assert ws.users.count() == 1
         ws.users.unmerge(merge.id)
-        assert ws.users.find(wecom_external_userid="wmB").id == b.id  # type: ignore[union-attr]
+        assert found(ws.users.find(wecom_external_userid="wmB")).id == b.id
         assert ws.users.get(a.id).attributes == {"city": "上海"}
         assert ws.tags.of(a.id) == set() and ws.tags.of(b.id) == {"interest/running"}
         assert ws.points.balance(a.id) == 0 and ws.points.balance(b.id) == 40
