@@ -15,8 +15,12 @@ import phonenumbers
 
 from .errors import ValidationError
 
+#: What free-form text about a person reads after :meth:`ws.privacy.erase <siyu.services.privacy.Privacy.erase>`.
+ERASED = "[erased]"
+
 __all__ = [
     "DEFAULT_GROUP",
+    "ERASED",
     "DEFAULT_PERSONAL",
     "DEFAULT_SENSITIVE",
     "LINE_TYPES",

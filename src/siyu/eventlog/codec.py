@@ -21,6 +21,7 @@ import cattrs
 from cattrs.preconf.json import make_converter
 
 from .. import events as events_module
+from .._text import ERASED
 from ..events import Event
 
 __all__ = [
@@ -37,8 +38,7 @@ __all__ = [
 
 #: Fields whose text a caller chose freely, so it may name or describe a person:
 #: replaced on erasure (ids, amounts and times stay, like the ledgers they mirror).
-PERSONAL_FIELDS = frozenset({"key", "ref", "reason", "reasons", "source", "channel_state"})
-ERASED = "[erased]"
+PERSONAL_FIELDS = frozenset({"by", "key", "ref", "reason", "reasons", "source", "channel_state"})
 #: Fields naming the person an event is about, in order of preference.
 _SUBJECT_FIELDS = ("user_id", "invitee_id", "keep_id", "distributor_id", "leader_id")
 

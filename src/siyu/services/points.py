@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
+from .._text import ERASED
 from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
 from ..events import PointsEarned, PointsExpired, PointsReversed, PointsSpent
 from ..models.points import PointsEntry, PointsLot
@@ -70,6 +71,17 @@ class Credit:
     key: str
     expires_at: datetime | None = None
     available_at: datetime | None = None
+
+
+def _conflict(key: str, previous: str) -> IdempotencyConflict:
+    if previous == ERASED:
+        # Erasure drops the reason the fingerprint repeated, so a retry cannot be told apart.
+        return IdempotencyConflict(
+            f"key {key!r} was used for a points write of a person since erased; a retry of that write has "
+            "nothing left to do, a new write needs a new key"
+        )
+    return IdempotencyConflict(f"key {key!r} was already used for a different points write; "
+                               "use a new key for a new write")
 
 
 class Points:
@@ -140,10 +152,7 @@ class Points:
             previous = existing[row.key][1] if row.key in existing else seen.get(row.key)
             if previous is not None:
                 if previous != row.fingerprint:
-                    raise IdempotencyConflict(
-                        f"key {row.key!r} was already used for a different points write; "
-                        "use a new key for a new write"
-                    )
+                    raise _conflict(row.key, previous)
                 continue
             seen[row.key] = row.fingerprint
             fresh.append(row)
@@ -329,7 +338,7 @@ class Points:
         existing = tx.points.by_keys([key])
         if key in existing:
             if existing[key][1] != print_:
-                raise IdempotencyConflict(f"key {key!r} was already used for a different points write")
+                raise _conflict(key, existing[key][1])
             repeat = tx.points.entry(existing[key][0])
             assert repeat is not None
             return repeat

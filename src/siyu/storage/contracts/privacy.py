@@ -84,8 +84,10 @@ class PrivacyStore(abc.ABC):
     @abc.abstractmethod
     def erase_person(self, user_ids: Iterable[int]) -> dict[str, int]:
         """Remove the users' identities and attributes, shred their merge records and
-        mark them ``erased``; keep the user rows so ledgers stay consistent.
-        Return counts of what was removed, by kind."""
+        mark them ``erased``; replace the free-form text the built-in components keep
+        about them (event properties, reasons, notes, receipt details, message
+        recipients and texts, audit details) with ``[erased]``; keep the user rows so
+        ledgers stay consistent. Return counts of what was removed, by kind."""
 
     # -- keys ---------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..._clock import from_us, from_us_required, to_us
+from ..._text import ERASED
 from ...models.privacy import AuditEntry, LegalHoldRecord, Tombstone
 from ...privacy.keys import is_sealed
 from ..contracts.privacy import NewAuditEntry, PrivacyStore
@@ -19,16 +20,48 @@ if TYPE_CHECKING:
 
 _AUDIT = "id, at, actor, action, user_id, details, before_value, after_value"
 #: Personal data other built-in components keep about a user, scrubbed on erasure:
-#: (component, statement with {marks} for the user ids, leading parameters). Rows stay so
-#: counts and caps remain consistent; only what identifies or describes the person goes.
+#: (component, statement with {marks} for the user ids, leading parameters). Free-form text
+#: (properties, reasons, notes, details, who applied a tag) is where an application or a
+#: provider may have written a name or a phone number, so it goes with the person; ids,
+#: amounts, labels from a fixed set and idempotency keys stay.
 _SCRUB: list[tuple[str, str, tuple[Any, ...]]] = [
+    # Subscription credits are filed under the recipient's address: drop the person's rows
+    # while their messages still say which addresses were theirs.
+    (
+        "channels",
+        "DELETE FROM channel_credits WHERE recipient IN (SELECT recipient FROM channel_outbox "
+        "WHERE user_id IN ({marks}) AND recipient IS NOT NULL)",
+        (),
+    ),
+    (
+        "campaigns",
+        "DELETE FROM channel_credits WHERE recipient IN (SELECT recipient FROM campaign_deliveries "
+        "WHERE user_id IN ({marks}) AND recipient IS NOT NULL)",
+        (),
+    ),
     (
         "channels",
         "UPDATE channel_outbox SET recipient = ?, body = ?, variables = ? WHERE user_id IN ({marks})",
         ("erased", "", "{}"),
     ),
+    (
+        "campaigns",
+        "UPDATE campaign_receipts SET detail = NULL, code = NULL WHERE delivery_id IN "
+        "(SELECT id FROM campaign_deliveries WHERE user_id IN ({marks}))",
+        (),
+    ),
     ("campaigns", "UPDATE campaign_deliveries SET recipient = NULL, detail = NULL WHERE user_id IN ({marks})", ()),
+    ("campaigns", "UPDATE campaign_suppressions SET reason = ? WHERE user_id IN ({marks})", (ERASED,)),
     ("referrals", "UPDATE referral_nodes SET device = NULL WHERE user_id IN ({marks})", ()),
+    ("referrals", "UPDATE referral_log SET reason = ? WHERE invitee_id IN ({marks})", (ERASED,)),
+    ("lifecycle", "UPDATE user_events SET properties = ? WHERE user_id IN ({marks})", ("{}",)),
+    ("lifecycle", "UPDATE lifecycle_log SET reason = ? WHERE user_id IN ({marks})", (ERASED,)),
+    # A fingerprint repeats the call's reason; a retry for an erased user is refused anyway.
+    ("points", "UPDATE points_entries SET reason = ?, fingerprint = ? WHERE user_id IN ({marks})", (ERASED, ERASED)),
+    ("commerce", "UPDATE tier_growth SET reason = ? WHERE user_id IN ({marks})", (ERASED,)),
+    ("commerce", "UPDATE tier_history SET reason = ? WHERE user_id IN ({marks})", (ERASED,)),
+    ("tags", "UPDATE user_tags SET applied_by = ? WHERE user_id IN ({marks})", (ERASED,)),
+    ("tags", "UPDATE tag_log SET by_what = ? WHERE user_id IN ({marks})", (ERASED,)),
 ]
 #: Messages held about a user, for exports: (component, query).
 _MESSAGES: list[tuple[str, str]] = [
@@ -43,11 +76,23 @@ _MESSAGES: list[tuple[str, str]] = [
         "WHERE user_id = ? ORDER BY id",
     ),
 ]
+#: Audit details that say what kind of thing happened, never who it was about: kept on erasure.
+_STRUCTURAL_DETAILS = frozenset({"action", "attributes", "channel", "kind", "purpose", "scope", "sections", "status"})
 _HOLD = "id, user_id, reason, placed_at, placed_by, released_at, released_by"
 
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _scrub(value: Any, key: str = "") -> Any:
+    """Audit details with every text replaced, except under the structural keys; numbers,
+    booleans and the shape stay, so the entry still says what was done and how much."""
+    if isinstance(value, dict):
+        return {k: v if k in _STRUCTURAL_DETAILS else _scrub(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, key) for v in value]
+    return ERASED if isinstance(value, str) else value
 
 
 def _audit(row: Sequence[Any]) -> AuditEntry:
@@ -202,7 +247,7 @@ class SqlPrivacyStore(PrivacyStore):
 
     def erase_person(self, user_ids: Iterable[int]) -> dict[str, int]:
         ids = sorted(set(user_ids))
-        counts = {"identities": 0, "users": 0, "merge_records": 0}
+        counts = {"identities": 0, "users": 0, "merge_records": 0, "audit_entries": 0}
         present = self._components()
         for marks, chunk in self.tx.in_chunks(ids):
             for component, statement, params in _SCRUB:
@@ -227,7 +272,18 @@ class SqlPrivacyStore(PrivacyStore):
                 ("{}", "erased", *chunk),
             )
             counts["users"] += len(chunk)
+            counts["audit_entries"] += self._scrub_audit(marks, chunk)
         return counts
+
+    def _scrub_audit(self, marks: str, chunk: Sequence[int]) -> int:
+        """The person's audit entries keep who acted, what and when; the masked before/after
+        values go and the details' free text is replaced."""
+        rows = self.tx.execute(f"SELECT id, details FROM audit_log WHERE user_id IN ({marks})", chunk).fetchall()
+        self.tx.executemany(
+            "UPDATE audit_log SET details = ?, before_value = NULL, after_value = NULL WHERE id = ?",
+            [(_json(_scrub(json.loads(details))), row_id) for row_id, details in rows],
+        )
+        return len(rows)
 
     # -- keys ------------------------------------------------------------------------------------------
     def reseal(
