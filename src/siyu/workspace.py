@@ -17,7 +17,7 @@ from ._clock import Clock, checked_now, system_clock, zone
 from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
 from ._url import StorageURL
 from .analytics import Analytics
-from .campaigns import Campaigns
+from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
 from .eventlog import EventLog, codec
@@ -103,7 +103,10 @@ class Workspace:
                              points_rules=self.points_rules)
         self.referrals = Referrals(self, points=self.points, coupons=self.coupons, orders=self.orders)
         self.channels = ChannelService(self, self.channel_classes)
-        self.campaigns = Campaigns(self, channels=self.channels, holders=self.backend.holders)
+        # One contact policy for direct sends (through the channels) and campaigns alike.
+        policy = ContactPolicy(self, channels=self.channels)
+        self.channels.policy = policy
+        self.campaigns = Campaigns(self, channels=self.channels, policy=policy, holders=self.backend.holders)
         self.analytics = Analytics(self, segments=self.segments, referrals=self.referrals)
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
         self.users = Users(self, privacy=self.privacy, merge_participants=self._merge_participants())

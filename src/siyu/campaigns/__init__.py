@@ -17,6 +17,7 @@ from .models import (
     UnmatchedReceipt,
     VariantResult,
 )
+from .policy import ContactPolicy
 from .service import Campaigns
 from .state import TRANSITIONS, CampaignStatus
 
@@ -25,6 +26,7 @@ __all__ = [
     "Campaign",
     "CampaignStatus",
     "Campaigns",
+    "ContactPolicy",
     "Decision",
     "Delivery",
     "GateCount",

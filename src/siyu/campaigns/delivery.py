@@ -64,9 +64,7 @@ from ..identities import mask
 from ..storage.contracts.campaigns import CampaignRow, DeliveryRow, NewDelivery
 from .gates import (
     ADDRESS_KIND,
-    lost_users,
     over_limit,
-    suppressed_users,
     user_zones,
     window_start,
     without_credit,
@@ -78,9 +76,9 @@ from .templates import MissingVariable, Renderer
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
-    from ..channels.service import ChannelService
     from ..storage.base import Transaction
     from ..storage.holders import Holders
+    from .policy import ContactPolicy
     from .settings import GateConfig
 
 __all__ = ["Runner", "accepts_idempotency_key"]
@@ -128,7 +126,7 @@ class Runner:
         uow: UnitOfWork,
         *,
         holders: Holders,
-        channels: ChannelService,
+        policy: ContactPolicy,
         row: CampaignRow,
         channel: Channel,
         renderer: Renderer,
@@ -138,8 +136,8 @@ class Runner:
     ) -> None:
         self.ws = uow
         self.holders = holders
-        #: The workspace's channels, for the suppression gate's channel-name entries.
-        self.channels = channels
+        #: The contact policy: the consent and suppressed gates.
+        self.policy = policy
         self.row = row
         self.channel = channel
         self.renderer = renderer
@@ -437,9 +435,9 @@ class Runner:
 
         drop(remaining - BitMap(tx.campaigns.active_users(remaining)), "inactive")
         if cfg.needs_consent and remaining:
-            drop(remaining - BitMap(tx.campaigns.consented(self.row.purpose, self.medium, remaining)), "consent")
+            drop(self.policy.without_consent(tx, self.row.purpose, self.medium, remaining), "consent")
         if remaining:
-            drop(suppressed_users(tx, self.channels, self.medium) | lost_users(tx), "suppressed")
+            drop(self.policy.unreachable(tx, self.medium), "suppressed")
         recipients: dict[int, str] = {}
         if self.kind is not None and remaining:
             recipients = self._addresses(tx, remaining)

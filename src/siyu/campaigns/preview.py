@@ -17,9 +17,7 @@ from ..storage.contracts.campaigns import CampaignRow
 from .gates import (
     ADDRESS_KIND,
     GATES,
-    lost_users,
     over_limit,
-    suppressed_users,
     user_zones,
     window_start,
     without_credit,
@@ -33,6 +31,7 @@ if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..channels.service import ChannelService
     from ..storage.base import Transaction
+    from .policy import ContactPolicy
 
 __all__ = ["CampaignPreview"]
 
@@ -40,9 +39,10 @@ __all__ = ["CampaignPreview"]
 class CampaignPreview:
     """Previews campaigns (``ws.campaigns.preview``)."""
 
-    def __init__(self, uow: UnitOfWork, *, channels: ChannelService) -> None:
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy) -> None:
         self._uow = uow
         self._channels = channels
+        self._policy = policy
 
     def preview(self, campaign: int | str, *, at: datetime | None = None, samples: int = 3) -> Preview:
         check_int(samples, "samples", minimum=0, maximum=100)
@@ -121,8 +121,8 @@ class CampaignPreview:
         beyond = remaining - BitMap(range(1, top + 1)) if remaining and remaining.max() > top else BitMap()
         gate("inactive", BitMap(inactive) | beyond)
         medium = row.consent_channel
-        gate("consent", remaining - BitMap(tx.campaigns.consented(row.purpose, medium)) if cfg.needs_consent else None)
-        gate("suppressed", suppressed_users(tx, self._channels, medium) | lost_users(tx))
+        gate("consent", self._policy.without_consent(tx, row.purpose, medium, remaining) if cfg.needs_consent else None)
+        gate("suppressed", self._policy.unreachable(tx, medium))
         kind = ADDRESS_KIND.get(medium)
         if kind is not None:
             reachable = BitMap(uid for k, uid in tx.segments.identity_kinds() if k == kind)

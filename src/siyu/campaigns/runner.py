@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..storage.base import Transaction
     from ..storage.contracts.campaigns import CampaignRow
     from ..storage.holders import Holders
+    from .policy import ContactPolicy
 
 __all__ = ["CampaignRunner"]
 
@@ -38,9 +39,10 @@ __all__ = ["CampaignRunner"]
 class CampaignRunner:
     """Sends campaigns: launches (send, roll-out), runs and resumes them."""
 
-    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, holders: Holders) -> None:
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy, holders: Holders) -> None:
         self._uow = uow
         self._channels = channels
+        self._policy = policy
         self._holders = holders
 
     # -- launching ----------------------------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class CampaignRunner:
                 if audience is not None:
                     rest = (audience, launch.variant, launch.phase.value)
         channel = channel_for(self._channels, row.channel)
-        runner = Runner(self._uow, holders=self._holders, channels=self._channels, row=row, channel=channel,
+        runner = Runner(self._uow, holders=self._holders, policy=self._policy, row=row, channel=channel,
                         renderer=renderer_for(row, channel), gates=cfg, batch=batch)
         occurrence = "" if launch is None or launch.occurrence is None else launch.occurrence
         totals = runner.run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..channels.service import ChannelService
     from ..storage.base import Transaction
     from ..storage.holders import Holders
+    from .policy import ContactPolicy
 
 __all__ = ["DEFAULTS", "HOLDOUT", "PURPOSES", "Campaigns", "CampaignsMoved", "GateConfig"]
 
@@ -60,16 +61,16 @@ class Campaigns:
     :mod:`siyu.campaigns.state` for the statuses.
     """
 
-    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, holders: Holders) -> None:
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy, holders: Holders) -> None:
         self._settings = CampaignSettings(uow)
         self._catalog = CampaignCatalog(uow, channels=channels)
-        self._preview = CampaignPreview(uow, channels=channels)
-        self._runner = CampaignRunner(uow, channels=channels, holders=holders)
+        self._preview = CampaignPreview(uow, channels=channels, policy=policy)
+        self._runner = CampaignRunner(uow, channels=channels, policy=policy, holders=holders)
         self._experiments = Experiments(uow, runner=self._runner)
         self._receipts = ReceiptRecorder(uow)
         self._resolver = Resolver(uow)
         self._conversions = Conversions(uow)
-        self._suppressions = Suppressions(uow, channels=channels)
+        self._suppressions = Suppressions(uow, policy=policy)
         self._automation = TriggerAutomation(uow, runner=self._runner, conversions=self._conversions)
         #: The ``siyu_on_event`` plugin: attribution and triggers.
         self.observer = self._automation.observer

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..services._common import check_text, check_user_id, require_user
-from .gates import medium_of
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
-    from ..channels.service import ChannelService
+    from .policy import ContactPolicy
 
 __all__ = ["Suppressions"]
 
@@ -17,9 +16,9 @@ __all__ = ["Suppressions"]
 class Suppressions:
     """Puts users on and takes them off the suppression list the ``suppressed`` gate reads."""
 
-    def __init__(self, uow: UnitOfWork, *, channels: ChannelService) -> None:
+    def __init__(self, uow: UnitOfWork, *, policy: ContactPolicy) -> None:
         self._uow = uow
-        self._channels = channels
+        self._policy = policy
 
     def suppress(self, user_id: int, *, channel: str = "*", reason: str = "opt_out") -> None:
         uid = check_user_id(user_id)
@@ -41,4 +40,4 @@ class Suppressions:
     def _medium(self, channel: str) -> str:
         # Gates match the list on the medium; an entry under a channel's own name
         # ("sms_aliyun") would never match and the user would still be messaged.
-        return medium_of(self._channels, channel)
+        return self._policy.medium(channel)

@@ -40,10 +40,12 @@ Rules every channel follows
 Consent naming
 --------------
 ``Message.purpose`` is ``"transactional"`` (order notices, verification codes)
-or ``"marketing"``. A marketing message with a ``user_id`` sent through a
-channel bound to a workspace is checked with
-``ws.users.has_consent(user_id, purpose="marketing", channel=<consent_channel>)``
-before any call; ``consent_channel`` is the channel's class attribute
+or ``"marketing"``. A channel decides nothing about who may be contacted: a
+channel of a workspace asks the workspace's contact policy
+(:class:`siyu.campaigns.ContactPolicy`, given to it as :attr:`Channel.policy`)
+about every marketing message with a ``user_id`` before any call -- the
+latest consent for ``"marketing"`` on the channel's ``consent_channel``, the
+suppression list, lost users and legal holds. ``consent_channel`` is the channel's class attribute
 (``"sms"`` for both SMS providers, ``"wecom"``, ``"email"``, ``"miniprogram"``,
 ``"webhook"``, ``"outbox"``). Withdrawals (SMS "R"/"TD" replies) are recorded
 with the same names, so one record covers every provider of a medium. The
@@ -62,7 +64,6 @@ text: 4,000 bytes). :func:`text_length` implements both.
 from __future__ import annotations
 
 import abc
-import contextlib
 import enum
 import functools
 import logging
@@ -70,11 +71,11 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
-from ..errors import ChannelError, InvalidMessage, NotFound, ValidationError
+from ..errors import ChannelError, InvalidMessage, ValidationError
 from ..models.users import Consent
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ __all__ = [
     "DeliveryResult",
     "Limits",
     "Message",
+    "ContactScreen",
     "Option",
     "Status",
     "render_template",
@@ -254,6 +256,16 @@ class Option:
     parse: Any = None
 
 
+class ContactScreen(Protocol):
+    """What a channel asks before a direct send. The workspace's contact policy
+    (:class:`siyu.campaigns.ContactPolicy`) is one; a channel never decides itself."""
+
+    def screen(self, medium: str, messages: Sequence[Message]) -> Sequence[DeliveryResult | Consent | None]:
+        """Per message: ``None`` (no rule applies), the consent that allows it, or the
+        refusing :class:`DeliveryResult` (``consent_required``, ``suppressed``, ``unknown_user``)."""
+        ...
+
+
 def text_length(text: str, unit: str = "chars") -> int:
     """Length of ``text`` the way a channel counts it."""
     if unit == "utf8_bytes":
@@ -333,6 +345,10 @@ class Channel(abc.ABC):
         "limits": Option(env=False, doc="override the class's Limits"),
         "check_consent": Option(default=True, parse=_parse_bool, doc="gate marketing sends on consent"),
     }
+
+    #: The contact policy marketing sends are checked against (set by the workspace that
+    #: builds or installs the channel; ``None`` for a standalone channel: no check).
+    policy: ContactScreen | None = None
 
     def __init__(self, *, workspace: Workspace | None = None, **config: Any) -> None:
         self.workspace = workspace
@@ -471,33 +487,24 @@ class Channel(abc.ABC):
         """
         batch = [messages] if isinstance(messages, Message) else list(messages)
         results: list[DeliveryResult | None] = [None] * len(batch)
+        valid: list[tuple[int, Message]] = []
+        for index, message in enumerate(batch):
+            problems = self.check(message)
+            if problems:
+                results[index] = DeliveryResult(
+                    message, Status.FAILED_PERMANENT, code="invalid", detail="; ".join(problems)
+                )
+            else:
+                valid.append((index, message))
         ready: list[tuple[int, Message]] = []
         allowed_by: dict[int, Consent] = {}
-        # One read transaction for all consent lookups of the batch (nested reads join it).
-        reading = self.workspace.read() if self.workspace is not None else contextlib.nullcontext()
-        with reading as tx:
-            blocked = self._blocked(tx, batch)
-            for index, message in enumerate(batch):
-                problems = self.check(message)
-                if problems:
-                    results[index] = DeliveryResult(
-                        message, Status.FAILED_PERMANENT, code="invalid", detail="; ".join(problems)
-                    )
-                    continue
-                decision = self._consent_decision(message)
-                if isinstance(decision, Consent) and message.user_id in blocked:
-                    decision = DeliveryResult(
-                        message, Status.FAILED_PERMANENT, code="suppressed",
-                        detail=f"user {message.user_id} is on the suppression list for "
-                        f"{self.consent_channel or self.name!r} (or all media), lost, or under a legal hold; "
-                        "nothing was sent",
-                    )
-                if isinstance(decision, DeliveryResult):
-                    results[index] = decision
-                    continue
-                if decision is not None:
-                    allowed_by[index] = decision
-                ready.append((index, message))
+        for (index, message), decision in zip(valid, self._screen([m for _, m in valid]), strict=True):
+            if isinstance(decision, DeliveryResult):
+                results[index] = decision
+                continue
+            if decision is not None:
+                allowed_by[index] = decision
+            ready.append((index, message))
         for group in self._group(ready):
             for start in range(0, len(group), max(1, self.limits.max_recipients_per_call)):
                 chunk = group[start : start + self.limits.max_recipients_per_call]
@@ -604,48 +611,12 @@ class Channel(abc.ABC):
         return ws.campaigns.record_receipts(self.parse_receipts(payload))
 
     # -- helpers ----------------------------------------------------------------------
-    def _blocked(self, tx: Any, batch: Sequence[Message]) -> frozenset[int]:
-        """Users a marketing message must not reach despite a consent: the campaign
-        suppression list of this medium (SMS opt-out replies, 43101 ...), lost users and
-        legal holds -- read once per batch, and only when the batch has marketing sends."""
-        if tx is None or not self.config.get("check_consent", True) or not any(
-            m.purpose == "marketing" and m.user_id is not None for m in batch
-        ):
-            return frozenset()
-        from ..campaigns.gates import lost_users, suppressed_users  # the campaigns' own rules, shared
-
-        medium = self.consent_channel or self.name
-        assert self.workspace is not None  # tx is None without one
-        return frozenset(suppressed_users(tx, self.workspace.channels, medium)) | frozenset(lost_users(tx))
-
-    def _consent_decision(self, message: Message) -> DeliveryResult | Consent | None:
-        """For a marketing message: the refusal, or the consent record that allows it.
-        ``None`` when no check applies (transactional, no user, no workspace)."""
-        if (
-            message.purpose != "marketing"
-            or message.user_id is None
-            or self.workspace is None
-            or not self.config.get("check_consent", True)
-        ):
-            return None
-        channel = self.consent_channel or self.name
-        try:
-            records = self.workspace.users.consents(message.user_id)
-        except NotFound:
-            return DeliveryResult(message, Status.FAILED_PERMANENT, code="unknown_user",
-                                  detail=f"no user {message.user_id}; nothing was sent")
-        decision: Consent | None = None
-        for record in records:  # oldest first: the latest matching record decides
-            if record.purpose == "marketing" and record.channel in (channel, "*"):
-                decision = record
-        if decision is not None and decision.granted:
-            return decision
-        return DeliveryResult(
-            message,
-            Status.FAILED_PERMANENT,
-            code="consent_required",
-            detail=f"user {message.user_id} has no active marketing consent on {channel!r}; nothing was sent",
-        )
+    def _screen(self, messages: Sequence[Message]) -> Sequence[DeliveryResult | Consent | None]:
+        """The contact policy's decision for each valid message (all ``None`` without a
+        policy, or with ``check_consent=False`` for callers that filtered their audience)."""
+        if self.policy is None or not self.config.get("check_consent", True):
+            return [None] * len(messages)
+        return self.policy.screen(self.consent_channel or self.name, messages)
 
     def _scrub(self, text: str) -> str:
         for secret in self.secrets():

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._plugins import Registry
 from ..errors import ValidationError
-from .base import Channel
+from .base import Channel, ContactScreen
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -37,6 +37,9 @@ class ChannelService:
 
     def __init__(self, workspace: Workspace, classes: Registry[Any]) -> None:
         self._ws = workspace
+        #: The contact policy every channel of the workspace asks before a marketing send
+        #: (the workspace sets it right after building this service, before any channel exists).
+        self.policy: ContactScreen | None = None
         self._classes = classes
         self._instances: dict[str, Channel] = {}
         #: Names whose instance siyu built (not installed), and their consent-unchecked twins.
@@ -83,7 +86,9 @@ class ChannelService:
         cls = self._classes.get(name) if name in self._classes else self.cls(name)
         if not (isinstance(cls, type) and issubclass(cls, Channel)):
             raise ValidationError(f"channel class {cls!r} does not derive from siyu.channels.Channel")
-        return cls(workspace=self._ws, **config)
+        channel = cls(workspace=self._ws, **config)
+        channel.policy = self.policy
+        return channel
 
     def _unchecked(self, name: str) -> Channel:
         """The instance of ``name`` for senders that have already checked consent and
@@ -118,6 +123,8 @@ class ChannelService:
             raise ValidationError(f"install() takes a Channel instance, got {type(channel).__name__}")
         if channel.workspace is None:
             channel.workspace = self._ws
+        if channel.policy is None:
+            channel.policy = self.policy
         with self._lock:
             self._instances[channel.name] = channel
             self._built.discard(channel.name)
