@@ -31,10 +31,17 @@ The tree::
     │   ├── AlreadyJoined            the user already holds a slot in the group
     │   ├── GroupBuyClosed           the group buy completed, failed or expired
     │   ├── AlreadyDecided           a campaign's A/B winner was already decided
+    │   ├── SoldOut                  a flash sale or prize has no units left
+    │   ├── ReservationClosed        a flash-sale reservation was already paid,
+    │   │                            released or refunded (or its hold ran out)
+    │   ├── AlreadyHelped            the helper already helped this bargain attempt
+    │   ├── BargainClosed            the bargain attempt succeeded, failed or expired
     │   └── InvalidTransition        a campaign's status does not allow the operation
     ├── PolicyViolation              a business or legal guard refused
     │   ├── ConsentRequired
     │   ├── CapExceeded
+    │   │   └── QuotaExceeded        a per-user limit of an activity (units, helps, draws)
+    │   ├── ActivityClosed           a flash sale, bargain or draw is outside its window
     │   ├── MarginViolation
     │   │   └── PriceBelowFloor      a price itself is below cost or the margin floor
     │   ├── SelfInvite               a user cannot invite themselves
@@ -57,7 +64,13 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "ActivityClosed",
     "AlreadyBound",
+    "AlreadyHelped",
+    "BargainClosed",
+    "QuotaExceeded",
+    "ReservationClosed",
+    "SoldOut",
     "AlreadyDecided",
     "TemplateError",
     "CallbackRejected",
@@ -219,6 +232,16 @@ class CapExceeded(PolicyViolation):
     """A contact budget or platform cap would be exceeded."""
 
 
+class QuotaExceeded(CapExceeded):
+    """A per-user limit of an activity would be exceeded: flash-sale units per
+    user (per sale or per day), bargain attempts or helps, draws per day."""
+
+
+class ActivityClosed(PolicyViolation):
+    """The flash sale, bargain or draw is not running at this instant (before
+    its start, at or after its end, or ended early)."""
+
+
 class MarginViolation(PolicyViolation):
     """A price, coupon or promotion could sell a product below cost or floor."""
 
@@ -275,6 +298,29 @@ class InvalidTransition(Conflict):
         super().__init__(message)
         self.status = status
         self.to = to
+
+
+class SoldOut(Conflict):
+    """A flash sale has fewer units left than were asked for (some may come
+    back when unpaid reservations are released), or a prize has none left."""
+
+
+class ReservationClosed(Conflict):
+    """The reservation is no longer held: it was paid, released (cancelled or
+    its hold ran out) or refunded. ``status`` says which."""
+
+    def __init__(self, message: str, *, status: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AlreadyHelped(Conflict):
+    """The helper already helped this bargain attempt (one help per helper per attempt)."""
+
+
+class BargainClosed(Conflict):
+    """The bargain attempt is no longer open: it reached its floor price, failed,
+    or its deadline or the activity's end has passed."""
 
 
 class GroupBuyClosed(Conflict):

@@ -21,6 +21,10 @@ __all__ = [
     "ConversionAttributed",
     "DeliverySkipped",
     "EventTracked",
+    "FlashSaleCreated",
+    "FlashSalePaid",
+    "FlashSaleReleased",
+    "FlashSaleReserved",
     "LifecycleChanged",
     "CommissionAdjusted",
     "CommissionRecorded",
@@ -491,3 +495,48 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["at"] = event.at.isoformat()
     data["type"] = type(event).__name__
     return data
+
+
+# -- activities: 秒杀 flash sales, 砍价 bargains, 抽奖 draws --------------------------------------
+@attrs.frozen(kw_only=True)
+class FlashSaleCreated(Event):
+    sale_id: int
+    sku: str
+    price_fen: int
+    stock: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class FlashSaleReserved(Event):
+    """Units of a flash sale are held for a buyer until ``expires_at``."""
+
+    sale_id: int
+    reservation_id: int
+    user_id: int
+    qty: int
+    expires_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class FlashSalePaid(Event):
+    """A reservation became an order (recorded through ``ws.orders``)."""
+
+    sale_id: int
+    reservation_id: int
+    user_id: int
+    qty: int
+    order_id: int
+
+
+@attrs.frozen(kw_only=True)
+class FlashSaleReleased(Event):
+    """Units came back to the sale: an unpaid reservation was cancelled or ran
+    out (``reason`` "cancelled" / "expired"), or a paid one was refunded ("refunded")."""
+
+    sale_id: int
+    reservation_id: int
+    user_id: int
+    qty: int
+    reason: str

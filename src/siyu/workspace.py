@@ -16,6 +16,7 @@ from typing import Any
 from ._clock import Clock, checked_now, system_clock, zone
 from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
 from ._url import StorageURL
+from .activities import FlashSales
 from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
@@ -102,6 +103,7 @@ class Workspace:
         self.orders = Orders(self, pricing=self.promotions, points=self.points, tiers=self.tiers,
                              points_rules=self.points_rules)
         self.referrals = Referrals(self, points=self.points, coupons=self.coupons, orders=self.orders)
+        self.flash_sales = FlashSales(self, orders=self.orders)
         self.channels = ChannelService(self, self.channel_classes)
         # One contact policy for direct sends (through the channels) and campaigns alike.
         policy = ContactPolicy(self, channels=self.channels)

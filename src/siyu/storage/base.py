@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
+from .contracts.activities import FlashSaleStore
 from .contracts.analytics import AnalyticsStore
 from .contracts.campaigns import CampaignStore
 from .contracts.channels import ChannelStore
@@ -168,6 +169,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def event_log(self) -> EventLogStore: ...
+
+    @property
+    @abc.abstractmethod
+    def flash_sales(self) -> FlashSaleStore: ...
 
 
 class Backend(abc.ABC):

@@ -194,6 +194,12 @@ class SqlTransaction(Transaction):
     def analytics(self) -> SqlAnalyticsStore:
         return SqlAnalyticsStore(self)
 
+    @cached_property
+    def flash_sales(self):  # type: ignore[no-untyped-def,override]
+        from .flash_sales import SqlFlashSaleStore
+
+        return SqlFlashSaleStore(self)
+
 
 class SqlBackend(Backend):
     """Base of the SQL backends. Subclasses supply connections and the dialect."""

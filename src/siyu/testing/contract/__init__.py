@@ -20,6 +20,7 @@ backend's name.
 
 from __future__ import annotations
 
+from .activities import ActivitiesContract
 from .analytics import AnalyticsContract
 from .base import ContractBase
 from .campaigns import CampaignsContract
@@ -34,6 +35,7 @@ from .tags import TagsContract
 from .users import UsersContract
 
 __all__ = [
+    "ActivitiesContract",
     "AnalyticsContract",
     "CampaignsContract",
     "ChannelsContract",
@@ -51,6 +53,7 @@ __all__ = [
 
 
 class StorageContract(
+    ActivitiesContract,
     EventLogContract,
     AnalyticsContract,
     CampaignsContract,

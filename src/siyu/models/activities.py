@@ -1,0 +1,105 @@
+"""Activities: 秒杀 flash sales and their reservations, 砍价 bargains, 抽奖 / 盲盒 draws.
+
+Money is integer fen in fields ending in ``_fen``; the properties without the
+suffix give yuan as ``Decimal``. Instants are timezone-aware.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import attrs
+
+from ..money import to_yuan
+
+__all__ = [
+    "FlashSale",
+    "Reservation",
+    "ReservationStatus",
+]
+
+
+class ReservationStatus(enum.StrEnum):
+    """Where a flash-sale reservation is. Only ``reserved`` moves: to ``paid`` (the
+    order was recorded) or ``released`` (cancelled, or its hold ran out); ``paid``
+    moves once more, to ``refunded``, when the order is cancelled or refunded."""
+
+    RESERVED = "reserved"
+    PAID = "paid"
+    RELEASED = "released"
+    REFUNDED = "refunded"
+
+
+@attrs.frozen(kw_only=True)
+class FlashSale:
+    """A 秒杀 / 限量抢购: ``sku`` at ``price_fen`` for units of its own stock, in the
+    half-open window ``[starts_at, ends_at)``.
+
+    ``stock`` is what is left to reserve, ``reserved`` what buyers hold unpaid,
+    ``sold`` what they paid for; the three add up to :attr:`total` at all times.
+    ``per_user`` caps the units one user holds or bought over the whole sale,
+    ``per_user_day`` per business day (``None``: no cap). A reservation holds its
+    units for ``hold``. ``base_price_fen`` is the crossed-out price shown next to
+    the sale price (划线价), ``base_label`` what it means when it is not the
+    lowest price of the last 7 days. ``clearance`` is the reason a price below
+    the floor was allowed (fresh, seasonal, overstock, near_expiry), and
+    ``loss_fen`` the product loss budget the sale holds for its units.
+    """
+
+    id: int
+    name: str
+    sku: str
+    price_fen: int
+    stock: int
+    reserved: int
+    sold: int
+    starts_at: datetime
+    ends_at: datetime
+    hold: timedelta
+    per_user: int | None = None
+    per_user_day: int | None = None
+    base_price_fen: int | None = None
+    base_label: str | None = None
+    clearance: str | None = None
+    loss_fen: int = 0
+    active: bool = True
+    created_at: datetime | None = None
+
+    @property
+    def price(self) -> Decimal:
+        return to_yuan(self.price_fen)
+
+    @property
+    def base_price(self) -> Decimal | None:
+        return None if self.base_price_fen is None else to_yuan(self.base_price_fen)
+
+    @property
+    def total(self) -> int:
+        """Units the sale was created with: ``stock + reserved + sold``."""
+        return self.stock + self.reserved + self.sold
+
+    def open_at(self, at: datetime) -> bool:
+        """Whether reservations are taken at ``at`` (active and inside the window)."""
+        return self.active and self.starts_at <= at < self.ends_at
+
+
+@attrs.frozen(kw_only=True)
+class Reservation:
+    """Units of a flash sale held for one buyer until ``expires_at``.
+
+    ``day`` is the business day it was made on (per-day quotas count it
+    there); ``order_id`` is set once it is paid."""
+
+    id: int
+    sale_id: int
+    user_id: int
+    qty: int
+    status: ReservationStatus
+    key: str
+    day: date
+    created_at: datetime
+    expires_at: datetime
+    order_id: int | None = None
+    closed_at: datetime | None = None

@@ -1,0 +1,94 @@
+"""Activities in storage: flash-sale stock, reservations and per-user quotas.
+
+Every counter an activity guards is changed by one conditional step that
+says whether it happened (a decrement that refuses to pass zero, a status
+move from one named status, a per-user count that refuses to pass its
+limit), never by reading a value and writing a new one. That keeps them
+right when many processes write at once, whatever lock the backend takes.
+Money is integer fen; instants are aware ``datetime``.
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import date, datetime
+
+from ...models.activities import FlashSale, Reservation, ReservationStatus
+
+__all__ = ["FlashSaleStore", "UNITS"]
+
+#: The three places a flash sale's units can be; they always add up to the sale's total.
+UNITS = ("stock", "reserved", "sold")
+
+
+class FlashSaleStore(abc.ABC):
+    """秒杀 sales, their reservations and per-user quotas."""
+
+    # -- sales ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_sale(self, sale: FlashSale) -> int:
+        """Store a new sale (its ``id`` is ignored) and return its id."""
+
+    @abc.abstractmethod
+    def sale(self, sale_id: int) -> FlashSale | None: ...
+
+    @abc.abstractmethod
+    def sales(self) -> list[FlashSale]: ...
+
+    @abc.abstractmethod
+    def set_active(self, sale_id: int, active: bool) -> None: ...
+
+    @abc.abstractmethod
+    def move_units(self, sale_id: int, qty: int, source: str, target: str) -> bool:
+        """Move ``qty`` units from one of :data:`UNITS` to another, only if
+        ``source`` holds at least ``qty``; whether it did."""
+
+    # -- per-user quotas -------------------------------------------------------------------
+    @abc.abstractmethod
+    def take_quota(self, sale_id: int, user_id: int, day: date | None, qty: int, limit: int) -> bool:
+        """Count ``qty`` more units against the user's quota for the whole sale
+        (``day=None``) or for one business day, only if the count stays within
+        ``limit``; whether it did."""
+
+    @abc.abstractmethod
+    def give_quota(self, sale_id: int, user_id: int, day: date | None, qty: int) -> None:
+        """Take ``qty`` units off the user's count (a released or refunded reservation)."""
+
+    @abc.abstractmethod
+    def quota_used(self, sale_id: int, user_id: int, day: date | None) -> int: ...
+
+    # -- reservations ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_reservation(self, reservation: Reservation) -> int | None:
+        """Store a reservation and return its id; ``None`` if one with the same
+        ``key`` exists (written by a concurrent or earlier call)."""
+
+    @abc.abstractmethod
+    def reservation(self, reservation_id: int) -> Reservation | None: ...
+
+    @abc.abstractmethod
+    def reservation_by_key(self, key: str) -> Reservation | None: ...
+
+    @abc.abstractmethod
+    def reservation_by_order(self, order_id: int) -> Reservation | None: ...
+
+    @abc.abstractmethod
+    def reservations(self, *, sale_id: int | None = None, user_id: int | None = None) -> list[Reservation]: ...
+
+    @abc.abstractmethod
+    def transition(self, reservation_id: int, source: ReservationStatus, target: ReservationStatus, at: datetime,
+                   *, held_at: datetime | None = None, expired_by: datetime | None = None) -> bool:
+        """Move a reservation from ``source`` to ``target`` (stamping ``closed_at``),
+        only if it is in ``source`` -- and, with ``held_at``, only if its hold
+        has not run out by then; with ``expired_by``, only if it has. Whether it moved."""
+
+    @abc.abstractmethod
+    def set_order(self, reservation_id: int, order_id: int) -> None: ...
+
+    @abc.abstractmethod
+    def due(self, now: datetime, limit: int) -> list[Reservation]:
+        """Up to ``limit`` reservations still held whose hold ended by ``now``, oldest first."""
+
+    @abc.abstractmethod
+    def lowest_unit_price(self, sku: str, since: datetime, until: datetime) -> int | None:
+        """The lowest unit price ``sku`` sold at in orders paid in ``[since, until)``."""

@@ -1,0 +1,33 @@
+"""Activities: 秒杀 flash sales (stock, reservations, per-user quotas)."""
+
+COMPONENT = "activities"
+ORDER = 65
+MIGRATIONS = [
+    (
+        1,
+        [
+            # stock + reserved + sold is the sale's total at every commit: units only ever move
+            # between the three columns, each move guarded by `column >= qty`.
+            "CREATE TABLE flash_sales (id {pk}, name {text} NOT NULL, sku {text} NOT NULL, "
+            "price {bigint} NOT NULL, stock {bigint} NOT NULL, reserved {bigint} NOT NULL, "
+            "sold {bigint} NOT NULL, starts_at {bigint} NOT NULL, ends_at {bigint} NOT NULL, "
+            "hold_us {bigint} NOT NULL, per_user {bigint}, per_user_day {bigint}, base_price {bigint}, "
+            "base_label {text}, clearance {text}, loss {bigint} NOT NULL, active {bigint} NOT NULL, "
+            "created_at {bigint} NOT NULL, "
+            "CHECK (stock >= 0 AND reserved >= 0 AND sold >= 0))",
+            "CREATE INDEX flash_sales_sku ON flash_sales (sku)",
+            "CREATE TABLE flash_reservations (id {pk}, sale_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
+            "qty {bigint} NOT NULL, status {text} NOT NULL, key {text} NOT NULL, day {bigint} NOT NULL, "
+            "created_at {bigint} NOT NULL, expires_at {bigint} NOT NULL, order_id {bigint}, closed_at {bigint})",
+            # A retried reserve (same key) finds the first reservation instead of making a second.
+            "CREATE UNIQUE INDEX flash_reservations_key ON flash_reservations (key)",
+            "CREATE INDEX flash_reservations_due ON flash_reservations (status, expires_at)",
+            "CREATE INDEX flash_reservations_user ON flash_reservations (user_id)",
+            "CREATE INDEX flash_reservations_order ON flash_reservations (order_id)",
+            # Units a user holds or bought: day 0 counts the whole sale, yyyymmdd one business day.
+            "CREATE TABLE flash_quotas (sale_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
+            "day {bigint} NOT NULL, held {bigint} NOT NULL, PRIMARY KEY (sale_id, user_id, day), "
+            "CHECK (held >= 0))",
+        ],
+    ),
+]

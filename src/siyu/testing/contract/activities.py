@@ -1,0 +1,62 @@
+"""Contract: flash-sale stock, reservations and quotas (what every backend must keep)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+import siyu
+from siyu.errors import IdempotencyConflict, QuotaExceeded, ReservationClosed, SoldOut
+from siyu.models.activities import ReservationStatus
+from siyu.testing import FakeClock
+
+from .base import ContractBase
+
+
+def _sale(ws: siyu.Workspace, clock: FakeClock, stock: int, **options: object) -> int:
+    ws.products.add("TEA", "Oolong", price="128", cost="52", role="activity")
+    return ws.flash_sales.create(sku="TEA", price="69", stock=stock, starts_at=clock.now,  # type: ignore[arg-type]
+                                 ends_at=clock.now + timedelta(hours=1), **options).id
+
+
+class ActivitiesContract(ContractBase):
+    def test_flash_sale_units_move_only_when_there_are_enough(self, ws: siyu.Workspace, clock: FakeClock) -> None:
+        sid = _sale(ws, clock, 2, per_user=None)
+        uid = ws.users.add().id
+        first = ws.flash_sales.reserve(sid, uid, 2, key="a")
+        with pytest.raises(SoldOut):
+            ws.flash_sales.reserve(sid, uid, 1, key="b")
+        order = ws.flash_sales.pay(first.id)
+        sale = ws.flash_sales.get(sid)
+        assert (sale.stock, sale.reserved, sale.sold) == (0, 0, 2)
+        assert ws.flash_sales.reservation(first.id).order_id == order.id
+        assert ws.flash_sales.reservations(user_id=uid) == [ws.flash_sales.reservation(first.id)]
+
+    def test_flash_sale_quota_counts_per_sale_and_per_day(self, ws: siyu.Workspace, clock: FakeClock) -> None:
+        sid = _sale(ws, clock, 10, per_user=2, per_user_day=1)
+        uid = ws.users.add().id
+        ws.flash_sales.reserve(sid, uid, key="d1")
+        with pytest.raises(QuotaExceeded):
+            ws.flash_sales.reserve(sid, uid, key="d1-again")
+        clock.advance(timedelta(minutes=50))  # still the same business day and sale
+        with pytest.raises(QuotaExceeded):
+            ws.flash_sales.reserve(sid, uid, key="d1-later")
+        assert ws.flash_sales.used(sid, uid) == 1
+
+    def test_flash_sale_key_and_status_moves_happen_once(self, ws: siyu.Workspace, clock: FakeClock) -> None:
+        sid = _sale(ws, clock, 3, hold=timedelta(minutes=1))
+        uid, other = ws.users.add().id, ws.users.add().id
+        res = ws.flash_sales.reserve(sid, uid, key="same")
+        assert ws.flash_sales.reserve(sid, uid, key="same") == res
+        with pytest.raises(IdempotencyConflict):
+            ws.flash_sales.reserve(sid, other, key="same")
+        clock.advance(timedelta(minutes=1))
+        assert ws.flash_sales.release_due() == 1
+        assert ws.flash_sales.release_due() == 0
+        with pytest.raises(ReservationClosed):
+            ws.flash_sales.pay(res.id)
+        assert ws.flash_sales.reservation(res.id).status is ReservationStatus.RELEASED
+        sale = ws.flash_sales.get(sid)
+        assert (sale.stock, sale.reserved, sale.sold) == (3, 0, 0)
+        assert ws.flash_sales.used(sid, uid) == 0

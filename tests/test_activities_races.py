@@ -1,0 +1,213 @@
+"""Activities raced by real processes on one database (SQLite file and PostgreSQL).
+
+Each test lines N processes up on a barrier and lets them all call the same
+activity at once, then checks the stored counts exactly. PostgreSQL runs
+fewer processes than SQLite: every process holds its own server connection,
+and the test server's ``max_connections`` (100) is shared with other suites.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import siyu
+from siyu.errors import SiyuError
+from siyu.models.activities import ReservationStatus
+from siyu.testing import FakeClock
+
+POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
+START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def postgres_run_url() -> Iterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need SIYU_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test")
+    from siyu.testing.postgres import drop_schema, with_schema
+
+    schema_url = with_schema(POSTGRES_URL, f"a_{uuid.uuid4().hex[:16]}")
+    yield schema_url
+    drop_schema(schema_url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shop.db'}"
+        return
+    from siyu.testing.postgres import empty_schema
+
+    schema_url: str = request.getfixturevalue("postgres_run_url")
+    yield schema_url
+    empty_schema(schema_url)
+
+
+def processes(url: str, sqlite: int) -> int:
+    """How many processes race: ``sqlite`` on SQLite, at most 40 on PostgreSQL (connections)."""
+    return sqlite if url.startswith("sqlite") else min(sqlite, 40)
+
+
+def _worker(url: str, task: str, index: int, args: Any, barrier: Any, results: Any) -> None:
+    outcomes: list[tuple[str, Any]] = []
+    try:
+        if url.startswith("postgresql"):
+            url += ("&" if "?" in url else "?") + "pool_min=1&pool_max=1"
+        with siyu.connect(url, clock=FakeClock(START)) as ws:
+            barrier.wait(timeout=300)
+            for call in TASKS[task](ws, index, args):
+                try:
+                    outcomes.append(("ok", call()))
+                except SiyuError as exc:
+                    outcomes.append(("error", type(exc).__name__))
+                except Exception:
+                    outcomes.append(("crash", traceback.format_exc()))
+    except BaseException:
+        outcomes.append(("crash", traceback.format_exc()))
+        barrier.abort()
+    results.put((index, outcomes))
+
+
+def race(url: str, task: str, args: Any, count: int) -> list[tuple[str, Any]]:
+    """Run ``TASKS[task]`` in ``count`` processes at once; every outcome, crashes refused."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx: Any = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["siyu"])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(count)
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(url, task, i, args, barrier, results)) for i in range(count)]
+    for w in workers:
+        w.start()
+    collected = [results.get(timeout=600) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    outcomes = [o for _, batch in sorted(collected) for o in batch]
+    crashes = [o[1] for o in outcomes if o[0] == "crash"]
+    assert not crashes, "a worker failed with a non-siyu error:\n" + "\n".join(crashes)
+    return outcomes
+
+
+# -- tasks: each yields calls to make, in order --------------------------------------------------
+def _reserve_one(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
+    sale_id, users = args
+    yield lambda: ws.flash_sales.reserve(sale_id, users[index], key=f"buyer-{index}").id
+
+
+def _same_user_many_keys(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
+    sale_id, user_id = args
+    yield lambda: ws.flash_sales.reserve(sale_id, user_id, key=f"tap-{index}").id
+
+
+def _pay_or_release(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
+    reservation_ids, paid_at = args
+    ws.clock = FakeClock(paid_at)  # type: ignore[assignment]
+    if index % 2:
+        yield lambda: ws.flash_sales.release_due()
+    else:
+        for rid in reservation_ids:
+            yield lambda rid=rid: ws.flash_sales.pay(rid).id
+
+
+def _cancel_twice(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
+    for rid in args:
+        yield lambda rid=rid: ws.flash_sales.cancel(rid).status.value
+
+
+TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Callable[[], Any]]]] = {
+    "reserve_one": _reserve_one,
+    "same_user_many_keys": _same_user_many_keys,
+    "pay_or_release": _pay_or_release,
+    "cancel_twice": _cancel_twice,
+}
+
+
+# -- flash sales -----------------------------------------------------------------------------------
+def _shop(ws: siyu.Workspace, buyers: int, stock: int, **options: Any) -> tuple[int, list[int]]:
+    ws.products.add("TEA", "Oolong", price="128", cost="52", role="activity")
+    users = [ws.users.add(phone=f"1390000{i:04d}").id for i in range(buyers)]
+    sale = ws.flash_sales.create(sku="TEA", price="69", stock=stock, starts_at=START,
+                                 ends_at=START + timedelta(hours=1), **options)
+    return sale.id, users
+
+
+def _counts(ws: siyu.Workspace, sale_id: int) -> tuple[int, int, int]:
+    sale = ws.flash_sales.get(sale_id)
+    return sale.stock, sale.reserved, sale.sold
+
+
+def test_many_processes_racing_for_ten_units_reserve_exactly_ten(url: str) -> None:
+    count = processes(url, 100)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        sale_id, users = _shop(ws, count, 10)
+    outcomes = race(url, "reserve_one", (sale_id, users), count)
+    assert sum(1 for o in outcomes if o[0] == "ok") == 10
+    assert {o[1] for o in outcomes if o[0] == "error"} == {"SoldOut"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert _counts(ws, sale_id) == (0, 10, 0)
+        assert len(ws.flash_sales.reservations(sale_id=sale_id)) == 10
+
+
+def test_one_user_tapping_from_twenty_processes_gets_one_reservation(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        sale_id, [user, other] = _shop(ws, 2, 10, per_user=1)
+    outcomes = race(url, "same_user_many_keys", (sale_id, user), processes(url, 20))
+    assert sum(1 for o in outcomes if o[0] == "ok") == 1
+    assert {o[1] for o in outcomes if o[0] == "error"} == {"QuotaExceeded"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert _counts(ws, sale_id) == (9, 1, 0)
+        assert ws.flash_sales.used(sale_id, user) == 1
+        ws.flash_sales.reserve(sale_id, other, key="the-other-user")  # unaffected
+
+
+def test_release_job_racing_late_payments_moves_each_unit_once(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        sale_id, users = _shop(ws, 12, 12, hold=timedelta(minutes=10))
+        held = [ws.flash_sales.reserve(sale_id, uid, key=f"h{uid}").id for uid in users]
+    # At the instant the holds end: payers are refused, the release jobs release each once.
+    outcomes = race(url, "pay_or_release", (held, START + timedelta(minutes=10)), processes(url, 6))
+    # Only the release jobs succeed, and their counts add up to the 12 holds: none released twice.
+    assert sum(o[1] for o in outcomes if o[0] == "ok") == 12
+    assert {o[1] for o in outcomes if o[0] == "error"} == {"ReservationClosed"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert _counts(ws, sale_id) == (12, 0, 0)
+        assert {r.status for r in ws.flash_sales.reservations(sale_id=sale_id)} == {ReservationStatus.RELEASED}
+        assert all(ws.orders.of(uid) == [] for uid in users)
+
+
+def test_payments_racing_the_release_job_before_the_end_either_pay_or_release(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        sale_id, users = _shop(ws, 12, 12, hold=timedelta(minutes=10))
+        held = [ws.flash_sales.reserve(sale_id, uid, key=f"h{uid}").id for uid in users]
+    outcomes = race(url, "pay_or_release", (held, START + timedelta(minutes=9)), processes(url, 6))
+    with siyu.connect(url, clock=FakeClock(START + timedelta(minutes=30))) as ws:
+        ws.flash_sales.release_due()
+        stock, reserved, sold = _counts(ws, sale_id)
+        paid = {r.id for r in ws.flash_sales.reservations(sale_id=sale_id) if r.status is ReservationStatus.PAID}
+        assert (stock, reserved, sold) == (0, 0, 12) and len(paid) == 12
+        assert len({o.id for uid in users for o in ws.orders.of(uid)}) == 12  # one order per reservation
+    assert {o[1] for o in outcomes if o[0] == "error"} <= {"ReservationClosed"}
+
+
+def test_cancelling_from_many_processes_restores_once(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        sale_id, users = _shop(ws, 6, 6)
+        ids = [ws.flash_sales.reserve(sale_id, uid, key=f"c{uid}").id for uid in users]
+        for rid in ids[:3]:
+            ws.flash_sales.pay(rid)
+    race(url, "cancel_twice", ids, processes(url, 6))
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert _counts(ws, sale_id) == (6, 0, 0)
+        assert all(ws.flash_sales.used(sale_id, uid) == 0 for uid in users)
+        assert sum(len(ws.orders.refunds(ws.flash_sales.reservation(rid).order_id or 0)) for rid in ids[:3]) == 3
