@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -14,9 +15,9 @@ from siyu.testing import FakeClock
 from .base import ContractBase
 
 
-def _sale(ws: siyu.Workspace, clock: FakeClock, stock: int, **options: object) -> int:
+def _sale(ws: siyu.Workspace, clock: FakeClock, stock: int, **options: Any) -> int:
     ws.products.add("TEA", "Oolong", price="128", cost="52", role="activity")
-    return ws.flash_sales.create(sku="TEA", price="69", stock=stock, starts_at=clock.now,  # type: ignore[arg-type]
+    return ws.flash_sales.create(sku="TEA", price="69", stock=stock, starts_at=clock.now,
                                  ends_at=clock.now + timedelta(hours=1), **options).id
 
 
