@@ -191,11 +191,11 @@ def _is_public_module(name: str) -> bool:
     return not any(part.startswith("_") for part in name.split(".")[1:]) and ".testing" not in name
 
 
-def workspace_constructors() -> list[str]:
-    """Service classes whose ``__init__`` takes the whole workspace."""
+def workspace_constructors(folders: tuple[str, ...] = SERVICE_FOLDERS) -> list[str]:
+    """Classes in ``folders`` (the service folders by default) whose ``__init__`` takes the whole workspace."""
     found = []
     for name, path in modules().items():
-        if not any(f"siyu.{folder}" in name for folder in SERVICE_FOLDERS):
+        if not any(f"siyu.{folder}" in name for folder in folders):
             continue
         for cls in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(cls, ast.ClassDef):

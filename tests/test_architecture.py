@@ -22,6 +22,13 @@ def test_services_name_their_collaborators_instead_of_taking_the_workspace() -> 
     assert measures.workspace_constructors() == []
 
 
+def test_the_event_log_takes_the_unit_of_work() -> None:
+    """The log, its delivery rounds and relays work on the unit of work and name what else
+    they need; only ``siyu worker``'s loop (an application, like the CLI) holds the workspace."""
+    found = measures.workspace_constructors(folders=("eventlog",))
+    assert found == ["siyu.eventlog.worker.Worker"]
+
+
 def test_campaign_functions_fit_in_80_lines() -> None:
     found = measures.measures()["long_functions"]
     assert isinstance(found, list)

@@ -76,7 +76,9 @@ class Workspace:
         self._local = threading.local()
         try:
             # First: services write while they start (keys, settings), and every write appends.
-            self.event_log = EventLog(self, delivery=delivery or os.environ.get("SIYU_DELIVERY") or "inline")
+            self.event_log = EventLog(self, horizon=self.backend.event_horizon, plugins=self.pm, hooks=self.hooks,
+                                      host=self, errors=self.observer_errors,
+                                      delivery=delivery or os.environ.get("SIYU_DELIVERY") or "inline")
             self._start_services(secret_key)
             self.event_log._start(builtin_consumers(self))
         except BaseException:

@@ -25,8 +25,9 @@ from . import codec
 from .consumers import Consumer
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..events import Event
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["Item", "Round"]
 
@@ -67,8 +68,10 @@ def _covering(known: Sequence[Item] | None, start: int, horizon: int) -> list[It
 class Round:
     """One delivery round (see the module docstring)."""
 
-    def __init__(self, ws: Workspace, memory: dict[str, int], *, batch: int, trace: bool = False) -> None:
-        self.ws = ws
+    def __init__(self, uow: UnitOfWork, memory: dict[str, int], *, errors: list[tuple[Event, BaseException]],
+                 batch: int, trace: bool = False) -> None:
+        self.ws = uow
+        self.errors = errors
         self.trace = trace
         self.memory = memory
         self.batch = batch
@@ -161,7 +164,7 @@ class Round:
     def _failed(self, consumer: Consumer, row: ConsumerRow | None, item: Item, exc: Exception) -> ConsumerRow:
         """Report the failure; the consumer's row with it recorded (and parked after too many)."""
         self.failed.append(consumer.name)
-        errors = self.ws.observer_errors
+        errors = self.errors
         if item.event is not None:
             errors.append((item.event, exc))
             del errors[:-_KEEP_ERRORS]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .models import LoggedEvent
 
 if TYPE_CHECKING:
+    from .._uow import UnitOfWork
     from ..storage.contracts.event_log import LogRow
-    from ..workspace import Workspace
     from .sinks import Sink
 
 __all__ = ["Relay"]
@@ -42,8 +43,9 @@ def logged(row: LogRow) -> LoggedEvent:
 class Relay:
     """Publishes the log to every sink; in inline mode also from a background thread."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
+    def __init__(self, uow: UnitOfWork, *, horizon: Callable[[], int]) -> None:
+        self.ws = uow
+        self._horizon = horizon
         self.owner = uuid.uuid4().hex
         self._source: str | None = None
         self._thread: threading.Thread | None = None
@@ -73,7 +75,7 @@ class Relay:
         if not sinks:
             return 0
         with self._lock:  # one relay pass per process at a time (the thread and a direct call)
-            horizon = self.ws.backend.event_horizon()
+            horizon = self._horizon()
             source = self.source_id()
             return sum(self._one(sink, horizon, source) for sink in sinks)
 

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,12 @@ from .relay import logged as _logged
 from .sinks import Sink, collect_sinks
 
 if TYPE_CHECKING:
+    import pluggy
+
+    from .._plugins import Hooks
+    from .._uow import UnitOfWork
+    from ..events import Event
     from ..storage.base import Transaction
-    from ..workspace import Workspace
 
 __all__ = ["DELIVERY_MODES", "EventLog"]
 
@@ -46,10 +50,29 @@ class EventLog:
     read it from their own checkpoints, at least once and in log order.
     """
 
-    def __init__(self, ws: Workspace, *, delivery: str = "inline") -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        horizon: Callable[[], int],
+        plugins: pluggy.PluginManager,
+        hooks: Hooks,
+        host: object,
+        errors: list[tuple[Event, BaseException]],
+        delivery: str = "inline",
+    ) -> None:
+        """``horizon`` gives the newest position readers may read (the storage backend's);
+        ``plugins`` holds the ``siyu_on_event(s)`` observers and ``hooks`` calls the sink
+        registration, both handing them ``host`` as ``workspace=``; failures of consumers
+        are appended to ``errors`` (``ws.observer_errors``)."""
         if delivery not in DELIVERY_MODES:
             raise ValidationError(f"delivery={delivery!r}; use one of {', '.join(DELIVERY_MODES)}")
-        self._ws = ws
+        self._uow = uow
+        self._horizon = horizon
+        self._pm = plugins
+        self._hooks = hooks
+        self._host = host
+        self._errors = errors
         #: ``"inline"`` or ``"worker"`` (see :data:`DELIVERY_MODES`).
         self.delivery = delivery
         self._declared: list[Consumer] = []
@@ -61,7 +84,7 @@ class EventLog:
         self._sinks: list[Sink] | None = None
         #: ``(name, schema version, subject field)`` per event class, worked out once.
         self._kinds: dict[type, tuple[str, int, str | None]] = {}
-        self._relay = Relay(ws)
+        self._relay = Relay(uow, horizon=horizon)
         self._trace = os.environ.get("SIYU_TRACE_PLUGINS", "").strip().lower() not in {"", "0", "false", "no", "off"}
         #: Events one delivery round reads at most.
         self.batch = 1000
@@ -93,7 +116,7 @@ class EventLog:
             name, version, subject = kind
             entries.append(NewLogEntry(name, version, event.at, None if subject is None else getattr(event, subject),
                                        correlation, codec.encode(event)))
-        positions = tx.event_log.append(entries, self._ws.now())
+        positions = tx.event_log.append(entries, self._uow.now())
         return [Item(p, e[0], ev, e[4]) for p, e, ev in zip(positions, entries, events, strict=True)]
 
     def _committed(self, items: list[Item]) -> None:
@@ -113,11 +136,11 @@ class EventLog:
     # -- consumers -------------------------------------------------------------------------------------
     def handlers(self) -> list[Consumer]:
         """The handler consumers this process delivers to: built-in ones, then plugins'."""
-        pm = self._ws.pm
+        pm = self._pm
         impls = (*pm.hook.siyu_on_events.get_hookimpls(), *pm.hook.siyu_on_event.get_hookimpls())
         key = tuple(id(i.function) for i in impls)
         if key != self._plugin_key:
-            self._plugins = plugin_consumers(pm, self._ws, [c.name for c in self._declared])
+            self._plugins = plugin_consumers(pm, self._host, [c.name for c in self._declared])
             self._plugin_key = key
         return [*self._declared, *self._plugins]
 
@@ -127,12 +150,12 @@ class EventLog:
         new = [name for name in names if name not in self._ensured]
         if not new:
             return
-        horizon = self._ws.backend.event_horizon()
-        with self._ws.write() as tx:
+        horizon = self._horizon()
+        with self._uow.write() as tx:
             rows = tx.event_log.consumers()
             pending = [r.position for r in rows if not r.parked and r.kind == "handler"]
             start = min([horizon, *pending])
-            tx.event_log.ensure_consumers([(name, kind) for name in new], start, self._ws.now())
+            tx.event_log.ensure_consumers([(name, kind) for name in new], start, self._uow.now())
         self._ensured.update(new)
 
     # -- delivering ------------------------------------------------------------------------------------
@@ -155,9 +178,9 @@ class EventLog:
                 todo = [c for c in consumers if c.name not in failed]
                 if not todo:
                     break
-                horizon = self._ws.backend.event_horizon()
+                horizon = self._horizon()
                 self._local.appended = []
-                step = Round(self._ws, self._memory, batch=self.batch, trace=self._trace)
+                step = Round(self._uow, self._memory, errors=self._errors, batch=self.batch, trace=self._trace)
                 step.run(todo, horizon, known, skip_locked)
                 total += step.delivered
                 failed.update(step.failed)
@@ -176,7 +199,7 @@ class EventLog:
     # -- reading ---------------------------------------------------------------------------------------------
     def head(self) -> int:
         """The position of the newest event readers may read (see :meth:`read`)."""
-        return self._ws.backend.event_horizon()
+        return self._horizon()
 
     def read(self, after: int = 0, types: Iterable[object] | None = None, limit: int = 1000) -> list[LoggedEvent]:
         """Logged events with a position above ``after``, oldest first, at most ``limit``.
@@ -192,7 +215,7 @@ class EventLog:
         except TypeError as exc:
             raise ValidationError(str(exc)) from None
         horizon = self.head()
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             rows = tx.event_log.read(start, horizon, names, limit)
         return [_logged(r) for r in rows]
 
@@ -200,7 +223,7 @@ class EventLog:
         """Every consumer with a checkpoint: position, lag, failures, whether it is parked."""
         declared = {c.name for c in self.handlers()} | {s.name for s in self.sinks()}
         horizon = self.head()
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             rows = tx.event_log.consumers()
             lags = {r.name: tx.event_log.count(r.position, horizon) for r in rows}
         out = [
@@ -210,7 +233,7 @@ class EventLog:
             for r in rows
         ]
         for name, position in sorted(self._memory.items()):
-            with self._ws.read() as tx:
+            with self._uow.read() as tx:
                 lag = tx.event_log.count(position, horizon)
             out.append(ConsumerStatus(name=name, position=position, lag=lag, parked=False, error=None,
                                       failed_position=None, attempts=0, updated_at=None, kind="handler"))
@@ -220,13 +243,13 @@ class EventLog:
     def _steer(self, consumer: str, change: Any) -> ConsumerStatus:
         if not isinstance(consumer, str) or not consumer:
             raise ValidationError(f"consumer must be a consumer's name, got {consumer!r}")
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             rows = {r.name: r for r in tx.event_log.claim([consumer], skip_locked=False)}
             row = rows.get(consumer)
             if row is None:
                 known = ", ".join(r.name for r in tx.event_log.consumers()) or "(none)"
                 raise NotFound(f"no event consumer named {consumer!r}; known: {known}")
-            tx.event_log.save_consumers([change(row)], self._ws.now())
+            tx.event_log.save_consumers([change(row)], self._uow.now())
         return next(s for s in self.consumers() if s.name == consumer)
 
     def replay(self, consumer: str, from_position: int) -> ConsumerStatus:
@@ -262,7 +285,7 @@ class EventLog:
 
     def remove(self, consumer: str) -> bool:
         """Forget a consumer nobody runs any more (its checkpoint stops holding back :meth:`prune`)."""
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             removed = tx.event_log.delete_consumer(consumer)
         self._ensured.discard(consumer)
         return removed
@@ -270,7 +293,7 @@ class EventLog:
     # -- retention ---------------------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """``{"retention_days": int | None}``: how long delivered events are kept (``None``: forever)."""
-        with self._ws.read() as tx:
+        with self._uow.read() as tx:
             raw = tx.meta.get(_SETTINGS)
         data = json.loads(raw) if raw else {}
         return {"retention_days": data.get("retention_days")}
@@ -283,7 +306,7 @@ class EventLog:
             if retention is not None and (not isinstance(retention, timedelta) or retention < timedelta(days=1)):
                 raise ValidationError(f"retention must be a timedelta of at least one day, or None; got {retention!r}")
             data["retention_days"] = None if retention is None else retention.days
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             tx.meta.set(_SETTINGS, json.dumps(data))
         return data
 
@@ -298,9 +321,9 @@ class EventLog:
             older_than = timedelta(days=days)
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise ValidationError(f"older_than must be a timedelta >= 0, got {older_than!r}")
-        cutoff = self._ws.now() - older_than
+        cutoff = self._uow.now() - older_than
         horizon = self.head()
-        with self._ws.write() as tx:
+        with self._uow.write() as tx:
             rows = tx.event_log.consumers()
             upto = min([horizon, *(r.position for r in rows)])
             if archive is not None:
@@ -313,7 +336,7 @@ class EventLog:
         """The relays to brokers: those plugins register through ``siyu_register_event_sinks``
         and those added with :meth:`add_sink`."""
         if self._sinks is None:
-            found = collect_sinks(self._ws)
+            found = collect_sinks(self._hooks, self._host)
             self._sinks = []
             for sink in found:
                 self.add_sink(sink)

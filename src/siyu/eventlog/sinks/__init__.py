@@ -16,7 +16,7 @@ from ...errors import ValidationError
 from .base import Sink, cloud_event, encode_cloud_event, event_id
 
 if TYPE_CHECKING:
-    from ...workspace import Workspace
+    from ..._plugins import Hooks
 
 __all__ = ["Sink", "cloud_event", "collect_sinks", "encode_cloud_event", "event_id", "from_url"]
 
@@ -53,8 +53,9 @@ def from_url(url: str) -> Sink:
     raise ValidationError(f"no event sink for {parts.scheme!r} URLs; use nats://, redis://, amqp:// or kafka://")
 
 
-def collect_sinks(ws: Workspace) -> list[Sink]:
-    """The sinks plugins register through ``siyu_register_event_sinks``, checked for unique names."""
+def collect_sinks(hooks: Hooks, host: object) -> list[Sink]:
+    """The sinks plugins register through ``siyu_register_event_sinks`` (called with
+    ``workspace=host``), checked for unique names."""
     found: list[Sink] = []
 
     def register(sink: Sink) -> None:
@@ -62,5 +63,5 @@ def collect_sinks(ws: Workspace) -> list[Sink]:
             raise ValidationError(f"{sink!r} is not a siyu.eventlog.sinks.Sink")
         found.append(sink)
 
-    ws.hooks.call("siyu_register_event_sinks", register=register, workspace=ws)
+    hooks.call("siyu_register_event_sinks", register=register, workspace=host)
     return found
