@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 import attrs
+import numpy as np
 from pyroaring import BitMap
 
 from .._clock import to_us
@@ -29,9 +30,11 @@ if TYPE_CHECKING:
     from datetime import tzinfo
 
     from ..storage.base import Transaction
+    from .facts import Column, UserFacts
 
 __all__ = [
-    "BREAKDOWNS", "BUILTIN_STEPS", "FunnelReport", "StepSets", "check_by", "check_steps", "funnel_report", "reached",
+    "BREAKDOWNS", "BUILTIN_STEPS", "FunnelReport", "StepSets", "check_by", "check_steps", "first_reach",
+    "funnel_report", "reached",
 ]
 
 BUILTIN_STEPS = ("first_seen", "added_wecom", "first_order", "second_order", "invited_friend")
@@ -145,49 +148,43 @@ class FunnelReport(Report):
         return self.counts[ALL_LABEL]
 
 
+def first_reach(facts: UserFacts, step: str) -> Column:
+    """When each user first reached ``step`` (``NEVER``: not yet), indexed by user id."""
+    columns = {
+        "first_seen": lambda: facts.created,
+        "added_wecom": lambda: facts.wecom,
+        "first_order": lambda: facts.first_paid,
+        "second_order": lambda: facts.second_paid,
+        "invited_friend": lambda: facts.invited,
+    }
+    pick = columns.get(step)
+    return facts.event(step) if pick is None else pick()
+
+
 def funnel_report(
-    tx: Transaction, steps: list[str], since: datetime | None, until: datetime, by: str | None, tz: tzinfo
+    tx: Transaction, facts: UserFacts, steps: list[str], since: datetime | None, until: datetime, by: str | None,
+    tz: tzinfo,
 ) -> FunnelReport:
     until_us = to_us(until)
-    sets_of = StepSets(tx, until_us)
-    # Entering at first_seen with no `since` is everyone created before `until`:
-    # count them, and subtract the (usually few) others, instead of reading a
-    # million ids.
-    outside: BitMap | None = None
-    if steps[0] == "first_seen" and since is None:
-        outside = BitMap(tx.analytics.users_outside(until_us))
-        first = tx.analytics.count_created(None, until_us)
-        current = sets_of.reached(steps[1]) - outside if len(steps) > 1 else BitMap()
-        sets: list[BitMap | None] = [None, current]
-        later = steps[2:]
-    else:
-        first = -1
-        current = sets_of.reached(steps[0], None if since is None else to_us(since))
-        sets = [current]
-        later = steps[1:]
-    for step in later:
-        current = current & sets_of.reached(step)
+    # One boolean column per step: entered (first reached step 1 in range), then reached each later step too.
+    reach = first_reach(facts, steps[0])
+    current = reach < until_us
+    if since is not None:
+        current &= reach >= to_us(since)
+    sets = [current]
+    for step in steps[1:]:
+        current = current & (first_reach(facts, step) < until_us)
         sets.append(current)
-    sets = sets[: len(steps)]
-
-    def sizes(members: BitMap | None) -> tuple[int, ...]:
-        out = []
-        for s in sets:
-            if s is None:
-                assert outside is not None
-                out.append(first if members is None else len(members - outside))
-            else:
-                out.append(len(s) if members is None else s.intersection_cardinality(members))
-        return tuple(out)
 
     counts: dict[str, tuple[int, ...]] = {}
     if by is not None:
+        members = [BitMap(np.flatnonzero(s).astype(np.uint32)) for s in sets]
         groups = {(NONE_LABEL if k is None else k): BitMap(v) for k, v in tx.analytics.attribution(by).items()}
-        per_group = {name: sizes(members) for name, members in groups.items()}
+        per_group = {name: tuple(m.intersection_cardinality(g) for m in members) for name, g in groups.items()}
         for name in sorted(per_group, key=lambda g: (-per_group[g][0], g)):
             if per_group[name][0]:
                 counts[name] = per_group[name]
-    counts[ALL_LABEL] = sizes(None)
+    counts[ALL_LABEL] = tuple(int(np.count_nonzero(s)) for s in sets)
     rows = []
     for group, values in counts.items():
         for index, (step, users) in enumerate(zip(steps, values, strict=True)):

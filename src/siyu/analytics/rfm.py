@@ -19,13 +19,13 @@ orders change (not with the clock). They are the segment metrics
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import attrs
+import numpy as np
 
 from .._clock import to_us
 from .results import Report, covering
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..storage.base import Transaction
+    from .facts import Column, UserFacts
 
 __all__ = ["RfmReport", "rfm_report"]
 
@@ -85,40 +86,59 @@ class RfmReport(Report):
         return self.summary().to_rich()
 
 
-def _scorer(values: Sequence[int], quantiles: int) -> Callable[[int], int]:
-    """``v -> ceil(quantiles * (below(v) + 1) / n)``, ``below(v)`` = how many of ``values`` are < ``v``.
+def buyer_columns(tx: Transaction, facts: UserFacts, until_us: int) -> tuple[Column, Column, Column, Column]:
+    """``(user ids, last paid_at, counted orders, net fen)`` of buyers before ``until_us``, by user id.
+
+    The facts hold every counted order; when one was paid at or after ``until_us``
+    (a report for a past moment) the per-order rows are grouped instead."""
+    if until_us > facts.max_paid():
+        uids = np.flatnonzero(facts.orders > 0)
+        return uids, facts.last_paid[uids], facts.orders[uids], facts.net[uids]
+    rows = tx.analytics.buyer_values(until_us)
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty
+    uid, last, count, net = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    return uid, last, count, net
+
+
+def score_columns(values: Column, quantiles: int) -> Column:
+    """``ceil(quantiles * (below(v) + 1) / n)`` for each ``v``, ``below(v)`` = how many values are < ``v``.
 
     ``ceil(q * (b + 1) / n) = 1 + #{k in 1..q-1 : b + 1 > k * n / q}``, and for
     an integer ``b`` that is ``b >= floor(k * n / q)``, which holds exactly
     when ``v`` is above the value at sorted position ``floor(k * n / q) - 1``
     (always, when that position is before the first). So q - 1 order
-    statistics and a bisection per user score everyone after a single sort."""
-    ordered = sorted(values)
-    n = len(ordered)
+    statistics (``np.partition``, no full sort) and a binary search per value
+    score the whole column."""
+    n = len(values)
+    if not n:
+        return values
     positions = [k * n // quantiles for k in range(1, quantiles)]
     always = sum(1 for p in positions if p == 0)
-    thresholds = [ordered[p - 1] for p in positions if p > 0]
-    return lambda v: 1 + always + bisect_left(thresholds, v)
+    wanted = sorted({p - 1 for p in positions if p > 0})
+    parted = np.partition(values, wanted) if wanted else values
+    thresholds = np.array([parted[p - 1] for p in positions if p > 0], dtype=values.dtype)
+    scores: Column = 1 + always + np.searchsorted(thresholds, values, side="left")
+    return scores
 
 
-def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> list[tuple[int, int, int]]:
-    """``(r, f, m)`` for each ``(user_id, last_paid, orders, net)`` row, in order."""
+def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> dict[int, tuple[int, int, int]]:
+    """``{user_id: (r, f, m)}`` for ``(user_id, last_paid, orders, net)`` rows."""
     if not rows:
-        return []
-    _, lasts, counts, nets = zip(*rows, strict=True)
-    return list(zip(*(map(_scorer(axis, quantiles), axis) for axis in (lasts, counts, nets)), strict=True))
+        return {}
+    uid, last, count, net = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    scores = [score_columns(axis, quantiles).tolist() for axis in (last, count, net)]
+    return dict(zip(uid.tolist(), zip(*scores, strict=True), strict=True))
 
 
-def rfm_report(tx: Transaction, quantiles: int, until: datetime, tz: tzinfo) -> RfmReport:
+def rfm_report(tx: Transaction, facts: UserFacts, quantiles: int, until: datetime, tz: tzinfo) -> RfmReport:
     until_us = to_us(until)
-    values = tx.analytics.buyer_values(until_us)
-    rows: tuple[tuple[int, int, int, int, int, int, Decimal], ...] = ()
-    if values:
-        # Column-wise with C-level map/zip: a million buyers stay well under a second.
-        uids, lasts, counts, nets = zip(*values, strict=True)
-        scores = [map(_scorer(axis, quantiles), axis) for axis in (lasts, counts, nets)]
-        recency = map(_DAY_US.__rfloordiv__, map(until_us.__sub__, lasts))
-        rows = tuple(zip(uids, *scores, recency, counts, map(_CENT.__mul__, nets), strict=True))
+    uids, lasts, counts, nets = buyer_columns(tx, facts, until_us)
+    scores = [score_columns(axis, quantiles).tolist() for axis in (lasts, counts, nets)]
+    recency = ((until_us - lasts) // _DAY_US).tolist()
+    rows: tuple[tuple[int, int, int, int, int, int, Decimal], ...] = tuple(
+        zip(uids.tolist(), *scores, recency, counts.tolist(), map(_CENT.__mul__, nets.tolist()), strict=True))
     covers = covering(None, until, tz)
     return RfmReport(
         title=f"RFM ({quantiles} quantiles, {len(rows)} buyers), orders {covers}",

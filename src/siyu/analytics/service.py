@@ -14,6 +14,7 @@ from ..segments.metrics import MetricSpec
 from ._time import AS_OF_SETTING, bucket_start, check_period, check_window
 from .aov import AovReport, aov_report, check_aov_by
 from .cohorts import CohortReport, check_metric, cohort_report
+from .facts import UserFacts, reading
 from .fission import FissionReport, fission_report
 from .funnel import BUILTIN_STEPS, FunnelReport, check_by, check_steps, funnel_report, reached
 from .new_vs_returning import NewVsReturningReport, new_vs_returning_report
@@ -58,8 +59,12 @@ class Analytics:
     used it): ``ws.segments.count("rfm.r >= 4 and funnel.added_wecom = true")``.
     """
 
-    def __init__(self, uow: UnitOfWork, *, segments: Segments, referrals: Referrals) -> None:
+    def __init__(
+        self, uow: UnitOfWork, *, segments: Segments, referrals: Referrals, horizon: Callable[[], int]
+    ) -> None:
         self._uow = uow
+        self._horizon = horizon
+        self._facts = UserFacts()
         self._segments = segments
         self._referrals = referrals
         self._lock = threading.Lock()
@@ -88,7 +93,7 @@ class Analytics:
                 memo = self._rfm_memo
                 if memo is None or memo[0] != token:
                     values = tx.analytics.buyer_values(to_us(now) + 1)
-                    scores = {row[0]: s for row, s in zip(values, rfm_scores(values, 5), strict=True)}
+                    scores = rfm_scores(values, 5)
                     memo = self._rfm_memo = (token, scores)
             return {uid: s[index] for uid, s in memo[1].items()}
 
@@ -130,7 +135,9 @@ class Analytics:
         group = check_by(by)
         with self._uow.read() as tx:
             names = check_steps(tx, steps)
-            report = funnel_report(tx, names, start, end, group, self._uow.tz)
+        kinds = [n for n in names if n not in BUILTIN_STEPS]
+        with reading(self._uow, self._facts, self._horizon, kinds) as (tx, facts):
+            report = funnel_report(tx, facts, names, start, end, group, self._uow.tz)
         for name in names:
             if name not in BUILTIN_STEPS and f"funnel.{name}" not in self._segments.metrics():
                 spec = self._step_metric(name, ("users", "activity"))
@@ -201,8 +208,8 @@ class Analytics:
         """Per-buyer R, F, M scores from 1 to ``quantiles`` (see :mod:`siyu.analytics.rfm`)."""
         check_int(quantiles, "quantiles", minimum=2, maximum=100)
         _, end = check_window(None, until, self._end(until))
-        with self._uow.read() as tx:
-            return rfm_report(tx, quantiles, end, self._uow.tz)
+        with reading(self._uow, self._facts, self._horizon) as (tx, facts):
+            return rfm_report(tx, facts, quantiles, end, self._uow.tz)
 
     def touchpoints(
         self,
@@ -240,12 +247,17 @@ class Analytics:
         return fission_report(self._referrals.stats(campaign), self.as_of(), self._uow.tz)
 
     def reindex(self) -> None:
-        """Rebuild the activity rollup that cohort retention reads, from the raw rows.
+        """Rebuild what the reports read from the raw rows: the activity rollup
+        behind cohort retention, and the per-user facts behind the funnel and
+        RFM (:mod:`siyu.analytics.facts`).
 
-        siyu keeps the rollup up to date on every write it makes; rebuild it
-        after loading events or orders straight into the database (a bulk SQL
+        siyu keeps both current on every write it makes; rebuild them after
+        loading events or orders straight into the database (a bulk SQL
         import), or once after upgrading a database that already held rows.
         Until then, cohort reports stay right but read the raw rows (slower).
         """
+        upto = self._horizon()
         with self._uow.write() as tx:
             tx.analytics.reindex()
+        with self._uow.read() as tx, self._facts.lock:
+            self._facts.rebuild(tx, upto)

@@ -117,3 +117,25 @@ class AnalyticsStore(abc.ABC):
     def buyers_by_bucket(self, bounds: Sequence[int]) -> list[tuple[int, bool, int, int, int]]:
         """Counted orders per bucket, split by whether the buyer's first counted
         order ever falls in that same bucket: ``(bucket, new, buyers, orders, net fen)``."""
+
+    # -- per-user facts (the source of ws.analytics' in-memory columns) ------------------------
+    @abc.abstractmethod
+    def user_rows(self, user_ids: Sequence[int] | None) -> list[tuple[int, int, bool]]:
+        """``(user_id, created_at, merged)`` of the given users (``None``: every user), by id."""
+
+    @abc.abstractmethod
+    def first_links(self, kind: str, user_ids: Sequence[int] | None) -> list[tuple[int, int]]:
+        """``(user_id, first linked_at)`` of users with an identity of ``kind`` (``None``: every user)."""
+
+    @abc.abstractmethod
+    def first_events(self, kind: str, user_ids: Sequence[int] | None) -> list[tuple[int, int]]:
+        """``(user_id, instant of their first event of kind)`` (``None``: every user)."""
+
+    @abc.abstractmethod
+    def counted_orders(self, user_ids: Sequence[int] | None) -> list[tuple[int, int, int]]:
+        """``(user_id, paid_at, net fen)`` of every counted order of the given users
+        (``None``: every user), ordered by user id, then ``paid_at``."""
+
+    @abc.abstractmethod
+    def first_invites(self) -> list[tuple[int, int]]:
+        """``(inviter_id, first bound_at)`` over active bindings, of every user who invited someone."""

@@ -226,6 +226,43 @@ class SqlAnalyticsStore(AnalyticsStore):
     def reindex(self) -> None:
         ActivitySlots(self.tx).rebuild()
 
+    # -- per-user facts ---------------------------------------------------------------------------
+    def _for_users(self, sql: str, column: str, user_ids: Sequence[int] | None, params: Sequence[Any] = (),
+                   tail: str = "") -> list[Any]:
+        """Rows of ``sql`` (ending in a ``WHERE`` clause) for every user, or for ``user_ids`` in chunks."""
+        if user_ids is None:
+            return list(self.tx.execute(f"{sql} {tail}", params))
+        rows: list[Any] = []
+        for marks, chunk in self.tx.in_chunks(sorted(set(user_ids))):
+            rows.extend(self.tx.execute(f"{sql} AND {column} IN ({marks}) {tail}", [*params, *chunk]))
+        return rows
+
+    def user_rows(self, user_ids: Sequence[int] | None) -> list[tuple[int, int, bool]]:
+        rows = self._for_users("SELECT id, created_at, status = ? FROM users WHERE 1 = 1", "id", user_ids,
+                               ["merged"], "ORDER BY id")
+        return [(int(u), int(c), bool(m)) for u, c, m in rows]
+
+    def first_links(self, kind: str, user_ids: Sequence[int] | None) -> list[tuple[int, int]]:
+        rows = self._for_users("SELECT user_id, MIN(linked_at) FROM identities WHERE kind = ?", "user_id",
+                               user_ids, [kind], "GROUP BY user_id")
+        return [(int(u), int(at)) for u, at in rows]
+
+    def first_events(self, kind: str, user_ids: Sequence[int] | None) -> list[tuple[int, int]]:
+        rows = self._for_users("SELECT user_id, MIN(at) FROM user_events WHERE kind = ?", "user_id", user_ids,
+                               [kind], "GROUP BY user_id")
+        return [(int(u), int(at)) for u, at in rows]
+
+    def counted_orders(self, user_ids: Sequence[int] | None) -> list[tuple[int, int, int]]:
+        # Plain integer columns on every backend: the rows are returned as fetched (a million of them).
+        return self._for_users(
+            f"SELECT o.user_id, o.paid_at, o.total - o.refunded FROM orders o WHERE {_COUNTED}", "o.user_id",
+            user_ids, (), "ORDER BY o.user_id, o.paid_at")
+
+    def first_invites(self) -> list[tuple[int, int]]:
+        return [(int(u), int(at)) for u, at in self.tx.execute(
+            "SELECT inviter_id, MIN(bound_at) FROM referral_nodes WHERE inviter_id IS NOT NULL AND status = ? "
+            "AND bound_at IS NOT NULL GROUP BY inviter_id", ["active"])]
+
     # -- orders ---------------------------------------------------------------------------------
     def buyer_history(self, until: int) -> list[tuple[int, int, int | None]]:
         return [

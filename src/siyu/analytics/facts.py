@@ -1,0 +1,258 @@
+"""Per-user facts in memory, kept current from the event log: what the reports read.
+
+A report over a million users cannot afford to group millions of rows on
+every call. What the funnel, RFM, repurchase and cohorts need from each user
+is small and changes only when that user changes: when they were created
+(and whether they were merged away), when they first reached WeCom, first
+and second counted order, last counted order, how many counted orders and
+their net, when they first invited someone who is still bound to them, and
+when they first tracked an event of a kind a funnel uses. :class:`UserFacts`
+holds those as NumPy columns indexed by user id (ids are dense).
+
+They are kept current without any extra work on the write path. Every write
+already logs its domain events in the same transaction (``OrderRecorded``,
+``OrderRefunded``, ``UserCreated``, ``IdentityLinked``, ``UsersMerged``,
+``EventTracked`` …). Before a report, the facts read the log from their
+checkpoint up to the event horizon, collect the users those events are
+about, and re-derive just those users from the raw rows. A report therefore
+pays for the users that changed since the last report, not for the shop's
+history. Referral bindings also change status without a logged event (a
+fraud hold released), so the invite column is re-read whenever the
+``referrals`` change counter moved (one small ``GROUP BY``).
+
+The first report in a process (and :meth:`~siyu.analytics.Analytics.reindex`)
+builds the columns from the raw rows; rows written around siyu (a bulk SQL
+load, which logs nothing) need a ``reindex()``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..storage.base import Transaction
+
+__all__ = ["NEVER", "UserFacts", "reading"]
+
+#: "Not reached": later than any instant, so ``t < until`` is false for every ``until``.
+NEVER = np.iinfo(np.int64).max
+Column = npt.NDArray[np.int64]
+
+#: Logged event types that change a user's facts, with the payload fields naming other users they change.
+_TYPES: dict[str, tuple[str, ...]] = {
+    "UserCreated": (),
+    "UserUpdated": (),
+    "IdentityLinked": (),
+    "IdentityUnlinked": (),
+    "UsersMerged": ("keep_id", "drop_id"),
+    "UsersUnmerged": ("keep_id", "drop_id"),
+    "PersonalDataErased": (),
+    "OrderRecorded": (),
+    "OrderRefunded": (),
+    "ReferralBound": ("inviter_id", "previous_inviter_id"),
+    "ReferralUnbound": ("inviter_id",),
+    "EventTracked": (),
+}
+#: How many log rows one read takes while catching up.
+_PAGE = 20_000
+#: Past this many changed users a full rebuild is cheaper than re-deriving them one chunk at a time.
+_REBUILD_AT = 200_000
+
+
+class UserFacts:
+    """The columns, and how they catch up. ``refresh`` under the lock, then read the columns.
+
+    Columns (``NEVER`` where a user has not reached it; ``last_paid`` is
+    ``-1`` and counts are 0 for users with no counted order):
+    ``created`` (alive users only: merged and missing ids are ``NEVER``),
+    ``wecom`` (first WeCom identity or ``added_wecom`` event),
+    ``first_paid``, ``second_paid``, ``last_paid``, ``orders``, ``net``,
+    ``invited``, and ``events[kind]`` for the event kinds asked for so far.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.position: int | None = None
+        self.referrals_version = -1
+        self.size = 0
+        self.created: Column = _column(0, NEVER)
+        self.linked: Column = _column(0, NEVER)
+        self.first_paid: Column = _column(0, NEVER)
+        self.second_paid: Column = _column(0, NEVER)
+        self.last_paid: Column = _column(0, -1)
+        self.orders: Column = _column(0, 0)
+        self.net: Column = _column(0, 0)
+        self.invited: Column = _column(0, NEVER)
+        self.events: dict[str, Column] = {}
+
+    # -- columns ------------------------------------------------------------------------------
+    @property
+    def wecom(self) -> Column:
+        """First reach of WeCom: the earlier of the first identity link and the first ``added_wecom`` event."""
+        return np.minimum(self.linked, self.event("added_wecom"))
+
+    def event(self, kind: str) -> Column:
+        """First instant of each user's ``kind`` events (loaded by :meth:`want_events` first)."""
+        return self.events[kind]
+
+    def max_paid(self) -> int:
+        """The latest counted order's ``paid_at`` (``-1`` with no counted order)."""
+        return int(self.last_paid.max()) if self.size else -1
+
+    # -- catching up ------------------------------------------------------------------------
+    def refresh(self, tx: Transaction, horizon: int, kinds: Iterable[str] = ()) -> None:
+        """Bring the columns up to the log's ``horizon`` (call holding :attr:`lock`)."""
+        if self.position is None:
+            self.rebuild(tx, horizon)
+        else:
+            changed = self._changed_since(tx, horizon)
+            if changed is None:
+                self.rebuild(tx, horizon)
+            elif changed:
+                self._rederive(tx, sorted(changed))
+            self.position = max(self.position, horizon)
+        version = tx.meta.version("referrals")
+        if version != self.referrals_version:
+            self._load_invites(tx)
+            self.referrals_version = version
+        for kind in kinds:
+            if kind not in self.events:
+                self.events[kind] = self._scatter(tx.analytics.first_events(kind, None), NEVER)
+        self._grow(self.size, force=True)
+
+    def rebuild(self, tx: Transaction, horizon: int) -> None:
+        """Derive every column again from the raw rows."""
+        store = tx.analytics
+        users = store.user_rows(None)
+        self.size = (users[-1][0] + 1) if users else 0
+        self.created = _column(self.size, NEVER)
+        if users:
+            ids, created, merged = (np.array(c) for c in zip(*users, strict=True))
+            self.created[ids] = np.where(merged.astype(bool), NEVER, created)
+        self.linked = self._scatter(store.first_links("wecom_external_userid", None), NEVER)
+        kinds = {"added_wecom", *self.events}
+        self.events = {kind: self._scatter(store.first_events(kind, None), NEVER) for kind in kinds}
+        self.first_paid, self.second_paid = _column(self.size, NEVER), _column(self.size, NEVER)
+        self.last_paid, self.orders, self.net = _column(self.size, -1), _column(self.size, 0), _column(self.size, 0)
+        self._set_orders(store.counted_orders(None))
+        self._load_invites(tx)
+        self.referrals_version = tx.meta.version("referrals")
+        self.position = horizon
+
+    def _changed_since(self, tx: Transaction, horizon: int) -> set[int] | None:
+        """Users the log names between the checkpoint and ``horizon`` (``None``: too many, rebuild)."""
+        assert self.position is not None
+        changed: set[int] = set()
+        after = self.position
+        while after < horizon:
+            rows = tx.event_log.read(after, horizon, list(_TYPES), _PAGE)
+            if not rows:
+                break
+            for row in rows:
+                if row.user_id is not None:
+                    changed.add(row.user_id)
+                fields = _TYPES[row.type]
+                if fields:
+                    payload: dict[str, Any] = json.loads(row.payload)
+                    changed.update(int(payload[f]) for f in fields if payload.get(f) is not None)
+            if len(changed) > _REBUILD_AT:
+                return None
+            after = rows[-1].position
+        return changed
+
+    def _rederive(self, tx: Transaction, users: list[int]) -> None:
+        store = tx.analytics
+        self._grow(max(users) + 1)
+        ids = np.array(users, dtype=np.int64)
+        self.created[ids] = NEVER
+        for uid, created, merged in store.user_rows(users):
+            self.created[uid] = NEVER if merged else created
+        for column, rows in ((self.linked, store.first_links("wecom_external_userid", users)),
+                             *((self.events[k], store.first_events(k, users)) for k in self.events)):
+            column[ids] = NEVER
+            for uid, at in rows:
+                column[uid] = at
+        self.first_paid[ids], self.second_paid[ids] = NEVER, NEVER
+        self.last_paid[ids], self.orders[ids], self.net[ids] = -1, 0, 0
+        self._set_orders(store.counted_orders(users))
+
+    def _load_invites(self, tx: Transaction) -> None:
+        self.invited = self._scatter(tx.analytics.first_invites(), NEVER)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _grow(self, size: int, *, force: bool = False) -> None:
+        """Extend every column to ``size`` users (``force``: also align columns built meanwhile)."""
+        if size <= self.size and not force:
+            return
+        size = max(size, self.size)
+        for name, fill in (("created", NEVER), ("linked", NEVER), ("first_paid", NEVER), ("second_paid", NEVER),
+                           ("last_paid", -1), ("orders", 0), ("net", 0), ("invited", NEVER)):
+            setattr(self, name, _extend(getattr(self, name), size, fill))
+        self.events = {k: _extend(v, size, NEVER) for k, v in self.events.items()}
+        self.size = size
+
+    def _scatter(self, pairs: Sequence[tuple[int, int]], fill: int) -> Column:
+        column = _column(self.size, fill)
+        if pairs:
+            ids, values = (np.array(c, dtype=np.int64) for c in zip(*pairs, strict=True))
+            self._grow(int(ids.max()) + 1)
+            column = _extend(column, self.size, fill)
+            column[ids] = values
+        return column
+
+    def _set_orders(self, rows: Sequence[tuple[int, int, int]]) -> None:
+        """Fold counted orders (by user, then ``paid_at``) into the order columns of their users."""
+        if not rows:
+            return
+        users, paid, net = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+        self._grow(int(users.max()) + 1)
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        ends = np.r_[starts[1:], len(users)]
+        owners = users[starts]
+        counts = ends - starts
+        self.orders[owners] = counts
+        self.first_paid[owners] = paid[starts]
+        again = counts >= 2
+        self.second_paid[owners[again]] = paid[starts[again] + 1]
+        self.last_paid[owners] = paid[ends - 1]
+        self.net[owners] = np.add.reduceat(net, starts)
+
+
+def _column(size: int, fill: int) -> Column:
+    return np.full(size, fill, dtype=np.int64)
+
+
+def _extend(column: Column, size: int, fill: int) -> Column:
+    if len(column) >= size:
+        return column
+    return np.concatenate([column, _column(size - len(column), fill)])
+
+
+@contextmanager
+def reading(uow: UnitOfWork, facts: UserFacts, horizon: Callable[[], int],
+            kinds: Iterable[str] = ()) -> Iterator[tuple[Transaction, UserFacts]]:
+    """A read transaction and the facts caught up with what it sees.
+
+    The log's horizon (no event at or below it can still be in flight) is
+    fixed before the transaction starts, so every event up to it is visible
+    in the transaction's snapshot. Inside a caller's transaction (a write
+    may still roll back) a private copy is derived from the raw rows instead:
+    slower, and rare, since reports are reads."""
+    if uow.in_transaction():
+        with uow.read() as tx:
+            private = UserFacts()
+            private.refresh(tx, tx.event_log.head(), kinds)
+            yield tx, private
+        return
+    upto = horizon()
+    with uow.read() as tx, facts.lock:
+        facts.refresh(tx, upto, kinds)
+        yield tx, facts
