@@ -25,6 +25,7 @@ The tree::
     │   ├── IdentityConflict         identity already belongs to another user
     │   ├── IdempotencyConflict      key reused with different arguments
     │   ├── InsufficientPoints       spend/reversal larger than the balance
+    │   ├── InsufficientFunds        a stored-value or gift-card debit larger than the balance
     │   ├── ReferralCycle            a binding would make a referral cycle
     │   ├── AlreadyBound             the invitee is bound to another inviter
     │   ├── GroupBuyFull             a 拼团 group has no free slot
@@ -82,6 +83,7 @@ __all__ = [
     "ConsentRequired",
     "IdempotencyConflict",
     "IdentityConflict",
+    "InsufficientFunds",
     "InsufficientPoints",
     "InvalidTransition",
     "InvalidMessage",
@@ -218,6 +220,15 @@ class InsufficientPoints(Conflict):
         super().__init__(message)
         self.requested = requested
         self.available = available
+
+
+class InsufficientFunds(Conflict):
+    """A stored-value or gift-card debit (or refund) needs more than the balance holds."""
+
+    def __init__(self, message: str, *, requested_fen: int = 0, available_fen: int = 0) -> None:
+        super().__init__(message)
+        self.requested_fen = requested_fen
+        self.available_fen = available_fen
 
 
 class PolicyViolation(SiyuError):

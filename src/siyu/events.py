@@ -34,6 +34,7 @@ __all__ = [
     "CouponRedeemed",
     "CouponReturned",
     "Event",
+    "GiftCardChanged",
     "GroupBuyCompleted",
     "GroupBuyFailed",
     "GroupBuyJoined",
@@ -51,10 +52,13 @@ __all__ = [
     "PointsExpired",
     "PointsReversed",
     "PointsSpent",
+    "RechargeRefused",
     "ReceiptsRecorded",
+    "RedemptionReversed",
     "ReferralBound",
     "ReferralHeld",
     "ReferralUnbound",
+    "RewardRedeemed",
     "TagApplied",
     "TierChanged",
     "TagRemoved",
@@ -62,6 +66,7 @@ __all__ = [
     "UserUpdated",
     "UsersMerged",
     "UsersUnmerged",
+    "WalletChanged",
 ]
 
 
@@ -487,6 +492,67 @@ class ConversionAttributed(Event):
     variant: str
     goal: str
     ref: str | None
+
+
+@attrs.frozen(kw_only=True)
+class WalletChanged(Event):
+    """A member's stored value changed: ``kind`` is the ledger entry's (``recharge``,
+    ``pay``, ``refund_in``, ``card_in``, ``refund_out``, ``forfeit``); the deltas
+    are signed fen, principal and bonus apart."""
+
+    user_id: int
+    entry_id: int
+    kind: str
+    principal_fen: int
+    bonus_fen: int
+    ref: str
+
+
+@attrs.frozen(kw_only=True)
+class RechargeRefused(Event):
+    """A recharge was paid but crediting it would break a prepaid-card cap: the
+    payment must be returned to the payer."""
+
+    user_id: int
+    recharge_id: int
+    payment_id: str
+    amount_fen: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class GiftCardChanged(Event):
+    """A gift card was issued, sold (activated) or redeemed; ``amount_fen`` is the
+    signed balance change and ``balance_fen`` the balance after it."""
+
+    card_id: int
+    kind: str
+    amount_fen: int
+    balance_fen: int
+    user_id: int | None
+
+
+@attrs.frozen(kw_only=True)
+class RewardRedeemed(Event):
+    """Points were exchanged for a points-mall reward (``status`` ``issued`` or ``pending``)."""
+
+    redemption_id: int
+    reward_id: int
+    user_id: int
+    points: int
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class RedemptionReversed(Event):
+    """A redemption was cancelled before fulfilment, or failed after the debit: its
+    points went back to their lots and its stock back to the reward."""
+
+    redemption_id: int
+    reward_id: int
+    user_id: int
+    points: int
+    status: str
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from .services.referrals import Referrals
 from .services.tags import Tags
 from .services.users import MergeParticipant, Users
 from .storage.base import Backend, Transaction
+from .wallet import GiftCards, PointsMall, Wallet
 
 __all__ = ["Workspace", "connect"]
 
@@ -106,6 +107,9 @@ class Workspace:
                              points_rules=self.points_rules)
         self.referrals = Referrals(self, points=self.points, coupons=self.coupons, orders=self.orders)
         self.flash_sales = FlashSales(self, orders=self.orders)
+        self.wallet = Wallet(self)
+        self.gift_cards = GiftCards(self, wallet=self.wallet)
+        self.points_mall = PointsMall(self, points=self.points, coupons=self.coupons, tiers=self.tiers)
         self.channels = ChannelService(self, self.channel_classes)
         # One contact policy for direct sends (through the channels) and campaigns alike.
         policy = ContactPolicy(self, channels=self.channels)
@@ -140,6 +144,7 @@ class Workspace:
                 erase=lambda tx, ids: {"devices": tx.referrals.erase_devices(ids)},
             ),
             PersonalData(name="lifecycle", export=self.lifecycle.history),
+            PersonalData(name="wallet", export=self.wallet.export),
             PersonalData(name="events", export=lambda uid: self.events.of(uid, limit=10_000)),
             # Personal free text in logged events goes with the person.
             PersonalData(name="event_log", erase=lambda tx, ids: {"events": tx.event_log.redact(ids, codec.redact)}),

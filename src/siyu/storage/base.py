@@ -27,6 +27,7 @@ from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.privacy import PrivacyStore
 from .contracts.referrals import ReferralStore
 from .contracts.segments import SegmentStore
+from .contracts.wallet import PointsMallStore, WalletStore
 from .holders import Holders
 
 if TYPE_CHECKING:
@@ -173,6 +174,14 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def flash_sales(self) -> FlashSaleStore: ...
+
+    @property
+    @abc.abstractmethod
+    def wallet(self) -> WalletStore: ...
+
+    @property
+    @abc.abstractmethod
+    def points_mall(self) -> PointsMallStore: ...
 
 
 class Backend(abc.ABC):

@@ -18,6 +18,7 @@ from .referrals import ReferralStore
 from .segments import SegmentStore
 from .tags import TagStore
 from .users import NewUser, UserStore
+from .wallet import PointsMallStore, WalletStore
 
 __all__ = [
     "AnalyticsStore",
@@ -44,9 +45,11 @@ __all__ = [
     "NewAuditEntry",
     "NewEntry",
     "NewUser",
+    "PointsMallStore",
     "PointsStore",
     "PrivacyStore",
     "ReferralStore",
     "TagStore",
     "UserStore",
+    "WalletStore",
 ]

@@ -29,6 +29,7 @@ from .segments import SqlSegmentStore
 from .tags import SqlTagStore
 from .tiers import SqlTierStore
 from .users import SqlUserStore
+from .wallet import SqlPointsMallStore, SqlWalletStore
 
 
 class _Savepoint:
@@ -199,6 +200,14 @@ class SqlTransaction(Transaction):
         from .flash_sales import SqlFlashSaleStore
 
         return SqlFlashSaleStore(self)
+
+    @cached_property
+    def wallet(self) -> SqlWalletStore:
+        return SqlWalletStore(self)
+
+    @cached_property
+    def points_mall(self) -> SqlPointsMallStore:
+        return SqlPointsMallStore(self)
 
 
 class SqlBackend(Backend):

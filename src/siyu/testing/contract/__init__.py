@@ -33,6 +33,7 @@ from .referrals import ReferralsContract
 from .segments import SegmentsContract
 from .tags import TagsContract
 from .users import UsersContract
+from .wallet import WalletContract
 
 __all__ = [
     "ActivitiesContract",
@@ -49,6 +50,7 @@ __all__ = [
     "StorageContract",
     "TagsContract",
     "UsersContract",
+    "WalletContract",
 ]
 
 
@@ -65,5 +67,6 @@ class StorageContract(
     ReferralsContract,
     PrivacyContract,
     SegmentsContract,
+    WalletContract,
 ):
     """Every domain's contract. Subclass it and implement ``make_url``."""

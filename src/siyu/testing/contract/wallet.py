@@ -1,0 +1,78 @@
+"""Contract: stored value, gift cards and the points mall's stock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import siyu
+from siyu.errors import CapExceeded, InsufficientFunds, PolicyViolation
+
+from .base import ContractBase
+
+
+class WalletContract(ContractBase):
+    def test_wallet_balances_move_only_by_conditional_updates(self, ws: siyu.Workspace, clock: Any) -> None:
+        u = ws.users.add().id
+        with ws.write() as tx:
+            first = tx.wallet.apply(u, 10_000, 2_000, kind="recharge", ref="r", at=clock.now)
+            assert first is not None and (first.principal_after_fen, first.bonus_after_fen) == (10_000, 2_000)
+            assert tx.wallet.apply(u, -10_001, 0, kind="pay", ref="o", at=clock.now) is None
+            assert tx.wallet.apply(u, 0, -2_001, kind="pay", ref="o", at=clock.now) is None
+            paid = tx.wallet.apply(u, -5_000, -1_000, kind="pay", ref="o", at=clock.now, key="k")
+            assert paid is not None and paid.principal_before_fen == 10_000
+        with ws.read() as tx:
+            assert tx.wallet.balance(u).total_fen == 6_000
+            assert tx.wallet.ledger_totals() == (5_000, 1_000) == tx.wallet.totals()
+            assert tx.wallet.entry_by_key("k") == paid
+            assert [e.kind for e in tx.wallet.entries_by_ref("o")] == ["pay"]
+
+    def test_wallet_recharge_is_settled_once(self, ws: siyu.Workspace) -> None:
+        u = ws.users.add().id
+        ws.wallet.add_plan("std", [(100, 20)])
+        ws.wallet.recharge(u, 100, plan="std", payment_id="T1")
+        assert {ws.wallet.confirm("T1").status for _ in range(3)} == {"paid"}
+        assert ws.wallet.balance(u).total == Decimal("120.00")
+        assert len(ws.wallet.history(u)) == 1
+
+    def test_wallet_refund_pays_principal_only(self, ws: siyu.Workspace) -> None:
+        u = ws.users.add().id
+        ws.wallet.add_plan("std", [(100, 20)])
+        ws.wallet.recharge(u, 100, plan="std", payment_id="T1")
+        ws.wallet.confirm("T1")
+        ws.wallet.pay(u, 60, ref="order:1", key="p1")
+        refund = ws.wallet.refund(u, key="r1")
+        assert (refund.paid_out, refund.forfeited) == (Decimal("50.00"), Decimal("10.00"))
+        assert ws.wallet.balance(u).total_fen == 0
+        assert sum(e.principal_fen + e.bonus_fen for e in ws.wallet.history(u)) == 0
+        with pytest.raises(InsufficientFunds):
+            ws.wallet.pay(u, 1, ref="order:2", key="p2")
+
+    def test_wallet_gift_card_round_trip(self, ws: siyu.Workspace, clock: Any) -> None:
+        a, b = ws.users.add().id, ws.users.add().id
+        [card] = ws.gift_cards.issue(300, expires_at=clock.now + timedelta(days=4 * 365))
+        assert card.code is not None
+        with pytest.raises(PolicyViolation):
+            ws.gift_cards.redeem(card.code, a)  # not sold yet
+        ws.gift_cards.activate([card.code])
+        ws.gift_cards.redeem(card.code, a, amount=100)
+        with pytest.raises(PolicyViolation):
+            ws.gift_cards.redeem(card.code, b, amount=1)
+        assert ws.gift_cards.get(card.code).balance == Decimal("200.00")
+        assert ws.wallet.balance(a).principal == Decimal("100.00")
+        assert ws.wallet.liability().gift_cards_fen == 20_000
+
+    def test_wallet_reward_stock_is_never_oversold(self, ws: siyu.Workspace) -> None:
+        users = [ws.users.add().id for _ in range(3)]
+        for u in users:
+            ws.points.earn(u, 100, reason="x", key=f"e{u}")
+        ws.points_mall.add_reward("mug", kind="gift", points=10, stock=2, terms="t", scope="s", validity="v")
+        ws.points_mall.redeem(users[0], "mug", key="a")
+        ws.points_mall.redeem(users[1], "mug", key="b")
+        with pytest.raises(CapExceeded):
+            ws.points_mall.redeem(users[2], "mug", key="c")
+        assert ws.points.balance(users[2]) == 100
+        assert ws.points_mall.reward("mug").left == 0

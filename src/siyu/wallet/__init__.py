@@ -1,0 +1,16 @@
+"""The member wallet: what members hold besides points.
+
+- :mod:`~siyu.wallet.stored_value` -- ``ws.wallet``: 储值 / 充值, principal and
+  bonus apart, payments, refunds of unspent principal, the liability report.
+- :mod:`~siyu.wallet.gift_cards` -- ``ws.gift_cards``: prepaid codes.
+- :mod:`~siyu.wallet.points_mall` -- ``ws.points_mall``: 积分商城, rewards bought
+  with points through the points ledger.
+- :mod:`~siyu.wallet.rules` -- the prepaid-card rules as versioned data.
+"""
+
+from .gift_cards import GiftCards
+from .points_mall import PointsMall
+from .rules import PrepaidRules
+from .stored_value import Wallet, WalletSettings
+
+__all__ = ["GiftCards", "PointsMall", "PrepaidRules", "Wallet", "WalletSettings"]
