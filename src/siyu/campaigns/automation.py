@@ -17,7 +17,7 @@ import attrs
 from ..events import CampaignLaunched, Event, EventTracked, OrderRecorded
 from ..storage.contracts.campaigns import NewDelivery
 from .models import RunReport, Trigger
-from .records import Stored, audience_of, find, save, stored, trigger_from
+from .records import Stored, audience_of, find, save, stored
 from .schedule import Schedule
 from .state import CampaignStatus as S
 
@@ -86,10 +86,10 @@ class TriggerAutomation:
             if campaign.status in _IDLE:
                 continue
             row, state = campaign.row, campaign.state
-            trig = trigger_from(row.config.get("trigger"))
+            trig = campaign.config.trigger_model()
             if trig is not None and trig.event == "points_expiring":
                 self._enqueue_expiring(campaign, trig, now)
-            sched = Schedule.from_config(row.config.get("schedule"), self._uow.tz)
+            sched = campaign.config.schedule_in(self._uow.tz)
             if sched is not None and sched.recurring and state.armed:
                 self._start_occurrences(campaign, sched, now)
             elif sched is not None and campaign.status is S.SCHEDULED:
@@ -131,7 +131,7 @@ class TriggerAutomation:
             return campaign.state.winner
         row = campaign.row
         names = sorted(row.variants)
-        digest = hashlib.blake2b(f"{row.config.get('seed', 0)}:{user_id}".encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(f"{campaign.config.seed}:{user_id}".encode(), digest_size=8).digest()
         return names[int.from_bytes(digest, "big") % len(names)]
 
     def _enqueue(self, campaign: Stored, items: builtins.list[tuple[int, str]], now: datetime) -> int:
@@ -168,7 +168,7 @@ class TriggerAutomation:
         with self._uow.read() as tx:
             found = [stored(r) for r in tx.campaigns.all()]
         # A paused triggered campaign still listens: what it queues goes out when the pause ends.
-        live = [c for c in found if c.row.goal is not None or (c.row.config.get("trigger") and _listening(c))]
+        live = [c for c in found if c.row.goal is not None or (c.config.triggered and _listening(c))]
         self._cache = (_time.monotonic(), live)
         return live
 
@@ -187,7 +187,7 @@ class TriggerAutomation:
         if not isinstance(user_id, int):
             return
         for campaign in live:
-            trig = trigger_from(campaign.row.config.get("trigger"))
+            trig = campaign.config.trigger_model()
             if trig is None or trig.event != name or not _listening(campaign):
                 continue
             if any(getattr(event, k, None) != v for k, v in trig.where.items()):

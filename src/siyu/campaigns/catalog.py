@@ -18,6 +18,7 @@ from ..errors import Conflict, NotFound, ValidationError
 from ..events import CampaignCreated, Event
 from ..services._common import check_int, check_text
 from ..storage.contracts.campaigns import CampaignRow
+from .config import CampaignConfig, ScheduleSpec, TriggerSpec, dump_config
 from .gates import QuietHours
 from .models import Campaign, Delivery, Trigger
 from .records import HOLDOUT, find, save, stored, to_model
@@ -255,18 +256,14 @@ def _config(
     sched: Schedule | None, throttle: int | None, trigger: Trigger | None, params: tuple[str, ...] | None,
     quiet_hours: object,
 ) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "schedule": None if sched is None else sched.to_config(),
-        "throttle": throttle,
-        "trigger": None if trigger is None else {
-            "event": trigger.event,
-            "where": dict(trigger.where),
-            "within_s": None if trigger.within is None else trigger.within.total_seconds(),
-        },
-        "params": None if params is None else list(params),
-        "seed": random.SystemRandom().randrange(2**31),
-    }
-    if quiet_hours is not ...:
-        parsed = QuietHours.parse(quiet_hours)
-        config["quiet_hours"] = None if parsed is None else parsed.as_list()
-    return config
+    own = quiet_hours is not ...
+    parsed = QuietHours.parse(quiet_hours) if own else None
+    return dump_config(CampaignConfig(
+        schedule=None if sched is None else ScheduleSpec(start_at=sched.start_at, rrule=sched.rule),
+        throttle=throttle,
+        trigger=None if trigger is None else TriggerSpec.of(trigger),
+        params=params,
+        seed=random.SystemRandom().randrange(2**31),
+        own_quiet_hours=own,
+        quiet_hours=None if parsed is None else (parsed.as_list()[0], parsed.as_list()[1]),
+    ))

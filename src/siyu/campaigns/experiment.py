@@ -46,7 +46,7 @@ class Experiments:
         with self._uow.write() as tx:
             current = find(tx, campaign)
             row = current.row
-            if row.config.get("trigger"):
+            if current.config.triggered:
                 raise ValidationError("a triggered campaign assigns variants per event; it has no pilot")
             if current.state.pilot is not None:
                 raise Conflict(f"campaign {row.name!r} already ran its pilot; see ws.campaigns.results({row.id})")
@@ -60,7 +60,7 @@ class Experiments:
                     + "; a pilot must come before any send",
                     status=current.status, to=S.PILOTING,
                 )
-            used_seed = row.config.get("seed", 0) if seed is None else seed
+            used_seed = current.config.seed if seed is None else seed
             rows = _deal(current, fraction, used_seed, bool(holdout), now)
             tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, rows, now)
             pilot = PilotInfo(fraction=fraction, seed=used_seed, users=len(rows), holdout=bool(holdout), at=now)
@@ -120,7 +120,7 @@ class Experiments:
         now = self._uow.now()
         decision = judge(
             row.id, arms, method=method, alpha=alpha, min_sample=min_sample, threshold=threshold,
-            seed=int(row.config.get("seed", 0)), now=now,
+            seed=current.config.seed, now=now,
         )
         if decision.winner is None:
             return decision

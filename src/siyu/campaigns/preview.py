@@ -13,7 +13,6 @@ from .._clock import aware
 from ..channels.base import Channel, text_length
 from ..errors import TemplateError, ValidationError
 from ..services._common import check_int
-from ..storage.contracts.campaigns import CampaignRow
 from .gates import (
     ADDRESS_KIND,
     GATES,
@@ -52,8 +51,8 @@ class CampaignPreview:
             row = found.row
             now = when if when is not None else self._uow.now()
             channel = channel_for(self._channels, row.channel)
-            renderer = renderer_for(row, channel)
-            cfg = gates_for(tx, row)
+            renderer = renderer_for(found, channel)
+            cfg = gates_for(tx, found)
             audience = audience_of(row)
             if audience is None:
                 audience = BitMap(tx.users.ids())
@@ -88,7 +87,7 @@ class CampaignPreview:
                     problems.append(
                         f"variant {variant!r} renders up to {size} {unit}; channel {channel.name!r} allows {limit}"
                     )
-            sample_renders = self._samples(tx, row, channel, renderer, reach or audience, samples)
+            sample_renders = self._samples(tx, found, channel, renderer, reach or audience, samples)
         for s in sample_renders:
             problems.extend(f"variant {s.variant!r}, user {s.user_id}: {p}" for p in s.problems)
         if problems:
@@ -172,12 +171,13 @@ class CampaignPreview:
         return {renderer.templates[v]: users for v in variants}
 
     def _samples(
-        self, tx: Transaction, row: CampaignRow, channel: Channel, renderer: Renderer, pool: BitMap, count: int
+        self, tx: Transaction, found: Stored, channel: Channel, renderer: Renderer, pool: BitMap, count: int
     ) -> list[SampleRender]:
         out: list[SampleRender] = []
         if count == 0 or not pool:
             return out
-        rng = random.Random(row.config.get("seed", 0))
+        row = found.row
+        rng = random.Random(found.config.seed)
         picks = sorted(rng.sample(list(pool) if len(pool) <= 100_000 else list(pool[:100_000]),
                                   min(count, len(pool))))
         attributes = tx.campaigns.attributes(picks)

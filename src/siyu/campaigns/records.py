@@ -4,16 +4,16 @@ API models built from stored rows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 from pyroaring import BitMap
 
 from ..errors import NotFound, StorageError
 from ..services._common import check_int
-from .models import Campaign, Trigger
+from .config import CampaignConfig, load_config
+from .models import Campaign
 from .state import CampaignState, CampaignStatus, check_transition, dump_state, load_state
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ __all__ = [
     "save",
     "stored",
     "to_model",
-    "trigger_from",
 ]
 
 #: The variant of the users set aside to get nothing.
@@ -44,6 +43,7 @@ class Stored:
     row: CampaignRow
     status: CampaignStatus
     state: CampaignState
+    config: CampaignConfig
 
     @property
     def id(self) -> int:
@@ -70,7 +70,7 @@ def stored(row: CampaignRow) -> Stored:
             f"campaign {row.name!r} has status {row.status!r}, which this siyu does not know; "
             "it was changed outside siyu or by a newer version"
         ) from None
-    return Stored(row=row, status=status, state=load_state(row.state))
+    return Stored(row=row, status=status, state=load_state(row.state), config=load_config(row.config))
 
 
 def find(tx: Transaction, campaign: int | str) -> Stored:
@@ -143,26 +143,14 @@ def holdout_users(tx: Transaction, campaign_id: int) -> BitMap:
 # -- API models ---------------------------------------------------------------------------------------------------
 
 
-def trigger_from(config: Mapping[str, Any] | None) -> Trigger | None:
-    """The trigger stored in a campaign's config."""
-    if not config:
-        return None
-    within = config.get("within_s")
-    return Trigger(
-        event=config["event"], where=config.get("where") or {},
-        within=None if within is None else timedelta(seconds=within),
-    )
-
-
 def to_model(campaign: Stored) -> Campaign:
-    row = campaign.row
-    sched = row.config.get("schedule") or {}
-    start = sched.get("start_at")
+    row, config = campaign.row, campaign.config
+    sched = config.schedule
     return Campaign(
         id=row.id, name=row.name, channel=row.channel, template=row.template, variants=row.variants,
         goal=row.goal, attribution_window=timedelta(microseconds=row.attribution_us), purpose=row.purpose,
         non_personalized=row.non_personalized, status=campaign.status, audience_count=row.audience_count,
-        created_at=row.created_at, schedule=sched.get("rrule"),
-        start_at=datetime.fromisoformat(start) if start else None, throttle=row.config.get("throttle"),
-        trigger=trigger_from(row.config.get("trigger")), winner=campaign.state.winner,
+        created_at=row.created_at, schedule=None if sched is None else sched.rrule,
+        start_at=None if sched is None else sched.start_at, throttle=config.throttle,
+        trigger=config.trigger_model(), winner=campaign.state.winner,
     )

@@ -20,7 +20,6 @@ from .delivery import Runner
 from .models import RunReport
 from .reconcile import RECONCILING
 from .records import HOLDOUT, Stored, audience_of, find, rest_audience, save
-from .schedule import Schedule
 from .settings import channel_for, gates_for, renderer_for
 from .state import CampaignStatus as S
 from .state import HoldoutInfo, Launch, Phase, check_transition
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..channels.service import ChannelService
     from ..storage.base import Transaction
-    from ..storage.contracts.campaigns import CampaignRow
     from ..storage.holders import Holders
     from .policy import ContactPolicy
 
@@ -89,7 +87,7 @@ class CampaignRunner:
         row = current.row
         if variant not in row.variants:
             raise ValidationError(f"campaign {row.name!r} has no variant {variant!r}; it has {list(row.variants)}")
-        if row.config.get("trigger"):
+        if current.config.triggered:
             raise ValidationError("a triggered campaign sends when its event happens; it cannot be sent by hand")
         if current.state.launch is not None:
             raise Conflict(
@@ -97,7 +95,7 @@ class CampaignRunner:
                 f"continue it with ws.campaigns.resume({row.id})"
             )
         now = self._uow.now()
-        sched = Schedule.from_config(row.config.get("schedule"), self._uow.tz)
+        sched = current.config.schedule_in(self._uow.tz)
         launch = Launch(variant=variant, phase=phase, occurrence="")
         status = S.RUNNING
         if sched is not None:
@@ -109,7 +107,7 @@ class CampaignRunner:
         check_transition(current.underlying, status, campaign=row.name, campaign_id=row.id)
         state = attrs.evolve(current.state, launch=launch, phase=phase, armed=sched is not None)
         if holdout:
-            state = attrs.evolve(state, holdout=self._hold_out(tx, row, phase, holdout, seed, now))
+            state = attrs.evolve(state, holdout=self._hold_out(tx, current, phase, holdout, seed, now))
         save(tx, current, status=status, state=state, under_pause=True)
         audience = audience_of(row)
         tx.emit(CampaignLaunched(at=now, campaign_id=row.id, phase=phase.value, occurrence="",
@@ -117,15 +115,16 @@ class CampaignRunner:
 
     @staticmethod
     def _hold_out(
-        tx: Transaction, row: CampaignRow, phase: Phase, fraction: float, seed: int | None, now: datetime
+        tx: Transaction, current: Stored, phase: Phase, fraction: float, seed: int | None, now: datetime
     ) -> HoldoutInfo:
+        row = current.row
         pool = (audience_of(row) or BitMap()) - BitMap(tx.campaigns.existing_users(row.id, ""))
         size = round(len(pool) * fraction)
         if size < 1:
             raise ValidationError(
                 f"a {fraction:.1%} holdout of {len(pool):,} users is no one; raise the fraction or drop holdout="
             )
-        used_seed = row.config.get("seed", 0) if seed is None else seed
+        used_seed = current.config.seed if seed is None else seed
         picked = sorted(random.Random(used_seed).sample(list(pool), size))
         tx.campaigns.add_deliveries(row.id, row.consent_channel, row.purpose, [
             NewDelivery(user_id=uid, variant=HOLDOUT, phase=phase.value, status="holdout", claimed_at=now,
@@ -167,7 +166,7 @@ class CampaignRunner:
             if pause is not None or current.status is S.PAUSED:
                 # The pause is over: the campaign is again what the pause interrupted.
                 current = save(tx, current, status=current.underlying, state=attrs.evolve(current.state, pause=None))
-            cfg = gates_for(tx, row)
+            cfg = gates_for(tx, current)
             launch = current.state.launch
             rest = None
             if launch is not None and launch.occurrence is not None:
@@ -176,7 +175,7 @@ class CampaignRunner:
                     rest = (audience, launch.variant, launch.phase.value)
         channel = channel_for(self._channels, row.channel)
         runner = Runner(self._uow, holders=self._holders, policy=self._policy, row=row, channel=channel,
-                        renderer=renderer_for(row, channel), gates=cfg, batch=batch)
+                        renderer=renderer_for(current, channel), gates=cfg, batch=batch)
         occurrence = "" if launch is None or launch.occurrence is None else launch.occurrence
         totals = runner.run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
         return self._finish(row.id, totals)
@@ -200,7 +199,7 @@ class CampaignRunner:
                         done = True
                 elif launch is None and state.phase is Phase.PILOT:
                     save(tx, current, status=S.PILOTING if state.winner is None else S.DECIDED)
-                elif current.row.config.get("trigger") and current.status is S.RUNNING:
+                elif current.config.triggered and current.status is S.RUNNING:
                     # Left running by a pause of an earlier siyu: listen for the trigger again.
                     save(tx, current, status=S.ACTIVE)
             elif next_due is not None and paused_until is None and current.status not in (S.ACTIVE, S.CANCELLED):

@@ -101,13 +101,3 @@ class Schedule:
         else:
             nxt = self._rrule.after(moment.astimezone(self.tz), inc=False)
         return nxt
-
-    def to_config(self) -> dict[str, str | None]:
-        return {"start_at": self.start_at.isoformat() if self.start_at else None, "rrule": self.rule}
-
-    @classmethod
-    def from_config(cls, config: dict[str, str | None] | None, tz: tzinfo) -> Schedule | None:
-        if not config:
-            return None
-        start = config.get("start_at")
-        return cls(datetime.fromisoformat(start) if start else None, config.get("rrule"), tz)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..channels.base import Channel
     from ..channels.service import ChannelService
     from ..storage.base import Transaction
-    from ..storage.contracts.campaigns import CampaignRow
+    from .records import Stored
 
 __all__ = ["DEFAULTS", "CampaignSettings", "GateConfig", "channel_for", "gates_for", "read_settings", "renderer_for"]
 
@@ -56,15 +56,15 @@ def read_settings(tx: Transaction) -> dict[str, Any]:
     return out
 
 
-def gates_for(tx: Transaction, row: CampaignRow) -> GateConfig:
-    """The gates a send of ``row`` passes, with the workspace's settings as they are now."""
+def gates_for(tx: Transaction, campaign: Stored) -> GateConfig:
+    """The gates a send of ``campaign`` passes, with the workspace's settings as they are now."""
+    row, config = campaign.row, campaign.config
     settings = read_settings(tx)
     medium = row.consent_channel
     caps = list(platform_caps.CAPS.get(medium, ()))
     overrides = settings.get("platform_caps") or {}
     if medium in overrides:
         caps = list(overrides[medium])
-    quiet_raw = row.config["quiet_hours"] if "quiet_hours" in row.config else settings["quiet_hours"]
     marketing = row.purpose == "marketing"
     return GateConfig(
         needs_consent=row.purpose != "transactional",
@@ -73,9 +73,9 @@ def gates_for(tx: Transaction, row: CampaignRow) -> GateConfig:
         caps=tuple(c for c in caps if c.get("period")) if marketing else (),
         credits=any(c.get("kind") == "credits" for c in caps),
         # Transactional notices (order shipped ...) are not held back by quiet hours.
-        quiet=QuietHours.parse(quiet_raw) if marketing else None,
+        quiet=config.quiet(settings["quiet_hours"]) if marketing else None,
         tz_attribute=str(settings["tz_attribute"]),
-        throttle=row.config.get("throttle"),
+        throttle=config.throttle,
     )
 
 
@@ -89,8 +89,9 @@ def channel_for(channels: ChannelService, name: str) -> Channel:
     return channels._unchecked(name)
 
 
-def renderer_for(row: CampaignRow, channel: Channel) -> Renderer:
-    return Renderer(channel, row.template, row.variants, params=row.config.get("params"), purpose=row.purpose)
+def renderer_for(campaign: Stored, channel: Channel) -> Renderer:
+    row = campaign.row
+    return Renderer(channel, row.template, row.variants, params=campaign.config.params, purpose=row.purpose)
 
 
 class CampaignSettings:

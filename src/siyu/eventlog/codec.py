@@ -18,9 +18,9 @@ from typing import Any, cast
 
 import attrs
 import cattrs
-from cattrs.preconf.json import make_converter
 
 from .. import events as events_module
+from .._convert import converter
 from .._text import ERASED
 from ..events import Event
 
@@ -42,7 +42,7 @@ PERSONAL_FIELDS = frozenset({"by", "key", "ref", "reason", "reasons", "source", 
 #: Fields naming the person an event is about, in order of preference.
 _SUBJECT_FIELDS = ("user_id", "invitee_id", "keep_id", "distributor_id", "leader_id")
 
-_converter = make_converter()
+_converter = converter
 # Built once: json.dumps with arguments builds a new encoder on every call.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
