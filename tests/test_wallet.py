@@ -345,3 +345,38 @@ def test_a_split_never_overdraws_a_bucket(principal: int, bonus: int, data: st.D
     amount = data.draw(st.integers(0, principal + bonus))
     p, b = split_spend(principal, bonus, amount, rule)
     assert p + b == amount and 0 <= p <= principal and 0 <= b <= bonus
+
+
+# -- orders paid from the wallet ---------------------------------------------------------------------
+def _shop(ws: siyu.Workspace) -> None:
+    from siyu.models.commerce import ProductRole
+
+    ws.products.add("TEA", "Oolong", price="60", cost="20", role=ProductRole.PROFIT)
+
+
+def test_an_order_paid_partly_from_the_wallet_and_refunded(ws: siyu.Workspace) -> None:
+    _shop(ws)
+    uid = _topped_up(ws)
+    order = ws.orders.record(uid, [{"sku": "TEA", "qty": 2}], wallet=60, key="o1")
+    assert order.total == Decimal("120.00")
+    assert ws.wallet.balance(uid).total_fen == 6_000
+    assert ws.orders.record(uid, [{"sku": "TEA", "qty": 2}], wallet=60, key="o1").id == order.id  # a retry
+    assert ws.wallet.balance(uid).total_fen == 6_000
+    ws.orders.refund(order.id, 60, key="r1")  # half the order: half of the wallet's 60 comes back
+    balance = ws.wallet.balance(uid)
+    assert (balance.principal_fen, balance.bonus_fen) == (7_500, 1_500)
+    ws.orders.refund(order.id, key="r2")  # the rest: all the wallet paid
+    balance = ws.wallet.balance(uid)
+    assert (balance.principal_fen, balance.bonus_fen) == (10_000, 2_000)
+
+
+def test_an_order_the_wallet_cannot_pay_is_not_recorded(ws: siyu.Workspace) -> None:
+    _shop(ws)
+    uid = _topped_up(ws)
+    with pytest.raises(InsufficientFunds):
+        ws.orders.record(uid, [{"sku": "TEA", "qty": 3}], wallet="all")
+    assert ws.orders.of(uid) == []
+    with pytest.raises(ValidationError, match="more than the order"):
+        ws.orders.record(uid, [{"sku": "TEA", "qty": 1}], wallet=61)
+    paid = ws.orders.record(uid, [{"sku": "TEA", "qty": 2}], wallet="all")
+    assert ws.wallet.balance(uid).total_fen == 0 and paid.total_fen == 12_000

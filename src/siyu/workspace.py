@@ -103,11 +103,11 @@ class Workspace:
         self.coupons = Coupons(self, pricing=self.promotions)
         self.lifecycle = Lifecycle(self, tags=self.tags)
         self.events = EventTracking(self, lifecycle=self.lifecycle)
-        self.orders = Orders(self, pricing=self.promotions, points=self.points, tiers=self.tiers,
+        self.wallet = Wallet(self)
+        self.orders = Orders(self, pricing=self.promotions, points=self.points, tiers=self.tiers, wallet=self.wallet,
                              points_rules=self.points_rules)
         self.referrals = Referrals(self, points=self.points, coupons=self.coupons, orders=self.orders)
         self.flash_sales = FlashSales(self, orders=self.orders)
-        self.wallet = Wallet(self)
         self.gift_cards = GiftCards(self, wallet=self.wallet)
         self.points_mall = PointsMall(self, points=self.points, coupons=self.coupons, tiers=self.tiers)
         self.channels = ChannelService(self, self.channel_classes)

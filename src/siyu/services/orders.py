@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -28,7 +28,7 @@ from .._clock import aware, to_us
 from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, UserMerged, ValidationError
 from ..events import CouponRedeemed, CouponReturned, OrderLineInfo, OrderRecorded, OrderRefunded
 from ..models.commerce import Coupon, Order, OrderLine, ProductRole, Refund
-from ..money import to_fen, to_yuan
+from ..money import Money, to_fen, to_yuan
 from ..storage.contracts import GrowthEntry
 from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
 from .coupons import Coupons
@@ -39,15 +39,29 @@ from .products import check_sku
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
+    from ..models.wallet import WalletEntry
     from ..storage.base import Transaction
     from .points import Points
     from .points_rules import PointsRules
     from .promotions import Promotions
     from .tiers import Tiers
 
-__all__ = ["Orders"]
+__all__ = ["Orders", "WalletPayments"]
 
-_ROW_FIELDS = {"user_id", "lines", "paid_at", "channel", "coupon", "key"}
+_ROW_FIELDS = {"user_id", "lines", "paid_at", "channel", "coupon", "key", "wallet"}
+
+
+class WalletPayments(Protocol):
+    """What orders need of stored value (:class:`siyu.wallet.Wallet` is one): pay part of
+    an order from the member's wallet, and give it back when the order is refunded."""
+
+    def pay_in(self, tx: Transaction, user_id: int, fen: int, *, ref: str, key: str,
+               now: datetime) -> WalletEntry: ...
+
+    def give_back_in(self, tx: Transaction, ref: str, fen: int | None, *, key: str,
+                     now: datetime) -> WalletEntry | None: ...
+
+    def paid_for(self, tx: Transaction, ref: str) -> int: ...
 
 
 @attrs.frozen
@@ -60,6 +74,7 @@ class _Row:
     key: str | None
     print_: str
     legacy: str
+    wallet: int | str | None = None
 
 
 def _codes(coupon: object) -> tuple[str, ...]:
@@ -120,8 +135,9 @@ class Orders:
     name = "orders"
 
     def __init__(self, uow: UnitOfWork, *, pricing: Promotions, points: Points, tiers: Tiers,
-                 points_rules: PointsRules) -> None:
+                 points_rules: PointsRules, wallet: WalletPayments | None = None) -> None:
         self._uow = uow
+        self._wallet = wallet
         self._pricing = pricing
         self._points = points
         self._tiers = tiers
@@ -165,7 +181,11 @@ class Orders:
         # two different instants), and one instant in two time zones is the same order.
         print_ = fingerprint(uid, normal, None if paid_at is None else to_us(paid), channel, sorted(codes))
         legacy = fingerprint(uid, normal, paid.isoformat(), channel, codes)  # keys stored before that
-        return _Row(uid, normal, paid, channel, codes, key, print_, legacy)
+        wallet = raw.get("wallet")
+        if wallet is not None:
+            wallet = "all" if wallet == "all" else to_fen(wallet, name="wallet")
+            print_ = legacy = fingerprint(print_, {"wallet": wallet})
+        return _Row(uid, normal, paid, channel, codes, key, print_, legacy, wallet)
 
     def record(
         self,
@@ -176,6 +196,7 @@ class Orders:
         channel: str | None = None,
         coupon: str | Sequence[str] | None = None,
         key: str | None = None,
+        wallet: Money | None = None,
     ) -> Order:
         """Record a paid order.
 
@@ -184,13 +205,17 @@ class Orders:
         member price), and live activity prices apply to lines without an
         explicit price. ``coupon``: a code or list of codes to redeem (each
         must be the user's, valid at ``paid_at`` and applicable, else
-        ValidationError and nothing changes). ``key`` makes the call
+        ValidationError and nothing changes). ``wallet``: yuan of the total
+        paid from the member's stored value (``"all"``: the whole total), in the
+        same transaction (:class:`~siyu.errors.InsufficientFunds` if it holds
+        less); a refund gives the wallet back its share. ``key`` makes the call
         idempotent: a repeat returns the first order.
         """
-        [order_id] = self.record_many(
-            [{"user_id": user_id, "lines": lines, "paid_at": paid_at, "channel": channel, "coupon": coupon,
-              "key": key}]
-        )
+        row: dict[str, Any] = {"user_id": user_id, "lines": lines, "paid_at": paid_at, "channel": channel,
+                               "coupon": coupon, "key": key}
+        if wallet is not None:
+            row["wallet"] = wallet
+        [order_id] = self.record_many([row])
         return self.get(order_id)
 
     def record_many(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
@@ -274,6 +299,8 @@ class Orders:
                             for q, ln in zip(quote.lines, cart, strict=True)),
             ))
         ids = tx.orders.insert(orders, [r.print_ if r.key else None for _, r in fresh])
+        self._pay_from_wallets(tx, [(oid, order, r) for oid, order, (_, r) in zip(ids, orders, fresh, strict=True)],
+                               now)
         budget_used = False
         earn_rows: list[Credit] = []
         growth_rows = []
@@ -340,6 +367,36 @@ class Orders:
                 assert r.key is not None
                 out.append(first_of_key[r.key])
         return out
+
+    def _pay_from_wallets(self, tx: Transaction, paid: list[tuple[int, Order, _Row]], now: datetime) -> None:
+        """Debit the stored value each order says it was paid with, in the order's transaction."""
+        for oid, order, r in paid:
+            if r.wallet is None:
+                continue
+            if self._wallet is None:
+                raise ValidationError("this workspace has no wallet to pay from")
+            fen = order.total_fen if r.wallet == "all" else int(r.wallet)
+            if fen > order.total_fen:
+                raise ValidationError(
+                    f"wallet={to_yuan(fen)} is more than the order's total {to_yuan(order.total_fen)}")
+            if fen > 0:
+                self._wallet.pay_in(tx, order.user_id, fen, ref=f"order:{oid}", key=f"order:{oid}:wallet",
+                                    now=now)
+
+    def _refund_wallet(self, tx: Transaction, order: Order, amount: int, full: bool, key: str,
+                       now: datetime) -> None:
+        """Give the wallet back its share of a refund: in proportion to what it paid of the
+        order, and all it paid that is left when the refund is the last one."""
+        if self._wallet is None:
+            return
+        ref = f"order:{order.id}"
+        paid = self._wallet.paid_for(tx, ref)
+        if paid <= 0:
+            return
+        share = None if full else min(paid, amount * paid // max(order.total_fen, 1))
+        if share == 0:
+            return
+        self._wallet.give_back_in(tx, ref, share, key=f"{ref}:refund:{key}:wallet"[:200], now=now)
 
     @staticmethod
     def _infos(lines: Iterable[OrderLine]) -> tuple[OrderLineInfo, ...]:
@@ -463,6 +520,7 @@ class Orders:
                                                  reason="refund", ref=f"order:{oid}")])
                 self._tiers.settle(tx, [order.user_id], reason="refund", downgrade=True)
             self._give_back_budgets(tx, order, plan, full)
+            self._refund_wallet(tx, order, amount, full, key, now)
             returned: list[str] = []
             if full and order.coupon_codes:
                 for c in tx.coupons.by_codes(list(order.coupon_codes)).values():

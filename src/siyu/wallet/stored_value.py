@@ -263,8 +263,15 @@ class Wallet:
         with self._uow.write() as tx:
             return self.give_back_in(tx, ref, fen, key=key, now=self._uow.now())
 
+    @staticmethod
+    def paid_for(tx: Transaction, ref: str) -> int:
+        """Fen paid from wallets for ``ref`` and not given back yet."""
+        return -sum(e.principal_fen + e.bonus_fen for e in tx.wallet.entries_by_ref(ref)
+                    if e.kind in ("pay", "refund_in"))
+
     def give_back_in(self, tx: Transaction, ref: str, fen: int | None, *, key: str,
                      now: datetime) -> WalletEntry | None:
+        """:meth:`give_back` with validated values inside ``tx`` (a refund's transaction)."""
         done = tx.wallet.entry_by_key(key)
         if done is not None:
             return done
