@@ -81,7 +81,7 @@ def apply(ws: siyu.Workspace, ids: list[int], orders: list[int], merges: list[in
     elif kind == "erase":
         ws.privacy.erase(ids[op[1]])
     elif kind == "report":
-        ws.analytics.funnel(until=END)
+        ws.analytics.funnel(["first_seen", "page_view"], until=END)  # from now on the facts follow page_view
 
 
 def check(ws: siyu.Workspace) -> None:
@@ -98,11 +98,12 @@ def check(ws: siyu.Workspace) -> None:
             expected.append(len(current))
         assert funnel.totals() == tuple(expected)
         assert rfm.scores() == rfm_scores(tx.analytics.buyer_values(until), 5)
+        kept = ws.analytics._facts
         fresh = UserFacts()
-        fresh.refresh(tx, tx.event_log.head())
-    kept = ws.analytics._facts
-    for name in COLUMNS:
-        mine, theirs = getattr(kept, name), getattr(fresh, name)
+        fresh.refresh(tx, tx.event_log.head(), kept.events)
+    pairs = [(name, getattr(kept, name), getattr(fresh, name)) for name in COLUMNS]
+    pairs += [(kind, kept.events[kind], fresh.events[kind]) for kind in kept.events]
+    for name, mine, theirs in pairs:
         size = max(len(mine), len(theirs))
         pad = -1 if name == "last_paid" else 0 if name in ("orders", "net") else np.iinfo(np.int64).max
         assert np.array_equal(np.pad(mine, (0, size - len(mine)), constant_values=pad),

@@ -46,20 +46,22 @@ __all__ = ["NEVER", "UserFacts", "reading"]
 NEVER = np.iinfo(np.int64).max
 Column = npt.NDArray[np.int64]
 
-#: Logged event types that change a user's facts, with the payload fields naming other users they change.
-_TYPES: dict[str, tuple[str, ...]] = {
-    "UserCreated": (),
-    "UserUpdated": (),
-    "IdentityLinked": (),
-    "IdentityUnlinked": (),
-    "UsersMerged": ("keep_id", "drop_id"),
-    "UsersUnmerged": ("keep_id", "drop_id"),
-    "PersonalDataErased": (),
-    "OrderRecorded": (),
-    "OrderRefunded": (),
-    "ReferralBound": ("inviter_id", "previous_inviter_id"),
-    "ReferralUnbound": ("inviter_id",),
-    "EventTracked": (),
+#: What each logged event type changes: the facts to re-derive (``ALL`` or one of ``USER``, ``LINKS``,
+#: ``ORDERS``, ``EVENTS``), and the payload fields naming other users it changes.
+ALL, USER, LINKS, ORDERS, EVENTS = "all", "user", "links", "orders", "events"
+_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "UserCreated": (USER, ()),
+    "UserUpdated": (USER, ()),
+    "IdentityLinked": (LINKS, ()),
+    "IdentityUnlinked": (LINKS, ()),
+    "UsersMerged": (ALL, ("keep_id", "drop_id")),
+    "UsersUnmerged": (ALL, ("keep_id", "drop_id")),
+    "PersonalDataErased": (ALL, ()),
+    "OrderRecorded": (ORDERS, ()),
+    "OrderRefunded": (ORDERS, ()),
+    "ReferralBound": (ALL, ("inviter_id", "previous_inviter_id")),
+    "ReferralUnbound": (ALL, ("inviter_id",)),
+    "EventTracked": (EVENTS, ()),
 }
 #: How many log rows one read takes while catching up.
 _PAGE = 20_000
@@ -116,8 +118,8 @@ class UserFacts:
             changed = self._changed_since(tx, horizon)
             if changed is None:
                 self.rebuild(tx, horizon)
-            elif changed:
-                self._rederive(tx, sorted(changed))
+            else:
+                self._rederive(tx, changed)
             self.position = max(self.position, horizon)
         version = tx.meta.version("referrals")
         if version != self.referrals_version:
@@ -147,42 +149,55 @@ class UserFacts:
         self.referrals_version = tx.meta.version("referrals")
         self.position = horizon
 
-    def _changed_since(self, tx: Transaction, horizon: int) -> set[int] | None:
-        """Users the log names between the checkpoint and ``horizon`` (``None``: too many, rebuild)."""
+    def _changed_since(self, tx: Transaction, horizon: int) -> dict[str, set[int]] | None:
+        """Per kind of fact, the users the log names between the checkpoint and ``horizon``
+        (``None``: so many that a rebuild is cheaper)."""
         assert self.position is not None
-        changed: set[int] = set()
+        changed: dict[str, set[int]] = {ALL: set(), USER: set(), LINKS: set(), ORDERS: set(), EVENTS: set()}
         after = self.position
         while after < horizon:
             rows = tx.event_log.read(after, horizon, list(_TYPES), _PAGE)
             if not rows:
                 break
             for row in rows:
+                facet, fields = _TYPES[row.type]
+                if facet == EVENTS:
+                    kind = json.loads(row.payload).get("kind")
+                    if kind is None:
+                        facet = ALL  # a redacted payload: re-derive everything of the user
+                    elif kind not in self.events:
+                        continue  # a kind no column follows
                 if row.user_id is not None:
-                    changed.add(row.user_id)
-                fields = _TYPES[row.type]
+                    changed[facet].add(row.user_id)
                 if fields:
                     payload: dict[str, Any] = json.loads(row.payload)
-                    changed.update(int(payload[f]) for f in fields if payload.get(f) is not None)
-            if len(changed) > _REBUILD_AT:
+                    changed[facet].update(int(payload[f]) for f in fields if payload.get(f) is not None)
+            if sum(map(len, changed.values())) > _REBUILD_AT:
                 return None
             after = rows[-1].position
         return changed
 
-    def _rederive(self, tx: Transaction, users: list[int]) -> None:
+    def _rederive(self, tx: Transaction, changed: dict[str, set[int]]) -> None:
         store = tx.analytics
-        self._grow(max(users) + 1)
-        ids = np.array(users, dtype=np.int64)
-        self.created[ids] = NEVER
-        for uid, created, merged in store.user_rows(users):
-            self.created[uid] = NEVER if merged else created
-        for column, rows in ((self.linked, store.first_links("wecom_external_userid", users)),
-                             *((self.events[k], store.first_events(k, users)) for k in self.events)):
-            column[ids] = NEVER
-            for uid, at in rows:
-                column[uid] = at
-        self.first_paid[ids], self.second_paid[ids] = NEVER, NEVER
-        self.last_paid[ids], self.orders[ids], self.net[ids] = -1, 0, 0
-        self._set_orders(store.counted_orders(users))
+        every = changed[ALL]
+        wanted = {facet: sorted(users | every) for facet, users in changed.items() if facet != ALL}
+        if not any(wanted.values()):
+            return
+        self._grow(max(max(users) for users in wanted.values() if users) + 1)
+        if users := wanted[USER]:
+            self.created[np.array(users)] = NEVER
+            for uid, created, merged in store.user_rows(users):
+                self.created[uid] = NEVER if merged else created
+        if users := wanted[LINKS]:
+            _reset(self.linked, users, store.first_links("wecom_external_userid", users))
+        if users := wanted[EVENTS]:
+            for kind, column in self.events.items():
+                _reset(column, users, store.first_events(kind, users))
+        if users := wanted[ORDERS]:
+            ids = np.array(users, dtype=np.int64)
+            self.first_paid[ids], self.second_paid[ids] = NEVER, NEVER
+            self.last_paid[ids], self.orders[ids], self.net[ids] = -1, 0, 0
+            self._set_orders(store.counted_orders(users))
 
     def _load_invites(self, tx: Transaction) -> None:
         self.invited = self._scatter(tx.analytics.first_invites(), NEVER)
@@ -224,6 +239,12 @@ class UserFacts:
         self.second_paid[owners[again]] = paid[starts[again] + 1]
         self.last_paid[owners] = paid[ends - 1]
         self.net[owners] = np.add.reduceat(net, starts)
+
+
+def _reset(column: Column, users: list[int], pairs: Sequence[tuple[int, int]]) -> None:
+    column[np.array(users, dtype=np.int64)] = NEVER
+    for uid, at in pairs:
+        column[uid] = at
 
 
 def _column(size: int, fill: int) -> Column:
