@@ -125,11 +125,19 @@ def _cancel_twice(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callabl
         yield lambda rid=rid: ws.flash_sales.cancel(rid).status.value
 
 
+def _help(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
+    attempt_ids, helpers = args
+    turn = index % len(attempt_ids)
+    for attempt_id in [*attempt_ids[turn:], *attempt_ids[:turn]]:
+        yield lambda attempt_id=attempt_id: ws.bargains.help(attempt_id, helpers[index % len(helpers)]).cut_fen
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Callable[[], Any]]]] = {
     "reserve_one": _reserve_one,
     "same_user_many_keys": _same_user_many_keys,
     "pay_or_release": _pay_or_release,
     "cancel_twice": _cancel_twice,
+    "help": _help,
 }
 
 
@@ -211,3 +219,44 @@ def test_cancelling_from_many_processes_restores_once(url: str) -> None:
         assert _counts(ws, sale_id) == (6, 0, 0)
         assert all(ws.flash_sales.used(sale_id, uid) == 0 for uid in users)
         assert sum(len(ws.orders.refunds(ws.flash_sales.reservation(rid).order_id or 0)) for rid in ids[:3]) == 3
+
+
+# -- bargains ----------------------------------------------------------------------------------------
+def _bargain_shop(ws: siyu.Workspace, people: int, **options: Any) -> tuple[int, list[int]]:
+    ws.products.add("POT", "Clay teapot", price="199", cost="60", role="activity")
+    users = [ws.users.add(phone=f"1360000{i:04d}").id for i in range(people)]
+    bargain = ws.bargains.create(sku="POT", floor="99", stock=50, starts_at=START,
+                                 ends_at=START + timedelta(days=1), **options)
+    return bargain.id, users
+
+
+def test_thirty_helpers_at_once_never_pass_n_helps_or_lose_a_cut(url: str) -> None:
+    count = processes(url, 30)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        bid, [owner, *helpers] = _bargain_shop(ws, count + 1, helpers=5)
+        attempt = ws.bargains.start(bid, owner)
+    outcomes = race(url, "help", ([attempt.id], helpers), count)
+    assert sum(1 for o in outcomes if o[0] == "ok") == 5
+    assert {o[1] for o in outcomes if o[0] == "error"} == {"BargainClosed"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        done = ws.bargains.attempt(attempt.id)
+        helps = ws.bargains.helps(attempt.id)
+        assert done.status.value == "succeeded" and done.helps == len(helps) == 5
+        assert done.cut_fen == sum(h.cut_fen for h in helps) == 10_000 and done.current_fen == 9_900
+        assert [h.seq for h in helps] == [1, 2, 3, 4, 5] and ws.bargains.check_sequence(done, helps)
+
+
+def test_one_helper_from_many_processes_helps_once_per_attempt_and_within_the_limit(url: str) -> None:
+    count = processes(url, 12)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        bid, users = _bargain_shop(ws, 6, helpers=3, helps_per_helper=2)
+        helper, owners = users[0], users[1:]
+        attempts = [ws.bargains.start(bid, uid).id for uid in owners]
+    # Every process asks the same helper to help every attempt, in a different order.
+    outcomes = race(url, "help", (attempts, [helper]), count)
+    assert sum(1 for o in outcomes if o[0] == "ok") == 2
+    assert {o[1] for o in outcomes if o[0] == "error"} <= {"AlreadyHelped", "QuotaExceeded"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        rows = [h for a in attempts for h in ws.bargains.helps(a)]
+        assert len(rows) == 2 and {h.helper_id for h in rows} == {helper}
+        assert len({h.attempt_id for h in rows}) == 2

@@ -13,6 +13,11 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "BargainBought",
+    "BargainFailed",
+    "BargainHelped",
+    "BargainStarted",
+    "BargainSucceeded",
     "CampaignCreated",
     "CampaignDecided",
     "CampaignLaunched",
@@ -606,3 +611,49 @@ class FlashSaleReleased(Event):
     user_id: int
     qty: int
     reason: str
+
+
+@attrs.frozen(kw_only=True)
+class BargainStarted(Event):
+    bargain_id: int
+    attempt_id: int
+    user_id: int
+    deadline: datetime
+    helpers: int
+
+
+@attrs.frozen(kw_only=True)
+class BargainHelped(Event):
+    """``helper_id`` cut ``cut_fen`` off ``user_id``'s attempt (the ``seq``-th help)."""
+
+    bargain_id: int
+    attempt_id: int
+    user_id: int
+    helper_id: int
+    seq: int
+    cut_fen: int
+    flagged: bool
+
+
+@attrs.frozen(kw_only=True)
+class BargainSucceeded(Event):
+    bargain_id: int
+    attempt_id: int
+    user_id: int
+    price_fen: int
+
+
+@attrs.frozen(kw_only=True)
+class BargainBought(Event):
+    bargain_id: int
+    attempt_id: int
+    user_id: int
+    order_id: int
+
+
+@attrs.frozen(kw_only=True)
+class BargainFailed(Event):
+    bargain_id: int
+    attempt_id: int
+    user_id: int
+    helps: int

@@ -16,7 +16,7 @@ from typing import Any
 from ._clock import Clock, checked_now, system_clock, zone
 from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
 from ._url import StorageURL
-from .activities import FlashSales
+from .activities import Bargains, FlashSales
 from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
@@ -110,6 +110,7 @@ class Workspace:
         self.flash_sales = FlashSales(self, orders=self.orders)
         self.gift_cards = GiftCards(self, wallet=self.wallet)
         self.points_mall = PointsMall(self, points=self.points, coupons=self.coupons, tiers=self.tiers)
+        self.bargains = Bargains(self, orders=self.orders, referrals=self.referrals)
         self.channels = ChannelService(self, self.channel_classes)
         # One contact policy for direct sends (through the channels) and campaigns alike.
         policy = ContactPolicy(self, channels=self.channels)

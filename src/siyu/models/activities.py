@@ -15,6 +15,10 @@ import attrs
 from ..money import to_yuan
 
 __all__ = [
+    "AttemptStatus",
+    "Bargain",
+    "BargainAttempt",
+    "BargainHelp",
     "FlashSale",
     "Reservation",
     "ReservationStatus",
@@ -103,3 +107,104 @@ class Reservation:
     expires_at: datetime
     order_id: int | None = None
     closed_at: datetime | None = None
+
+
+class AttemptStatus(enum.StrEnum):
+    """Where a bargain attempt is: ``open`` while helpers cut, ``succeeded`` at the
+    floor (buyable until its deadline), ``bought`` once ordered, ``failed`` when
+    its deadline or the activity's end passed first."""
+
+    OPEN = "open"
+    SUCCEEDED = "succeeded"
+    BOUGHT = "bought"
+    FAILED = "failed"
+
+
+@attrs.frozen(kw_only=True)
+class Bargain:
+    """A 砍价 activity: helpers cut ``sku``'s price from ``price_fen`` to
+    ``floor_fen`` in exactly ``helpers`` helps; ``stock`` units sell at the floor.
+
+    ``attempts_per_user`` caps how many attempts one user may start,
+    ``helps_per_helper`` how many attempts one person may help in this activity.
+    An attempt has ``attempt_ttl`` to succeed and be bought (never past
+    ``ends_at``). ``external_links`` says what happens to a help whose entry
+    point is a WeChat external link: ``"refuse"`` or ``"flag"``.
+    """
+
+    id: int
+    name: str
+    sku: str
+    price_fen: int
+    floor_fen: int
+    helpers: int
+    stock: int
+    sold: int
+    starts_at: datetime
+    ends_at: datetime
+    attempt_ttl: timedelta
+    attempts_per_user: int = 1
+    helps_per_helper: int = 1
+    external_links: str = "refuse"
+    loss_fen: int = 0
+    active: bool = True
+    created_at: datetime | None = None
+
+    @property
+    def price(self) -> Decimal:
+        return to_yuan(self.price_fen)
+
+    @property
+    def floor(self) -> Decimal:
+        return to_yuan(self.floor_fen)
+
+    def open_at(self, at: datetime) -> bool:
+        return self.active and self.starts_at <= at < self.ends_at
+
+
+@attrs.frozen(kw_only=True)
+class BargainAttempt:
+    """One user's attempt, with the rules it started under (helpers needed,
+    floor, deadline) copied onto it: editing the activity later changes nothing here.
+
+    ``cut_fen`` is what the helps cut so far; the price reached is
+    ``price_fen - cut_fen``. The cuts come from ``seed`` (see
+    :func:`siyu.activities.fairness.cut_sequence`)."""
+
+    id: int
+    bargain_id: int
+    user_id: int
+    status: AttemptStatus
+    price_fen: int
+    floor_fen: int
+    helpers: int
+    deadline: datetime
+    seed: str
+    cut_fen: int
+    helps: int
+    created_at: datetime
+    order_id: int | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def current_fen(self) -> int:
+        return self.price_fen - self.cut_fen
+
+    @property
+    def current(self) -> Decimal:
+        """The price reached so far (yuan)."""
+        return to_yuan(self.current_fen)
+
+
+@attrs.frozen(kw_only=True)
+class BargainHelp:
+    """One helper's cut: the ``seq``-th help of the attempt, ``cut_fen`` off.
+    ``flagged`` marks a help that came through a WeChat external link under the
+    ``"flag"`` policy."""
+
+    attempt_id: int
+    helper_id: int
+    seq: int
+    cut_fen: int
+    at: datetime
+    flagged: bool = False

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
-from .contracts.activities import FlashSaleStore
+from .contracts.activities import BargainStore, FlashSaleStore
 from .contracts.analytics import AnalyticsStore
 from .contracts.campaigns import CampaignStore
 from .contracts.channels import ChannelStore
@@ -182,6 +182,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def points_mall(self) -> PointsMallStore: ...
+
+    @property
+    @abc.abstractmethod
+    def bargains(self) -> BargainStore: ...
 
 
 class Backend(abc.ABC):

@@ -1,4 +1,4 @@
-"""Activities in storage: flash-sale stock, reservations and per-user quotas.
+"""Activities in storage: flash sales, bargains, their counters and per-user limits.
 
 Every counter an activity guards is changed by one conditional step that
 says whether it happened (a decrement that refuses to pass zero, a status
@@ -11,11 +11,20 @@ Money is integer fen; instants are aware ``datetime``.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import date, datetime
 
-from ...models.activities import FlashSale, Reservation, ReservationStatus
+from ...models.activities import (
+    AttemptStatus,
+    Bargain,
+    BargainAttempt,
+    BargainHelp,
+    FlashSale,
+    Reservation,
+    ReservationStatus,
+)
 
-__all__ = ["FlashSaleStore", "UNITS"]
+__all__ = ["BargainStore", "FlashSaleStore", "UNITS"]
 
 #: The three places a flash sale's units can be; they always add up to the sale's total.
 UNITS = ("stock", "reserved", "sold")
@@ -92,3 +101,64 @@ class FlashSaleStore(abc.ABC):
     @abc.abstractmethod
     def lowest_unit_price(self, sku: str, since: datetime, until: datetime) -> int | None:
         """The lowest unit price ``sku`` sold at in orders paid in ``[since, until)``."""
+
+
+class BargainStore(abc.ABC):
+    """砍价 activities, attempts, helps and the per-user counts they limit."""
+
+    @abc.abstractmethod
+    def add_bargain(self, bargain: Bargain) -> int:
+        """Store a new activity (its ``id`` is ignored) and return its id."""
+
+    @abc.abstractmethod
+    def save_bargain(self, bargain: Bargain) -> None:
+        """Store an edited activity's rules (not its ``stock`` / ``sold`` counters)."""
+
+    @abc.abstractmethod
+    def bargain(self, bargain_id: int) -> Bargain | None: ...
+
+    @abc.abstractmethod
+    def bargains(self) -> list[Bargain]: ...
+
+    @abc.abstractmethod
+    def take_unit(self, bargain_id: int) -> bool:
+        """Move one unit from stock to sold, only if one is left; whether it did."""
+
+    @abc.abstractmethod
+    def count(self, bargain_id: int, user_id: int, kind: str, limit: int) -> bool:
+        """Count one more ``kind`` ("start" or "help") for the user in the
+        activity, only if the count stays within ``limit``; whether it did."""
+
+    @abc.abstractmethod
+    def counted(self, bargain_id: int, user_id: int, kind: str) -> int: ...
+
+    @abc.abstractmethod
+    def add_attempt(self, attempt: BargainAttempt) -> int: ...
+
+    @abc.abstractmethod
+    def attempt(self, attempt_id: int, *, lock: bool = False) -> BargainAttempt | None:
+        """The attempt (with ``lock``, holding its row until the transaction ends)."""
+
+    @abc.abstractmethod
+    def attempts(self, *, bargain_id: int | None = None, user_id: int | None = None) -> list[BargainAttempt]: ...
+
+    @abc.abstractmethod
+    def add_help(self, help_: BargainHelp) -> bool:
+        """Record a help; ``False`` if this helper already helped the attempt."""
+
+    @abc.abstractmethod
+    def helps(self, attempt_id: int) -> list[BargainHelp]: ...
+
+    @abc.abstractmethod
+    def add_cut(self, attempt_id: int, helps_before: int, cut_fen: int) -> bool:
+        """Add the ``helps_before + 1``-th cut to an open attempt, only if it has
+        exactly ``helps_before`` helps (compare-and-set); whether it did."""
+
+    @abc.abstractmethod
+    def close_attempt(self, attempt_id: int, source: Sequence[AttemptStatus], target: AttemptStatus, at: datetime,
+                      *, order_id: int | None = None) -> bool:
+        """Move an attempt to ``target`` only from one of ``source``; whether it moved."""
+
+    @abc.abstractmethod
+    def due_attempts(self, now: datetime, limit: int) -> list[BargainAttempt]:
+        """Open or succeeded attempts whose deadline is at or before ``now``."""

@@ -12,12 +12,14 @@ from ..._url import StorageURL
 from ...errors import ValidationError
 from ..base import Backend, Transaction
 from .analytics import SqlAnalyticsStore
+from .bargains import SqlBargainStore
 from .campaigns import SqlCampaignStore
 from .channels import SqlChannelStore
 from .coupons import SqlCouponStore
 from .dialect import Dialect
 from .event_log import SqlEventLogStore
 from .fission import SqlFissionStore
+from .flash_sales import SqlFlashSaleStore
 from .lifecycle import SqlActivityStore, SqlLifecycleStore, SqlTagRuleStore
 from .meta import SqlIdempotencyStore, SqlMetaStore
 from .orders import SqlOrderStore
@@ -196,9 +198,7 @@ class SqlTransaction(Transaction):
         return SqlAnalyticsStore(self)
 
     @cached_property
-    def flash_sales(self):  # type: ignore[no-untyped-def,override]
-        from .flash_sales import SqlFlashSaleStore
-
+    def flash_sales(self) -> SqlFlashSaleStore:
         return SqlFlashSaleStore(self)
 
     @cached_property
@@ -208,6 +208,10 @@ class SqlTransaction(Transaction):
     @cached_property
     def points_mall(self) -> SqlPointsMallStore:
         return SqlPointsMallStore(self)
+
+    @cached_property
+    def bargains(self) -> SqlBargainStore:
+        return SqlBargainStore(self)
 
 
 class SqlBackend(Backend):

@@ -1,4 +1,4 @@
-"""Contract: flash-sale stock, reservations and quotas (what every backend must keep)."""
+"""Contract: flash-sale stock, reservations and quotas; bargain attempts and helps (what every backend must keep)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import siyu
-from siyu.errors import IdempotencyConflict, QuotaExceeded, ReservationClosed, SoldOut
-from siyu.models.activities import ReservationStatus
+from siyu.errors import AlreadyHelped, IdempotencyConflict, QuotaExceeded, ReservationClosed, SoldOut
+from siyu.models.activities import AttemptStatus, ReservationStatus
 from siyu.testing import FakeClock
 
 from .base import ContractBase
@@ -61,3 +61,25 @@ class ActivitiesContract(ContractBase):
         sale = ws.flash_sales.get(sid)
         assert (sale.stock, sale.reserved, sale.sold) == (3, 0, 0)
         assert ws.flash_sales.used(sid, uid) == 0
+
+    def test_bargain_helps_are_unique_counted_and_add_up(self, ws: siyu.Workspace, clock: FakeClock) -> None:
+        ws.products.add("POT", "Teapot", price="199", cost="60", role="activity")
+        bargain = ws.bargains.create(sku="POT", floor="99", helpers=2, stock=1, starts_at=clock.now,
+                                     ends_at=clock.now + timedelta(days=1), helps_per_helper=1)
+        owner, other, h1, h2 = (ws.users.add().id for _ in range(4))
+        attempt = ws.bargains.start(bargain.id, owner)
+        second = ws.bargains.start(bargain.id, other)
+        ws.bargains.help(attempt.id, h1)
+        with pytest.raises(AlreadyHelped):
+            ws.bargains.help(attempt.id, h1)
+        with pytest.raises(QuotaExceeded):
+            ws.bargains.help(second.id, h1)
+        ws.bargains.help(attempt.id, h2)
+        done = ws.bargains.attempt(attempt.id)
+        assert done.status is AttemptStatus.SUCCEEDED and done.cut_fen == 10_000
+        assert [h.seq for h in ws.bargains.helps(attempt.id)] == [1, 2]
+        ws.bargains.buy(attempt.id)
+        assert ws.bargains.get(bargain.id).stock == 0
+        clock.advance(timedelta(days=1))
+        assert ws.bargains.expire_due() == 1
+        assert ws.bargains.attempt(second.id).status is AttemptStatus.FAILED

@@ -1,4 +1,4 @@
-"""Activities: 秒杀 flash sales (stock, reservations, per-user quotas)."""
+"""Activities: 秒杀 flash sales (stock, reservations, per-user quotas), 砍价 bargains."""
 
 COMPONENT = "activities"
 ORDER = 65
@@ -28,6 +28,32 @@ MIGRATIONS = [
             "CREATE TABLE flash_quotas (sale_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
             "day {bigint} NOT NULL, held {bigint} NOT NULL, PRIMARY KEY (sale_id, user_id, day), "
             "CHECK (held >= 0))",
+        ],
+    ),
+    (
+        2,
+        [
+            "CREATE TABLE bargains (id {pk}, name {text} NOT NULL, sku {text} NOT NULL, price {bigint} NOT NULL, "
+            "floor {bigint} NOT NULL, helpers {bigint} NOT NULL, stock {bigint} NOT NULL, sold {bigint} NOT NULL, "
+            "starts_at {bigint} NOT NULL, ends_at {bigint} NOT NULL, attempt_ttl_us {bigint} NOT NULL, "
+            "attempts_per_user {bigint} NOT NULL, helps_per_helper {bigint} NOT NULL, external_links {text} NOT NULL, "
+            "loss {bigint} NOT NULL, active {bigint} NOT NULL, created_at {bigint} NOT NULL, "
+            "CHECK (stock >= 0 AND sold >= 0))",
+            # The rules an attempt started under are columns of the attempt, not looked up from the activity.
+            "CREATE TABLE bargain_attempts (id {pk}, bargain_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
+            "status {text} NOT NULL, price {bigint} NOT NULL, floor {bigint} NOT NULL, helpers {bigint} NOT NULL, "
+            "deadline {bigint} NOT NULL, seed {text} NOT NULL, cut {bigint} NOT NULL, helps {bigint} NOT NULL, "
+            "created_at {bigint} NOT NULL, order_id {bigint}, closed_at {bigint}, "
+            "CHECK (helps <= helpers AND cut <= price - floor))",
+            "CREATE INDEX bargain_attempts_user ON bargain_attempts (user_id)",
+            "CREATE INDEX bargain_attempts_due ON bargain_attempts (status, deadline)",
+            # One help per helper per attempt, and one row per position in the cut sequence.
+            "CREATE TABLE bargain_helps (attempt_id {bigint} NOT NULL, helper_id {bigint} NOT NULL, "
+            "seq {bigint} NOT NULL, cut {bigint} NOT NULL, at {bigint} NOT NULL, flagged {bigint} NOT NULL, "
+            "PRIMARY KEY (attempt_id, helper_id))",
+            "CREATE UNIQUE INDEX bargain_helps_seq ON bargain_helps (attempt_id, seq)",
+            "CREATE TABLE bargain_counts (bargain_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
+            "kind {text} NOT NULL, n {bigint} NOT NULL, PRIMARY KEY (bargain_id, user_id, kind))",
         ],
     ),
 ]
