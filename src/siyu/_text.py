@@ -10,6 +10,8 @@ it, and the services build on it. The public homes of these names are
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 import phonenumbers
 
@@ -27,6 +29,7 @@ __all__ = [
     "MAX_GROUP_LENGTH",
     "MAX_TAG_LENGTH",
     "mask",
+    "mask_secrets",
     "mask_phone",
     "mask_value",
     "SMS_LINE_TYPES",
@@ -176,3 +179,21 @@ def mask_value(value: object) -> str:
     if len(text) <= 2:
         return text[:1] + "*" * (len(text) - 1)
     return text[:2] + "***"
+
+
+def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each secret (and its percent-encoded form) replaced by ``***``.
+
+    A short secret is replaced only where it stands alone (not inside a longer word
+    or number), so masking a 4-character token does not mangle the rest of a log line."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            if len(form) >= _LONG_SECRET:
+                text = text.replace(form, "***")
+            else:
+                text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(form)}(?![0-9A-Za-z])", "***", text)
+    return text
+
+
+#: Secrets at least this long cannot plausibly occur in a log line by chance.
+_LONG_SECRET = 12

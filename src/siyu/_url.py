@@ -24,7 +24,9 @@ class StorageURL:
     host: str | None = None
     port: int | None = None
     path: str = ""
-    query: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), repr=lambda q: repr(tuple((k, "***" if k.lower() == "password" else v) for k, v in q))
+    )
 
     @classmethod
     def parse(cls, url: str) -> StorageURL:
@@ -60,7 +62,20 @@ class StorageURL:
         return default
 
     def masked(self) -> str:
-        """The URL with any password replaced by ``***`` (for logs and errors)."""
-        if self.password is None:
-            return self.raw
-        return self.raw.replace(f":{self.password}@", ":***@")
+        """The URL with any password replaced by ``***`` (for logs and errors): the one
+        in the user part, however it is percent-encoded, and a ``password=`` parameter."""
+        # Edited in place (not rebuilt with urlunsplit, which would turn sqlite://// into sqlite://).
+        masked = self.raw
+        parts = urlsplit(self.raw)
+        userinfo, at, hostport = parts.netloc.rpartition("@")
+        if at and ":" in userinfo:
+            masked = masked.replace(f"//{parts.netloc}", f"//{userinfo.split(':', 1)[0]}:***@{hostport}", 1)
+        if parts.query:
+            query = "&".join(_mask_param(item) for item in parts.query.split("&"))
+            masked = masked.replace(f"?{parts.query}", f"?{query}", 1)
+        return masked
+
+
+def _mask_param(item: str) -> str:
+    name = item.split("=", 1)[0]
+    return f"{name}=***" if unquote(name).lower() == "password" else item

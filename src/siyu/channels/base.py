@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
+from .._text import mask_secrets
 from ..errors import ChannelError, InvalidMessage, ValidationError
 from ..models.users import Consent
 
@@ -619,10 +620,7 @@ class Channel(abc.ABC):
         return self.policy.screen(self.consent_channel or self.name, messages)
 
     def _scrub(self, text: str) -> str:
-        for secret in self.secrets():
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return mask_secrets(text, self.secrets())
 
     def _require_workspace(self, what: str) -> Workspace:
         if self.workspace is None:
