@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
@@ -14,6 +15,8 @@ from hypothesis import given
 import siyu
 from siyu.errors import SiyuError
 from siyu.money import to_fen
+from siyu.testing import FakeClock
+from sweep_support import START, digest, seeded
 
 anything = st.one_of(
     st.none(),
@@ -100,3 +103,73 @@ def test_float_money_is_refused_with_advice() -> None:
     with pytest.raises(siyu.errors.InvalidMoney, match="Decimal"):
         to_fen(19.9)
     assert to_fen(Decimal("19.90")) == 1990 and to_fen("0.01") == 1 and to_fen(3) == 300
+
+
+# -- the reported cases ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    lambda ws: ws.users.add_many(5),
+    lambda ws: ws.users.add_many("13800138000"),
+    lambda ws: ws.users.upsert_many({"phone": "13800138000"}),
+    lambda ws: ws.points.earn_many(1.5),
+    lambda ws: ws.points.spend_many(None),
+    lambda ws: ws.tags.apply_many(7, "a/b"),
+    lambda ws: ws.tags.remove_many(7, "a/b"),
+    lambda ws: ws.events.track_many(3),
+    lambda ws: ws.orders.record_many(3),
+    lambda ws: ws.referrals.import_bindings(3),
+    lambda ws: ws.campaigns.create("x", channel="outbox", template="t", audience=[1], params=5),
+])
+def test_a_non_iterable_batch_is_refused(ws: siyu.Workspace, call: Callable[[siyu.Workspace], Any]) -> None:
+    ws.users.add()
+    with pytest.raises(siyu.errors.ValidationError):
+        call(ws)
+
+
+@pytest.mark.parametrize("call", [
+    lambda ws, u: ws.users.add(source="\ud800"),
+    lambda ws, u: ws.users.add(attributes={"city": "a\udfffb"}),
+    lambda ws, u: ws.tags.apply(u, "interest/\ud800"),
+    lambda ws, u: ws.points.earn(u, 1, reason="\ud800", key="k"),
+    lambda ws, u: ws.points.earn(u, 1, reason="r", key="\ud800"),
+    lambda ws, u: ws.events.track(u, "view", properties={"k": "\ud800"}),
+    lambda ws, u: ws.campaigns.unsuppress(u, channel="\ud800"),
+    lambda ws, u: ws.referrals.stats("\ud800"),
+])
+def test_a_lone_surrogate_is_refused_and_nothing_is_written(call: Callable[[siyu.Workspace, int], Any]) -> None:
+    with seeded(FakeClock(START)) as ws:
+        before = digest(ws)
+        with pytest.raises(siyu.errors.ValidationError, match="surrogate"):
+            call(ws, 1)
+        assert digest(ws) == before
+
+
+@pytest.mark.parametrize("plugins", [["no_such_module"], ["os.path:nope"], ["bad name"], 5, "siyu"])
+def test_a_plugin_that_cannot_be_loaded_is_a_plugin_error(plugins: Any) -> None:
+    with pytest.raises(siyu.errors.PluginError):
+        siyu.connect("memory://", plugins=plugins)
+
+
+@pytest.mark.parametrize("schema", ["pg_catalog", "PG_toast", "information_schema"])
+def test_a_postgresql_system_schema_is_refused_before_connecting(schema: str) -> None:
+    pytest.importorskip("psycopg")
+    # Refused before any connection is made: the host does not exist.
+    with pytest.raises(siyu.errors.ValidationError, match="system schemas"):
+        siyu.connect(f"postgresql://nobody@192.0.2.1:1/x?schema={schema}")
+
+
+@pytest.mark.parametrize("encoding", ["nonsense", "base64", "rot13"])
+def test_import_with_an_unknown_encoding_says_so_in_one_line(tmp_path: Path, encoding: str) -> None:
+    from click.testing import CliRunner
+
+    from siyu.cli import cli
+
+    csv = tmp_path / "users.csv"
+    csv.write_text("phone\n13800138000\n")
+    result = CliRunner().invoke(cli, ["--db", "memory://", "users", "import", str(csv), "--encoding", encoding])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: --encoding {encoding!r} is not a text encoding Python knows; use utf-8 (the default, utf-8-sig, "
+        "also skips a BOM) or gb18030 for Excel exports"
+    ]

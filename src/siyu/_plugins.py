@@ -65,8 +65,13 @@ def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
                 f"loading plugins from the {ENTRY_POINT_GROUP!r} entry-point group failed: {exc!r}; "
                 "set SIYU_DISABLE_PLUGIN_AUTOLOAD=1 to start without third-party plugins"
             ) from exc
+    if isinstance(plugins, str | bytes) or not isinstance(plugins, Iterable):
+        raise PluginError(
+            f"plugins must be a list of modules, objects or module names, got {type(plugins).__name__} "
+            f"{plugins!r}; e.g. plugins=['myshop.siyu_plugin']"
+        )
     for plugin in plugins:
-        obj: object = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
+        obj: object = _import_plugin(plugin) if isinstance(plugin, str) else plugin
         if pm.is_registered(obj):
             continue
         try:
@@ -86,6 +91,23 @@ def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
         pm.trace.root.setwriter(lambda message: sys.stderr.write(f"[siyu] {message}"))
         pm.enable_tracing()
     return pm
+
+
+def _import_plugin(name: str) -> ModuleType:
+    """The module a plugin is named by; :class:`~siyu.errors.PluginError` when there is none."""
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise PluginError(
+            f"plugin {name!r} is not a module name; give a dotted module path such as 'myshop.siyu_plugin'"
+        )
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise PluginError(
+            f"plugin module {name!r} could not be imported ({exc}); check the spelling and that its "
+            "package is installed in this environment"
+        ) from None
+    except Exception as exc:  # the module itself is broken: say whose code failed
+        raise PluginError(f"importing plugin module {name!r} failed: {exc!r}") from exc
 
 
 def plugin_name(pm: pluggy.PluginManager, obj: object) -> str:

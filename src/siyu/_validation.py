@@ -6,9 +6,15 @@ parsers, channels and services can all validate the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
 from .errors import ValidationError
 
-__all__ = ["MAX_ID", "MAX_KEY_LENGTH", "check_id", "check_int", "check_key", "check_text", "check_user_id"]
+T = TypeVar("T")
+
+__all__ = ["MAX_ID", "MAX_KEY_LENGTH", "check_id", "check_int", "check_key", "check_many",
+           "check_text", "check_unicode", "check_user_id"]
 
 MAX_KEY_LENGTH = 200
 
@@ -25,7 +31,22 @@ def check_key(key: object, name: str = "key") -> str:
         )
     if len(key) > MAX_KEY_LENGTH:
         raise ValidationError(f"{name} is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
+    check_unicode(key, name)
     return key
+
+
+def check_unicode(value: str, name: str) -> str:
+    """Refuse a lone surrogate (``"\\ud800"``): Python strings may hold one, but no database,
+    file or provider can store it, so it would fail later, half way through a write."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError(
+                f"{name} contains {value[exc.start:exc.end]!r} at position {exc.start}, a lone surrogate that is "
+                "not valid Unicode; decode the input with errors='replace' (or fix its source)"
+            ) from None
+    return value
 
 
 def check_int(value: object, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -47,7 +68,7 @@ def check_text(value: object, name: str, *, max_length: int = 200, allow_empty: 
         raise ValidationError(f"{name} is {len(value)} characters long; the limit is {max_length}")
     if any(ord(ch) < 32 and ch not in "\t" for ch in value):
         raise ValidationError(f"{name} contains control characters: {value!r}")
-    return value
+    return check_unicode(value, name)
 
 
 def check_id(value: object, name: str) -> int:
@@ -57,3 +78,15 @@ def check_id(value: object, name: str) -> int:
 
 def check_user_id(value: object) -> int:
     return check_id(value, "user_id")
+
+
+def check_many(values: Iterable[T], name: str, example: str) -> list[T]:
+    """The items of a batch argument (rows, user ids), read once: a list, tuple, set or
+    generator is fine; a number, a string or a single dict is refused (iterating a string
+    or a dict would quietly read its characters or keys as the items)."""
+    if isinstance(values, str | bytes | bytearray | Mapping) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"{name} must be a list (or another iterable) of items, got {type(values).__name__} {values!r:.80}; "
+            f"e.g. {example}"
+        )
+    return list(values)

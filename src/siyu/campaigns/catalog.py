@@ -16,7 +16,7 @@ from pyroaring import BitMap, FrozenBitMap
 from .. import events as events_module
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import CampaignCreated, Event
-from ..services._common import check_int, check_text
+from ..services._common import check_int, check_many, check_text
 from ..storage.contracts.campaigns import CampaignRow
 from .config import CampaignConfig, ScheduleSpec, TriggerSpec, dump_config
 from .gates import QuietHours
@@ -73,7 +73,9 @@ class CampaignCatalog:
                 f"campaign {cname!r} has an empty audience; take a snapshot with users in it "
                 "(ws.segments.snapshot(name)) or pass user ids"
             )
-        params_ = None if params is None else tuple(check_text(p, "param", max_length=64) for p in params)
+        params_ = None if params is None else tuple(
+            check_text(p, "param", max_length=64) for p in check_many(params, "params", "['name', 'code']")
+        )
         chan = channel_for(self._channels, channel)
         renderer = Renderer(chan, template, clean, params=params_, purpose=purpose)
         if non_personalized and renderer.all_user_variables():

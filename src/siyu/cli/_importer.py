@@ -133,6 +133,11 @@ def read_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[_Row | BadRow
         handle = path.open(newline="", encoding=encoding)
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}") from None
+    except LookupError:  # unknown, or not a text encoding (base64, rot13 ...)
+        raise ValidationError(
+            f"--encoding {encoding!r} is not a text encoding Python knows; use utf-8 (the default, utf-8-sig, "
+            "also skips a BOM) or gb18030 for Excel exports"
+        ) from None
     with handle:
         # strict: a quote left open runs to the end of the file, which the lenient
         # reader would silently import as one huge value.

@@ -10,7 +10,16 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._validation import MAX_ID, MAX_KEY_LENGTH, check_id, check_int, check_key, check_text, check_user_id
+from .._validation import (
+    MAX_ID,
+    MAX_KEY_LENGTH,
+    check_id,
+    check_int,
+    check_key,
+    check_many,
+    check_text,
+    check_user_id,
+)
 from ..errors import IdempotencyConflict, NotFound, UserMerged
 
 if TYPE_CHECKING:
@@ -24,6 +33,7 @@ __all__ = [
     "check_id",
     "check_int",
     "check_key",
+    "check_many",
     "check_text",
     "check_user_id",
     "fingerprint",

@@ -17,7 +17,7 @@ from .._clock import aware
 from ..errors import NotFound, ValidationError
 from ..events import EventTracked
 from ..models.lifecycle import TrackedEvent
-from ._common import check_int, check_key, check_user_id, require_user
+from ._common import check_int, check_key, check_many, check_user_id, require_user
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -85,7 +85,7 @@ class EventTracking:
         Returns how many were new (repeated keys are skipped)."""
         now = self._uow.now()
         prepared = []
-        for index, row in enumerate(rows):
+        for index, row in enumerate(check_many(rows, "rows", "[{'user_id': 1, 'kind': 'page_view'}]")):
             if not isinstance(row, Mapping):
                 raise ValidationError(f"row {index}: expected a dict, got {type(row).__name__}")
             try:

@@ -30,7 +30,7 @@ from ..events import CouponRedeemed, CouponReturned, OrderLineInfo, OrderRecorde
 from ..models.commerce import Coupon, Order, OrderLine, ProductRole, Refund
 from ..money import Money, to_fen, to_yuan
 from ..storage.contracts import GrowthEntry
-from ._common import check_int, check_key, check_text, check_user_id, fingerprint, require_user
+from ._common import check_int, check_key, check_many, check_text, check_user_id, fingerprint, require_user
 from .coupons import Coupons
 from .line_effects import earned_back, reversal, split
 from .points import Credit
@@ -223,7 +223,7 @@ class Orders:
         in row order. Each row is a dict of :meth:`record`'s arguments."""
         now = self._uow.now()
         parsed = []
-        for index, raw in enumerate(rows):
+        for index, raw in enumerate(check_many(rows, "rows", "[{'user_id': 1, 'lines': [{'sku': 'tea', 'qty': 1}]}]")):
             if not isinstance(raw, Mapping):
                 raise ValidationError(f"row {index}: an order row is a dict with user_id, lines ...")
             try:

@@ -22,7 +22,7 @@ from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, Validati
 from ..events import PointsEarned, PointsExpired, PointsReversed, PointsSpent
 from ..models.points import PointsEntry, PointsLot
 from ..storage.contracts import NewEntry
-from ._common import check_id, check_int, check_key, check_text, check_user_id, require_user, require_users
+from ._common import check_id, check_int, check_key, check_many, check_text, check_user_id, require_user, require_users
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -187,7 +187,7 @@ class Points:
         now = self._uow.now()
         entries = []
         memo: dict[Any, str] = {}
-        for index, row in enumerate(rows):
+        for index, row in enumerate(check_many(rows, "rows", "[(user_id, 10, 'sign-in', 'signin:42')]")):
             try:
                 entries.append(self._earn_row(row, now, memo))
             except ValidationError as exc:
@@ -244,7 +244,7 @@ class Points:
         """Debit many spends in one transaction; if any lacks points, none happens."""
         now = self._uow.now()
         entries: list[NewEntry] = []
-        for index, row in enumerate(rows):
+        for index, row in enumerate(check_many(rows, "rows", "[(user_id, 10, 'redeem', 'redeem:42')]")):
             if not isinstance(row, Mapping):
                 if isinstance(row, Sequence) and not isinstance(row, str) and len(row) == 4:
                     row = dict(zip(("user_id", "amount", "reason", "key"), row, strict=True))

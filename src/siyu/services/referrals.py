@@ -48,7 +48,7 @@ from ..models.referrals import (
     ReferralCampaign,
     ReferralSettings,
 )
-from ._common import check_int, check_text, check_user_id, require_user
+from ._common import check_int, check_many, check_text, check_user_id, require_user
 from .fission.commissions import Commissions
 from .fission.forest import ForestCounts, forest_counts_by_id
 from .fission.fraud import FraudGuards
@@ -378,7 +378,7 @@ class Referrals:
         now = self._uow.now()
         parsed: list[Binding] = []
         seen: dict[int, int] = {}
-        for index, row in enumerate(rows):
+        for index, row in enumerate(check_many(rows, "rows", "[(invitee_id, inviter_id)]")):
             try:
                 if isinstance(row, Mapping):
                     unknown = set(row) - {"invitee_id", "inviter_id", "campaign", "channel_state", "bound_at"}

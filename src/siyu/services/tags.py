@@ -10,7 +10,7 @@ from .._text import DEFAULT_GROUP, MAX_GROUP_LENGTH, MAX_TAG_LENGTH, check_tag_p
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import TagApplied, TagRemoved
 from ..models.tags import TagApplication, TagGroup
-from ._common import check_text, check_user_id, require_user, require_users
+from ._common import check_many, check_text, check_user_id, require_user, require_users
 from .tag_rules import TagRules
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Tags:
         """Give many users a tag in one transaction; returns how many did not have it."""
         group, name = split_tag(tag)
         check_text(by, "by", max_length=128)
-        ids = sorted({check_user_id(u) for u in user_ids})
+        ids = sorted({check_user_id(u) for u in check_many(user_ids, "user_ids", "[1, 2, 3]")})
         now = self._uow.now()
         with self._uow.write() as tx:
             return self.grant(tx, ids, (group, name), by=by, now=now)
@@ -144,7 +144,7 @@ class Tags:
         """Take a tag away from many users; returns how many had it."""
         group, name = split_tag(tag)
         check_text(by, "by", max_length=128)
-        ids = sorted({check_user_id(u) for u in user_ids})
+        ids = sorted({check_user_id(u) for u in check_many(user_ids, "user_ids", "[1, 2, 3]")})
         now = self._uow.now()
         with self._uow.write() as tx:
             return self.revoke(tx, ids, (group, name), by=by, now=now)

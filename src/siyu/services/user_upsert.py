@@ -30,6 +30,7 @@ from ..events import IdentityLinked, UserCreated, UserUpdated
 from ..identities import mask
 from ..models.users import ATTRIBUTE_LIMITS, Identity, UpsertResult
 from ..storage.contracts import NewUser
+from ._common import check_many
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -60,7 +61,7 @@ class _Target:
 def upsert_many(users: Users, uow: UnitOfWork, privacy: Privacy, rows: Iterable[Mapping[str, Any]]) -> UpsertResult:
     now = uow.now()
     prepared: list[tuple[NewUser, list[Identity]]] = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(check_many(rows, "rows", "[{'phone': '13800138000'}]")):
         if not isinstance(row, Mapping):
             raise ValidationError(f"row {index}: expected a dict of user fields, got {type(row).__name__}")
         try:

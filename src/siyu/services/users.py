@@ -21,7 +21,7 @@ from ..events import (
 from ..identities import mask, normalize
 from ..models.users import ATTRIBUTE_LIMITS, IDENTITY_KINDS, Consent, Identity, MergeRecord, UpsertResult, User
 from ..storage.contracts import NewUser
-from ._common import check_id, check_text, check_user_id, require_user
+from ._common import check_id, check_many, check_text, check_user_id, require_user
 from .user_upsert import upsert_many
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ class Users:
         """Create many users in one transaction; all or nothing. Returns their ids."""
         now = self._uow.now()
         prepared = []
-        for index, row in enumerate(rows):
+        for index, row in enumerate(check_many(rows, "rows", "[{'phone': '13800138000'}]")):
             if not isinstance(row, Mapping):
                 raise ValidationError(f"row {index}: expected a dict of user fields, got {type(row).__name__}")
             try:

@@ -205,6 +205,11 @@ class PostgresBackend(SqlBackend):
             raise ValidationError(
                 f"schema={self.schema!r} is not a plain identifier; use letters, digits and '_' (max 63)"
             )
+        if self.schema.lower().startswith("pg_") or self.schema.lower() == "information_schema":
+            raise ValidationError(
+                f"schema={self.schema!r} is one of PostgreSQL's system schemas; name a schema of your own, "
+                "e.g. schema=siyu (it is created if missing)"
+            )
         self._lock_key = _lock_key(self.schema)
         self.event_fence_key = _lock_key(f"{self.schema}:events")
         conninfo = self._conninfo(url)

@@ -72,6 +72,22 @@ class _Savepoint:
         del tx.event_correlations[self.events :]
 
 
+@contextmanager
+def _unstorable_values() -> Iterator[None]:
+    """The last line of defence for values no column can hold (the driver refuses them
+    before the statement runs); services validate first, so reaching this is a missing
+    check, and the caller's transaction rolls back on the error like on any other."""
+    try:
+        yield
+    except OverflowError as exc:
+        raise ValidationError(f"a number is too large to store (at most {2**63 - 1}): {exc}") from None
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"a text contains {exc.object[exc.start:exc.end]!r}, a lone surrogate that is not valid Unicode; "
+            "decode the input with errors='replace' (or fix its source) and try again"
+        ) from None
+
+
 class SqlTransaction(Transaction):
     """A transaction on one DB-API connection."""
 
@@ -99,17 +115,14 @@ class SqlTransaction(Transaction):
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         if self._open and not self._open[-1][1]:
             self._open_savepoints()
-        try:
+        with _unstorable_values():
             return self.backend._execute(self.conn, self.dialect.sql(statement), params)
-        except OverflowError as exc:
-            # The last line of defence for numbers no column can hold; services
-            # validate ranges first, so reaching this is a missing check.
-            raise ValidationError(f"a number is too large to store (at most {2**63 - 1}): {exc}") from None
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
         if self._open and not self._open[-1][1]:
             self._open_savepoints()
-        self.backend._executemany(self.conn, self.dialect.sql(statement), rows)
+        with _unstorable_values():
+            self.backend._executemany(self.conn, self.dialect.sql(statement), rows)
 
     def in_chunks(self, values: Sequence[Any], size: int = 500) -> Iterator[tuple[str, list[Any]]]:
         """Yield ``(placeholders, chunk)`` to build ``IN (...)`` queries of bounded size."""
