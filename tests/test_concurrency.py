@@ -180,6 +180,12 @@ def _tag_users(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
         yield _attempt(lambda uid=uid: ws.tags.apply(uid, "interest/running"))
 
 
+def _transfer_customers(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    # Every process hands the same customers from "a" to its own member: each customer moves once.
+    users = args
+    yield _attempt(lambda: [(t.user_id, str(t.status)) for t in ws.staff.transfer(users, from_="a", to=f"t{index}")])
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "spend": _spend,
     "earn_same_key": _earn_same_key,
@@ -191,6 +197,7 @@ TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "join_group": _join_group,
     "run_campaign": _run_campaign,
     "tag_users": _tag_users,
+    "transfer_customers": _transfer_customers,
 }
 
 
@@ -351,3 +358,25 @@ def test_segment_results_see_other_processes_changes(url: str) -> None:
         race(url, "tag_users", users[1:7], processes=2)
         # The cache is keyed by change counters stored in the database, so it notices.
         assert ws.segments.users(expression) == sorted(users[:7])
+
+
+# -- staff ---------------------------------------------------------------------------------------
+def test_a_customer_is_handed_over_once_when_processes_race(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        users = ws.users.add_many([{} for _ in range(30)])
+        for i in range(PROCESSES):
+            ws.staff.add(f"t{i}")
+        for uid in users:
+            ws.staff.follow(uid, "a")
+    outcomes = race(url, "transfer_customers", users)
+    assert all(kind == "ok" for kind, _ in outcomes), outcomes
+    done = sorted(uid for _, results in outcomes for uid, status in results if status == "done")
+    refused = {status for _, results in outcomes for _, status in results if status != "done"}
+    assert done == sorted(users)  # each customer exactly once
+    assert refused <= {"not_followed"}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        for uid in users:
+            active = ws.staff.relations(uid, active=True)
+            assert len(active) == 1
+            assert ws.staff.owner(uid) == active[0].staff
+            assert [t.status for t in ws.staff.transfers.of(uid)].count("done") == 1

@@ -67,6 +67,13 @@ __all__ = [
     "TagApplied",
     "TierChanged",
     "TagRemoved",
+    "StaffAdded",
+    "StaffResigned",
+    "CustomerFollowed",
+    "CustomerUnfollowed",
+    "OwnerChanged",
+    "TransferStarted",
+    "TransferFinished",
     "UserCreated",
     "UserUpdated",
     "UsersMerged",
@@ -557,6 +564,72 @@ class RedemptionReversed(Event):
     reward_id: int
     user_id: int
     points: int
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class StaffAdded(Event):
+    """A staff member was added (or their details changed: ``changed`` names the fields)."""
+
+    userid: str
+    changed: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class StaffResigned(Event):
+    userid: str
+
+
+@attrs.frozen(kw_only=True)
+class CustomerFollowed(Event):
+    """A (staff member, customer) relation became active: the staff member added the
+    customer, or took them over in a transfer (``state`` is the channel code)."""
+
+    user_id: int
+    staff: str
+    add_way: int | None
+    state: str | None
+
+
+@attrs.frozen(kw_only=True)
+class CustomerUnfollowed(Event):
+    """A relation ended: ``by`` is ``"customer"`` (the customer deleted the staff member),
+    ``"staff"`` (the staff member deleted the customer) or ``"transfer"``. ``lost`` says
+    whether it was the customer's last active relation (so the customer is now lost)."""
+
+    user_id: int
+    staff: str
+    by: str
+    lost: bool
+
+
+@attrs.frozen(kw_only=True)
+class OwnerChanged(Event):
+    """The 导购 credited with a customer changed (``to_staff`` ``None``: nobody)."""
+
+    user_id: int
+    from_staff: str | None
+    to_staff: str | None
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class TransferStarted(Event):
+    transfer_id: int
+    user_id: int
+    from_staff: str
+    to_staff: str
+    kind: str
+
+
+@attrs.frozen(kw_only=True)
+class TransferFinished(Event):
+    """A transfer ended: ``status`` ``"done"`` or why not (see ``siyu.staff.TransferStatus``)."""
+
+    transfer_id: int
+    user_id: int
+    from_staff: str
+    to_staff: str
     status: str
 
 

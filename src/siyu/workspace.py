@@ -34,6 +34,7 @@ from .services.privacy import PersonalData, Privacy, open_key
 from .services.referrals import Referrals
 from .services.tags import Tags
 from .services.users import MergeParticipant, Users
+from .staff import Staff, Transfers
 from .storage.base import Backend, Transaction
 from .wallet import GiftCards, PointsMall, Wallet
 
@@ -119,13 +120,15 @@ class Workspace:
         self.analytics = Analytics(self, segments=self.segments, referrals=self.referrals,
                                    horizon=self.backend.event_horizon)
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
+        self.staff = Staff(self, lifecycle=self.lifecycle)
         self.users = Users(self, privacy=self.privacy, merge_participants=self._merge_participants())
+        self.staff.transfers = Transfers(self, staff=self.staff, users=self.users)
         self._extend()
 
     def _merge_participants(self) -> list[MergeParticipant[Any]]:
         """Who moves per-user data when users merge, in order (unmerge runs in reverse)."""
         return [self.tags, self.points, self.referrals, self.lifecycle, self.events, self.tiers, self.coupons,
-                self.orders, self.campaigns]
+                self.orders, self.campaigns, self.staff]
 
     def _personal_data(self) -> list[PersonalData]:
         """Each domain's part of a person's export and erasure (``ws.privacy``)."""
@@ -145,6 +148,8 @@ class Workspace:
                 erase=lambda tx, ids: {"devices": tx.referrals.erase_devices(ids)},
             ),
             PersonalData(name="lifecycle", export=self.lifecycle.history),
+            PersonalData(name="staff", export=lambda uid: {"owner": self.staff.owner(uid),
+                                                           "relations": self.staff.relations(uid)}),
             PersonalData(name="wallet", export=self.wallet.export),
             PersonalData(name="events", export=lambda uid: self.events.of(uid, limit=10_000)),
             # Personal free text in logged events goes with the person.

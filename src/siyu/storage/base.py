@@ -27,6 +27,7 @@ from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
 from .contracts.privacy import PrivacyStore
 from .contracts.referrals import ReferralStore
 from .contracts.segments import SegmentStore
+from .contracts.staff import StaffStore
 from .contracts.wallet import PointsMallStore, WalletStore
 from .holders import Holders
 
@@ -187,6 +188,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def bargains(self) -> BargainStore: ...
 
+
+    @property
+    @abc.abstractmethod
+    def staff(self) -> StaffStore: ...
 
 class Backend(abc.ABC):
     """A storage backend. Subclasses set ``scheme`` and, optionally, ``aliases``.

@@ -16,11 +16,13 @@ What an event does:
   source (``source="wecom"``, ``state=State``); apply the siyu tags stored
   for that state by :meth:`WeComChannel.add_contact_way`; send the welcome
   message if a ``WelcomeCode`` came and the 20 s window is still open.
-* ``del_follow_user`` (the customer deleted the member): mark the user lost —
-  ``ws.lifecycle.mark_lost(user_id, reason)`` when the lifecycle service
-  exists, else the tag ``lifecycle/lost``.
-* ``del_external_contact`` (the member deleted the customer): tag
-  ``wecom/deleted_by_member``.
+* ``add_external_contact`` also records the (member, customer) relation (``ws.staff.follow``).
+* ``del_follow_user`` (the customer deleted the member) and ``del_external_contact``
+  (the member deleted the customer; also tagged ``wecom/deleted_by_member``) end
+  that one relation (``ws.staff.unfollow``); the customer is lost only when no
+  active relation is left. ``Source=DELETE_BY_TRANSFER`` is a transfer, not churn.
+* ``transfer_fail``: the pending transfer to ``UserID`` (the takeover member) is
+  reconciled (``ws.staff.transfers.failed``).
 * ``change_external_tag`` (corp tags edited in the console): re-pull the tag mapping.
 """
 
@@ -35,6 +37,7 @@ from urllib.parse import parse_qs
 import attrs
 
 from ...errors import CallbackRejected, ChannelError
+from ...staff.callbacks import apply_follow, apply_unfollow
 from .crypto import parse_xml
 
 if TYPE_CHECKING:
@@ -220,26 +223,29 @@ class WeComCallbacks:
                     outcome = f"updated user {user.id}"
                 if event.user_id:
                     ws.users.update(user.id, attributes={"wecom_owner": event.user_id})
+                    if event.change_type != "edit_external_contact":
+                        apply_follow(ws.staff, user.id, event.user_id, state=event.state,
+                                     create_time=event.create_time)
                 for tag in (way or {}).get("tags", []):
                     ws.tags.apply(user.id, tag, by=f"wecom:state:{event.state}")
                 text = (way or {}).get("welcome") or self._welcome_text(event)
                 if event.change_type != "edit_external_contact":
                     welcome = (event.welcome_code, text or "")
-            elif event.change_type == "del_follow_user":
+            elif event.change_type in ("del_follow_user", "del_external_contact"):
                 if user is None:
                     return "ignored: unknown customer"
-                lifecycle = getattr(ws, "lifecycle", None)
-                reason = f"wecom:del_follow_user:{event.user_id}"
-                if lifecycle is not None and hasattr(lifecycle, "mark_lost"):
-                    lifecycle.mark_lost(user.id, reason)
-                else:
-                    ws.tags.apply(user.id, "lifecycle/lost", by=reason)
-                outcome = f"user {user.id} lost"
-            elif event.change_type == "del_external_contact":
+                if not event.user_id:
+                    return "ignored: no UserID"
+                outcome = apply_unfollow(ws.staff, user.id, event.user_id, event.change_type, event.fields,
+                                         event.create_time)
+                if event.change_type == "del_external_contact" and event.fields.get("Source") != "DELETE_BY_TRANSFER":
+                    ws.tags.apply(user.id, "wecom/deleted_by_member", by=f"wecom:{event.user_id}")
+            elif event.change_type == "transfer_fail":
                 if user is None:
                     return "ignored: unknown customer"
-                ws.tags.apply(user.id, "wecom/deleted_by_member", by=f"wecom:{event.user_id}")
-                outcome = f"user {user.id} deleted by member"
+                done = ws.staff.transfers.failed(user.id, event.user_id, event.fields.get("FailReason", ""))
+                outcome = f"transfer of user {user.id} to {event.user_id}: " + (
+                    ", ".join(str(t.status) for t in done) or "no pending transfer")
             else:
                 return f"ignored change {event.change_type}"
         if welcome is not None:

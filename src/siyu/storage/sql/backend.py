@@ -28,6 +28,7 @@ from .privacy import SqlPrivacyStore
 from .products import SqlProductStore
 from .referrals import SqlReferralStore
 from .segments import SqlSegmentStore
+from .staff import SqlStaffStore
 from .tags import SqlTagStore
 from .tiers import SqlTierStore
 from .users import SqlUserStore
@@ -226,6 +227,10 @@ class SqlTransaction(Transaction):
     def bargains(self) -> SqlBargainStore:
         return SqlBargainStore(self)
 
+
+    @cached_property
+    def staff(self) -> SqlStaffStore:
+        return SqlStaffStore(self)
 
 class SqlBackend(Backend):
     """Base of the SQL backends. Subclasses supply connections and the dialect."""

@@ -31,6 +31,7 @@ from .points import PointsContract
 from .privacy import PrivacyContract
 from .referrals import ReferralsContract
 from .segments import SegmentsContract
+from .staff import StaffContract
 from .tags import TagsContract
 from .users import UsersContract
 from .wallet import WalletContract
@@ -47,6 +48,7 @@ __all__ = [
     "PrivacyContract",
     "ReferralsContract",
     "SegmentsContract",
+    "StaffContract",
     "StorageContract",
     "TagsContract",
     "UsersContract",
@@ -67,6 +69,7 @@ class StorageContract(
     ReferralsContract,
     PrivacyContract,
     SegmentsContract,
+    StaffContract,
     WalletContract,
 ):
     """Every domain's contract. Subclass it and implement ``make_url``."""

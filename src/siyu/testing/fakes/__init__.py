@@ -17,6 +17,7 @@ from .sms import FakeAliyunSms, FakeTencentSms
 from .smtp import FakeSmtp, self_signed_context
 from .webhook import WebhookReceiver
 from .wecom import FakeWeCom
+from .wecom_scrm import FakeWeComScrm
 
 __all__ = [
     "FakeAliyunSms",
@@ -25,6 +26,7 @@ __all__ = [
     "FakeSmtp",
     "FakeTencentSms",
     "FakeWeCom",
+    "FakeWeComScrm",
     "Fault",
     "Request",
     "WebhookReceiver",

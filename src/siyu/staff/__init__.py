@@ -1,0 +1,29 @@
+"""Staff (导购 / 客服) and their customers: members, per-(staff, customer) relations,
+ownership and transfers. ``ws.staff`` is :class:`Staff`; ``ws.staff.transfers`` is
+:class:`Transfers`; :mod:`siyu.staff.wecom` talks to WeCom."""
+
+from .models import (
+    OwnerChange,
+    OwnerRule,
+    Relation,
+    RelationStatus,
+    StaffMember,
+    StaffStatus,
+    Transfer,
+    TransferStatus,
+)
+from .service import Staff
+from .transfers import Transfers
+
+__all__ = [
+    "OwnerChange",
+    "OwnerRule",
+    "Relation",
+    "RelationStatus",
+    "Staff",
+    "StaffMember",
+    "StaffStatus",
+    "Transfer",
+    "TransferStatus",
+    "Transfers",
+]

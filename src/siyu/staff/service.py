@@ -1,0 +1,411 @@
+"""``ws.staff``: staff members, their relations with customers, and ownership.
+
+A customer may be followed by several staff members; WeCom keeps one relation
+per (member, customer) pair, with its own remark, tags, ``add_way`` and
+``state``, and so does siyu. A relation ends when the customer deletes the
+member, the member deletes the customer, or the customer is transferred; the
+customer is *lost* (``lifecycle/lost``, left out of every campaign) only when
+their last active relation ends other than by a transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
+
+import attrs
+
+from .._validation import check_int, check_text
+from ..errors import NotFound, ValidationError
+from ..events import CustomerFollowed, CustomerUnfollowed, OwnerChanged, StaffAdded, StaffResigned
+from ..services._common import require_user
+from .models import OwnerChange, OwnerRule, Relation, RelationStatus, StaffMember, StaffStatus, Transfer
+
+if TYPE_CHECKING:
+    from .._uow import UnitOfWork
+    from ..services.lifecycle import Lifecycle
+    from ..storage.base import Transaction
+    from .transfers import Transfers
+
+__all__ = ["Staff", "StaffMerge"]
+
+E = TypeVar("E", StaffStatus, OwnerRule)
+
+_OWNER_RULE = "staff.owner_rule"
+_RANK = {RelationStatus.ACTIVE: 0, RelationStatus.TRANSFERRED: 1, RelationStatus.DELETED_BY_STAFF: 2,
+         RelationStatus.DELETED_BY_CUSTOMER: 3}
+_ENDED_BY = {"customer": RelationStatus.DELETED_BY_CUSTOMER, "staff": RelationStatus.DELETED_BY_STAFF,
+             "transfer": RelationStatus.TRANSFERRED}
+#: WeCom's limits on the relation fields (externalcontact/remark): remark 20, description 150 characters.
+MAX_REMARK = 20
+MAX_DESCRIPTION = 150
+MAX_STATE = 64  # an acquisition link's customer_channel (a contact way's state is <= 30)
+
+
+class StaffMerge(TypedDict):
+    """The staff part of a user merge record: relations and ownership moved to the kept user."""
+
+    staff: list[str]
+    owner: bool
+
+
+def check_userid(value: object, name: str = "userid") -> str:
+    """A WeCom member id: 1-64 characters."""
+    return check_text(value, name, max_length=64)
+
+
+class Staff:
+    """``ws.staff``: who serves the customers.
+
+    Members are added by hand (``add``) or synced from WeCom
+    (:class:`siyu.staff.wecom.StaffSync`); relations come from WeCom callbacks and
+    syncs, or from ``follow`` / ``unfollow`` in a shop without WeCom.
+    """
+
+    name = "staff"
+    #: Transfers of customers between members (set by the workspace, which builds it after ``ws.users``).
+    transfers: Transfers
+
+    def __init__(self, uow: UnitOfWork, *, lifecycle: Lifecycle) -> None:
+        self._uow = uow
+        self._lifecycle = lifecycle
+
+    # -- members ------------------------------------------------------------------------
+    def add(
+        self,
+        userid: str,
+        *,
+        name: str | None = None,
+        department: str | None = None,
+        store: str | None = None,
+        role: str | None = None,
+    ) -> StaffMember:
+        """Add a staff member, or update the details given of an existing one (a
+        resigned member stays resigned). ``name`` defaults to the userid."""
+        uid = check_userid(userid)
+        fields: dict[str, Any] = {
+            "name": None if name is None else check_text(name, "name", max_length=64),
+            "department": None if department is None else check_text(department, "department", max_length=64),
+            "store": None if store is None else check_text(store, "store", max_length=64),
+            "role": None if role is None else check_text(role, "role", max_length=32),
+        }
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            found = tx.staff.members([uid])
+            if found:
+                old = found[0]
+                member = attrs.evolve(old, **{k: v for k, v in fields.items() if v is not None})
+                changed = tuple(k for k in fields if getattr(member, k) != getattr(old, k))
+                if not changed:
+                    return old
+            else:
+                member = StaffMember(userid=uid, name=fields["name"] or uid, department=fields["department"],
+                                     store=fields["store"], role=fields["role"] or "guide", since=now)
+                changed = ("userid",)
+            tx.staff.save_member(member)
+            tx.emit(StaffAdded(at=now, userid=uid, changed=changed))
+        return member
+
+    def get(self, userid: str) -> StaffMember:
+        """One staff member; :class:`~siyu.errors.NotFound` if unknown."""
+        uid = check_userid(userid)
+        with self._uow.read() as tx:
+            return _require_member(tx, uid)
+
+    def members(self, *, status: StaffStatus | str | None = None, store: str | None = None) -> list[StaffMember]:
+        """Staff members by userid, optionally only those with ``status`` or in ``store``."""
+        wanted = None if status is None else _enum(StaffStatus, status, "status")
+        with self._uow.read() as tx:
+            return [m for m in tx.staff.members()
+                    if (wanted is None or m.status is wanted) and (store is None or m.store == store)]
+
+    def resign(self, userid: str) -> StaffMember:
+        """Mark a member resigned. Their relations stay until their customers are
+        handed over (``transfer(..., resigned=True)``), as in WeCom."""
+        uid = check_userid(userid)
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            member = _require_member(tx, uid)
+            if member.status is StaffStatus.RESIGNED:
+                return member
+            member = attrs.evolve(member, status=StaffStatus.RESIGNED, resigned_at=now)
+            tx.staff.save_member(member)
+            tx.emit(StaffResigned(at=now, userid=uid))
+        return member
+
+    # -- relations ---------------------------------------------------------------------------
+    def follow(
+        self,
+        user_id: int,
+        userid: str,
+        *,
+        add_way: int | None = None,
+        state: str | None = None,
+        remark: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        oper_userid: str | None = None,
+        since: datetime | None = None,
+        at: datetime | None = None,
+    ) -> Relation:
+        """Record that staff member ``userid`` added customer ``user_id`` (WeCom
+        ``add_external_contact``). Fields not given keep their stored values. An
+        unknown member is added (named by the userid). ``since`` is when the member
+        added the customer (default: ``at``); ``at`` is when this change happened
+        (default: now); a change older than the relation's last one is ignored, so
+        callbacks arriving late or twice converge."""
+        uid = check_userid(userid)
+        when = self._when(at)
+        values = _relation_fields(add_way=add_way, state=state, remark=remark, description=description,
+                                  tags=tags, oper_userid=oper_userid)
+        with self._uow.write() as tx:
+            customer = require_user(tx, user_id, lock=True)
+            self._ensure_member(tx, uid, when)
+            old = tx.staff.relation(customer, uid)
+            # A late callback never undoes a newer change; between callbacks of the same
+            # instant a deletion wins (whatever order they arrive in).
+            if old is not None and (old.changed_at > when
+                                    or (at is not None and not old.active and old.changed_at == when)):
+                return old
+            if old is not None and old.active:
+                relation = attrs.evolve(old, changed_at=max(old.changed_at, when), **values)
+                tx.staff.save_relations([relation])
+                return relation
+            relation = Relation(user_id=customer, staff=uid, status=RelationStatus.ACTIVE,
+                                since=when if since is None else self._when(since), changed_at=when,
+                                **{**_kept(old), **values})
+            tx.staff.save_relations([relation])
+            tx.emit(CustomerFollowed(at=when, user_id=customer, staff=uid, add_way=relation.add_way,
+                                     state=relation.state))
+            self._owner_after_follow(tx, customer, uid, when)
+            if self._lifecycle.stage(customer) == "lost":
+                # The loss was recorded when it was processed: the recall counts from now too.
+                self._lifecycle.apply_activity(tx, {customer: [("staff_follow", max(when, self._uow.now()))]})
+        return relation
+
+    def unfollow(
+        self,
+        user_id: int,
+        userid: str,
+        *,
+        by: Literal["customer", "staff", "transfer"],
+        at: datetime | None = None,
+    ) -> Relation:
+        """End the relation of staff member ``userid`` with customer ``user_id``.
+
+        ``by="customer"``: the customer deleted the member (WeCom ``del_follow_user``);
+        ``"staff"``: the member deleted the customer (``del_external_contact``);
+        ``"transfer"``: the customer was handed over (``Source=DELETE_BY_TRANSFER``),
+        which is not churn. The customer becomes lost only when no active relation is
+        left and the end was not a transfer. A relation siyu did not know is recorded
+        as ended (so a late ``follow`` older than this does not revive it)."""
+        uid = check_userid(userid)
+        if by not in _ENDED_BY:
+            raise ValidationError(f"by must be 'customer', 'staff' or 'transfer', got {by!r}")
+        when = self._when(at)
+        with self._uow.write() as tx:
+            customer = require_user(tx, user_id, lock=True)
+            self._ensure_member(tx, uid, when)
+            old = tx.staff.relation(customer, uid)
+            status = _ENDED_BY[by]
+            # Newer changes win; at the same instant the stronger ending wins (whatever the arrival order).
+            if old is not None and (old.changed_at, _RANK[old.status]) >= (when, _RANK[status]):
+                return old
+            ended_at = old.ended_at if old is not None and not old.active and old.ended_at else when
+            relation = (attrs.evolve(old, status=status, changed_at=when, ended_at=ended_at) if old is not None
+                        else Relation(user_id=customer, staff=uid, status=status, since=when, changed_at=when,
+                                      ended_at=when))
+            tx.staff.save_relations([relation])
+            remaining = [r for r in tx.staff.relations([customer]) if r.active]
+            lost = not remaining and by != "transfer"
+            tx.emit(CustomerUnfollowed(at=when, user_id=customer, staff=uid, by=by, lost=lost))
+            if by != "transfer":
+                self._owner_after_unfollow(tx, customer, uid, remaining, when)
+            if lost:
+                cause = "del_follow_user" if by == "customer" else "del_external_contact"
+                self._lifecycle.mark_lost(customer, f"{cause}:{uid}")
+        return relation
+
+    def relations(self, user_id: int, *, active: bool = False) -> list[Relation]:
+        """The customer's relations, oldest first (only active ones with ``active=True``)."""
+        with self._uow.read() as tx:
+            customer = require_user(tx, user_id, active=False)
+            return [r for r in tx.staff.relations([customer]) if r.active or not active]
+
+    def relation_status(self, user_id: int, userid: str) -> RelationStatus | None:
+        """The status of one (customer, staff member) relation, ``None`` if there never was one."""
+        uid = check_userid(userid)
+        with self._uow.read() as tx:
+            found = tx.staff.relation(require_user(tx, user_id, active=False), uid)
+            return None if found is None else found.status
+
+    def customers(self, userid: str, *, active: bool = True) -> list[int]:
+        """Customers of one staff member (with an active relation by default)."""
+        uid = check_userid(userid)
+        with self._uow.read() as tx:
+            return tx.staff.customers_of(uid, active=active)
+
+    # -- ownership ------------------------------------------------------------------------------
+    def owner(self, user_id: int) -> str | None:
+        """The staff member credited with the customer (导购), or ``None``."""
+        with self._uow.read() as tx:
+            customer = require_user(tx, user_id, active=False)
+            return tx.staff.owners([customer]).get(customer)
+
+    def owned(self, userid: str) -> list[int]:
+        """Customers a staff member owns now."""
+        uid = check_userid(userid)
+        with self._uow.read() as tx:
+            return tx.staff.owned_by(uid)
+
+    def set_owner(self, user_id: int, userid: str | None, *, reason: str = "manual") -> None:
+        """Make ``userid`` the customer's owner (``None``: nobody). The member must exist."""
+        why = check_text(reason, "reason", max_length=100)
+        uid = None if userid is None else check_userid(userid)
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            customer = require_user(tx, user_id, lock=True)
+            if uid is not None:
+                _require_member(tx, uid)
+            self._set_owner(tx, customer, uid, now, why)
+
+    def owner_history(self, user_id: int) -> list[OwnerChange]:
+        """Every owner change of a customer, oldest first."""
+        with self._uow.read() as tx:
+            return tx.staff.owner_history(require_user(tx, user_id, active=False))
+
+    def owner_at(self, user_id: int, at: datetime) -> str | None:
+        """Who owned the customer at instant ``at`` (orders are credited to this member)."""
+        owner = None
+        for change in self.owner_history(user_id):
+            if change.at > at:
+                break
+            owner = change.staff
+        return owner
+
+    @property
+    def owner_rule(self) -> OwnerRule:
+        """How owners are chosen (default ``first_adder``); see :class:`OwnerRule`."""
+        with self._uow.read() as tx:
+            return OwnerRule(tx.meta.get(_OWNER_RULE) or OwnerRule.FIRST_ADDER)
+
+    def set_owner_rule(self, rule: OwnerRule | str) -> None:
+        """Choose how owners are chosen from now on (existing owners stay)."""
+        value = _enum(OwnerRule, rule, "rule")
+        with self._uow.write() as tx:
+            tx.meta.set(_OWNER_RULE, str(value))
+
+    # -- transfers -------------------------------------------------------------------------
+    def transfer(self, user_ids: Sequence[int], *, from_: str, to: str, resigned: bool = False,
+                 message: str | None = None) -> list[Transfer]:
+        """Hand customers from one member over to another; one result per customer
+        (see :meth:`siyu.staff.Transfers.transfer`)."""
+        return self.transfers.transfer(user_ids, from_=from_, to=to, resigned=resigned, message=message)
+
+    # -- merge participant ----------------------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> StaffMerge:
+        moved, owner = tx.staff.move_customer(drop, keep)
+        return StaffMerge(staff=moved, owner=owner)
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: StaffMerge, at: datetime) -> None:
+        tx.staff.move_back(keep, drop, record["staff"], record["owner"])
+
+    # -- internals -------------------------------------------------------------------------------
+    def _when(self, at: datetime | None) -> datetime:
+        if at is None:
+            return self._uow.now()
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise ValidationError(f"at must be a timezone-aware datetime, got {at!r}")
+        return at
+
+    def _ensure_member(self, tx: Transaction, userid: str, when: datetime) -> None:
+        if not tx.staff.members([userid]):
+            tx.staff.save_member(StaffMember(userid=userid, name=userid, since=when))
+            tx.emit(StaffAdded(at=when, userid=userid, changed=("userid",)))
+
+    def _rule(self, tx: Transaction) -> OwnerRule:
+        return OwnerRule(tx.meta.get(_OWNER_RULE) or OwnerRule.FIRST_ADDER)
+
+    def _set_owner(self, tx: Transaction, customer: int, staff: str | None, at: datetime, reason: str) -> None:
+        current = tx.staff.owners([customer]).get(customer)
+        if current == staff:
+            return
+        tx.staff.set_owner(OwnerChange(user_id=customer, staff=staff, at=at, reason=reason))
+        tx.emit(OwnerChanged(at=at, user_id=customer, from_staff=current, to_staff=staff, reason=reason))
+
+    def _owner_after_follow(self, tx: Transaction, customer: int, staff: str, at: datetime) -> None:
+        rule = self._rule(tx)
+        current = tx.staff.owners([customer]).get(customer)
+        if rule is OwnerRule.LAST_ADDER or (rule is OwnerRule.FIRST_ADDER and current is None):
+            self._set_owner(tx, customer, staff, at, f"rule:{rule}")
+
+    def _owner_after_unfollow(self, tx: Transaction, customer: int, staff: str, remaining: list[Relation],
+                              at: datetime) -> None:
+        if tx.staff.owners([customer]).get(customer) != staff:
+            return
+        heir = None if self._rule(tx) is OwnerRule.MANUAL or not remaining else remaining[0].staff
+        self._set_owner(tx, customer, heir, at, f"relation ended:{staff}")
+
+    def _take_over(self, tx: Transaction, customer: int, from_: str, to: str, at: datetime, reason: str) -> None:
+        """Move one relation and ownership for a completed transfer (inside ``tx``, user locked)."""
+        old = tx.staff.relation(customer, from_)
+        self._ensure_member(tx, to, at)
+        if old is not None and old.active:
+            tx.staff.save_relations([attrs.evolve(old, status=RelationStatus.TRANSFERRED, changed_at=at,
+                                                  ended_at=at)])
+            tx.emit(CustomerUnfollowed(at=at, user_id=customer, staff=from_, by="transfer", lost=False))
+        target = tx.staff.relation(customer, to)
+        if target is None or not target.active:
+            kept = _kept(old)
+            relation = Relation(user_id=customer, staff=to, status=RelationStatus.ACTIVE, since=at, changed_at=at,
+                                **kept)
+            tx.staff.save_relations([relation])
+            tx.emit(CustomerFollowed(at=at, user_id=customer, staff=to, add_way=relation.add_way,
+                                     state=relation.state))
+        current = tx.staff.owners([customer]).get(customer)
+        if current in (None, from_):
+            self._set_owner(tx, customer, to, at, reason)
+
+
+def _require_member(tx: Transaction, userid: str) -> StaffMember:
+    found = tx.staff.members([userid])
+    if not found:
+        raise NotFound(f"no staff member {userid!r}; add one with ws.staff.add({userid!r}, name=...)")
+    return found[0]
+
+
+def _kept(old: Relation | None) -> dict[str, Any]:
+    """What a relation keeps when it starts again (or moves to a new member in a transfer)."""
+    if old is None:
+        return {}
+    return {"remark": old.remark, "description": old.description, "tags": old.tags, "add_way": old.add_way,
+            "state": old.state, "oper_userid": old.oper_userid}
+
+
+def _relation_fields(**given: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if given["add_way"] is not None:
+        out["add_way"] = check_int(given["add_way"], "add_way", minimum=0, maximum=100_000)
+    if given["state"] is not None:
+        out["state"] = check_text(given["state"], "state", max_length=MAX_STATE, allow_empty=True) or None
+    if given["remark"] is not None:
+        out["remark"] = check_text(given["remark"], "remark", max_length=MAX_REMARK, allow_empty=True)
+    if given["description"] is not None:
+        out["description"] = check_text(given["description"], "description", max_length=MAX_DESCRIPTION,
+                                        allow_empty=True)
+    if given["tags"] is not None:
+        tags = given["tags"]
+        if isinstance(tags, str) or not isinstance(tags, Iterable):
+            raise ValidationError(f"tags must be a list of tag names, got {tags!r}")
+        out["tags"] = tuple(check_text(t, "tag", max_length=64) for t in tags)
+    if given["oper_userid"] is not None:
+        out["oper_userid"] = check_text(given["oper_userid"], "oper_userid", max_length=64)
+    return out
+
+
+def _enum(cls: type[E], value: object, name: str) -> E:
+    try:
+        return cls(str(value))
+    except ValueError:
+        raise ValidationError(f"{name} must be one of {', '.join(str(v) for v in cls)}, got {value!r}") from None

@@ -1,0 +1,67 @@
+"""Property: any interleaving of WeCom contact callbacks, duplicated and out of order,
+leaves the same relations as a simple model, and a customer with an active relation is never lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import siyu
+from siyu.channels.wecom import ContactEvent
+from siyu.channels.wecom.callbacks import WeComCallbacks
+from siyu.staff import RelationStatus
+from siyu.testing import FakeClock
+
+CUSTOMERS = ("c1", "c2")
+STAFF = ("a", "b", "c")
+KINDS = ("add", "del_follow_user", "del_external_contact", "transfer")
+STATUS = {"add": RelationStatus.ACTIVE, "del_follow_user": RelationStatus.DELETED_BY_CUSTOMER,
+          "del_external_contact": RelationStatus.DELETED_BY_STAFF, "transfer": RelationStatus.TRANSFERRED}
+RANK = {"add": 0, "transfer": 1, "del_external_contact": 2, "del_follow_user": 3}
+T0 = 1_800_000_000
+
+events = st.lists(st.tuples(st.sampled_from(CUSTOMERS), st.sampled_from(STAFF), st.sampled_from(KINDS),
+                            st.integers(0, 6)), min_size=1, max_size=25)
+
+
+def xml(customer: str, member: str, kind: str, second: int) -> ContactEvent:
+    change = {"add": "add_external_contact", "transfer": "del_external_contact"}.get(kind, kind)
+    source = "<Source><![CDATA[DELETE_BY_TRANSFER]]></Source>" if kind == "transfer" else ""
+    return ContactEvent.from_xml(
+        f"<xml><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{T0 + second}</CreateTime>"
+        f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event>"
+        f"<ChangeType><![CDATA[{change}]]></ChangeType><UserID><![CDATA[{member}]]></UserID>"
+        f"<ExternalUserID><![CDATA[{customer}]]></ExternalUserID>{source}</xml>")
+
+
+def model(applied: list[tuple[str, str, str, int]]) -> dict[tuple[str, str], RelationStatus]:
+    """Per pair, the newest event wins; at the same second the stronger one (a deletion over an add)."""
+    best: dict[tuple[str, str], tuple[int, int, str]] = {}
+    for customer, member, kind, second in applied:
+        key = (second, RANK[kind], kind)
+        best[(customer, member)] = max(best.get((customer, member), key), key)
+    return {pair: STATUS[kind] for pair, (_, _, kind) in best.items()}
+
+
+@settings(deadline=None)
+@given(events, st.randoms(use_true_random=False))
+def test_callbacks_in_any_order_converge_to_the_model(batch: list[tuple[str, str, str, int]], rnd) -> None:  # type: ignore[no-untyped-def]
+    delivered = batch + rnd.sample(batch, k=len(batch) // 2)  # some arrive twice
+    rnd.shuffle(delivered)
+    clock = FakeClock(datetime.fromtimestamp(T0 + 100, UTC))
+    with siyu.connect("memory://", clock=clock) as ws:
+        handler = WeComCallbacks.__new__(WeComCallbacks)
+        handler.workspace, handler.welcome = ws, None
+        for customer in CUSTOMERS:  # customers exist already (an add for an unknown one creates it)
+            ws.users.add(wecom_external_userid=customer)
+        for item in delivered:
+            handler.process(xml(*item))
+        ids = {c: ws.users.find(wecom_external_userid=c).id for c in CUSTOMERS}  # type: ignore[union-attr]
+        stored = {(c, r.staff): r.status for c in CUSTOMERS for r in ws.staff.relations(ids[c])}
+        assert stored == model(batch)
+        for c in CUSTOMERS:
+            if ws.staff.relations(ids[c], active=True):
+                assert ws.lifecycle.stage(ids[c]) != "lost"
+                assert ws.staff.owner(ids[c]) in {r.staff for r in ws.staff.relations(ids[c], active=True)}
