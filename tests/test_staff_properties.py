@@ -22,12 +22,19 @@ STATUS = {"add": RelationStatus.ACTIVE, "del_follow_user": RelationStatus.DELETE
 RANK = {"add": 0, "transfer": 1, "del_external_contact": 2, "del_follow_user": 3}
 T0 = 1_800_000_000
 
+
+def change_type(kind: str) -> str:
+    return {"add": "add_external_contact", "transfer": "del_external_contact"}.get(kind, kind)
+
+
+# WeCom sends one event per (change, member, customer, second): two with the same key are one delivery.
 events = st.lists(st.tuples(st.sampled_from(CUSTOMERS), st.sampled_from(STAFF), st.sampled_from(KINDS),
-                            st.integers(0, 6)), min_size=1, max_size=25)
+                            st.integers(0, 6)), min_size=1, max_size=25,
+                  unique_by=lambda e: (e[0], e[1], change_type(e[2]), e[3]))
 
 
 def xml(customer: str, member: str, kind: str, second: int) -> ContactEvent:
-    change = {"add": "add_external_contact", "transfer": "del_external_contact"}.get(kind, kind)
+    change = change_type(kind)
     source = "<Source><![CDATA[DELETE_BY_TRANSFER]]></Source>" if kind == "transfer" else ""
     return ContactEvent.from_xml(
         f"<xml><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{T0 + second}</CreateTime>"
