@@ -15,7 +15,7 @@ Change their parameters with ``ws.points_rules.configure(name, ...)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -62,16 +62,42 @@ class PurchaseRule:
         return _floor(sum(self.line_points(ctx), Decimal(0)))
 
 
+_SIGN_MODES = ("rolling", "week", "month")
+
+
+def _sign_mode(instance: object, attribute: object, value: str) -> None:
+    if value not in _SIGN_MODES:
+        raise ValidationError(f"sign-in mode={value!r} is not one of {', '.join(_SIGN_MODES)}")
+
+
+def _non_negative(instance: object, attribute: Any, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValidationError(f"sign-in {attribute.name} must be an int >= 0, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class SignInRule:
     """``base`` points a day; ``streak_bonus`` maps a streak length to extra
-    points on that day (``{7: 20}``: +20 on the 7th day in a row); with
-    ``cycle`` the streak restarts counting after that many days (weekly cards)."""
+    points on that day (``{7: 20}``: +20 on the 7th day in a row).
+
+    ``mode`` says when a streak starts again: ``"rolling"`` (after ``cycle``
+    days, if set: a 7-day card), ``"week"`` (every Monday) or ``"month"``
+    (every 1st). ``cumulative`` maps a count of signs in the period (the week,
+    or the month for the other modes) to extra points granted once, on that
+    sign (``{20: 100}``: +100 on the 20th sign of the month). ``makeup_limit``
+    make-up signs (补签) per period are allowed, each costing ``makeup_cost``
+    points and earning only ``base``. ``budget``: the most sign-in points ever
+    granted; once spent, signs are recorded but earn nothing."""
 
     name: str = "signin"
-    base: int = 5
+    base: int = attrs.field(default=5, validator=_non_negative)
     streak_bonus: Mapping[int, int] = attrs.field(factory=lambda: {3: 5, 7: 20})
     cycle: int | None = 7
+    mode: str = attrs.field(default="rolling", validator=_sign_mode)
+    cumulative: Mapping[int, int] = attrs.field(factory=dict)
+    makeup_limit: int = attrs.field(default=0, validator=_non_negative)
+    makeup_cost: int = attrs.field(default=0, validator=_non_negative)
+    budget: int | None = attrs.field(default=None, validator=_non_negative)
     expiry: Expiry = attrs.field(factory=Expiry.never)
     tier_multiplier: bool = False
     reason: str = "signin"
@@ -79,11 +105,23 @@ class SignInRule:
     def default_key(self, ctx: RuleContext) -> str:
         return f"signin:{ctx.user_id}:{ctx.today}"
 
-    def points(self, ctx: RuleContext) -> int:
-        streak = PointsRules.streak(ctx.tx, ctx.user_id, ctx.today - timedelta(days=1)) + 1
-        if self.cycle:
+    def period_start(self, day: date) -> date:
+        """The first day of the period ``day`` is in: where streaks (week and month
+        modes) and cumulative counts start again."""
+        if self.mode == "week":
+            return day - timedelta(days=day.weekday())
+        return day.replace(day=1)
+
+    def streak_day(self, ctx: RuleContext, day: date) -> int:
+        """Which day of the streak a sign on ``day`` is (1 after a gap or a reset)."""
+        since = self.period_start(day) if self.mode != "rolling" else None
+        streak = PointsRules.streak(ctx.tx, ctx.user_id, day - timedelta(days=1), since=since) + 1
+        if self.mode == "rolling" and self.cycle:
             streak = (streak - 1) % self.cycle + 1
-        return self.base + self.streak_bonus.get(streak, 0)
+        return streak
+
+    def points(self, ctx: RuleContext) -> int:
+        return self.base + self.streak_bonus.get(self.streak_day(ctx, ctx.today), 0)
 
 
 @attrs.frozen(kw_only=True)

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 from dateutil.relativedelta import relativedelta
 
-from ..errors import NotFound, PluginError, ValidationError
+from ..errors import CapExceeded, NotFound, PluginError, ValidationError
 from ..models.commerce import Tier
 from ..models.points import PointsEntry
-from ._common import check_key, check_text, check_user_id, require_user
+from ..storage.contracts.benefits import Sign
+from ._common import check_key, check_text, require_user
 from .line_effects import split
 from .points import Credit
 
@@ -262,22 +263,122 @@ class PointsRules:
 
     def sign_in(self, user_id: int) -> tuple[int, PointsEntry | None]:
         """Record today's sign-in (business time zone); returns ``(streak, entry)``.
-        Signing in twice a day awards once."""
-        entry = self.award("signin", user_id)
-        with self._uow.read() as tx:
-            streak = self.streak(tx, check_user_id(user_id), self._uow.today())
+
+        One sign per member and day, however many requests race: the sign-in is
+        a row unique on (member, day), written with its points in one
+        transaction; a repeat returns the first sign's entry. The ``signin``
+        rule decides the points (streak bonus, cumulative reward on the N-th sign
+        of the period, granted once); its ``budget`` stops grants when spent."""
+        rule = self.get("signin")
+        with self._uow.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            ctx = self.context(tx, uid)
+            key = check_key(f"rule:signin:signin:{uid}:{ctx.today}")
+            done = tx.points.by_keys([key])
+            if key in done or not self._sign(tx, rule, ctx, ctx.today, "sign", key):
+                entry = tx.points.entry(done[key][0]) if key in done else self._signed_entry(tx, key)
+            else:
+                entry = self._signed_entry(tx, key)
+            streak = self.streak(tx, uid, ctx.today, since=_streak_since(rule, ctx.today))
         return streak, entry
 
+    def make_up_sign(self, user_id: int, day: date) -> PointsEntry | None:
+        """A make-up sign (补签) for a missed ``day`` of the current period, if the
+        ``signin`` rule allows them (``makeup_limit`` per period). It costs
+        ``makeup_cost`` points, earns ``base`` only (never a streak bonus), counts
+        towards the period's cumulative rewards and mends the streak. Refused with
+        :class:`~siyu.errors.CapExceeded` past the limit, ValidationError for today,
+        a future day, another period or a day already signed."""
+        rule = self.get("signin")
+        limit = int(getattr(rule, "makeup_limit", 0) or 0)
+        if not isinstance(day, date) or isinstance(day, datetime):
+            raise ValidationError(f"day must be a date, got {day!r}")
+        with self._uow.write() as tx:
+            uid = require_user(tx, user_id, lock=True)
+            ctx = self.context(tx, uid)
+            start = _period_start(rule, ctx.today)
+            if limit <= 0:
+                raise ValidationError("make-up signs are off; configure('signin', makeup_limit=N) to allow them")
+            if not start <= day < ctx.today:
+                raise ValidationError(f"a make-up sign is for a missed day of this period ({start} to "
+                                      f"{ctx.today - timedelta(days=1)}), not {day}")
+            made = [s for s in tx.benefits.signs(uid, start, ctx.today) if s.kind == "makeup"]
+            if len(made) >= limit:
+                raise CapExceeded(f"user {uid} has used {len(made)} of {limit} make-up signs this period")
+            cost = int(getattr(rule, "makeup_cost", 0) or 0)
+            if cost:
+                self._points.spend_many([{"user_id": uid, "amount": cost, "reason": "signin:makeup",
+                                          "key": f"rule:signin:makeup-cost:{uid}:{day}"}])
+            key = check_key(f"rule:signin:makeup:{uid}:{day}")
+            if not self._sign(tx, rule, ctx, day, "makeup", key):
+                raise ValidationError(f"user {uid} signed in on {day} already")
+            return self._signed_entry(tx, key)
+
+    def _sign(self, tx: Transaction, rule: PointsRule, ctx: RuleContext, day: date, kind: str, key: str) -> bool:
+        """Write one sign and its points; ``False`` if ``day`` was signed already."""
+        amount = self.compute("signin", ctx) if kind == "sign" else int(getattr(rule, "base", 0))
+        amount = self._within_budget(tx, rule, amount)
+        if not tx.benefits.add_sign(Sign(user_id=ctx.user_id, day=day, kind=kind, points=amount, at=ctx.now)):
+            return False
+        reason = check_text(getattr(rule, "reason", "signin") or "signin", "reason", max_length=128)
+        credits = [Credit(user_id=ctx.user_id, amount=amount, reason=reason, key=key,
+                          expires_at=self.expiry_for("signin", ctx.now))] if amount else []
+        start = _period_start(rule, ctx.today)
+        count = len(tx.benefits.signs(ctx.user_id, start, ctx.today))
+        extra = int(dict(getattr(rule, "cumulative", {}) or {}).get(count, 0))
+        cumulative_key = check_key(f"rule:signin:cumulative:{ctx.user_id}:{start}:{count}")
+        if extra and cumulative_key not in tx.points.by_keys([cumulative_key]):
+            extra = self._within_budget(tx, rule, extra)
+            if extra:
+                credits.append(Credit(user_id=ctx.user_id, amount=extra, reason=f"{reason}:cumulative",
+                                      key=cumulative_key, expires_at=self.expiry_for("signin", ctx.now)))
+        self._points.credit(tx, credits, ctx.now)
+        return True
+
     @staticmethod
-    def streak(tx: Transaction, user_id: int, day: date, limit: int = 366) -> int:
-        """Consecutive days up to ``day`` with a sign-in (0 if none on ``day``)."""
-        keys = [f"rule:signin:signin:{user_id}:{day - timedelta(days=n)}" for n in range(limit)]
-        found = tx.points.by_keys(keys)
+    def _within_budget(tx: Transaction, rule: PointsRule, amount: int) -> int:
+        budget = getattr(rule, "budget", None)
+        if budget is None or amount <= 0:
+            return amount
+        return amount if tx.benefits.use_budget(f"rule:{rule.name}", amount, int(budget)) else 0
+
+    @staticmethod
+    def _signed_entry(tx: Transaction, key: str) -> PointsEntry | None:
+        found = tx.points.by_keys([key])
+        return tx.points.entry(found[key][0]) if key in found else None
+
+    def signs(self, user_id: int, *, since: date | None = None) -> list[Sign]:
+        """The member's sign-ins since ``since`` (default: the start of the current period)."""
+        rule = self.get("signin")
+        with self._uow.read() as tx:
+            uid = require_user(tx, user_id, active=False)
+            today = self._uow.today()
+            return tx.benefits.signs(uid, since or _period_start(rule, today), today)
+
+    @staticmethod
+    def streak(tx: Transaction, user_id: int, day: date, limit: int = 366, since: date | None = None) -> int:
+        """Consecutive days up to ``day`` with a sign-in (0 if none on ``day``), counting
+        no further back than ``since``."""
+        first = max(day - timedelta(days=limit - 1), since) if since is not None else day - timedelta(days=limit - 1)
+        signed = {s.day for s in tx.benefits.signs(user_id, first, day)}
+        # Signs from before sign-ins had their own table live only as points keys.
+        days = [day - timedelta(days=n) for n in range((day - first).days + 1)]
+        keys = {f"rule:signin:signin:{user_id}:{d}": d for d in days if d not in signed}
+        signed |= {keys[k] for k in tx.points.by_keys(list(keys))} if keys else set()
         count = 0
-        for k in keys:
-            if k not in found:
+        for d in days:
+            if d not in signed:
                 break
             count += 1
         return count
 
 
+def _period_start(rule: object, day: date) -> date:
+    """Where a sign-in period starts (for rules without ``period_start``: the month)."""
+    start = getattr(rule, "period_start", None)
+    return start(day) if callable(start) else day.replace(day=1)  # type: ignore[no-any-return]
+
+
+def _streak_since(rule: object, day: date) -> date | None:
+    """How far back a streak may reach: the period's start, unless streaks roll on."""
+    return None if getattr(rule, "mode", "rolling") == "rolling" else _period_start(rule, day)

@@ -18,6 +18,7 @@ from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
 from .contracts.activities import BargainStore, FlashSaleStore
 from .contracts.analytics import AnalyticsStore
+from .contracts.benefits import BenefitStore
 from .contracts.campaigns import CampaignStore
 from .contracts.channels import ChannelStore
 from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
@@ -192,6 +193,11 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def staff(self) -> StaffStore: ...
+
+    @property
+    @abc.abstractmethod
+    def benefits(self) -> BenefitStore: ...
+
 
 class Backend(abc.ABC):
     """A storage backend. Subclasses set ``scheme`` and, optionally, ``aliases``.

@@ -6,6 +6,7 @@ Instants cross this boundary as aware ``datetime``; money as integer fen.
 """
 
 from .analytics import AnalyticsStore
+from .benefits import BenefitStore, Grant, Sign
 from .campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery, ReceiptRow
 from .channels import ChannelStore, OutboxRow
 from .commerce import CouponStore, GrowthEntry, OrderStats, OrderStore, ProductStore, TierStore
@@ -21,6 +22,9 @@ from .users import NewUser, UserStore
 from .wallet import PointsMallStore, WalletStore
 
 __all__ = [
+    "BenefitStore",
+    "Grant",
+    "Sign",
     "AnalyticsStore",
     "CampaignRow",
     "CampaignStore",

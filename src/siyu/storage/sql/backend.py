@@ -13,6 +13,7 @@ from ...errors import ValidationError
 from ..base import Backend, Transaction
 from .analytics import SqlAnalyticsStore
 from .bargains import SqlBargainStore
+from .benefits import SqlBenefitStore
 from .campaigns import SqlCampaignStore
 from .channels import SqlChannelStore
 from .coupons import SqlCouponStore
@@ -231,6 +232,11 @@ class SqlTransaction(Transaction):
     @cached_property
     def staff(self) -> SqlStaffStore:
         return SqlStaffStore(self)
+
+    @cached_property
+    def benefits(self) -> SqlBenefitStore:
+        return SqlBenefitStore(self)
+
 
 class SqlBackend(Backend):
     """Base of the SQL backends. Subclasses supply connections and the dialect."""

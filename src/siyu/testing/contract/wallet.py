@@ -76,3 +76,27 @@ class WalletContract(ContractBase):
             ws.points_mall.redeem(users[2], "mug", key="c")
         assert ws.points.balance(users[2]) == 100
         assert ws.points_mall.reward("mug").left == 0
+
+    def test_benefits_once_per_key_and_budgets_never_overspent(self, ws: siyu.Workspace, clock: Any) -> None:
+        from datetime import date
+
+        from siyu.storage.contracts.benefits import Grant, Sign
+
+        u = ws.users.add().id
+        day = date(2026, 11, 22)
+        with ws.write() as tx:
+            assert tx.benefits.add_sign(Sign(user_id=u, day=day, kind="sign", points=5, at=clock.now))
+            assert not tx.benefits.add_sign(Sign(user_id=u, day=day, kind="makeup", points=5, at=clock.now))
+            assert tx.benefits.use_budget("b", 60, 100) and not tx.benefits.use_budget("b", 41, 100)
+            grant = Grant(id=0, user_id=u, benefit="birthday", period="2026", status="granted", amount=1,
+                          at=clock.now, due_at=clock.now + timedelta(days=1))
+            gid = tx.benefits.add_grant(grant)
+            assert gid is not None and tx.benefits.add_grant(grant) is None
+            assert tx.benefits.move_grant(gid, from_status=("granted",), to_status="void", ref="r")
+            assert not tx.benefits.move_grant(gid, from_status=("granted",), to_status="void")
+        with ws.read() as tx:
+            assert [s.kind for s in tx.benefits.signs(u, day, day)] == ["sign"]
+            assert tx.benefits.budget_used("b") == 60
+            found = tx.benefits.grant(u, "birthday", "2026")
+            assert found is not None and (found.status, found.ref) == ("void", "r")
+            assert [g.id for g in tx.benefits.grants(due_before=clock.now + timedelta(days=2))] == [gid]
