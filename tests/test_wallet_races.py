@@ -97,6 +97,10 @@ def _redeem_card(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]
     yield _attempt(lambda: ws.gift_cards.redeem(code, users[index], amount=10).id)
 
 
+def _birthday_job(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    yield _attempt(lambda: len(ws.birthdays.grant_due()))
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "confirm": _confirm,
     "pay": _pay,
@@ -104,6 +108,7 @@ TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "redeem": _redeem,
     "sign_in": _sign_in,
     "redeem_card": _redeem_card,
+    "birthday_job": _birthday_job,
 }
 
 
@@ -242,3 +247,17 @@ def test_twenty_concurrent_sign_ins_credit_once(url: str) -> None:
     assert len(outcomes) == 20 and set(outcomes) == {("ok", 1)}
     with siyu.connect(url, clock=FakeClock(START)) as ws:
         assert [e.kind for e in ws.points.history(uid)] == ["earn"]
+
+
+# -- birthdays ---------------------------------------------------------------------------------------
+def test_the_birthday_job_on_four_workers_grants_once_per_member(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        ws.birthdays.configure(points=88)
+        users = [ws.users.add().id for _ in range(10)]
+        for uid in users:
+            ws.birthdays.set(uid, 11, 22)
+            ws.users.consent(uid, purpose="birthday", channel="*", granted=True)
+    outcomes = race(url, "birthday_job", None, processes=4)
+    assert sum(count for _, count in outcomes) == 10
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert [ws.points.balance(u) for u in users] == [88] * 10

@@ -36,7 +36,7 @@ from .services.tags import Tags
 from .services.users import MergeParticipant, Users
 from .staff import Staff, Transfers
 from .storage.base import Backend, Transaction
-from .wallet import GiftCards, PointsMall, Wallet
+from .wallet import Birthdays, GiftCards, MemberDays, PointsMall, Wallet
 
 __all__ = ["Workspace", "connect"]
 
@@ -111,6 +111,9 @@ class Workspace:
         self.flash_sales = FlashSales(self, orders=self.orders)
         self.gift_cards = GiftCards(self, wallet=self.wallet)
         self.points_mall = PointsMall(self, points=self.points, coupons=self.coupons, tiers=self.tiers)
+        self.birthdays = Birthdays(self, points=self.points, coupons=self.coupons, points_mall=self.points_mall,
+                                   tiers=self.tiers)
+        self.member_days = MemberDays(self, promotions=self.promotions)
         self.bargains = Bargains(self, orders=self.orders, referrals=self.referrals)
         self.channels = ChannelService(self, self.channel_classes)
         # One contact policy for direct sends (through the channels) and campaigns alike.
@@ -151,6 +154,8 @@ class Workspace:
             PersonalData(name="staff", export=lambda uid: {"owner": self.staff.owner(uid),
                                                            "relations": self.staff.relations(uid)}),
             PersonalData(name="wallet", export=self.wallet.export),
+            PersonalData(name="birthdays", export=self.birthdays.export,
+                         erase=lambda tx, ids: {"birthdays": tx.benefits.erase_birthdays(ids)}),
             PersonalData(name="events", export=lambda uid: self.events.of(uid, limit=10_000)),
             # Personal free text in logged events goes with the person.
             PersonalData(name="event_log", erase=lambda tx, ids: {"events": tx.event_log.redact(ids, codec.redact)}),
@@ -163,6 +168,8 @@ class Workspace:
         self.segments.register_metrics(self.analytics.segment_metrics())
         self.segments.declare_tags(STAGE_TAGS)
         self.hooks.points_rules(register=self.points_rules.register)
+        self.points_rules.add_boost(self.birthdays.boost)
+        self.points_rules.add_boost(self.member_days.boost)
 
     # -- time -------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -217,24 +217,29 @@ class Coupons:
             ends.append(end_of_month(start, t.valid_months_end, self._uow.tz))
         return start, min(ends) if ends else None
 
-    def issue(self, template: str | int, to: object, *, key: str | None = None) -> list[Coupon]:
+    def issue(self, template: str | int, to: object, *, key: str | None = None,
+              valid_until: datetime | None = None) -> list[Coupon]:
         """Issue coupons of ``template`` to a user id, an iterable of ids, or a
         segment snapshot (anything with ``.user_ids``).
 
         For a single user, reaching ``per_user_limit`` raises
         :class:`~siyu.errors.CapExceeded`; for many, users at their limit are
         skipped. Going past ``total_limit`` raises CapExceeded and issues none.
-        With ``key``, a retried call returns the first call's coupons."""
+        With ``key``, a retried call returns the first call's coupons.
+        ``valid_until`` ends the coupons' validity earlier than the template would
+        (a birthday coupon valid for the birthday week)."""
         ids, single = _user_ids(to)
         if key is not None:
             check_key(key)
+        if valid_until is not None:
+            aware(valid_until, "valid_until")
         now = self._uow.now()
         with self._uow.write() as tx:
             tx.coupons.lock_template(self._template(tx, template).id)
             t = self._template(tx, template)  # re-read under the lock: ``issued`` may have moved
 
             def run() -> list[int]:
-                return self._issue(tx, t, ids, single, now)
+                return self._issue(tx, t, ids, single, now, valid_until)
 
             if key is None:
                 coupon_ids = run()
@@ -244,10 +249,13 @@ class Coupons:
             by_id = {c.id: c for uid in ids for c in tx.coupons.of_user(uid)}
         return [by_id[i] for i in coupon_ids if i in by_id]
 
-    def _issue(self, tx: Transaction, t: CouponTemplate, ids: list[int], single: bool, now: datetime) -> list[int]:
+    def _issue(self, tx: Transaction, t: CouponTemplate, ids: list[int], single: bool, now: datetime,
+               valid_until: datetime | None = None) -> list[int]:
         if not t.active:
             raise ValidationError(f"coupon template {t.name!r} is retired; create a new one to issue more")
         start, until = self._window(t, now)
+        if valid_until is not None:  # a benefit's window ends the coupon earlier (a birthday week)
+            until = min(until, valid_until) if until is not None else valid_until
         if until is not None and until <= now:
             raise ValidationError(f"coupon template {t.name!r} ended on {until.isoformat()}; nothing to issue")
         require_users(tx, ids)

@@ -16,7 +16,7 @@ transaction; a repeated key credits nothing twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
@@ -133,6 +133,7 @@ class PointsRules:
         self._tiers = tiers
         self._points = points
         self._rules: dict[str, PointsRule] = {}
+        self._boosts: list[Callable[[RuleContext, str], Decimal]] = []
 
     def register(self, rule: PointsRule) -> None:
         """Add a rule (the ``register`` callback of the ``siyu_points_rules`` hook)."""
@@ -144,6 +145,12 @@ class PointsRules:
         if name in self._rules:
             log.info("points rule %r replaced by %r", name, rule)
         self._rules[name] = rule
+
+    def add_boost(self, boost: Callable[[RuleContext, str], Decimal]) -> None:
+        """Declare a points boost: ``boost(ctx, rule_name)`` returns a multiplier (1 for
+        none) for an award, e.g. double points on a member day. When several apply,
+        the highest wins: boosts never stack."""
+        self._boosts.append(boost)
 
     def names(self) -> list[str]:
         return sorted(self._rules)
@@ -193,6 +200,9 @@ class PointsRules:
             raise PluginError(f"points rule {name!r} returned {base!r}; it must return an int >= 0")
         if base and getattr(rule, "tier_multiplier", True) and ctx.tier is not None:
             base = int((Decimal(base) * ctx.tier.points_multiplier).to_integral_value(ROUND_FLOOR))
+        boost = max((Decimal(b(ctx, name)) for b in self._boosts), default=Decimal(1))
+        if base and boost > 1:
+            base = int((Decimal(base) * boost).to_integral_value(ROUND_FLOOR))
         return base
 
     def split(self, name: str, ctx: RuleContext, total: int) -> list[int]:

@@ -5,12 +5,17 @@
 - :mod:`~siyu.wallet.gift_cards` -- ``ws.gift_cards``: prepaid codes.
 - :mod:`~siyu.wallet.points_mall` -- ``ws.points_mall``: 积分商城, rewards bought
   with points through the points ledger.
+- :mod:`~siyu.wallet.birthdays` -- ``ws.birthdays``: a benefit once a year.
+- :mod:`~siyu.wallet.member_days` -- ``ws.member_days``: 会员日 boosts and prices.
 - :mod:`~siyu.wallet.rules` -- the prepaid-card rules as versioned data.
 """
 
+from .birthdays import BirthdayBenefit, Birthdays
 from .gift_cards import GiftCards
+from .member_days import MemberDay, MemberDays
 from .points_mall import PointsMall
 from .rules import PrepaidRules
 from .stored_value import Wallet, WalletSettings
 
-__all__ = ["GiftCards", "PointsMall", "PrepaidRules", "Wallet", "WalletSettings"]
+__all__ = ["BirthdayBenefit", "Birthdays", "GiftCards", "MemberDay", "MemberDays", "PointsMall", "PrepaidRules",
+           "Wallet", "WalletSettings"]

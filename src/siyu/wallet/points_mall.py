@@ -199,6 +199,26 @@ class PointsMall:
                                        points=cost, status=redemption.status))
         return redemption
 
+    def give_in(self, tx: Transaction, user_id: int, reward_name: str, *, key: str, now: datetime) -> Redemption:
+        """One unit of a reward as a gift, for no points (a birthday gift), inside ``tx``.
+        Stock still applies; member limits do not. A repeated ``key`` returns the first."""
+        done = tx.points_mall.redemption_by_key(key)
+        if done is not None:
+            return done
+        reward = self._reward(tx, reward_name)
+        if not tx.points_mall.take_stock(reward.id, 1):
+            raise CapExceeded(f"reward {reward.name!r} is out of stock")
+        status = "issued" if reward.kind == "coupon" else "pending"
+        gift = Redemption(id=0, reward_id=reward.id, user_id=user_id, qty=1, points=0, status=status, key=key,
+                          at=now, note="gift")
+        gift = attrs.evolve(gift, id=tx.points_mall.add_redemption(gift))
+        if reward.kind == "coupon":
+            gift = self._issue(tx, reward, gift, now)
+        if gift.status != "failed":
+            tx.emit(RewardRedeemed(at=now, redemption_id=gift.id, reward_id=reward.id, user_id=user_id, points=0,
+                                   status=gift.status))
+        return gift
+
     def _check(self, tx: Transaction, reward: Reward, uid: int, qty: int, now: datetime) -> None:
         if not reward.active:
             raise PolicyViolation(f"reward {reward.name!r} is retired")
@@ -252,11 +272,11 @@ class PointsMall:
         if not tx.points_mall.move_redemption(redemption.id, from_status=from_status, to_status=status, at=now,
                                               note=note):
             return False
-        assert redemption.spend_entry_id is not None
-        back = self._points.reverse_in(tx, redemption.spend_entry_id, key=f"mall:{status}:{redemption.id}",
-                                       amount=None, reason=f"mall:{status}", now=now)
-        tx.points_mall.move_redemption(redemption.id, from_status=(status,), to_status=status, at=now,
-                                       refund_entry_id=back.id)
+        if redemption.spend_entry_id is not None:  # a gift (a birthday's) cost no points
+            back = self._points.reverse_in(tx, redemption.spend_entry_id, key=f"mall:{status}:{redemption.id}",
+                                           amount=None, reason=f"mall:{status}", now=now)
+            tx.points_mall.move_redemption(redemption.id, from_status=(status,), to_status=status, at=now,
+                                           refund_entry_id=back.id)
         tx.points_mall.give_stock(reward.id, redemption.qty)
         tx.emit(RedemptionReversed(at=now, redemption_id=redemption.id, reward_id=reward.id,
                                    user_id=redemption.user_id, points=redemption.points, status=status))

@@ -13,7 +13,18 @@ from datetime import date, datetime
 
 import attrs
 
-__all__ = ["BenefitStore", "Grant", "Sign"]
+__all__ = ["BenefitStore", "Birthday", "Grant", "Sign"]
+
+
+@attrs.frozen(kw_only=True)
+class Birthday:
+    """A member's birthday: ``year`` only if they gave it (it tells their age)."""
+
+    user_id: int
+    month: int
+    day: int
+    year: int | None
+    set_at: datetime
 
 
 @attrs.frozen(kw_only=True)
@@ -74,3 +85,18 @@ class BenefitStore(abc.ABC):
     @abc.abstractmethod
     def move_grant(self, grant_id: int, *, from_status: Sequence[str], to_status: str, ref: str | None = None) -> bool:
         """Change a grant's status if it is one of ``from_status``."""
+
+    @abc.abstractmethod
+    def set_birthday(self, birthday: Birthday) -> None:
+        """Store (or replace) a member's birthday."""
+
+    @abc.abstractmethod
+    def birthday(self, user_id: int) -> Birthday | None: ...
+
+    @abc.abstractmethod
+    def born_on(self, days: Sequence[tuple[int, int]]) -> list[Birthday]:
+        """Members whose birthday is one of the ``(month, day)`` pairs."""
+
+    @abc.abstractmethod
+    def erase_birthdays(self, user_ids: Sequence[int]) -> int:
+        """Delete the birthdays of ``user_ids``; return how many there were."""

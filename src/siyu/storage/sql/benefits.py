@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..._clock import from_us, from_us_required, to_us
-from ..contracts.benefits import BenefitStore, Grant, Sign
+from ..contracts.benefits import BenefitStore, Birthday, Grant, Sign
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
@@ -84,3 +84,33 @@ class SqlBenefitStore(BenefitStore):
         row = self.tx.execute(f"UPDATE benefit_grants SET {sets} WHERE id = ? AND status IN ({marks}) RETURNING id",
                               [*params, grant_id, *from_status]).fetchone()
         return row is not None
+
+    def set_birthday(self, birthday: Birthday) -> None:
+        self.tx.execute(
+            "INSERT INTO birthdays (user_id, month, day, year, set_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET month = excluded.month, day = excluded.day, year = excluded.year, "
+            "set_at = excluded.set_at",
+            (birthday.user_id, birthday.month, birthday.day, birthday.year, to_us(birthday.set_at)))
+
+    def birthday(self, user_id: int) -> Birthday | None:
+        row = self.tx.execute("SELECT user_id, month, day, year, set_at FROM birthdays WHERE user_id = ?",
+                              (user_id,)).fetchone()
+        return None if row is None else _birthday(row)
+
+    def born_on(self, days: Sequence[tuple[int, int]]) -> list[Birthday]:
+        found: list[Birthday] = []
+        for month, day in sorted(set(days)):
+            rows = self.tx.execute("SELECT user_id, month, day, year, set_at FROM birthdays "
+                                   "WHERE month = ? AND day = ? ORDER BY user_id", (month, day))
+            found.extend(_birthday(r) for r in rows)
+        return found
+
+    def erase_birthdays(self, user_ids: Sequence[int]) -> int:
+        gone = 0
+        for marks, chunk in self.tx.in_chunks(list(user_ids)):
+            gone += int(self.tx.execute(f"DELETE FROM birthdays WHERE user_id IN ({marks})", chunk).rowcount or 0)
+        return gone
+
+
+def _birthday(r: Sequence[Any]) -> Birthday:
+    return Birthday(user_id=r[0], month=r[1], day=r[2], year=r[3], set_at=from_us_required(r[4]))

@@ -18,4 +18,13 @@ MIGRATIONS = [
             "CREATE INDEX benefit_grants_ref ON benefit_grants (ref)",
         ],
     ),
+    (
+        2,
+        [
+            # Birthdays on the profile: month and day to find whose is today, the year only if given.
+            "CREATE TABLE birthdays (user_id {bigint} PRIMARY KEY, month {bigint} NOT NULL, "
+            "day {bigint} NOT NULL, year {bigint}, set_at {bigint} NOT NULL)",
+            "CREATE INDEX birthdays_day ON birthdays (month, day)",
+        ],
+    ),
 ]
