@@ -15,22 +15,67 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import attrs
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-__all__ = ["INCOMPLETE", "Report", "covering", "format_value", "rate"]
+__all__ = ["INCOMPLETE", "ColumnRows", "Report", "covering", "format_value", "rate"]
 
 #: How a table marks a cell whose period had not ended (or whose window had not closed) by ``until``.
 INCOMPLETE = "*"
 
 Row = tuple[Any, ...]
+
+
+class ColumnRows(Sequence[Row]):
+    """Rows kept as columns until they are read: a report with a row per buyer
+    (hundreds of thousands) is computed on whole columns, and the row tuples are
+    built once, on first access. Reads like a tuple of tuples, and compares equal
+    to one."""
+
+    def __init__(self, columns: Sequence[Any], convert: Sequence[Callable[[Any], Any] | None] = ()) -> None:
+        self._columns = columns
+        self._convert = convert
+        self._rows: tuple[Row, ...] | None = None
+
+    def _built(self) -> tuple[Row, ...]:
+        if self._rows is None:
+            convert = list(self._convert) + [None] * (len(self._columns) - len(self._convert))
+            # NumPy columns become Python values in one C call each (``tolist``), not one per cell.
+            plain = [c.tolist() if hasattr(c, "tolist") else list(c) for c in self._columns]
+            columns = [c if f is None else list(map(f, c)) for c, f in zip(plain, convert, strict=True)]
+            self._rows = tuple(zip(*columns, strict=True))
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._columns[0]) if self._columns else 0
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Row, ...]: ...
+    def __getitem__(self, index: int | slice) -> Row | tuple[Row, ...]:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ColumnRows):
+            other = other._built()
+        return isinstance(other, tuple | list) and self._built() == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self._built())
+
+    def __repr__(self) -> str:
+        return repr(self._built())
 
 
 def rate(part: int | Decimal, whole: int | Decimal) -> float | None:
@@ -93,7 +138,8 @@ class Report:
 
     title: str
     columns: tuple[str, ...]
-    rows: tuple[Row, ...]
+    #: A tuple of row tuples (:class:`ColumnRows` for a report with a row per user, built on first read).
+    rows: Sequence[Row]
     #: The time the report covers, as its title states it (see :func:`covering`).
     covers: str = ""
     #: Lines printed under the table (what a ``*`` marks).

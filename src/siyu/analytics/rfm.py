@@ -28,7 +28,7 @@ import attrs
 import numpy as np
 
 from .._clock import to_us
-from .results import Report, covering
+from .results import ColumnRows, Report, covering
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -135,10 +135,10 @@ def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> dic
 def rfm_report(tx: Transaction, facts: UserFacts, quantiles: int, until: datetime, tz: tzinfo) -> RfmReport:
     until_us = to_us(until)
     uids, lasts, counts, nets = buyer_columns(tx, facts, until_us)
-    scores = [score_columns(axis, quantiles).tolist() for axis in (lasts, counts, nets)]
-    recency = ((until_us - lasts) // _DAY_US).tolist()
-    rows: tuple[tuple[int, int, int, int, int, int, Decimal], ...] = tuple(
-        zip(uids.tolist(), *scores, recency, counts.tolist(), map(_CENT.__mul__, nets.tolist()), strict=True))
+    scores = [score_columns(axis, quantiles) for axis in (lasts, counts, nets)]
+    recency = (until_us - lasts) // _DAY_US
+    # Scored on whole columns; the row tuples (and the Decimals) are only built if the rows are read.
+    rows = ColumnRows((uids, *scores, recency, counts, nets), (None,) * 6 + (_CENT.__mul__,))
     covers = covering(None, until, tz)
     return RfmReport(
         title=f"RFM ({quantiles} quantiles, {len(rows)} buyers), orders {covers}",
