@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import siyu
 from siyu._clock import to_us
-from siyu.analytics.facts import UserFacts
+from siyu.analytics.facts import ATTRIBUTION, UserFacts
 from siyu.analytics.funnel import BUILTIN_STEPS, reached
 from siyu.analytics.rfm import rfm_scores
 from siyu.errors import SiyuError
@@ -31,6 +31,7 @@ from siyu.testing import FakeClock
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, tzinfo=TZ)
 END = T0 + timedelta(days=60)
+ORDER_COLUMNS = ("order_user", "order_paid", "order_net", "order_counted")
 COLUMNS = ("created", "linked", "first_paid", "second_paid", "last_paid", "orders", "net", "invited")
 
 user = st.integers(0, 7)
@@ -77,11 +78,12 @@ def apply(ws: siyu.Workspace, ids: list[int], orders: list[int], merges: list[in
     elif kind == "unbind":
         ws.referrals.unbind(ids[op[1]], reason="test")
     elif kind == "add_user":
-        ids.append(ws.users.add(created_at=T0 + timedelta(hours=op[1])).id)
+        ids.append(ws.users.add(created_at=T0 + timedelta(hours=op[1]), source=f"s{op[1] % 3}").id)
     elif kind == "erase":
         ws.privacy.erase(ids[op[1]])
     elif kind == "report":
         ws.analytics.funnel(["first_seen", "page_view"], until=END)  # from now on the facts follow page_view
+        ws.analytics.aov(by="channel", until=END)
 
 
 def check(ws: siyu.Workspace) -> None:
@@ -103,9 +105,17 @@ def check(ws: siyu.Workspace) -> None:
         fresh.refresh(tx, tx.event_log.head(), kept.events)
     pairs = [(name, getattr(kept, name), getattr(fresh, name)) for name in COLUMNS]
     pairs += [(kind, kept.events[kind], fresh.events[kind]) for kind in kept.events]
+    pairs += [(name, getattr(kept, name), getattr(fresh, name)) for name in ORDER_COLUMNS]
+    for field in ATTRIBUTION:  # codes are assigned as values are met: compare the values
+        mine, theirs = ([facts.labels[field][c] if c >= 0 else "-" for c in facts.attribution[field].tolist()]
+                        for facts in (kept, fresh))
+        assert mine[:len(theirs)] == theirs and set(mine[len(theirs):]) <= {"-"}, field
+    assert [kept.channels[c] for c in kept.order_channel.tolist()] == [
+        fresh.channels[c] for c in fresh.order_channel.tolist()]
     for name, mine, theirs in pairs:
         size = max(len(mine), len(theirs))
-        pad = -1 if name == "last_paid" else 0 if name in ("orders", "net") else np.iinfo(np.int64).max
+        pad = (-1 if name in ("last_paid", "order_user") else 0 if name in ("orders", "net", *ORDER_COLUMNS)
+               else np.iinfo(np.int64).max)
         assert np.array_equal(np.pad(mine, (0, size - len(mine)), constant_values=pad),
                               np.pad(theirs, (0, size - len(theirs)), constant_values=pad)), name
 

@@ -9,22 +9,25 @@ marked ``*`` in tables and hatched in the chart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 import attrs
+import numpy as np
 
 from .._clock import to_us
 from ..errors import ValidationError
 from ..money import to_yuan
 from ._time import PERIODS, buckets, label
+from .facts import NEVER
 from .results import INCOMPLETE, Report, covering
 
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-    from ..storage.base import Transaction
+    from .facts import UserFacts
 
 __all__ = ["AOV_BREAKDOWNS", "AovReport", "aov_report", "check_aov_by"]
 
@@ -69,7 +72,41 @@ class AovReport(Report):
         return value
 
 
-def aov_report(tx: Transaction, by: str | None, since: datetime | None, until: datetime, tz: tzinfo) -> AovReport:
+def order_totals(
+    facts: UserFacts, since: int | None, until: int, by: str | None, bounds: Sequence[int] = ()
+) -> list[tuple[str | int | None, int, int, int]]:
+    """Counted orders paid in ``[since, until)`` grouped by ``by`` (``None``, ``"channel"``,
+    ``"source"`` of the buyer, ``"period"``: the bucket in ``bounds``), as ``(key, orders, buyers, net fen)``;
+    no breakdown gives one row, zeros when nothing matched."""
+    paid = facts.order_paid
+    mask = (facts.order_user >= 0) & (facts.order_counted == 1) & (paid < until)
+    if since is not None:
+        mask &= paid >= since
+    labels: Sequence[str | int | None]
+    if by is None:
+        codes, labels = np.zeros(int(np.count_nonzero(mask)), dtype=np.int64), [None]
+    elif by == "channel":
+        codes, labels = facts.order_channel[mask], facts.channels
+    elif by == "source":
+        codes, labels = facts.attribution["source"][facts.order_user[mask]], facts.labels["source"]
+    else:
+        edges = np.array(bounds, dtype=np.int64)
+        mask &= (paid >= edges[0]) & (paid < edges[-1])
+        codes = np.searchsorted(edges, paid[mask], side="right") - 1
+        labels = list(range(len(bounds) - 1))
+    users, nets = facts.order_user[mask], facts.order_net[mask]
+    n = len(labels)
+    orders = np.bincount(codes, minlength=n)
+    fen = np.bincount(codes, weights=nets, minlength=n)
+    # Distinct buyers per group: distinct (group, buyer) pairs, counted per group.
+    pairs = np.unique(codes * (int(users.max(initial=0)) + 1) + users)
+    buyers = np.bincount(pairs // (int(users.max(initial=0)) + 1), minlength=n)
+    if by is None:
+        return [(None, int(orders[0]), int(buyers[0]), int(fen[0]))]
+    return [(labels[i], int(orders[i]), int(buyers[i]), int(fen[i])) for i in np.flatnonzero(orders).tolist()]
+
+
+def aov_report(facts: UserFacts, by: str | None, since: datetime | None, until: datetime, tz: tzinfo) -> AovReport:
     since_us, until_us = (None if since is None else to_us(since)), to_us(until)
     rows: list[tuple[object, ...]] = []
     bounds: list[datetime] = []
@@ -78,12 +115,12 @@ def aov_report(tx: Transaction, by: str | None, since: datetime | None, until: d
         if by in PERIODS:
             start = since
             if start is None:
-                first = tx.analytics.buyer_history(until_us)
-                start = datetime.fromtimestamp(min(h[1] for h in first) / 1e6, tz) if first else until
+                first = int(facts.first_paid.min(initial=NEVER))
+                start = datetime.fromtimestamp(first / 1e6, tz) if first < until_us else until
             if start < until:
                 bounds = buckets(start, until, by, tz)
             key = "period"
-        groups = tx.analytics.order_totals(since_us, until_us, key, [to_us(b) for b in bounds]) \
+        groups = order_totals(facts, since_us, until_us, key, [to_us(b) for b in bounds]) \
             if key != "period" or bounds else []
         if key == "period":
             groups.sort(key=lambda g: int(g[0] or 0))
@@ -93,7 +130,7 @@ def aov_report(tx: Transaction, by: str | None, since: datetime | None, until: d
             labelled = [("(none)" if g[0] is None else str(g[0]), *g[1:]) for g in groups]
         for name, n, buyers, fen in labelled:
             rows.append((name, n, buyers, to_yuan(int(fen)), _per(int(fen), int(n)), _per(int(fen), int(buyers))))
-    [total] = tx.analytics.order_totals(since_us, until_us, None) or [(None, 0, 0, 0)]
+    [total] = order_totals(facts, since_us, until_us, None)
     _, n, buyers, fen = total
     rows.append(("(all)", n, buyers, to_yuan(fen), _per(fen, n), _per(fen, buyers)))
     # Only a last row that is the running period is partial (periods with no orders have no row).

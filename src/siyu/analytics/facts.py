@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..storage.base import Transaction
 
-__all__ = ["NEVER", "UserFacts", "reading"]
+__all__ = ["ATTRIBUTION", "NEVER", "UserFacts", "reading"]
 
+#: The attribution fields a report can break users down by.
+ATTRIBUTION = ("source", "campaign", "state")
 #: "Not reached": later than any instant, so ``t < until`` is false for every ``until``.
 NEVER = np.iinfo(np.int64).max
 Column = npt.NDArray[np.int64]
@@ -49,6 +51,8 @@ Column = npt.NDArray[np.int64]
 #: What each logged event type changes: the facts to re-derive (``ALL`` or one of ``USER``, ``LINKS``,
 #: ``ORDERS``, ``EVENTS``), and the payload fields naming other users it changes.
 ALL, USER, LINKS, ORDERS, EVENTS = "all", "user", "links", "orders", "events"
+#: Not a facet: the ids of the orders the log names (``OrderRecorded``, ``OrderRefunded``).
+ORDER_IDS = "order_ids"
 _TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "UserCreated": (USER, ()),
     "UserUpdated": (USER, ()),
@@ -94,6 +98,20 @@ class UserFacts:
         self.net: Column = _column(0, 0)
         self.invited: Column = _column(0, NEVER)
         self.events: dict[str, Column] = {}
+        #: Per attribution field (``source``, ``campaign``, ``state``): each user's value (merged
+        #: ones too) as a code into :attr:`labels` (``-1``: no such user).
+        self.attribution: dict[str, Column] = {f: _column(0, -1) for f in ATTRIBUTION}
+        self.labels: dict[str, list[str | None]] = {f: [] for f in ATTRIBUTION}
+        self._codes: dict[str, dict[str | None, int]] = {f: {} for f in ATTRIBUTION}
+        #: Orders, indexed by order id: buyer (``-1``: no such order), ``paid_at``, net fen,
+        #: whether counted (1) and the channel as a code into :attr:`channels`.
+        self.order_user: Column = _column(0, -1)
+        self.order_paid: Column = _column(0, 0)
+        self.order_net: Column = _column(0, 0)
+        self.order_counted: Column = _column(0, 0)
+        self.order_channel: Column = _column(0, 0)
+        self.channels: list[str | None] = [None]
+        self._channel_codes: dict[str | None, int] = {None: 0}
 
     # -- columns ------------------------------------------------------------------------------
     @property
@@ -104,6 +122,12 @@ class UserFacts:
     def event(self, kind: str) -> Column:
         """First instant of each user's ``kind`` events (loaded by :meth:`want_events` first)."""
         return self.events[kind]
+
+    def groups(self, field: str) -> tuple[Column, list[str | None]]:
+        """Each user's ``field`` value as a code into the returned labels; ``-1`` for merged users
+        and ids with no user (the users a breakdown leaves out)."""
+        codes = np.where(self.created != NEVER, self.attribution[field], -1)
+        return codes, list(self.labels[field])
 
     def max_paid(self) -> int:
         """The latest counted order's ``paid_at`` (``-1`` with no counted order)."""
@@ -136,15 +160,26 @@ class UserFacts:
         users = store.user_rows(None)
         self.size = (users[-1][0] + 1) if users else 0
         self.created = _column(self.size, NEVER)
+        self.attribution = {f: _column(self.size, -1) for f in ATTRIBUTION}
+        self.labels = {f: [] for f in ATTRIBUTION}
+        self._codes = {f: {} for f in ATTRIBUTION}
         if users:
-            ids, created, merged = (np.array(c) for c in zip(*users, strict=True))
-            self.created[ids] = np.where(merged.astype(bool), NEVER, created)
+            ids, created, merged, *fields = zip(*users, strict=True)
+            uids, alive = np.array(ids, dtype=np.int64), ~np.array(merged, dtype=bool)
+            self.created[uids] = np.where(alive, np.array(created, dtype=np.int64), NEVER)
+            for field, values in zip(ATTRIBUTION, fields, strict=True):
+                codes = np.array([self._code(field, v) for v in values], dtype=np.int64)
+                self.attribution[field][uids] = codes
         self.linked = self._scatter(store.first_links("wecom_external_userid", None), NEVER)
         kinds = {"added_wecom", *self.events}
         self.events = {kind: self._scatter(store.first_events(kind, None), NEVER) for kind in kinds}
         self.first_paid, self.second_paid = _column(self.size, NEVER), _column(self.size, NEVER)
         self.last_paid, self.orders, self.net = _column(self.size, -1), _column(self.size, 0), _column(self.size, 0)
         self._set_orders(store.counted_orders(None))
+        self.order_user = _column(0, -1)
+        for name in ("order_paid", "order_net", "order_counted", "order_channel"):
+            setattr(self, name, _column(0, 0))
+        self._set_order_rows(store.order_rows(None))
         self._load_invites(tx)
         self.referrals_version = tx.meta.version("referrals")
         self.position = horizon
@@ -153,7 +188,8 @@ class UserFacts:
         """Per kind of fact, the users the log names between the checkpoint and ``horizon``
         (``None``: so many that a rebuild is cheaper)."""
         assert self.position is not None
-        changed: dict[str, set[int]] = {ALL: set(), USER: set(), LINKS: set(), ORDERS: set(), EVENTS: set()}
+        changed: dict[str, set[int]] = {ALL: set(), USER: set(), LINKS: set(), ORDERS: set(), EVENTS: set(),
+                                        ORDER_IDS: set()}
         after = self.position
         while after < horizon:
             rows = tx.event_log.read(after, horizon, list(_TYPES), _PAGE)
@@ -169,6 +205,11 @@ class UserFacts:
                         continue  # a kind no column follows
                 if row.user_id is not None:
                     changed[facet].add(row.user_id)
+                    if row.type == "PersonalDataErased":
+                        # Erasing a person erases the records merged into them too, under one event.
+                        changed[facet].update(tx.privacy.merged_into(row.user_id))
+                if facet == ORDERS:
+                    changed[ORDER_IDS].add(int(json.loads(row.payload)["order_id"]))
                 if fields:
                     payload: dict[str, Any] = json.loads(row.payload)
                     changed[facet].update(int(payload[f]) for f in fields if payload.get(f) is not None)
@@ -180,14 +221,20 @@ class UserFacts:
     def _rederive(self, tx: Transaction, changed: dict[str, set[int]]) -> None:
         store = tx.analytics
         every = changed[ALL]
-        wanted = {facet: sorted(users | every) for facet, users in changed.items() if facet != ALL}
-        if not any(wanted.values()):
+        changed_orders = changed[ORDER_IDS]
+        wanted = {facet: sorted(users | every) for facet, users in changed.items() if facet not in (ALL, ORDER_IDS)}
+        if not any(wanted.values()) and not changed_orders:
             return
-        self._grow(max(max(users) for users in wanted.values() if users) + 1)
+        self._grow(max((max(users) for users in wanted.values() if users), default=0) + 1)
         if users := wanted[USER]:
             self.created[np.array(users)] = NEVER
-            for uid, created, merged in store.user_rows(users):
-                self.created[uid] = NEVER if merged else created
+            for column in self.attribution.values():
+                column[np.array(users)] = -1
+            for uid, created, merged, *values in store.user_rows(users):
+                if not merged:
+                    self.created[uid] = created
+                for field, value in zip(ATTRIBUTION, values, strict=True):
+                    self.attribution[field][uid] = self._code(field, value)
         if users := wanted[LINKS]:
             _reset(self.linked, users, store.first_links("wecom_external_userid", users))
         if users := wanted[EVENTS]:
@@ -198,6 +245,9 @@ class UserFacts:
             self.first_paid[ids], self.second_paid[ids] = NEVER, NEVER
             self.last_paid[ids], self.orders[ids], self.net[ids] = -1, 0, 0
             self._set_orders(store.counted_orders(users))
+        # Orders moved between users (a merge) are found through their users, the others by id.
+        if changed_orders or every:
+            self._set_order_rows(store.order_rows(sorted(changed_orders), sorted(every)))
 
     def _load_invites(self, tx: Transaction) -> None:
         self.invited = self._scatter(tx.analytics.first_invites(), NEVER)
@@ -212,6 +262,7 @@ class UserFacts:
                            ("last_paid", -1), ("orders", 0), ("net", 0), ("invited", NEVER)):
             setattr(self, name, _extend(getattr(self, name), size, fill))
         self.events = {k: _extend(v, size, NEVER) for k, v in self.events.items()}
+        self.attribution = {k: _extend(v, size, -1) for k, v in self.attribution.items()}
         self.size = size
 
     def _scatter(self, pairs: Sequence[tuple[int, int]], fill: int) -> Column:
@@ -222,6 +273,35 @@ class UserFacts:
             column = _extend(column, self.size, fill)
             column[ids] = values
         return column
+
+    def _code(self, field: str, value: str | None) -> int:
+        codes = self._codes[field]
+        code = codes.get(value)
+        if code is None:
+            code = codes[value] = len(self.labels[field])
+            self.labels[field].append(value)
+        return code
+
+    def _set_order_rows(self, rows: Sequence[tuple[int, int, int, int, bool, str | None]]) -> None:
+        """Store orders by id (rows as :meth:`~siyu.storage.contracts.analytics.AnalyticsStore.order_rows`)."""
+        if not rows:
+            return
+        ids, users, paid, net, counted, channels = zip(*rows, strict=True)
+        oids = np.array(ids, dtype=np.int64)
+        size = int(oids.max()) + 1
+        if size > len(self.order_user):
+            self.order_user = _extend(self.order_user, size, -1)
+            for name in ("order_paid", "order_net", "order_counted", "order_channel"):
+                setattr(self, name, _extend(getattr(self, name), size, 0))
+        self.order_user[oids] = np.array(users, dtype=np.int64)
+        self.order_paid[oids] = np.array(paid, dtype=np.int64)
+        self.order_net[oids] = np.array(net, dtype=np.int64)
+        self.order_counted[oids] = np.array(counted, dtype=np.int64)
+        known = self._channel_codes
+        for name in set(channels) - known.keys():
+            known[name] = len(self.channels)
+            self.channels.append(name)
+        self.order_channel[oids] = np.array([known[c] for c in channels], dtype=np.int64)
 
     def _set_orders(self, rows: Sequence[tuple[int, int, int]]) -> None:
         """Fold counted orders (by user, then ``paid_at``) into the order columns of their users."""

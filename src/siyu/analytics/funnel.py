@@ -162,7 +162,7 @@ def first_reach(facts: UserFacts, step: str) -> Column:
 
 
 def funnel_report(
-    tx: Transaction, facts: UserFacts, steps: list[str], since: datetime | None, until: datetime, by: str | None,
+    facts: UserFacts, steps: list[str], since: datetime | None, until: datetime, by: str | None,
     tz: tzinfo,
 ) -> FunnelReport:
     until_us = to_us(until)
@@ -178,9 +178,11 @@ def funnel_report(
 
     counts: dict[str, tuple[int, ...]] = {}
     if by is not None:
-        members = [BitMap(np.flatnonzero(s).astype(np.uint32)) for s in sets]
-        groups = {(NONE_LABEL if k is None else k): BitMap(v) for k, v in tx.analytics.attribution(by).items()}
-        per_group = {name: tuple(m.intersection_cardinality(g) for m in members) for name, g in groups.items()}
+        codes, labels = facts.groups(by)
+        alive = codes >= 0
+        per_code = [np.bincount(codes[s & alive], minlength=len(labels)).tolist() for s in sets]
+        per_group = {(NONE_LABEL if label is None else label): tuple(c[i] for c in per_code)
+                     for i, label in enumerate(labels)}
         for name in sorted(per_group, key=lambda g: (-per_group[g][0], g)):
             if per_group[name][0]:
                 counts[name] = per_group[name]

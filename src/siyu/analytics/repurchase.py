@@ -10,11 +10,11 @@ it ``*`` and the chart draws its bar hatched.
 
 from __future__ import annotations
 
-import bisect
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 import attrs
+import numpy as np
 
 from .._clock import to_us
 from ._time import buckets, label
@@ -23,7 +23,7 @@ from .results import INCOMPLETE, Report, covering, rate
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-    from ..storage.base import Transaction
+    from .facts import UserFacts
 
 __all__ = ["RepurchaseReport", "repurchase_report", "span"]
 
@@ -62,29 +62,31 @@ def span(window: timedelta) -> str:
 
 
 def repurchase_report(
-    tx: Transaction, window: timedelta, period: str, since: datetime | None, until: datetime, tz: tzinfo
+    facts: UserFacts, window: timedelta, period: str, since: datetime | None, until: datetime, tz: tzinfo
 ) -> RepurchaseReport:
     until_us, window_us = to_us(until), window // timedelta(microseconds=1)
-    since_us = None if since is None else to_us(since)
-    history = [h for h in tx.analytics.buyer_history(until_us) if since_us is None or h[1] >= since_us]
+    # First-time buyers in range, and their second counted order if it was paid before `until`.
+    first = facts.first_paid
+    buyers = first < until_us
+    if since is not None:
+        buyers &= first >= to_us(since)
+    firsts = first[buyers]
+    seconds = facts.second_paid[buyers]
     rows: list[tuple[object, ...]] = []
     start = since  # what the title says the report covers: every first order when no since is given
-    if history:
-        start = since if since is not None else datetime.fromtimestamp(min(h[1] for h in history) / 1e6, tz)
+    if len(firsts):
+        start = since if since is not None else datetime.fromtimestamp(int(firsts.min()) / 1e6, tz)
         bounds = buckets(start, until, period, tz)
         start = since if since is not None else bounds[0]
-        bounds_us = [to_us(b) for b in bounds]
-        stats = [[0, 0, True] for _ in range(len(bounds) - 1)]
-        for _, first, second in history:
-            cell = stats[bisect.bisect_right(bounds_us, first) - 1]
-            cell[0] += 1
-            if second is not None and second - first <= window_us:
-                cell[1] += 1
-            if first + window_us > until_us:
-                cell[2] = False
-        for i, (buyers, again, complete) in enumerate(stats):
-            if buyers:
-                rows.append((label(bounds[i], period, tz), buyers, again, rate(again, buyers), complete))
+        bounds_us = np.array([to_us(b) for b in bounds], dtype=np.int64)
+        cell = np.searchsorted(bounds_us, firsts, side="right") - 1
+        n = len(bounds) - 1
+        counts = np.bincount(cell, minlength=n)
+        again = np.bincount(cell, weights=(seconds < until_us) & (seconds - firsts <= window_us), minlength=n)
+        open_ = np.bincount(cell, weights=firsts + window_us > until_us, minlength=n)
+        for i in np.flatnonzero(counts).tolist():
+            buyers_i, again_i = int(counts[i]), int(again[i])
+            rows.append((label(bounds[i], period, tz), buyers_i, again_i, rate(again_i, buyers_i), not open_[i]))
     total = sum(int(r[1]) for r in rows)  # type: ignore[call-overload]
     again_total = sum(int(r[2]) for r in rows)  # type: ignore[call-overload]
     rows.append(("(all)", total, again_total, rate(again_total, total), all(bool(r[4]) for r in rows)))

@@ -136,8 +136,8 @@ class Analytics:
         with self._uow.read() as tx:
             names = check_steps(tx, steps)
         kinds = [n for n in names if n not in BUILTIN_STEPS]
-        with reading(self._uow, self._facts, self._horizon, kinds) as (tx, facts):
-            report = funnel_report(tx, facts, names, start, end, group, self._uow.tz)
+        with reading(self._uow, self._facts, self._horizon, kinds) as (_, facts):
+            report = funnel_report(facts, names, start, end, group, self._uow.tz)
         for name in names:
             if name not in BUILTIN_STEPS and f"funnel.{name}" not in self._segments.metrics():
                 spec = self._step_metric(name, ("users", "activity"))
@@ -191,8 +191,8 @@ class Analytics:
             raise ValidationError(f"window must be a positive timedelta such as timedelta(days=90), got {window!r}")
         check_period(period)
         start, end = check_window(since, until, self._end(until))
-        with self._uow.read() as tx:
-            return repurchase_report(tx, window, period, start, end, self._uow.tz)
+        with reading(self._uow, self._facts, self._horizon) as (_, facts):
+            return repurchase_report(facts, window, period, start, end, self._uow.tz)
 
     def aov(
         self, *, since: datetime | None = None, until: datetime | None = None, by: str | None = None
@@ -201,8 +201,8 @@ class Analytics:
         ``by``: ``"channel"``, ``"source"`` (the buyer's), ``"day"``, ``"week"`` or ``"month"``."""
         group = check_aov_by(by)
         start, end = check_window(since, until, self._end(until))
-        with self._uow.read() as tx:
-            return aov_report(tx, group, start, end, self._uow.tz)
+        with reading(self._uow, self._facts, self._horizon) as (_, facts):
+            return aov_report(facts, group, start, end, self._uow.tz)
 
     def rfm(self, quantiles: int = 5, *, until: datetime | None = None) -> RfmReport:
         """Per-buyer R, F, M scores from 1 to ``quantiles`` (see :mod:`siyu.analytics.rfm`)."""
@@ -228,8 +228,8 @@ class Analytics:
             raise ValidationError("touchpoints need by='source', 'state' or 'campaign'")
         exposure = check_reached(reached)
         start, end = check_window(since, until, self._end(until))
-        with self._uow.read() as tx:
-            return touchpoint_report(tx, by, start, end, exposure, self._uow.tz)
+        with reading(self._uow, self._facts, self._horizon) as (_, facts):
+            return touchpoint_report(facts, by, start, end, exposure, self._uow.tz)
 
     def new_vs_returning(
         self, period: str = "month", *, since: datetime | None = None, until: datetime | None = None
@@ -238,8 +238,8 @@ class Analytics:
         (default: the last 12 periods)."""
         check_period(period)
         start, end = self._period_window(period, since, until)
-        with self._uow.read() as tx:
-            return new_vs_returning_report(tx, period, start, end, self._uow.tz)
+        with reading(self._uow, self._facts, self._horizon) as (_, facts):
+            return new_vs_returning_report(facts, period, start, end, self._uow.tz)
 
     def fission(self, campaign: str | None = None) -> FissionReport:
         """Fission rate, inviters, K-factor, generations and the invite funnel

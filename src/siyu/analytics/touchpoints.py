@@ -17,17 +17,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 import attrs
-from pyroaring import BitMap
+import numpy as np
 
 from .._clock import to_us
 from ..errors import ValidationError
-from .funnel import NONE_LABEL, reached
+from .funnel import NONE_LABEL
 from .results import Report, covering, rate
 
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-    from ..storage.base import Transaction
+    from .facts import UserFacts
 
 __all__ = ["TouchpointReport", "touchpoint_report"]
 
@@ -58,20 +58,24 @@ def check_reached(value: object) -> dict[str, int]:
 
 
 def touchpoint_report(
-    tx: Transaction, by: str, since: datetime | None, until: datetime, exposure: dict[str, int], tz: tzinfo
+    facts: UserFacts, by: str, since: datetime | None, until: datetime, exposure: dict[str, int], tz: tzinfo
 ) -> TouchpointReport:
     until_us = to_us(until)
-    users = reached(tx, "first_seen", None if since is None else to_us(since), until_us)
-    added = users & reached(tx, "added_wecom", None, until_us)
-    ordered = added & reached(tx, "first_order", None, until_us)
+    users = facts.created < until_us
+    if since is not None:
+        users &= facts.created >= to_us(since)
+    added = users & (facts.wecom < until_us)
+    ordered = added & (facts.first_paid < until_us)
+    codes, labels = facts.groups(by)
+    alive = codes >= 0
+    n = len(labels)
+    counted = [np.bincount(codes[s & alive], minlength=n).tolist() for s in (users, added, ordered)]
+    groups = {(NONE_LABEL if label is None else label): i for i, label in enumerate(labels)}
     rows = []
-    groups = {(NONE_LABEL if k is None else k): BitMap(v) for k, v in tx.analytics.attribution(by).items()}
     for name in exposure:
-        groups.setdefault(name, BitMap())
-    for name, members in groups.items():
-        n_users = users.intersection_cardinality(members)
-        n_added = added.intersection_cardinality(members)
-        n_ordered = ordered.intersection_cardinality(members)
+        groups.setdefault(name, -1)
+    for name, code in groups.items():
+        n_users, n_added, n_ordered = (0, 0, 0) if code < 0 else (c[code] for c in counted)
         n_reached = exposure.get(name, n_users)
         if n_reached < n_added:
             raise ValidationError(

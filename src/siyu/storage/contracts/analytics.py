@@ -120,8 +120,11 @@ class AnalyticsStore(abc.ABC):
 
     # -- per-user facts (the source of ws.analytics' in-memory columns) ------------------------
     @abc.abstractmethod
-    def user_rows(self, user_ids: Sequence[int] | None) -> list[tuple[int, int, bool]]:
-        """``(user_id, created_at, merged)`` of the given users (``None``: every user), by id."""
+    def user_rows(
+        self, user_ids: Sequence[int] | None
+    ) -> list[tuple[int, int, bool, str | None, str | None, str | None]]:
+        """``(user_id, created_at, merged, source, campaign, state)`` of the given users
+        (``None``: every user), by id."""
 
     @abc.abstractmethod
     def first_links(self, kind: str, user_ids: Sequence[int] | None) -> list[tuple[int, int]]:
@@ -135,6 +138,13 @@ class AnalyticsStore(abc.ABC):
     def counted_orders(self, user_ids: Sequence[int] | None) -> list[tuple[int, int, int]]:
         """``(user_id, paid_at, net fen)`` of every counted order of the given users
         (``None``: every user), ordered by user id, then ``paid_at``."""
+
+    @abc.abstractmethod
+    def order_rows(
+        self, order_ids: Sequence[int] | None, user_ids: Sequence[int] = ()
+    ) -> list[tuple[int, int, int, int, bool, str | None]]:
+        """``(order_id, user_id, paid_at, net fen, counted, channel)`` of the given orders and of
+        every order of ``user_ids`` (``order_ids=None``: every order), by id."""
 
     @abc.abstractmethod
     def first_invites(self) -> list[tuple[int, int]]:

@@ -237,10 +237,29 @@ class SqlAnalyticsStore(AnalyticsStore):
             rows.extend(self.tx.execute(f"{sql} AND {column} IN ({marks}) {tail}", [*params, *chunk]))
         return rows
 
-    def user_rows(self, user_ids: Sequence[int] | None) -> list[tuple[int, int, bool]]:
-        rows = self._for_users("SELECT id, created_at, status = ? FROM users WHERE 1 = 1", "id", user_ids,
-                               ["merged"], "ORDER BY id")
-        return [(int(u), int(c), bool(m)) for u, c, m in rows]
+    def user_rows(
+        self, user_ids: Sequence[int] | None
+    ) -> list[tuple[int, int, bool, str | None, str | None, str | None]]:
+        rows = self._for_users(
+            "SELECT id, created_at, status = ?, source, source_campaign, source_state FROM users WHERE 1 = 1", "id",
+            user_ids, ["merged"], "ORDER BY id")
+        return [(int(u), int(c), bool(m), s, sc, ss) for u, c, m, s, sc, ss in rows]
+
+    def order_rows(
+        self, order_ids: Sequence[int] | None, user_ids: Sequence[int] = ()
+    ) -> list[tuple[int, int, int, int, bool, str | None]]:
+        select = (f"SELECT o.id, o.user_id, o.paid_at, o.total - o.refunded, {_COUNTED}, o.channel "
+                  "FROM orders o WHERE 1 = 1")
+        if order_ids is None:
+            # Every order, as fetched: a million rows with no conversion per row.
+            everything: list[tuple[int, int, int, int, bool, str | None]] = list(
+                self.tx.execute(f"{select} ORDER BY o.id"))
+            return everything
+        rows = self._for_users(select, "o.id", order_ids)
+        if user_ids:
+            rows += self._for_users(select, "o.user_id", user_ids)
+        return sorted({int(r[0]): (int(r[0]), int(r[1]), int(r[2]), int(r[3]), bool(r[4]), r[5])
+                       for r in rows}.values())
 
     def first_links(self, kind: str, user_ids: Sequence[int] | None) -> list[tuple[int, int]]:
         rows = self._for_users("SELECT user_id, MIN(linked_at) FROM identities WHERE kind = ?", "user_id",
