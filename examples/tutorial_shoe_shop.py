@@ -84,7 +84,7 @@ wecom = ws.channels.get(
 
 # The channel QR code shown in the live room. Its `state` tells siyu where a
 # new contact came from; its tags and welcome text are applied on arrival.
-way = wecom.add_contact_way(
+way = ws.wecom.add_contact_way(
     state="douyin_live_1124",
     user=["xiaolin"],  # the staff member whose WeCom account they add
     tags=["source/抖音直播"],
@@ -98,7 +98,7 @@ print("QR code for the live room:", way["qr_code"])
 # an encrypted POST. Here we play WeCom and build those POSTs ourselves;
 # in a web app you pass the real request to the same handler (see the
 # how-to "Receive WeCom callbacks in a web app").
-handler = wecom.callbacks()
+handler = ws.wecom.callbacks()
 crypto = wecom.crypto()
 
 

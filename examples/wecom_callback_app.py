@@ -65,7 +65,7 @@ class QuietHandler(WSGIRequestHandler):
 
 def serve(db: str, port: int) -> None:
     ws = siyu.connect(db)
-    callbacks = ws.channels.get("wecom").callbacks(welcome="欢迎关注！回复「会员」领取新人礼")
+    callbacks = ws.wecom.callbacks(welcome="欢迎关注！回复「会员」领取新人礼")
     stop = threading.Event()
     threading.Thread(target=worker, args=(callbacks, stop), daemon=True).start()
     with make_server("0.0.0.0", port, make_app(callbacks)) as httpd:
@@ -89,7 +89,7 @@ def self_check() -> None:
         siyu.connect("memory://", clock=clock) as ws,
     ):
         api.issue_welcome_code("WELCOMECODE", at=int(fx["timestamp"]))  # the code in the fixture's event
-        wecom = ws.channels.get(
+        ws.channels.get(  # configures the workspace's wecom channel, which ws.wecom works through
             "wecom",
             corp_id=fx["receiveid"],
             secret="app-secret",
@@ -97,8 +97,8 @@ def self_check() -> None:
             token=fx["token"],
             encoding_aes_key=fx["encoding_aes_key"],
         )
-        wecom.add_contact_way(state="teststate", user=["zhangsan"], tags=["source/门店海报"], welcome="欢迎光临！")
-        callbacks = wecom.callbacks()
+        ws.wecom.add_contact_way(state="teststate", user=["zhangsan"], tags=["source/门店海报"], welcome="欢迎光临！")
+        callbacks = ws.wecom.callbacks()
         stop = threading.Event()
         httpd = make_server("127.0.0.1", 0, make_app(callbacks), handler_class=QuietHandler)
         threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

@@ -53,7 +53,7 @@ def test_13_welcome_without_a_welcome_code_is_skipped_with_a_reason(
     encrypt = envelope.split("<![CDATA[")[1].split("]]>")[0]
     signature = envelope.split("<![CDATA[")[2].split("]]>")[0]
     clock.set(datetime.fromtimestamp(1700000001, UTC))
-    handler = wecom.callbacks(welcome="欢迎", inline=True)
+    handler = ws.wecom.callbacks(welcome="欢迎", inline=True)
     query = f"msg_signature={signature}&timestamp=1700000000&nonce=nonce1"
     response = handler.handle("POST", query, f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode())
     assert (response.status, response.body) == (200, b"success")

@@ -145,17 +145,17 @@ def test_busy_is_retried_at_most_three_times(wecom, fake: FakeWeCom, sleeps: Sle
 
 
 # -- request shapes ---------------------------------------------------------------------
-def test_add_contact_way(wecom, fake: FakeWeCom) -> None:  # type: ignore[no-untyped-def]
+def test_add_contact_way(ws: siyu.Workspace, wecom, fake: FakeWeCom) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValidationError, match="state"):
         wecom.client.add_contact_way(state="x" * 31, user=["zhangsan"])
     assert fake.calls("add_contact_way") == []
-    record = wecom.add_contact_way(
+    record = ws.wecom.add_contact_way(
         state="douyin_live_1122", user=["zhangsan"], tags=["source/douyin"], welcome="欢迎！"
     )
     assert record["config_id"].startswith("cfg") and record["qr_code"]
     body = fake.calls("add_contact_way")[0].json()
     assert body["state"] == "douyin_live_1122" and body["user"] == ["zhangsan"] and body["type"] == 1
-    assert wecom.contact_way("douyin_live_1122")["tags"] == ["source/douyin"]
+    assert ws.wecom.contact_way("douyin_live_1122")["tags"] == ["source/douyin"]
 
 
 def test_paging(wecom, fake: FakeWeCom) -> None:  # type: ignore[no-untyped-def]
@@ -189,11 +189,11 @@ def test_mark_tag_and_tag_sync(ws: siyu.Workspace, wecom, fake: FakeWeCom) -> No
         wecom.client.mark_tag("zhangsan", "ext1")
     fake.tag_groups.append({"group_id": "g1", "group_name": "客户等级", "tag": [{"id": "t1", "name": "VIP"}]})
     ws.tags.apply(ws.users.add(wecom_external_userid="ext1").id, "interest/美妆")
-    mapping = wecom.push_tags()
+    mapping = ws.wecom.push_tags()
     assert mapping["客户等级/VIP"] == "t1" and mapping["interest/美妆"].startswith("tag")
     assert "客户等级/VIP" in ws.tags.names()
     user = ws.users.find(wecom_external_userid="ext1")
-    wecom.mark_tags(user.id, member="zhangsan", add=["客户等级/VIP"])
+    ws.wecom.mark_tags(user.id, member="zhangsan", add=["客户等级/VIP"])
     assert fake.marks[-1] == {"userid": "zhangsan", "external_userid": "ext1", "add_tag": ["t1"], "remove_tag": []}
     assert "客户等级/VIP" in ws.tags.of(user.id)
 
@@ -284,10 +284,10 @@ def test_callback_creates_user_tags_and_welcomes_once(
     from datetime import UTC, datetime
 
     fx = fixture()
-    wecom.add_contact_way(state="teststate", user=["zhangsan"], tags=["source/live"], welcome="欢迎来到小店")
+    ws.wecom.add_contact_way(state="teststate", user=["zhangsan"], tags=["source/live"], welcome="欢迎来到小店")
     clock.set(datetime.fromtimestamp(int(fx["timestamp"]) + 3, UTC))
     fake.issue_welcome_code("WELCOMECODE", at=int(fx["timestamp"]))
-    handler = wecom.callbacks()
+    handler = ws.wecom.callbacks()
     response = _post(handler, fx)
     assert (response.status, response.body) == (200, b"success")
     assert handler.pending == 1 and ws.users.count() == 0  # acknowledged first, work deferred
@@ -306,7 +306,7 @@ def test_welcome_is_skipped_after_20_seconds(ws: siyu.Workspace, wecom, fake: Fa
 
     fx = fixture()
     clock.set(datetime.fromtimestamp(int(fx["timestamp"]) + 25, UTC))
-    handler = wecom.callbacks(welcome="hi", inline=True)
+    handler = ws.wecom.callbacks(welcome="hi", inline=True)
     _post(handler, fx)
     assert "20 s window" in handler.log[-1][1]
     assert fake.welcomes == []
@@ -314,7 +314,7 @@ def test_welcome_is_skipped_after_20_seconds(ws: siyu.Workspace, wecom, fake: Fa
 
 def test_del_follow_user_marks_lost(ws: siyu.Workspace, wecom) -> None:  # type: ignore[no-untyped-def]
     user = ws.users.add(wecom_external_userid="ext7")
-    handler = wecom.callbacks(inline=True)
+    handler = ws.wecom.callbacks(inline=True)
     crypto = wecom.crypto()
     xml = (
         "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName><CreateTime>1700000000</CreateTime>"
@@ -339,8 +339,8 @@ def test_del_follow_user_marks_lost(ws: siyu.Workspace, wecom) -> None:  # type:
     assert handler.log[-1][1] == f"user {user.id} lost"
 
 
-def test_callback_url_verification_and_forgeries(wecom) -> None:  # type: ignore[no-untyped-def]
-    handler = wecom.callbacks()
+def test_callback_url_verification_and_forgeries(ws: siyu.Workspace, wecom) -> None:  # type: ignore[no-untyped-def]
+    handler = ws.wecom.callbacks()
     echo = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q=="
     query = (
         "msg_signature=dd6b9c95b495b3f7e2901bfbc76c664930ffdb96&timestamp=1411443780&nonce=437374425"
@@ -359,13 +359,13 @@ def test_callback_url_verification_and_forgeries(wecom) -> None:  # type: ignore
     assert handler.pending == 0
 
 
-def test_wsgi_app(wecom) -> None:  # type: ignore[no-untyped-def]
+def test_wsgi_app(ws: siyu.Workspace, wecom) -> None:  # type: ignore[no-untyped-def]
     import io
 
     fx = fixture()
     body = fx["post_body"].encode()
     seen: list[str] = []
-    out = wecom.callbacks().wsgi(
+    out = ws.wecom.callbacks().wsgi(
         {
             "REQUEST_METHOD": "POST",
             "QUERY_STRING": fx["query"],
@@ -412,7 +412,7 @@ def test_client_refusals_are_typed(wecom) -> None:  # type: ignore[no-untyped-de
 
 def test_duplicate_delivery_to_another_handler_instance(ws: siyu.Workspace, wecom, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     fx = fixture()
-    first, second = wecom.callbacks(inline=True), wecom.callbacks(inline=True)
+    first, second = ws.wecom.callbacks(inline=True), ws.wecom.callbacks(inline=True)
     _post(first, fx)
     _post(second, fx)
     assert second.log[-1][1] == "duplicate" and ws.users.count() == 1
@@ -424,12 +424,12 @@ def test_sync_contacts_mirrors_customers_and_tags(ws: siyu.Workspace, wecom, fak
     fake.add_contact("ext2")
     fake.add_contact("ext3", tag_ids=("t-unknown",))
     existing = ws.users.add(wecom_external_userid="ext2")
-    wecom.pull_tags()
-    assert wecom.sync_contacts(["zhangsan"]) == {"seen": 3, "created": 2, "tagged": 1}
+    ws.wecom.pull_tags()
+    assert ws.wecom.sync_contacts(["zhangsan"]) == {"seen": 3, "created": 2, "tagged": 1}
     one = ws.users.find(wecom_external_userid="ext1")
     assert one is not None and one.source_state == "poster" and "客户等级/VIP" in ws.tags.of(one.id)
     assert ws.users.find(wecom_external_userid="ext2").id == existing.id  # type: ignore[union-attr]
-    assert wecom.sync_contacts(["zhangsan"])["created"] == 0
+    assert ws.wecom.sync_contacts(["zhangsan"])["created"] == 0
 
 
 def test_in_flight_calls_per_api_are_capped() -> None:

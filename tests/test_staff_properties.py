@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 import siyu
 from siyu.channels.wecom import ContactEvent
-from siyu.channels.wecom.callbacks import WeComCallbacks
 from siyu.staff import RelationStatus
 from siyu.testing import FakeClock
 
@@ -59,12 +58,10 @@ def test_callbacks_in_any_order_converge_to_the_model(batch: list[tuple[str, str
     rnd.shuffle(delivered)
     clock = FakeClock(datetime.fromtimestamp(T0 + 100, UTC))
     with siyu.connect("memory://", clock=clock) as ws:
-        handler = WeComCallbacks.__new__(WeComCallbacks)
-        handler.workspace, handler.welcome = ws, None
         for customer in CUSTOMERS:  # customers exist already (an add for an unknown one creates it)
             ws.users.add(wecom_external_userid=customer)
         for item in delivered:
-            handler.process(xml(*item))
+            ws.wecom.process(xml(*item))
         ids = {c: ws.users.find(wecom_external_userid=c).id for c in CUSTOMERS}  # type: ignore[union-attr]
         stored = {(c, r.staff): r.status for c in CUSTOMERS for r in ws.staff.relations(ids[c])}
         assert stored == model(batch)

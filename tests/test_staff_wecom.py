@@ -87,7 +87,7 @@ def test_3_two_followers_are_two_relations_and_one_deletion_is_not_lost(
     a, b = sorted(ws.staff.relations(uid), key=lambda r: r.staff)
     assert (a.remark, a.add_way, a.state, a.tags) == ("张姐", 1, "store", ("et高意向",))
     assert (b.remark, b.add_way, b.state, b.oper_userid) == ("老客户", 16, "link", "ext1")
-    handler = wecom.callbacks(inline=True)
+    handler = ws.wecom.callbacks(inline=True)
     now = int(clock().timestamp()) + 1
     assert "1 active relation(s) left" in handler.process(event("del_follow_user", "b", "ext1", at=now))
     assert ws.lifecycle.stage(uid) != "lost"
@@ -97,7 +97,7 @@ def test_3_two_followers_are_two_relations_and_one_deletion_is_not_lost(
 
 
 def test_4_who_deleted_whom(ws: siyu.Workspace, wecom) -> None:  # type: ignore[no-untyped-def]
-    handler = wecom.callbacks(inline=True)
+    handler = ws.wecom.callbacks(inline=True)
     for ext in ("e1", "e2", "e3"):
         handler.process(event("add_external_contact", "a", ext, at=1_700_000_000))
         handler.process(event("add_external_contact", "b", ext, at=1_700_000_000))
@@ -246,7 +246,7 @@ def test_11_transfer_fail_event_is_reconciled_through_transfer_result(
     ws.staff.transfer([shop["e1"]], from_="a", to="c")
     fake.refuse("e1")
     clock.advance(hours=25)
-    handler = wecom.callbacks(inline=True)
+    handler = ws.wecom.callbacks(inline=True)
     outcome = handler.process(event("transfer_fail", "c", "e1", FailReason="customer_refused"))
     assert outcome.endswith("refused")
     assert fake.calls("transfer_result")[-1].json()["handover_userid"] == "a"

@@ -34,6 +34,7 @@ from .services.privacy import PersonalData, Privacy, open_key
 from .services.referrals import Referrals
 from .services.tags import Tags
 from .services.users import MergeParticipant, Users
+from .services.wecom_contacts import WeComContacts
 from .staff import Staff, Transfers
 from .storage.base import Backend, Transaction
 from .wallet import Birthdays, GiftCards, MemberDays, PointsMall, Wallet
@@ -126,6 +127,7 @@ class Workspace:
         self.staff = Staff(self, lifecycle=self.lifecycle)
         self.users = Users(self, privacy=self.privacy, merge_participants=self._merge_participants())
         self.staff.transfers = Transfers(self, staff=self.staff, users=self.users)
+        self.wecom = WeComContacts(self, channels=self.channels, users=self.users, tags=self.tags, staff=self.staff)
         self._extend()
 
     def _merge_participants(self) -> list[MergeParticipant[Any]]:

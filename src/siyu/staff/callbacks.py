@@ -1,6 +1,6 @@
 """What WeCom's customer-contact callbacks do to staff relations.
 
-Called by :class:`siyu.channels.wecom.WeComCallbacks` inside the write that
+Called by :meth:`siyu.services.wecom_contacts.WeComContacts.process` inside the write that
 claims the event, so a duplicate delivery changes nothing. Each event carries
 its ``CreateTime``; relations keep the instant of their last change, so events
 arriving late or out of order converge to the same state.

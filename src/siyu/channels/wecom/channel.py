@@ -5,10 +5,11 @@ identical content, ≤ 10,000 recipients each; the member confirms it in the
 WeCom app). A send whose answer may mean "done" is never repeated;
 :meth:`WeComChannel.reconcile` looks for the task in WeCom's group-message
 records (``get_groupmsg_list_v2`` → ``get_groupmsg_task`` →
-``get_groupmsg_send_result``). Beyond sending, the channel manages channel QR codes
-(:meth:`WeComChannel.add_contact_way`, with the siyu tags to apply to whoever
-scans), two-way tag sync (:meth:`push_tags`, :meth:`pull_tags`) and the
-callback handler (:meth:`callbacks`).
+``get_groupmsg_send_result``). The channel carries messages and gives the API
+client (:attr:`WeComChannel.client`) and the callback crypto
+(:meth:`WeComChannel.crypto`); what WeCom contacts mean for the shop (users,
+tags, channel QR codes, callbacks) is ``ws.wecom``
+(:class:`siyu.services.wecom_contacts.WeComContacts`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ..._text import split_tag
 from ...errors import ValidationError
 from ..base import NOT_CREATED, Channel, DeliveryResult, Limits, Message, Option, Status, unknown
 from .client import DEFAULT_BASE_URL, TokenCache, WeComClient
+from .crypto import WXBizMsgCrypt
 
 __all__ = ["WeComChannel"]
 
-_TAG_KEY = "tag:"  # channel_state: "tag:<group>/<name>" -> WeCom tag id
-_WAY_KEY = "contact_way:"  # channel_state: "contact_way:<state>" -> {"config_id", "tags", ...}
 #: Seconds of clock difference allowed between siyu and WeCom when looking for a task.
 _CLOCK_SLACK = 600
 #: How far back WeCom's group-message records are searched for an unknown send.
@@ -190,141 +189,9 @@ class WeComChannel(Channel):
     def _now(self) -> float:
         return self.workspace.now().timestamp() if self.workspace is not None else time.time()
 
-    # -- channel QR codes -----------------------------------------------------------------
-    def add_contact_way(
-        self, *, state: str, user: Sequence[str], tags: Sequence[str] = (), welcome: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        """Create a 渠道活码 for ``state`` and remember (in the workspace) which siyu
-        ``tags`` and ``welcome`` text apply to customers who add through it."""
-        ws = self._require_workspace("remembering contact ways")
-        for tag in tags:
-            split_tag(tag)
-        answer = self.client.add_contact_way(state=state, user=user, type=1 if len(user) == 1 else 2, **extra)
-        record = {
-            "config_id": answer["config_id"],
-            "qr_code": answer["qr_code"],
-            "tags": list(tags),
-            "welcome": welcome,
-            "user": list(user),
-        }
-        with ws.write() as tx:
-            tx.channels.state_put(self.name, _WAY_KEY + state, json.dumps(record, ensure_ascii=False))
-        return record
-
-    def contact_way(self, state: str) -> dict[str, Any] | None:
-        """What :meth:`add_contact_way` stored for ``state`` (or ``None``)."""
-        ws = self._require_workspace("reading contact ways")
-        with ws.read() as tx:
-            raw = tx.channels.state_get(self.name, _WAY_KEY + state)
-        return None if raw is None else dict(json.loads(raw))
-
-    # -- tags -------------------------------------------------------------------------------
-    def pull_tags(self) -> dict[str, str]:
-        """Define a siyu tag ``<group>/<name>`` for every WeCom corp tag; return
-        ``{siyu tag: wecom tag id}``."""
-        ws = self._require_workspace("syncing tags")
-        mapping: dict[str, str] = {}
-        for group in self.client.get_corp_tag_list():
-            if group.get("deleted"):
-                continue
-            for tag in group.get("tag") or []:
-                if tag.get("deleted"):
-                    continue
-                mapping[f"{group['group_name']}/{tag['name']}"] = str(tag["id"])
-        with ws.write() as tx:
-            for full, tag_id in mapping.items():
-                ws.tags.define(full)
-                tx.channels.state_put(self.name, _TAG_KEY + full, tag_id)
-        return mapping
-
-    def push_tags(self, tags: Iterable[str] | None = None) -> dict[str, str]:
-        """Create in WeCom every siyu tag (default: all) it lacks; return
-        ``{siyu tag: wecom tag id}`` for all of them."""
-        ws = self._require_workspace("syncing tags")
-        known = self.pull_tags()
-        wanted = sorted(set(tags) if tags is not None else set(ws.tags.names()))
-        group_ids: dict[str, str] = {}
-        for tag_group in self.client.get_corp_tag_list():
-            group_ids[str(tag_group["group_name"])] = str(tag_group["group_id"])
-        missing: dict[str, list[str]] = {}
-        for full in wanted:
-            if full not in known:
-                group, _, name = full.partition("/")
-                missing.setdefault(group, []).append(name)
-        for group, names in missing.items():
-            created = self.client.add_corp_tag(names, group_id=group_ids.get(group), group_name=group)
-            for tag in created.get("tag") or []:
-                known[f"{group}/{tag['name']}"] = str(tag["id"])
-        with ws.write() as tx:
-            for full, tag_id in known.items():
-                tx.channels.state_put(self.name, _TAG_KEY + full, tag_id)
-        return {t: known[t] for t in wanted if t in known}
-
-    def tag_id(self, tag: str) -> str | None:
-        """The WeCom tag id synced for a siyu tag."""
-        ws = self._require_workspace("reading tags")
-        with ws.read() as tx:
-            return tx.channels.state_get(self.name, _TAG_KEY + tag)
-
-    def mark_tags(self, user_id: int, *, member: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
-        """Apply siyu tags to a user in siyu AND in WeCom (on each of their external_userids)."""
-        ws = self._require_workspace("tagging")
-        ids = {t: self.tag_id(t) for t in (*add, *remove)}
-        unknown = sorted(t for t, i in ids.items() if i is None)
-        if unknown:
-            raise ValidationError(f"tags {unknown} are not synced with WeCom; run channel.push_tags() first")
-        user = ws.users.get(user_id)
-        externals = [i.value for i in user.identities if i.kind == "wecom_external_userid"]
-        if not externals:
-            raise ValidationError(f"user {user_id} has no wecom_external_userid; link one first")
-        for ext in externals:
-            self.client.mark_tag(
-                member, ext, add_tag=[str(ids[t]) for t in add], remove_tag=[str(ids[t]) for t in remove]
-            )
-        for tag in add:
-            ws.tags.apply(user_id, tag, by=f"wecom:{member}")
-        for tag in remove:
-            ws.tags.remove(user_id, tag, by=f"wecom:{member}")
-
-    def sync_contacts(self, members: Iterable[str], *, limit: int = 100) -> dict[str, int]:
-        """Page through the customers of ``members`` (``batch/get_by_user``) and
-        mirror them in siyu: create missing users (``source="wecom"``, the
-        contact's ``state``), and apply the siyu tags mapped to their WeCom tag
-        ids (run :meth:`pull_tags` first to map them). Returns counts
-        ``{"seen", "created", "tagged"}``."""
-        ws = self._require_workspace("syncing contacts")
-        with ws.read() as tx:
-            by_id = {v: k.removeprefix(_TAG_KEY) for k, v in tx.channels.state_items(self.name, _TAG_KEY)}
-        counts = {"seen": 0, "created": 0, "tagged": 0}
-        for item in self.client.iter_contacts(members, limit=limit):
-            contact = item.get("external_contact") or {}
-            follow = item.get("follow_info") or {}
-            ext = str(contact.get("external_userid") or "")
-            if not ext:
-                continue
-            counts["seen"] += 1
-            with ws.write():
-                user = ws.users.find(wecom_external_userid=ext)
-                if user is None:
-                    user = ws.users.add(wecom_external_userid=ext, source="wecom", state=follow.get("state") or None)
-                    counts["created"] += 1
-                for tag_id in follow.get("tag_id") or []:
-                    tag = by_id.get(str(tag_id))
-                    if tag is not None and ws.tags.apply(user.id, tag, by=f"wecom:{follow.get('userid', '')}"):
-                        counts["tagged"] += 1
-        return counts
-
     # -- callbacks --------------------------------------------------------------------------
-    def callbacks(self, **options: Any) -> Any:
-        """The callback handler (:class:`siyu.channels.wecom.callbacks.WeComCallbacks`)."""
-        from .callbacks import WeComCallbacks
-
-        return WeComCallbacks(self, **options)
-
-    def crypto(self, random: Callable[[], bytes] | None = None) -> Any:
-        """The WXBizMsgCrypt of this app's callback settings."""
-        from .crypto import WXBizMsgCrypt
-
+    def crypto(self, random: Callable[[], bytes] | None = None) -> WXBizMsgCrypt:
+        """The WXBizMsgCrypt of this app's callback settings (``token``, ``encoding_aes_key``)."""
         token, key = self.config["token"], self.config["encoding_aes_key"]
         if not token or not key:
             raise ValidationError(
