@@ -132,12 +132,20 @@ def _help(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], An
         yield lambda attempt_id=attempt_id: ws.bargains.help(attempt_id, helpers[index % len(helpers)]).cut_fen
 
 
+def _draw_many(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
+    draw_id, users, per_process, same_key = args
+    for n in range(per_process):
+        key = same_key or f"p{index}-{n}"
+        yield lambda key=key: ws.draws.draw(draw_id, users[index % len(users)], key=key).prize
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Callable[[], Any]]]] = {
     "reserve_one": _reserve_one,
     "same_user_many_keys": _same_user_many_keys,
     "pay_or_release": _pay_or_release,
     "cancel_twice": _cancel_twice,
     "help": _help,
+    "draw_many": _draw_many,
 }
 
 
@@ -260,3 +268,59 @@ def test_one_helper_from_many_processes_helps_once_per_attempt_and_within_the_li
         rows = [h for a in attempts for h in ws.bargains.helps(a)]
         assert len(rows) == 2 and {h.helper_id for h in rows} == {helper}
         assert len({h.attempt_id for h in rows}) == 2
+
+
+# -- draws -------------------------------------------------------------------------------------------
+RULES = {"organizer": "Leaf & Cup", "contact": "400-000-0000", "participation": "members", "claim": "at once",
+         "delivery": "to the account", "forfeit": "none", "terms": "points never expire"}
+
+
+def _draw_shop(ws: siyu.Workspace, people: int, first: int = 0, **options: Any) -> tuple[int, list[int]]:
+    users = [ws.users.add(phone=f"1350000{i:04d}").id for i in range(first, first + people)]
+    prizes = [{"name": "未中奖", "kind": "miss", "weight": 50},
+              {"name": "Top", "kind": "points", "weight": 50, "points": 100, "value": "1", "stock": 5}]
+    draw = ws.draws.create("race", prizes=prizes, starts_at=START, ends_at=START + timedelta(days=1), rules=RULES,
+                           **options)
+    ws.draws.publish(draw.id)
+    return draw.id, users
+
+
+def test_a_thousand_concurrent_draws_award_a_stock_five_prize_exactly_five_times(url: str) -> None:
+    count = processes(url, 20)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        draw_id, users = _draw_shop(ws, count)
+    outcomes = race(url, "draw_many", (draw_id, users, 1000 // count, None), count)
+    assert len(outcomes) == 1000 and all(o[0] == "ok" for o in outcomes)
+    assert sum(1 for o in outcomes if o[1] == 1) == 5
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.draws.prizes_left(draw_id)["Top"] == 0
+        records = ws.draws.records(draw_id)
+        assert len(records) == 1000 and sum(1 for r in records if r.prize == 1) == 5
+        assert all(r.reason == "exhausted" for r in records if r.prize == 0 and r.rolled == 1)
+        assert sum(ws.points.balance(uid) for uid in users) == 500
+        for uid in users:  # every user's draws numbered 1..n without gaps under the races
+            assert [r.seq for r in ws.draws.records(draw_id, user_id=uid)] == list(range(1, 1000 // count + 1))
+
+
+def test_a_daily_limit_and_a_reused_key_hold_across_processes(url: str) -> None:
+    count = processes(url, 10)
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        draw_id, [user] = _draw_shop(ws, 1, per_user_day=3, cost_points=10)
+        ws.points.earn(user, 1000, reason="gift", key="gift")
+    outcomes = race(url, "draw_many", (draw_id, [user], 2, None), count)
+    assert sum(1 for o in outcomes if o[0] == "ok") == 3
+    assert {o[1] for o in outcomes if o[0] == "error"} == {"QuotaExceeded"}
+    with siyu.connect(url, clock=FakeClock(START + timedelta(days=1))) as ws:
+        assert len(ws.draws.records(draw_id)) == 3
+        won = sum(100 for r in ws.draws.records(draw_id) if r.prize == 1)
+        assert ws.points.balance(user) == 1000 - 30 + won
+    # The same request id from every process: one record, charged once.
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        draw_id, [buyer] = _draw_shop(ws, 1, first=1, cost_points=10)
+        ws.points.earn(buyer, 100, reason="gift", key="gift-2")
+    outcomes = race(url, "draw_many", (draw_id, [buyer], 1, "the-one-tap"), count)
+    assert all(o[0] == "ok" for o in outcomes) and len({o[1] for o in outcomes}) == 1
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert len(ws.draws.records(draw_id)) == 1
+        won = 100 if ws.draws.records(draw_id)[0].prize == 1 else 0
+        assert ws.points.balance(buyer) == 100 - 10 + won

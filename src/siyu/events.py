@@ -25,6 +25,9 @@ __all__ = [
     "CampaignSent",
     "ConversionAttributed",
     "DeliverySkipped",
+    "DrawMade",
+    "DrawPublished",
+    "DrawRevealed",
     "EventTracked",
     "FlashSaleCreated",
     "FlashSalePaid",
@@ -730,3 +733,32 @@ class BargainFailed(Event):
     attempt_id: int
     user_id: int
     helps: int
+
+
+@attrs.frozen(kw_only=True)
+class DrawPublished(Event):
+    """A draw's rules are frozen and its seed commitment is public."""
+
+    draw_id: int
+    commitment: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class DrawMade(Event):
+    draw_id: int
+    record_id: int
+    user_id: int
+    seq: int
+    prize: str
+    kind: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class DrawRevealed(Event):
+    """The server seed is public: anyone can re-compute every draw."""
+
+    draw_id: int
+    seed: str

@@ -16,7 +16,7 @@ from typing import Any
 from ._clock import Clock, checked_now, system_clock, zone
 from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
 from ._url import StorageURL
-from .activities import Bargains, FlashSales
+from .activities import Bargains, Draws, FlashSales
 from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
@@ -116,6 +116,7 @@ class Workspace:
                                    tiers=self.tiers)
         self.member_days = MemberDays(self, promotions=self.promotions)
         self.bargains = Bargains(self, orders=self.orders, referrals=self.referrals)
+        self.draws = Draws(self, points=self.points, coupons=self.coupons, orders=self.orders)
         self.channels = ChannelService(self, self.channel_classes)
         # One contact policy for direct sends (through the channels) and campaigns alike.
         policy = ContactPolicy(self, channels=self.channels)

@@ -2,6 +2,7 @@
 
 - :mod:`~siyu.activities.flash_sales`: 秒杀 / 限量抢购 (``ws.flash_sales``)
 - :mod:`~siyu.activities.bargains`: 砍价 (``ws.bargains``)
+- :mod:`~siyu.activities.draws`: 抽奖 / 盲盒 (``ws.draws``)
 - :mod:`~siyu.activities.fairness`: randomness anyone can re-compute (commit, HMAC, reveal)
 
 Each is a service built in the workspace's composition root; they keep their
@@ -10,6 +11,7 @@ own tables (``siyu.storage.contracts.activities``) and sell through
 """
 
 from .bargains import ENTRY_POINTS, Bargains
+from .draws import Draws
 from .flash_sales import CLEARANCE_REASONS, FlashSales
 
-__all__ = ["CLEARANCE_REASONS", "ENTRY_POINTS", "Bargains", "FlashSales"]
+__all__ = ["CLEARANCE_REASONS", "ENTRY_POINTS", "Bargains", "Draws", "FlashSales"]

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["commitment", "cut_sequence", "new_seed", "uniform_below"]
+__all__ = ["commitment", "cut_sequence", "new_seed", "pick", "uniform_below"]
 
 _SPAN = 1 << 64
 
@@ -67,3 +67,21 @@ def cut_sequence(total_fen: int, helps: int, seed: str) -> list[int]:
         spare -= extra
     cuts.append(1 + spare)
     return cuts
+
+
+def pick(seed: str, message: str, weights: list[int]) -> int:
+    """The index of ``weights`` chosen by ``(seed, message)``, each with
+    probability ``weight / sum(weights)`` exactly (zero weights never chosen).
+
+    A number below the total weight is drawn by :func:`uniform_below` and the
+    bucket it falls in is the outcome: every value lands in exactly one
+    bucket, so a draw can never fail for lack of one."""
+    total = sum(weights)
+    if total <= 0 or min(weights) < 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    roll = uniform_below(seed, message, total)
+    for index, weight in enumerate(weights):
+        if roll < weight:
+            return index
+        roll -= weight
+    raise AssertionError("unreachable: roll < total")

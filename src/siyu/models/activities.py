@@ -19,7 +19,12 @@ __all__ = [
     "Bargain",
     "BargainAttempt",
     "BargainHelp",
+    "Draw",
+    "DrawRecord",
+    "DrawStatus",
     "FlashSale",
+    "Prize",
+    "PrizeKind",
     "Reservation",
     "ReservationStatus",
 ]
@@ -208,3 +213,103 @@ class BargainHelp:
     cut_fen: int
     at: datetime
     flagged: bool = False
+
+
+class PrizeKind(enum.StrEnum):
+    """What a prize gives: nothing (未中奖), points, a coupon, or a product to ship."""
+
+    MISS = "miss"
+    POINTS = "points"
+    COUPON = "coupon"
+    PRODUCT = "product"
+
+
+@attrs.frozen(kw_only=True)
+class Prize:
+    """One line of a draw's prize table.
+
+    ``weight`` over the sum of all weights is the published probability.
+    ``stock`` caps how many are ever awarded (``None``: no cap). ``value_fen`` is
+    the prize's value (cash, or the market price of goods) checked against the
+    legal cap. ``points`` / ``coupon`` (a template name) / ``sku`` say what is
+    delivered for the kind."""
+
+    name: str
+    kind: PrizeKind
+    weight: int
+    stock: int | None = None
+    value_fen: int = 0
+    points: int = 0
+    coupon: str | None = None
+    sku: str | None = None
+
+    @property
+    def value(self) -> Decimal:
+        return to_yuan(self.value_fen)
+
+
+class DrawStatus(enum.StrEnum):
+    """``draft`` (editable, no draws), ``published`` (commitment public, rules
+    frozen, draws taken in the window), ``revealed`` (seed public, verifiable)."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    REVEALED = "revealed"
+
+
+@attrs.frozen(kw_only=True)
+class Draw:
+    """A 抽奖 / 盲盒 activity.
+
+    ``exhausted`` says what a draw that lands on a prize with no stock left
+    gives: ``"miss"`` (the 未中奖 prize; actual odds fall, as disclosed) or
+    ``"redraw"`` (drawn again among prizes still in stock). ``cost_points`` is
+    charged per draw; with ``per_order`` each draw needs a paid order of the
+    user, one draw per order. ``pity``: no user has that many consecutive
+    misses (保底). ``blind_box``: buyers' ages are checked (no sales under 8,
+    guardian consent under 18). ``commitment`` is the SHA-256 of the server
+    seed, public from publication; ``seed`` is shown only once revealed."""
+
+    id: int
+    name: str
+    status: DrawStatus
+    prizes: tuple[Prize, ...]
+    starts_at: datetime
+    ends_at: datetime
+    rules: dict[str, str]
+    exhausted: str = "miss"
+    cost_points: int = 0
+    per_order: bool = False
+    per_user_day: int | None = None
+    per_user: int | None = None
+    pity: int | None = None
+    blind_box: bool = False
+    commitment: str | None = None
+    seed: str | None = None
+    created_at: datetime | None = None
+
+    def odds(self) -> list[tuple[str, Decimal]]:
+        """Each prize's published probability, as a share of 1 (rounded to 6 places)."""
+        total = sum(p.weight for p in self.prizes)
+        return [(p.name, (Decimal(p.weight) / total).quantize(Decimal("0.000001"))) for p in self.prizes]
+
+
+@attrs.frozen(kw_only=True)
+class DrawRecord:
+    """One draw: the user's ``seq``-th, what the seed rolled (``rolled``, a prize
+    index), what was awarded (``prize``) and why (``reason``: "roll", "pity",
+    "exhausted" or "redraw"; ``eligible`` the prize indexes the pity or redraw
+    chose among). Enough to re-compute it from the revealed seed."""
+
+    id: int
+    draw_id: int
+    user_id: int
+    seq: int
+    key: str
+    rolled: int
+    prize: int
+    reason: str
+    eligible: tuple[int, ...]
+    at: datetime
+    order_id: int | None = None
+    cost_points: int = 0

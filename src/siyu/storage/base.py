@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._url import StorageURL
 from .contracts import IdempotencyStore, MetaStore, PointsStore, TagStore, UserStore
-from .contracts.activities import BargainStore, FlashSaleStore
+from .contracts.activities import BargainStore, DrawStore, FlashSaleStore
 from .contracts.analytics import AnalyticsStore
 from .contracts.benefits import BenefitStore
 from .contracts.campaigns import CampaignStore
@@ -188,6 +188,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def bargains(self) -> BargainStore: ...
+
+    @property
+    @abc.abstractmethod
+    def draws(self) -> DrawStore: ...
 
 
     @property

@@ -14,17 +14,21 @@ import abc
 from collections.abc import Sequence
 from datetime import date, datetime
 
+import attrs
+
 from ...models.activities import (
     AttemptStatus,
     Bargain,
     BargainAttempt,
     BargainHelp,
+    Draw,
+    DrawRecord,
     FlashSale,
     Reservation,
     ReservationStatus,
 )
 
-__all__ = ["BargainStore", "FlashSaleStore", "UNITS"]
+__all__ = ["UNITS", "BargainStore", "DrawStore", "FlashSaleStore", "PlayerState"]
 
 #: The three places a flash sale's units can be; they always add up to the sale's total.
 UNITS = ("stock", "reserved", "sold")
@@ -162,3 +166,60 @@ class BargainStore(abc.ABC):
     @abc.abstractmethod
     def due_attempts(self, now: datetime, limit: int) -> list[BargainAttempt]:
         """Open or succeeded attempts whose deadline is at or before ``now``."""
+
+
+@attrs.frozen(kw_only=True)
+class PlayerState:
+    """One user's standing in a draw: draws made, consecutive misses (for 保底),
+    and draws on their latest business ``day`` (yyyymmdd)."""
+
+    draws: int = 0
+    misses: int = 0
+    day: int = 0
+    day_count: int = 0
+
+
+class DrawStore(abc.ABC):
+    """抽奖 / 盲盒 draws: prize tables and stock, players, the draw records."""
+
+    @abc.abstractmethod
+    def add_draw(self, draw: Draw) -> int:
+        """Store a new draw with its server seed (its ``id`` is ignored); return its id."""
+
+    @abc.abstractmethod
+    def save_draw(self, draw: Draw) -> None:
+        """Store a draw's status, commitment, seed and (while a draft) its rules and prizes."""
+
+    @abc.abstractmethod
+    def draw(self, draw_id: int) -> Draw | None:
+        """The draw, seed included (services decide when to show it)."""
+
+    @abc.abstractmethod
+    def draws(self) -> list[Draw]: ...
+
+    @abc.abstractmethod
+    def prizes_left(self, draw_id: int) -> dict[int, int | None]:
+        """Units left per prize index (``None``: no cap)."""
+
+    @abc.abstractmethod
+    def take_prize(self, draw_id: int, index: int) -> bool:
+        """Award one unit of a prize, only if it has no cap or one is left; whether it did."""
+
+    @abc.abstractmethod
+    def player(self, draw_id: int, user_id: int) -> PlayerState:
+        """The user's state, created if new, and locked until the transaction ends
+        (the same user's concurrent draws queue; other users' do not)."""
+
+    @abc.abstractmethod
+    def save_player(self, draw_id: int, user_id: int, state: PlayerState) -> None: ...
+
+    @abc.abstractmethod
+    def add_record(self, record: DrawRecord) -> int | None:
+        """Store a draw record; ``None`` if its key, its (user, seq) or its order was used already."""
+
+    @abc.abstractmethod
+    def record_by_key(self, key: str) -> DrawRecord | None: ...
+
+    @abc.abstractmethod
+    def records(self, draw_id: int, *, user_id: int | None = None) -> list[DrawRecord]:
+        """The draw's records in (user, seq) order."""

@@ -18,6 +18,7 @@ from .campaigns import SqlCampaignStore
 from .channels import SqlChannelStore
 from .coupons import SqlCouponStore
 from .dialect import Dialect
+from .draws import SqlDrawStore
 from .event_log import SqlEventLogStore
 from .fission import SqlFissionStore
 from .flash_sales import SqlFlashSaleStore
@@ -227,6 +228,10 @@ class SqlTransaction(Transaction):
     @cached_property
     def bargains(self) -> SqlBargainStore:
         return SqlBargainStore(self)
+
+    @cached_property
+    def draws(self) -> SqlDrawStore:
+        return SqlDrawStore(self)
 
 
     @cached_property

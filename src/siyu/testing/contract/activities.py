@@ -1,4 +1,5 @@
-"""Contract: flash-sale stock, reservations and quotas; bargain attempts and helps (what every backend must keep)."""
+"""Contract: flash-sale stock, reservations and quotas; bargain attempts and helps; draw
+prizes, players and records (what every backend must keep)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,24 @@ class ActivitiesContract(ContractBase):
         clock.advance(timedelta(days=1))
         assert ws.bargains.expire_due() == 1
         assert ws.bargains.attempt(second.id).status is AttemptStatus.FAILED
+
+    def test_draw_prize_stock_players_and_records(self, ws: siyu.Workspace, clock: FakeClock) -> None:
+        rules = {k: "stated" for k in ("organizer", "contact", "participation", "claim", "delivery", "forfeit",
+                                        "terms")}
+        draw = ws.draws.create("contract", starts_at=clock.now, ends_at=clock.now + timedelta(days=1), rules=rules,
+                               per_user_day=2, prizes=[
+                                   {"name": "miss", "kind": "miss", "weight": 1},
+                                   {"name": "top", "kind": "points", "weight": 1000, "points": 5, "value": "1",
+                                    "stock": 1}])
+        ws.draws.publish(draw.id)
+        uid = ws.users.add().id
+        first = ws.draws.draw(draw.id, uid, key="one")
+        second = ws.draws.draw(draw.id, uid, key="two")
+        assert ws.draws.draw(draw.id, uid, key="one") == first
+        with pytest.raises(QuotaExceeded):
+            ws.draws.draw(draw.id, uid, key="three")
+        assert [r.seq for r in ws.draws.records(draw.id, user_id=uid)] == [1, 2]
+        assert sorted([first.prize, second.prize]) == [0, 1] and ws.draws.prizes_left(draw.id)["top"] == 0
+        clock.advance(timedelta(days=1))
+        ws.draws.reveal(draw.id)
+        assert ws.draws.verify(draw.id).ok

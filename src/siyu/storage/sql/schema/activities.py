@@ -1,4 +1,4 @@
-"""Activities: 秒杀 flash sales (stock, reservations, per-user quotas), 砍价 bargains."""
+"""Activities: 秒杀 flash sales (stock, reservations, per-user quotas), 砍价 bargains, 抽奖 / 盲盒 draws."""
 
 COMPONENT = "activities"
 ORDER = 65
@@ -54,6 +54,28 @@ MIGRATIONS = [
             "CREATE UNIQUE INDEX bargain_helps_seq ON bargain_helps (attempt_id, seq)",
             "CREATE TABLE bargain_counts (bargain_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
             "kind {text} NOT NULL, n {bigint} NOT NULL, PRIMARY KEY (bargain_id, user_id, kind))",
+        ],
+    ),
+    (
+        3,
+        [
+            # spec: the prize table and published rules (JSON), frozen once published.
+            "CREATE TABLE draws (id {pk}, name {text} NOT NULL, status {text} NOT NULL, spec {text} NOT NULL, "
+            "seed {text} NOT NULL, commitment {text}, starts_at {bigint} NOT NULL, ends_at {bigint} NOT NULL, "
+            "created_at {bigint} NOT NULL)",
+            "CREATE TABLE draw_prizes (draw_id {bigint} NOT NULL, idx {bigint} NOT NULL, units_left {bigint}, "
+            "awarded {bigint} NOT NULL, PRIMARY KEY (draw_id, idx), CHECK (units_left IS NULL OR units_left >= 0))",
+            "CREATE TABLE draw_players (draw_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
+            "draws {bigint} NOT NULL, misses {bigint} NOT NULL, day {bigint} NOT NULL, day_count {bigint} NOT NULL, "
+            "PRIMARY KEY (draw_id, user_id))",
+            "CREATE TABLE draw_records (id {pk}, draw_id {bigint} NOT NULL, user_id {bigint} NOT NULL, "
+            "seq {bigint} NOT NULL, key {text} NOT NULL, rolled {bigint} NOT NULL, prize {bigint} NOT NULL, "
+            "reason {text} NOT NULL, eligible {text} NOT NULL, at {bigint} NOT NULL, order_id {bigint}, "
+            "cost_points {bigint} NOT NULL)",
+            # A retried draw finds its record by key; a user's draws are numbered without gaps or repeats.
+            "CREATE UNIQUE INDEX draw_records_key ON draw_records (key)",
+            "CREATE UNIQUE INDEX draw_records_seq ON draw_records (draw_id, user_id, seq)",
+            "CREATE UNIQUE INDEX draw_records_order ON draw_records (draw_id, order_id) WHERE order_id IS NOT NULL",
         ],
     ),
 ]
