@@ -101,6 +101,12 @@ def _birthday_job(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome
     yield _attempt(lambda: len(ws.birthdays.grant_due()))
 
 
+def _review(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    uid, lines = args
+    order_id, line_no = lines[index]
+    yield _attempt(lambda: getattr(ws.reviews.review(uid, order_id, line_no, stars=1 + index % 5), "id", None))
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "confirm": _confirm,
     "pay": _pay,
@@ -109,6 +115,7 @@ TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "sign_in": _sign_in,
     "redeem_card": _redeem_card,
     "birthday_job": _birthday_job,
+    "review": _review,
 }
 
 
@@ -261,3 +268,32 @@ def test_the_birthday_job_on_four_workers_grants_once_per_member(url: str) -> No
     assert sum(count for _, count in outcomes) == 10
     with siyu.connect(url, clock=FakeClock(START)) as ws:
         assert [ws.points.balance(u) for u in users] == [88] * 10
+
+
+# -- reviews -------------------------------------------------------------------------------------------
+def _reviewer(ws: siyu.Workspace, lines: int) -> tuple[int, int]:
+    from siyu.models.commerce import ProductRole
+
+    ws.products.add("TEA", "Oolong", price="100", cost="40", role=ProductRole.PROFIT)
+    uid = ws.users.add().id
+    order = ws.orders.record(uid, [{"sku": "TEA", "qty": 1}] * lines)
+    return uid, order.id
+
+
+def test_concurrent_reviews_of_one_line_yield_one_reward(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        uid, oid = _reviewer(ws, 1)
+    outcomes = race(url, "review", (uid, [(oid, 0)] * 4), processes=4)
+    assert len({result for _, result in outcomes}) == 1
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert len(ws.reviews.rewards(uid)) == 1
+
+
+def test_the_review_daily_cap_holds_across_processes(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        uid, oid = _reviewer(ws, 6)
+        ws.reviews.configure(daily_cap=2)
+    outcomes = race(url, "review", (uid, [(oid, n) for n in range(6)]), processes=6)
+    assert sum(1 for kind, result in outcomes if kind == "ok" and result is not None) == 2
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert len(ws.reviews.rewards(uid)) == 2

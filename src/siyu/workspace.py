@@ -37,7 +37,7 @@ from .services.users import MergeParticipant, Users
 from .services.wecom_contacts import WeComContacts
 from .staff import Staff, Transfers
 from .storage.base import Backend, Transaction
-from .wallet import Birthdays, GiftCards, MemberDays, PointsMall, Wallet
+from .wallet import Birthdays, GiftCards, MemberDays, PointsMall, Reviews, Wallet
 
 __all__ = ["Workspace", "connect"]
 
@@ -115,6 +115,7 @@ class Workspace:
         self.birthdays = Birthdays(self, points=self.points, coupons=self.coupons, points_mall=self.points_mall,
                                    tiers=self.tiers)
         self.member_days = MemberDays(self, promotions=self.promotions)
+        self.reviews = Reviews(self, points=self.points)
         self.bargains = Bargains(self, orders=self.orders, referrals=self.referrals)
         self.draws = Draws(self, points=self.points, coupons=self.coupons, orders=self.orders)
         self.channels = ChannelService(self, self.channel_classes)

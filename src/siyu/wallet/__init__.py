@@ -7,6 +7,7 @@
   with points through the points ledger.
 - :mod:`~siyu.wallet.birthdays` -- ``ws.birthdays``: a benefit once a year.
 - :mod:`~siyu.wallet.member_days` -- ``ws.member_days``: 会员日 boosts and prices.
+- :mod:`~siyu.wallet.reviews` -- ``ws.reviews``: rewards for reviewing and for shares that convert.
 - :mod:`~siyu.wallet.rules` -- the prepaid-card rules as versioned data.
 """
 
@@ -14,8 +15,9 @@ from .birthdays import BirthdayBenefit, Birthdays
 from .gift_cards import GiftCards
 from .member_days import MemberDay, MemberDays
 from .points_mall import PointsMall
+from .reviews import ReviewRewards, Reviews
 from .rules import PrepaidRules
 from .stored_value import Wallet, WalletSettings
 
 __all__ = ["BirthdayBenefit", "Birthdays", "GiftCards", "MemberDay", "MemberDays", "PointsMall", "PrepaidRules",
-           "Wallet", "WalletSettings"]
+           "ReviewRewards", "Reviews", "Wallet", "WalletSettings"]
