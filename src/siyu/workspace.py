@@ -170,6 +170,7 @@ class Workspace:
         from plugins. The event consumers are declared in ``siyu.eventlog.builtin``."""
         self.segments.register_metrics(ORDER_METRICS)
         self.segments.register_metrics(self.analytics.segment_metrics())
+        self.segments.register_metric_family("events", self.analytics.event_metric)
         self.segments.declare_tags(STAGE_TAGS)
         self.hooks.points_rules(register=self.points_rules.register)
         self.points_rules.add_boost(self.birthdays.boost)

@@ -53,7 +53,8 @@ class Analytics:
     ``"day"``, ``"week"`` (from Monday) or ``"month"`` (calendar) in the
     business time zone.
 
-    It also registers segment metrics: ``rfm.r``, ``rfm.f``, ``rfm.m``
+    It also registers segment metrics: ``events.<kind>`` (how many events of a
+    tracked kind each user has: ``events.page_view >= 2``), ``rfm.r``, ``rfm.f``, ``rfm.m``
     (5-quantile scores of buyers) and ``funnel.<step>`` (``true`` when the
     user has reached a built-in step, or a tracked-event step once a funnel
     used it): ``ws.segments.count("rfm.r >= 4 and funnel.added_wecom = true")``.
@@ -77,6 +78,21 @@ class Analytics:
         rfm = [MetricSpec(name=f"rfm.{name}", values=self._rfm_metric(index), counters=("orders", "users"))
                for index, name in enumerate("rfm")]
         return rfm + [self._step_metric(step, _STEP_COUNTERS[step]) for step in BUILTIN_STEPS]
+
+    @staticmethod
+    def event_metric(kind: str) -> MetricSpec:
+        """The segment metric ``events.<kind>``: how many ``kind`` events each user tracked
+        (0 for users with none): ``ws.segments.count("events.page_view >= 2")``."""
+
+        def values(tx: Transaction, now: datetime) -> MetricValues:
+            counts = dict(tx.analytics.event_counts(kind))
+            if not counts and kind not in tx.analytics.event_kinds():
+                known = ", ".join(tx.analytics.event_kinds()[:15]) or "none tracked yet"
+                raise ValidationError(f"events.{kind}: no {kind!r} event was ever tracked; use a tracked kind "
+                                      f"({known})")
+            return {uid: counts.get(uid, 0) for uid in tx.segments.user_ids()}
+
+        return MetricSpec(name=f"events.{kind}", values=values, counters=("activity", "users"))
 
     @staticmethod
     def _step_metric(step: str, counters: Sequence[str]) -> MetricSpec:

@@ -326,9 +326,12 @@ class Evaluation:
 class Engine:
     """The per-workspace evaluator and its caches (thread-safe)."""
 
-    def __init__(self, tz: Any, metrics: dict[str, MetricDef]) -> None:
+    def __init__(self, tz: Any, metrics: dict[str, MetricDef],
+                 families: dict[str, Callable[[str], MetricDef | None]] | None = None) -> None:
         self.tz = tz
         self.metrics = metrics
+        #: Metric families by prefix: ``events`` resolves ``events.page_view`` when first used.
+        self.families = {} if families is None else families
         self.lock = threading.RLock()
         self._tags = _TagCache()
         self._universe: tuple[int, BitMap] | None = None
@@ -417,7 +420,14 @@ class Engine:
     def metric(self, tx: Transaction, now: datetime, name: str) -> SortedIndex | None:
         definition = self.metrics.get(name)
         if definition is None:
-            return None
+            prefix, _, rest = name.partition(".")
+            family = self.families.get(prefix)
+            if family is None or not rest:
+                return None
+            definition = family(rest)
+            if definition is None:
+                return None
+            self.metrics[name] = definition
         token: tuple[Any, ...] = tuple(tx.meta.version(c) for c in definition.counters)
         if definition.period:
             token += (now.timestamp() // definition.period,)

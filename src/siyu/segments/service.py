@@ -62,7 +62,8 @@ class Segments:
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
         self._metrics: dict[str, MetricDef] = {}
-        self._engine = Engine(uow.tz, self._metrics)
+        self._families: dict[str, Callable[[str], MetricDef | None]] = {}
+        self._engine = Engine(uow.tz, self._metrics, self._families)
         register_builtin_metrics(self)
 
     # -- extension point ---------------------------------------------------------------
@@ -100,6 +101,24 @@ class Segments:
         with self._engine.lock:
             self._metrics[name] = MetricDef(name, values, names, _period(time_dependent))
             self._engine._metrics.pop(name, None)
+
+    def register_metric_family(self, prefix: str, resolve: Callable[[str], MetricSpec | None]) -> None:
+        """Make every ``prefix.<name>`` a metric, defined when an expression first uses it:
+        ``resolve(name)`` returns its :class:`~siyu.segments.metrics.MetricSpec`, or ``None`` for a
+        name the family does not know (the expression then fails as an unknown metric). Analytics
+        registers ``events``: ``events.page_view >= 2`` counts each user's tracked ``page_view`` events."""
+        check_metric_name(prefix)
+        if "." in prefix or prefix in self._families:
+            raise ValidationError(f"metric family {prefix!r} must be one word and registered once")
+
+        def definition(name: str) -> MetricDef | None:
+            spec = resolve(name)
+            if spec is None:
+                return None
+            return MetricDef(spec.name, spec.values, tuple(spec.counters), _period(spec.time_dependent))
+
+        with self._engine.lock:
+            self._families[prefix] = definition
 
     def register_metrics(self, specs: Iterable[MetricSpec]) -> None:
         """:meth:`register_metric` for each of a domain's declared metrics."""

@@ -63,6 +63,10 @@ class AnalyticsStore(abc.ABC):
         """Users whose first invitee still bound to them (an active binding) was bound in ``[since, until)``."""
 
     @abc.abstractmethod
+    def event_counts(self, kind: str) -> list[tuple[int, int]]:
+        """``(user_id, how many events of kind they tracked)`` of every user with one."""
+
+    @abc.abstractmethod
     def event_kinds(self) -> list[str]:
         """Every tracked event kind recorded so far, sorted."""
 

@@ -130,6 +130,10 @@ class SqlAnalyticsStore(AnalyticsStore):
             ["active", *params],
         )
 
+    def event_counts(self, kind: str) -> list[tuple[int, int]]:
+        return [(int(u), int(n)) for u, n in self.tx.execute(
+            "SELECT user_id, COUNT(*) FROM user_events WHERE kind = ? GROUP BY user_id", (kind,))]
+
     def event_kinds(self) -> list[str]:
         return [str(r[0]) for r in self.tx.execute("SELECT DISTINCT kind FROM user_events ORDER BY kind")]
 
