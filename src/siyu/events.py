@@ -77,6 +77,8 @@ __all__ = [
     "OwnerChanged",
     "TransferStarted",
     "TransferFinished",
+    "GroupChanged",
+    "GroupMembersChanged",
     "UserCreated",
     "UserUpdated",
     "UsersMerged",
@@ -634,6 +636,27 @@ class TransferFinished(Event):
     from_staff: str
     to_staff: str
     status: str
+
+
+@attrs.frozen(kw_only=True)
+class GroupChanged(Event):
+    """A customer group was created, changed (name, owner, notice) or dismissed
+    (``change`` is ``"create"``, ``"update"`` or ``"dismiss"``)."""
+
+    chat_id: str
+    change: str
+    owner: str
+
+
+@attrs.frozen(kw_only=True)
+class GroupMembersChanged(Event):
+    """Members joined or left a group: member ids, and the siyu users among them."""
+
+    chat_id: str
+    joined: tuple[str, ...]
+    quit: tuple[str, ...]
+    joined_users: tuple[int, ...]
+    quit_users: tuple[int, ...]
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .activities import Bargains, Draws, FlashSales
 from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
+from .community import Groups
 from .errors import UnknownBackendError, UnknownChannelError, ValidationError
 from .eventlog import EventLog, codec
 from .eventlog.builtin import builtin_consumers
@@ -127,15 +128,17 @@ class Workspace:
                                    horizon=self.backend.event_horizon)
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
         self.staff = Staff(self, lifecycle=self.lifecycle)
+        self.groups = Groups(self)
         self.users = Users(self, privacy=self.privacy, merge_participants=self._merge_participants())
         self.staff.transfers = Transfers(self, staff=self.staff, users=self.users)
-        self.wecom = WeComContacts(self, channels=self.channels, users=self.users, tags=self.tags, staff=self.staff)
+        self.wecom = WeComContacts(self, channels=self.channels, users=self.users, tags=self.tags, staff=self.staff,
+                                   groups=self.groups)
         self._extend()
 
     def _merge_participants(self) -> list[MergeParticipant[Any]]:
         """Who moves per-user data when users merge, in order (unmerge runs in reverse)."""
         return [self.tags, self.points, self.referrals, self.lifecycle, self.events, self.tiers, self.coupons,
-                self.orders, self.campaigns, self.staff]
+                self.orders, self.campaigns, self.staff, self.groups]
 
     def _personal_data(self) -> list[PersonalData]:
         """Each domain's part of a person's export and erasure (``ws.privacy``)."""
@@ -156,7 +159,8 @@ class Workspace:
             ),
             PersonalData(name="lifecycle", export=self.lifecycle.history),
             PersonalData(name="staff", export=lambda uid: {"owner": self.staff.owner(uid),
-                                                           "relations": self.staff.relations(uid)}),
+                                                           "relations": self.staff.relations(uid),
+                                                           "groups": [g.chat_id for g in self.groups.of(uid)]}),
             PersonalData(name="wallet", export=self.wallet.export),
             PersonalData(name="birthdays", export=self.birthdays.export,
                          erase=lambda tx, ids: {"birthdays": tx.benefits.erase_birthdays(ids)}),

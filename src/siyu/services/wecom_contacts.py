@@ -25,6 +25,8 @@ contact means for the shop is decided here:
     active relation is left. ``Source=DELETE_BY_TRANSFER`` is a transfer, not churn;
   * ``transfer_fail``: the pending transfer to ``UserID`` is reconciled
     (``ws.staff.transfers.failed``);
+  * ``change_external_chat`` (customer groups): ``ws.groups`` applies member changes as
+    deltas and re-reads the group when it cannot (``siyu.community.callbacks``);
   * ``change_external_tag`` (corp tags edited in the console): the mapping is pulled again.
 """
 
@@ -39,11 +41,13 @@ from .._text import split_tag
 from ..channels.wecom.callbacks import WELCOME_WINDOW, ContactEvent, WeComCallbacks
 from ..channels.wecom.channel import WeComChannel
 from ..errors import ChannelError, ValidationError
+from ..community.callbacks import apply_chat_event
 from ..staff.callbacks import apply_follow, apply_unfollow
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..channels.service import ChannelService
+    from ..community import Groups
     from ..staff import Staff
     from .tags import Tags
     from .users import Users
@@ -71,13 +75,14 @@ class WeComContacts:
     """
 
     def __init__(
-        self, uow: UnitOfWork, *, channels: ChannelService, users: Users, tags: Tags, staff: Staff
+        self, uow: UnitOfWork, *, channels: ChannelService, users: Users, tags: Tags, staff: Staff, groups: Groups
     ) -> None:
         self._uow = uow
         self._channels = channels
         self._users = users
         self._tags = tags
         self._staff = staff
+        self._groups = groups
 
     @property
     def channel(self) -> WeComChannel:
@@ -237,6 +242,8 @@ class WeComContacts:
         if event.event == "change_external_tag":
             # Someone edited corp tags in the admin console: refresh the mapping.
             return f"tags pulled: {len(self.pull_tags())}"
+        if event.event == "change_external_chat":
+            return apply_chat_event(self._groups, self.channel.client, event.fields)
         if event.event != "change_external_contact":
             return f"ignored event {event.event or '(none)'}"
         if not event.external_userid:

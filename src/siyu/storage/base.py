@@ -22,6 +22,7 @@ from .contracts.benefits import BenefitStore
 from .contracts.campaigns import CampaignStore
 from .contracts.channels import ChannelStore
 from .contracts.commerce import CouponStore, OrderStore, ProductStore, TierStore
+from .contracts.community import GroupStore
 from .contracts.event_log import EventLogStore
 from .contracts.fission import FissionStore
 from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
@@ -193,7 +194,6 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def draws(self) -> DrawStore: ...
 
-
     @property
     @abc.abstractmethod
     def staff(self) -> StaffStore: ...
@@ -201,6 +201,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def benefits(self) -> BenefitStore: ...
+
+    @property
+    @abc.abstractmethod
+    def groups(self) -> GroupStore: ...
 
 
 class Backend(abc.ABC):

@@ -66,7 +66,10 @@ def parse_xml(text: str | bytes) -> dict[str, str]:
         raise CallbackRejected(f"callback XML refused: {type(exc).__name__} (DTD/entities)", code=PARSE_XML) from None
     except Exception as exc:  # ParseError and friends: malformed input
         raise CallbackRejected(f"callback XML does not parse: {exc}", code=PARSE_XML) from None
-    return {child.tag: (child.text or "") for child in root}
+    # A list (<MemChangeList><Item>a</Item><Item>b</Item></MemChangeList>) reads as "a,b",
+    # the same as the older comma-separated CDATA form of the same field.
+    return {child.tag: (child.text or "").strip() if len(child) == 0 or (child.text or "").strip()
+            else ",".join((item.text or "").strip() for item in child) for child in root}
 
 
 class WXBizMsgCrypt:

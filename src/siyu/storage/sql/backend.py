@@ -16,6 +16,7 @@ from .bargains import SqlBargainStore
 from .benefits import SqlBenefitStore
 from .campaigns import SqlCampaignStore
 from .channels import SqlChannelStore
+from .community import SqlGroupStore
 from .coupons import SqlCouponStore
 from .dialect import Dialect
 from .draws import SqlDrawStore
@@ -233,7 +234,6 @@ class SqlTransaction(Transaction):
     def draws(self) -> SqlDrawStore:
         return SqlDrawStore(self)
 
-
     @cached_property
     def staff(self) -> SqlStaffStore:
         return SqlStaffStore(self)
@@ -241,6 +241,10 @@ class SqlTransaction(Transaction):
     @cached_property
     def benefits(self) -> SqlBenefitStore:
         return SqlBenefitStore(self)
+
+    @cached_property
+    def groups(self) -> SqlGroupStore:
+        return SqlGroupStore(self)
 
 
 class SqlBackend(Backend):

@@ -26,6 +26,7 @@ from .base import ContractBase
 from .campaigns import CampaignsContract
 from .channels import ChannelsContract
 from .commerce import CommerceContract
+from .community import CommunityContract
 from .event_log import EventLogContract
 from .points import PointsContract
 from .privacy import PrivacyContract
@@ -42,6 +43,7 @@ __all__ = [
     "CampaignsContract",
     "ChannelsContract",
     "CommerceContract",
+    "CommunityContract",
     "ContractBase",
     "EventLogContract",
     "PointsContract",
@@ -70,6 +72,7 @@ class StorageContract(
     PrivacyContract,
     SegmentsContract,
     StaffContract,
+    CommunityContract,
     WalletContract,
 ):
     """Every domain's contract. Subclass it and implement ``make_url``."""

@@ -17,7 +17,7 @@ from .sms import FakeAliyunSms, FakeTencentSms
 from .smtp import FakeSmtp, self_signed_context
 from .webhook import WebhookReceiver
 from .wecom import FakeWeCom
-from .wecom_scrm import FakeWeComScrm
+from .wecom_scrm import FakeWeComGroups, FakeWeComScrm
 
 __all__ = [
     "FakeAliyunSms",
@@ -26,6 +26,7 @@ __all__ = [
     "FakeSmtp",
     "FakeTencentSms",
     "FakeWeCom",
+    "FakeWeComGroups",
     "FakeWeComScrm",
     "Fault",
     "Request",

@@ -215,3 +215,165 @@ class FakeWeComScrm(FakeWeCom):
         nxt = start + size
         last = nxt >= len(items)
         return {"info": items[start:nxt], "is_last": last, "next_cursor": "" if last else str(nxt)}
+
+
+class FakeWeComGroups(FakeWeComScrm):
+    """:class:`FakeWeComScrm` with customer groups, join ways and welcome templates
+    (wecom-scrm reference §2.2, §3, §4):
+
+    * ``groupchat/list`` needs ``limit`` 1-1000 and answers 81017 without an
+      ``owner_filter`` (the app sees more than 1000 people), at most 100 owners;
+    * ``groupchat/get`` returns members with ``type``, ``join_scene``, ``invitor``,
+      ``state`` and ``name`` (only with ``need_name=1``) and the ``member_version``,
+      which :meth:`join` / :meth:`quit` change;
+    * ``groupchat/transfer`` answers 90500 per chat whose owner has not resigned and
+      ``onjob_transfer`` 90501 for a group that is not a customer group;
+    * join ways keep at most 5 groups and a ``state`` of at most 30 characters; the
+      101st welcome template answers 41055; a welcome text over 3000 bytes 40058.
+    """
+
+    def __init__(self, corp_id: str = "wwcorp", secret: str = "s3cret", *, clock: Clock | None = None) -> None:
+        super().__init__(corp_id, secret, clock=clock)
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.join_ways: dict[str, dict[str, Any]] = {}
+        self.templates: dict[str, dict[str, Any]] = {}
+
+    # -- scripting -------------------------------------------------------------------------------------
+    def add_group(self, chat_id: str, owner: str, *, name: str = "", customer_group: bool = True) -> None:
+        if owner not in self.members:
+            self.add_member(owner)
+        self.groups[chat_id] = {"chat_id": chat_id, "name": name or chat_id, "owner": owner, "notice": "",
+                                "create_time": int(unix_time(self.clock)), "admin_list": [], "member_list": [],
+                                "member_version": "v0", "customer_group": customer_group, "version": 0}
+        self.join(chat_id, [owner], type=1)
+
+    def join(self, chat_id: str, member_ids: list[str], *, type: int = 2, join_scene: int = 3, state: str = "",
+             invitor: str | None = None) -> str:
+        """Members join; returns the new member version."""
+        group = self.groups[chat_id]
+        for mid in member_ids:
+            item: dict[str, Any] = {"userid": mid, "type": type, "join_time": int(unix_time(self.clock)),
+                                    "join_scene": join_scene, "group_nickname": "", "name": f"name-{mid}"}
+            if invitor:
+                item["invitor"] = {"userid": invitor}
+            if state:
+                item["state"] = state
+            group["member_list"].append(item)
+        return self._bump(group)
+
+    def quit(self, chat_id: str, member_ids: list[str]) -> str:
+        group = self.groups[chat_id]
+        group["member_list"] = [m for m in group["member_list"] if m["userid"] not in member_ids]
+        return self._bump(group)
+
+    @staticmethod
+    def _bump(group: dict[str, Any]) -> str:
+        group["version"] += 1
+        group["member_version"] = f"v{group['version']}"
+        return str(group["member_version"])
+
+    # -- groups ---------------------------------------------------------------------------------------------
+    def _groupchat_list(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        limit = body.get("limit")
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            return {"errcode": 40058, "errmsg": "limit: 1-1000, required"}
+        owners = (body.get("owner_filter") or {}).get("userid_list")
+        if not owners:
+            return {"errcode": 81017, "errmsg": "too many people in the visible range: pass owner_filter"}
+        if len(owners) > 100:
+            return {"errcode": 40058, "errmsg": "owner_filter.userid_list: at most 100"}
+        found = [{"chat_id": c, "status": 0} for c, g in sorted(self.groups.items()) if g["owner"] in owners]
+        start = int(body.get("cursor") or 0)
+        nxt = start + limit
+        return {"group_chat_list": found[start:nxt], "next_cursor": str(nxt) if nxt < len(found) else ""}
+
+    def _groupchat_get(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        group = self.groups.get(str(body.get("chat_id")))
+        if group is None:
+            return {"errcode": 49008, "errmsg": "chat not found or dismissed"}
+        members = [{k: v for k, v in m.items() if k != "name" or body.get("need_name") == 1}
+                   for m in group["member_list"]]
+        fields = ("chat_id", "name", "owner", "notice", "create_time", "admin_list", "member_version")
+        return {"group_chat": {**{k: group[k] for k in fields}, "member_list": members}}
+
+    def _group_transfer(self, body: dict[str, Any], resigned: bool) -> dict[str, Any]:
+        ids = body.get("chat_id_list")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            return {"errcode": 40058, "errmsg": "chat_id_list: 1-100"}
+        failed = []
+        for chat_id in ids:
+            group = self.groups.get(chat_id)
+            owner = (self.members.get(group["owner"]) or {}) if group else {}
+            if group is None:
+                code = 49008
+            elif not group["customer_group"]:
+                code = 90501
+            elif resigned and not owner.get("resigned_at"):
+                code = 90500
+            elif not resigned and owner.get("resigned_at"):
+                code = 90502
+            elif group["owner"] == body.get("new_owner"):
+                code = 90504
+            else:
+                group["owner"] = body.get("new_owner")
+                continue
+            failed.append({"chat_id": chat_id, "errcode": code, "errmsg": f"failed {code}"})
+        return {"failed_chat_list": failed}
+
+    def _groupchat_transfer(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return self._group_transfer(body, resigned=True)
+
+    def _groupchat_onjob_transfer(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return self._group_transfer(body, resigned=False)
+
+    # -- join ways and welcome templates --------------------------------------------------------------------------
+    def _check_join_way(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if body.get("scene") not in (1, 2):
+            return {"errcode": 40058, "errmsg": "scene: 1 or 2"}
+        if not 1 <= len(body.get("chat_id_list") or []) <= 5:
+            return {"errcode": 40058, "errmsg": "chat_id_list: 1-5"}
+        if len(str(body.get("state") or "")) > 30 or len(str(body.get("room_base_name") or "")) > 40:
+            return {"errcode": 40058, "errmsg": "state <= 30, room_base_name <= 40 characters"}
+        return None
+
+    def _groupchat_add_join_way(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        refused = self._check_join_way(body)
+        if refused:
+            return refused
+        config_id = f"jw{len(self.join_ways) + 1}"
+        self.join_ways[config_id] = {**body, "remark": str(body.get("remark") or "")[:30]}
+        return {"config_id": config_id}
+
+    def _groupchat_get_join_way(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        way = self.join_ways.get(str(body.get("config_id")))
+        if way is None:
+            return {"errcode": 40058, "errmsg": "invalid config_id"}
+        qr = {"qr_code": f"https://wework.qpic.cn/fake/{body['config_id']}.png"} if way["scene"] == 2 else {}
+        return {"join_way": {"config_id": body["config_id"], **way, **qr}}
+
+    def _groupchat_update_join_way(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        config_id = str(body.get("config_id"))
+        if config_id not in self.join_ways:
+            return {"errcode": 40058, "errmsg": "invalid config_id"}
+        refused = self._check_join_way(body)
+        if refused:
+            return refused
+        # WeCom overwrites the whole configuration: what is not sent is cleared.
+        self.join_ways[config_id] = {k: v for k, v in body.items() if k != "config_id"}
+        return {}
+
+    def _groupchat_del_join_way(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        self.join_ways.pop(str(body.get("config_id")), None)
+        return {}
+
+    def _group_welcome_template_add(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        text = str((body.get("text") or {}).get("content") or "")
+        if len(text.encode("utf-8")) > 3000:
+            return {"errcode": 40058, "errmsg": "text.content: at most 3000 bytes"}
+        if not text and not any(body.get(k) for k in ("image", "link", "miniprogram", "file", "video")):
+            return {"errcode": 40058, "errmsg": "everything is empty"}
+        if len(self.templates) >= 100:
+            return {"errcode": 41055, "errmsg": "group welcome template count reached the limit"}
+        template_id = f"tpl{len(self.templates) + 1}"
+        self.templates[template_id] = body
+        return {"template_id": template_id}
