@@ -64,7 +64,7 @@ def group(ws: siyu.Workspace, fake: FakeWeComGroups, api: GroupApi) -> str:
     fake.add_group("chat1", "owner1", name="新品体验群")
     fake.join("chat1", ["wmA", "wmB"], join_scene=3, state="jw-store")
     fake.join("chat1", ["staff2"], type=1, join_scene=1, invitor="owner1")
-    GroupSync(ws, api).groups(["owner1"])
+    GroupSync(ws.groups, api).groups(["owner1"])
     return "chat1"
 
 

@@ -73,7 +73,7 @@ def test_2b_sync_of_one_customer_yields_every_relation(ws: siyu.Workspace, api: 
                                                       fake: FakeWeComScrm) -> None:
     for i in range(600):
         fake.relate(f"m{i:03}", "ext1")
-    uid = StaffSync(ws, api).customer("ext1")
+    uid = StaffSync(ws.staff, ws.users, api).customer("ext1")
     assert len(ws.staff.relations(uid, active=True)) == 600
 
 
@@ -81,7 +81,7 @@ def test_3_two_followers_are_two_relations_and_one_deletion_is_not_lost(
         ws: siyu.Workspace, api: StaffApi, fake: FakeWeComScrm, wecom, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     fake.relate("a", "ext1", remark="张姐", add_way=1, state="store", tags=("高意向",))
     fake.relate("b", "ext1", remark="老客户", add_way=16, state="link", oper_userid="ext1")
-    report = StaffSync(ws, api).relations(["a", "b"])
+    report = StaffSync(ws.staff, ws.users, api).relations(["a", "b"])
     assert (report.customers_created, report.relations) == (1, 2)
     uid = ws.users.find(wecom_external_userid="ext1").id  # type: ignore[union-attr]
     a, b = sorted(ws.staff.relations(uid), key=lambda r: r.staff)
@@ -118,7 +118,7 @@ def test_5_batch_limit_is_clamped_and_pairs_merge_into_one_customer(ws: siyu.Wor
     items = list(api.contacts_by_user(["a", "b"], limit=500))
     assert len(items) == 151
     assert {c.json()["limit"] for c in fake.calls("batch/get_by_user")} == {100}
-    StaffSync(ws, api).relations(["a", "b"])
+    StaffSync(ws.staff, ws.users, api).relations(["a", "b"])
     assert ws.users.count() == 150
     uid = ws.users.find(wecom_external_userid="ext7").id  # type: ignore[union-attr]
     assert sorted(r.staff for r in ws.staff.relations(uid)) == ["a", "b"]
@@ -128,7 +128,7 @@ def test_an_interrupted_sync_resumes_without_duplicates(ws: siyu.Workspace, api:
                                                         fake: FakeWeComScrm) -> None:
     for i in range(120):
         fake.relate("a", f"ext{i}")
-    sync = StaffSync(ws, api)
+    sync = StaffSync(ws.staff, ws.users, api)
     pages = iter(api.contacts_by_user(["a"]))
     for _ in range(100):
         item = next(pages)
@@ -147,7 +147,7 @@ def shop(ws: siyu.Workspace, api: StaffApi, fake: FakeWeComScrm) -> dict[str, in
     for ext in ("e1", "e2", "e3"):
         fake.relate("a", ext)
     fake.add_member("c")
-    StaffSync(ws, api).relations(["a"])
+    StaffSync(ws.staff, ws.users, api).relations(["a"])
     ws.staff.add("c")
     ws.staff.transfers.connect(api)
     return {ext: ws.users.find(wecom_external_userid=ext).id for ext in ("e1", "e2", "e3")}  # type: ignore[union-attr]
@@ -167,7 +167,7 @@ def test_6b_the_service_splits_batches_of_more_than_100(ws: siyu.Workspace, api:
                                                         fake: FakeWeComScrm) -> None:
     for i in range(150):
         fake.relate("a", f"x{i}")
-    StaffSync(ws, api).relations(["a"])
+    StaffSync(ws.staff, ws.users, api).relations(["a"])
     ws.staff.add("c")
     ws.staff.transfers.connect(api)
     results = ws.staff.transfer(ws.staff.customers("a"), from_="a", to="c")

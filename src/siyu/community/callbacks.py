@@ -31,4 +31,4 @@ def apply_chat_event(workspace: Workspace, client: WeComClient, fields: Mapping[
     with workspace.write() as tx:
         if not tx.channels.claim_callback("wecom", chat_event_key(fields)[:200], workspace.now()):
             return "duplicate"
-        return GroupSync(workspace, GroupApi(client)).apply_event(fields)
+        return GroupSync(workspace.groups, GroupApi(client)).apply_event(fields)

@@ -22,7 +22,7 @@ from .models import JoinWay
 
 if TYPE_CHECKING:
     from ..channels.wecom.client import WeComClient
-    from ..workspace import Workspace
+    from .service import Groups
 
 __all__ = ["GROUP_LIMITS", "GroupApi", "GroupLimits", "GroupSync"]
 
@@ -173,20 +173,20 @@ class GroupApi:
 
 
 class GroupSync:
-    """Read groups into ``ws.groups`` and apply ``change_external_chat`` callbacks."""
+    """Read groups into ``ws.groups`` (``GroupSync(ws.groups, api)``) and apply
+    ``change_external_chat`` callbacks."""
 
-    def __init__(self, workspace: Workspace, api: GroupApi) -> None:
-        self.workspace = workspace
+    def __init__(self, groups: Groups, api: GroupApi) -> None:
+        self.store = groups
         self.api = api
 
-    def groups(self, owners: Sequence[str] | None = None) -> int:
-        """Read every group of these owners (default: every staff member); returns how many.
-        Each group is written on its own, so an interrupted sync is run again safely."""
-        ws = self.workspace
-        ids = list(owners) if owners is not None else [m.userid for m in ws.staff.members()]
+    def groups(self, owners: Sequence[str]) -> int:
+        """Read every group of these owners (e.g. ``[m.userid for m in ws.staff.members()]``);
+        returns how many. Each group is written on its own, so an interrupted sync is run again
+        safely."""
         count = 0
-        for item in self.api.list(ids):
-            ws.groups.save_detail(self.api.get(str(item["chat_id"])))
+        for item in self.api.list(owners):
+            self.store.save_detail(self.api.get(str(item["chat_id"])))
             count += 1
         return count
 
@@ -198,14 +198,14 @@ class GroupSync:
         change, detail = fields.get("ChangeType", ""), fields.get("UpdateDetail", "")
         members = [m for m in (fields.get("MemChangeList") or "").split(",") if m.strip()]
         created = _int(fields.get("CreateTime"))
-        reread = self.workspace.groups.apply_change(
+        reread = self.store.apply_change(
             chat_id, change, detail=detail, members=[m.strip() for m in members],
             join_scene=_int(fields.get("JoinScene")), quit_scene=_int(fields.get("QuitScene")),
             last_version=fields.get("LastMemVer", ""), current_version=fields.get("CurMemVer", ""),
             at=datetime.fromtimestamp(created, UTC) if created else None)
         if not reread:
             return f"group {chat_id}: {change} {detail}".rstrip()
-        self.workspace.groups.save_detail(self.api.get(chat_id))
+        self.store.save_detail(self.api.get(chat_id))
         return f"group {chat_id}: re-read"
 
 

@@ -11,6 +11,7 @@ their last active relation ends other than by a transfer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
@@ -70,6 +71,10 @@ class Staff:
     def __init__(self, uow: UnitOfWork, *, lifecycle: Lifecycle) -> None:
         self._uow = uow
         self._lifecycle = lifecycle
+
+    def writing(self) -> AbstractContextManager[object]:
+        """One transaction around several calls (a sync writes a user and its relation together)."""
+        return self._uow.write()
 
     # -- members ------------------------------------------------------------------------
     def add(

@@ -18,7 +18,8 @@ import attrs
 from ..errors import ChannelError
 
 if TYPE_CHECKING:
-    from ..workspace import Workspace
+    from ..services.users import Users
+    from .service import Staff
     from .wecom import StaffApi
 
 __all__ = ["StaffSync", "SyncReport"]
@@ -34,10 +35,12 @@ class SyncReport:
 
 
 class StaffSync:
-    """Sync one WeCom app's members and relations into a workspace."""
+    """Sync one WeCom app's members and relations into a workspace
+    (``StaffSync(ws.staff, ws.users, api)``)."""
 
-    def __init__(self, workspace: Workspace, api: StaffApi) -> None:
-        self.workspace = workspace
+    def __init__(self, staff: Staff, users: Users, api: StaffApi) -> None:
+        self.staff = staff
+        self.users = users
         self.api = api
 
     def members(self) -> list[str]:
@@ -50,7 +53,7 @@ class StaffSync:
             except ChannelError:
                 info = {}
             departments = info.get("department") or []
-            self.workspace.staff.add(userid, name=str(info.get("name") or userid),
+            self.staff.add(userid, name=str(info.get("name") or userid),
                                      department=str(departments[0]) if departments else None)
         return userids
 
@@ -74,25 +77,25 @@ class StaffSync:
         user_id = 0
         for follow in data["follow_user"]:
             self.apply(data["external_contact"], follow)
-        user = self.workspace.users.find(wecom_external_userid=external_userid)
+        user = self.users.find(wecom_external_userid=external_userid)
         if user is not None:
             user_id = user.id
         return user_id
 
     def apply(self, contact: Mapping[str, Any], follow: Mapping[str, Any]) -> bool:
         """Write one (member, customer) item; ``True`` if the customer was new."""
-        ws = self.workspace
         ext = str(contact["external_userid"])
-        with ws.write():
-            user = ws.users.find(wecom_external_userid=ext)
+        # One write (the user and the relation) per item: a crash never leaves half of one.
+        with self.staff.writing():
+            user = self.users.find(wecom_external_userid=ext)
             is_new = user is None
             if user is None:
-                user = ws.users.add(wecom_external_userid=ext, source="wecom",
+                user = self.users.add(wecom_external_userid=ext, source="wecom",
                                     state=str(follow.get("state") or "")[:30] or None)
             tags = [str(t.get("tag_name") or t.get("tag_id")) for t in follow.get("tags") or []] or [
                 str(t) for t in follow.get("tag_id") or []]
             created = follow.get("createtime")
-            ws.staff.follow(
+            self.staff.follow(
                 user.id, str(follow["userid"]), add_way=_int(follow.get("add_way")),
                 state=str(follow.get("state") or "") or None, remark=str(follow.get("remark") or "")[:20],
                 description=str(follow.get("description") or "")[:150], tags=tags,
