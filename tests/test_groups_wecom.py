@@ -119,7 +119,7 @@ def test_15_group_detail_is_parsed(ws: siyu.Workspace, group: str, api: GroupApi
 # -- 16-18: change_external_chat ---------------------------------------------------------------------------
 def test_16_delta_applied_when_versions_match(ws: siyu.Workspace, group: str, fake: FakeWeComGroups,
                                               wecom) -> None:  # type: ignore[no-untyped-def]
-    handler = wecom.callbacks(inline=True)
+    handler = ws.wecom.callbacks(inline=True)
     current = fake.join(group, ["wmC", "wmD"], join_scene=3)
     reads = len(fake.calls("groupchat/get"))
     out = handler.process(chat_event(group, "update", UpdateDetail="add_member", JoinScene=3, MemChangeCnt=2,
@@ -143,7 +143,7 @@ def test_17_scene_enums_are_separate_and_quits_are_recorded(ws: siyu.Workspace, 
                                                             fake: FakeWeComGroups, wecom) -> None:  # type: ignore[no-untyped-def]
     assert (EventJoinScene.INVITED, EventJoinScene.QR_CODE) == (0, 3)
     assert (JoinScene.INVITED, JoinScene.INVITE_LINK, JoinScene.QR_CODE) == (1, 2, 3)
-    handler = wecom.callbacks(inline=True)
+    handler = ws.wecom.callbacks(inline=True)
     version = fake.quit(group, ["wmB"])
     handler.process(chat_event(group, "update", UpdateDetail="del_member", QuitScene=1, items=["wmB"],
                                LastMemVer="v3", CurMemVer=version))
@@ -158,7 +158,7 @@ def test_18_member_lists_in_both_forms_create_dismiss_and_owner(ws: siyu.Workspa
     assert parse_xml("<xml><MemChangeList><Item>a</Item><Item>b</Item></MemChangeList></xml>")[
         "MemChangeList"] == "a,b"
     assert parse_xml("<xml><MemChangeList><![CDATA[a,b]]></MemChangeList></xml>")["MemChangeList"] == "a,b"
-    handler = wecom.callbacks(inline=True)
+    handler = ws.wecom.callbacks(inline=True)
     version = fake.quit(group, ["wmA", "wmB"])
     handler.process(chat_event(group, "update", UpdateDetail="del_member", QuitScene=0, csv="wmA,wmB",
                                LastMemVer="v3", CurMemVer=version))

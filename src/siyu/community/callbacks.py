@@ -26,9 +26,9 @@ def chat_event_key(fields: Mapping[str, str]) -> str:
     return ":".join(fields.get(p, "") for p in parts)
 
 
-def apply_chat_event(workspace: Workspace, client: WeComClient, fields: Mapping[str, str]) -> str:
+def apply_chat_event(groups: Groups, client: WeComClient, fields: Mapping[str, str]) -> str:
     """Apply one decrypted ``change_external_chat`` event once; returns what was done."""
-    with workspace.write() as tx:
-        if not tx.channels.claim_callback("wecom", chat_event_key(fields)[:200], workspace.now()):
+    with groups.writing():
+        if not groups.claim_event(chat_event_key(fields)):
             return "duplicate"
-        return GroupSync(workspace.groups, GroupApi(client)).apply_event(fields)
+        return GroupSync(groups, GroupApi(client)).apply_event(fields)

@@ -133,7 +133,7 @@ class Groups:
         """Record that the callback event ``key`` is being applied; ``False`` if it already was."""
         with self._uow.write() as tx:
             return tx.channels.claim_callback("wecom", key[:200], self._uow.now())
-------
+
     def save_detail(self, detail: Mapping[str, Any]) -> Group:
         """Store a group as ``groupchat/get`` returns it (``group_chat``): its fields, and the
         member list as the whole truth (members missing from it have left)."""

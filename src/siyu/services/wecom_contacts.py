@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 from .._text import split_tag
 from ..channels.wecom.callbacks import WELCOME_WINDOW, ContactEvent, WeComCallbacks
 from ..channels.wecom.channel import WeComChannel
-from ..errors import ChannelError, ValidationError
 from ..community.callbacks import apply_chat_event
+from ..errors import ChannelError, ValidationError
 from ..staff.callbacks import apply_follow, apply_unfollow
 
 if TYPE_CHECKING:
