@@ -16,7 +16,7 @@ from typing import Any
 from ._clock import Clock, checked_now, system_clock, zone
 from ._plugins import Hooks, Registry, make_plugin_manager, plugin_infos
 from ._url import StorageURL
-from .activities import Bargains, Draws, FlashSales
+from .activities import ActivityReports, Bargains, Draws, FlashSales
 from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
@@ -119,6 +119,7 @@ class Workspace:
         self.reviews = Reviews(self, points=self.points)
         self.bargains = Bargains(self, orders=self.orders, referrals=self.referrals)
         self.draws = Draws(self, points=self.points, coupons=self.coupons, orders=self.orders)
+        self.activities = ActivityReports(self)
         self.channels = ChannelService(self, self.channel_classes)
         # One contact policy for direct sends (through the channels) and campaigns alike.
         policy = ContactPolicy(self, channels=self.channels)
@@ -147,6 +148,10 @@ class Workspace:
             PersonalData(name="points", export=lambda uid: {"balance": self.points.balance(uid),
                                                             "entries": self.points.history(uid)}),
             PersonalData(name="orders", export=self.orders.of),
+            PersonalData(name="activities", export=lambda uid: {
+                "flash_sale_reservations": self.flash_sales.reservations(user_id=uid),
+                "bargain_attempts": self.bargains.attempts(user_id=uid),
+                "draws": [r for d in self.draws.all() for r in self.draws.records(d.id, user_id=uid)]}),
             PersonalData(name="coupons", export=self.coupons.of),
             PersonalData(name="tiers", export=lambda uid: {"current": self.tiers.of(uid),
                                                            "history": self.tiers.history(uid)}),

@@ -24,7 +24,7 @@ __all__ = ["command"]
 
 @click.group("report", cls=SiyuGroup)
 def command() -> None:
-    """Analytics: funnel, cohort retention, RFM, touchpoints, fission, AOV, repurchase.
+    """Analytics: funnel, cohort retention, RFM, touchpoints, fission, activities, AOV, repurchase.
 
     Dates (--since, --until) are ISO dates or date-times; without a time zone
     they are read in the shop's business time zone. --since is inclusive,
@@ -158,6 +158,18 @@ def fission(state: CliState, campaign: str | None, fmt: str, chart: Path | None)
     ws = state.workspace()
     report = ws.analytics.fission(campaign)
     _emit(ws, report, fmt, chart, [report.channel_states()])
+
+
+@command.command("activities")
+@click.option("--kind", type=click.Choice(["flash_sale", "bargain", "draw"]), help="Only one kind of activity.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="Output format.")
+@pass_state
+def activities(state: CliState, kind: str | None, fmt: str) -> None:
+    """Flash sales, bargains and draws: participants, helpers, completions, units, GMV,
+    discount and prize cost, new users."""
+    ws = state.workspace()
+    _emit(ws, ws.activities.report(kind=kind), fmt, None)
 
 
 @command.command("aov")
