@@ -24,7 +24,8 @@ def _shop(url: str) -> None:
         ws.products.add("POT", "Teapot", price="199", cost="60", role="activity")
         old = ws.users.add(phone="+8613800138000").id  # a customer from before the activities
         clock.now = START
-        sale = ws.flash_sales.create(sku="TEA", price="69", stock=10, starts_at=START, ends_at=START + timedelta(days=1))
+        sale = ws.flash_sales.create(sku="TEA", price="69", stock=10, starts_at=START,
+                                     ends_at=START + timedelta(days=1))
         buyer = ws.users.add(phone="+8613800138001").id
         for uid, key in ((old, "a"), (buyer, "b")):
             ws.flash_sales.pay(ws.flash_sales.reserve(sale.id, uid, key=key).id)
