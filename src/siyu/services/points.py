@@ -396,7 +396,9 @@ class Points:
         """Which lots a spend's reversal returns points to: what the spend took,
         less what earlier reversals of it returned, latest-expiring lots first."""
         taken = dict(tx.points.allocations(spend_id))
-        for entry in tx.points.entries(tx.points.entry(spend_id).user_id):  # type: ignore[union-attr]
+        spend = tx.points.entry(spend_id)
+        assert spend is not None  # the caller found it
+        for entry in tx.points.entries(spend.user_id):
             if entry.kind == "reverse" and entry.ref_entry_id == spend_id:
                 for lot_id, given in tx.points.allocations(entry.id):
                     taken[lot_id] = taken.get(lot_id, 0) + given

@@ -38,7 +38,7 @@ class SQLiteBackend(SqlBackend):
     def __init__(self, url: StorageURL) -> None:
         super().__init__(url)
         self._lock = threading.RLock()
-        self._conn = self._open(url)
+        self._conn: sqlite3.Connection | None = self._open(url)
         self.migrate()
 
     def _database(self, url: StorageURL) -> str:
@@ -100,7 +100,7 @@ class SQLiteBackend(SqlBackend):
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
-                self._conn = None  # type: ignore[assignment]
+                self._conn = None
         if "holders" in self.__dict__:
             self.holders.close()
 
@@ -127,14 +127,15 @@ class MemoryBackend(SQLiteBackend):
 
     def migrate(self) -> None:
         with MemoryBackend._template_lock:
-            template = MemoryBackend._template
+            template, conn = MemoryBackend._template, self._conn
+            assert conn is not None  # migrated right after opening
             if template is not None:
-                template[0].backup(self._conn)
+                template[0].backup(conn)
                 self._versions = dict(template[1])
                 return
             super().migrate()
             copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            self._conn.backup(copy)
+            conn.backup(copy)
             MemoryBackend._template = (copy, dict(self._versions))
 
     @functools.cached_property

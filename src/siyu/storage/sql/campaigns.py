@@ -11,17 +11,30 @@ from pyroaring import BitMap
 
 from ..._clock import from_us, from_us_required, to_us
 from ..contracts.campaigns import CampaignRow, CampaignStore, DeliveryRow, NewDelivery, ReceiptRow
+from ._rows import JSON, TIME, TIME_REQUIRED, Rows
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
 
-_CAMPAIGN = (
+_CAMPAIGNS = Rows(
+    CampaignRow,
     "id, name, channel, consent_channel, template, variants, goal, attribution_us, purpose, "
-    "non_personalized, status, config, audience, audience_count, created_at, state"
+    "non_personalized, status, config, audience, audience_count, created_at, state",
+    {"variants": JSON, "non_personalized": bool, "config": JSON, "audience": bytes, "created_at": TIME_REQUIRED,
+     "state": JSON},
 )
-_DELIVERY = (
+_CAMPAIGN = _CAMPAIGNS.columns
+_DELIVERIES = Rows(
+    DeliveryRow,
     "id, campaign_id, user_id, occurrence, variant, phase, status, reason, channel, purpose, due_at, "
-    "claimed_at, completed_at, attempts, idem_key, recipient, provider_id, code, detail, holder"
+    "claimed_at, completed_at, attempts, idem_key, recipient, provider_id, code, detail, holder",
+    {"due_at": TIME, "claimed_at": TIME, "completed_at": TIME},
+)
+_DELIVERY = _DELIVERIES.columns
+_RECEIPTS = Rows(
+    ReceiptRow,
+    "delivery_id, campaign_id, status, code, detail, reported_at, recorded_at",
+    {"reported_at": TIME, "recorded_at": TIME_REQUIRED},
 )
 _TIME_COLUMNS = {"due_at", "claimed_at", "completed_at"}
 _SETTABLE = {
@@ -38,23 +51,8 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def _campaign(r: Sequence[Any]) -> CampaignRow:
-    audience = r[12]
-    return CampaignRow(
-        id=int(r[0]), name=r[1], channel=r[2], consent_channel=r[3], template=r[4], variants=json.loads(r[5]),
-        goal=r[6], attribution_us=int(r[7]), purpose=r[8], non_personalized=bool(r[9]), status=r[10],
-        config=json.loads(r[11]), audience=None if audience is None else bytes(audience),
-        audience_count=int(r[13]), created_at=from_us_required(int(r[14])), state=json.loads(r[15]),
-    )
-
-
-def _delivery(r: Sequence[Any]) -> DeliveryRow:
-    return DeliveryRow(
-        id=int(r[0]), campaign_id=int(r[1]), user_id=int(r[2]), occurrence=r[3], variant=r[4], phase=r[5],
-        status=r[6], reason=r[7], channel=r[8], purpose=r[9], due_at=from_us(r[10]), claimed_at=from_us(r[11]),
-        completed_at=from_us(r[12]), attempts=int(r[13]), idem_key=r[14], recipient=r[15], provider_id=r[16],
-        code=r[17], detail=r[18], holder=r[19],
-    )
+_campaign = _CAMPAIGNS.one
+_delivery = _DELIVERIES.one
 
 
 class SqlCampaignStore(CampaignStore):
@@ -281,15 +279,9 @@ class SqlCampaignStore(CampaignStore):
     def receipts(self, delivery_ids: Sequence[int]) -> dict[int, ReceiptRow]:
         out: dict[int, ReceiptRow] = {}
         for marks, chunk in self.tx.in_chunks(sorted(set(delivery_ids))):
-            for r in self.tx.execute(
-                "SELECT delivery_id, campaign_id, status, code, detail, reported_at, recorded_at "
-                f"FROM campaign_receipts WHERE delivery_id IN ({marks})",
-                chunk,
-            ):
-                out[int(r[0])] = ReceiptRow(
-                    delivery_id=int(r[0]), campaign_id=int(r[1]), status=str(r[2]), code=r[3], detail=r[4],
-                    reported_at=from_us(r[5]), recorded_at=from_us_required(int(r[6])),
-                )
+            query = f"SELECT {_RECEIPTS.columns} FROM campaign_receipts WHERE delivery_id IN ({marks})"
+            for receipt in _RECEIPTS.all(self.tx.execute(query, chunk)):
+                out[receipt.delivery_id] = receipt
         return out
 
     def put_receipts(self, rows: Sequence[ReceiptRow]) -> None:

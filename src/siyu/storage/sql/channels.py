@@ -6,13 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..._clock import from_us_required, to_us
+from ..._clock import to_us
 from ..contracts.channels import ChannelStore, OutboxRow
+from ._rows import TIME_REQUIRED, Rows
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
 
-_COLUMNS = "id, channel, recipient, user_id, body, template, variables, purpose, idem_key, created_at"
+_OUTBOX = Rows(
+    OutboxRow,
+    "id, channel, recipient, user_id, body, template, variables, purpose, idem_key, created_at",
+    {"created_at": TIME_REQUIRED},
+    rename={"body": "text", "idem_key": "key"},
+)
+_COLUMNS = _OUTBOX.columns
 
 
 class SqlChannelStore(ChannelStore):
@@ -75,28 +82,14 @@ class SqlChannelStore(ChannelStore):
         return found
 
     def outbox_list(self, *, channel: str | None = None, after_id: int = 0, limit: int = 1000) -> list[OutboxRow]:
-        where, params = "id > ?", [after_id]
+        where, params = "id > ?", list[object]([after_id])
         if channel is not None:
             where += " AND channel = ?"
-            params.append(channel)  # type: ignore[arg-type]
+            params.append(channel)
         rows = self.tx.execute(
             f"SELECT {_COLUMNS} FROM channel_outbox WHERE {where} ORDER BY id LIMIT ?", [*params, limit]
         ).fetchall()
-        return [
-            OutboxRow(
-                id=int(r[0]),
-                channel=r[1],
-                recipient=r[2],
-                user_id=None if r[3] is None else int(r[3]),
-                text=r[4],
-                template=r[5],
-                variables=r[6],
-                purpose=r[7],
-                key=r[8],
-                created_at=from_us_required(int(r[9])),
-            )
-            for r in rows
-        ]
+        return _OUTBOX.all(rows)
 
     def outbox_count(self, *, channel: str | None = None) -> int:
         if channel is None:
