@@ -51,8 +51,8 @@ Column = npt.NDArray[np.int64]
 #: What each logged event type changes: the facts to re-derive (``ALL`` or one of ``USER``, ``LINKS``,
 #: ``ORDERS``, ``EVENTS``), and the payload fields naming other users it changes.
 ALL, USER, LINKS, ORDERS, EVENTS = "all", "user", "links", "orders", "events"
-#: Not a facet: the ids of the orders the log names (``OrderRecorded``, ``OrderRefunded``).
-ORDER_IDS = "order_ids"
+#: Not facets: the ids of the orders (``OrderRecorded``, ``OrderRefunded``) and tracked events the log names.
+ORDER_IDS, EVENT_IDS = "order_ids", "event_ids"
 _TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "UserCreated": (USER, ()),
     "UserUpdated": (USER, ()),
@@ -112,6 +112,15 @@ class UserFacts:
         self.order_channel: Column = _column(0, 0)
         self.channels: list[str | None] = [None]
         self._channel_codes: dict[str | None, int] = {None: 0}
+        #: Tracked events, indexed by event id, once a traffic report asked for them
+        #: (:meth:`want_event_rows`): user (``-1``: no such event), kind as a code into
+        #: :attr:`kinds`, and instant.
+        self.has_event_rows = False
+        self.event_user: Column = _column(0, -1)
+        self.event_kind: Column = _column(0, 0)
+        self.event_at: Column = _column(0, 0)
+        self.kinds: list[str] = []
+        self._kind_codes: dict[str, int] = {}
 
     # -- columns ------------------------------------------------------------------------------
     @property
@@ -134,7 +143,7 @@ class UserFacts:
         return int(self.last_paid.max()) if self.size else -1
 
     # -- catching up ------------------------------------------------------------------------
-    def refresh(self, tx: Transaction, horizon: int, kinds: Iterable[str] = ()) -> None:
+    def refresh(self, tx: Transaction, horizon: int, kinds: Iterable[str] = (), *, event_rows: bool = False) -> None:
         """Bring the columns up to the log's ``horizon`` (call holding :attr:`lock`)."""
         if self.position is None:
             self.rebuild(tx, horizon)
@@ -152,6 +161,9 @@ class UserFacts:
         for kind in kinds:
             if kind not in self.events:
                 self.events[kind] = self._scatter(tx.analytics.first_events(kind, None), NEVER)
+        if event_rows and not self.has_event_rows:
+            self._set_event_rows(tx.analytics.event_rows(None))
+            self.has_event_rows = True
         self._grow(self.size, force=True)
 
     def rebuild(self, tx: Transaction, horizon: int) -> None:
@@ -180,6 +192,10 @@ class UserFacts:
         for name in ("order_paid", "order_net", "order_counted", "order_channel"):
             setattr(self, name, _column(0, 0))
         self._set_order_rows(store.order_rows(None))
+        if self.has_event_rows:
+            self.event_user = _column(0, -1)
+            self.event_kind, self.event_at = _column(0, 0), _column(0, 0)
+            self._set_event_rows(store.event_rows(None))
         self._load_invites(tx)
         self.referrals_version = tx.meta.version("referrals")
         self.position = horizon
@@ -189,7 +205,7 @@ class UserFacts:
         (``None``: so many that a rebuild is cheaper)."""
         assert self.position is not None
         changed: dict[str, set[int]] = {ALL: set(), USER: set(), LINKS: set(), ORDERS: set(), EVENTS: set(),
-                                        ORDER_IDS: set()}
+                                        ORDER_IDS: set(), EVENT_IDS: set()}
         after = self.position
         while after < horizon:
             rows = tx.event_log.read(after, horizon, list(_TYPES), _PAGE)
@@ -198,11 +214,15 @@ class UserFacts:
             for row in rows:
                 facet, fields = _TYPES[row.type]
                 if facet == EVENTS:
-                    kind = json.loads(row.payload).get("kind")
+                    tracked = json.loads(row.payload)
+                    kind = tracked.get("kind")
                     if kind is None:
                         facet = ALL  # a redacted payload: re-derive everything of the user
-                    elif kind not in self.events:
-                        continue  # a kind no column follows
+                    else:
+                        if self.has_event_rows:
+                            changed[EVENT_IDS].add(int(tracked["event_id"]))
+                        if kind not in self.events:
+                            continue  # a kind no first-event column follows
                 if row.user_id is not None:
                     changed[facet].add(row.user_id)
                     if row.type == "PersonalDataErased":
@@ -222,9 +242,10 @@ class UserFacts:
         store = tx.analytics
         every = changed[ALL]
         changed_orders = changed[ORDER_IDS]
-        wanted = {facet: sorted(users | every) for facet, users in changed.items() if facet not in (ALL, ORDER_IDS)}
-        if not any(wanted.values()) and not changed_orders:
+        if not any(changed.values()):
             return
+        wanted = {facet: sorted(users | every) for facet, users in changed.items()
+                  if facet not in (ALL, ORDER_IDS, EVENT_IDS)}
         self._grow(max((max(users) for users in wanted.values() if users), default=0) + 1)
         if users := wanted[USER]:
             self.created[np.array(users)] = NEVER
@@ -245,9 +266,14 @@ class UserFacts:
             self.first_paid[ids], self.second_paid[ids] = NEVER, NEVER
             self.last_paid[ids], self.orders[ids], self.net[ids] = -1, 0, 0
             self._set_orders(store.counted_orders(users))
-        # Orders moved between users (a merge) are found through their users, the others by id.
+        # Orders and events moved between users (a merge) are found through their users, the others by id.
+        # A row gone from the database (erased) must not stay here: clear what is re-read, then read it.
         if changed_orders or every:
+            _forget(self.order_user, changed_orders, every)
             self._set_order_rows(store.order_rows(sorted(changed_orders), sorted(every)))
+        if self.has_event_rows and (changed[EVENT_IDS] or every):
+            _forget(self.event_user, changed[EVENT_IDS], every)
+            self._set_event_rows(store.event_rows(sorted(changed[EVENT_IDS]), sorted(every)))
 
     def _load_invites(self, tx: Transaction) -> None:
         self.invited = self._scatter(tx.analytics.first_invites(), NEVER)
@@ -303,6 +329,30 @@ class UserFacts:
             self.channels.append(name)
         self.order_channel[oids] = np.array([known[c] for c in channels], dtype=np.int64)
 
+    def _set_event_rows(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
+        """Store tracked events by id (rows as ``AnalyticsStore.event_rows``)."""
+        if not rows:
+            return
+        ids, users, kinds, at = zip(*rows, strict=True)
+        eids = np.array(ids, dtype=np.int64)
+        size = int(eids.max()) + 1
+        if size > len(self.event_user):
+            # Room to grow: events arrive by the thousand, and each extension copies the columns.
+            size = max(size, len(self.event_user) * 5 // 4)
+            self.event_user = _extend(self.event_user, size, -1)
+            self.event_kind, self.event_at = _extend(self.event_kind, size, 0), _extend(self.event_at, size, 0)
+        self.event_user[eids] = np.array(users, dtype=np.int64)
+        known = self._kind_codes
+        for name in set(kinds) - known.keys():
+            known[name] = len(self.kinds)
+            self.kinds.append(name)
+        self.event_kind[eids] = np.array([known[k] for k in kinds], dtype=np.int64)
+        self.event_at[eids] = np.array(at, dtype=np.int64)
+
+    def kind_code(self, kind: str) -> int:
+        """The code of an event kind in :attr:`event_kind` (``-1``: never tracked)."""
+        return self._kind_codes.get(kind, -1)
+
     def _set_orders(self, rows: Sequence[tuple[int, int, int]]) -> None:
         """Fold counted orders (by user, then ``paid_at``) into the order columns of their users."""
         if not rows:
@@ -319,6 +369,14 @@ class UserFacts:
         self.second_paid[owners[again]] = paid[starts[again] + 1]
         self.last_paid[owners] = paid[ends - 1]
         self.net[owners] = np.add.reduceat(net, starts)
+
+
+def _forget(owners: Column, ids: set[int], users: set[int]) -> None:
+    """Mark rows (orders or events, by id) as absent: those in ``ids`` and those owned by ``users``."""
+    known = np.array(sorted(i for i in ids if i < len(owners)), dtype=np.int64)
+    owners[known] = -1
+    if users:
+        owners[np.isin(owners, np.array(sorted(users), dtype=np.int64))] = -1
 
 
 def _reset(column: Column, users: list[int], pairs: Sequence[tuple[int, int]]) -> None:
@@ -338,8 +396,8 @@ def _extend(column: Column, size: int, fill: int) -> Column:
 
 
 @contextmanager
-def reading(uow: UnitOfWork, facts: UserFacts, horizon: Callable[[], int],
-            kinds: Iterable[str] = ()) -> Iterator[tuple[Transaction, UserFacts]]:
+def reading(uow: UnitOfWork, facts: UserFacts, horizon: Callable[[], int], kinds: Iterable[str] = (), *,
+            event_rows: bool = False) -> Iterator[tuple[Transaction, UserFacts]]:
     """A read transaction and the facts caught up with what it sees.
 
     The log's horizon (no event at or below it can still be in flight) is
@@ -350,10 +408,10 @@ def reading(uow: UnitOfWork, facts: UserFacts, horizon: Callable[[], int],
     if uow.in_transaction():
         with uow.read() as tx:
             private = UserFacts()
-            private.refresh(tx, tx.event_log.head(), kinds)
+            private.refresh(tx, tx.event_log.head(), kinds, event_rows=event_rows)
             yield tx, private
         return
     upto = horizon()
     with uow.read() as tx, facts.lock:
-        facts.refresh(tx, upto, kinds)
+        facts.refresh(tx, upto, kinds, event_rows=event_rows)
         yield tx, facts

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._clock import to_us
-from .._validation import check_int
+from .._validation import check_int, check_text
 from ..errors import ValidationError
 from ..segments.metrics import MetricSpec
 from ._time import AS_OF_SETTING, bucket_start, check_period, check_window
@@ -21,6 +21,16 @@ from .new_vs_returning import NewVsReturningReport, new_vs_returning_report
 from .repurchase import RepurchaseReport, repurchase_report
 from .rfm import RfmReport, rfm_report, rfm_scores
 from .touchpoints import TouchpointReport, check_reached, touchpoint_report
+from .traffic import (
+    PathReport,
+    SessionReport,
+    TrafficReport,
+    VisitFrequencyReport,
+    path_report,
+    pv_uv_report,
+    session_report,
+    visit_frequency_report,
+)
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -33,6 +43,8 @@ __all__ = ["Analytics"]
 
 #: How many periods a period report covers when ``since`` is not given.
 DEFAULT_PERIODS = 12
+#: How many days the visit-frequency and path reports cover when ``since`` is not given.
+DEFAULT_DAYS = 30
 #: The change counters each step depends on (for the segment metric caches).
 _STEP_COUNTERS = {
     "first_seen": ("users",),
@@ -43,9 +55,15 @@ _STEP_COUNTERS = {
 }
 
 
+def _check_idle(idle: object) -> None:
+    if not isinstance(idle, timedelta) or idle <= timedelta(0):
+        raise ValidationError(f"idle must be a positive timedelta such as timedelta(minutes=30), got {idle!r}")
+
+
 class Analytics:
     """``ws.analytics``: funnel, cohorts, repurchase, AOV, RFM, touchpoints,
-    new vs returning buyers and fission, each as a :class:`~siyu.analytics.results.Report`.
+    new vs returning buyers, fission, PV/UV, visit frequency, sessions and paths,
+    each as a :class:`~siyu.analytics.results.Report`.
 
     Every method reads one consistent snapshot. ``until`` defaults to
     :meth:`as_of` (now, except on a demo database) and is exclusive; ``since``
@@ -256,6 +274,57 @@ class Analytics:
         start, end = self._period_window(period, since, until)
         with reading(self._uow, self._facts, self._horizon) as (_, facts):
             return new_vs_returning_report(facts, period, start, end, self._uow.tz)
+
+    # -- traffic (tracked events) ---------------------------------------------------------------
+    def _days_window(self, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+        start, end = check_window(since, until, self._end(until))
+        return (end - timedelta(days=DEFAULT_DAYS) if start is None else start), end
+
+    def pv_uv(
+        self, kind: str | None = "page_view", period: str = "day", *, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> TrafficReport:
+        """PV (events of ``kind``; ``None``: every kind) and UV (distinct users) per period
+        (default: the last 12 periods)."""
+        check_period(period)
+        if kind is not None:
+            check_text(kind, "kind", max_length=64)
+        start, end = self._period_window(period, since, until)
+        with reading(self._uow, self._facts, self._horizon, event_rows=True) as (_, facts):
+            return pv_uv_report(facts, kind, period, start, end, self._uow.tz)
+
+    def visit_frequency(self, *, since: datetime | None = None, until: datetime | None = None) -> VisitFrequencyReport:
+        """Users by how many distinct days they visited (any tracked event) in ``[since, until)``
+        (default: the last 30 days)."""
+        start, end = self._days_window(since, until)
+        with reading(self._uow, self._facts, self._horizon, event_rows=True) as (_, facts):
+            return visit_frequency_report(facts, start, end, self._uow.tz)
+
+    def sessions(
+        self, period: str = "day", *, idle: timedelta = timedelta(minutes=30), since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> SessionReport:
+        """Sessions and time on site (停留时长) per period: a gap of more than ``idle`` between a
+        user's events ends a session (see :mod:`siyu.analytics.traffic`); default: the last 12 periods."""
+        check_period(period)
+        _check_idle(idle)
+        start, end = self._period_window(period, since, until)
+        with reading(self._uow, self._facts, self._horizon, event_rows=True) as (_, facts):
+            return session_report(facts, idle, period, start, end, self._uow.tz)
+
+    def paths(
+        self, entry: str = "page_view", *, depth: int = 4, top: int = 10, idle: timedelta = timedelta(minutes=30),
+        since: datetime | None = None, until: datetime | None = None,
+    ) -> PathReport:
+        """The ``top`` most common paths of ``depth`` steps from ``entry`` within sessions, and where
+        sessions end (在哪个环节流失): ``report.steps``. Default window: the last 30 days."""
+        check_text(entry, "entry", max_length=64)
+        check_int(depth, "depth", minimum=2, maximum=20)
+        check_int(top, "top", minimum=1, maximum=1000)
+        _check_idle(idle)
+        start, end = self._days_window(since, until)
+        with reading(self._uow, self._facts, self._horizon, event_rows=True) as (_, facts):
+            return path_report(facts, entry, depth, idle, top, start, end, self._uow.tz)
 
     def fission(self, campaign: str | None = None) -> FissionReport:
         """Fission rate, inviters, K-factor, generations and the invite funnel

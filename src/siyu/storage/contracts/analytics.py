@@ -151,5 +151,12 @@ class AnalyticsStore(abc.ABC):
         every order of ``user_ids`` (``order_ids=None``: every order), by id."""
 
     @abc.abstractmethod
+    def event_rows(
+        self, event_ids: Sequence[int] | None, user_ids: Sequence[int] = ()
+    ) -> list[tuple[int, int, str, int]]:
+        """``(event_id, user_id, kind, at)`` of the given tracked events and of every event of
+        ``user_ids`` (``event_ids=None``: every event), by id."""
+
+    @abc.abstractmethod
     def first_invites(self) -> list[tuple[int, int]]:
         """``(inviter_id, first bound_at)`` over active bindings, of every user who invited someone."""

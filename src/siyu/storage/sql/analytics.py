@@ -281,6 +281,18 @@ class SqlAnalyticsStore(AnalyticsStore):
             f"SELECT o.user_id, o.paid_at, o.total - o.refunded FROM orders o WHERE {_COUNTED}", "o.user_id",
             user_ids, (), "ORDER BY o.user_id, o.paid_at")
 
+    def event_rows(
+        self, event_ids: Sequence[int] | None, user_ids: Sequence[int] = ()
+    ) -> list[tuple[int, int, str, int]]:
+        select = "SELECT e.id, e.user_id, e.kind, e.at FROM user_events e WHERE 1 = 1"
+        if event_ids is None:
+            everything: list[tuple[int, int, str, int]] = list(self.tx.execute(f"{select} ORDER BY e.id"))
+            return everything
+        rows = self._for_users(select, "e.id", event_ids)
+        if user_ids:
+            rows += self._for_users(select, "e.user_id", user_ids)
+        return sorted({int(r[0]): (int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows}.values())
+
     def first_invites(self) -> list[tuple[int, int]]:
         return [(int(u), int(at)) for u, at in self.tx.execute(
             "SELECT inviter_id, MIN(bound_at) FROM referral_nodes WHERE inviter_id IS NOT NULL AND status = ? "
