@@ -107,6 +107,12 @@ def _review(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
     yield _attempt(lambda: getattr(ws.reviews.review(uid, order_id, line_no, stars=1 + index % 5), "id", None))
 
 
+def _deposit(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    presale_id, users, processes = args
+    for uid in users[index::processes]:
+        yield _attempt(lambda uid=uid: ws.presales.reserve(presale_id, uid, key=f"dep-{uid}").id)
+
+
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "confirm": _confirm,
     "pay": _pay,
@@ -116,6 +122,7 @@ TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
     "redeem_card": _redeem_card,
     "birthday_job": _birthday_job,
     "review": _review,
+    "deposit": _deposit,
 }
 
 
@@ -297,3 +304,23 @@ def test_the_review_daily_cap_holds_across_processes(url: str) -> None:
     assert sum(1 for kind, result in outcomes if kind == "ok" and result is not None) == 2
     with siyu.connect(url, clock=FakeClock(START)) as ws:
         assert len(ws.reviews.rewards(uid)) == 2
+
+
+# -- presale -------------------------------------------------------------------------------------------
+def test_100_deposits_for_10_units_hold_10(url: str) -> None:
+    from datetime import timedelta
+
+    from siyu.models.commerce import ProductRole
+
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        ws.products.add("BOX", "Mooncake box", price="300", cost="120", role=ProductRole.PROFIT)
+        users = [ws.users.add().id for _ in range(100)]
+        presale = ws.presales.create("mid-autumn", sku="BOX", price=300, deposit=50, stock=10, starts_at=START,
+                                     ends_at=START + timedelta(days=3), balance_from=START + timedelta(days=3),
+                                     balance_until=START + timedelta(days=5), deliver_days=3)
+    outcomes = race(url, "deposit", (presale.id, users, 5), processes=5)
+    assert [kind for kind, _ in outcomes].count("ok") == 10
+    assert {o for o in outcomes if o[0] == "error"} == {("error", "CapExceeded")}
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.presales.get(presale.id).held == 10
+        assert len(ws.presales.orders(presale.id)) == 10

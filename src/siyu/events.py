@@ -60,6 +60,7 @@ __all__ = [
     "PointsExpired",
     "PointsReversed",
     "PointsSpent",
+    "PresaleChanged",
     "RechargeRefused",
     "ReceiptsRecorded",
     "RedemptionReversed",
@@ -657,6 +658,19 @@ class GroupMembersChanged(Event):
     quit: tuple[str, ...]
     joined_users: tuple[int, ...]
     quit_users: tuple[int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class PresaleChanged(Event):
+    """A presale deposit order moved: ``status`` ``deposit_paid``, ``paid``, ``expired``,
+    ``refunded`` or ``overdue`` (an alert: not shipped by the promised date);
+    ``amount_fen`` the money involved (deposit, order total, refund)."""
+
+    presale_order_id: int
+    presale_id: int
+    user_id: int
+    status: str
+    amount_fen: int
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from .services.users import MergeParticipant, Users
 from .services.wecom_contacts import WeComContacts
 from .staff import Staff, Transfers
 from .storage.base import Backend, Transaction
-from .wallet import Birthdays, GiftCards, MemberDays, PointsMall, Reviews, Wallet
+from .wallet import Birthdays, GiftCards, MemberDays, PointsMall, Presales, Reviews, Wallet
 
 __all__ = ["Workspace", "connect"]
 
@@ -117,6 +117,7 @@ class Workspace:
                                    tiers=self.tiers)
         self.member_days = MemberDays(self, promotions=self.promotions)
         self.reviews = Reviews(self, points=self.points)
+        self.presales = Presales(self, orders=self.orders, promotions=self.promotions)
         self.bargains = Bargains(self, orders=self.orders, referrals=self.referrals)
         self.draws = Draws(self, points=self.points, coupons=self.coupons, orders=self.orders)
         self.activities = ActivityReports(self)

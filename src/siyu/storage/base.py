@@ -26,6 +26,7 @@ from .contracts.community import GroupStore
 from .contracts.event_log import EventLogStore
 from .contracts.fission import FissionStore
 from .contracts.lifecycle import ActivityStore, LifecycleStore, TagRuleStore
+from .contracts.presale import PresaleStore
 from .contracts.privacy import PrivacyStore
 from .contracts.referrals import ReferralStore
 from .contracts.segments import SegmentStore
@@ -205,6 +206,10 @@ class Transaction(abc.ABC):
     @property
     @abc.abstractmethod
     def groups(self) -> GroupStore: ...
+
+    @property
+    @abc.abstractmethod
+    def presales(self) -> PresaleStore: ...
 
 
 class Backend(abc.ABC):

@@ -8,6 +8,7 @@
 - :mod:`~siyu.wallet.birthdays` -- ``ws.birthdays``: a benefit once a year.
 - :mod:`~siyu.wallet.member_days` -- ``ws.member_days``: 会员日 boosts and prices.
 - :mod:`~siyu.wallet.reviews` -- ``ws.reviews``: rewards for reviewing and for shares that convert.
+- :mod:`~siyu.wallet.presale` -- ``ws.presales``: 预售 with 定金 or 订金.
 - :mod:`~siyu.wallet.rules` -- the prepaid-card rules as versioned data.
 """
 
@@ -15,9 +16,22 @@ from .birthdays import BirthdayBenefit, Birthdays
 from .gift_cards import GiftCards
 from .member_days import MemberDay, MemberDays
 from .points_mall import PointsMall
+from .presale import Presales
 from .reviews import ReviewRewards, Reviews
 from .rules import PrepaidRules
 from .stored_value import Wallet, WalletSettings
 
-__all__ = ["BirthdayBenefit", "Birthdays", "GiftCards", "MemberDay", "MemberDays", "PointsMall", "PrepaidRules",
-           "ReviewRewards", "Reviews", "Wallet", "WalletSettings"]
+__all__ = [
+    "BirthdayBenefit",
+    "Birthdays",
+    "GiftCards",
+    "MemberDay",
+    "MemberDays",
+    "PointsMall",
+    "PrepaidRules",
+    "Presales",
+    "ReviewRewards",
+    "Reviews",
+    "Wallet",
+    "WalletSettings",
+]

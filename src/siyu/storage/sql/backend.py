@@ -27,6 +27,7 @@ from .lifecycle import SqlActivityStore, SqlLifecycleStore, SqlTagRuleStore
 from .meta import SqlIdempotencyStore, SqlMetaStore
 from .orders import SqlOrderStore
 from .points import SqlPointsStore
+from .presale import SqlPresaleStore
 from .privacy import SqlPrivacyStore
 from .products import SqlProductStore
 from .referrals import SqlReferralStore
@@ -245,6 +246,10 @@ class SqlTransaction(Transaction):
     @cached_property
     def groups(self) -> SqlGroupStore:
         return SqlGroupStore(self)
+
+    @cached_property
+    def presales(self) -> SqlPresaleStore:
+        return SqlPresaleStore(self)
 
 
 class SqlBackend(Backend):

@@ -100,3 +100,27 @@ class WalletContract(ContractBase):
             found = tx.benefits.grant(u, "birthday", "2026")
             assert found is not None and (found.status, found.ref) == ("void", "r")
             assert [g.id for g in tx.benefits.grants(due_before=clock.now + timedelta(days=2))] == [gid]
+
+    def test_presale_units_and_transitions_move_once(self, ws: siyu.Workspace, clock: Any) -> None:
+        from siyu.models.commerce import ProductRole
+        from siyu.models.presale import PresaleOrder
+
+        ws.products.add("BOX", "Box", price="100", cost="40", role=ProductRole.PROFIT)
+        u = ws.users.add().id
+        presale = ws.presales.create("p", sku="BOX", price=100, deposit=20, stock=2, starts_at=clock.now,
+                                     ends_at=clock.now + timedelta(days=1), balance_from=clock.now,
+                                     balance_until=clock.now + timedelta(days=2), deliver_days=1)
+        with ws.write() as tx:
+            assert tx.presales.take_units(presale.id, 2) and not tx.presales.take_units(presale.id, 1)
+            order = PresaleOrder(id=0, presale_id=presale.id, user_id=u, qty=1, deposit_fen=2000,
+                                 status="deposit_paid", key="k", at=clock.now)
+            oid = tx.presales.add_order(order)
+            assert oid is not None and tx.presales.add_order(order) is None
+            assert tx.presales.move_order(oid, from_status=("deposit_paid",), to_status="expired", at=clock.now,
+                                          refund_fen=0)
+            assert not tx.presales.move_order(oid, from_status=("deposit_paid",), to_status="paid", at=clock.now)
+            tx.presales.give_units(presale.id, 1)
+        with ws.read() as tx:
+            found = tx.presales.presale(presale.id)
+            assert found is not None and found.held == 1
+            assert [o.status for o in tx.presales.orders(presale_id=presale.id)] == ["expired"]
