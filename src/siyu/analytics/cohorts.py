@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import attrs
+import numpy as np
+from pyroaring import BitMap
 
 from .._clock import from_us_required, to_us
 from ..errors import ValidationError
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from datetime import tzinfo
 
     from ..storage.base import Transaction
+    from .facts import UserFacts
 
 __all__ = ["METRICS", "CohortReport", "check_metric", "cohort_report"]
 
@@ -86,8 +89,37 @@ class CohortReport(Report):
         return [list(row[2:]) for row in self.rows]
 
 
+def cohort_cells(
+    tx: Transaction, facts: UserFacts | None, bounds: list[int], metric: str
+) -> tuple[dict[int, int], dict[tuple[int, int], int]]:
+    """Cohort sizes and ``{(cohort, period): active users}``: the cohorts' members from the
+    facts, each period's active users from the store's activity bitmaps when it keeps them."""
+    activity = None if facts is None else tx.analytics.activity(bounds, metric)
+    if activity is None or facts is None:
+        return tx.analytics.cohort_matrix(bounds, metric)
+    edges = np.array(bounds, dtype=np.int64)
+    created = facts.created
+    ids = np.flatnonzero((created >= edges[0]) & (created < edges[-1]))
+    bucket = np.searchsorted(edges, created[ids], side="right") - 1
+    order = np.argsort(bucket, kind="stable")
+    counts = np.bincount(bucket, minlength=len(bounds) - 1)
+    members = np.split(ids[order].astype(np.uint32), np.cumsum(counts)[:-1])
+    sizes: dict[int, int] = {}
+    cells: dict[tuple[int, int], int] = {}
+    for i, users in enumerate(members):
+        if not len(users):
+            continue
+        cohort = BitMap(users)
+        sizes[i] = len(cohort)
+        for j in range(i, len(activity)):
+            active = cohort.intersection_cardinality(activity[j])
+            if active:
+                cells[i, j] = active
+    return sizes, cells
+
+
 def cohort_report(
-    tx: Transaction, period: str, metric: str, since: datetime, until: datetime, tz: tzinfo
+    tx: Transaction, facts: UserFacts | None, period: str, metric: str, since: datetime, until: datetime, tz: tzinfo
 ) -> CohortReport:
     bounds = buckets(since, until, period, tz)
     # The running period ends at `until`, so re-running a report for a past
@@ -99,7 +131,7 @@ def cohort_report(
         bounds.pop()
     n = len(bounds_us) - 1
     running = bounds[-1] > until
-    sizes, active = tx.analytics.cohort_matrix(bounds_us, metric)
+    sizes, active = cohort_cells(tx, facts, bounds_us, metric)
     labels = tuple(label(from_us_required(bounds_us[i], tz), period, tz) for i in range(n))
     retained = tuple(tuple(active.get((i, i + k), 0) for k in range(n - i)) + (None,) * i for i in range(n))
     rows = []

@@ -36,14 +36,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import StorageError
+
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..storage.base import Transaction
 
-__all__ = ["ATTRIBUTION", "NEVER", "UserFacts", "reading"]
+__all__ = ["ATTRIBUTION", "NEVER", "FactsUnavailable", "UserFacts", "reading"]
 
 #: The attribution fields a report can break users down by.
 ATTRIBUTION = ("source", "campaign", "state")
+class FactsUnavailable(StorageError):
+    """The per-user columns cannot hold this database's users (an id beyond 32 bits)."""
+
+
+#: Ids the columns hold: the 32-bit ids segment bitmaps hold too (siyu gives out dense ids).
+ID_LIMIT = 2**32
 #: "Not reached": later than any instant, so ``t < until`` is false for every ``until``.
 NEVER = np.iinfo(np.int64).max
 Column = npt.NDArray[np.int64]
@@ -170,7 +178,8 @@ class UserFacts:
         """Derive every column again from the raw rows."""
         store = tx.analytics
         users = store.user_rows(None)
-        self.size = (users[-1][0] + 1) if users else 0
+        self.size = 0
+        self._grow((users[-1][0] + 1) if users else 0)
         self.created = _column(self.size, NEVER)
         self.attribution = {f: _column(self.size, -1) for f in ATTRIBUTION}
         self.labels = {f: [] for f in ATTRIBUTION}
@@ -283,6 +292,11 @@ class UserFacts:
         """Extend every column to ``size`` users (``force``: also align columns built meanwhile)."""
         if size <= self.size and not force:
             return
+        if size > ID_LIMIT:
+            raise FactsUnavailable(
+                f"user id {size - 1} is above {ID_LIMIT - 1}: ws.analytics keeps per-user columns indexed by id, "
+                "as segments keep 32-bit bitmaps; siyu gives out dense ids, so re-number users written around it"
+            )
         size = max(size, self.size)
         for name, fill in (("created", NEVER), ("linked", NEVER), ("first_paid", NEVER), ("second_paid", NEVER),
                            ("last_paid", -1), ("orders", 0), ("net", 0), ("invited", NEVER)):

@@ -14,7 +14,7 @@ from ..segments.metrics import MetricSpec
 from ._time import AS_OF_SETTING, bucket_start, check_period, check_window
 from .aov import AovReport, aov_report, check_aov_by
 from .cohorts import CohortReport, check_metric, cohort_report
-from .facts import UserFacts, reading
+from .facts import FactsUnavailable, UserFacts, reading
 from .fission import FissionReport, fission_report
 from .funnel import BUILTIN_STEPS, FunnelReport, check_by, check_steps, funnel_report, reached
 from .new_vs_returning import NewVsReturningReport, new_vs_returning_report
@@ -208,8 +208,13 @@ class Analytics:
         check_period(period)
         check_metric(metric)
         start, end = self._period_window(period, since, until)
+        try:
+            with reading(self._uow, self._facts, self._horizon) as (tx, facts):
+                return cohort_report(tx, facts, period, metric, start, end, self._uow.tz)
+        except FactsUnavailable:
+            pass  # ids too wide for the columns: the raw rows answer (slower)
         with self._uow.read() as tx:
-            return cohort_report(tx, period, metric, start, end, self._uow.tz)
+            return cohort_report(tx, None, period, metric, start, end, self._uow.tz)
 
     def repurchase(
         self,

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyroaring import BitMap
 
 __all__ = ["AnalyticsStore"]
 
@@ -89,6 +93,11 @@ class AnalyticsStore(abc.ABC):
         """``(cohort_sizes(bounds), cohort_activity(bounds, metric))`` in one call, so a
         store that keeps the cohorts' members at hand reads them once."""
         return self.cohort_sizes(bounds), self.cohort_activity(bounds, metric)
+
+    def activity(self, bounds: Sequence[int], metric: str) -> list[BitMap] | None:
+        """Users active in each bucket (as in :meth:`cohort_activity`), or ``None`` when the
+        store keeps nothing that answers it faster than :meth:`cohort_matrix` (the default)."""
+        return None
 
     # -- upkeep -------------------------------------------------------------------------------
     def reindex(self) -> None:  # noqa: B027 - a store with nothing derived has nothing to rebuild

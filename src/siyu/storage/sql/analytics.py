@@ -216,6 +216,9 @@ class SqlAnalyticsStore(AnalyticsStore):
                     cells[i, j] = users
         return {i: len(cohort) for i, cohort in members.items()}, cells
 
+    def activity(self, bounds: Sequence[int], metric: str) -> list[BitMap] | None:
+        return ActivitySlots(self.tx).active((EVENTS, ORDERS) if metric == "active" else (ORDERS,), bounds)
+
     def _cohort_members(self, bounds: Sequence[int]) -> dict[int, BitMap]:
         expr, params = bucket_expr("created_at", bounds)
         return {
