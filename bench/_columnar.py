@@ -34,8 +34,8 @@ def read_frames(path: str) -> dict[str, pl.DataFrame]:
         "identities": frame(f"SELECT user_id, linked_at FROM identities WHERE kind = '{WECOM}'",
                             ["user_id", "linked_at"]),
         "events": frame("SELECT user_id, kind, at FROM user_events", ["user_id", "kind", "at"]),
-        "orders": frame("SELECT id, user_id, paid_at, total, refunded FROM orders",
-                        ["id", "user_id", "paid_at", "total", "refunded"]),
+        "orders": frame("SELECT id, user_id, paid_at, total, refunded, channel FROM orders",
+                        ["id", "user_id", "paid_at", "total", "refunded", "channel"]),
         "referrals": frame("SELECT inviter_id, bound_at, status FROM referral_nodes WHERE inviter_id IS NOT NULL",
                            ["inviter_id", "bound_at", "status"]),
     }
@@ -126,3 +126,113 @@ def polars_rfm(f: dict[str, pl.DataFrame], until: int) -> pl.DataFrame:
 def rfm_columns(answer: dict[str, Any] | pl.DataFrame) -> list[np.ndarray]:
     """An engine's RFM answer as four integer columns, for comparing."""
     return [np.asarray(answer[c], dtype=np.int64) for c in ("user_id", "r", "f", "m")]
+
+
+# -- the other reports ------------------------------------------------------------------------------------
+LOCAL = 8 * 3_600_000_000  # Asia/Shanghai, no DST
+WEEK_US = 7 * 86_400_000_000
+MONDAY = 4 * 86_400_000_000  # 1970-01-01 was a Thursday: shift so weeks start on Monday
+
+
+def _counted() -> pl.Expr:
+    return (pl.col("refunded") < pl.col("total")) | (pl.col("total") == 0)
+
+
+def _week(column: str) -> str:
+    return f'("{column}" + {LOCAL} - {MONDAY}) // {WEEK_US}'
+
+
+def _pl_week(column: str) -> pl.Expr:
+    return (pl.col(column) + LOCAL - MONDAY) // WEEK_US
+
+
+DUCK_COHORTS = f"""
+WITH c AS (SELECT id, {_week("created_at")} AS cw FROM users
+           WHERE NOT merged AND created_at >= $since AND created_at < $until),
+a AS (SELECT user_id, {_week("at")} AS aw FROM events WHERE "at" >= $since AND "at" < $until
+      UNION SELECT user_id, {_week("paid_at")} FROM orders WHERE paid_at >= $since AND paid_at < $until
+      AND {COUNTED_SQL})
+SELECT cw, aw, COUNT(*) AS n FROM a JOIN c ON c.id = a.user_id WHERE aw >= cw GROUP BY cw, aw
+"""
+
+
+def duck_cohorts(con: duckdb.DuckDBPyConnection, since: int, until: int) -> dict[str, Any]:
+    return con.execute(DUCK_COHORTS, {"since": since, "until": until}).fetchnumpy()
+
+
+def polars_cohorts(f: dict[str, pl.DataFrame], since: int, until: int) -> pl.DataFrame:
+    users = (f["users"].lazy().filter(~pl.col("merged") & (pl.col("created_at") >= since)
+                                      & (pl.col("created_at") < until))
+             .select(pl.col("id").alias("user_id"), _pl_week("created_at").alias("cw")))
+    active = pl.concat([
+        f["events"].lazy().filter((pl.col("at") >= since) & (pl.col("at") < until))
+        .select("user_id", _pl_week("at").alias("aw")),
+        f["orders"].lazy().filter((pl.col("paid_at") >= since) & (pl.col("paid_at") < until) & _counted())
+        .select("user_id", _pl_week("paid_at").alias("aw")),
+    ]).unique()
+    return (active.join(users, on="user_id").filter(pl.col("aw") >= pl.col("cw"))
+            .group_by("cw", "aw").agg(pl.len().alias("n")).collect())
+
+
+def cohort_cells(answer: dict[str, Any] | pl.DataFrame, first_week: int) -> dict[tuple[int, int], int]:
+    """An engine's cohort answer as ``{(cohort index, weeks later): users}``."""
+    cw, aw, n = (np.asarray(answer[c], dtype=np.int64).tolist() for c in ("cw", "aw", "n"))
+    return {(c - first_week, a - c): k for c, a, k in zip(cw, aw, n, strict=True)}
+
+
+DUCK_REPURCHASE = f"""
+WITH c AS (SELECT user_id, paid_at, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY paid_at) AS rn FROM orders
+           WHERE paid_at < $until AND {COUNTED_SQL}),
+f AS (SELECT user_id, MIN(CASE WHEN rn = 1 THEN paid_at END) AS first, MIN(CASE WHEN rn = 2 THEN paid_at END) AS second
+      FROM c WHERE rn <= 2 GROUP BY user_id)
+SELECT strftime(make_timestamp(first + {LOCAL}), '%Y-%m') AS m, COUNT(*) AS buyers,
+       COUNT(CASE WHEN second - first <= $window THEN 1 END) AS again FROM f GROUP BY m ORDER BY m
+"""
+
+
+def duck_repurchase(con: duckdb.DuckDBPyConnection, until: int, window: int) -> list[tuple[Any, ...]]:
+    return con.execute(DUCK_REPURCHASE, {"until": until, "window": window}).fetchall()
+
+
+def polars_repurchase(f: dict[str, pl.DataFrame], until: int, window: int) -> pl.DataFrame:
+    buyers = (f["orders"].lazy().filter((pl.col("paid_at") < until) & _counted()).group_by("user_id")
+              .agg(pl.col("paid_at").min().alias("first"), pl.len().alias("n"),
+                   pl.col("paid_at").bottom_k(2).max().alias("second")))
+    return (buyers.with_columns(pl.from_epoch(pl.col("first") + LOCAL, "us").dt.strftime("%Y-%m").alias("m"))
+            .group_by("m").agg(pl.len().alias("buyers"),
+                               ((pl.col("n") >= 2) & (pl.col("second") - pl.col("first") <= window)).sum()
+                               .alias("again"))
+            .sort("m").collect())
+
+
+DUCK_AOV = f"""
+SELECT channel, COUNT(*), COUNT(DISTINCT user_id), SUM(total - refunded) FROM orders
+WHERE paid_at < $until AND {COUNTED_SQL} GROUP BY channel
+"""
+
+
+def duck_aov(con: duckdb.DuckDBPyConnection, until: int) -> list[tuple[Any, ...]]:
+    return con.execute(DUCK_AOV, {"until": until}).fetchall()
+
+
+def polars_aov(f: dict[str, pl.DataFrame], until: int) -> pl.DataFrame:
+    return (f["orders"].lazy().filter((pl.col("paid_at") < until) & _counted()).group_by("channel")
+            .agg(pl.len().alias("orders"), pl.col("user_id").n_unique().alias("buyers"),
+                 (pl.col("total") - pl.col("refunded")).sum().alias("fen")).collect())
+
+
+DUCK_PV = f"""
+SELECT strftime(make_timestamp("at" + {LOCAL}), '%Y-%m-%d') AS d, COUNT(*), COUNT(DISTINCT user_id) FROM events
+WHERE kind = 'page_view' AND "at" >= $since AND "at" < $until GROUP BY d ORDER BY d
+"""
+
+
+def duck_pv_uv(con: duckdb.DuckDBPyConnection, since: int, until: int) -> list[tuple[Any, ...]]:
+    return con.execute(DUCK_PV, {"since": since, "until": until}).fetchall()
+
+
+def polars_pv_uv(f: dict[str, pl.DataFrame], since: int, until: int) -> pl.DataFrame:
+    return (f["events"].lazy().filter((pl.col("kind") == "page_view") & (pl.col("at") >= since)
+                                      & (pl.col("at") < until))
+            .group_by(pl.from_epoch(pl.col("at") + LOCAL, "us").dt.strftime("%Y-%m-%d").alias("d"))
+            .agg(pl.len().alias("pv"), pl.col("user_id").n_unique().alias("uv")).sort("d").collect())

@@ -57,7 +57,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _columnar import duck_funnel, duck_rfm, duck_tables, polars_funnel, polars_rfm, read_frames, rfm_columns
+from _columnar import (cohort_cells, duck_aov, duck_cohorts, duck_funnel, duck_pv_uv, duck_repurchase, duck_rfm,
+                       duck_tables, polars_aov, polars_cohorts, polars_funnel, polars_pv_uv, polars_repurchase,
+                       polars_rfm, read_frames, rfm_columns)
 from _common import Timing, check_equal, parse_args, ratio_line, scaled, temp_dir, timed, workspace_url
 
 import siyu
@@ -339,6 +341,43 @@ def columnar(path: str, ws: siyu.Workspace, until: int) -> None:
         if not all(np.array_equal(a, b) for a, b in zip(mine, theirs, strict=True)):
             raise SystemExit(f"rfm: siyu and {engine} disagree")
     table.append((f"RFM ({len(rfm.rows):,} buyers)", s_time, d_time, p_time))
+
+    since = to_us(START)
+    s_time, cohorts = median_time(lambda: ws.analytics.cohorts("week", "active", since=START, until=end))
+    d_time, d_cells = median_time(lambda: duck_cohorts(con, since, until))
+    p_time, p_cells = median_time(lambda: polars_cohorts(frames, since, until))
+    mine_cells = {(i, k): n for i, row in enumerate(cohorts.retained) for k, n in enumerate(row) if n}
+    first_week = (since + 8 * HOUR - 4 * 24 * HOUR) // (7 * 24 * HOUR)
+    check_equal("weekly cohorts vs DuckDB", mine_cells, cohort_cells(d_cells, first_week))
+    check_equal("weekly cohorts vs Polars", mine_cells, cohort_cells(p_cells, first_week))
+    table.append(("weekly cohorts (52 x 52)", s_time, d_time, p_time))
+
+    window = timedelta(days=90)
+    s_time, rep = median_time(lambda: ws.analytics.repurchase(window, until=end))
+    d_time, d_rep = median_time(lambda: duck_repurchase(con, until, window // timedelta(microseconds=1)))
+    p_time, p_rep = median_time(lambda: polars_repurchase(frames, until, window // timedelta(microseconds=1)))
+    mine_rep = [(r[0], r[1], r[2]) for r in rep.rows[:-1]]
+    check_equal("repurchase vs DuckDB", mine_rep, [tuple(r) for r in d_rep])
+    check_equal("repurchase vs Polars", mine_rep, [tuple(r) for r in p_rep.iter_rows()])
+    table.append(("repurchase (90 days, by month)", s_time, d_time, p_time))
+
+    s_time, aov = median_time(lambda: ws.analytics.aov(by="channel", until=end))
+    d_time, d_aov = median_time(lambda: duck_aov(con, until))
+    p_time, p_aov = median_time(lambda: polars_aov(frames, until))
+    mine_aov = sorted((r[0], r[1], r[2], int(r[3] * 100)) for r in aov.rows[:-1])
+    check_equal("AOV vs DuckDB", mine_aov, sorted(tuple(int(v) if i else v for i, v in enumerate(r)) for r in d_aov))
+    check_equal("AOV vs Polars", mine_aov, sorted(p_aov.iter_rows()))
+    table.append(("AOV by channel", s_time, d_time, p_time))
+
+    days = end - timedelta(days=12)
+    ws.analytics.pv_uv("page_view", "day", since=days, until=end)  # loads the event columns once
+    s_time, pv = median_time(lambda: ws.analytics.pv_uv("page_view", "day", since=days, until=end))
+    d_time, d_pv = median_time(lambda: duck_pv_uv(con, to_us(days), until))
+    p_time, p_pv = median_time(lambda: polars_pv_uv(frames, to_us(days), until))
+    mine_pv = [tuple(r[:3]) for r in pv.rows[:-1] if r[1]]
+    check_equal("PV/UV vs DuckDB", mine_pv, [tuple(r) for r in d_pv])
+    check_equal("PV/UV vs Polars", mine_pv, [tuple(r) for r in p_pv.iter_rows()])
+    table.append(("PV/UV per day (12 days)", s_time, d_time, p_time))
     con.close()
 
     print(f"\n| report | siyu | DuckDB | Polars | best ÷ siyu | < {FAST_SECONDS * 1000:.0f} ms | >= {FAST_RATIO:g}x |")
