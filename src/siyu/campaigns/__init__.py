@@ -3,10 +3,12 @@ suppression, a cross-channel contact budget, platform caps and quiet hours;
 an A/B pilot with a holdout, a stated statistical decision, a roll-out, and
 exactly-once delivery records. Use it as ``ws.campaigns``."""
 
+from .gates import Gate
 from .models import (
     Campaign,
     Decision,
     Delivery,
+    DeliveryStatus,
     GateCount,
     Preview,
     ReceiptReport,
@@ -29,6 +31,8 @@ __all__ = [
     "ContactPolicy",
     "Decision",
     "Delivery",
+    "DeliveryStatus",
+    "Gate",
     "GateCount",
     "Preview",
     "ReceiptReport",

@@ -14,6 +14,7 @@ import attrs
 from pyroaring import BitMap, FrozenBitMap
 
 from .. import events as events_module
+from ..channels.receipts import ReceiptStatus
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import CampaignCreated, Event
 from ..services._common import check_int, check_many, check_text
@@ -133,7 +134,8 @@ class CampaignCatalog:
             d = Delivery.of(r)
             got = receipts.get(r.id)
             if got is not None:
-                d = attrs.evolve(d, receipt=got.status, receipt_code=got.code, receipt_at=got.reported_at)
+                d = attrs.evolve(d, receipt=ReceiptStatus(got.status), receipt_code=got.code,
+                                 receipt_at=got.reported_at)
             out.append(d)
         return out
 

@@ -24,6 +24,7 @@ query per user, so a preview over a million users stays fast.
 from __future__ import annotations
 
 import calendar
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -38,9 +39,21 @@ from ..errors import ValidationError
 if TYPE_CHECKING:
     from ..storage.base import Transaction
 
-__all__ = ["GATES", "QuietHours", "budget_rules", "over_limit", "window_start", "without_credit"]
+__all__ = ["GATES", "Gate", "QuietHours", "budget_rules", "over_limit", "window_start", "without_credit"]
 
-GATES = ("inactive", "consent", "suppressed", "no_address", "budget", "platform_cap", "quiet_hours")
+class Gate(enum.StrEnum):
+    """The gates of a campaign send, in the order they apply (see the module docstring)."""
+
+    INACTIVE = "inactive"
+    CONSENT = "consent"
+    SUPPRESSED = "suppressed"
+    NO_ADDRESS = "no_address"
+    BUDGET = "budget"
+    PLATFORM_CAP = "platform_cap"
+    QUIET_HOURS = "quiet_hours"
+
+
+GATES = tuple(g.value for g in Gate)
 PERIODS = ("day", "week", "month", "rolling_24h")
 #: The identity kind each medium sends to; other channels address users by id.
 ADDRESS_KIND = {"sms": "phone", "email": "email", "wecom": "wecom_external_userid", "miniprogram": "wechat_openid"}

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
-from ..channels.receipts import Receipt
-from .state import CampaignStatus
+from ..channels.base import Purpose
+from ..channels.receipts import Receipt, ReceiptStatus
+from .gates import Gate
+from .state import CampaignStatus, Phase
 
 __all__ = [
     "Campaign",
     "Decision",
     "Delivery",
+    "DeliveryStatus",
     "GateCount",
     "Preview",
     "ReceiptReport",
@@ -64,7 +68,7 @@ class Campaign:
     variants: Mapping[str, Mapping[str, Any]]
     goal: str | None
     attribution_window: timedelta
-    purpose: str
+    purpose: Purpose
     non_personalized: bool
     status: CampaignStatus
     audience_count: int
@@ -76,11 +80,34 @@ class Campaign:
     winner: str | None = None
 
 
+class DeliveryStatus(enum.StrEnum):
+    """Where a delivery record stands."""
+
+    #: Waiting for its turn (due now or at ``due_at``: quiet hours, a retry, a schedule).
+    QUEUED = "queued"
+    #: Claimed by a run and being sent; after a crash, recovered by the next run.
+    PENDING = "pending"
+    #: The channel accepted it.
+    SENT = "sent"
+    #: The channel could not send it and gave up (``code`` and ``detail`` say why).
+    FAILED = "failed"
+    #: The provider refused this message (template, content, signature).
+    REJECTED = "rejected"
+    #: The recipient cannot receive it (unknown number, no relation, unsubscribed).
+    UNAVAILABLE = "unavailable"
+    #: A gate removed the user (``reason`` names the gate).
+    SKIPPED = "skipped"
+    #: Set aside in the pilot's or roll-out's holdout group: gets nothing, on purpose.
+    HOLDOUT = "holdout"
+    #: The provider may or may not have it: reconciled, or settled by a person (``ws.campaigns.resolve``).
+    UNKNOWN = "unknown"
+
+
 @attrs.frozen(kw_only=True)
 class GateCount:
     """One gate in a preview: how many users it removed (or deferred) and who is left."""
 
-    gate: str
+    gate: Gate = attrs.field(converter=Gate)
     removed: int
     remaining: int
     deferred: int = 0
@@ -244,8 +271,9 @@ class Delivery:
     user_id: int
     occurrence: str
     variant: str
+    #: The launch (``pilot``, ``send``, ``rollout``) or ``"trigger"`` for a triggered campaign.
     phase: str
-    status: str
+    status: DeliveryStatus
     reason: str | None
     recipient: str | None
     claimed_at: datetime | None
@@ -255,7 +283,7 @@ class Delivery:
     provider_id: str | None
     code: str | None
     detail: str | None
-    receipt: str | None = None
+    receipt: ReceiptStatus | None = None
     receipt_code: str | None = None
     receipt_at: datetime | None = None
 
@@ -264,9 +292,9 @@ class Delivery:
         """The record as stored (a :class:`~siyu.storage.contracts.campaigns.DeliveryRow`)."""
         return cls(
             id=r.id, campaign_id=r.campaign_id, user_id=r.user_id, occurrence=r.occurrence, variant=r.variant,
-            phase=r.phase, status=r.status, reason=r.reason, recipient=r.recipient, claimed_at=r.claimed_at,
-            completed_at=r.completed_at, due_at=r.due_at, attempts=r.attempts, provider_id=r.provider_id,
-            code=r.code, detail=r.detail,
+            phase=_phase(r.phase), status=DeliveryStatus(r.status), reason=r.reason, recipient=r.recipient,
+            claimed_at=r.claimed_at, completed_at=r.completed_at, due_at=r.due_at, attempts=r.attempts,
+            provider_id=r.provider_id, code=r.code, detail=r.detail,
         )
 
 
@@ -314,3 +342,11 @@ class RunReport:
     paused_until: datetime | None = None
     done: bool = False
     skipped_by: Mapping[str, int] = attrs.field(factory=dict)
+
+
+def _phase(value: str) -> str:
+    # A triggered campaign's records carry "trigger", which is no launch phase.
+    return Phase(value) if value in _PHASES else value
+
+
+_PHASES = frozenset(p.value for p in Phase)

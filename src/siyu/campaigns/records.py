@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import attrs
 from pyroaring import BitMap
 
+from ..channels.base import Purpose
 from ..errors import NotFound, StorageError
 from ..services._common import check_int
 from .config import CampaignConfig, load_config
@@ -148,7 +149,7 @@ def to_model(campaign: Stored) -> Campaign:
     sched = config.schedule
     return Campaign(
         id=row.id, name=row.name, channel=row.channel, template=row.template, variants=row.variants,
-        goal=row.goal, attribution_window=timedelta(microseconds=row.attribution_us), purpose=row.purpose,
+        goal=row.goal, attribution_window=timedelta(microseconds=row.attribution_us), purpose=Purpose(row.purpose),
         non_personalized=row.non_personalized, status=campaign.status, audience_count=row.audience_count,
         created_at=row.created_at, schedule=None if sched is None else sched.rrule,
         start_at=None if sched is None else sched.start_at, throttle=config.throttle,

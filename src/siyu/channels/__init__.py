@@ -2,7 +2,18 @@
 SMS, mini-program subscribe messages), and the contract a plugin channel
 implements. See :mod:`siyu.channels.base` for the rules."""
 
-from .base import Attachment, Channel, DeliveryResult, Limits, Message, Option, Status, render_template, text_length
+from .base import (
+    Attachment,
+    Channel,
+    DeliveryResult,
+    Limits,
+    Message,
+    Option,
+    Purpose,
+    Status,
+    render_template,
+    text_length,
+)
 from .receipts import Receipt, ReceiptStatus
 
 __all__ = [
@@ -12,6 +23,7 @@ __all__ = [
     "Limits",
     "Message",
     "Option",
+    "Purpose",
     "Receipt",
     "ReceiptStatus",
     "Status",

@@ -94,6 +94,7 @@ __all__ = [
     "Message",
     "ContactScreen",
     "Option",
+    "Purpose",
     "Status",
     "render_template",
     "text_length",
@@ -102,8 +103,23 @@ __all__ = [
 
 log = logging.getLogger("siyu.channels")
 
+class Purpose(enum.StrEnum):
+    """Why a message is sent; a ``marketing`` message needs consent."""
+
+    #: Order notices, verification codes: what the recipient asked for.
+    TRANSACTIONAL = "transactional"
+    #: Promotions: needs the recipient's marketing consent on the medium.
+    MARKETING = "marketing"
+
+
 #: Purposes a message may declare; "marketing" needs consent.
-PURPOSES = ("transactional", "marketing")
+PURPOSES = tuple(p.value for p in Purpose)
+
+
+def _purpose(value: str) -> str:
+    # Known purposes become the enum; anything else stays as given so ``check`` can
+    # report it as a problem of that message instead of failing the whole batch.
+    return Purpose(value) if value in PURPOSES else value
 
 
 class Status(enum.StrEnum):
@@ -163,7 +179,7 @@ class Message:
     attachments: tuple[Attachment, ...] = attrs.field(default=(), converter=tuple)
     key: str | None = None
     user_id: int | None = None
-    purpose: str = "transactional"
+    purpose: str = attrs.field(default=Purpose.TRANSACTIONAL, converter=_purpose)
     subject: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
 
