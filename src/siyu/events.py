@@ -80,6 +80,8 @@ __all__ = [
     "TransferFinished",
     "GroupChanged",
     "GroupMembersChanged",
+    "TaskCompleted",
+    "TasksCreated",
     "UserCreated",
     "UserUpdated",
     "UsersMerged",
@@ -671,6 +673,21 @@ class PresaleChanged(Event):
     user_id: int
     status: str
     amount_fen: int
+
+
+@attrs.frozen(kw_only=True)
+class TasksCreated(Event):
+    """Follow-up tasks were made (by an SOP rule or by hand) for these staff members."""
+
+    task_ids: tuple[int, ...]
+    staff: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class TaskCompleted(Event):
+    task_id: int
+    staff: str
+    on_time: bool
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

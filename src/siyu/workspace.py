@@ -36,7 +36,7 @@ from .services.referrals import Referrals
 from .services.tags import Tags
 from .services.users import MergeParticipant, Users
 from .services.wecom_contacts import WeComContacts
-from .staff import Staff, Transfers
+from .staff import Staff, Tasks, Transfers
 from .storage.base import Backend, Transaction
 from .wallet import Birthdays, GiftCards, MemberDays, PointsMall, Presales, Reviews, Wallet
 
@@ -131,6 +131,7 @@ class Workspace:
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
         self.staff = Staff(self, lifecycle=self.lifecycle)
         self.groups = Groups(self)
+        self.tasks = Tasks(self)
         self.users = Users(self, privacy=self.privacy, merge_participants=self._merge_participants())
         self.staff.transfers = Transfers(self, staff=self.staff, users=self.users)
         self.wecom = WeComContacts(self, channels=self.channels, users=self.users, tags=self.tags, staff=self.staff,

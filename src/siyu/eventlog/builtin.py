@@ -25,6 +25,7 @@ def builtin_consumers(ws: Workspace) -> list[Consumer]:
         Consumer(name="siyu.lifecycle", handle=ws.lifecycle.observer.handle, types=ws.lifecycle.observer.types),
         Consumer(name="siyu.referrals", handle=ws.referrals.on_events, types=ws.referrals.event_types),
         Consumer(name="siyu.activities", handle=ws.flash_sales.on_events, types=ws.flash_sales.event_types),
+        Consumer(name="siyu.tasks", handle=ws.tasks.on_events, types=ws.tasks.event_types),
         Consumer(name="siyu.tag_rules", handle=ws.tags.rules.observer.handle),
         Consumer(name="siyu.privacy.audit", handle=ws.privacy.auditor.handle, types=ws.privacy.auditor.types,
                  per_event=True),

@@ -7,12 +7,16 @@ from .models import (
     OwnerRule,
     Relation,
     RelationStatus,
+    SopRule,
     StaffMember,
     StaffStatus,
+    Task,
+    TaskStatus,
     Transfer,
     TransferStatus,
 )
 from .service import Staff
+from .tasks import Tasks
 from .transfers import Transfers
 
 __all__ = [
@@ -20,9 +24,13 @@ __all__ = [
     "OwnerRule",
     "Relation",
     "RelationStatus",
+    "SopRule",
     "Staff",
     "StaffMember",
     "StaffStatus",
+    "Task",
+    "TaskStatus",
+    "Tasks",
     "Transfer",
     "TransferStatus",
     "Transfers",

@@ -13,7 +13,10 @@ __all__ = [
     "Relation",
     "RelationStatus",
     "StaffMember",
+    "SopRule",
     "StaffStatus",
+    "Task",
+    "TaskStatus",
     "Transfer",
     "TransferStatus",
 ]
@@ -155,3 +158,46 @@ class Transfer:
     finished_at: datetime | None = None
     errcode: int | None = None
     raw_status: int | None = None
+
+
+class TaskStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+@attrs.frozen(kw_only=True)
+class Task:
+    """A follow-up task for a staff member about one customer, made by an SOP rule
+    (``rule``) or by hand (``rule="manual"``)."""
+
+    id: int
+    rule: str
+    user_id: int
+    staff: str
+    title: str
+    created_at: datetime
+    due_at: datetime
+    status: TaskStatus = TaskStatus.OPEN
+    completed_at: datetime | None = None
+
+    @property
+    def on_time(self) -> bool:
+        """Completed no later than it was due."""
+        return self.completed_at is not None and self.completed_at <= self.due_at
+
+
+@attrs.frozen(kw_only=True)
+class SopRule:
+    """A follow-up rule (SOP): when ``on`` happens, give the customer's staff member a task
+    due ``due_hours`` later. ``on`` is ``"follow"`` (a staff member added the customer; the
+    task goes to that member) or ``"stage:<stage>"`` (the lifecycle stage became ``<stage>``;
+    the task goes to the owner). With ``repeat_hours``, completing the task makes the next
+    one while the customer stays in that stage; leaving the stage cancels open ones."""
+
+    name: str
+    on: str
+    title: str
+    due_hours: float
+    repeat_hours: float | None = None
+    enabled: bool = True

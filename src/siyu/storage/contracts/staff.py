@@ -6,7 +6,7 @@ import abc
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from ...staff.models import OwnerChange, Relation, StaffMember, Transfer, TransferStatus
+from ...staff.models import OwnerChange, Relation, StaffMember, Task, TaskStatus, Transfer, TransferStatus
 
 
 class StaffStore(abc.ABC):
@@ -84,3 +84,16 @@ class StaffStore(abc.ABC):
         since: datetime | None = None,
     ) -> list[Transfer]:
         """Transfers filtered by customer, status and start time (``>= since``), by id."""
+
+    @abc.abstractmethod
+    def add_tasks(self, tasks: Sequence[tuple[Task, str]]) -> list[int]:
+        """Create ``(task, key)`` pairs whose key is new (others are skipped); return the new ids."""
+
+    @abc.abstractmethod
+    def tasks(self, *, ids: Iterable[int] | None = None, staff: str | None = None,
+              status: TaskStatus | None = None, user_id: int | None = None,
+              due_before: datetime | None = None) -> list[Task]:
+        """Tasks filtered by id, staff member, status, customer and due time (``< due_before``), by due time."""
+
+    @abc.abstractmethod
+    def set_task_status(self, task_id: int, status: TaskStatus, at: datetime | None) -> None: ...

@@ -14,6 +14,8 @@ from ...staff.models import (
     RelationStatus,
     StaffMember,
     StaffStatus,
+    Task,
+    TaskStatus,
     Transfer,
     TransferStatus,
 )
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 _MEMBER = "userid, name, department, store, role, status, since, resigned_at"
 _RELATION = ("user_id, staff, status, remark, description, tags, add_way, state, oper_userid, since, "
              "changed_at, ended_at")
+_TASK = "id, rule, user_id, staff, title, created_at, due_at, status, completed_at"
 _TRANSFER = ("id, user_id, from_staff, to_staff, kind, status, started_at, takeover_at, finished_at, errcode, "
              "raw_status")
 
@@ -202,3 +205,45 @@ class SqlStaffStore(StaffStore):
             found.extend(_transfer(r) for r in self.tx.execute(
                 f"SELECT {_TRANSFER} FROM staff_transfers WHERE {clause}", [*chunk, *params]))
         return sorted(found, key=lambda t: t.id)
+
+    def add_tasks(self, tasks: Sequence[tuple[Task, str]]) -> list[int]:
+        ids: list[int] = []
+        for task, key in tasks:
+            row = self.tx.execute(
+                "INSERT INTO staff_tasks (rule, user_id, staff, title, created_at, due_at, status, completed_at, "
+                "task_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_key) DO NOTHING RETURNING id",
+                (task.rule, task.user_id, task.staff, task.title, to_us(task.created_at), to_us(task.due_at),
+                 str(task.status), None, key),
+            ).fetchone()
+            if row is not None:
+                ids.append(int(row[0]))
+        return ids
+
+    def tasks(self, *, ids: Iterable[int] | None = None, staff: str | None = None,
+              status: TaskStatus | None = None, user_id: int | None = None,
+              due_before: datetime | None = None) -> list[Task]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("staff", staff), ("status", None if status is None else str(status)),
+                              ("user_id", user_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if due_before is not None:
+            where.append("due_at < ?")
+            params.append(to_us(due_before))
+        if ids is not None:
+            chosen = sorted(set(ids))
+            if not chosen:
+                return []
+            where.append(f"id IN ({','.join('?' * len(chosen))})")
+            params.extend(chosen)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return [Task(id=int(r[0]), rule=r[1], user_id=int(r[2]), staff=r[3], title=r[4],
+                     created_at=from_us_required(r[5]), due_at=from_us_required(r[6]), status=TaskStatus(r[7]),
+                     completed_at=from_us(r[8]))
+                for r in self.tx.execute(f"SELECT {_TASK} FROM staff_tasks{clause} ORDER BY due_at, id", params)]
+
+    def set_task_status(self, task_id: int, status: TaskStatus, at: datetime | None) -> None:
+        self.tx.execute("UPDATE staff_tasks SET status = ?, completed_at = ? WHERE id = ?",
+                        (str(status), None if at is None else to_us(at), task_id))

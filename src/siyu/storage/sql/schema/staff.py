@@ -27,4 +27,16 @@ MIGRATIONS = [
             "CREATE INDEX staff_transfers_status ON staff_transfers (status, id)",
         ],
     ),
+    # Follow-up tasks (SOPs); task_key makes each cause produce its task once.
+    (
+        2,
+        [
+            "CREATE TABLE staff_tasks (id {pk}, rule {text} NOT NULL, user_id {bigint} NOT NULL, "
+            "staff {text} NOT NULL, title {text} NOT NULL, created_at {bigint} NOT NULL, due_at {bigint} NOT NULL, "
+            "status {text} NOT NULL, completed_at {bigint}, task_key {text} NOT NULL)",
+            "CREATE UNIQUE INDEX staff_tasks_key ON staff_tasks (task_key)",
+            "CREATE INDEX staff_tasks_open ON staff_tasks (status, staff, due_at)",
+            "CREATE INDEX staff_tasks_user ON staff_tasks (user_id, rule)",
+        ],
+    ),
 ]
