@@ -57,9 +57,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _columnar import (cohort_cells, duck_aov, duck_cohorts, duck_funnel, duck_pv_uv, duck_repurchase, duck_rfm,
-                       duck_tables, polars_aov, polars_cohorts, polars_funnel, polars_pv_uv, polars_repurchase,
-                       polars_rfm, read_frames, rfm_columns)
+from _columnar import (
+    cohort_cells,
+    duck_aov,
+    duck_cohorts,
+    duck_funnel,
+    duck_pv_uv,
+    duck_repurchase,
+    duck_rfm,
+    duck_tables,
+    polars_aov,
+    polars_cohorts,
+    polars_funnel,
+    polars_pv_uv,
+    polars_repurchase,
+    polars_rfm,
+    read_frames,
+    rfm_columns,
+)
 from _common import Timing, check_equal, parse_args, ratio_line, scaled, temp_dir, timed, workspace_url
 
 import siyu
