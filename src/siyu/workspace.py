@@ -131,6 +131,7 @@ class Workspace:
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
         self.staff = Staff(self, lifecycle=self.lifecycle)
         self.groups = Groups(self)
+        self.staff.groups = self.groups
         self.tasks = Tasks(self)
         self.users = Users(self, privacy=self.privacy, merge_participants=self._merge_participants())
         self.staff.transfers = Transfers(self, staff=self.staff, users=self.users)

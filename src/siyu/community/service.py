@@ -110,6 +110,16 @@ class Groups:
             tx.groups.save_groups([group])
         return group
 
+    def set_owner(self, chat_id: str, userid: str) -> Group:
+        """Record a group's new owner (after a group transfer)."""
+        owner = check_text(userid, "userid", max_length=64)
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            group = attrs.evolve(self._require(tx, chat_id), owner=owner, updated_at=now)
+            tx.groups.save_groups([group])
+            tx.emit(GroupChanged(at=now, chat_id=group.chat_id, change="update", owner=owner))
+        return group
+
     def set_role(self, chat_id: str, member: str | int, role: str | None) -> GroupMember:
         """Give a member an operator-assigned role (``"expert"``, ``"core"``, ``"admin"`` ...; ``None``
         clears it). ``member`` is a staff userid, an external userid or a siyu user id."""

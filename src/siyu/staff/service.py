@@ -21,10 +21,13 @@ from .._validation import check_int, check_text
 from ..errors import NotFound, ValidationError
 from ..events import CustomerFollowed, CustomerUnfollowed, OwnerChanged, StaffAdded, StaffResigned
 from ..services._common import require_user
+from .handover import HandOver, hand_over
 from .models import OwnerChange, OwnerRule, Relation, RelationStatus, StaffMember, StaffStatus, Transfer
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
+    from ..community.service import Groups
+    from ..community.wecom import GroupApi
     from ..services.lifecycle import Lifecycle
     from ..storage.base import Transaction
     from .transfers import Transfers
@@ -67,6 +70,8 @@ class Staff:
     name = "staff"
     #: Transfers of customers between members (set by the workspace, which builds it after ``ws.users``).
     transfers: Transfers
+    #: The groups a hand-over moves too (set by the workspace).
+    groups: Groups | None = None
 
     def __init__(self, uow: UnitOfWork, *, lifecycle: Lifecycle) -> None:
         self._uow = uow
@@ -307,6 +312,22 @@ class Staff:
         """Hand customers from one member over to another; one result per customer
         (see :meth:`siyu.staff.Transfers.transfer`)."""
         return self.transfers.transfer(user_ids, from_=from_, to=to, resigned=resigned, message=message)
+
+    def hand_over(self, userid: str, *, to: Sequence[str] | None = None, policy: str = "least_loaded",
+                  resigned: bool | None = None, group_api: GroupApi | None = None) -> HandOver:
+        """Hand every customer and group of ``userid`` over to colleagues (``to``, or every
+        active member), spread by ``policy``: ``"round_robin"``, ``"least_loaded"`` (default)
+        or ``"same_store"``. ``resigned`` defaults to whether the member has resigned (离职继承
+        vs 在职转接). Groups move through WeCom when ``group_api`` is given (per-group codes),
+        else locally. Returns every customer's :class:`Transfer` and every group's new owner."""
+        assert self.groups is not None, "the workspace wires ws.staff.groups"
+        leaving = self.get(userid).status is StaffStatus.RESIGNED if resigned is None else resigned
+        return hand_over(self, self.groups, userid, to=to, policy=policy, resigned=leaving, group_api=group_api)
+
+    def relation_counts(self) -> dict[str, int]:
+        """``staff userid -> active relations`` (each member's load)."""
+        with self._uow.read() as tx:
+            return tx.staff.relation_counts()
 
     # -- merge participant ----------------------------------------------------------------------
     def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> StaffMerge:
