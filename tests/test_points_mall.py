@@ -198,3 +198,20 @@ def test_stock_and_points_always_add_up(steps: list[tuple[str, int, int]]) -> No
             spent = sum(r.points for r in live if r.user_id == u)
             assert ws.points.balance(u) == 120 - spent >= 0
     ws.close()
+
+
+def test_the_points_liability(ws: siyu.Workspace, clock: FakeClock) -> None:
+    uid = ws.users.add().id
+    ws.points.earn(uid, 100, reason="a", key="a", expires_at=clock.now + timedelta(days=1))
+    ws.points.earn(uid, 300, reason="b", key="b")
+    ws.points.earn(uid, 50, reason="c", key="c", available_at=clock.now + timedelta(days=10))
+    ws.points_mall.add_reward("mug", kind="gift", points=120, **TEXTS)
+    mug = ws.points_mall.redeem(uid, "mug", key="m")  # takes the 100 expiring first, then 20
+    ws.points_mall.cancel(mug.id)
+    ws.points_mall.redeem(uid, "mug", key="n")
+    clock.advance(timedelta(days=2))
+    ws.points.expire_due()
+    report = ws.points_mall.points_liability()
+    assert report == {"issued": 450, "spent": 240, "expired": 0, "reversed": 120, "usable": 280, "pending": 50,
+                      "outstanding": 330}
+    assert report["issued"] - report["spent"] + report["reversed"] - report["expired"] == report["outstanding"]

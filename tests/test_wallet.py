@@ -380,3 +380,31 @@ def test_an_order_the_wallet_cannot_pay_is_not_recorded(ws: siyu.Workspace) -> N
         ws.orders.record(uid, [{"sku": "TEA", "qty": 1}], wallet=61)
     paid = ws.orders.record(uid, [{"sku": "TEA", "qty": 2}], wallet="all")
     assert ws.wallet.balance(uid).total_fen == 0 and paid.total_fen == 12_000
+
+
+# -- the command line ----------------------------------------------------------------------------------
+def test_the_wallet_commands(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from siyu.cli import cli
+
+    db = f"sqlite:///{Path(str(tmp_path)) / 'shop.db'}"
+    with siyu.connect(db) as ws:
+        uid = ws.users.add().id
+        ws.wallet.recharge(uid, 100, payment_id="WX-9")
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(cli, ["--db", db, "wallet", "confirm", "WX-9"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["status"] == "paid"
+    shown = json.loads(runner.invoke(cli, ["--db", db, "wallet", "balance", str(uid)]).output)
+    assert (shown["principal"], shown["total"]) == ("100.00", "100.00")
+    owed = json.loads(runner.invoke(cli, ["--db", db, "wallet", "liability"]).output)
+    assert owed["principal_fen"] == 10_000
+    points = json.loads(runner.invoke(cli, ["--db", db, "wallet", "points"]).output)
+    assert points["points"]["outstanding"] == 0 and points["rewards"] == []
+    missing = runner.invoke(cli, ["--db", db, "wallet", "confirm", "nope"])
+    assert missing.exit_code == 1

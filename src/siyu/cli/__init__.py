@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "siyu.cli.report",
     "siyu.cli.run_due",
     "siyu.cli.users",
+    "siyu.cli.wallet",
     "siyu.cli.worker",
 ]
 

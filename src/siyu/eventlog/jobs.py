@@ -50,6 +50,11 @@ def builtin_jobs(ws: Workspace) -> list[Job]:
         Job(name="tag_rules.run", every=day,
             run=lambda: {tag: len(d.applied) + len(d.removed) for tag, d in ws.tags.rules.run().items()}),
         Job(name="event_log.prune", every=day, run=ws.event_log.prune),
+        # The member wallet: each grants, settles or refunds what is due once, however often it runs.
+        Job(name="birthdays.grant", every=hour, run=lambda: _count(ws.birthdays.grant_due())),
+        Job(name="reviews.settle", every=hour, run=lambda: _count(ws.reviews.settle_due())),
+        Job(name="presales.expire", every=minute, run=lambda: _count(ws.presales.expire_due())),
+        Job(name="presales.overdue", every=hour, run=lambda: _count(ws.presales.overdue())),
     ]
 
 

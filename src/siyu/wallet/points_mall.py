@@ -332,6 +332,23 @@ class PointsMall:
             return tx.points_mall.redemptions(user_id=uid, reward_id=rid)
 
     # -- reports ------------------------------------------------------------------------
+    def points_liability(self) -> dict[str, int]:
+        """The points ledger in totals: ``issued`` (earned), ``spent``, ``expired``,
+        ``reversed`` (the net of reversals: spends given back count up, earns taken back
+        by refunds count down) and what is ``outstanding``: ``usable`` now plus
+        ``pending`` (not available yet), unexpired -- the points the shop still owes."""
+        with self._uow.read() as tx:
+            totals = tx.points.totals(self._uow.now())
+        return {
+            "issued": totals.get("earn", 0),
+            "spent": -totals.get("spend", 0),
+            "expired": -totals.get("expire", 0),
+            "reversed": totals.get("reverse", 0),
+            "usable": totals["usable"],
+            "pending": totals["pending"],
+            "outstanding": totals["usable"] + totals["pending"],
+        }
+
     def report(self) -> list[dict[str, Any]]:
         """Per reward: units redeemed and live, cancelled, failed, points spent net of
         returns, stock left, and the redemption rate (live units / stock offered)."""

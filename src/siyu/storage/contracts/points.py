@@ -95,6 +95,11 @@ class PointsStore(abc.ABC):
         """Lots with points left whose expiry is at or before ``now``."""
 
     @abc.abstractmethod
+    def totals(self, now: datetime) -> dict[str, int]:
+        """Ledger sums by entry kind, plus ``usable`` and ``pending`` (points left in lots
+        available / not yet available at ``now``, unexpired): the points liability."""
+
+    @abc.abstractmethod
     def expiring(self, start: datetime, end: datetime) -> list[PointsLot]:
         """Lots with points left that expire in ``(start, end]``."""
 

@@ -219,6 +219,17 @@ class SqlPointsStore(PointsStore):
             )
         ]
 
+    def totals(self, now: datetime) -> dict[str, int]:
+        stamp = to_us(now)
+        found = {str(kind): int(total) for kind, total in self.tx.execute(
+            "SELECT kind, COALESCE(SUM(amount), 0) FROM points_entries GROUP BY kind")}
+        row = self.tx.execute(
+            "SELECT COALESCE(SUM(CASE WHEN available_at <= ? THEN remaining ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN available_at > ? THEN remaining ELSE 0 END), 0) FROM points_entries "
+            "WHERE remaining > 0 AND (expires_at IS NULL OR expires_at > ?)", (stamp, stamp, stamp)).fetchone()
+        found["usable"], found["pending"] = int(row[0]), int(row[1])
+        return found
+
     def balances(self, now: datetime) -> dict[int, int]:
         stamp = to_us(now)
         return {
