@@ -120,6 +120,10 @@ def _pay_or_release(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Calla
             yield lambda rid=rid: ws.flash_sales.pay(rid).id
 
 
+def _pay_same(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
+    yield lambda: ws.flash_sales.pay(args).id
+
+
 def _cancel_twice(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Callable[[], Any]]:
     for rid in args:
         yield lambda rid=rid: ws.flash_sales.cancel(rid).status.value
@@ -144,6 +148,7 @@ TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Callable[[], Any]
     "same_user_many_keys": _same_user_many_keys,
     "pay_or_release": _pay_or_release,
     "cancel_twice": _cancel_twice,
+    "pay_same": _pay_same,
     "help": _help,
     "draw_many": _draw_many,
 }
@@ -214,6 +219,16 @@ def test_payments_racing_the_release_job_before_the_end_either_pay_or_release(ur
         assert (stock, reserved, sold) == (0, 0, 12) and len(paid) == 12
         assert len({o.id for uid in users for o in ws.orders.of(uid)}) == 12  # one order per reservation
     assert {o[1] for o in outcomes if o[0] == "error"} <= {"ReservationClosed"}
+
+
+def test_one_payment_callback_delivered_by_many_processes_records_one_order(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        sale_id, [user] = _shop(ws, 1, 3)
+        rid = ws.flash_sales.reserve(sale_id, user, key="once").id
+    outcomes = race(url, "pay_same", rid, processes(url, 6))
+    assert all(o[0] == "ok" for o in outcomes) and len({o[1] for o in outcomes}) == 1
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert len(ws.orders.of(user)) == 1 and _counts(ws, sale_id) == (2, 0, 1)
 
 
 def test_cancelling_from_many_processes_restores_once(url: str) -> None:

@@ -193,3 +193,18 @@ def test_commit_reveal_lets_anyone_recompute_every_draw(ws: siyu.Workspace, cloc
     forged = [attrs.evolve(records[0], prize=3, reason="roll"), *records[1:]]
     assert not verify_records(revealed, revealed.seed, forged).ok
     assert not verify_records(revealed, "another seed", records).ok
+
+
+def test_each_paid_order_is_worth_one_draw(ws: siyu.Workspace, clock: FakeClock) -> None:
+    [uid, other] = _users(ws, 2)
+    did = _draw(ws, clock, per_order=True)
+    order = ws.orders.record(uid, [{"sku": "POT", "qty": 1}])
+    with pytest.raises(ValidationError, match="order_id"):
+        ws.draws.draw(did, uid, key="no-order")
+    with pytest.raises(PolicyViolation, match="belongs to user"):
+        ws.draws.draw(did, other, key="not-mine", order_id=order.id)
+    ws.draws.draw(did, uid, key="first", order_id=order.id)
+    left = ws.draws.prizes_left(did)
+    with pytest.raises(IdempotencyConflict, match="already used"):
+        ws.draws.draw(did, uid, key="second", order_id=order.id)
+    assert ws.draws.prizes_left(did) == left and len(ws.draws.records(did)) == 1

@@ -75,6 +75,10 @@ REQUIRED_RULES: dict[str, str] = {
 _EXHAUSTED = ("miss", "redraw")
 
 
+class _Taken(Exception):
+    """A draw record's unique key was taken (rolls back the draw's savepoint)."""
+
+
 def _message(draw_id: int, user_id: int, seq: int) -> str:
     return f"draw:{draw_id}:user:{user_id}:seq:{seq}"
 
@@ -357,6 +361,10 @@ class Draws:
             elif order_id is not None:
                 raise ValidationError(f"draw {draw.id} does not take orders; leave order_id out")
             state = tx.draws.player(draw.id, uid)
+            # The user's row is locked now: a concurrent retry of this key has committed or rolled back.
+            first = tx.draws.record_by_key(key)
+            if first is not None:
+                return self._repeat(first, draw_id, user_id)
             day = int(now.astimezone(self._uow.tz).strftime("%Y%m%d"))
             today = state.day_count if state.day == day else 0
             if draw.per_user_day is not None and today >= draw.per_user_day:
@@ -365,16 +373,22 @@ class Draws:
             if draw.per_user is not None and state.draws >= draw.per_user:
                 raise QuotaExceeded(f"user {uid} made all {draw.per_user} draw(s) of draw {draw.id}")
             seq = state.draws + 1
-            rolled, prize, reason, eligible = self._outcome(tx, draw, uid, seq, state)
-            record = DrawRecord(id=0, draw_id=draw.id, user_id=uid, seq=seq, key=key, rolled=rolled, prize=prize,
-                                reason=reason, eligible=eligible, at=now, order_id=order_id,
-                                cost_points=draw.cost_points)
-            rid = tx.draws.add_record(record)
-            if rid is None:
+            try:
+                # A record refused by a unique key (the key used by another user at the same moment, or
+                # the order used already) must not keep the prize unit its outcome took.
+                with tx.savepoint():
+                    rolled, prize, reason, eligible = self._outcome(tx, draw, uid, seq, state)
+                    record = DrawRecord(id=0, draw_id=draw.id, user_id=uid, seq=seq, key=key, rolled=rolled,
+                                        prize=prize, reason=reason, eligible=eligible, at=now, order_id=order_id,
+                                        cost_points=draw.cost_points)
+                    rid = tx.draws.add_record(record)
+                    if rid is None:
+                        raise _Taken
+            except _Taken:
                 again = tx.draws.record_by_key(key)
                 if again is not None:
                     return self._repeat(again, draw_id, user_id)
-                raise IdempotencyConflict(f"order {order_id} was already used for a draw of draw {draw.id}")
+                raise IdempotencyConflict(f"order {order_id} was already used for a draw of draw {draw.id}") from None
             record = attrs.evolve(record, id=rid)
             miss = draw.prizes[prize].kind is PrizeKind.MISS
             tx.draws.save_player(draw.id, uid, PlayerState(draws=seq, misses=state.misses + 1 if miss else 0, day=day,

@@ -304,6 +304,8 @@ class FlashSales:
             if not tx.flash_sales.transition(res.id, ReservationStatus.RESERVED, ReservationStatus.PAID, now,
                                              held_at=now):
                 res = self._reservation(tx, res.id)
+                if res.status is ReservationStatus.PAID and res.order_id is not None:
+                    return self._orders.get(res.order_id)  # a concurrent delivery of this payment won
                 status = "its hold ran out" if res.status is ReservationStatus.RESERVED else f"it is {res.status}"
                 raise ReservationClosed(
                     f"reservation {res.id} cannot be paid: {status} (held until "
