@@ -89,13 +89,13 @@ def test_14_list_always_filters_by_owner_and_pages(api: GroupApi, fake: FakeWeCo
     owners = [f"o{i:03}" for i in range(150)]
     for i, owner in enumerate(owners):
         fake.add_group(f"c{i:03}", owner)
-    found = [g["chat_id"] for g in api.list(owners, limit=5000)]
+    found = [g["chat_id"] for g in api.chats(owners, limit=5000)]
     assert len(found) == 150
     bodies = [c.json() for c in fake.calls("groupchat/list")]
     assert {len(b["owner_filter"]["userid_list"]) for b in bodies} == {100, 50}
     assert {b["limit"] for b in bodies} == {1000}
     with pytest.raises(InvalidMessage):
-        list(api.list([]))
+        list(api.chats([]))
     with pytest.raises(ChannelError) as refused:
         api.client.call("POST", "externalcontact/groupchat/list", body={"limit": 10})
     assert refused.value.code == 81017

@@ -21,6 +21,7 @@ from .._validation import check_text
 from ..errors import NotFound, ValidationError
 from ..events import GroupChanged, GroupMembersChanged
 from .models import Group, GroupMember, GroupPurpose, GroupStatus, MemberType
+from .sends import GroupSends
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -52,6 +53,8 @@ class Groups:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
+        #: Group mass messages (客户群群发), see :class:`~siyu.community.sends.GroupSends`.
+        self.sends = GroupSends(uow)
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, chat_id: str) -> Group:

@@ -53,7 +53,7 @@ class GroupApi:
         self.limits = limits
 
     # -- groups ------------------------------------------------------------------------------
-    def list(self, owners: Sequence[str], *, status_filter: int = 0, limit: int = 1000) -> Iterator[dict[str, Any]]:
+    def chats(self, owners: Sequence[str], *, status_filter: int = 0, limit: int = 1000) -> Iterator[dict[str, Any]]:
         """``group_chat_list`` items (``chat_id``, ``status``) of these owners: WeCom refuses a
         list without an owner filter once the app sees more than 1000 people (81017), so one is
         always sent, split into calls of 100 owners; ``limit`` is kept to 1-1000."""
@@ -90,6 +90,46 @@ class GroupApi:
         data = self.client.call("POST", path, body={"chat_id_list": ids, "new_owner": new_owner})
         failed = {str(f.get("chat_id")): int(f.get("errcode") or 0) for f in data.get("failed_chat_list") or []}
         return {c: failed.get(c, 0) for c in ids}
+
+    # -- group mass messages ---------------------------------------------------------------------
+    def add_group_msg(self, chat_ids: Sequence[str], *, sender: str, text: str | None = None,
+                      attachments: Sequence[Mapping[str, Any]] = ()) -> str:
+        """Create a group mass message (``add_msg_template``, ``chat_type="group"``) for the
+        owner ``sender`` to confirm; returns the ``msgid``. Refused before the call: no sender,
+        more than 2000 groups, text over 4000 bytes, more than 9 attachments. WeCom's 41048
+        (no sendable group) and 41063 (being dispatched, retry later) raise ChannelErrors with
+        those codes; an answer that may mean "created" raises ``timeout_unknown``."""
+        body = _group_msg_body(list(chat_ids), sender, text, attachments)
+        data = self.client.call("POST", "externalcontact/add_msg_template", body=body, idempotent=False)
+        msgid = data.get("msgid")
+        if not isinstance(msgid, str) or not msgid:
+            raise ChannelError("WeCom add_msg_template: the answer has no msgid", retryable=False,
+                               code="timeout_unknown")
+        return msgid
+
+    def send_results(self, msgid: str, sender: str) -> list[dict[str, Any]]:
+        """``send_list`` of one owner's groups: ``chat_id``, ``status`` (0 pending, 1 sent,
+        2 not a friend, 3 receive cap reached), ``send_time``; every page."""
+        return self._pages("externalcontact/get_groupmsg_send_result", {"msgid": msgid, "userid": sender},
+                           "send_list")
+
+    def tasks(self, msgid: str) -> list[dict[str, Any]]:
+        """``task_list`` of a mass message: ``userid``, ``status`` (0 not sent, 2 sent); every page."""
+        return self._pages("externalcontact/get_groupmsg_task", {"msgid": msgid}, "task_list")
+
+    def remind(self, msgid: str) -> None:
+        """``remind_groupmsg_send``: notify the members again (WeCom allows 3 per 24 hours)."""
+        self.client.call("POST", "externalcontact/remind_groupmsg_send", body={"msgid": msgid})
+
+    def _pages(self, path: str, body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            data = self.client.call("POST", path, body={**body, "limit": 1000, "cursor": cursor})
+            out.extend(data.get(key) or [])
+            cursor = str(data.get("next_cursor") or "")
+            if not cursor:
+                return out
 
     # -- join ways (群活码) ----------------------------------------------------------------------
     def _join_way_body(self, way: JoinWay) -> dict[str, Any]:
@@ -172,6 +212,26 @@ class GroupApi:
         return str(data.get("template_id") or "")
 
 
+def _group_msg_body(chat_ids: Sequence[str], sender: str, text: str | None,
+                    attachments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    if not sender:
+        raise InvalidMessage("a group mass message needs a sender (the groups' owner); WeCom requires it")
+    if not 1 <= len(chat_ids) <= 2000:
+        raise InvalidMessage(f"a group mass message takes 1-2000 chat ids, got {len(chat_ids)}")
+    if text is not None and len(text.encode("utf-8")) > 4000:
+        raise InvalidMessage("a group mass message's text is limited to 4000 UTF-8 bytes")
+    if len(attachments) > 9:
+        raise InvalidMessage(f"a group mass message takes at most 9 attachments, got {len(attachments)}")
+    if not text and not attachments:
+        raise InvalidMessage("a group mass message needs text or attachments")
+    body: dict[str, Any] = {"chat_type": "group", "sender": sender, "chat_id_list": list(chat_ids)}
+    if text:
+        body["text"] = {"content": text}
+    if attachments:
+        body["attachments"] = [dict(a) for a in attachments]
+    return body
+
+
 class GroupSync:
     """Read groups into ``ws.groups`` (``GroupSync(ws.groups, api)``) and apply
     ``change_external_chat`` callbacks."""
@@ -185,7 +245,7 @@ class GroupSync:
         returns how many. Each group is written on its own, so an interrupted sync is run again
         safely."""
         count = 0
-        for item in self.api.list(owners):
+        for item in self.api.chats(owners):
             self.store.save_detail(self.api.get(str(item["chat_id"])))
             count += 1
         return count

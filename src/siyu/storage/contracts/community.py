@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from ...community.models import Group, GroupMember, JoinWay
+from ...community.sends import GroupDelivery, GroupSend
 
 
 class GroupStore(abc.ABC):
@@ -54,3 +55,31 @@ class GroupStore(abc.ABC):
 
     @abc.abstractmethod
     def delete_join_way(self, config_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def group_send(self, key: str) -> GroupSend | None: ...
+
+    @abc.abstractmethod
+    def add_group_send(self, send: GroupSend) -> GroupSend:
+        """Record a send (its ``id`` is assigned)."""
+
+    @abc.abstractmethod
+    def save_deliveries(self, rows: Sequence[GroupDelivery]) -> None:
+        """Create or replace deliveries (keyed by ``(send_id, chat_id)``)."""
+
+    @abc.abstractmethod
+    def remove_deliveries(self, send_id: int, chat_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    def deliveries(self, send_id: int) -> list[GroupDelivery]: ...
+
+    @abc.abstractmethod
+    def deliveries_since(self, chat_id: str, since: datetime) -> int:
+        """Deliveries to the group since ``since`` that count towards WeCom's frequency rule
+        (pending, sent or unknown)."""
+
+    @abc.abstractmethod
+    def reminders(self, msgid: str, since: datetime) -> int: ...
+
+    @abc.abstractmethod
+    def add_reminder(self, msgid: str, at: datetime) -> None: ...

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._clock import from_us, from_us_required, to_us
 from ...community.models import Group, GroupMember, GroupPurpose, GroupStatus, JoinWay
+from ...community.sends import DeliveryStatus, GroupDelivery, GroupSend
 from ..contracts.community import GroupStore
 
 if TYPE_CHECKING:
@@ -123,3 +124,51 @@ class SqlGroupStore(GroupStore):
 
     def delete_join_way(self, config_id: str) -> None:
         self.tx.execute("DELETE FROM join_ways WHERE config_id = ?", (config_id,))
+
+    def group_send(self, key: str) -> GroupSend | None:
+        row = self.tx.execute("SELECT id, send_key, text, attachments, created_at FROM chat_sends WHERE send_key = ?",
+                              (key,)).fetchone()
+        return None if row is None else GroupSend(id=int(row[0]), key=row[1], text=row[2],
+                                                  attachments=tuple(json.loads(row[3])),
+                                                  created_at=from_us_required(row[4]))
+
+    def add_group_send(self, send: GroupSend) -> GroupSend:
+        row = self.tx.execute(
+            "INSERT INTO chat_sends (send_key, text, attachments, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            (send.key, send.text, json.dumps([dict(a) for a in send.attachments], ensure_ascii=False),
+             to_us(send.created_at))).fetchone()
+        return GroupSend(id=int(row[0]), key=send.key, text=send.text, attachments=send.attachments,
+                         created_at=send.created_at)
+
+    def save_deliveries(self, rows: Sequence[GroupDelivery]) -> None:
+        self.tx.executemany(
+            "INSERT INTO chat_deliveries (send_id, chat_id, owner, status, msgid, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (send_id, chat_id) DO UPDATE SET owner = excluded.owner, status = excluded.status, "
+            "msgid = excluded.msgid, updated_at = excluded.updated_at",
+            [(d.send_id, d.chat_id, d.owner, str(d.status), d.msgid, to_us(d.updated_at)) for d in rows])
+
+    def remove_deliveries(self, send_id: int, chat_ids: Sequence[str]) -> None:
+        self.tx.executemany("DELETE FROM chat_deliveries WHERE send_id = ? AND chat_id = ?",
+                            [(send_id, c) for c in chat_ids])
+
+    def deliveries(self, send_id: int) -> list[GroupDelivery]:
+        return [GroupDelivery(send_id=int(r[0]), chat_id=r[1], owner=r[2], status=DeliveryStatus(r[3]), msgid=r[4],
+                              updated_at=from_us_required(r[5]))
+                for r in self.tx.execute("SELECT send_id, chat_id, owner, status, msgid, updated_at FROM "
+                                         "chat_deliveries WHERE send_id = ? ORDER BY chat_id", (send_id,))]
+
+    def deliveries_since(self, chat_id: str, since: datetime) -> int:
+        row = self.tx.execute(
+            "SELECT COUNT(*) FROM chat_deliveries WHERE chat_id = ? AND updated_at >= ? AND status IN (?, ?, ?)",
+            (chat_id, to_us(since), str(DeliveryStatus.PENDING), str(DeliveryStatus.SENT),
+             str(DeliveryStatus.UNKNOWN))).fetchone()
+        return int(row[0])
+
+    def reminders(self, msgid: str, since: datetime) -> int:
+        row = self.tx.execute("SELECT COUNT(*) FROM chat_send_reminders WHERE msgid = ? AND at >= ?",
+                              (msgid, to_us(since))).fetchone()
+        return int(row[0])
+
+    def add_reminder(self, msgid: str, at: datetime) -> None:
+        self.tx.execute("INSERT INTO chat_send_reminders (msgid, at) VALUES (?, ?)", (msgid, to_us(at)))

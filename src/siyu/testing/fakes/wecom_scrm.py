@@ -377,3 +377,52 @@ class FakeWeComGroups(FakeWeComScrm):
         template_id = f"tpl{len(self.templates) + 1}"
         self.templates[template_id] = body
         return {"template_id": template_id}
+
+    # -- group mass messages (客户群群发) ----------------------------------------------------------------
+    def _add_msg_template(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("chat_type") != "group":
+            return super()._add_msg_template(request, body)
+        chats = body.get("chat_id_list") or []
+        text = str((body.get("text") or {}).get("content") or "")
+        if not body.get("sender"):
+            return {"errcode": 40058, "errmsg": "sender is required for chat_type group"}
+        if len(chats) > 2000 or len(text.encode("utf-8")) > 4000 or len(body.get("attachments") or []) > 9:
+            return {"errcode": 40058, "errmsg": "chat_id_list <= 2000, text <= 4000 bytes, attachments <= 9"}
+        owned = [c for c in chats if (self.groups.get(c) or {}).get("owner") == body["sender"]]
+        if not owned:
+            return {"errcode": 41048, "errmsg": "no sendable customer group"}
+        msgid = f"msg{next(self._ids)}"
+        self.mass_sends.append({**body, "msgid": msgid, "create_time": int(unix_time(self.clock)),
+                                "results": dict.fromkeys(owned, 0), "reminders": 0})
+        return {"msgid": msgid, "fail_list": []}
+
+    def confirm(self, msgid: str, *, statuses: dict[str, int] | None = None) -> None:
+        """The sender confirms a group mass message: each group's status becomes 1 (sent)
+        unless ``statuses`` says otherwise (2 not a friend, 3 receive cap reached)."""
+        sent = next(m for m in self.mass_sends if m["msgid"] == msgid)
+        for chat in sent["results"]:
+            sent["results"][chat] = (statuses or {}).get(chat, 1)
+        sent["confirmed_at"] = int(unix_time(self.clock))
+
+    def _get_groupmsg_task(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        sent = self._mass_send(body)
+        if sent is None or sent.get("chat_type") != "group":
+            return super()._get_groupmsg_task(request, body)
+        status = 2 if "confirmed_at" in sent else 0
+        return self._page([{"userid": sent["sender"], "status": status,
+                            **({"send_time": sent["confirmed_at"]} if status else {})}], "task_list", body, 1000)
+
+    def _get_groupmsg_send_result(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        sent = self._mass_send(body)
+        if sent is None or sent.get("chat_type") != "group":
+            return super()._get_groupmsg_send_result(request, body)
+        rows = [{"chat_id": c, "userid": sent["sender"], "status": s,
+                 **({"send_time": sent["confirmed_at"]} if s == 1 else {})} for c, s in sent["results"].items()]
+        return self._page(rows, "send_list", body, 1000)
+
+    def _remind_groupmsg_send(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        sent = self._mass_send(body)
+        if sent is None:
+            return {"errcode": 41047, "errmsg": "invalid msgid"}
+        sent["reminders"] = sent.get("reminders", 0) + 1
+        return {}

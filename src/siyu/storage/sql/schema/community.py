@@ -24,4 +24,18 @@ MIGRATIONS = [
             "CREATE INDEX join_ways_state ON join_ways (state)",
         ],
     ),
+    # Group mass messages: a delivery per (send, group), claimed before the call.
+    (
+        2,
+        [
+            "CREATE TABLE chat_sends (id {pk}, send_key {text} NOT NULL, text {text} NOT NULL, "
+            "attachments {text} NOT NULL, created_at {bigint} NOT NULL)",
+            "CREATE UNIQUE INDEX chat_sends_key ON chat_sends (send_key)",
+            "CREATE TABLE chat_deliveries (send_id {bigint} NOT NULL, chat_id {text} NOT NULL, owner {text} NOT NULL, "
+            "status {text} NOT NULL, msgid {text}, updated_at {bigint} NOT NULL, PRIMARY KEY (send_id, chat_id))",
+            "CREATE INDEX chat_deliveries_chat ON chat_deliveries (chat_id, updated_at)",
+            "CREATE TABLE chat_send_reminders (id {pk}, msgid {text} NOT NULL, at {bigint} NOT NULL)",
+            "CREATE INDEX chat_send_reminders_msgid ON chat_send_reminders (msgid, at)",
+        ],
+    ),
 ]
