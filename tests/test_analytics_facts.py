@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import siyu
 from siyu._clock import to_us
+from siyu.analytics.cohorts import cohort_cells
 from siyu.analytics.facts import ATTRIBUTION, UserFacts
 from siyu.analytics.funnel import BUILTIN_STEPS, reached
 from siyu.analytics.rfm import rfm_scores
@@ -84,6 +85,7 @@ def apply(ws: siyu.Workspace, ids: list[int], orders: list[int], merges: list[in
     elif kind == "report":
         ws.analytics.funnel(["first_seen", "page_view"], until=END)  # from now on the facts follow page_view
         ws.analytics.aov(by="channel", until=END)
+        ws.analytics.cohorts("week", since=T0, until=END)  # from now on the facts hold the activity slots
 
 
 def check(ws: siyu.Workspace) -> None:
@@ -91,6 +93,12 @@ def check(ws: siyu.Workspace) -> None:
     funnel = ws.analytics.funnel(until=END)
     rfm = ws.analytics.rfm(until=END)
     until = to_us(END)
+    cut = END - timedelta(minutes=7)  # the last slot is cut short: read against the raw rows
+    bounds = [to_us(T0 + timedelta(weeks=w)) for w in range(9)] + [to_us(cut)]
+    for metric in ("active", "ordered"):
+        ws.analytics.cohorts("week", metric, since=T0, until=cut)
+        with ws.read() as tx:
+            assert cohort_cells(tx, ws.analytics._facts, bounds, metric) == tx.analytics.cohort_matrix(bounds, metric)
     with ws.read() as tx:
         sets = [reached(tx, step, None, until) for step in BUILTIN_STEPS]
         expected = []

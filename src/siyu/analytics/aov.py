@@ -21,7 +21,7 @@ from .._clock import to_us
 from ..errors import ValidationError
 from ..money import to_yuan
 from ._time import PERIODS, buckets, label
-from .facts import NEVER
+from .facts import NEVER, distinct_per_group
 from .results import INCOMPLETE, Report, covering
 
 if TYPE_CHECKING:
@@ -98,9 +98,7 @@ def order_totals(
     n = len(labels)
     orders = np.bincount(codes, minlength=n)
     fen = np.bincount(codes, weights=nets, minlength=n)
-    # Distinct buyers per group: distinct (group, buyer) pairs, counted per group.
-    pairs = np.unique(codes * (int(users.max(initial=0)) + 1) + users)
-    buyers = np.bincount(pairs // (int(users.max(initial=0)) + 1), minlength=n)
+    buyers = distinct_per_group(codes, users, n)
     if by is None:
         return [(None, int(orders[0]), int(buyers[0]), int(fen[0]))]
     return [(labels[i], int(orders[i]), int(buyers[i]), int(fen[i])) for i in np.flatnonzero(orders).tolist()]

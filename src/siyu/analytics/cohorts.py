@@ -94,7 +94,7 @@ def cohort_cells(
 ) -> tuple[dict[int, int], dict[tuple[int, int], int]]:
     """Cohort sizes and ``{(cohort, period): active users}``: the cohorts' members from the
     facts, each period's active users from the store's activity bitmaps when it keeps them."""
-    activity = None if facts is None else tx.analytics.activity(bounds, metric)
+    activity = None if facts is None else facts.activity(tx, bounds, metric)
     if activity is None or facts is None:
         return tx.analytics.cohort_matrix(bounds, metric)
     edges = np.array(bounds, dtype=np.int64)

@@ -29,20 +29,24 @@ from __future__ import annotations
 
 import json
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+from pyroaring import BitMap
 
+from .._clock import to_us
 from ..errors import StorageError
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..storage.base import Transaction
 
-__all__ = ["ATTRIBUTION", "NEVER", "FactsUnavailable", "UserFacts", "reading"]
+__all__ = ["ATTRIBUTION", "NEVER", "FactsUnavailable", "UserFacts", "distinct_per_group", "reading"]
 
 #: The attribution fields a report can break users down by.
 ATTRIBUTION = ("source", "campaign", "state")
@@ -61,6 +65,10 @@ Column = npt.NDArray[np.int64]
 ALL, USER, LINKS, ORDERS, EVENTS = "all", "user", "links", "orders", "events"
 #: Not facets: the ids of the orders (``OrderRecorded``, ``OrderRefunded``) and tracked events the log names.
 ORDER_IDS, EVENT_IDS = "order_ids", "event_ids"
+#: Not facets either: instants (µs) of tracked events the log names, and a flag (user 0) that
+#: activity may have moved between users.
+EVENT_AT, MOVED = "event_at", "moved"
+_MOVES = frozenset({"UsersMerged", "UsersUnmerged", "PersonalDataErased"})
 _TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "UserCreated": (USER, ()),
     "UserUpdated": (USER, ()),
@@ -129,6 +137,9 @@ class UserFacts:
         self.event_at: Column = _column(0, 0)
         self.kinds: list[str] = []
         self._kind_codes: dict[str, int] = {}
+        #: The store's activity rollup per cohort metric, once a cohort report asked:
+        #: ``(slot length, {slot: users}, sorted slots)``; dropped when a merge may have moved activity.
+        self._activity: dict[str, tuple[int, dict[int, BitMap], list[int]]] = {}
 
     # -- columns ------------------------------------------------------------------------------
     @property
@@ -207,6 +218,7 @@ class UserFacts:
             self._set_event_rows(store.event_rows(None))
         self._load_invites(tx)
         self.referrals_version = tx.meta.version("referrals")
+        self._activity.clear()
         self.position = horizon
 
     def _changed_since(self, tx: Transaction, horizon: int) -> dict[str, set[int]] | None:
@@ -214,7 +226,7 @@ class UserFacts:
         (``None``: so many that a rebuild is cheaper)."""
         assert self.position is not None
         changed: dict[str, set[int]] = {ALL: set(), USER: set(), LINKS: set(), ORDERS: set(), EVENTS: set(),
-                                        ORDER_IDS: set(), EVENT_IDS: set()}
+                                        ORDER_IDS: set(), EVENT_IDS: set(), EVENT_AT: set(), MOVED: set()}
         after = self.position
         while after < horizon:
             rows = tx.event_log.read(after, horizon, list(_TYPES), _PAGE)
@@ -222,6 +234,10 @@ class UserFacts:
                 break
             for row in rows:
                 facet, fields = _TYPES[row.type]
+                if row.type in _MOVES:
+                    changed[MOVED].add(0)
+                elif facet == EVENTS and self._activity:
+                    changed[EVENT_AT].add(to_us(row.occurred_at))
                 if facet == EVENTS:
                     tracked = json.loads(row.payload)
                     kind = tracked.get("kind")
@@ -251,10 +267,12 @@ class UserFacts:
         store = tx.analytics
         every = changed[ALL]
         changed_orders = changed[ORDER_IDS]
+        if changed[MOVED]:
+            self._activity.clear()
         if not any(changed.values()):
             return
         wanted = {facet: sorted(users | every) for facet, users in changed.items()
-                  if facet not in (ALL, ORDER_IDS, EVENT_IDS)}
+                  if facet not in (ALL, ORDER_IDS, EVENT_IDS, EVENT_AT, MOVED)}
         self._grow(max((max(users) for users in wanted.values() if users), default=0) + 1)
         if users := wanted[USER]:
             self.created[np.array(users)] = NEVER
@@ -283,6 +301,57 @@ class UserFacts:
         if self.has_event_rows and (changed[EVENT_IDS] or every):
             _forget(self.event_user, changed[EVENT_IDS], every)
             self._set_event_rows(store.event_rows(sorted(changed[EVENT_IDS]), sorted(every)))
+        if self._activity:
+            paid = self.order_paid[np.array(sorted(changed_orders), dtype=np.int64)].tolist()
+            self._reload_slots(tx, changed[EVENT_AT], set(paid))
+
+    def _reload_slots(self, tx: Transaction, events: set[int], orders: set[int]) -> None:
+        """Re-read the rollup's slots holding these instants (the store re-derived them on write)."""
+        for metric, (slot_us, slots, _) in list(self._activity.items()):
+            instants = orders | events if metric == "active" else orders
+            wanted = sorted({at // slot_us for at in instants})
+            if not wanted:
+                continue
+            loaded = tx.analytics.activity_slots(metric, wanted)
+            if loaded is None:
+                self._activity.pop(metric)
+                continue
+            for slot in wanted:
+                users = loaded[1].get(slot)
+                if users is None:
+                    slots.pop(slot, None)
+                else:
+                    slots[slot] = users
+            self._activity[metric] = (slot_us, slots, sorted(slots))
+
+    def activity(self, tx: Transaction, bounds: Sequence[int], metric: str) -> list[BitMap] | None:
+        """Users active in each bucket (as ``AnalyticsStore.activity``), from the rollup's slots
+        held in memory; ``None`` when the store keeps no current rollup or a boundary is off a slot."""
+        if tx.analytics.activity_slots(metric, []) is None:
+            self._activity.pop(metric, None)
+            return None
+        cached = self._activity.get(metric)
+        if cached is None:
+            loaded = tx.analytics.activity_slots(metric, None)
+            if loaded is None:
+                return None
+            cached = self._activity[metric] = (loaded[0], loaded[1], sorted(loaded[1]))
+        slot_us, slots, keys = cached
+        if any(b % slot_us for b in bounds[:-1]):
+            return None
+        whole = bounds[-1] // slot_us  # slots before this one end by the last bound
+        starts = [b // slot_us for b in bounds[:-1]] + [whole]
+        found = []
+        for lo, hi in pairwise(starts):
+            inside = keys[bisect_left(keys, lo):bisect_left(keys, max(lo, hi))]
+            found.append(BitMap.union(*(slots[k] for k in inside)) if inside else BitMap())
+        if bounds[-1] % slot_us:
+            # The slot `until` cuts: its users, checked against the raw rows by the store.
+            cut = tx.analytics.activity([whole * slot_us, bounds[-1]], metric)
+            if cut is None:
+                return None
+            found[-1] |= cut[0]
+        return found
 
     def _load_invites(self, tx: Transaction) -> None:
         self.invited = self._scatter(tx.analytics.first_invites(), NEVER)
@@ -383,6 +452,25 @@ class UserFacts:
         self.second_paid[owners[again]] = paid[starts[again] + 1]
         self.last_paid[owners] = paid[ends - 1]
         self.net[owners] = np.add.reduceat(net, starts)
+
+
+#: Largest ``groups x users`` table :func:`distinct_per_group` marks directly (bytes); above it, it sorts.
+_MARK_LIMIT = 64_000_000
+
+
+def distinct_per_group(groups: Column, users: Column, n: int) -> Column:
+    """How many distinct users each group code ``0..n-1`` holds (``groups`` and ``users`` pair up).
+
+    Marking a ``groups x users`` table of booleans is one scattered write per row and no sort:
+    a few milliseconds for a million rows in a handful of groups. Many groups fall back to sorting."""
+    span = int(users.max(initial=0)) + 1
+    if n * span <= _MARK_LIMIT:
+        seen = np.zeros(n * span, dtype=bool)
+        seen[groups * span + users] = True
+        counts: Column = np.count_nonzero(seen.reshape(n, span), axis=1)
+        return counts
+    sorted_counts: Column = np.bincount(np.unique(groups * span + users) // span, minlength=n)
+    return sorted_counts
 
 
 def _forget(owners: Column, ids: set[int], users: set[int]) -> None:

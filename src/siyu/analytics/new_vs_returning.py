@@ -19,6 +19,7 @@ import numpy as np
 from .._clock import to_us
 from ..money import to_yuan
 from ._time import buckets, label
+from .facts import distinct_per_group
 from .results import INCOMPLETE, Report, covering, rate
 
 if TYPE_CHECKING:
@@ -63,8 +64,7 @@ def buyers_by_bucket(facts: UserFacts, bounds: list[int]) -> dict[tuple[int, boo
     n = 2 * (len(bounds) - 1)
     orders = np.bincount(key, minlength=n)
     fen = np.bincount(key, weights=nets, minlength=n)
-    span = int(users.max(initial=0)) + 1
-    buyers = np.bincount(np.unique(key * span + users) // span, minlength=n)
+    buyers = distinct_per_group(key, users, n)
     return {(k // 2, bool(k % 2)): (int(buyers[k]), int(orders[k]), int(fen[k]))
             for k in np.flatnonzero(orders).tolist()}
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._clock import to_us
 from ._time import buckets, label
+from .facts import distinct_per_group
 from .results import Report, covering, rate
 
 if TYPE_CHECKING:
@@ -109,13 +110,6 @@ def _bucket_of(at: Column, bounds: list[datetime]) -> Column:
     return index
 
 
-def _distinct(groups: Column, users: Column, n: int) -> Column:
-    """Distinct users per group code ``0..n-1``."""
-    span = int(users.max(initial=0)) + 1
-    counts: Column = np.bincount(np.unique(groups * span + users) // span, minlength=n)
-    return counts
-
-
 def pv_uv_report(facts: UserFacts, kind: str | None, period: str, since: datetime, until: datetime,
                  tz: tzinfo) -> TrafficReport:
     code = None if kind is None else facts.kind_code(kind)
@@ -126,10 +120,10 @@ def pv_uv_report(facts: UserFacts, kind: str | None, period: str, since: datetim
     n = len(bounds) - 1
     bucket = _bucket_of(events.at, bounds)
     pv = np.bincount(bucket, minlength=n).tolist()
-    uv = _distinct(bucket, events.user, n).tolist()
+    uv = distinct_per_group(bucket, events.user, n).tolist()
     rows: list[tuple[object, ...]] = [(label(bounds[i], period, tz), pv[i], uv[i], rate(pv[i], uv[i]))
                                       for i in range(n)]
-    total_uv = len(np.unique(events.user))
+    total_uv = int(distinct_per_group(np.zeros(len(events.user), dtype=np.int64), events.user, 1)[0])
     rows.append(("(all)", len(events.at), total_uv, rate(len(events.at), total_uv)))
     covers = covering(since, until, tz)
     return TrafficReport(title=f"PV/UV of {kind or 'every event'} per {period}, {covers}", covers=covers,
@@ -182,7 +176,7 @@ def session_report(facts: UserFacts, idle: timedelta, period: str, since: dateti
                 events_n / sessions if sessions else None, rate(bounced, sessions), total / people if people else None)
 
     count = np.bincount(bucket, minlength=n).tolist()
-    people = _distinct(bucket, users, n).tolist()
+    people = distinct_per_group(bucket, users, n).tolist()
     total = np.bincount(bucket, weights=seconds, minlength=n).tolist()
     events_n = np.bincount(bucket, weights=sizes, minlength=n).tolist()
     bounced = np.bincount(bucket, weights=sizes == 1, minlength=n).tolist()

@@ -99,6 +99,13 @@ class AnalyticsStore(abc.ABC):
         store keeps nothing that answers it faster than :meth:`cohort_matrix` (the default)."""
         return None
 
+    def activity_slots(self, metric: str, slots: Sequence[int] | None) -> tuple[int, dict[int, BitMap]] | None:
+        """The store's activity rollup, if it keeps one and it is current: ``(slot length in
+        microseconds, {slot: users active in it})`` for ``metric`` (``"active"``: events or
+        counted orders, ``"ordered"``: counted orders), for the given slots (``None``: every
+        slot). ``None`` (the default) when the store keeps none."""
+        return None
+
     # -- upkeep -------------------------------------------------------------------------------
     def reindex(self) -> None:  # noqa: B027 - a store with nothing derived has nothing to rebuild
         """Rebuild whatever the store derives from its rows to answer faster (after

@@ -34,7 +34,7 @@ import json
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyroaring import BitMap
 
@@ -196,6 +196,20 @@ class ActivitySlots:
         if end % SLOT_US:
             parts[-1].append(self._cut_slot(sources, whole, end))
         return [BitMap.union(*maps) if maps else BitMap() for maps in parts]
+
+    def slots(self, sources: Sequence[str], only: Sequence[int] | None) -> dict[int, BitMap]:
+        """``{slot: users active in it in any of sources}`` for the ``only`` slots (``None``: all)."""
+        found: dict[int, BitMap] = {}
+        marks = ",".join("?" * len(sources))
+        sql = f"SELECT slot, users FROM analytics_slots WHERE source IN ({marks})"
+        chunks: list[tuple[str, list[Any]]] = [("", [])] if only is None else list(self.tx.in_chunks(sorted(set(only))))
+        for placeholders, chunk in chunks:
+            where = "" if only is None else f" AND slot IN ({placeholders})"
+            for slot, blob in self.tx.execute(sql + where, [*sources, *chunk]):
+                users = BitMap.deserialize(bytes(blob))
+                before = found.get(int(slot))
+                found[int(slot)] = users if before is None else before | users
+        return found
 
     def _cut_slot(self, sources: Sequence[str], slot: int, end: int) -> BitMap:
         """Users active in the part of ``slot`` before ``end``: the slot's users, checked against raw rows."""

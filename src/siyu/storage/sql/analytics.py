@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pyroaring import BitMap
 
 from ..contracts.analytics import AnalyticsStore
-from .activity_slots import EVENTS, ORDERS, ActivitySlots
+from .activity_slots import EVENTS, ORDERS, SLOT_US, ActivitySlots
 
 if TYPE_CHECKING:
     from .backend import SqlTransaction
@@ -218,6 +218,12 @@ class SqlAnalyticsStore(AnalyticsStore):
 
     def activity(self, bounds: Sequence[int], metric: str) -> list[BitMap] | None:
         return ActivitySlots(self.tx).active((EVENTS, ORDERS) if metric == "active" else (ORDERS,), bounds)
+
+    def activity_slots(self, metric: str, slots: Sequence[int] | None) -> tuple[int, dict[int, BitMap]] | None:
+        rollup = ActivitySlots(self.tx)
+        if not rollup.is_current():
+            return None
+        return SLOT_US, rollup.slots((EVENTS, ORDERS) if metric == "active" else (ORDERS,), slots)
 
     def _cohort_members(self, bounds: Sequence[int]) -> dict[int, BitMap]:
         expr, params = bucket_expr("created_at", bounds)
