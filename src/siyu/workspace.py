@@ -21,7 +21,7 @@ from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
 from .community import Groups
-from .errors import UnknownBackendError, UnknownChannelError, ValidationError
+from .errors import StorageError, UnknownBackendError, UnknownChannelError, ValidationError
 from .eventlog import EventLog, codec
 from .eventlog.builtin import builtin_consumers
 from .events import Event
@@ -78,6 +78,7 @@ class Workspace:
         #: built-in ones), newest last (bounded); ``ws.event_log.consumers()`` shows the rest.
         self.observer_errors: list[tuple[Event, BaseException]] = []
         self._local = threading.local()
+        self._pid = os.getpid()
         try:
             # First: services write while they start (keys, settings), and every write appends.
             self.event_log = EventLog(self, horizon=self.backend.event_horizon, plugins=self.pm, hooks=self.hooks,
@@ -211,6 +212,7 @@ class Workspace:
                 raise RuntimeError("a write was attempted inside a read transaction")
             yield current
             return
+        self._check_process()
         with self.backend.transaction(write=True) as tx:
             tx.correlation = getattr(self._local, "correlation", None) or uuid.uuid4().hex[:16]
             self._local.tx = tx
@@ -254,12 +256,23 @@ class Workspace:
         if current is not None:
             yield current
             return
+        self._check_process()
         with self.backend.transaction(write=False) as tx:
             self._local.tx = tx
             try:
                 yield tx
             finally:
                 self._local.tx = None
+
+    def _check_process(self) -> None:
+        """Refuse to run in a process forked after connect(): parent and child would share
+        one database connection (and its locks and protocol state) and corrupt each other."""
+        if os.getpid() != self._pid:
+            raise StorageError(
+                f"this workspace was opened by process {self._pid} and this process ({os.getpid()}) is a fork "
+                "of it; a database connection cannot cross a fork. Call siyu.connect() in each process after "
+                "it starts: with gunicorn --preload, in the post_fork hook or on the first request, not at import"
+            )
 
     # -- plugins ----------------------------------------------------------------------------
     def plugins(self) -> list[dict[str, Any]]:
@@ -297,7 +310,12 @@ class Workspace:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop relaying, close the storage backend. Idempotent."""
+        """Stop relaying, close the storage backend. Idempotent.
+
+        In a process forked after connect() it only forgets the workspace: closing
+        would end the connections the parent process still uses."""
+        if os.getpid() != self._pid:
+            return
         event_log = getattr(self, "event_log", None)
         if event_log is not None:
             event_log.close()
