@@ -28,11 +28,21 @@ PACKAGE = "siyu"
 
 #: Modules a model may import: the ground floor.
 GROUND_FLOOR = ("siyu.models", "siyu.errors", "siyu.money", "siyu._clock", "siyu._validation", "siyu._text")
+#: What every layer may import: errors, money, time, validation, text rules, the converter, the
+#: unit of work, URLs, plugin machinery, hook specs, identity rules, field encryption, events.
+SHARED_FLOOR = (
+    *GROUND_FLOOR, "siyu._convert", "siyu._uow", "siyu._url", "siyu._plugins", "siyu.hookspecs",
+    "siyu.identities", "siyu.privacy.keys", "siyu.events",
+)
 #: What a channel must never import.
 ABOVE_CHANNELS = ("siyu.services", "siyu.campaigns", "siyu.workspace", "siyu.segments", "siyu.analytics")
 #: Folders whose classes are services.
 SERVICE_FOLDERS = ("services", "campaigns", "segments", "analytics", "activities", "wallet", "community")
 MAX_FUNCTION_LINES = 80
+#: Counts measured before the renovation (``type: ignore`` comments, public functions
+#: returning a bare ``Any``); the goal is at most half of each.
+BASELINE_TYPE_IGNORES = 53
+BASELINE_PUBLIC_ANY_RETURNS = 26
 
 
 def modules() -> dict[str, Path]:
@@ -177,6 +187,21 @@ def wrong_way_imports(graph: dict[str, set[str]]) -> list[str]:
                 found.append(f"{module} -> {target}")
             if module.startswith("siyu.models") and not target.startswith(GROUND_FLOOR):
                 found.append(f"{module} -> {target}")
+    return found
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports from the storage layer to anything above it (only the shared floor and record
+    modules, ``*.models``), and from channels to anything but those and storage."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        if module.startswith("siyu.storage"):
+            allowed: tuple[str, ...] = (*SHARED_FLOOR, "siyu.storage")
+        elif module.startswith("siyu.channels"):
+            allowed = (*SHARED_FLOOR, "siyu.storage", "siyu.channels")
+        else:
+            continue
+        found += [f"{module} -> {t}" for t in sorted(targets) if not (t.startswith(allowed) or t.endswith(".models"))]
     return found
 
 
