@@ -408,3 +408,24 @@ def test_the_wallet_commands(tmp_path: object) -> None:
     assert points["points"]["outstanding"] == 0 and points["rewards"] == []
     missing = runner.invoke(cli, ["--db", db, "wallet", "confirm", "nope"])
     assert missing.exit_code == 1
+
+
+def test_a_merge_combines_wallets_and_cards_and_an_unmerge_gives_them_back(ws: siyu.Workspace) -> None:
+    keep, drop = _topped_up(ws, 100, "A"), _topped_up(ws, 500, "B")
+    [card] = ws.gift_cards.issue(50)
+    ws.gift_cards.activate(card.code or "")
+    ws.gift_cards.redeem(card.code or "", drop, amount=10)
+    record = ws.users.merge(keep=keep, drop=drop)
+    balance = ws.wallet.balance(keep)
+    assert (balance.principal_fen, balance.bonus_fen) == (10_000 + 50_000 + 1_000, 2_000 + 12_000)
+    assert ws.wallet.balance(drop).total_fen == 0
+    assert ws.gift_cards.get(card.code or "").owner_id == keep
+    ws.wallet.pay(keep, 600, ref="order:1", key="p")  # spends part of what came from drop
+    ws.users.unmerge(record.id)
+    back = ws.wallet.balance(drop)
+    assert (back.principal_fen, back.bonus_fen) == (12_200, 2_800)  # what keep still held of the 51,000 + 12,000
+    assert ws.wallet.balance(keep).total_fen == 0  # keep had spent into drop's share: what was left went back
+    assert ws.gift_cards.get(card.code or "").owner_id == drop
+    for uid in (keep, drop):
+        history = ws.wallet.history(uid)
+        assert sum(e.principal_fen for e in history) == ws.wallet.balance(uid).principal_fen

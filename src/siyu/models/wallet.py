@@ -121,7 +121,8 @@ class WalletEntry:
     ``kind``: ``recharge``, ``pay`` (an order or a debit), ``refund_in`` (an
     order refund back to the wallet), ``card_in`` (a gift card redeemed into the
     wallet), ``refund_out`` (principal paid back in cash) and ``forfeit``
-    (bonus given up with that refund). The two deltas are signed."""
+    (bonus given up with that refund), ``merge_out`` / ``merge_in`` (two accounts
+    of one person merged, or unmerged). The two deltas are signed."""
 
     id: int
     user_id: int

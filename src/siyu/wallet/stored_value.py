@@ -381,6 +381,36 @@ class Wallet:
         tx.emit(WalletChanged(at=entry.at, user_id=entry.user_id, entry_id=entry.id, kind=entry.kind,
                               principal_fen=entry.principal_fen, bonus_fen=entry.bonus_fen, ref=entry.ref))
 
+    # -- merge participant -------------------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> list[int]:
+        """Move ``drop``'s principal and bonus to ``keep`` (one person, two accounts: the
+        balances are combined; the cap then refuses top-ups until it is below again)."""
+        moved = tx.wallet.balance(drop, lock=True)
+        tx.wallet.balance(keep, lock=True)
+        self._move(tx, drop, keep, moved.principal_fen, moved.bonus_fen, f"merge:{drop}->{keep}", at)
+        cards = [c.id for c in tx.wallet.cards(owner_id=drop)]
+        tx.wallet.move_cards(cards, keep)
+        return [moved.principal_fen, moved.bonus_fen, *cards]
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[int], at: datetime) -> None:
+        """Give ``drop`` back what the merge moved, as far as ``keep`` still holds it."""
+        principal, bonus, *cards = record
+        held = tx.wallet.balance(keep, lock=True)
+        tx.wallet.balance(drop, lock=True)
+        self._move(tx, keep, drop, min(principal, held.principal_fen), min(bonus, held.bonus_fen),
+                   f"unmerge:{keep}->{drop}", at)
+        tx.wallet.move_cards([c for c in cards if (card := tx.wallet.card(c)) and card.owner_id == keep], drop)
+
+    def _move(self, tx: Transaction, source: int, target: int, principal: int, bonus: int, ref: str,
+              at: datetime) -> None:
+        if principal <= 0 and bonus <= 0:
+            return
+        out = tx.wallet.apply(source, -principal, -bonus, kind="merge_out", ref=ref, at=at)
+        into = tx.wallet.apply(target, principal, bonus, kind="merge_in", ref=ref, at=at)
+        assert out is not None and into is not None
+        self._emit(tx, out)
+        self._emit(tx, into)
+
     # -- personal data ---------------------------------------------------------------------
     def export(self, user_id: int) -> dict[str, Any]:
         """The member's wallet for a personal-data export."""

@@ -109,6 +109,10 @@ class WalletStore(abc.ABC):
         ``False`` if another member owns it."""
 
     @abc.abstractmethod
+    def move_cards(self, card_ids: Sequence[int], owner_id: int) -> None:
+        """Give the cards a new owner (users merged or unmerged)."""
+
+    @abc.abstractmethod
     def card_apply(self, card_id: int, amount_fen: int, *, kind: str, user_id: int | None, ref: str,
                    at: datetime) -> GiftCardEntry | None:
         """Add signed ``amount_fen`` to an active card's balance with a ledger entry;

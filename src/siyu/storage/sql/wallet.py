@@ -236,6 +236,10 @@ class SqlWalletStore(WalletStore):
             (user_id, card_id, user_id)).fetchone()
         return row is not None
 
+    def move_cards(self, card_ids: Sequence[int], owner_id: int) -> None:
+        for marks, chunk in self.tx.in_chunks(list(card_ids)):
+            self.tx.execute(f"UPDATE gift_cards SET owner_id = ? WHERE id IN ({marks})", [owner_id, *chunk])
+
     def card_apply(self, card_id: int, amount_fen: int, *, kind: str, user_id: int | None, ref: str,
                    at: datetime) -> GiftCardEntry | None:
         row = self.tx.execute(
