@@ -18,6 +18,7 @@ __all__ = [
     "Attr",
     "Compare",
     "DaysSince",
+    "SINCE_UNITS",
     "Has",
     "Literal",
     "Metric",
@@ -90,12 +91,19 @@ class Metric:
     pos: int = _pos
 
 
+#: Calendar units of the ``*_since(NAME)`` functions, by function name.
+SINCE_UNITS = {"days_since": "day", "weeks_since": "week", "months_since": "month"}
+
+
 @attrs.frozen
 class DaysSince:
-    """``days_since(NAME)``: whole business-time-zone days since a time-valued metric."""
+    """``days_since(NAME)``, ``weeks_since(NAME)``, ``months_since(NAME)``: whole calendar days,
+    weeks (from Monday) or months in the business time zone since a time-valued metric
+    (0: today, this week, this month)."""
 
     name: str
     pos: int = _pos
+    unit: str = "day"
 
 
 Operand = Attr | Source | Metric | DaysSince
@@ -166,7 +174,7 @@ def _operand(operand: Operand) -> str:
     if isinstance(operand, Source):
         return "source"
     if isinstance(operand, DaysSince):
-        return f"days_since({operand.name})"
+        return f"{operand.unit}s_since({operand.name})"
     return operand.name
 
 

@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pyroaring import BitMap
@@ -296,7 +296,9 @@ class Evaluation:
                                  node.pos, want)
 
     def days_since(self, node: Compare, operand: DaysSince) -> BitMap:
-        direct = self.engine.metric(self.tx, self.now, f"days_since({operand.name})")
+        function = f"{operand.unit}s_since"
+        direct = self.engine.metric(self.tx, self.now, f"days_since({operand.name})") \
+            if operand.unit == "day" else None
         if direct is not None:
             return direct.compare(node.op, node.value)
         index = self.engine.metric(self.tx, self.now, operand.name)
@@ -309,18 +311,25 @@ class Evaluation:
         literals = node.value if isinstance(node.value, tuple) else (node.value,)
         for literal in literals:
             if kind_of(literal) != NUMBER:
-                raise self.error(f"days_since(...) counts days; compare it with a number, not {literal!r}",
-                                 node.pos, "a number of days")
+                raise self.error(f"{function}(...) counts {operand.unit}s; compare it with a number, not {literal!r}",
+                                 node.pos, f"a number of {operand.unit}s")
         tz = self.engine.tz
         today = self.now.astimezone(tz).date()
 
+        unit = operand.unit
+
         def key(value: datetime) -> int:
-            # Whole calendar days in the business time zone, negated so that it
-            # grows with the instant (the index is sorted by instant).
-            return (value.astimezone(tz).date() - today).days
+            # Whole calendar days, weeks or months in the business time zone, negated so that
+            # it grows with the instant (the index is sorted by instant).
+            day = value.astimezone(tz).date()
+            if unit == "week":
+                return ((day - timedelta(days=day.weekday())) - (today - timedelta(days=today.weekday()))).days // 7
+            if unit == "month":
+                return (day.year - today.year) * 12 + day.month - today.month
+            return (day - today).days
 
         flipped: Any = tuple(-v for v in literals) if node.op == "in" else -literals[0]  # type: ignore[operator]
-        return index.compare(_FLIP[node.op], flipped, key=key, memo=(today,))
+        return index.compare(_FLIP[node.op], flipped, key=key, memo=(today, unit))
 
 
 class Engine:

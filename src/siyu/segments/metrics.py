@@ -31,7 +31,8 @@ __all__ = ["MetricDef", "MetricSpec", "MetricValues", "check_metric_name"]
 MetricValues = Mapping[int, int | float | Decimal | datetime | None]
 
 _NAME = re.compile(r"(?:[^\W\d]\w*(?:\.\w+)*)|(?:days_since\([^\W\d]\w*(?:\.\w+)*\))")
-_RESERVED = {"source", "has", "attr", "tag", "segment", "and", "or", "not", "in", "true", "false", "days_since"}
+_RESERVED = {"source", "has", "attr", "tag", "segment", "and", "or", "not", "in", "true", "false", "days_since",
+             "weeks_since", "months_since"}
 
 
 @attrs.frozen

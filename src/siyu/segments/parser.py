@@ -8,7 +8,8 @@ Grammar (keywords are case-insensitive; ``&``, ``|``, ``!`` are synonyms of
     unary    := ("not" | "!") unary | "(" expr ")" | atom
     atom     := "tag:" REF | "segment:" REF | "has(" IDENT ")" | operand OP literal
               | operand "in" "(" literal ("," literal)* ")"
-    operand  := "attr." KEY | "source" | "days_since(" IDENT ")" | IDENT
+    operand  := "attr." KEY | "source" | ("days_since" | "weeks_since" | "months_since") "(" IDENT ")"
+              | IDENT
     REF      := STRING | bare text up to a space or one of ( ) & | ! , = < > " '
     OP       := "=" | "!=" | "<" | "<=" | ">" | ">="
     literal  := STRING | NUMBER | "true" | "false"
@@ -28,6 +29,7 @@ from .._text import split_tag
 from ..errors import SegmentSyntaxError
 from .ast import (
     KEYWORDS,
+    SINCE_UNITS,
     And,
     Attr,
     Compare,
@@ -267,11 +269,11 @@ class _Parser:
         tok = self.advance()
         word = tok.value
         lower = word.lower()
-        if lower == "days_since" and self.is_punct("("):
+        if lower in SINCE_UNITS and self.is_punct("("):
             self.advance()
             name = self.ident("a time-valued metric such as last_active, first_seen or last_order")
             self.expect_punct(")", "after the metric name")
-            return DaysSince(name, tok.pos)
+            return DaysSince(name, tok.pos, SINCE_UNITS[lower])
         if lower.startswith("attr."):
             key = word[5:]
             if "." in key:
