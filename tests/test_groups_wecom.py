@@ -221,3 +221,20 @@ def test_21_welcome_template_bytes_empty_and_cap(api: GroupApi, fake: FakeWeComG
     with pytest.raises(ChannelError) as cap:
         api.add_welcome_template(text="one too many")
     assert cap.value.code == 41055
+
+
+def test_segments_select_by_group_purpose_owner_and_relations(ws: siyu.Workspace, group: str) -> None:
+    uid = ws.users.find(wecom_external_userid="wmA").id  # type: ignore[union-attr]
+    other = ws.users.add().id
+    assert ws.segments.users(f"in_group.{group} = 1") == [uid]
+    assert ws.segments.users("groups >= 1") == [uid]
+    assert ws.segments.users("group_purpose.service >= 1") == []
+    ws.groups.set_purpose(group, "service")
+    assert ws.segments.users("group_purpose.service >= 1") == [uid]
+    ws.staff.follow(other, "li")
+    ws.staff.follow(uid, "wang")
+    ws.staff.follow(uid, "li")
+    assert ws.segments.users("relations >= 2") == [uid]
+    assert ws.segments.users("owned_by.li = 1") == [other]
+    with pytest.raises(siyu.errors.SegmentSyntaxError):
+        ws.segments.users("group_purpose.chat >= 1")

@@ -21,6 +21,7 @@ from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
 from .channels.service import ChannelService
 from .community import Groups
+from .community.metrics import GROUP_METRICS, group_purpose_metric, in_group_metric, owned_by_metric
 from .errors import StorageError, UnknownBackendError, UnknownChannelError, ValidationError
 from .eventlog import EventLog, codec
 from .eventlog.builtin import builtin_consumers
@@ -184,6 +185,10 @@ class Workspace:
         self.segments.register_metrics(ORDER_METRICS)
         self.segments.register_metrics(self.analytics.segment_metrics())
         self.segments.register_metric_family("events", self.analytics.event_metric)
+        self.segments.register_metrics(GROUP_METRICS)
+        self.segments.register_metric_family("in_group", in_group_metric)
+        self.segments.register_metric_family("group_purpose", group_purpose_metric)
+        self.segments.register_metric_family("owned_by", owned_by_metric)
         self.segments.declare_tags(STAGE_TAGS)
         self.hooks.points_rules(register=self.points_rules.register)
         self.points_rules.add_boost(self.birthdays.boost)

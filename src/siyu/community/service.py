@@ -111,6 +111,7 @@ class Groups:
         with self._uow.write() as tx:
             group = attrs.evolve(self._require(tx, chat_id), purpose=value, updated_at=self._uow.now())
             tx.groups.save_groups([group])
+            tx.meta.bump("groups")
         return group
 
     def set_owner(self, chat_id: str, userid: str) -> Group:
@@ -120,6 +121,7 @@ class Groups:
         with self._uow.write() as tx:
             group = attrs.evolve(self._require(tx, chat_id), owner=owner, updated_at=now)
             tx.groups.save_groups([group])
+            tx.meta.bump("groups")
             tx.emit(GroupChanged(at=now, chat_id=group.chat_id, change="update", owner=owner))
         return group
 
@@ -162,6 +164,7 @@ class Groups:
                           purpose=old.purpose if old else None,
                           member_version=str(detail.get("member_version") or ""), updated_at=now)
             tx.groups.save_groups([group])
+            tx.meta.bump("groups")
             stored = {m.member_id: m for m in tx.groups.members(cid)}
             externals = [str(m["userid"]) for m in listed if int(m.get("type") or 0) == MemberType.CUSTOMER]
             users = self._users(tx, externals)
@@ -182,6 +185,7 @@ class Groups:
             gone = [attrs.evolve(m, active=False, left_at=now) for m in stored.values()
                     if m.active and m.member_id not in seen]
             tx.groups.save_members(rows + gone)
+            tx.meta.bump("groups")
             self._log(tx, cid, joined, [m.member_id for m in gone], now, users,
                       {m.member_id: m.user_id for m in gone})
             if old is None or (old.name, old.owner, old.notice, old.status) != (group.name, group.owner, group.notice,
@@ -206,6 +210,7 @@ class Groups:
             if change == "dismiss":
                 if group is not None and group.status is not GroupStatus.DISMISSED:
                     tx.groups.save_groups([attrs.evolve(group, status=GroupStatus.DISMISSED, updated_at=now)])
+                    tx.meta.bump("groups")
                     tx.emit(GroupChanged(at=now, chat_id=cid, change="dismiss", owner=group.owner))
                 return False
             if change != "update" or group is None:
@@ -231,11 +236,13 @@ class Groups:
                 ids = {r.member_id: r.user_id for r in rows}
             tx.groups.save_members(rows)
             tx.groups.save_groups([attrs.evolve(group, member_version=current_version, updated_at=now)])
+            tx.meta.bump("groups")
             self._log(tx, cid, joined, quit_, when, ids, ids)
         return False
 
     # -- merge participant --------------------------------------------------------------------------------
     def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> GroupsMoved:
+        tx.meta.bump("groups")
         return GroupsMoved(chats=tx.groups.move_memberships(drop, keep))
 
     def unmerge(self, tx: Transaction, keep: int, drop: int, record: GroupsMoved, at: datetime) -> None:

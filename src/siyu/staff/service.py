@@ -186,6 +186,7 @@ class Staff:
                                 since=when if since is None else self._when(since), changed_at=when,
                                 **{**_kept(old), **values})
             tx.staff.save_relations([relation])
+            tx.meta.bump("staff")
             tx.emit(CustomerFollowed(at=when, user_id=customer, staff=uid, add_way=relation.add_way,
                                      state=relation.state))
             self._owner_after_follow(tx, customer, uid, when)
@@ -227,6 +228,7 @@ class Staff:
                         else Relation(user_id=customer, staff=uid, status=status, since=when, changed_at=when,
                                       ended_at=when))
             tx.staff.save_relations([relation])
+            tx.meta.bump("staff")
             remaining = [r for r in tx.staff.relations([customer]) if r.active]
             lost = not remaining and by != "transfer"
             tx.emit(CustomerUnfollowed(at=when, user_id=customer, staff=uid, by=by, lost=lost))
@@ -332,6 +334,7 @@ class Staff:
     # -- merge participant ----------------------------------------------------------------------
     def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> StaffMerge:
         moved, owner = tx.staff.move_customer(drop, keep)
+        tx.meta.bump("staff")
         return StaffMerge(staff=moved, owner=owner)
 
     def unmerge(self, tx: Transaction, keep: int, drop: int, record: StaffMerge, at: datetime) -> None:
@@ -358,6 +361,7 @@ class Staff:
         if current == staff:
             return
         tx.staff.set_owner(OwnerChange(user_id=customer, staff=staff, at=at, reason=reason))
+        tx.meta.bump("staff")
         tx.emit(OwnerChanged(at=at, user_id=customer, from_staff=current, to_staff=staff, reason=reason))
 
     def _owner_after_follow(self, tx: Transaction, customer: int, staff: str, at: datetime) -> None:
@@ -387,6 +391,7 @@ class Staff:
             relation = Relation(user_id=customer, staff=to, status=RelationStatus.ACTIVE, since=at, changed_at=at,
                                 **kept)
             tx.staff.save_relations([relation])
+            tx.meta.bump("staff")
             tx.emit(CustomerFollowed(at=at, user_id=customer, staff=to, add_way=relation.add_way,
                                      state=relation.state))
         current = tx.staff.owners([customer]).get(customer)

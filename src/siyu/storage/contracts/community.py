@@ -32,6 +32,10 @@ class GroupStore(abc.ABC):
         """The user's rows in every group (left ones too)."""
 
     @abc.abstractmethod
+    def active_memberships(self) -> list[tuple[int, str]]:
+        """``(user_id, chat_id)`` of every known customer in a group now."""
+
+    @abc.abstractmethod
     def member_counts(self) -> dict[str, int]:
         """``chat_id -> active members``."""
 

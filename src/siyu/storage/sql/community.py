@@ -87,6 +87,10 @@ class SqlGroupStore(GroupStore):
         return [_member(r) for r in self.tx.execute(
             f"SELECT {_MEMBER} FROM chat_members WHERE user_id = ? ORDER BY chat_id", (user_id,))]
 
+    def active_memberships(self) -> list[tuple[int, str]]:
+        return [(int(u), c) for u, c in self.tx.execute(
+            "SELECT user_id, chat_id FROM chat_members WHERE active = 1 AND user_id IS NOT NULL")]
+
     def member_counts(self) -> dict[str, int]:
         return {c: int(n) for c, n in self.tx.execute(
             "SELECT chat_id, COUNT(*) FROM chat_members WHERE active = 1 GROUP BY chat_id")}
