@@ -114,39 +114,8 @@ class Coupons:
         any eligible product could sell below its floor, unless ``loss_leader``
         is set with a ``budget`` and every such product is a traffic item.
         """
-        if kind not in COUPON_KINDS:
-            raise ValidationError(f"kind={kind!r} is not a coupon kind; use one of {', '.join(COUPON_KINDS)}")
-        amount_fen = 0
-        percent_v = 0
-        if kind == "amount_off":
-            if amount is None:
-                raise ValidationError("an amount_off coupon needs amount=... (yuan off), e.g. amount=30, threshold=199")
-            amount_fen = to_fen(amount, name="amount")
-            if amount_fen <= 0:
-                raise ValidationError("amount must be more than 0")
-        elif kind == "percent_off":
-            percent_v = check_int(percent, "percent", minimum=1, maximum=99)
-        elif kind == "free_item":
-            if free_sku is None:
-                raise ValidationError("a free_item coupon needs free_sku=... (the SKU given free)")
-            check_int(min_qty, "min_qty", minimum=1, maximum=1000)
-        if kind != "percent_off" and percent is not None:
-            raise ValidationError(f"percent= only applies to percent_off coupons, not {kind}")
-        if kind != "amount_off" and amount is not None:
-            raise ValidationError(f"amount= only applies to amount_off coupons, not {kind}")
-        if valid_days is not None and valid_months_end is not None:
-            raise ValidationError("give valid_days or valid_months_end, not both")
-        if valid_from is not None:
-            aware(valid_from, "valid_from")
-        if valid_until is not None:
-            aware(valid_until, "valid_until")
-            if valid_from is not None and valid_until <= valid_from:
-                raise ValidationError("valid_until must be after valid_from")
-        if loss_leader and budget is None:
-            raise ValidationError(
-                "a loss leader needs budget=... (yuan the shop accepts to lose below the floor); "
-                "without a budget the loss would be unbounded"
-            )
+        amount_fen, percent_v = _kind_values(kind, amount, percent, free_sku, min_qty)
+        _check_validity(valid_from, valid_until, valid_days, valid_months_end, loss_leader, budget)
         template = CouponTemplate(
             id=0,
             name=check_text(name, "name", max_length=64),
@@ -173,6 +142,10 @@ class Coupons:
             budget_fen=None if budget is None else to_fen(budget, name="budget"),
             created_at=self._uow.now(),
         )
+        return self._store(template)
+
+    def _store(self, template: CouponTemplate) -> CouponTemplate:
+        """Save a new template once its name is free, its products exist and the margin guard passes."""
         with self._uow.write() as tx:
             if tx.coupons.template_by_name(template.name) is not None:
                 raise ValidationError(f"a coupon template named {template.name!r} exists; pick another name")
@@ -348,3 +321,50 @@ class Coupons:
     def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[int], at: datetime) -> None:
         tx.coupons.move(list(record), drop)
         tx.meta.bump("coupons")
+
+
+def _kind_values(
+    kind: str, amount: Money | None, percent: int | None, free_sku: str | None, min_qty: int
+) -> tuple[int, int]:
+    """Check the arguments of a coupon ``kind``; its amount off in fen and its percent off."""
+    if kind not in COUPON_KINDS:
+        raise ValidationError(f"kind={kind!r} is not a coupon kind; use one of {', '.join(COUPON_KINDS)}")
+    amount_fen = 0
+    percent_v = 0
+    if kind == "amount_off":
+        if amount is None:
+            raise ValidationError("an amount_off coupon needs amount=... (yuan off), e.g. amount=30, threshold=199")
+        amount_fen = to_fen(amount, name="amount")
+        if amount_fen <= 0:
+            raise ValidationError("amount must be more than 0")
+    elif kind == "percent_off":
+        percent_v = check_int(percent, "percent", minimum=1, maximum=99)
+    elif kind == "free_item":
+        if free_sku is None:
+            raise ValidationError("a free_item coupon needs free_sku=... (the SKU given free)")
+        check_int(min_qty, "min_qty", minimum=1, maximum=1000)
+    if kind != "percent_off" and percent is not None:
+        raise ValidationError(f"percent= only applies to percent_off coupons, not {kind}")
+    if kind != "amount_off" and amount is not None:
+        raise ValidationError(f"amount= only applies to amount_off coupons, not {kind}")
+    return amount_fen, percent_v
+
+
+def _check_validity(
+    valid_from: datetime | None, valid_until: datetime | None, valid_days: int | None,
+    valid_months_end: int | None, loss_leader: bool, budget: Money | None,
+) -> None:
+    """Check a coupon template's validity window and loss-leader budget."""
+    if valid_days is not None and valid_months_end is not None:
+        raise ValidationError("give valid_days or valid_months_end, not both")
+    if valid_from is not None:
+        aware(valid_from, "valid_from")
+    if valid_until is not None:
+        aware(valid_until, "valid_until")
+        if valid_from is not None and valid_until <= valid_from:
+            raise ValidationError("valid_until must be after valid_from")
+    if loss_leader and budget is None:
+        raise ValidationError(
+            "a loss leader needs budget=... (yuan the shop accepts to lose below the floor); "
+            "without a budget the loss would be unbounded"
+        )
