@@ -256,3 +256,27 @@ def test_units_are_conserved_under_any_sequence(ops: list[tuple[str, int, int]])
             live = sum(r.qty for r in reservations if r.user_id == uid and r.status in (
                 ReservationStatus.PAID, ReservationStatus.RESERVED))
             assert live == ws.flash_sales.used(sid, uid) <= 2
+
+
+def test_merging_users_moves_reservations_attempts_and_quota_and_unmerge_moves_them_back(
+        shop: siyu.Workspace, clock: FakeClock) -> None:
+    keep, drop, helper = _users(shop, 3)
+    sid = _sale(shop, clock, per_user=2)
+    shop.flash_sales.reserve(sid, keep, key="k")
+    res = shop.flash_sales.reserve(sid, drop, key="d")
+    shop.products.add("POT", "Teapot", price="199", cost="60", role="activity")
+    bargain = shop.bargains.create(sku="POT", floor="99", helpers=1, stock=1, starts_at=clock.now,
+                                   ends_at=clock.now + timedelta(days=1))
+    attempt = shop.bargains.start(bargain.id, drop)
+    record = shop.users.merge(keep=keep, drop=drop)
+    assert shop.flash_sales.reservation(res.id).user_id == keep
+    assert shop.flash_sales.used(sid, keep) == 2
+    with pytest.raises(QuotaExceeded):  # one person: the two units now count together
+        shop.flash_sales.reserve(sid, keep, key="k2")
+    assert shop.bargains.attempt(attempt.id).user_id == keep
+    shop.users.unmerge(record.id)
+    assert shop.flash_sales.reservation(res.id).user_id == drop
+    assert (shop.flash_sales.used(sid, keep), shop.flash_sales.used(sid, drop)) == (1, 1)
+    assert shop.bargains.attempt(attempt.id).user_id == drop
+    shop.bargains.help(attempt.id, helper)
+    assert shop.bargains.buy(attempt.id).user_id == drop

@@ -144,7 +144,7 @@ class Workspace:
     def _merge_participants(self) -> list[MergeParticipant[Any]]:
         """Who moves per-user data when users merge, in order (unmerge runs in reverse)."""
         return [self.tags, self.points, self.referrals, self.lifecycle, self.events, self.tiers, self.coupons,
-                self.orders, self.campaigns, self.staff, self.groups, self.wallet]
+                self.orders, self.campaigns, self.staff, self.groups, self.wallet, self.flash_sales, self.bargains]
 
     def _personal_data(self) -> list[PersonalData]:
         """Each domain's part of a person's export and erasure (``ws.privacy``)."""

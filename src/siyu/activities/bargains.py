@@ -366,6 +366,16 @@ class Bargains:
             if len(due) < batch:
                 return total
 
+    # -- merge participant -----------------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> list[int]:
+        """``drop``'s attempts move to ``keep``; helps stay with the person who gave them."""
+        moved = [a.id for a in tx.bargains.attempts(user_id=drop)]
+        tx.bargains.move_attempts(moved, keep)
+        return moved
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: list[int], at: datetime) -> None:
+        tx.bargains.move_attempts(record, drop)
+
     @staticmethod
     def check_sequence(attempt: BargainAttempt, helps: Sequence[BargainHelp]) -> bool:
         """Whether recorded helps are exactly the cuts the attempt's seed gives (an audit)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -373,6 +373,22 @@ class FlashSales:
             sale = self._sale(tx, sale_id)
             tx.flash_sales.set_active(sale.id, False)
             return self._sale(tx, sale.id)
+
+    # -- merge participant -----------------------------------------------------------------
+    def merge(self, tx: Transaction, keep: int, drop: int, at: datetime) -> dict[str, list[Any]]:
+        """``drop``'s reservations move to ``keep``, and their units count against ``keep``'s quotas."""
+        moved = [r.id for r in tx.flash_sales.reservations(user_id=drop)]
+        quotas = tx.flash_sales.quotas_of(drop)
+        tx.flash_sales.move_user(moved, keep)
+        tx.flash_sales.shift_quotas(keep, quotas, 1)
+        tx.flash_sales.shift_quotas(drop, quotas, -1)
+        return {"reservations": moved, "quotas": [list(q) for q in quotas]}
+
+    def unmerge(self, tx: Transaction, keep: int, drop: int, record: dict[str, list[Any]], at: datetime) -> None:
+        quotas = [(int(a), int(b), int(c)) for a, b, c in record["quotas"]]
+        tx.flash_sales.move_user(record["reservations"], drop)
+        tx.flash_sales.shift_quotas(keep, quotas, -1)
+        tx.flash_sales.shift_quotas(drop, quotas, 1)
 
     # -- the event consumer ---------------------------------------------------------------
     def on_events(self, events: Sequence[Event]) -> None:

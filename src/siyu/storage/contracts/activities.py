@@ -106,6 +106,18 @@ class FlashSaleStore(abc.ABC):
     def lowest_unit_price(self, sku: str, since: datetime, until: datetime) -> int | None:
         """The lowest unit price ``sku`` sold at in orders paid in ``[since, until)``."""
 
+    @abc.abstractmethod
+    def move_user(self, reservation_ids: Sequence[int], user_id: int) -> None:
+        """Give these reservations to ``user_id`` (user merges)."""
+
+    @abc.abstractmethod
+    def quotas_of(self, user_id: int) -> list[tuple[int, int, int]]:
+        """The user's quota counts as ``(sale_id, day, held)`` (day 0: the whole sale)."""
+
+    @abc.abstractmethod
+    def shift_quotas(self, user_id: int, rows: Sequence[tuple[int, int, int]], sign: int) -> None:
+        """Add (``sign=1``) or take off (``-1``) ``held`` units to the user's counts (user merges)."""
+
 
 class BargainStore(abc.ABC):
     """砍价 activities, attempts, helps and the per-user counts they limit."""
@@ -166,6 +178,10 @@ class BargainStore(abc.ABC):
     @abc.abstractmethod
     def due_attempts(self, now: datetime, limit: int) -> list[BargainAttempt]:
         """Open or succeeded attempts whose deadline is at or before ``now``."""
+
+    @abc.abstractmethod
+    def move_attempts(self, attempt_ids: Sequence[int], user_id: int) -> None:
+        """Give these attempts to ``user_id`` (user merges)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -159,3 +159,7 @@ class SqlBargainStore(BargainStore):
         return [_attempt(r) for r in self.tx.execute(
             f"SELECT {_ATTEMPT} FROM bargain_attempts WHERE status IN (?, ?) AND deadline <= ? ORDER BY deadline, id "
             "LIMIT ?", (AttemptStatus.OPEN.value, AttemptStatus.SUCCEEDED.value, to_us(now), limit))]
+
+    def move_attempts(self, attempt_ids: Sequence[int], user_id: int) -> None:
+        for marks, chunk in self.tx.in_chunks(list(attempt_ids)):
+            self.tx.execute(f"UPDATE bargain_attempts SET user_id = ? WHERE id IN ({marks})", [user_id, *chunk])

@@ -168,3 +168,24 @@ class SqlFlashSaleStore(FlashSaleStore):
             (sku, to_us(since), to_us(until)),
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def move_user(self, reservation_ids: Sequence[int], user_id: int) -> None:
+        for marks, chunk in self.tx.in_chunks(list(reservation_ids)):
+            self.tx.execute(f"UPDATE flash_reservations SET user_id = ? WHERE id IN ({marks})", [user_id, *chunk])
+
+    def quotas_of(self, user_id: int) -> list[tuple[int, int, int]]:
+        return [(int(r[0]), int(r[1]), int(r[2])) for r in self.tx.execute(
+            "SELECT sale_id, day, held FROM flash_quotas WHERE user_id = ? AND held > 0 ORDER BY sale_id, day",
+            (user_id,))]
+
+    def shift_quotas(self, user_id: int, rows: Sequence[tuple[int, int, int]], sign: int) -> None:
+        if sign > 0:
+            self.tx.executemany(
+                "INSERT INTO flash_quotas (sale_id, user_id, day, held) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sale_id, user_id, day) DO UPDATE SET held = flash_quotas.held + excluded.held",
+                [(sale_id, user_id, day, held) for sale_id, day, held in rows])
+            return
+        self.tx.executemany(
+            "UPDATE flash_quotas SET held = CASE WHEN held > ? THEN held - ? ELSE 0 END "
+            "WHERE sale_id = ? AND user_id = ? AND day = ?",
+            [(held, held, sale_id, user_id, day) for sale_id, day, held in rows])
