@@ -10,7 +10,10 @@ the raw rows, and the funnel and RFM must equal the straightforward SQL answer.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -128,12 +131,39 @@ def check(ws: siyu.Workspace) -> None:
                               np.pad(theirs, (0, size - len(theirs)), constant_values=pad)), name
 
 
-@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="module", params=["memory", "sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param != "postgresql":
+        yield request.param
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need SIYU_TEST_POSTGRES_URL (eval \"$(bash .ci/postgres.sh)\")")
+    from siyu.testing.postgres import drop_schema, with_schema
+
+    url = with_schema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
+    yield url
+    drop_schema(url)
+
+
+def _connect(backend: str) -> siyu.Workspace:
+    clock = FakeClock(END)
+    if backend == "memory":
+        return siyu.connect("memory://", clock=clock, tz="Asia/Shanghai")
+    if backend == "sqlite":
+        return siyu.connect(f"sqlite:///{tempfile.mkdtemp()}/shop.db", clock=clock, tz="Asia/Shanghai")
+    from siyu.testing.postgres import empty_schema
+
+    empty_schema(backend)
+    return siyu.connect(backend, clock=clock, tz="Asia/Shanghai")
+
+
 @settings(max_examples=15, deadline=None)
 @given(first=ops, then=ops)
-def test_facts_follow_every_write(scheme: str, first: list[tuple[Any, ...]], then: list[tuple[Any, ...]]) -> None:
-    url = "memory://" if scheme == "memory" else f"sqlite:///{tempfile.mkdtemp()}/shop.db"
-    with siyu.connect(url, clock=FakeClock(END), tz="Asia/Shanghai") as ws:
+def test_facts_follow_every_write(backend: str, first: list[tuple[Any, ...]], then: list[tuple[Any, ...]]) -> None:
+    with _connect(backend) as ws:
         ws.products.add("TEA", "Tea", price="10", cost="2", role="profit")
         ids = [u.id for u in (ws.users.add(created_at=T0 + timedelta(hours=i)) for i in range(8))]
         orders: list[int] = []
