@@ -229,17 +229,17 @@ class UserFacts:
                                         ORDER_IDS: set(), EVENT_IDS: set(), EVENT_AT: set(), MOVED: set()}
         after = self.position
         while after < horizon:
-            rows = tx.event_log.read(after, horizon, list(_TYPES), _PAGE)
+            rows = tx.analytics.log_changes(after, horizon, list(_TYPES), _PAGE)
             if not rows:
                 break
-            for row in rows:
-                facet, fields = _TYPES[row.type]
-                if row.type in _MOVES:
+            for _, kind_of_row, user_id, occurred_at, payload in rows:
+                facet, fields = _TYPES[kind_of_row]
+                if kind_of_row in _MOVES:
                     changed[MOVED].add(0)
                 elif facet == EVENTS and self._activity:
-                    changed[EVENT_AT].add(to_us(row.occurred_at))
+                    changed[EVENT_AT].add(occurred_at)
                 if facet == EVENTS:
-                    tracked = json.loads(row.payload)
+                    tracked = json.loads(payload)
                     kind = tracked.get("kind")
                     if kind is None:
                         facet = ALL  # a redacted payload: re-derive everything of the user
@@ -248,19 +248,23 @@ class UserFacts:
                             changed[EVENT_IDS].add(int(tracked["event_id"]))
                         if kind not in self.events:
                             continue  # a kind no first-event column follows
-                if row.user_id is not None:
-                    changed[facet].add(row.user_id)
-                    if row.type == "PersonalDataErased":
-                        # Erasing a person erases the records merged into them too, under one event.
-                        changed[facet].update(tx.privacy.merged_into(row.user_id))
                 if facet == ORDERS:
-                    changed[ORDER_IDS].add(int(json.loads(row.payload)["order_id"]))
+                    order_id = json.loads(payload).get("order_id")
+                    if order_id is None:
+                        facet = ALL  # a redacted payload: re-derive everything of the user
+                    else:
+                        changed[ORDER_IDS].add(int(order_id))
+                if user_id is not None:
+                    changed[facet].add(user_id)
+                    if kind_of_row == "PersonalDataErased":
+                        # Erasing a person erases the records merged into them too, under one event.
+                        changed[facet].update(tx.privacy.merged_into(user_id))
                 if fields:
-                    payload: dict[str, Any] = json.loads(row.payload)
-                    changed[facet].update(int(payload[f]) for f in fields if payload.get(f) is not None)
+                    found: dict[str, Any] = json.loads(payload)
+                    changed[facet].update(int(found[f]) for f in fields if found.get(f) is not None)
             if sum(map(len, changed.values())) > _REBUILD_AT:
                 return None
-            after = rows[-1].position
+            after = rows[-1][0]
         return changed
 
     def _rederive(self, tx: Transaction, changed: dict[str, set[int]]) -> None:

@@ -174,5 +174,13 @@ class AnalyticsStore(abc.ABC):
         ``user_ids`` (``event_ids=None``: every event), by id."""
 
     @abc.abstractmethod
+    def log_changes(
+        self, after: int, upto: int, types: Sequence[str], limit: int
+    ) -> list[tuple[int, str, int | None, int, str]]:
+        """The event log's rows in ``(after, upto]`` of ``types``, oldest first, at most ``limit``:
+        ``(position, type, user_id, occurred_at, payload)`` as stored (what the reports' facts
+        catch up from, without building a :class:`~siyu.storage.contracts.event_log.LogRow` each)."""
+
+    @abc.abstractmethod
     def first_invites(self) -> list[tuple[int, int]]:
         """``(inviter_id, first bound_at)`` over active bindings, of every user who invited someone."""

@@ -302,6 +302,15 @@ class SqlAnalyticsStore(AnalyticsStore):
             rows += self._for_users(select, "e.user_id", user_ids)
         return sorted({int(r[0]): (int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows}.values())
 
+    def log_changes(
+        self, after: int, upto: int, types: Sequence[str], limit: int
+    ) -> list[tuple[int, str, int | None, int, str]]:
+        marks = ",".join("?" * len(types))
+        rows: list[tuple[int, str, int | None, int, str]] = self.tx.execute(
+            f"SELECT position, type, user_id, occurred_at, payload FROM events WHERE position > ? AND position <= ? "
+            f"AND type IN ({marks}) ORDER BY position LIMIT ?", [after, upto, *types, limit]).fetchall()
+        return rows
+
     def first_invites(self) -> list[tuple[int, int]]:
         return [(int(u), int(at)) for u, at in self.tx.execute(
             "SELECT inviter_id, MIN(bound_at) FROM referral_nodes WHERE inviter_id IS NOT NULL AND status = ? "
