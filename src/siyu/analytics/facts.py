@@ -39,7 +39,6 @@ import numpy as np
 import numpy.typing as npt
 from pyroaring import BitMap
 
-from .._clock import to_us
 from ..errors import StorageError
 
 if TYPE_CHECKING:
