@@ -69,3 +69,52 @@ def test_callbacks_in_any_order_converge_to_the_model(batch: list[tuple[str, str
             if ws.staff.relations(ids[c], active=True):
                 assert ws.lifecycle.stage(ids[c]) != "lost"
                 assert ws.staff.owner(ids[c]) in {r.staff for r in ws.staff.relations(ids[c], active=True)}
+
+
+# -- groups: member changes delivered in any order, twice or not at all, converge to WeCom's state --
+class _Truth:
+    """WeCom's side of one group: its members and version, and a client answering groupchat/get."""
+
+    def __init__(self) -> None:
+        self.members: list[str] = ["owner"]
+        self.version = 0
+
+    def call(self, method: str, path: str, *, body: dict[str, object] | None = None,
+             **_: object) -> dict[str, object]:
+        assert path == "externalcontact/groupchat/get"
+        return {"group_chat": {"chat_id": "c1", "owner": "owner", "member_version": f"v{self.version}",
+                               "member_list": [{"userid": m, "type": 1 if m == "owner" else 2} for m in self.members]}}
+
+
+changes = st.lists(st.tuples(st.sampled_from(["join", "quit"]), st.sets(st.sampled_from(["wmA", "wmB", "wmC"]),
+                                                                       min_size=1, max_size=2)), max_size=8)
+
+
+@settings(deadline=None)
+@given(changes, st.randoms(use_true_random=False))
+def test_group_changes_in_any_order_converge_to_wecom(steps: list[tuple[str, set[str]]], rnd) -> None:  # type: ignore[no-untyped-def]
+    from siyu.community.callbacks import apply_chat_event
+
+    truth = _Truth()
+    with siyu.connect("memory://", clock=FakeClock(datetime.fromtimestamp(T0, UTC))) as ws:
+        apply_chat_event(ws.groups, truth, {"Event": "change_external_chat", "ChangeType": "create",  # type: ignore[arg-type]
+                                            "ChatId": "c1", "CreateTime": str(T0)})
+        events = []
+        for n, (kind, who) in enumerate(steps):
+            changed = sorted(who - set(truth.members)) if kind == "join" else sorted(who & set(truth.members))
+            if not changed:
+                continue
+            last = f"v{truth.version}"
+            truth.version += 1
+            truth.members = (truth.members + changed) if kind == "join" else [m for m in truth.members
+                                                                               if m not in changed]
+            events.append({"Event": "change_external_chat", "ChangeType": "update", "ChatId": "c1",
+                           "UpdateDetail": "add_member" if kind == "join" else "del_member",
+                           "MemChangeList": ",".join(changed), "LastMemVer": last, "CurMemVer": f"v{truth.version}",
+                           "CreateTime": str(T0 + n + 1), "QuitScene": "0", "JoinScene": "3"})
+        delivered = events + rnd.sample(events, k=len(events) // 2)
+        rnd.shuffle(delivered)
+        for fields in delivered:
+            apply_chat_event(ws.groups, truth, fields)  # type: ignore[arg-type]
+        assert sorted(m.member_id for m in ws.groups.members("c1")) == sorted(truth.members)
+        assert ws.groups.get("c1").member_version == f"v{truth.version}" or not events
