@@ -429,3 +429,17 @@ def test_a_merge_combines_wallets_and_cards_and_an_unmerge_gives_them_back(ws: s
     for uid in (keep, drop):
         history = ws.wallet.history(uid)
         assert sum(e.principal_fen for e in history) == ws.wallet.balance(uid).principal_fen
+
+
+def test_a_confirmed_top_up_can_earn_points_on_its_cash_only(ws: siyu.Workspace) -> None:
+    ws.wallet.configure(recharge_points=True)
+    uid = _topped_up(ws, 500)  # 500 paid, 120 bonus
+    ws.wallet.confirm("T1")
+    assert ws.points.balance(uid) == 500  # 1 point a yuan of cash; the bonus earns none; once
+    ws.wallet.refund(uid, 100, key="r1")  # a fifth of the cash back: a fifth of its points back
+    assert ws.points.balance(uid) == 400
+    ws.points.spend(uid, 350, reason="x", key="s")
+    ws.wallet.refund(uid, key="r2")  # the rest: takes what is left, never below zero
+    assert ws.points.balance(uid) == 0
+    assert ws.wallet.balance(uid).total_fen == 0
+    assert ws.wallet.settings().recharge_points

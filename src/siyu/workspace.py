@@ -108,7 +108,7 @@ class Workspace:
         self.coupons = Coupons(self, pricing=self.promotions)
         self.lifecycle = Lifecycle(self, tags=self.tags)
         self.events = EventTracking(self, lifecycle=self.lifecycle)
-        self.wallet = Wallet(self)
+        self.wallet = Wallet(self, points_rules=self.points_rules, points=self.points)
         self.orders = Orders(self, pricing=self.promotions, points=self.points, tiers=self.tiers, wallet=self.wallet,
                              points_rules=self.points_rules)
         self.referrals = Referrals(self, points=self.points, coupons=self.coupons, orders=self.orders)

@@ -15,12 +15,13 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._validation import check_int, check_key, check_text
-from ..errors import IdempotencyConflict, InsufficientFunds, NotFound, ValidationError
+from ..errors import IdempotencyConflict, InsufficientFunds, InsufficientPoints, NotFound, ValidationError
 from ..events import RechargeRefused, WalletChanged
 from ..models.wallet import Liability, Recharge, RechargePlan, RechargeTier, WalletBalance, WalletEntry, WalletRefund
 from ..money import Money, to_fen, to_yuan
@@ -29,6 +30,8 @@ from .rules import ISSUER_TIERS, SPEND_RULES, PrepaidRules, check_cap, check_pur
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
+    from ..services.points import Points
+    from ..services.points_rules import PointsRules
     from ..storage.base import Transaction
 
 __all__ = ["Wallet", "WalletSettings"]
@@ -44,6 +47,8 @@ class WalletSettings:
     spend_rule: str = "proportional"
     issuer_tier: str = "scale"
     rules: PrepaidRules = attrs.field(factory=PrepaidRules)
+    #: Award the ``recharge`` points rule (充值送积分) on the principal of each confirmed top-up.
+    recharge_points: bool = False
 
 
 class Wallet:
@@ -51,8 +56,11 @@ class Wallet:
 
     name = "wallet"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, *, points_rules: PointsRules | None = None,
+                 points: Points | None = None) -> None:
         self._uow = uow
+        self._rules = points_rules
+        self._points = points
 
     # -- settings ---------------------------------------------------------------------
     def settings(self) -> WalletSettings:
@@ -61,18 +69,16 @@ class Wallet:
 
     @staticmethod
     def _settings(tx: Transaction) -> WalletSettings:
-        raw = tx.meta.get(_SETTINGS)
-        if raw is None:
-            return WalletSettings()
-        data = json.loads(raw)
-        return WalletSettings(spend_rule=data["spend_rule"], issuer_tier=data["issuer_tier"],
-                              rules=PrepaidRules.from_dict(data["rules"]))
+        return _parse_settings(tx.meta.get(_SETTINGS))
 
     def configure(self, *, spend_rule: str | None = None, issuer_tier: str | None = None,
-                  rules: PrepaidRules | None = None) -> WalletSettings:
+                  rules: PrepaidRules | None = None, recharge_points: bool | None = None) -> WalletSettings:
         """Set the spending rule (``proportional``, ``bonus_first``, ``principal_first``;
         publish it to members: it decides what a refund pays back), the issuer tier
-        (``scale``, ``group``, ``brand``: 规模 / 集团 / 品牌发卡企业) and the prepaid rules."""
+        (``scale``, ``group``, ``brand``: 规模 / 集团 / 品牌发卡企业), the prepaid rules, and
+        whether a confirmed top-up earns points by the ``recharge`` rule (on the cash
+        paid, never on the bonus; a refund of principal takes back the points that cash
+        earned, in proportion, and never pays anything out in points)."""
         if spend_rule is not None and spend_rule not in SPEND_RULES:
             raise ValidationError(f"spend_rule={spend_rule!r} is not one of {', '.join(SPEND_RULES)}")
         if issuer_tier is not None and issuer_tier not in ISSUER_TIERS:
@@ -82,9 +88,12 @@ class Wallet:
         with self._uow.write() as tx:
             current = self._settings(tx)
             new = WalletSettings(spend_rule=spend_rule or current.spend_rule,
-                                 issuer_tier=issuer_tier or current.issuer_tier, rules=rules or current.rules)
+                                 issuer_tier=issuer_tier or current.issuer_tier, rules=rules or current.rules,
+                                 recharge_points=current.recharge_points if recharge_points is None
+                                 else bool(recharge_points))
             tx.meta.set(_SETTINGS, json.dumps({"spend_rule": new.spend_rule, "issuer_tier": new.issuer_tier,
-                                               "rules": new.rules.to_dict()}))
+                                               "rules": new.rules.to_dict(),
+                                               "recharge_points": new.recharge_points}))
         return new
 
     # -- plans ------------------------------------------------------------------------
@@ -184,6 +193,9 @@ class Wallet:
                                         ref=f"recharge:{payment_id}", at=now)
                 assert entry is not None  # credits cannot go negative
                 self._emit(tx, entry)
+                if self._rules is not None and self._settings(tx).recharge_points:
+                    self._rules.award("recharge", found.user_id, key=f"recharge:{payment_id}",
+                                      amount=to_yuan(found.principal_fen))
             settled = tx.wallet.recharge(payment_id)
         assert settled is not None
         return settled
@@ -332,6 +344,7 @@ class Wallet:
                     requested_fen=want, available_fen=balance.principal_fen)
             forfeit_fen = (balance.bonus_fen if want == balance.principal_fen
                            else balance.bonus_fen * want // balance.principal_fen)
+            self._take_back_recharge_points(tx, uid, want, balance.principal_fen, key, now)
             out = tx.wallet.apply(uid, -want, 0, kind="refund_out", ref="refund", at=now, key=key)
             assert out is not None
             self._emit(tx, out)
@@ -343,6 +356,36 @@ class Wallet:
                 self._emit(tx, lost)
                 ids.append(lost.id)
         return WalletRefund(user_id=uid, paid_out_fen=want, forfeited_fen=forfeit_fen, entry_ids=tuple(ids))
+
+    def _take_back_recharge_points(self, tx: Transaction, uid: int, want: int, principal: int, key: str,
+                                   now: datetime) -> None:
+        """A refund of principal takes back the 充值送积分 points that cash earned, in
+        proportion (what the member spent already is not clawed back below zero)."""
+        if self._points is None:
+            return
+        keys = [f"rule:recharge:recharge:{r.payment_id}" for r in tx.wallet.recharges(uid) if r.status == "paid"]
+        found = tx.points.by_keys(keys) if keys else {}
+        earns = sorted((entry_id for entry_id, _ in found.values()), reverse=True)
+        left = {}
+        for eid in earns:
+            entry = tx.points.entry(eid)
+            left[eid] = (entry.amount if entry is not None else 0) - tx.points.reversed_amount(eid)
+        back = sum(left.values()) * want // principal if principal else 0
+        for eid in earns:
+            take = min(back, left[eid])
+            if take <= 0:
+                continue
+            try:
+                self._points_reverse(tx, eid, take, f"{key}:points:{eid}", now)
+            except InsufficientPoints as exc:
+                if exc.available > 0:
+                    self._points_reverse(tx, eid, exc.available, f"{key}:points:{eid}", now)
+                return
+            back -= take
+
+    def _points_reverse(self, tx: Transaction, entry_id: int, amount: int, key: str, now: datetime) -> None:
+        assert self._points is not None
+        self._points.reverse_in(tx, entry_id, key=key[:200], amount=amount, reason="wallet refund", now=now)
 
     # -- gift cards into the wallet (used by ws.gift_cards) -------------------------------
     def credit_in(self, tx: Transaction, user_id: int, fen: int, *, ref: str, now: datetime) -> WalletEntry:
@@ -418,6 +461,17 @@ class Wallet:
         return {"principal": str(balance.principal), "bonus": str(balance.bonus),
                 "entries": [attrs.asdict(e) for e in self.history(user_id)],
                 "recharges": [attrs.asdict(r) for r in self.recharges(user_id)]}
+
+
+@lru_cache(maxsize=8)
+def _parse_settings(raw: str | None) -> WalletSettings:
+    """Settings from their stored text; every payment reads them, and they rarely change."""
+    if raw is None:
+        return WalletSettings()
+    data = json.loads(raw)
+    return WalletSettings(spend_rule=data["spend_rule"], issuer_tier=data["issuer_tier"],
+                          rules=PrepaidRules.from_dict(data["rules"]),
+                          recharge_points=bool(data.get("recharge_points", False)))
 
 
 def _pairs(tiers: Iterable[tuple[Money, Money]]) -> Sequence[tuple[Money, Money]]:
