@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -10,13 +11,13 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 import siyu
 from siyu.errors import SiyuError
 from siyu.money import to_fen
 from siyu.testing import FakeClock
-from sweep_support import START, digest, seeded
+from sweep_support import METHODS, SIGNATURES, START, digest, hostile, plausible, resolve, seeded
 
 anything = st.one_of(
     st.none(),
@@ -103,6 +104,114 @@ def test_float_money_is_refused_with_advice() -> None:
     with pytest.raises(siyu.errors.InvalidMoney, match="Decimal"):
         to_fen(19.9)
     assert to_fen(Decimal("19.90")) == 1990 and to_fen("0.01") == 1 and to_fen(3) == 300
+
+
+# -- the sweep: every public method, one hostile argument at a time ------------------------------------
+
+#: Not called with hostile values: they take code, not data (a callable, a plugin object, a
+#: sink), or they are event consumers the event log calls with the events it read.
+TAKES_CODE = {
+    "channels.install", "event_log.add_sink", "points_rules.register", "privacy.register_eraser",
+    "privacy.register_exporter", "users.add_merge_participant",
+}
+CONSUMERS = {
+    "campaigns.observer.automation.on_event", "campaigns.observer.handle", "lifecycle.observer.handle",
+    "privacy.auditor.handle", "referrals.on_events", "tags.rules.observer.handle",
+}
+
+
+def _params(name: str) -> list[inspect.Parameter]:
+    return [p for p in SIGNATURES[name].parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+SWEPT = [name for name in METHODS if name not in TAKES_CODE | CONSUMERS and _params(name)]
+
+#: Methods where the sweep still finds an exception outside SiyuError (a TypeError or
+#: AttributeError on a wrong type, a non-iterable, an unhashable key), or a refused call that
+#: changed storage. Each is a bug to fix; the list only shrinks.
+KNOWN_GAPS = {
+    "campaigns.configure",
+    "campaigns.deliveries",
+    "campaigns.rollout",
+    "campaigns.send",
+    "channels.cls",
+    "channels.get",
+    "channels.installed",
+    "coupons.expire_due",
+    "event_log.remove",
+    "events.track_many",
+    "lifecycle.configure",
+    "lifecycle.record_refund",
+    "orders.record_many",
+    "points.earn_many",
+    "points.spend_many",
+    "points_rules.award",
+    "points_rules.configure",
+    "points_rules.get",
+    "points_rules.split",
+    "privacy.audit",
+    "privacy.held",
+    "privacy.log",
+    "privacy.purge_audit",
+    "privacy.rotate_key",
+    "promotions.activity",
+    "promotions.configure",
+    "promotions.quote",
+    "referrals.commissions.configure",
+    "referrals.commissions.of_order",
+    "referrals.configure",
+    "referrals.fraud.held",
+    "referrals.fraud.holds",
+    "referrals.get_campaign",
+    "referrals.group_buys.of_user",
+    "referrals.import_bindings",
+    "referrals.stats",
+    "referrals.tasks.create",
+    "referrals.tasks.grants",
+    "segments.declare_tags",
+    "segments.delete",
+    "segments.get",
+    "segments.get_snapshot",
+    "segments.snapshots",
+    "tags.apply_many",
+    "tags.remove_many",
+    "tiers.define",
+    "users.add_many",
+    "users.upsert_many",
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.xfail(reason="known gap", strict=True)) if n in KNOWN_GAPS else n
+             for n in SWEPT]
+)
+@settings(derandomize=True)  # the same calls every run, so the known gaps below stay exact
+@given(data=st.data())
+def test_every_public_method_refuses_hostile_input_with_a_siyu_error(name: str, data: st.DataObject) -> None:
+    params = _params(name)
+    target = data.draw(st.sampled_from(params), label="hostile parameter")
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for param in params:
+        if param is target:
+            value: Any = data.draw(hostile, label=param.name)
+        elif param.default is not inspect.Parameter.empty:
+            continue
+        else:
+            value = data.draw(plausible(param.name), label=param.name)
+        if param.kind is param.KEYWORD_ONLY:
+            kwargs[param.name] = value
+        else:
+            args.append(value)
+    with seeded(FakeClock(START)) as ws:
+        before = digest(ws)
+        try:
+            result = resolve(ws, name)(*args, **kwargs)
+            if inspect.isgenerator(result) or hasattr(result, "__enter__"):
+                with result:  # a context manager validates on entry
+                    pass
+        except SiyuError:
+            assert digest(ws) == before, f"{name} failed but changed storage"
 
 
 # -- the reported cases ------------------------------------------------------------------------------
