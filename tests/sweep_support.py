@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -78,19 +79,42 @@ def _populate(ws: siyu.Workspace) -> None:
 
 
 _TEMPLATE: sqlite3.Connection | None = None
+_PRISTINE: dict[str, str] = {}
 
 
 def seeded(clock: FakeClock) -> siyu.Workspace:
-    """A fresh workspace holding the seed (built once, then copied byte for byte)."""
+    """A fresh workspace holding the seed (built once, then copied byte for byte).
+
+    Third-party plugins are not loaded: scanning the installed packages' entry points
+    would be most of the cost of each example, and the sweep is about siyu's own API."""
     global _TEMPLATE
-    ws = siyu.connect("memory://", clock=clock)
+    saved = os.environ.get("SIYU_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["SIYU_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        ws = siyu.connect("memory://", clock=clock)
+    finally:
+        if saved is None:
+            del os.environ["SIYU_DISABLE_PLUGIN_AUTOLOAD"]
+        else:
+            os.environ["SIYU_DISABLE_PLUGIN_AUTOLOAD"] = saved
     if _TEMPLATE is None:
         _populate(ws)
         _TEMPLATE = sqlite3.connect(":memory:", check_same_thread=False)
         ws.backend._conn.backup(_TEMPLATE)  # type: ignore[attr-defined]
+        _PRISTINE.update(digest(ws))
     else:
         _TEMPLATE.backup(ws.backend._conn)  # type: ignore[attr-defined]
+    ws.backend._sweep_changes = ws.backend._conn.total_changes  # type: ignore[attr-defined]
     return ws
+
+
+def changed(ws: siyu.Workspace) -> bool:
+    """Whether storage differs from the seed. SQLite's change counter says "nothing was
+    written" for free; only when something was written (perhaps rolled back) are the
+    tables hashed and compared."""
+    if ws.backend._conn.total_changes == ws.backend._sweep_changes:  # type: ignore[attr-defined]
+        return False
+    return digest(ws) != _PRISTINE
 
 
 def digest(ws: siyu.Workspace) -> dict[str, str]:

@@ -11,9 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ._validation import check_aware as aware
 from .errors import ValidationError
 
 Clock = Callable[[], datetime]
+
+__all__ = ["Clock", "aware", "checked_now", "from_us", "from_us_required", "start_of_day", "system_clock", "to_us",
+           "zone"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,18 +35,6 @@ def checked_now(clock: Clock) -> datetime:
             "(e.g. datetime.now(timezone.utc))"
         )
     return now
-
-
-def aware(value: object, name: str) -> datetime:
-    """Validate that ``value`` is a timezone-aware datetime."""
-    if not isinstance(value, datetime):
-        raise ValidationError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(
-            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
-            "(e.g. datetime(..., tzinfo=ZoneInfo('Asia/Shanghai')))"
-        )
-    return value
 
 
 def to_us(value: datetime) -> int:

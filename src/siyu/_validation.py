@@ -6,20 +6,25 @@ parsers, channels and services can all validate the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from .errors import ValidationError
 
 T = TypeVar("T")
 
-__all__ = ["MAX_ID", "MAX_KEY_LENGTH", "check_id", "check_int", "check_key", "check_many",
+__all__ = ["MAX_BATCH", "MAX_ID", "MAX_KEY_LENGTH", "check_aware", "check_batch", "check_choice", "check_duration",
+           "check_id", "check_int", "check_key", "check_many", "check_mapping", "check_optional_text",
            "check_text", "check_unicode", "check_user_id"]
 
 MAX_KEY_LENGTH = 200
 
 #: Ids are 64-bit signed integers in every backend.
 MAX_ID = 2**63 - 1
+
+#: The most rows one batch (a claim, an expiry pass) takes in one transaction.
+MAX_BATCH = 100_000
 
 
 def check_key(key: object, name: str = "key") -> str:
@@ -90,3 +95,53 @@ def check_many(values: Iterable[T], name: str, example: str) -> list[T]:
             f"e.g. {example}"
         )
     return list(values)
+
+
+def check_optional_text(value: object, name: str, *, max_length: int = 200) -> str | None:
+    """:func:`check_text`, or ``None`` (a filter left out)."""
+    return None if value is None else check_text(value, name, max_length=max_length)
+
+
+def check_choice(value: object, name: str, choices: Collection[str]) -> str:
+    """A name that must be one of ``choices`` (a variant, a registered channel ...): a
+    wrong type is refused as such rather than failing a dictionary lookup."""
+    text = check_text(value, name)
+    if text not in choices:
+        known = ", ".join(repr(c) for c in sorted(choices)) or "none yet"
+        raise ValidationError(f"{name}={text!r} is not one of {known}")
+    return text
+
+
+def check_batch(value: object, name: str = "batch") -> int:
+    """How many rows one transaction takes: 1 .. :data:`MAX_BATCH`."""
+    return check_int(value, name, minimum=1, maximum=MAX_BATCH)
+
+
+def check_mapping(value: object, name: str, example: str) -> Mapping[Any, Any]:
+    """A dict-like argument (settings, prices by sku, details)."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{name} must be a dict, got {type(value).__name__} {value!r:.80}; e.g. {example}")
+    return value
+
+
+def check_aware(value: object, name: str) -> datetime:
+    """A timezone-aware datetime."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a datetime, got {type(value).__name__} {value!r:.80}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
+            "(e.g. datetime(..., tzinfo=ZoneInfo('Asia/Shanghai')))"
+        )
+    return value
+
+
+def check_duration(value: object, name: str, *, positive: bool = False) -> timedelta:
+    """A ``timedelta`` that is >= 0 (or > 0 with ``positive``)."""
+    if not isinstance(value, timedelta):
+        raise ValidationError(
+            f"{name} must be a timedelta, e.g. timedelta(days=30); got {type(value).__name__} {value!r:.80}"
+        )
+    if value < timedelta(0) or (positive and not value):
+        raise ValidationError(f"{name} must be {'>' if positive else '>='} 0, got {value}")
+    return value

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from pyroaring import BitMap
 
+from .._validation import check_batch, check_int, check_optional_text
 from ..errors import Conflict, ValidationError
 from ..events import CampaignLaunched
-from ..services._common import check_int
 from ..storage.contracts.campaigns import NewDelivery
 from .delivery import Runner
 from .models import RunReport
@@ -45,6 +45,9 @@ class CampaignRunner:
 
     # -- launching ----------------------------------------------------------------------------------------------
     def rollout(self, campaign: int | str, *, variant: str | None = None, batch: int = 5_000) -> RunReport:
+        # Checked before the launch commits: a refused call must leave the campaign unlaunched.
+        check_batch(batch)
+        check_optional_text(variant, "variant")
         with self._uow.write() as tx:
             current = find(tx, campaign)
             row = current.row
@@ -67,6 +70,8 @@ class CampaignRunner:
             raise ValidationError(f"holdout must be a fraction in [0, 1), e.g. 0.1; got {holdout!r}")
         if seed is not None:
             check_int(seed, "seed")
+        check_batch(batch)
+        check_optional_text(variant, "variant")
         with self._uow.write() as tx:
             current = find(tx, campaign)
             row = current.row
@@ -142,6 +147,7 @@ class CampaignRunner:
             raise ValidationError("recover_after must be a timedelta >= 0")
         if limit is not None:
             check_int(limit, "limit", minimum=1)
+        check_batch(batch)
         with self._uow.read() as tx:
             found = find(tx, campaign)
         return self.run(found.id, recover_after=recover_after, limit=limit, batch=batch)
@@ -151,7 +157,7 @@ class CampaignRunner:
         batch: int = 5_000,
     ) -> RunReport:
         """Send what is due for the campaign now (unless it is paused or not started)."""
-        check_int(batch, "batch", minimum=1, maximum=100_000)
+        check_batch(batch)
         now = self._uow.now()
         with self._uow.write() as tx:
             current = find(tx, campaign_id)
