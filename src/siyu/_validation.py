@@ -15,7 +15,8 @@ from .errors import ValidationError
 T = TypeVar("T")
 
 __all__ = ["MAX_BATCH", "MAX_ID", "MAX_KEY_LENGTH", "check_aware", "check_batch", "check_choice", "check_duration",
-           "check_id", "check_int", "check_key", "check_many", "check_mapping", "check_optional_text",
+           "check_id", "check_int", "check_key", "check_many", "check_mapping", "check_optional_id",
+           "check_optional_text",
            "check_text", "check_unicode", "check_user_id"]
 
 MAX_KEY_LENGTH = 200
@@ -145,3 +146,8 @@ def check_duration(value: object, name: str, *, positive: bool = False) -> timed
     if value < timedelta(0) or (positive and not value):
         raise ValidationError(f"{name} must be {'>' if positive else '>='} 0, got {value}")
     return value
+
+
+def check_optional_id(value: object, name: str) -> int | None:
+    """:func:`check_id`, or ``None`` (a filter left out)."""
+    return None if value is None else check_id(value, name)

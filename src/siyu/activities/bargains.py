@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
+from .._validation import check_batch, check_id, check_optional_id
 from ..errors import (
     ActivityClosed,
     AlreadyHelped,
@@ -258,10 +259,13 @@ class Bargains:
         return found
 
     def attempts(self, *, bargain_id: int | None = None, user_id: int | None = None) -> list[BargainAttempt]:
+        check_optional_id(bargain_id, "bargain_id")
+        check_optional_id(user_id, "user_id")
         with self._uow.read() as tx:
             return tx.bargains.attempts(bargain_id=bargain_id, user_id=user_id)
 
     def helps(self, attempt_id: int) -> list[BargainHelp]:
+        check_id(attempt_id, "attempt_id")
         with self._uow.read() as tx:
             return tx.bargains.helps(attempt_id)
 
@@ -352,6 +356,7 @@ class Bargains:
 
     def expire_due(self, *, batch: int = 500) -> int:
         """Mark attempts whose deadline passed without a purchase as failed; returns how many."""
+        check_batch(batch)
         now = self._uow.now()
         total = 0
         while True:

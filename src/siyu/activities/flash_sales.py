@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
+from .._validation import check_id, check_many, check_optional_id, check_user_id
 from ..errors import (
     ActivityClosed,
     IdempotencyConflict,
@@ -196,11 +197,15 @@ class FlashSales:
         return found
 
     def reservations(self, *, sale_id: int | None = None, user_id: int | None = None) -> list[Reservation]:
+        check_optional_id(sale_id, "sale_id")
+        check_optional_id(user_id, "user_id")
         with self._uow.read() as tx:
             return tx.flash_sales.reservations(sale_id=sale_id, user_id=user_id)
 
     def used(self, sale_id: int, user_id: int) -> int:
         """Units ``user_id`` holds or bought in the sale (what counts against ``per_user``)."""
+        check_id(sale_id, "sale_id")
+        check_user_id(user_id)
         with self._uow.read() as tx:
             return tx.flash_sales.quota_used(sale_id, user_id, None)
 
@@ -394,6 +399,7 @@ class FlashSales:
     def on_events(self, events: Sequence[Event]) -> None:
         """The ``siyu.activities`` consumer: a flash-sale order refunded in full
         through ``ws.orders.refund`` gives its units and quota back (once)."""
+        events = check_many(events, "events", "the events the event log delivered")
         with self._uow.write() as tx:
             for event in events:
                 if not isinstance(event, OrderRefunded) or not event.full:

@@ -23,6 +23,7 @@ import numpy as np
 from pyroaring import BitMap
 
 from .._clock import to_us
+from .._validation import check_text
 from ..errors import ValidationError
 from .results import Report, covering, rate
 
@@ -59,7 +60,7 @@ def check_steps(tx: Transaction, steps: object) -> list[str]:
         raise ValidationError(
             "steps must be a non-empty list of step names, e.g. ['first_seen', 'added_wecom', 'first_order']"
         )
-    names = list(steps)
+    names = [check_text(step, "step") for step in steps]
     if len(set(names)) != len(names):
         raise ValidationError(f"steps {names!r} repeat a step; each step may appear once")
     kinds: list[str] | None = None

@@ -14,6 +14,7 @@ import attrs
 from pyroaring import BitMap, FrozenBitMap
 
 from .. import events as events_module
+from .._validation import MAX_BATCH, MAX_ID, check_optional_id, check_optional_text
 from ..channels.receipts import ReceiptStatus
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import CampaignCreated, Event
@@ -125,6 +126,10 @@ class CampaignCatalog:
         self, campaign: int | str, *, status: str | None = None, user_id: int | None = None, limit: int = 1000,
         after_id: int = 0,
     ) -> builtins.list[Delivery]:
+        check_optional_text(status, "status")
+        check_optional_id(user_id, "user_id")
+        check_int(limit, "limit", minimum=1, maximum=MAX_BATCH)
+        check_int(after_id, "after_id", minimum=0, maximum=MAX_ID)
         with self._uow.read() as tx:
             found = find(tx, campaign)
             rows = tx.campaigns.deliveries(found.id, user_id=user_id, status=status, after_id=after_id, limit=limit)

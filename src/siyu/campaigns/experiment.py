@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .._validation import check_optional_text
 from ..errors import AlreadyDecided, Conflict, InvalidTransition, ValidationError
 from ..events import CampaignDecided, CampaignLaunched
 from ..services._common import check_int
@@ -71,6 +72,7 @@ class Experiments:
         return self._runner.run(row.id)
 
     def results(self, campaign: int | str, *, phase: str | None = "pilot") -> Results:
+        check_optional_text(phase, "phase")
         with self._uow.read() as tx:
             row = find(tx, campaign).row
             counts = tx.campaigns.counts(row.id, phase)

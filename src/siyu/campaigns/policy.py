@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 
 from pyroaring import BitMap
 
+from .._validation import check_many, check_text
 from ..channels.base import DeliveryResult, Message, Status
+from ..errors import ValidationError
 from ..models.users import Consent
 from ..services._common import check_user_id
 from .gates import lost_users, medium_of, suppressed_users
@@ -70,6 +72,13 @@ class ContactPolicy:
         """For each message: ``None`` when no rule applies (transactional, or no ``user_id``),
         the consent record that allows a marketing message, or the refusing result
         (``unknown_user``, ``consent_required``, ``suppressed``). One read for the batch."""
+        check_text(medium, "medium")
+        messages = check_many(messages, "messages", "[Message(to='13800138000', body='hi')]")
+        for message in messages:
+            if not isinstance(message, Message):
+                raise ValidationError(
+                    f"messages must hold Message objects, got {type(message).__name__} {message!r:.80}"
+                )
         decisions: list[DeliveryResult | Consent | None] = [None] * len(messages)
         marketing = [(i, m) for i, m in enumerate(messages) if m.purpose == "marketing" and m.user_id is not None]
         if not marketing:

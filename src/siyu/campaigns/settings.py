@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._validation import check_mapping
 from ..errors import ValidationError
 from ..services._common import check_text
 from . import platform_caps
@@ -120,7 +121,10 @@ class CampaignSettings:
             parsed = QuietHours.parse(quiet_hours)
             values["quiet_hours"] = None if parsed is None else parsed.as_list()
         if platform_caps is not None:
-            values["platform_caps"] = _check_caps(platform_caps)
+            caps = check_mapping(
+                platform_caps, "platform_caps", '{"wecom": [{"key": "mass", "period": "day", "limit": 1}]}'
+            )
+            values["platform_caps"] = _check_caps(caps)
         if tz_attribute is not None:
             values["tz_attribute"] = check_text(tz_attribute, "tz_attribute", max_length=64)
         with self._uow.write() as tx:

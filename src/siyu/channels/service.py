@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._plugins import Registry
+from .._validation import check_text
 from ..errors import ValidationError
 from .base import Channel, ContactScreen
 
@@ -55,10 +56,11 @@ class ChannelService:
 
     def installed(self, name: str) -> Channel | None:
         """The configured instance named ``name`` (from :meth:`get` or :meth:`install`), if any."""
-        return self._instances.get(name)
+        return self._instances.get(check_text(name, "name"))
 
     def cls(self, name: str) -> type[Channel]:
         """The class registered as ``name`` (raises UnknownChannelError with a did-you-mean)."""
+        check_text(name, "name")
         if name in self._instances:
             return type(self._instances[name])
         cls: type[Channel] = self._classes.get(name)
@@ -70,6 +72,7 @@ class ChannelService:
         With options, configure it first: a new instance built with them becomes
         the one every later ``get(name)`` (and every campaign on ``name``) uses.
         """
+        check_text(name, "name")
         if not config:
             existing = self._instances.get(name)
             if existing is not None:
@@ -132,7 +135,7 @@ class ChannelService:
         return channel
 
     def __contains__(self, name: object) -> bool:
-        return name in self._instances or name in self._classes
+        return isinstance(name, str) and (name in self._instances or name in self._classes)
 
     def __repr__(self) -> str:
         return f"<ChannelService {', '.join(self.names())}>"

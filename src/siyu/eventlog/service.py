@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._validation import check_text
 from ..errors import NotFound, ValidationError
 from ..storage.contracts.event_log import ConsumerRow, NewLogEntry
 from . import codec
@@ -285,6 +286,7 @@ class EventLog:
 
     def remove(self, consumer: str) -> bool:
         """Forget a consumer nobody runs any more (its checkpoint stops holding back :meth:`prune`)."""
+        check_text(consumer, "consumer")
         with self._uow.write() as tx:
             removed = tx.event_log.delete_consumer(consumer)
         self._ensured.discard(consumer)

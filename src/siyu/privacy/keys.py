@@ -29,6 +29,7 @@ import os
 import secrets
 from typing import Any
 
+from .._validation import check_unicode
 from ..errors import StorageError, ValidationError, WrongKeyError
 
 __all__ = ["FieldCipher", "generate_key", "key_from_env"]
@@ -51,7 +52,7 @@ def key_from_env() -> str | None:
 
 def _key_bytes(secret: str | bytes) -> bytes:
     if isinstance(secret, str):
-        raw = secret.strip().encode()
+        raw = check_unicode(secret, "secret_key").strip().encode()
     elif isinstance(secret, bytes):
         raw = secret
     else:

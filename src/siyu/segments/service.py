@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pyroaring import BitMap, FrozenBitMap
 
 from .._text import split_tag
-from .._validation import check_key, check_text
+from .._validation import check_id, check_key, check_many, check_optional_text, check_text
 from ..errors import NotFound, SegmentReferenceError, ValidationError
 from ..models.segments import Explanation, SavedSegment, Snapshot
 from .ast import And, Node, Not, Or, SegmentRef, atoms, to_text
@@ -133,8 +133,9 @@ class Segments:
         """Tags another domain creates on first use (``lifecycle/recalled``):
         until they exist they are valid in expressions and match nobody,
         instead of being reported as unknown."""
+        parsed = [split_tag(check_text(tag, "tag")) for tag in check_many(tags, "tags", "['lifecycle/recalled']")]
         with self._engine.lock:
-            self._engine.declared.update(split_tag(tag) for tag in tags)
+            self._engine.declared.update(parsed)
 
     def metric(self, name: str) -> MetricDef | None:
         """The definition of metric ``name`` (its counters and period), or ``None``."""
@@ -248,6 +249,7 @@ class Segments:
             todo.extend(a for a in atoms(_parse_cached(saved[ref.name])) if isinstance(a, SegmentRef))
 
     def get(self, name: str) -> SavedSegment:
+        check_text(name, "name")
         with self._uow.read() as tx:
             segment = tx.segments.get(name)
         if segment is None:
@@ -262,6 +264,7 @@ class Segments:
     def delete(self, name: str) -> bool:
         """Forget a saved segment; refused while another saved segment refers to it.
         Snapshots taken from it stay."""
+        check_text(name, "name")
         with self._uow.write() as tx:
             users = [s.name for s in tx.segments.all()
                      if any(isinstance(a, SegmentRef) and a.name == name for a in atoms(_parse_cached(s.expression)))]
@@ -326,6 +329,7 @@ class Segments:
 
     def get_snapshot(self, snapshot_id: int) -> Snapshot:
         """A stored snapshot by id."""
+        check_id(snapshot_id, "snapshot_id")
         with self._uow.read() as tx:
             row = tx.segments.snapshot(snapshot_id)
         if row is None:
@@ -336,6 +340,7 @@ class Segments:
         """Stored snapshots (of one name), oldest first: ``id``, ``name``,
         ``expression``, ``resolved``, ``created_at``, ``count``, ``key`` (load the
         ids with :meth:`get_snapshot`)."""
+        check_optional_text(name, "name")
         with self._uow.read() as tx:
             rows = tx.segments.snapshots(name)
         return [{"created_at" if k == "at" else k: v for k, v in row.items()} for row in rows]

@@ -19,6 +19,7 @@ import attrs
 from dateutil.relativedelta import relativedelta
 
 from .._clock import aware
+from .._validation import check_batch
 from ..errors import CapExceeded, NotFound, ValidationError
 from ..events import CouponIssued
 from ..models.commerce import Coupon, CouponTemplate
@@ -277,6 +278,7 @@ class Coupons:
 
     def expire_due(self, *, batch: int = 1000) -> int:
         """Mark issued coupons whose validity has ended as ``expired``; returns how many."""
+        check_batch(batch)
         now = self._uow.now()
         total = 0
         while True:

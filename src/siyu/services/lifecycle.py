@@ -42,6 +42,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .._clock import aware
+from .._validation import check_many
 from ..errors import ValidationError
 from ..events import Event, LifecycleChanged, OrderRecorded, OrderRefunded, UsersUnmerged
 from ..models.lifecycle import StageChange
@@ -171,7 +173,8 @@ class Lifecycle:
             if intent_events is not None:
                 if isinstance(intent_events, str):
                     raise ValidationError("intent_events must be a list of event kinds, not one string")
-                data["intent_events"] = sorted({check_text(k, "event kind", max_length=64) for k in intent_events})
+                kinds = check_many(intent_events, "intent_events", "['add_to_cart', 'coupon_claimed']")
+                data["intent_events"] = sorted({check_text(k, "event kind", max_length=64) for k in kinds})
             tx.meta.set(_SETTINGS, json.dumps(data))
         return data
 
@@ -267,7 +270,7 @@ class Lifecycle:
         move the user to ``customer`` or ``repeat``. Called for every
         :class:`~siyu.events.OrderRecorded`; returns the new stage, or ``None``."""
         order = check_int(order_id, "order_id", minimum=1)
-        when = at or self._uow.now()
+        when = self._uow.now() if at is None else aware(at, "at")
         with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             return self._apply_orders(tx, [("order", uid, order, when)]).get(0)
@@ -281,7 +284,7 @@ class Lifecycle:
         remembered for ``user_id`` and will not count when it comes. Returns
         the new stage, or ``None``."""
         order = check_int(order_id, "order_id", minimum=1)
-        when = at or self._uow.now()
+        when = self._uow.now() if at is None else aware(at, "at")
         with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             return self._apply_orders(tx, [("refund", uid, order, when)]).get(0)

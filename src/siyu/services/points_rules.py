@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 from dateutil.relativedelta import relativedelta
 
+from .._clock import aware
 from ..errors import CapExceeded, NotFound, PluginError, ValidationError
 from ..models.commerce import Tier
 from ..models.points import PointsEntry
 from ..storage.contracts.benefits import Sign
-from ._common import check_key, check_text, require_user
+from ._common import check_int, check_key, check_text, require_user
 from .line_effects import split
 from .points import Credit
 
@@ -107,6 +108,13 @@ class RuleContext:
     context: Mapping[str, Any]
 
 
+def _check_context(ctx: object) -> None:
+    if not isinstance(ctx, RuleContext):
+        raise ValidationError(
+            f"ctx must be a RuleContext (what a rule is called with), got {type(ctx).__name__} {ctx!r:.80}"
+        )
+
+
 @runtime_checkable
 class PointsRule(Protocol):
     """An earn rule. ``points`` returns the points for one occasion (0 = none).
@@ -156,6 +164,7 @@ class PointsRules:
         return sorted(self._rules)
 
     def get(self, name: str) -> PointsRule:
+        check_text(name, "name")
         try:
             return self._rules[name]
         except KeyError:
@@ -195,6 +204,7 @@ class PointsRules:
     def compute(self, name: str, ctx: RuleContext) -> int:
         """Points the rule gives for ``ctx``, with the tier multiplier applied."""
         rule = self.get(name)
+        _check_context(ctx)
         base = rule.points(ctx)
         if isinstance(base, bool) or not isinstance(base, int) or base < 0:
             raise PluginError(f"points rule {name!r} returned {base!r}; it must return an int >= 0")
@@ -211,6 +221,9 @@ class PointsRules:
         lines earned: in proportion to the rule's ``line_points(ctx)`` if it has
         one, else to what the rule gives each line on its own, else (a rule that
         pays only whole orders) to the money each line paid."""
+        check_text(name, "name")
+        _check_context(ctx)
+        check_int(total, "total")
         lines = list(ctx.context.get("lines", ()))
         if total <= 0 or not lines:
             return [0] * len(lines)
@@ -233,6 +246,7 @@ class PointsRules:
         return split(total, weights)
 
     def expiry_for(self, name: str, earned: datetime) -> datetime | None:
+        aware(earned, "earned")
         expiry = getattr(self.get(name), "expiry", None) or Expiry.never()
         return expiry.expires_at(earned, self._uow.tz)
 

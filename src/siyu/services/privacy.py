@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +23,7 @@ import attrs
 from dateutil.relativedelta import relativedelta
 
 from .._text import DEFAULT_PERSONAL, DEFAULT_SENSITIVE, mask_value
+from .._validation import MAX_BATCH, check_aware, check_many, check_mapping, check_optional_id, check_optional_text
 from ..errors import (
     ConsentRequired,
     LegalHold,
@@ -507,7 +508,9 @@ class Privacy:
         """The users (of ``user_ids``, or all) under an active legal hold, in one query:
         for bulk senders such as campaigns, which must not process them."""
         with self._uow.read() as tx:
-            return tx.privacy.held(None if user_ids is None else [check_user_id(u) for u in user_ids])
+            return tx.privacy.held(None if user_ids is None else [
+                check_user_id(u) for u in check_many(user_ids, "user_ids", "[1, 2, 3]")
+            ])
 
     def holds(self, user_id: int) -> list[LegalHoldRecord]:
         """A user's legal holds, active and released, oldest first."""
@@ -569,6 +572,10 @@ class Privacy:
         name = check_text(action, "action", max_length=64)
         if user_id is not None:
             check_user_id(user_id)
+        if details is not None:
+            check_mapping(details, "details", "{'field': 'phone', 'by': 'support'}")
+        if at is not None:
+            check_aware(at, "at")
         with self._uow.write() as tx:
             return self._append(tx, name, user_id=user_id, details=details, before=before, after=after, at=at)
 
@@ -583,6 +590,13 @@ class Privacy:
         limit: int = 1000,
     ) -> list[AuditEntry]:
         """Audit entries matching every given filter, oldest first."""
+        check_optional_id(user_id, "user_id")
+        check_optional_text(action, "action", max_length=64)
+        check_optional_text(actor, "actor")
+        for bound, name in ((since, "since"), (until, "until")):
+            if bound is not None:
+                check_aware(bound, name)
+        check_int(limit, "limit", minimum=1, maximum=MAX_BATCH)
         with self._uow.read() as tx:
             return tx.privacy.audit(
                 user_id=user_id, action=action, actor=actor, since=since, until=until, limit=limit
@@ -594,6 +608,11 @@ class Privacy:
         Keeping less than 3 years is refused unless ``force=True`` (do that only
         when your legal team says so). The purge itself is audited.
         """
+        if older_than is not None and not isinstance(older_than, relativedelta | timedelta):
+            raise ValidationError(
+                f"older_than must be a relativedelta (or timedelta), e.g. relativedelta(years=5); got "
+                f"{type(older_than).__name__} {older_than!r:.80}"
+            )
         keep = older_than or MIN_AUDIT_RETENTION
         now = self._uow.now()
         if now - keep > now - MIN_AUDIT_RETENTION and not force:

@@ -11,7 +11,7 @@ import attrs
 from ..errors import NotFound, ValidationError
 from ..models.commerce import Product, ProductRole
 from ..money import Money, to_fen
-from ._common import check_text
+from ._common import check_many, check_text
 from .pricing import LOSS_ROLES
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _margin(value: object) -> Decimal | None:
         margin = Decimal(str(value))
     except InvalidOperation:
         raise ValidationError(f"min_margin={value!r} is not a number such as '0.2'") from None
-    if not Decimal(0) <= margin < Decimal(1):
+    if not margin.is_finite() or not Decimal(0) <= margin < Decimal(1):
         raise ValidationError(f"min_margin={value!r} must be in [0, 1): the share of the price kept as margin")
     return margin
 
@@ -165,7 +165,8 @@ class Products:
             if member_prices is not None:
                 changes["member_prices_fen"] = _member_prices(member_prices)
             if tiers is not None:
-                changes["tiers"] = tuple(sorted({check_text(t, "tier name", max_length=32) for t in tiers}))
+                names = check_many(tiers, "tiers", "['gold', 'platinum']")
+                changes["tiers"] = tuple(sorted({check_text(t, "tier name", max_length=32) for t in names}))
             if active is not None:
                 changes["active"] = bool(active)
             if loss_budget is not _KEEP:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
+from .._validation import check_many, check_mapping
 from ..errors import InvalidMoney, MarginViolation, NotFound, PolicyViolation, ValidationError
 from ..models.commerce import Activity, Coupon, CouponTemplate, Product, ProductRole, Tier
 from ..money import Money, to_fen, to_yuan
@@ -118,8 +119,9 @@ class Promotions:
             changes: dict[str, Any] = {}
             if combinable is not None:
                 pairs = set()
-                for pair in combinable:
-                    names = frozenset(check_text(g, "group", max_length=32) for g in pair)
+                for pair in check_many(combinable, "combinable", "[('activity', 'coupon')]"):
+                    names = frozenset(check_text(g, "group", max_length=32)
+                                      for g in check_many(pair, "each combinable pair", "('activity', 'coupon')"))
                     if len(names) != 2:
                         raise ValidationError(f"combinable takes pairs of two different groups, got {pair!r}")
                     pairs.add(names)
@@ -184,7 +186,8 @@ class Promotions:
             id=0,
             name=check_text(name, "name", max_length=64),
             kind=kind,
-            prices_fen={check_sku(s): to_fen(p, name=f"prices[{s!r}]") for s, p in prices.items()},
+            prices_fen={check_sku(s): to_fen(p, name=f"prices[{s!r}]")
+                        for s, p in check_mapping(prices, "prices", "{'sku1': Decimal('9.90')}").items()},
             starts_at=starts_at,
             ends_at=ends_at,
             group=check_text(group, "group", max_length=32),
@@ -429,7 +432,9 @@ class Promotions:
             if coupons is None:
                 held = [c for c in tx.coupons.of_user(uid, "issued") if c.usable_at(now)]
             else:
-                held = Coupons.usable(tx, uid, list(coupons), now)
+                codes = [check_text(c, "coupon code", max_length=64)
+                         for c in check_many(coupons, "coupons", "['CP-7KX2']")]
+                held = Coupons.usable(tx, uid, codes, now)
             offers, skipped = self.offers_for(tx, uid, held, now, catalog)
         return best_quote(uid, lines, offers, catalog.rules, skipped)
 

@@ -156,7 +156,8 @@ class Referrals:
                 current = ReferralSettings(protection=current.protection, require_new=require_new,
                                            customer_tags=current.customer_tags)
             if customer_tags is not None:
-                tags = tuple(check_text(t, "customer tag", max_length=46) for t in customer_tags)
+                tags = tuple(check_text(t, "customer tag", max_length=46)
+                             for t in check_many(customer_tags, "customer_tags", "['vip', 'wholesale']"))
                 current = ReferralSettings(protection=current.protection, require_new=current.require_new,
                                            customer_tags=tags)
             tx.meta.set(_SETTINGS_KEY, json.dumps({
@@ -184,6 +185,7 @@ class Referrals:
         return campaign
 
     def get_campaign(self, name: str) -> ReferralCampaign | None:
+        check_text(name, "name", max_length=64)
         with self._uow.read() as tx:
             return tx.referrals.campaign(name)
 
@@ -389,8 +391,8 @@ class Referrals:
                     state = _opt(row.get("channel_state"), "channel_state", 30)
                     at = now if row.get("bound_at") is None else aware(row["bound_at"], "bound_at")
                 else:
-                    if len(row) != 2:
-                        raise ValidationError("expected (invitee_id, inviter_id)")
+                    if isinstance(row, str | bytes) or not isinstance(row, Sequence) or len(row) != 2:
+                        raise ValidationError(f"expected (invitee_id, inviter_id), got {row!r:.80}")
                     invitee, inviter = check_user_id(row[0]), check_user_id(row[1])
                     camp = state = None
                     at = now
@@ -657,6 +659,7 @@ class Referrals:
         """Fission metrics: fission rate, K-factor, generations and depth,
         funnels per campaign and channel state, top inviters."""
         camp = _opt(campaign, "campaign", 64)
+        check_int(top, "top", minimum=0, maximum=10_000)
         with self._uow.read() as tx:
             return compute_stats(tx, camp, top)
 

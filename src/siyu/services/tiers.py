@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from dateutil.relativedelta import relativedelta
 
+from .._validation import check_mapping
 from ..errors import NotFound, ValidationError
 from ..events import TierChanged
 from ..models.commerce import Tier, TierChange
@@ -63,7 +64,7 @@ class Tiers:
         defaults to the order of thresholds."""
         tier_name = check_text(name, "name", max_length=32)
         limit = check_int(threshold, "threshold", minimum=0)
-        data = dict(benefits or {})
+        data = dict(check_mapping(benefits or {}, "benefits", "{'points_multiplier': '1.5', 'free_shipping': True}"))
         if "points_multiplier" in data:
             value = data["points_multiplier"]
             if isinstance(value, float):

@@ -212,7 +212,7 @@ class Staff:
         left and the end was not a transfer. A relation siyu did not know is recorded
         as ended (so a late ``follow`` older than this does not revive it)."""
         uid = check_userid(userid)
-        if by not in _ENDED_BY:
+        if not isinstance(by, str) or by not in _ENDED_BY:
             raise ValidationError(f"by must be 'customer', 'staff' or 'transfer', got {by!r}")
         when = self._when(at)
         with self._uow.write() as tx:

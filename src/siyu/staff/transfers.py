@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .._validation import check_text
+from .._validation import check_text, check_user_id
 from ..errors import ChannelError, NotFound, ValidationError
 from ..events import TransferFinished, TransferStarted
 from ..services._common import require_users
@@ -250,6 +250,9 @@ class Transfers:
         not name the handover member). With WeCom, the pending transfers of the customer to
         that member are re-read from ``transfer_result``; without it the reason decides
         (``customer_refused`` → refused, ``customer_limit_exceed`` → cap reached)."""
+        check_user_id(user_id)
+        check_text(takeover, "takeover")
+        check_text(reason, "reason")
         with self._uow.read() as tx:
             rows = [t for t in tx.staff.transfers(user_ids=[user_id], status=[TransferStatus.PENDING])
                     if t.to_staff == takeover]
@@ -267,6 +270,7 @@ class Transfers:
 
     def of(self, user_id: int) -> list[Transfer]:
         """A customer's transfers, oldest first."""
+        check_user_id(user_id)
         with self._uow.read() as tx:
             return tx.staff.transfers(user_ids=[user_id])
 

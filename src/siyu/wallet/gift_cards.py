@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._clock import aware
-from .._validation import check_int, check_key, check_text
+from .._validation import check_int, check_key, check_many, check_text
 from ..errors import InsufficientFunds, NotFound, PolicyViolation, ValidationError
 from ..events import GiftCardChanged
 from ..models.wallet import GiftCard, GiftCardEntry
@@ -123,7 +123,7 @@ class GiftCards:
         ``real_name`` (your reference to the buyer's ID check: siyu does not keep ID
         numbers), and an ``organisation`` buying 5,000 or a ``person`` 50,000 yuan
         must pay with ``method="bank_transfer"``."""
-        raws = [check_code(c) for c in ([codes] if isinstance(codes, str) else list(codes))]
+        raws = [check_code(c) for c in ([codes] if isinstance(codes, str) else check_many(codes, "codes", "['GC-1']"))]
         if not raws:
             raise ValidationError("give at least one code to activate")
         if real_name is not None:

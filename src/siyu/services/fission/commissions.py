@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..._clock import from_us_required, to_us
+from ..._validation import check_id, check_many
 from ...errors import PyramidSchemeRisk, ValidationError
 from ...events import CommissionAdjusted, CommissionRecorded, CommissionSettled, OrderRecorded, OrderRefunded
 from ...models.referrals import CommissionEntry, CommissionLine, CommissionSettings
@@ -118,9 +119,9 @@ class Commissions:
         """
         with self._uow.write() as tx:
             current = self._settings(tx)
-            new_rates = current.rates if rates is None else tuple(_rate(r, i) for i, r in enumerate(rates, 1))
-            if rates is not None and isinstance(rates, str | bytes):
-                raise ValidationError("rates must be a list like ['0.10', '0.05'], not a single string")
+            new_rates = current.rates if rates is None else tuple(
+                _rate(r, i) for i, r in enumerate(check_many(rates, "rates", "['0.10', '0.05']"), 1)
+            )
             if sum(new_rates, Decimal(0)) >= 1:
                 raise ValidationError(f"the rates add up to {sum(new_rates)}: commissions would exceed the sale")
             if not isinstance(accept_pyramid_selling_risk, bool):
@@ -245,6 +246,7 @@ class Commissions:
             return [_entry(r) for r in tx.fission.commissions(distributor_id=uid, status=status)]
 
     def of_order(self, order_id: int) -> list[CommissionEntry]:
+        check_id(order_id, "order_id")
         with self._uow.read() as tx:
             return [_entry(r) for r in tx.fission.commissions(order_id=order_id)]
 

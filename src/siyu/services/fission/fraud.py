@@ -17,6 +17,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..._validation import check_optional_text
 from ...errors import Conflict, NotFound, ValidationError
 from ...events import ReferralHeld
 from ...models.referrals import Binding, FraudSettings, Hold, InviteTask
@@ -180,11 +181,13 @@ class FraudGuards:
     # -- review ------------------------------------------------------------------------------
     def held(self, kind: str | None = None) -> list[Hold]:
         """Items waiting for review (``kind``: ``"binding"`` or ``"reward"``), oldest first."""
+        check_optional_text(kind, "kind")
         with self._uow.read() as tx:
             return tx.referrals.holds("held", kind)
 
     def holds(self, status: str | None = None) -> list[Hold]:
         """Every hold, decided or not (filter by ``status``)."""
+        check_optional_text(status, "status")
         with self._uow.read() as tx:
             return tx.referrals.holds(status, None)
 

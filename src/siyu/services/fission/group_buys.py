@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ..._validation import check_optional_text
 from ...errors import (
     AlreadyBound,
     AlreadyJoined,
@@ -111,6 +112,7 @@ class GroupBuys:
 
     def of_user(self, user_id: int, *, status: str | None = None) -> list[GroupBuy]:
         """Groups the user is a member of (``status``: ``"open"``, ``"completed"``, ``"failed"``)."""
+        check_optional_text(status, "status")
         with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return [self._load(tx, g) for g in tx.fission.groups(status=status, expired_by=None, user_id=uid)]

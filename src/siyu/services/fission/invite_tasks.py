@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..._clock import aware
+from ..._validation import check_many, check_optional_id
 from ...errors import Conflict, NotFound, SiyuError, ValidationError
 from ...events import InviteRewardIssued
 from ...models.referrals import Binding, InviteTask, Reward, RewardGrant, Stage, TaskProgress, ValidInvite
@@ -76,7 +77,7 @@ class InviteTasks:
         check_text(name, "task name", max_length=64)
         check_text(campaign, "campaign", max_length=64)
         parsed: list[Stage] = []
-        for index, raw in enumerate(stages, 1):
+        for index, raw in enumerate(check_many(stages, "stages", "[(3, Reward.of_points(100))]"), 1):
             stage = raw if isinstance(raw, Stage) else Stage(invites=raw[0], reward=raw[1]) \
                 if isinstance(raw, tuple) and len(raw) == 2 else None
             if stage is None:
@@ -207,7 +208,7 @@ class InviteTasks:
         """Stage rewards granted (issued, held, rejected, revoked), oldest first."""
         with self._uow.read() as tx:
             task_id = None if task is None else self._get(tx, task).id
-            return tx.fission.grants(task_id, user_id)
+            return tx.fission.grants(task_id, check_optional_id(user_id, "user_id"))
 
     # -- granting --------------------------------------------------------------------------------
     def evaluate(self, task: int | str | None = None, *, user_id: int | None = None) -> list[RewardGrant]:
