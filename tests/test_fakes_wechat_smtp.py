@@ -197,3 +197,19 @@ def test_smtp_relays_for_a_client_that_logged_in(ws: siyu.Workspace) -> None:
             smtp.ehlo()
             assert smtp.docmd("MAIL", "FROM:<shop@example.cn>")[0] == 530
         assert len(fake.messages) == 1
+
+
+def test_fake_miniprogram_jscode2session_exchanges_a_code_once() -> None:
+    with FakeMiniProgram(appid="wxmall", secret="s3cret") as wechat:
+        code = wechat.login_code("oOPENID0001", unionid="uUNION1")
+
+        def exchange(js_code: str, secret: str = "s3cret") -> dict[str, object]:
+            params = {"appid": "wxmall", "secret": secret, "js_code": js_code, "grant_type": "authorization_code"}
+            answer: dict[str, object] = httpx.get(f"{wechat.url}/sns/jscode2session", params=params).json()
+            return answer
+
+        assert exchange(code, secret="wrong")["errcode"] == 40125
+        first = exchange(code)
+        assert first["openid"] == "oOPENID0001" and first["unionid"] == "uUNION1" and first["session_key"]
+        assert exchange(code)["errcode"] == 40163  # a code is good once
+        assert exchange("made-up")["errcode"] == 40029

@@ -1,4 +1,4 @@
-"""A fake WeChat server for mini-program subscribe messages."""
+"""A fake WeChat server for mini-programs: login (``jscode2session``) and subscribe messages."""
 
 from __future__ import annotations
 
@@ -27,7 +27,13 @@ _RULES: dict[str, re.Pattern[str]] = {
 
 
 class FakeMiniProgram(FakeHttpServer):
-    """``cgi-bin/stable_token`` and ``cgi-bin/message/subscribe/send``.
+    """``sns/jscode2session``, ``cgi-bin/stable_token`` and ``cgi-bin/message/subscribe/send``.
+
+    Login: :meth:`login_code` plays ``wx.login()`` in the mini-program and returns
+    the one-time code for an ``openid``; ``GET /sns/jscode2session?appid=..
+    &secret=..&js_code=..&grant_type=authorization_code`` exchanges it, once, for
+    ``{"openid", "session_key"[, "unionid"]}``. Like WeChat, an unknown code
+    answers 40029, a code used before 40163, a wrong secret 40125.
 
     ``templates`` maps each subscribe template id of the app to its data keys
     (``{"TPL1": ["thing1", "time2"]}``); like WeChat, a send naming another
@@ -49,12 +55,40 @@ class FakeMiniProgram(FakeHttpServer):
         self.errcodes: dict[str, int] = {}
         self.sent: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
+        self._codes: dict[str, tuple[str, str | None]] = {}
+        self._used: set[str] = set()
+
+    def login_code(self, openid: str, *, unionid: str | None = None) -> str:
+        """A fresh ``wx.login()`` code that ``jscode2session`` exchanges for ``openid`` once."""
+        code = f"code{next(self._ids):06d}{openid[-4:]}"
+        self._codes[code] = (openid, unionid)
+        return code
+
+    def _session(self, request: Request) -> Response:
+        q = request.query
+        if q.get("appid") != self.appid or q.get("secret") != self.secret:
+            return json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
+        if q.get("grant_type") != "authorization_code":
+            return json_response({"errcode": 40002, "errmsg": "invalid grant_type"})
+        code = q.get("js_code", "")
+        if code in self._used:
+            return json_response({"errcode": 40163, "errmsg": "code been used"})
+        if code not in self._codes:
+            return json_response({"errcode": 40029, "errmsg": "invalid code"})
+        self._used.add(code)
+        openid, unionid = self._codes.pop(code)
+        answer = {"openid": openid, "session_key": f"SK{next(self._ids)}"}
+        if unionid is not None:
+            answer["unionid"] = unionid
+        return json_response(answer)
 
     def expire_tokens(self) -> None:
         self.expired |= self.valid_tokens
         self.valid_tokens.clear()
 
     def respond(self, request: Request) -> Response:
+        if request.path == "/sns/jscode2session":
+            return self._session(request)
         if request.path == "/cgi-bin/stable_token":
             body = request.json()
             if body.get("appid") != self.appid or body.get("secret") != self.secret:
