@@ -161,8 +161,12 @@ class UserFacts:
         return int(self.last_paid.max()) if self.size else -1
 
     # -- catching up ------------------------------------------------------------------------
-    def refresh(self, tx: Transaction, horizon: int, kinds: Iterable[str] = (), *, event_rows: bool = False) -> None:
-        """Bring the columns up to the log's ``horizon`` (call holding :attr:`lock`)."""
+    def refresh(self, tx: Transaction, horizon: int, kinds: Iterable[str] = (), *, event_rows: bool = False,
+                advance: bool = True) -> None:
+        """Bring the columns up to the log's ``horizon`` (call holding :attr:`lock`). With
+        ``advance=False`` the checkpoint stays where it was (``horizon`` is only what a
+        transaction sees, not a proven horizon): the next refresh reads those rows again,
+        which re-derives the same users and changes nothing."""
         if self.position is None:
             self.rebuild(tx, horizon)
         else:
@@ -171,7 +175,8 @@ class UserFacts:
                 self.rebuild(tx, horizon)
             else:
                 self._rederive(tx, changed)
-            self.position = max(self.position, horizon)
+                if advance:
+                    self.position = max(self.position, horizon)
         version = tx.meta.version("referrals")
         if version != self.referrals_version:
             self._load_invites(tx)
@@ -507,14 +512,21 @@ def reading(uow: UnitOfWork, facts: UserFacts, horizon: Callable[[], int], kinds
 
     The log's horizon (no event at or below it can still be in flight) is
     fixed before the transaction starts, so every event up to it is visible
-    in the transaction's snapshot. Inside a caller's transaction (a write
-    may still roll back) a private copy is derived from the raw rows instead:
-    slower, and rare, since reports are reads."""
+    in the transaction's snapshot. Inside a caller's read transaction the
+    facts catch up to what it sees without moving their checkpoint; inside a
+    write (which may still roll back), or before the facts were ever built,
+    a private copy is derived from the raw rows instead: slower, and rare,
+    since reports are reads."""
     if uow.in_transaction():
         with uow.read() as tx:
-            private = UserFacts()
-            private.refresh(tx, tx.event_log.head(), kinds, event_rows=event_rows)
-            yield tx, private
+            if tx.write or facts.position is None:
+                private = UserFacts()
+                private.refresh(tx, tx.event_log.head(), kinds, event_rows=event_rows)
+                yield tx, private
+            else:
+                with facts.lock:
+                    facts.refresh(tx, tx.event_log.head(), kinds, event_rows=event_rows, advance=False)
+                    yield tx, facts
         return
     upto = horizon()
     with uow.read() as tx, facts.lock:
