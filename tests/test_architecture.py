@@ -31,12 +31,6 @@ def test_storage_and_channels_import_only_what_lies_below_them() -> None:
     assert measures.upward_imports(measures.import_graph()) == []
 
 
-#: Channel entry points that still act on the workspace themselves: an SMS opt-out reply
-#: withdraws consent through ``ws.users``, and ``handle_receipts`` records provider receipts
-#: through ``ws.campaigns``. Both should become collaborators like ``Channel.policy``.
-STILL_REACHING = {"siyu.channels.sms.base:handle_reply", "siyu.channels.base:handle_receipts"}
-
-
 def _reaches_a_service(node: ast.AST) -> bool:
     """``ws.users``, ``self.workspace.campaigns`` ... or a ``.consents(...)`` call."""
     if isinstance(node, ast.Attribute) and node.attr in SERVICES:
@@ -62,7 +56,7 @@ def test_channels_decide_nothing_about_contacts() -> None:
                 _reaches_a_service(node) for node in ast.walk(function)
             ):
                 found.add(f"{name}:{function.name}")
-    assert found == STILL_REACHING
+    assert found == set()
 
 
 def test_type_ignores_and_bare_any_returns_are_at_most_half_the_baseline() -> None:

@@ -128,6 +128,7 @@ class Workspace:
         policy = ContactPolicy(self, channels=self.channels)
         self.channels.policy = policy
         self.campaigns = Campaigns(self, channels=self.channels, policy=policy, holders=self.backend.holders)
+        self.channels.receipts = self.campaigns
         self.analytics = Analytics(self, segments=self.segments, referrals=self.referrals,
                                    horizon=self.backend.event_horizon)
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())

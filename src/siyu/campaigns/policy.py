@@ -19,6 +19,7 @@ does not decide.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pyroaring import BitMap
@@ -26,8 +27,10 @@ from pyroaring import BitMap
 from .._validation import check_many, check_text
 from ..channels.base import DeliveryResult, Message, Status
 from ..errors import ValidationError
+from ..identities import normalize
 from ..models.users import Consent
 from ..services._common import check_user_id
+from ..services.users import record_consent
 from .gates import lost_users, medium_of, suppressed_users
 
 if TYPE_CHECKING:
@@ -66,6 +69,19 @@ class ContactPolicy:
         """Users no marketing message on ``medium`` may reach whatever their consent: the
         suppression list of the medium (or of all media), lost users and legal holds."""
         return suppressed_users(tx, self._channels, medium) | lost_users(tx)
+
+    # -- opt-outs ----------------------------------------------------------------------------
+    def opt_out(self, medium: str, *, phone: str, source: str) -> int | None:
+        """Withdraw the marketing consent on ``medium`` of the user holding ``phone`` (an
+        SMS "R"/"TD" reply); the user's id, or ``None`` for a number nobody holds."""
+        value, scope = normalize("phone", phone, "")
+        with self._uow.write() as tx:
+            owner = tx.users.find_identity("phone", scope, value)
+            user = tx.users.get(owner) if owner is not None else None
+            if user is None:
+                return None
+            record_consent(tx, user.id, _opt_out_record(medium, source, self._uow.now()))
+        return user.id
 
     # -- the per-message form: direct sends ----------------------------------------------------
     def screen(self, medium: str, messages: Sequence[Message]) -> list[DeliveryResult | Consent | None]:
@@ -109,6 +125,11 @@ class ContactPolicy:
             else:
                 decisions[index] = consent
         return decisions
+
+
+def _opt_out_record(medium: str, source: str, at: datetime) -> Consent:
+    return Consent(purpose="marketing", channel=medium, granted=False, at=at,
+                   source=check_text(source, "source", max_length=128, allow_empty=True))
 
 
 def _latest(records: Sequence[Consent], purpose: str, medium: str) -> Consent | None:

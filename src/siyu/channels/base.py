@@ -282,6 +282,18 @@ class ContactScreen(Protocol):
         refusing :class:`DeliveryResult` (``consent_required``, ``suppressed``, ``unknown_user``)."""
         ...
 
+    def opt_out(self, medium: str, *, phone: str, source: str) -> int | None:
+        """Withdraw the marketing consent on ``medium`` of whoever holds ``phone``; their user id."""
+        ...
+
+
+class ReceiptSink(Protocol):
+    """Where a channel's parsed delivery receipts go: ``ws.campaigns`` is one."""
+
+    def record_receipts(self, receipts: Iterable[Receipt]) -> ReceiptReport:
+        """Record receipts against the delivery records; what changed and what matched nothing."""
+        ...
+
 
 def text_length(text: str, unit: str = "chars") -> int:
     """Length of ``text`` the way a channel counts it."""
@@ -366,6 +378,8 @@ class Channel(abc.ABC):
     #: The contact policy marketing sends are checked against (set by the workspace that
     #: builds or installs the channel; ``None`` for a standalone channel: no check).
     policy: ContactScreen | None = None
+    #: Where :meth:`handle_receipts` records receipts (set by the workspace: its campaigns).
+    receipts: ReceiptSink | None = None
 
     def __init__(self, *, workspace: Workspace | None = None, **config: Any) -> None:
         self.workspace = workspace
@@ -624,8 +638,12 @@ class Channel(abc.ABC):
         (:meth:`siyu.campaigns.Campaigns.record_receipts`): what changed and which
         receipts matched no record. A malformed payload raises
         :class:`~siyu.errors.CallbackRejected` and records nothing."""
-        ws = self._require_workspace("delivery receipts")
-        return ws.campaigns.record_receipts(self.parse_receipts(payload))
+        if self.receipts is None:
+            raise ValidationError(
+                f"channel {self.name!r} needs a workspace for delivery receipts; create it with "
+                f"ws.channels.get({self.name!r})"
+            )
+        return self.receipts.record_receipts(self.parse_receipts(payload))
 
     # -- helpers ----------------------------------------------------------------------
     def _screen(self, messages: Sequence[Message]) -> Sequence[DeliveryResult | Consent | None]:

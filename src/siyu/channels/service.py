@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .._plugins import Registry
 from .._validation import check_text
 from ..errors import ValidationError
-from .base import Channel, ContactScreen
+from .base import Channel, ContactScreen, ReceiptSink
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -41,6 +41,8 @@ class ChannelService:
         #: The contact policy every channel of the workspace asks before a marketing send
         #: (the workspace sets it right after building this service, before any channel exists).
         self.policy: ContactScreen | None = None
+        #: Where the channels' parsed delivery receipts are recorded (the workspace's campaigns).
+        self.receipts: ReceiptSink | None = None
         self._classes = classes
         self._instances: dict[str, Channel] = {}
         #: Names whose instance siyu built (not installed), and their consent-unchecked twins.
@@ -90,7 +92,7 @@ class ChannelService:
         if not (isinstance(cls, type) and issubclass(cls, Channel)):
             raise ValidationError(f"channel class {cls!r} does not derive from siyu.channels.Channel")
         channel = cls(workspace=self._ws, **config)
-        channel.policy = self.policy
+        channel.policy, channel.receipts = self.policy, self.receipts
         return channel
 
     def _unchecked(self, name: str) -> Channel:
@@ -128,6 +130,8 @@ class ChannelService:
             channel.workspace = self._ws
         if channel.policy is None:
             channel.policy = self.policy
+        if channel.receipts is None:
+            channel.receipts = self.receipts
         with self._lock:
             self._instances[channel.name] = channel
             self._built.discard(channel.name)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import attrs
 
 __all__ = [
+    "DeliveryStatus",
     "EventJoinScene",
     "Group",
+    "GroupDelivery",
     "GroupMember",
     "GroupPurpose",
+    "GroupSend",
     "GroupStatus",
     "JoinScene",
     "JoinWay",
@@ -119,3 +124,36 @@ class JoinWay:
     room_base_name: str | None = None
     room_base_id: int | None = None
     qr_code: str | None = None
+
+
+class DeliveryStatus(enum.StrEnum):
+    """One group's delivery: ``pending`` (waiting for the owner), ``sent``, ``not_friend`` (2),
+    ``cap_reached`` (3), ``skipped`` (siyu's frequency rule), ``no_recipients`` (41048),
+    ``unknown`` (the call's outcome is unknown: never sent again)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    NOT_FRIEND = "not_friend"
+    CAP_REACHED = "cap_reached"
+    SKIPPED = "skipped"
+    NO_RECIPIENTS = "no_recipients"
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen(kw_only=True)
+class GroupSend:
+    id: int
+    key: str
+    text: str
+    attachments: tuple[Mapping[str, Any], ...]
+    created_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class GroupDelivery:
+    send_id: int
+    chat_id: str
+    owner: str
+    status: DeliveryStatus
+    msgid: str | None = None
+    updated_at: datetime

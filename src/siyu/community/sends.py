@@ -11,7 +11,6 @@ before any call).
 from __future__ import annotations
 
 import calendar
-import enum
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ import attrs
 
 from .._validation import check_key, check_text
 from ..errors import CapExceeded, ChannelError, InvalidMessage, NotFound, ValidationError
-from .models import GroupStatus
+from .models import DeliveryStatus, GroupDelivery, GroupSend, GroupStatus
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -28,20 +27,6 @@ if TYPE_CHECKING:
     from .wecom import GroupApi
 
 __all__ = ["FREQUENCY_RULES", "DeliveryStatus", "GroupDelivery", "GroupSend", "GroupSends"]
-
-
-class DeliveryStatus(enum.StrEnum):
-    """One group's delivery: ``pending`` (waiting for the owner), ``sent``, ``not_friend`` (2),
-    ``cap_reached`` (3), ``skipped`` (siyu's frequency rule), ``no_recipients`` (41048),
-    ``unknown`` (the call's outcome is unknown: never sent again)."""
-
-    PENDING = "pending"
-    SENT = "sent"
-    NOT_FRIEND = "not_friend"
-    CAP_REACHED = "cap_reached"
-    SKIPPED = "skipped"
-    NO_RECIPIENTS = "no_recipients"
-    UNKNOWN = "unknown"
 
 
 #: ``get_groupmsg_send_result`` statuses.
@@ -57,25 +42,6 @@ FREQUENCY_RULES: Mapping[str, Mapping[str, Any]] = {
 }
 MAX_CHATS = 2000
 MAX_REMINDERS = 3
-
-
-@attrs.frozen(kw_only=True)
-class GroupSend:
-    id: int
-    key: str
-    text: str
-    attachments: tuple[Mapping[str, Any], ...]
-    created_at: datetime
-
-
-@attrs.frozen(kw_only=True)
-class GroupDelivery:
-    send_id: int
-    chat_id: str
-    owner: str
-    status: DeliveryStatus
-    msgid: str | None = None
-    updated_at: datetime
 
 
 class GroupSends:

@@ -392,14 +392,7 @@ class Users:
             notice_version=check_text(notice_version, "notice_version", max_length=64, allow_empty=True),
         )
         with self._uow.write() as tx:
-            uid = require_user(tx, user_id, lock=True)
-            tx.users.add_consent(uid, record)
-            tx.emit(
-                ConsentRecorded(
-                    at=record.at, user_id=uid, purpose=record.purpose, channel=record.channel, granted=granted
-                )
-            )
-            tx.meta.bump("consents")
+            record_consent(tx, user_id, record)
         return record
 
     def consents(self, user_id: int) -> list[Consent]:
@@ -510,3 +503,12 @@ class Users:
             result = tx.users.get_merge(merge_id)
         assert result is not None
         return result[0]
+
+
+def record_consent(tx: Transaction, user_id: int, record: Consent) -> None:
+    """Add a consent record to an active user, with its ``ConsentRecorded`` event, inside ``tx``."""
+    uid = require_user(tx, user_id, lock=True)
+    tx.users.add_consent(uid, record)
+    tx.emit(ConsentRecorded(at=record.at, user_id=uid, purpose=record.purpose, channel=record.channel,
+                            granted=record.granted))
+    tx.meta.bump("consents")

@@ -147,21 +147,15 @@ class SmsChannel(Channel):
         """Act on an inbound SMS: an opt-out keyword (R, T, TD, N, 退订) withdraws
         the sender's SMS marketing consent. Returns the user id it applied to,
         or ``None`` (not an opt-out, or an unknown number)."""
-        ws = self._require_workspace("inbound replies")
+        if self.policy is None:
+            raise ValidationError(
+                f"channel {self.name!r} needs a workspace for inbound replies; create it with "
+                f"ws.channels.get({self.name!r})"
+            )
         word = text.strip().upper().rstrip("。.!！")
         if word not in {k.upper() for k in self.config["opt_out_keywords"]}:
             return None
-        user = ws.users.find(phone=phone)
-        if user is None:
-            return None
-        ws.users.consent(
-            user.id,
-            purpose="marketing",
-            channel=self.consent_channel,
-            granted=False,
-            source=source or f"{self.name}:reply:{word}",
-        )
-        return user.id
+        return self.policy.opt_out(self.consent_channel, phone=phone, source=source or f"{self.name}:reply:{word}")
 
     def handle_uplink(self, payload: Any) -> list[int]:
         """Process a provider's uplink (reply) push; return the users who opted out."""

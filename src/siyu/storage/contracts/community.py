@@ -6,8 +6,7 @@ import abc
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from ...community.models import Group, GroupMember, JoinWay
-from ...community.sends import GroupDelivery, GroupSend
+from ...community.models import Group, GroupDelivery, GroupMember, GroupSend, JoinWay
 
 
 class GroupStore(abc.ABC):

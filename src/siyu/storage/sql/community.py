@@ -8,8 +8,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..._clock import from_us, from_us_required, to_us
-from ...community.models import Group, GroupMember, GroupPurpose, GroupStatus, JoinWay
-from ...community.sends import DeliveryStatus, GroupDelivery, GroupSend
+from ...community.models import (
+    DeliveryStatus,
+    Group,
+    GroupDelivery,
+    GroupMember,
+    GroupPurpose,
+    GroupSend,
+    GroupStatus,
+    JoinWay,
+)
 from ..contracts.community import GroupStore
 
 if TYPE_CHECKING:
