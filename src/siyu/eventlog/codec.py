@@ -106,11 +106,15 @@ def subject_field(cls: type[Event]) -> str | None:
 
 def encode(event: Event) -> str:
     """The event's fields except ``at`` as compact JSON (the converter's output, with no spaces)."""
-    cls = type(event)
-    encoder = _encoders.get(cls)
-    if encoder is None:
-        encoder = _encoders[cls] = _make_encoder(cls)
-    return encoder(event)
+    return encoder(type(event))(event)
+
+
+def encoder(cls: type[Event]) -> Callable[[Event], str]:
+    """:func:`encode` for events of ``cls`` (looked up once for a run of them)."""
+    found = _encoders.get(cls)
+    if found is None:
+        found = _encoders[cls] = _make_encoder(cls)
+    return found
 
 
 #: A generated encoder per event class. A bulk write logs thousands of events, and building a

@@ -38,6 +38,8 @@ log = logging.getLogger("siyu.events")
 #: ``"worker"``: it only appends, and ``siyu worker`` delivers for every process.
 DELIVERY_MODES = ("inline", "worker")
 _SETTINGS = "event_log.settings"
+#: ``NewLogEntry(...)`` without the named-tuple constructor's argument parsing (half the cost).
+_new_entry = tuple.__new__
 #: Rounds one call delivers at most (handlers emitting events for each other's events).
 _MAX_ROUNDS = 10
 
@@ -109,15 +111,25 @@ class EventLog:
             return []
         entries = []
         kinds = self._kinds
+        last: type | None = None
+        name, version, subject = "", 0, None
+        encoder: Callable[[Event], str] = codec.encode
+        # A bulk write appends thousands of events of one class: look its facts up once per run.
         for event, correlation in zip(events, tx.event_correlations, strict=True):
-            cls = type(event)
-            kind = kinds.get(cls)
-            if kind is None:
-                kind = kinds[cls] = (cls.__name__, codec.schema_version(cls), codec.subject_field(cls))
-            name, version, subject = kind
-            entries.append(NewLogEntry(name, version, event.at, None if subject is None else getattr(event, subject),
-                                       correlation, codec.encode(event)))
+            cls = event.__class__
+            if cls is not last:
+                kind = kinds.get(cls)
+                if kind is None:
+                    kind = kinds[cls] = (cls.__name__, codec.schema_version(cls), codec.subject_field(cls))
+                name, version, subject = kind
+                encoder = codec.encoder(cls)
+                last = cls
+            entries.append(_new_entry(NewLogEntry, (name, version, event.at,
+                                                    None if subject is None else getattr(event, subject),
+                                                    correlation, encoder(event))))
         positions = tx.event_log.append(entries, self._uow.now())
+        if self.delivery != "inline" and not getattr(self._local, "delivering", False):
+            return []  # nobody in this process delivers them: ``_committed`` would drop the items
         return [Item(p, e[0], ev, e[4]) for p, e, ev in zip(positions, entries, events, strict=True)]
 
     def _committed(self, items: list[Item]) -> None:

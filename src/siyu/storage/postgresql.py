@@ -59,6 +59,8 @@ __all__ = ["PostgresBackend", "PostgresDialect"]
 _OWN_PARAMS = {"schema", "pool_min", "pool_max", "pool_timeout"}
 #: Seconds libpq waits for a server to answer a new connection unless the URL says otherwise.
 DEFAULT_CONNECT_TIMEOUT = 5
+#: The newest logged position: the end of the run with the highest start.
+_LOG_HEAD = "SELECT COALESCE((SELECT position + run_length - 1 FROM events ORDER BY position DESC LIMIT 1), 0)"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -99,8 +101,11 @@ class PostgresDialect(PyformatDialect):
         return sorted(int(r[0]) for r in rows)
 
     def log_head(self, tx: SqlTransaction) -> int:
-        row = tx.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
+        row = tx.execute(_LOG_HEAD).fetchone()
         return int(row[0])
+
+    def log_appended(self, tx: SqlTransaction, last: int) -> None:
+        """Nothing to do: the identity sequence moved when the positions were drawn."""
 
     def json_ids(self, column: str) -> str:
         # As text: psycopg would otherwise decode the json value itself, one Python int at a time.
@@ -287,7 +292,7 @@ class PostgresBackend(SqlBackend):
         waited for the fence. Held for two statements; writers then go on."""
         with self._connection(write=False, fence=True) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.event_fence_key,))
-            row = conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
+            row = conn.execute(_LOG_HEAD).fetchone()
             return int(row[0])
 
     @contextmanager

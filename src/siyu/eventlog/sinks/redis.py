@@ -32,10 +32,12 @@ class RedisStreamSink(Sink):
 
     def publish(self, events: Sequence[LoggedEvent], source_id: str) -> None:
         pipe = self._client.pipeline(transaction=False)
+        # XADD spelled out: redis-py's xadd() rebuilds the same argument list with checks per call.
+        trim = () if self.maxlen is None else ("MAXLEN", "~", self.maxlen)
+        command, stream = pipe.execute_command, self.stream
         for e in events:
-            pipe.xadd(self.stream, {"id": event_id(source_id, e), "type": e.cloud_type,
-                                    "event": encode_cloud_event(e, source_id)},
-                      id=f"{e.position}-0", maxlen=self.maxlen, approximate=True)
+            command("XADD", stream, *trim, f"{e.position}-0", "id", event_id(source_id, e), "type", e.cloud_type,
+                    "event", encode_cloud_event(e, source_id))
         for result in pipe.execute(raise_on_error=False):
             if isinstance(result, Exception) and "equal or smaller" not in str(result):
                 raise result  # not a repeat of an entry the stream already has

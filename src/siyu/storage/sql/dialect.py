@@ -62,6 +62,11 @@ class Dialect:
         row = tx.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         return int(row[0]) if row else 0
 
+    def log_appended(self, tx: SqlTransaction, last: int) -> None:
+        """Record ``last`` as the newest position drawn. SQLite's counter saw only the
+        first position of a run (a row's key); SQLite documents the table as writable."""
+        tx.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events' AND seq < ?", (last, last))
+
     def json_ids(self, column: str) -> str:
         """An aggregate folding the integers of ``column`` into one JSON array, as text.
 

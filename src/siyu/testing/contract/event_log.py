@@ -36,6 +36,38 @@ class EventLogContract(ContractBase):
             assert [r.position for r in tx.event_log.read(first[0], None, ["UserCreated"], 1)] == [first[1]]
             assert tx.event_log.count(0, horizon) == 3
 
+    def test_a_bulk_append_reads_back_event_by_event_from_any_checkpoint(self, ws: siyu.Workspace) -> None:
+        people = [7, 8, 7, 9, 8, 7]
+        with ws.write() as tx:
+            positions = tx.event_log.append([_entry(ws, n) for n in people], ws.now())
+            [single] = tx.event_log.append([_entry(ws, 5)], ws.now())
+        assert positions == list(range(positions[0], positions[0] + 6)) and single > positions[-1]
+        horizon = ws.backend.event_horizon()
+        assert horizon == single
+        with ws.read() as tx:
+            assert tx.event_log.head() == single
+            middle = tx.event_log.read(positions[1], horizon, None, 2)
+            assert [(r.position, r.user_id) for r in middle] == [(positions[2], 7), (positions[3], 9)]
+            assert middle[1].payload == '{"user_id":9,"source":null}'
+            assert tx.event_log.count(positions[3], horizon) == 3
+            assert tx.event_log.count(positions[3], positions[4]) == 1
+        with ws.write() as tx:
+            assert tx.event_log.redact([8], lambda payload: payload.replace("8", "0")) == 2
+            assert tx.event_log.redact([8], lambda payload: payload.replace("8", "0")) == 0
+        with ws.read() as tx:
+            rows = tx.event_log.read(0, horizon, None, 100)
+        assert [r.redacted for r in rows] == [False, True, False, False, True, False, False]
+        assert [r.payload for r in rows][:2] == ['{"user_id":7,"source":null}', '{"user_id":0,"source":null}']
+        with ws.write() as tx:  # pruning inside a bulk write keeps its tail, redactions included
+            assert tx.event_log.prune(positions[3], ws.now() + timedelta(seconds=1)) == 4
+        with ws.read() as tx:
+            rows = tx.event_log.read(0, horizon, None, 100)
+            assert tx.event_log.count(0, horizon) == 3
+        assert [(r.position, r.user_id, r.redacted) for r in rows] == [
+            (positions[4], 8, True), (positions[5], 7, False), (single, 5, False)]
+        with ws.write() as tx:
+            assert tx.event_log.redact([7], lambda payload: "{}") == 1
+
     def test_checkpoints_advance_only_from_where_they_were(self, ws: siyu.Workspace) -> None:
         with ws.write() as tx:
             tx.event_log.ensure_consumers([("c1", "handler")], 0, ws.now())

@@ -24,4 +24,15 @@ MIGRATIONS = [
             "last_run_at {bigint}, last_result {text})",
         ],
     ),
+    (
+        # A row holds a run of events (see siyu.storage.sql.event_log); a version 1 row is a run of one.
+        2,
+        [
+            "ALTER TABLE events ADD COLUMN run_length {bigint} NOT NULL DEFAULT 1",
+            "ALTER TABLE events ADD COLUMN users {text}",
+            "ALTER TABLE events ADD COLUMN redacted_lines {text}",
+            "CREATE TABLE event_users (user_id {bigint} NOT NULL, position {bigint} NOT NULL, "
+            "PRIMARY KEY (user_id, position))",
+        ],
+    ),
 ]
