@@ -27,7 +27,7 @@ from siyu.testing import FakeClock
 
 POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-PROCESSES = 6
+PROCESSES = 8
 
 pytestmark = pytest.mark.slow
 
@@ -184,9 +184,37 @@ def _transfer_customers(ws: siyu.Workspace, index: int, args: Any) -> Iterator[O
     # Every process hands the same customers from "a" to its own member: each customer moves once.
     users = args
     yield _attempt(lambda: [(t.user_id, str(t.status)) for t in ws.staff.transfer(users, from_="a", to=f"t{index}")])
+def _earn_and_spend(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    # Each process earns for its own customers and spends from one customer everyone shares.
+    own, shared, rounds = args
+    for n in range(rounds):
+        yield _attempt(lambda n=n: ("earn", ws.points.earn(own[index], 5, reason="buy", key=f"e-{index}-{n}").amount))
+        yield _attempt(lambda n=n: ("spend", -ws.points.spend(shared, 3, reason="use", key=f"s-{index}-{n}").amount))
+
+
+def _opposite_orders(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    # Half the processes name the customers in one order, half in the reverse order, so a
+    # writer locking them as named would wait in a circle with one locking them the other way.
+    users, rounds = args
+    order = users if index % 2 else users[::-1]
+    for n in range(rounds):
+        yield _attempt(lambda n=n: len(ws.points.earn_many(
+            [{"user_id": u, "amount": 1, "reason": "x", "key": f"d-{index}-{n}-{u}"} for u in order])))
+        yield _attempt(lambda n=n: len(ws.points.spend_many(
+            [{"user_id": u, "amount": 1, "reason": "x", "key": f"ds-{index}-{n}-{u}"} for u in order])))
+        yield _attempt(lambda n=n: ws.tags.apply_many(order, f"round/r{n % 3}"))
+
+
+def _track_same_keys(ws: siyu.Workspace, index: int, args: Any) -> Iterator[Outcome]:
+    users, keys = args
+    for key in keys:
+        yield _attempt(lambda key=key: ws.events.track(users[hash(key) % len(users)], "view", key=key))
 
 
 TASKS: dict[str, Callable[[siyu.Workspace, int, Any], Iterator[Outcome]]] = {
+    "earn_and_spend": _earn_and_spend,
+    "opposite_orders": _opposite_orders,
+    "track_same_keys": _track_same_keys,
     "spend": _spend,
     "earn_same_key": _earn_same_key,
     "earn_conflicting_key": _earn_conflicting_key,
@@ -218,6 +246,48 @@ def test_many_processes_spending_one_account_never_overspend(url: str) -> None:
         spends = [e for e in ws.points.history(uid) if e.kind == "spend"]
         assert len(spends) == len(ok)
         assert len({e.id for e in spends}) == len(ok)
+
+
+def test_earns_and_spends_from_eight_processes_add_up_exactly(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        own = ws.users.add_many([{} for _ in range(PROCESSES)])
+        shared = ws.users.add().id
+        ws.points.earn(shared, 60, reason="seed", key="seed")
+    rounds = 4
+    outcomes = race(url, "earn_and_spend", (own, shared, rounds))
+    assert [o[0] for o in outcomes if o[0] != "ok"] == ["error"] * (PROCESSES * rounds - 20)
+    assert {o[1][0] for o in outcomes if o[0] == "error"} == {"InsufficientPoints"}
+    spent = sum(o[1][1] for o in outcomes if o[0] == "ok" and o[1][0] == "spend")
+    assert spent == 60  # 20 spends of 3 fit into 60 points; every other one was refused
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert ws.points.balance(shared) == 0
+        assert [ws.points.balance(u) for u in own] == [5 * rounds] * PROCESSES
+        assert sum(1 for e in ws.points.history(shared) if e.kind == "spend") == 20
+
+
+def test_writers_naming_customers_in_opposite_orders_never_deadlock(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        users = ws.users.add_many([{} for _ in range(6)])
+    rounds = 5
+    outcomes = race(url, "opposite_orders", (users, rounds))
+    failed = [o for o in outcomes if o[0] != "ok"]
+    assert not failed, failed[:3]
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        # Every earn_many added one point per customer, every spend_many took it back.
+        assert [ws.points.balance(u) for u in users] == [0] * len(users)
+        assert [len(ws.points.history(u)) for u in users] == [2 * PROCESSES * rounds] * len(users)
+        assert ws.segments.count("tag:round/r0") == len(users)
+
+
+def test_a_tracked_key_is_stored_once_across_processes(url: str) -> None:
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        users = ws.users.add_many([{} for _ in range(3)])
+    keys = [f"view-{n}" for n in range(10)]
+    outcomes = race(url, "track_same_keys", (users, keys))
+    assert all(o[0] == "ok" for o in outcomes), [o for o in outcomes if o[0] != "ok"][:3]
+    assert sum(1 for o in outcomes if o[1]) == len(keys)  # each key was new for exactly one process
+    with siyu.connect(url, clock=FakeClock(START)) as ws:
+        assert sum(len(ws.events.of(u)) for u in users) == len(keys)
 
 
 def test_idempotency_keys_hold_across_processes(url: str) -> None:
@@ -336,7 +406,7 @@ def test_a_campaign_run_from_many_processes_sends_once_per_person(url: str) -> N
         campaign = ws.campaigns.create("double11", audience=audience, channel="outbox", template="双11 来了")
     outcomes = race(url, "run_campaign", campaign.id)
     refused = [o[1] for o in outcomes if o[0] == "error"]
-    assert all(name == "Conflict" for name, _ in refused)
+    assert all(name == "Conflict" for name, _ in refused), refused
     with siyu.connect(url, clock=FakeClock(START)) as ws:
         deliveries = ws.campaigns.deliveries(campaign.id, limit=1000)
         assert sorted(d.user_id for d in deliveries) == sorted(audience)

@@ -12,6 +12,7 @@ import pytest
 from siyu.testing.contract import StorageContract
 
 POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
+PGBOUNCER_URL = os.environ.get("SIYU_TEST_PGBOUNCER_URL")
 
 
 class TestMemoryBackend(StorageContract):
@@ -53,3 +54,24 @@ class TestPostgresBackend(StorageContract):
 
     def make_url(self, tmp_path: Path) -> str:
         raise AssertionError("the url fixture supplies this class's URLs")
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    not PGBOUNCER_URL,
+    reason="PgBouncer tests need SIYU_TEST_PGBOUNCER_URL (transaction pooling), e.g. "
+    "postgresql://postgres@127.0.0.1:6432/test?pgbouncer=1 (or: eval \"$(bash .ci/pgbouncer.sh)\")",
+)
+class TestPostgresThroughPgBouncer(TestPostgresBackend):
+    """The same suite through PgBouncer in transaction pooling mode: each transaction may
+    run on another server session, so nothing siyu does may rely on session state."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def run_url(cls) -> Iterator[str]:
+        from siyu.testing.postgres import drop_schema, with_schema
+
+        assert PGBOUNCER_URL is not None
+        url = with_schema(PGBOUNCER_URL, f"b_{uuid.uuid4().hex[:16]}")
+        yield url
+        drop_schema(url)

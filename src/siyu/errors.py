@@ -37,7 +37,8 @@ The tree::
     │   │                            released or refunded (or its hold ran out)
     │   ├── AlreadyHelped            the helper already helped this bargain attempt
     │   ├── BargainClosed            the bargain attempt succeeded, failed or expired
-    │   └── InvalidTransition        a campaign's status does not allow the operation
+    │   ├── InvalidTransition        a campaign's status does not allow the operation
+    │   └── ConcurrentWrite          another process wrote the same rows at the same moment; retry
     ├── PolicyViolation              a business or legal guard refused
     │   ├── ConsentRequired
     │   ├── CapExceeded
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActivityClosed",
+    "ConcurrentWrite",
     "AlreadyBound",
     "AlreadyHelped",
     "BargainClosed",
@@ -203,6 +205,12 @@ class UnknownChannelError(NotFound):
 
 class Conflict(SiyuError):
     """The request clashes with what is stored."""
+
+
+class ConcurrentWrite(Conflict):
+    """Another process wrote the same rows at the same moment (PostgreSQL chose this call to
+    give way: a deadlock, a serialization failure or a duplicate key it could not see coming).
+    Nothing was written; the same call made again succeeds or fails on the stored state."""
 
 
 class IdentityConflict(Conflict):

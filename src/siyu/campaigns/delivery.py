@@ -300,6 +300,7 @@ class Runner:
     ) -> tuple[_Claim | None, bool]:
         now = self.ws.now()
         with self.ws.write() as tx:
+            # find() holds the campaign: one claimer at a time reads and moves the cursor.
             current = find(tx, self.row.id)
             if current.status is CampaignStatus.CANCELLED:
                 return None, False

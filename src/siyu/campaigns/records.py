@@ -75,11 +75,18 @@ def stored(row: CampaignRow) -> Stored:
 
 
 def find(tx: Transaction, campaign: int | str) -> Stored:
-    """A campaign by id or name, or :class:`~siyu.errors.NotFound`."""
+    """A campaign by id or name, or :class:`~siyu.errors.NotFound`.
+
+    Inside a write the campaign is held until the transaction ends (``tx.serialize``):
+    its status, state and delivery cursor are read, checked and written back, and two
+    processes doing that at once (a send and a cancel, two senders) must take turns."""
     if isinstance(campaign, str):
         row = tx.campaigns.by_name(campaign)
     else:
         row = tx.campaigns.get(check_int(campaign, "campaign_id", minimum=1))
+    if row is not None and tx.write:
+        tx.serialize("campaign", [row.id])
+        row = tx.campaigns.get(row.id)  # as the writer before us left it
     if row is None:
         raise NotFound(f"no campaign {campaign!r}; list them with ws.campaigns.list()")
     return stored(row)

@@ -35,6 +35,7 @@ __all__ = [
     "check_key",
     "check_many",
     "check_text",
+    "check_found",
     "check_user_id",
     "fingerprint",
     "idempotent",
@@ -61,7 +62,11 @@ def require_user(tx: Transaction, user_id: object, *, lock: bool = False, active
 def require_users(tx: Transaction, user_ids: Iterable[int], *, lock: bool = False) -> None:
     """:func:`require_user` for many active users at once, in one query."""
     ids = {check_user_id(u) for u in user_ids}
-    found = tx.users.statuses(ids, lock=lock)
+    check_found(ids, tx.users.statuses(ids, lock=lock))
+
+
+def check_found(ids: set[int], found: dict[int, tuple[str, int | None]]) -> None:
+    """Raise for a user of ``ids`` missing from ``found`` (``tx.users.statuses``) or merged away."""
     missing = ids - set(found)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

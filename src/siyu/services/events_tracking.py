@@ -96,7 +96,8 @@ class EventTracking:
             return 0
         with self._uow.write() as tx:
             ids = sorted({r[0] for r in prepared})
-            missing = set(ids) - tx.users.exists(ids)
+            # Locked before the keys are checked: a repeated key waits for its first write, then is skipped.
+            missing = set(ids) - set(tx.users.statuses(ids, lock=True))
             if missing:
                 raise NotFound(f"no user with id {min(missing)}; create users before tracking their events")
             seen = tx.activity.known_keys([r[3] for r in prepared if r[3] is not None])

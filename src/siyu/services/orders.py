@@ -236,6 +236,9 @@ class Orders:
             return self._record(tx, parsed, now)
 
     def _record(self, tx: Transaction, rows: list[_Row], now: datetime) -> list[int]:
+        # The buyers' rows first, in id order: a second process recording an order with the same
+        # key for the same buyer waits here, then finds the key taken instead of racing to insert it.
+        found = tx.users.statuses({r.user_id for r in rows}, lock=True)
         existing = tx.orders.by_keys([r.key for r in rows if r.key])
         result: list[int | None] = []
         fresh: list[tuple[int, _Row]] = []
@@ -255,7 +258,6 @@ class Orders:
             result.append(None)
             fresh.append((index, r))
         uids = sorted({r.user_id for _, r in fresh})
-        found = tx.users.statuses(uids, lock=True)
         for uid in uids:
             if uid not in found:
                 raise NotFound(f"no user with id {uid}; create one with ws.users.add(...) or look it up with "

@@ -22,7 +22,16 @@ from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, Validati
 from ..events import PointsEarned, PointsExpired, PointsReversed, PointsSpent
 from ..models.points import PointsEntry, PointsLot
 from ..storage.contracts import NewEntry
-from ._common import check_id, check_int, check_key, check_many, check_text, check_user_id, require_user, require_users
+from ._common import (
+    check_found,
+    check_id,
+    check_int,
+    check_key,
+    check_many,
+    check_text,
+    check_user_id,
+    require_user,
+)
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -172,11 +181,12 @@ class Points:
         """Credit ``amount`` points. ``available_at`` keeps them pending until then
         (e.g. after the return window); ``expires_at`` is when they lapse.
         Repeating a ``key`` returns the first entry and credits nothing."""
-        entry_id = self.earn_many(
-            [{"user_id": user_id, "amount": amount, "reason": reason, "key": key,
-              "expires_at": expires_at, "available_at": available_at}]
-        )[0]
-        with self._uow.read() as tx:
+        # Read back in the writing transaction: no second transaction (and round trips) for it.
+        with self._uow.write() as tx:
+            entry_id = self.earn_many(
+                [{"user_id": user_id, "amount": amount, "reason": reason, "key": key,
+                  "expires_at": expires_at, "available_at": available_at}]
+            )[0]
             entry = tx.points.entry(entry_id)
         assert entry is not None
         return entry
@@ -214,9 +224,12 @@ class Points:
         return self._book(tx, entries, now) if entries else []
 
     def _book(self, tx: Transaction, entries: list[NewEntry], now: datetime) -> list[int]:
+        # The users' rows first (in id order): a second process earning with the same key for
+        # the same user waits here, then finds the key taken instead of racing to insert it.
+        found = tx.users.statuses({e.user_id for e in entries}, lock=True)
         existing = tx.points.by_keys([e.key for e in entries if e.key])
         fresh, _ = self._dedupe(entries, existing)
-        require_users(tx, {e.user_id for e in fresh})
+        check_found({e.user_id for e in fresh}, found)
         ids = tx.points.append(fresh)
         by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
         for entry_id, entry in zip(ids, fresh, strict=True):
@@ -234,8 +247,8 @@ class Points:
 
         Raises :class:`~siyu.errors.InsufficientPoints` (and changes nothing)
         if the available balance is smaller."""
-        entry_id = self.spend_many([{"user_id": user_id, "amount": amount, "reason": reason, "key": key}])[0]
-        with self._uow.read() as tx:
+        with self._uow.write() as tx:  # read back in the writing transaction, as earn does
+            entry_id = self.spend_many([{"user_id": user_id, "amount": amount, "reason": reason, "key": key}])[0]
             entry = tx.points.entry(entry_id)
         assert entry is not None
         return entry
@@ -265,10 +278,11 @@ class Points:
         if not entries:
             return []
         with self._uow.write() as tx:
+            found = tx.users.statuses({e.user_id for e in entries}, lock=True)  # before the keys: see _book
             existing = tx.points.by_keys([e.key for e in entries if e.key])
             fresh, _ = self._dedupe(entries, existing)
             users = {e.user_id for e in fresh}
-            require_users(tx, users, lock=True)
+            check_found(users, found)
             lots_by_user = {
                 uid: [[lot.entry_id, lot.remaining] for lot in lots]
                 for uid, lots in tx.points.usable_lots_of(sorted(users), now).items()
@@ -335,6 +349,9 @@ class Points:
         """:meth:`reverse` with validated values, inside ``tx`` (a refund's transaction)."""
         eid = entry_id
         print_ = f"reverse|{eid}|{amount}|{reason}"
+        reversed_entry = tx.points.entry(eid)
+        if reversed_entry is not None:  # lock its user (and whom they were merged into) before the key check
+            self._chain(tx, reversed_entry.user_id)
         existing = tx.points.by_keys([key])
         if key in existing:
             if existing[key][1] != print_:

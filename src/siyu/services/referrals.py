@@ -504,7 +504,8 @@ class Referrals:
     def _serialize(self, tx: Transaction, *user_ids: int) -> None:
         # Row locks on the two users are not enough to keep a forest: A→B and C→D, then B→C and D→A in
         # two pairs of concurrent transactions would close a cycle. Graph writes are rare next to reads,
-        # so they take one workspace-wide lock (the counter row) as well as the users' locks.
+        # so they take the graph's one lock as well as the users' locks (nothing else waits for it).
+        tx.serialize("referrals.graph")
         tx.meta.bump("referrals")
         for uid in sorted(set(user_ids)):
             tx.referrals.lock(uid)

@@ -86,6 +86,9 @@ class Tags:
     def _tag_id(self, tx: Transaction, group: str, name: str, *, create: bool) -> int | None:
         tag_id = tx.tags.tag_id(group, name)
         if tag_id is None and create:
+            tx.serialize("tags", [f"{group}/{name}"])  # first use: one process creates it, the others find it
+            tag_id = tx.tags.tag_id(group, name)
+        if tag_id is None and create:
             now = self._uow.now()
             if tx.tags.get_group(group) is None:
                 tx.tags.save_group(TagGroup(name=group), now)
@@ -112,7 +115,7 @@ class Tags:
         """:meth:`apply_many` inside ``tx`` with checked values (``tag`` from :func:`split_tag`):
         for services whose change puts the tag on (lifecycle stages, tag rules)."""
         group, name = tag
-        require_users(tx, user_ids)
+        require_users(tx, user_ids, lock=True)  # the check of what they hold stays true until commit
         tag_id = self._tag_id(tx, group, name, create=True)
         assert tag_id is not None
         held = tx.tags.held([(u, tag_id) for u in user_ids])
@@ -152,7 +155,7 @@ class Tags:
     def revoke(self, tx: Transaction, user_ids: list[int], tag: tuple[str, str], *, by: str, now: datetime) -> int:
         """:meth:`remove_many` inside ``tx`` with checked values (see :meth:`grant`)."""
         group, name = tag
-        require_users(tx, user_ids)
+        require_users(tx, user_ids, lock=True)
         tag_id = tx.tags.tag_id(group, name)
         if tag_id is None:
             return 0

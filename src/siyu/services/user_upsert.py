@@ -30,6 +30,7 @@ from ..events import IdentityLinked, UserCreated, UserUpdated
 from ..identities import mask
 from ..models.users import ATTRIBUTE_LIMITS, Identity, UpsertResult
 from ..storage.contracts import NewUser
+from ..storage.contracts.users import IDENTITY_SPACE, identity_key
 from ._common import check_many
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ def upsert_many(users: Users, uow: UnitOfWork, privacy: Privacy, rows: Iterable[
             )
         prepared.append((new, identities))
     with uow.write() as tx, tx.savepoint():
+        # Every identity of the call held at once (see Transaction.serialize), before any is looked up.
+        tx.serialize(IDENTITY_SPACE, sorted({identity_key(*_token(i)) for _, identities in prepared
+                                            for i in identities}))
         owners = _owners(tx, prepared)
         targets: dict[tuple[str, int], _Target] = {}
         claimed: dict[_Token, tuple[str, int]] = {}

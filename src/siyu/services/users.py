@@ -21,6 +21,7 @@ from ..events import (
 from ..identities import mask, normalize
 from ..models.users import ATTRIBUTE_LIMITS, IDENTITY_KINDS, Consent, Identity, MergeRecord, UpsertResult, User
 from ..storage.contracts import NewUser
+from ..storage.contracts.users import IDENTITY_SPACE, identity_key
 from ._common import check_id, check_many, check_text, check_user_id, require_user
 from .user_upsert import upsert_many
 
@@ -226,6 +227,8 @@ class Users:
                     )
                 seen[token] = index
         with self._uow.write() as tx:
+            # All of them in one call: two imports holding some each never wait in a circle.
+            tx.serialize(IDENTITY_SPACE, [identity_key(*token) for token in seen])
             by_kind: dict[tuple[str, str], list[str]] = {}
             for kind, scope, value in seen:
                 by_kind.setdefault((kind, scope), []).append(value)

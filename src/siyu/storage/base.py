@@ -3,14 +3,16 @@
 A backend is chosen by URL scheme and opened once per workspace. Every
 service call runs inside one :class:`Transaction`: all its writes commit
 together or not at all. A write transaction serializes with every other
-writer that touches the same user (``tx.users.lock``), across processes.
+writer that touches the same user (``tx.users.lock``), across processes,
+and with writers of the same keys it names in :meth:`Transaction.serialize`;
+writes about different people never wait for each other.
 """
 
 from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -72,6 +74,16 @@ class Transaction(abc.ABC):
     def emit(self, event: Event) -> None:
         self.events.append(event)
         self.event_correlations.append(self.correlation)
+
+    def serialize(self, space: str, keys: Iterable[object] = ("",)) -> None:  # noqa: B027 (a no-op by default)
+        """Hold off, until this transaction ends, every other write that serializes on one
+        of the same ``(space, key)`` pairs (waiting for those that hold them first).
+
+        For invariants no single row lock covers: one identity per phone before its user
+        row exists, no cycle in the referral graph. Keys may share a lock (a backend may
+        stripe them), never the other way round, and a transaction takes its keys in one
+        call, so two writers never wait for each other in opposite orders. A backend that
+        runs one writer at a time (SQLite, memory) has nothing to do."""
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested unit inside this transaction: an exception in the block undoes

@@ -8,7 +8,10 @@ when the holder dies, even by ``kill -9``:
 
 * SQLite file: an ``flock`` on a file in ``<database>-holders/`` (one per
   workspace connection), held until the workspace closes or the process ends;
-* PostgreSQL: a session advisory lock held by a dedicated connection;
+* PostgreSQL: a session advisory lock held by a dedicated connection; behind
+  PgBouncer's transaction pooling (no session outlives a transaction) a lease
+  row the holder renews, gone once it has not been renewed for
+  :data:`LEASE_SECONDS`;
 * in memory (one process): a registry in the process.
 
 A holder id is ``<process token>:<run>``: the token is the locked one, the run
@@ -31,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AdvisoryHolders", "FileHolders", "Holders", "ProcessHolders"]
+__all__ = ["AdvisoryHolders", "FileHolders", "Holders", "LeaseHolders", "ProcessHolders"]
 
 log = logging.getLogger("siyu.storage")
 
@@ -209,4 +212,63 @@ class AdvisoryHolders(Holders):
             (),
         )
         alive = {parts[(int(c), int(o))] for c, o in held if (int(c), int(o)) in parts}
+        return set(tokens) - alive
+
+
+#: How long a lease holder's row proves it alive without renewal (renewed every third of it).
+LEASE_SECONDS = 30
+
+
+class LeaseHolders(Holders):
+    """Tokens are rows of ``siyu_holders`` whose lease the holding process renews from a
+    background thread; a token whose lease ran out (by the database's clock) is gone. For
+    connection poolers that hand each transaction another server session, where a session
+    lock would stay behind on a pooled connection."""
+
+    def __init__(self, write: Callable[[str, tuple[Any, ...]], None],
+                 read: Callable[[str, tuple[Any, ...]], list[Any]], *, seconds: int = LEASE_SECONDS) -> None:
+        super().__init__()
+        self._write, self._read, self.seconds = write, read, seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _renew(self, token: str) -> None:
+        self._write(
+            "INSERT INTO siyu_holders (token, expires_at) VALUES (?, ? + CAST(EXTRACT(EPOCH FROM clock_timestamp()) "
+            "AS BIGINT)) ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at",
+            (token, self.seconds),
+        )
+
+    def _acquire(self, token: str) -> None:
+        self._renew(token)
+        self._stop.clear()
+
+        def beat() -> None:
+            while not self._stop.wait(self.seconds / 3):
+                try:
+                    self._renew(token)
+                except Exception as exc:  # the next beat tries again; the lease has two more
+                    log.warning("could not renew the claim lease of %s: %r", token, exc)
+
+        self._thread = threading.Thread(target=beat, name="siyu-holder-lease", daemon=True)
+        self._thread.start()
+
+    def _release(self, token: str) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        with contextlib.suppress(Exception):  # closing must not fail because the database went first
+            self._write("DELETE FROM siyu_holders WHERE token = ?", (token,))
+
+    def _foreign_gone(self, tokens: set[str]) -> set[str]:
+        wanted = sorted(tokens)
+        alive = {
+            str(row[0])
+            for row in self._read(
+                f"SELECT token FROM siyu_holders WHERE token IN ({','.join('?' * len(wanted))}) "
+                "AND expires_at > CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
+                tuple(wanted),
+            )
+        }
         return set(tokens) - alive

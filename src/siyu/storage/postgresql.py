@@ -44,9 +44,9 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._url import StorageURL
-from ..errors import StorageError, ValidationError
+from ..errors import ConcurrentWrite, StorageError, ValidationError
 from .base import Capability
-from .holders import AdvisoryHolders, Holders
+from .holders import AdvisoryHolders, Holders, LeaseHolders
 from .sql import SqlBackend
 from .sql.dialect import PyformatDialect
 
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresBackend", "PostgresDialect"]
 
 #: URL parameters siyu consumes itself; the rest go to libpq.
-_OWN_PARAMS = {"schema", "pool_min", "pool_max", "pool_timeout"}
+_OWN_PARAMS = {"schema", "pool_min", "pool_max", "pool_timeout", "pgbouncer"}
 #: Seconds libpq waits for a server to answer a new connection unless the URL says otherwise.
 DEFAULT_CONNECT_TIMEOUT = 5
 #: The newest logged position: the end of the run with the highest start.
@@ -81,6 +81,7 @@ class PostgresDialect(PyformatDialect):
     # DDL is transactional: a fresh schema is built in one transaction and one commit.
     migrate_in_one_transaction: ClassVar[bool] = True
 
+    counter_shards: ClassVar[int] = 16
     row_lock: ClassVar[str] = " FOR UPDATE"
     row_lock_skip: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
 
@@ -94,9 +95,11 @@ class PostgresDialect(PyformatDialect):
         event at or below the horizon can still be in flight. Writers never
         wait for each other; they wait only for a reader's instant fence.
         """
-        tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (tx.backend.event_fence_key,))
+        # One round trip: the fence (a volatile CTE, run once and first) and then the positions.
         rows = tx.execute(
-            "SELECT nextval(pg_get_serial_sequence('events', 'position')) FROM generate_series(1, ?)", (count,)
+            "WITH fence AS (SELECT pg_advisory_xact_lock_shared(?)) "
+            "SELECT nextval(pg_get_serial_sequence('events', 'position')) FROM fence, generate_series(1, ?)",
+            (tx.backend.event_fence_key, count),
         ).fetchall()
         return sorted(int(r[0]) for r in rows)
 
@@ -125,6 +128,19 @@ class PostgresDialect(PyformatDialect):
         ).fetchall()
         return sorted(int(r[0]) for r in rows)
 
+    def serialize(self, tx: SqlTransaction, space: str, keys: Iterable[object]) -> None:
+        """Transaction-scoped advisory locks (released at COMMIT or ROLLBACK, so they work
+        through PgBouncer's transaction pooling), one per stripe of ``space``, taken in
+        increasing order in one statement: two writers never wait for each other in
+        opposite orders. Keys hash onto :data:`STRIPES` stripes per space, because
+        PostgreSQL's lock table is shared and finite and a bulk write may name thousands."""
+        stripes = sorted({_stripe(f"{space}\x00{key}") for key in keys})
+        if stripes:
+            tx.execute(
+                "SELECT count(pg_advisory_xact_lock(?, s)) FROM unnest(CAST(? AS INTEGER[])) AS s",
+                (_space_key(tx.backend.lock_namespace, space), stripes),
+            )
+
     def lock_rows(self, tx: SqlTransaction, table: str, ids: list[int]) -> list[int]:
         found: list[int] = []
         # Sorted so that two transactions locking overlapping sets cannot deadlock.
@@ -147,6 +163,30 @@ def _lock_key(schema: str) -> int:
     """A signed 64-bit advisory-lock key, one per siyu schema."""
     digest = hashlib.blake2b(f"siyu:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+#: Advisory locks per serialization space (see ``PostgresDialect.serialize``).
+STRIPES = 256
+
+
+def _stripe(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") % STRIPES
+
+
+@functools.lru_cache(maxsize=256)
+def _space_key(namespace: str, space: str) -> int:
+    """A signed 32-bit advisory-lock class per schema and space."""
+    digest = hashlib.blake2b(f"siyu:{namespace}:{space}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _bool_param(url: StorageURL, name: str) -> bool:
+    raw = (url.param(name) or "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise ValidationError(f"{name}={raw!r} in {url.masked()!r} must be true or false")
 
 
 def _int_param(url: StorageURL, name: str, default: int, minimum: int) -> int:
@@ -215,7 +255,11 @@ class PostgresBackend(SqlBackend):
                 f"schema={self.schema!r} is one of PostgreSQL's system schemas; name a schema of your own, "
                 "e.g. schema=siyu (it is created if missing)"
             )
+        #: Behind PgBouncer in transaction pooling: no state may outlive a transaction.
+        self.pgbouncer = _bool_param(url, "pgbouncer")
         self._lock_key = _lock_key(self.schema)
+        #: Names this schema's advisory locks (``PostgresDialect.serialize``).
+        self.lock_namespace = self.schema
         self.event_fence_key = _lock_key(f"{self.schema}:events")
         conninfo = self._conninfo(url)
         self._probe(conninfo)
@@ -224,7 +268,8 @@ class PostgresBackend(SqlBackend):
             min_size=_int_param(url, "pool_min", 1, 0),
             max_size=max(_int_param(url, "pool_max", 10, 1), _int_param(url, "pool_min", 1, 0), 1),
             timeout=float(_int_param(url, "pool_timeout", 30, 1)),
-            kwargs={"autocommit": True},
+            # Prepared statements live in a server session, which PgBouncer hands to others.
+            kwargs={"autocommit": True, "prepare_threshold": None} if self.pgbouncer else {"autocommit": True},
             configure=self._configure_connection,
             open=False,
             name=f"siyu:{self.schema}",
@@ -272,9 +317,11 @@ class PostgresBackend(SqlBackend):
 
     def _configure_connection(self, conn: Any) -> None:
         _configure(conn)
-        # search_path is set per connection (not via 'options') so that a user's own
-        # options= parameter keeps working alongside schema=.
-        conn.execute(f'SET search_path TO "{self.schema}"')
+        if not self.pgbouncer:
+            # search_path is set per connection (not via 'options') so that a user's own
+            # options= parameter keeps working alongside schema=. Behind PgBouncer the
+            # session is not ours beyond a transaction: _begin sets it in each one.
+            conn.execute(f'SET search_path TO "{self.schema}"')
 
     def _ensure_schema(self) -> None:
         if self.schema == "public":
@@ -313,6 +360,14 @@ class PostgresBackend(SqlBackend):
             ) from exc
         except psycopg.errors.QueryCanceled as exc:
             raise StorageError(f"statement cancelled on {self.url.masked()}: {exc}") from exc
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+                psycopg.errors.UniqueViolation) as exc:
+            # Writers run in parallel; each invariant takes its own lock, and these are the
+            # rare races PostgreSQL settles by failing one side. Nothing was written.
+            raise ConcurrentWrite(
+                f"another process wrote the same rows at the same moment ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0]}); nothing was written: make the same call again"
+            ) from exc
 
     def _begin(self, stack: ExitStack, write: bool, fence: bool = False) -> Any:
         """A pooled connection inside a started transaction (a writer also holds the lock).
@@ -334,10 +389,8 @@ class PostgresBackend(SqlBackend):
                 )
                 conn.read_only = not write
                 inner.enter_context(conn.transaction())
-                if write:
-                    # One writer per schema at a time, like SQLite: the stores' check-then-write
-                    # rules stay true across processes. Released at COMMIT/ROLLBACK.
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                if self.pgbouncer and self.schema != "public":
+                    conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
             except psycopg.OperationalError as exc:
                 with suppress(psycopg.Error):
                     inner.__exit__(type(exc), exc, exc.__traceback__)  # the pool discards the broken one
@@ -375,6 +428,13 @@ class PostgresBackend(SqlBackend):
             with self.transaction(write=False) as tx:
                 return list(tx.execute(statement, params).fetchall())
 
+        if self.pgbouncer:  # a session advisory lock would stay behind on a pooled server connection
+
+            def write(statement: str, params: tuple[Any, ...]) -> None:
+                with self.transaction(write=True) as tx:
+                    tx.execute(statement, params)
+
+            return LeaseHolders(write, read)
         return AdvisoryHolders(connect, read)
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._url import StorageURL
 
-_OWN_PARAMS = {"schema", "pool_min", "pool_max", "pool_timeout"}
+_OWN_PARAMS = {"schema", "pool_min", "pool_max", "pool_timeout", "pgbouncer"}
 
 __all__ = ["drop_schema", "empty_schema", "with_schema"]
 

@@ -9,8 +9,11 @@ class MetaStore(abc.ABC):
     """Counters other processes can poll to see that something changed."""
 
     @abc.abstractmethod
-    def bump(self, counter: str) -> int:
-        """Increment ``counter`` (created at 0) and return the new value."""
+    def bump(self, counter: str) -> None:
+        """Increment ``counter`` (created at 0): :meth:`version` reads higher once this commits.
+
+        Called by most writes, so it must not make them wait for each other: a backend
+        with parallel writers keeps a counter in shards (see the SQL backend)."""
 
     @abc.abstractmethod
     def version(self, counter: str) -> int:

@@ -21,6 +21,15 @@ class NewUser:
     attributes: dict[str, Any] = attrs.field(factory=dict)
 
 
+#: The :meth:`~siyu.storage.base.Transaction.serialize` space of identities being claimed.
+IDENTITY_SPACE = "identity"
+
+
+def identity_key(kind: str, scope: str, value: str) -> str:
+    """The serialization key of one identity (normalized value)."""
+    return f"{kind}\x00{scope}\x00{value}"
+
+
 class UserStore(abc.ABC):
     @abc.abstractmethod
     def create(self, users: Sequence[NewUser]) -> list[int]:
@@ -61,11 +70,14 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     def find_identity(self, kind: str, scope: str, value: str) -> int | None:
-        """The user holding an identity, or ``None``."""
+        """The user holding an identity, or ``None``. Inside a write this also holds the
+        identity (``tx.serialize(IDENTITY_SPACE, [identity_key(...)])``) until the transaction
+        ends, so that "it is free, claim it" cannot race with another process doing the same."""
 
     @abc.abstractmethod
     def find_identities(self, kind: str, scope: str, values: Sequence[str]) -> dict[str, int]:
-        """Owners of many identities of one kind at once: value -> user id."""
+        """Owners of many identities of one kind at once: value -> user id (held like
+        :meth:`find_identity` inside a write)."""
 
     @abc.abstractmethod
     def add_identities(self, rows: Sequence[tuple[int, Identity]]) -> None:

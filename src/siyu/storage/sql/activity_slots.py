@@ -120,6 +120,8 @@ class ActivitySlots:
 
     def _apply(self, source: str, changes: dict[int, tuple[BitMap, BitMap | None]]) -> None:
         slots = sorted(changes)
+        # Read, merge and write back: two writers of one slot must not overwrite each other's users.
+        self.tx.serialize("analytics.slots", [f"{source}\x00{slot}" for slot in slots])
         current: dict[int, BitMap] = {}
         for _, chunk in self.tx.in_chunks(slots):
             # A join on the slots as VALUES probes the primary key once per slot. `slot IN (...)`

@@ -108,6 +108,9 @@ class SqlTransaction(Transaction):
     def savepoint(self) -> _Savepoint:
         return _Savepoint(self)
 
+    def serialize(self, space: str, keys: Iterable[object] = ("",)) -> None:
+        self.dialect.serialize(self, space, keys)
+
     def _run(self, statement: str) -> None:
         self.backend._execute(self.conn, statement, ())
 
@@ -258,6 +261,8 @@ class SqlBackend(Backend):
     dialect: Dialect
     #: The advisory-lock key of the event log's commit fence (PostgreSQL only).
     event_fence_key: int = 0
+    #: Names this database's advisory locks apart from other siyu schemas' (PostgreSQL only).
+    lock_namespace: str = ""
 
     def __init__(self, url: StorageURL) -> None:
         super().__init__(url)

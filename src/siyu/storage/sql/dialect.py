@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,6 +28,8 @@ class Dialect:
     max_params: ClassVar[int] = 30_000
     #: Run all pending migration steps in one transaction (needs transactional DDL).
     migrate_in_one_transaction: ClassVar[bool] = False
+    #: Rows a change counter is spread over (one where writers are serialized anyway).
+    counter_shards: ClassVar[int] = 1
     #: Suffixes of a ``SELECT`` that locks its rows until the transaction ends (waiting, or
     #: leaving out rows another transaction holds). Empty where writers are serialized anyway.
     row_lock: ClassVar[str] = ""
@@ -73,6 +76,10 @@ class Dialect:
         One text value per group is read with one ``json.loads`` call instead
         of a Python object per row: the difference at millions of rows."""
         return f"json_group_array({column})"
+
+    def serialize(self, tx: SqlTransaction, space: str, keys: Iterable[object]) -> None:
+        """See :meth:`siyu.storage.base.Transaction.serialize`: SQLite's write transactions
+        hold the database's write lock from their first statement already."""
 
     def lock_rows(self, tx: SqlTransaction, table: str, ids: list[int]) -> list[int]:
         """Lock rows until the transaction ends; return the ids that exist."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import TYPE_CHECKING
 
 from ..contracts import IdempotencyStore, MetaStore
@@ -14,17 +16,25 @@ class SqlMetaStore(MetaStore):
     def __init__(self, tx: SqlTransaction) -> None:
         self.tx = tx
 
-    def bump(self, counter: str) -> int:
-        row = self.tx.execute(
-            "INSERT INTO siyu_counters (name, value) VALUES (?, 1) "
-            "ON CONFLICT (name) DO UPDATE SET value = siyu_counters.value + 1 RETURNING value",
-            (counter,),
-        ).fetchone()
-        return int(row[0])
+    def bump(self, counter: str) -> None:
+        # One row per counter would make every writer wait for the one before it to commit
+        # (the row stays locked until then); a process and thread bump their own shard.
+        shards = self.tx.dialect.counter_shards
+        shard = (os.getpid() * 31 + threading.get_ident()) % shards if shards > 1 else 0
+        self.tx.execute(
+            "INSERT INTO siyu_counter_shards (name, shard, value) VALUES (?, ?, 1) "
+            "ON CONFLICT (name, shard) DO UPDATE SET value = siyu_counter_shards.value + 1",
+            (counter, shard),
+        )
 
     def version(self, counter: str) -> int:
-        row = self.tx.execute("SELECT value FROM siyu_counters WHERE name = ?", (counter,)).fetchone()
-        return int(row[0]) if row else 0
+        # siyu_counters holds the totals of databases made before the shards (and bench loads).
+        row = self.tx.execute(
+            "SELECT COALESCE((SELECT value FROM siyu_counters WHERE name = ?), 0) "
+            "+ COALESCE((SELECT SUM(value) FROM siyu_counter_shards WHERE name = ?), 0)",
+            (counter, counter),
+        ).fetchone()
+        return int(row[0])
 
     def get(self, key: str) -> str | None:
         row = self.tx.execute("SELECT value FROM siyu_settings WHERE name = ?", (key,)).fetchone()

@@ -203,8 +203,9 @@ class SqlPointsStore(PointsStore):
         return [
             _lot(r)
             for r in self.tx.execute(
+                # Locked: two sweeps never expire one lot twice (the second skips what the first holds).
                 f"SELECT {_LOT} FROM points_entries WHERE remaining > 0 AND expires_at <= ? "
-                "ORDER BY expires_at, id LIMIT ?",
+                f"ORDER BY expires_at, id LIMIT ?{self.tx.dialect.row_lock_skip}",
                 (to_us(now), limit),
             )
         ]

@@ -26,6 +26,7 @@ from ...errors import WrongKeyError
 from ...models.users import IDENTITY_KINDS, Consent, Identity, MergeRecord, User
 from ...privacy.keys import is_sealed
 from ..contracts import NewUser, UserStore
+from ..contracts.users import IDENTITY_SPACE, identity_key
 
 if TYPE_CHECKING:
     from ...privacy.keys import FieldCipher
@@ -150,12 +151,12 @@ class SqlUserStore(UserStore):
 
     def statuses(self, user_ids: Iterable[int], *, lock: bool = False) -> dict[int, tuple[str, int | None]]:
         ids = sorted(set(user_ids))
-        if lock:
-            self.tx.dialect.lock_rows(self.tx, "users", ids)
+        # Locked in id order, chunk after chunk, so that two writers never wait in a circle.
+        suffix = f" ORDER BY id{self.tx.dialect.row_lock}" if lock else ""
         found: dict[int, tuple[str, int | None]] = {}
         for marks, chunk in self.tx.in_chunks(ids):
             for uid, status, merged_into in self.tx.execute(
-                f"SELECT id, status, merged_into FROM users WHERE id IN ({marks})", chunk
+                f"SELECT id, status, merged_into FROM users WHERE id IN ({marks}){suffix}", chunk
             ):
                 found[uid] = (status, merged_into)
         return found
@@ -190,6 +191,8 @@ class SqlUserStore(UserStore):
         return [r[0] for r in self.tx.execute("SELECT id FROM users WHERE status = ? ORDER BY id", (status,))]
 
     def find_identity(self, kind: str, scope: str, value: str) -> int | None:
+        if self.tx.write:  # a write that looks an identity up may be about to claim it
+            self.tx.serialize(IDENTITY_SPACE, [identity_key(kind, scope, value)])
         row = self.tx.execute(
             "SELECT user_id FROM identities WHERE kind = ? AND scope = ? AND value = ?",
             (kind, scope, self.token(kind, scope, value)),
@@ -197,6 +200,8 @@ class SqlUserStore(UserStore):
         return None if row is None else int(row[0])
 
     def find_identities(self, kind: str, scope: str, values: Sequence[str]) -> dict[str, int]:
+        if self.tx.write:
+            self.tx.serialize(IDENTITY_SPACE, [identity_key(kind, scope, v) for v in values])
         by_token = {self.token(kind, scope, v): v for v in values}
         found: dict[str, int] = {}
         for marks, chunk in self.tx.in_chunks(list(by_token)):

@@ -36,8 +36,8 @@ def components() -> list[ModuleType]:
 def migrate(backend: SqlBackend) -> dict[str, int]:
     """Bring every component's schema up to date; return the versions.
 
-    Write transactions serialize migrators across processes (SQLite's write
-    lock, PostgreSQL's advisory lock), and each step re-reads the version
+    Migrators serialize across processes (SQLite's write lock, PostgreSQL's
+    ``siyu.migrate`` lock, see ``Transaction.serialize``), and each step re-reads the version
     under that lock, so concurrent first opens migrate exactly once. Where the
     dialect has transactional DDL and says so (``migrate_in_one_transaction``),
     every pending step runs in one transaction: one commit instead of dozens.
@@ -45,6 +45,7 @@ def migrate(backend: SqlBackend) -> dict[str, int]:
     dialect = backend.dialect
     if dialect.migrate_in_one_transaction:
         with backend.transaction(write=True) as tx:
+            tx.serialize("siyu.migrate")
             tx.execute(dialect.ddl(_BOOTSTRAP))
             return {module.COMPONENT: _upgrade(tx, module, None) for module in components()}
     with backend.transaction(write=True) as tx:
@@ -53,6 +54,7 @@ def migrate(backend: SqlBackend) -> dict[str, int]:
     for module in components():
         for version, _ in sorted(module.MIGRATIONS):
             with backend.transaction(write=True) as tx:
+                tx.serialize("siyu.migrate")
                 _upgrade(tx, module, version)
         versions[module.COMPONENT] = _latest(module)
     return versions
