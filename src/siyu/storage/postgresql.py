@@ -10,6 +10,10 @@ Query parameters:
 - ``pool_timeout`` -- seconds to wait for a free connection (default 30).
 - ``connect_timeout`` -- seconds to wait for the server to answer a new
   connection (default 5, libpq's own default is to wait forever).
+- ``pgbouncer=true`` -- behind PgBouncer in transaction pooling mode: no
+  session state (``search_path`` per transaction, no server-side prepared
+  statements, claim holders prove they are alive with a renewed lease row
+  instead of a session lock).
 - anything else (``sslmode``, ``application_name``, ``options`` ...) is
   handed to libpq unchanged.
 
@@ -20,14 +24,18 @@ said, instead of the pool retrying in the background until ``pool_timeout``.
 Needs the ``siyu[postgres]`` extra (psycopg 3 and psycopg_pool); the driver
 is imported only when a ``postgresql://`` URL is opened.
 
-How it stays correct with many processes: every write transaction first
-takes a transaction-scoped advisory lock for the workspace's schema, so
-writers queue exactly like SQLite's ``BEGIN IMMEDIATE`` and every rule the
-stores check before writing (balances, limits, "already bound") still holds
-when they write. Reads run as ``REPEATABLE READ`` snapshots and never wait
-for writers. A process that claims campaign deliveries holds a session
-advisory lock on one extra connection, so others can tell when it died.
-Concurrency-sensitive rows are also locked ``FOR UPDATE``.
+How it stays correct with many processes: writers run in parallel, and each
+rule the stores check before writing takes the narrowest lock that keeps it
+until commit: the customers' rows (``SELECT ... FOR UPDATE`` in id order) for
+balances, idempotency keys and per-customer state; ``Transaction.serialize``
+(transaction-scoped advisory locks, striped, all of a call's keys in one
+statement) for rules no row covers, such as one user per phone or no cycle in
+the referral graph; conditional updates for stock. A race PostgreSQL settles by
+failing one side (a deadlock, a duplicate key) raises ``ConcurrentWrite`` with
+nothing written. Reads run as ``REPEATABLE READ`` snapshots and never wait for
+writers. A process that claims campaign deliveries holds a session advisory
+lock on one extra connection, so others can tell when it died.
+
 A connection lost mid-transaction rolls the whole transaction back on the
 server. A pooled connection found dead when a transaction starts (the
 server restarted) is replaced before anything runs, so the next call after a
