@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,6 +92,12 @@ def apply(ws: siyu.Workspace, ids: list[int], orders: list[int], merges: list[in
         ws.analytics.cohorts("week", since=T0, until=END)  # from now on the facts hold the activity slots
 
 
+def _rfm_rows(values: list[tuple[int, int, int, int]], until: int) -> list[tuple[Any, ...]]:
+    scores = rfm_scores(values, 5)
+    return [(u, *scores[u], (until - last) // 86_400_000_000, n, Decimal(net) / 100)
+            for u, last, n, net in values]
+
+
 def check(ws: siyu.Workspace) -> None:
     """Reports from the caught-up facts equal the SQL answers; the columns equal a fresh derivation."""
     with ws.read():  # inside a caller's read: the facts catch up without moving their checkpoint
@@ -114,6 +121,9 @@ def check(ws: siyu.Workspace) -> None:
             expected.append(len(current))
         assert funnel.totals() == tuple(expected)
         assert rfm.scores() == rfm_scores(tx.analytics.buyer_values(until), 5)
+        middle = T0 + timedelta(days=30)  # orders after it: grouped from the per-order columns
+        assert list(ws.analytics.rfm(until=middle).rows) == list(_rfm_rows(tx.analytics.buyer_values(to_us(middle)),
+                                                                               to_us(middle)))
         kept = ws.analytics._facts
         fresh = UserFacts()
         fresh.refresh(tx, tx.event_log.head(), kept.events)

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from rich.console import RenderableType
 
-    from ..storage.base import Transaction
     from .facts import Column, UserFacts
 
 __all__ = ["RfmReport", "rfm_report"]
@@ -86,20 +85,27 @@ class RfmReport(Report):
         return self.summary().to_rich()
 
 
-def buyer_columns(tx: Transaction, facts: UserFacts, until_us: int) -> tuple[Column, Column, Column, Column]:
+def buyer_columns(facts: UserFacts, until_us: int) -> tuple[Column, Column, Column, Column]:
     """``(user ids, last paid_at, counted orders, net fen)`` of buyers before ``until_us``, by user id.
 
-    The facts hold every counted order; when one was paid at or after ``until_us``
-    (a report for a past moment) the per-order rows are grouped instead."""
+    The per-user columns hold every counted order; when one was paid at or after
+    ``until_us`` (a report for a past moment, or orders dated ahead) the per-order
+    columns are grouped instead."""
     if until_us > facts.max_paid():
         uids = np.flatnonzero(facts.orders > 0)
         return uids, facts.last_paid[uids], facts.orders[uids], facts.net[uids]
-    rows = tx.analytics.buyer_values(until_us)
-    if not rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty, empty
-    uid, last, count, net = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
-    return uid, last, count, net
+    paid = facts.order_paid
+    mask = (facts.order_user >= 0) & (facts.order_counted == 1) & (paid < until_us)
+    users, paid, net = facts.order_user[mask], paid[mask], facts.order_net[mask]
+    size = int(users.max(initial=-1)) + 1
+    counts = np.bincount(users, minlength=size)
+    # Integer sums: np.add.at keeps fen exact where bincount's weights would go through floats.
+    nets = np.zeros(size, dtype=np.int64)
+    np.add.at(nets, users, net)
+    lasts = np.full(size, -1, dtype=np.int64)
+    np.maximum.at(lasts, users, paid)
+    uids = np.flatnonzero(counts)
+    return uids, lasts[uids], counts[uids].astype(np.int64), nets[uids]
 
 
 def score_columns(values: Column, quantiles: int) -> Column:
@@ -132,9 +138,9 @@ def rfm_scores(rows: Sequence[tuple[int, int, int, int]], quantiles: int) -> dic
     return dict(zip(uid.tolist(), zip(*scores, strict=True), strict=True))
 
 
-def rfm_report(tx: Transaction, facts: UserFacts, quantiles: int, until: datetime, tz: tzinfo) -> RfmReport:
+def rfm_report(facts: UserFacts, quantiles: int, until: datetime, tz: tzinfo) -> RfmReport:
     until_us = to_us(until)
-    uids, lasts, counts, nets = buyer_columns(tx, facts, until_us)
+    uids, lasts, counts, nets = buyer_columns(facts, until_us)
     scores = [score_columns(axis, quantiles) for axis in (lasts, counts, nets)]
     recency = (until_us - lasts) // _DAY_US
     # Scored on whole columns; the row tuples (and the Decimals) are only built if the rows are read.

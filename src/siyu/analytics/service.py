@@ -247,8 +247,8 @@ class Analytics:
         """Per-buyer R, F, M scores from 1 to ``quantiles`` (see :mod:`siyu.analytics.rfm`)."""
         check_int(quantiles, "quantiles", minimum=2, maximum=100)
         _, end = check_window(None, until, self._end(until))
-        with reading(self._uow, self._facts, self._horizon) as (tx, facts):
-            return rfm_report(tx, facts, quantiles, end, self._uow.tz)
+        with reading(self._uow, self._facts, self._horizon) as (_, facts):
+            return rfm_report(facts, quantiles, end, self._uow.tz)
 
     def touchpoints(
         self,
