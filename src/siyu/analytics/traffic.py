@@ -90,15 +90,19 @@ class PathReport(Report):
 
 
 class _Events:
-    """The events in a window, sorted by user, then time, then id."""
+    """The events in a window (of one kind code, if given); ``ordered``: sorted by user,
+    then time, then id (what sessions need; counting does not)."""
 
-    def __init__(self, facts: UserFacts, since: datetime, until: datetime, kind: int | None = None) -> None:
-        mask = (facts.event_user >= 0) & (facts.event_at >= to_us(since)) & (facts.event_at < to_us(until))
+    def __init__(self, facts: UserFacts, since: datetime, until: datetime, kind: int | None = None, *,
+                 ordered: bool = True) -> None:
+        at = facts.event_at
+        mask = (at >= to_us(since)) & (at < to_us(until))
+        mask &= facts.event_user >= 0  # ids with no event (never, or no longer) hold stale values
         if kind is not None:
             mask &= facts.event_kind == kind
         ids = np.flatnonzero(mask)
-        users, at = facts.event_user[ids], facts.event_at[ids]
-        order = np.lexsort((ids, at, users))
+        users, at = facts.event_user[ids], at[ids]
+        order = np.lexsort((ids, at, users)) if ordered else slice(None)
         self.user: Column = users[order]
         self.at: Column = at[order]
         self.kind: Column = facts.event_kind[ids][order]
@@ -113,9 +117,7 @@ def _bucket_of(at: Column, bounds: list[datetime]) -> Column:
 def pv_uv_report(facts: UserFacts, kind: str | None, period: str, since: datetime, until: datetime,
                  tz: tzinfo) -> TrafficReport:
     code = None if kind is None else facts.kind_code(kind)
-    events = _Events(facts, since, until, code)
-    if code == -1:  # never tracked: no events
-        events = _Events(facts, since, since)
+    events = _Events(facts, since, since if code == -1 else until, code, ordered=False)  # -1: never tracked
     bounds = buckets(since, until, period, tz)
     n = len(bounds) - 1
     bucket = _bucket_of(events.at, bounds)
@@ -132,7 +134,7 @@ def pv_uv_report(facts: UserFacts, kind: str | None, period: str, since: datetim
 
 
 def visit_frequency_report(facts: UserFacts, since: datetime, until: datetime, tz: tzinfo) -> VisitFrequencyReport:
-    events = _Events(facts, since, until)
+    events = _Events(facts, since, until, ordered=False)
     days = _bucket_of(events.at, buckets(since, until, "day", tz))
     span = int(days.max(initial=0)) + 1
     pairs = np.unique(events.user * span + days)
