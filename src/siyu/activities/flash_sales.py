@@ -41,7 +41,7 @@ from ..events import Event, FlashSaleCreated, FlashSalePaid, FlashSaleReleased, 
 from ..models.activities import FlashSale, Reservation, ReservationStatus
 from ..models.commerce import Order
 from ..money import Money, to_fen, to_yuan
-from ..services._common import check_int, check_key, check_text, require_user
+from ..services._common import check_int, check_key, check_text, check_user_id, require_users
 from ..services.pricing import check_price
 from ..services.products import Products, check_sku
 from ..services.promotions import Promotions
@@ -246,7 +246,8 @@ class FlashSales:
             if first is not None:
                 return self._repeat(first, sale_id, user_id, qty)
             sale = self._sale(tx, sale_id)
-            uid = require_user(tx, user_id)
+            uid = check_user_id(user_id)
+            require_users(tx, [uid])  # one query: exists and not merged away
             if not sale.open_at(now):
                 raise ActivityClosed(self._closed(sale, now))
             day = now.astimezone(self._uow.tz).date()

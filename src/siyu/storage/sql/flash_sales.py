@@ -106,12 +106,12 @@ class SqlFlashSaleStore(FlashSaleStore):
 
     # -- reservations ------------------------------------------------------------------------
     def add_reservation(self, reservation: Reservation) -> int | None:
-        [rid] = self.tx.dialect.allocate_ids(self.tx, "flash_reservations", 1)
         r = reservation
+        # The id comes from the table itself (SQLite's rowid, PostgreSQL's identity): one statement on the hot path.
         row = self.tx.execute(
-            f"INSERT INTO flash_reservations ({_RES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO flash_reservations ({_RES.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO NOTHING RETURNING id",
-            (rid, r.sale_id, r.user_id, r.qty, r.status.value, r.key, _day(r.day), to_us(r.created_at),
+            (r.sale_id, r.user_id, r.qty, r.status.value, r.key, _day(r.day), to_us(r.created_at),
              to_us(r.expires_at), r.order_id, None if r.closed_at is None else to_us(r.closed_at)),
         ).fetchone()
         return None if row is None else int(row[0])
