@@ -41,7 +41,7 @@ from ..events import Event, FlashSaleCreated, FlashSalePaid, FlashSaleReleased, 
 from ..models.activities import FlashSale, Reservation, ReservationStatus
 from ..models.commerce import Order
 from ..money import Money, to_fen, to_yuan
-from ..services._common import check_int, check_key, check_text, check_user_id, require_users
+from ..services._common import check_int, check_key, check_text, require_users
 from ..services.pricing import check_price
 from ..services.products import Products, check_sku
 from ..services.promotions import Promotions
