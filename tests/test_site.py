@@ -184,7 +184,7 @@ def test_tutorial_page_html_has_its_code_and_navigation(site: Path) -> None:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                    reason="needs Chromium at /usr/bin/chromium (.ci/debian.sh chromium installs it; CI always runs it)")
+                    reason="needs Chromium at /usr/bin/chromium (.ci/debian.sh installs it; CI always runs it)")
 def test_tutorial_renders_in_headless_chromium(site: Path, tmp_path: Path) -> None:
     page = (site / "tutorial" / "index.html").as_uri()
     flags = [
