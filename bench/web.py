@@ -9,7 +9,7 @@ the same writes (bench/_web_baseline.py). Reports requests/s and p99
 latency for both; the goal is siyu >= 0.5x the baseline's requests/s.
 Afterwards each side's orders are counted: one per successful request.
 
-    .venv/bin/python bench/web.py [--db URL] [--scale 0.2] [--workers 1,4]
+    .venv/bin/python bench/web.py [--db URL] [--scale 0.2] [--workers 1,4] [--delivery worker]
 
 ``--db`` takes a ``sqlite:///`` file or a ``postgresql://`` URL (the run
 uses two fresh schemas there and drops them). The load generator shares the
@@ -51,6 +51,8 @@ CART = [{"sku": "TEA-1", "qty": 1}, {"sku": "CUP-2", "qty": 1}]
 def extra_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", default="1,4", help="uvicorn worker counts to measure (default 1,4)")
     parser.add_argument("--seconds", type=float, default=None, help="load per measurement (default 8 x scale)")
+    parser.add_argument("--delivery", choices=["inline", "worker"], default="inline",
+                        help="siyu's event delivery: inline (default) or worker (a `siyu worker` runs beside the app)")
 
 
 def free_port() -> int:
@@ -171,7 +173,8 @@ def main() -> None:
             prepare_siyu(siyu_url)
             baseline_db = Database(base_url)
             prepare_baseline(baseline_db)
-            asyncio.run(measure_all(siyu_url, base_url, baseline_db, env, worker_counts, seconds))
+            asyncio.run(measure_all(siyu_url, base_url, baseline_db, {**env, "SIYU_DELIVERY": args.delivery},
+                                    worker_counts, seconds))
             baseline_db.close()
         finally:
             if postgres:
@@ -191,11 +194,18 @@ async def measure_all(siyu_url: str, base_url: str, baseline_db: Database, env: 
             ("baseline", "_web_baseline:app_from_env", Path(__file__).resolve().parent, "/health"),
         ):
             process, base = serve(app, app_dir, workers, {**env, "MALL_DB": siyu_url, "BASE_DB": base_url})
+            deliverer = None
+            if side == "siyu" and env.get("SIYU_DELIVERY") == "worker":  # does the consumers' work meanwhile
+                deliverer = subprocess.Popen([sys.executable, "-c", "from siyu.cli import main; main()", "--db",
+                                              siyu_url, "worker", "--no-jobs", "--poll", "0.05"],
+                                             env=env, stdout=subprocess.DEVNULL, start_new_session=True)
             try:
                 await ready(base, process, health)
                 results[side] = await load(base, seconds, f"{side}-{workers}")
             finally:
                 stop(process)
+                if deliverer is not None:
+                    stop(deliverer)
             timing, p99, failures = results[side]
             served[side] += timing.count
             print(f"  {workers} worker(s), {side}: {timing.rate:,.0f} req/s, p99 {p99:.0f} ms, "
