@@ -174,6 +174,10 @@ class Hooks:
         """Collect points earn rules (built-ins first, so plugins can replace them)."""
         self._pm.hook.siyu_points_rules(register=register)
 
+    def workspace_opened(self, *, workspace: Any) -> None:
+        """Tell the plugins a workspace's services are built (see :func:`~siyu.hookspecs.siyu_workspace_opened`)."""
+        self._pm.hook.siyu_workspace_opened(workspace=workspace)
+
     def call(self, name: str, **kwargs: Any) -> Any:
         """Call any hook by name (for hooks added by later siyu modules)."""
         return getattr(self._pm.hook, name)(**kwargs)

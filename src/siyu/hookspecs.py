@@ -71,6 +71,18 @@ def siyu_register_channels(register: Callable[[type[Any]], None]) -> None:
 
 
 @hookspec
+def siyu_workspace_opened(workspace: Workspace) -> None:
+    """Set up something for a workspace whose services are built.
+
+    Called once per workspace, inside :func:`siyu.connect`, after every
+    service exists and before the first event is delivered: the place to
+    wrap or observe the services (:class:`siyu.otel.Telemetry` instruments
+    them here) or to read settings. An exception raised here fails
+    ``connect()``, and the workspace is closed again.
+    """
+
+
+@hookspec
 def siyu_on_event(event: Event, workspace: Workspace) -> None:
     """Observe a domain event after the change it describes was committed.
 

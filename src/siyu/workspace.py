@@ -19,6 +19,7 @@ from ._url import StorageURL
 from .activities import ActivityReports, Bargains, Draws, FlashSales
 from .analytics import Analytics
 from .campaigns import Campaigns, ContactPolicy
+from .channels.base import SendObserver
 from .channels.service import ChannelService
 from .community import Groups
 from .community.metrics import GROUP_METRICS, group_purpose_metric, in_group_metric, owned_by_metric
@@ -78,6 +79,8 @@ class Workspace:
         #: Exceptions raised by event consumers (``siyu_on_event`` observers and the
         #: built-in ones), newest last (bounded); ``ws.event_log.consumers()`` shows the rest.
         self.observer_errors: list[tuple[Event, BaseException]] = []
+        #: What wraps each channel send (:class:`siyu.otel.Telemetry` sets it); ``None``: nothing.
+        self.send_observer: SendObserver | None = None
         self._local = threading.local()
         self._pid = os.getpid()
         try:
@@ -86,6 +89,7 @@ class Workspace:
                                       host=self, errors=self.observer_errors,
                                       delivery=delivery or os.environ.get("SIYU_DELIVERY") or "inline")
             self._start_services(secret_key)
+            self.hooks.workspace_opened(workspace=self)
             self.event_log._start(builtin_consumers(self))
         except BaseException:
             self.backend.close()  # e.g. a wrong secret key: do not leak the connection

@@ -69,7 +69,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -95,6 +95,7 @@ __all__ = [
     "ContactScreen",
     "Option",
     "Purpose",
+    "SendObserver",
     "Status",
     "render_template",
     "text_length",
@@ -285,6 +286,17 @@ class ContactScreen(Protocol):
     def opt_out(self, medium: str, *, phone: str, source: str) -> int | None:
         """Withdraw the marketing consent on ``medium`` of whoever holds ``phone``; their user id."""
         ...
+
+
+class SendObserver(Protocol):
+    """What wraps every send of a workspace's channels (``ws.send_observer``), e.g. to trace it.
+
+    ``send(channel, batch, deliver)`` must call ``deliver()`` exactly once and return its
+    results (or let its exception through)."""
+
+    def send(
+        self, channel: str, batch: Sequence[Message], deliver: Callable[[], list[DeliveryResult]]
+    ) -> list[DeliveryResult]: ...
 
 
 class ReceiptSink(Protocol):
@@ -517,6 +529,12 @@ class Channel(abc.ABC):
         ``limits.max_recipients_per_call``.
         """
         batch = [messages] if isinstance(messages, Message) else list(messages)
+        observer: SendObserver | None = getattr(self.workspace, "send_observer", None)
+        if observer is None:
+            return self._send(batch)
+        return observer.send(self.name, batch, functools.partial(self._send, batch))
+
+    def _send(self, batch: list[Message]) -> list[DeliveryResult]:
         results: list[DeliveryResult | None] = [None] * len(batch)
         valid: list[tuple[int, Message]] = []
         for index, message in enumerate(batch):
