@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .._validation import check_id, check_text
+from .._validation import check_aware, check_id, check_text
 from ..errors import NotFound, ValidationError
 from ..events import CustomerFollowed, Event, LifecycleChanged, TaskCompleted, TasksCreated
 from ..services._common import require_user
@@ -60,7 +60,7 @@ class Tasks:
     def set_rule(self, name: str, *, on: str, title: str, due_hours: float, repeat_hours: float | None = None,
                  enabled: bool = True) -> SopRule:
         """Add or replace a rule. ``on`` is ``"follow"`` or ``"stage:<stage>"``."""
-        if on != "follow" and not (on.startswith("stage:") and len(on) > 6):
+        if on != "follow" and not (isinstance(on, str) and on.startswith("stage:") and len(on) > 6):
             raise ValidationError(f"on must be 'follow' or 'stage:<lifecycle stage>', got {on!r}")
         for label, hours in (("due_hours", due_hours), ("repeat_hours", repeat_hours)):
             if hours is not None and (isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0):
@@ -77,6 +77,7 @@ class Tasks:
     # -- tasks -----------------------------------------------------------------------------------
     def create(self, user_id: int, staff: str, title: str, *, due_at: datetime) -> Task:
         """A task by hand (``rule="manual"``)."""
+        due_at = check_aware(due_at, "due_at")
         now = self._uow.now()
         with self._uow.write() as tx:
             uid = require_user(tx, user_id)
