@@ -48,7 +48,7 @@ from pydantic import BaseModel, Field
 
 import siyu
 from siyu.aio import AsyncWorkspace
-from siyu.errors import NotFound, PolicyViolation, SiyuError, ValidationError
+from siyu.errors import ConcurrentWrite, NotFound, PolicyViolation, SiyuError, ValidationError
 from siyu.models.referrals import Reward as InviteReward
 from siyu.models.referrals import ValidInvite
 from siyu.money import to_yuan
@@ -131,8 +131,10 @@ def profile(ws: siyu.Workspace, user_id: int) -> dict[str, Any]:
 def checkout(ws: siyu.Workspace, user_id: int, lines: list[dict[str, Any]], key: str) -> siyu.models.commerce.Order:
     """Quote and record the order in one transaction: the coupons the quote picked cannot
     be spent by a concurrent checkout in between. A retried key returns the first order."""
-    with ws.write():
-        # The first attempt's order, if this is a retry: its quote would differ now that the coupon is spent.
+    with ws.write() as tx:
+        # The member's checkouts one at a time (PostgreSQL runs other writers in parallel), so a
+        # double tap finds the first attempt's order: its quote would differ now the coupon is spent.
+        tx.users.lock(user_id)
         done = next((order for order in ws.orders.of(user_id) if order.key == key), None)
         if done is not None:
             return done
@@ -228,7 +230,13 @@ def create_app(settings: MallSettings, connect: Callable[[], siyu.Workspace],
     async def pay(body: Checkout, user_id: Member, aws: Shop) -> dict[str, Any]:
         lines = [line.model_dump() for line in body.lines]
         async with aws.correlate(f"checkout:{user_id}:{body.key}"):
-            order = await aws.run(checkout, aws.sync, user_id, lines, f"mall:{user_id}:{body.key}")
+            for attempt in range(3):
+                try:
+                    order = await aws.run(checkout, aws.sync, user_id, lines, f"mall:{user_id}:{body.key}")
+                    break
+                except ConcurrentWrite:  # PostgreSQL failed this side of a collision; nothing was written
+                    if attempt == 2:
+                        raise
         return {"order": order.id, "total": str(order.total), "discount": str(to_yuan(order.discount_fen)),
                 "coupons": list(order.coupon_codes), "points": order.points}
 
