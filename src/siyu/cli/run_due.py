@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..eventlog.jobs import builtin_jobs, run_jobs
+from ..eventlog.jobs import run_due
 from ._common import CliState, pass_state
 
 
@@ -19,9 +19,5 @@ def command(state: CliState) -> None:
 
     For cron, Celery beat, APScheduler, systemd timers or a Kubernetes CronJob:
     every job only does what is due, so running it often is safe."""
-    ws = state.workspace(delivery="worker")
-    delivered = ws.event_log.deliver(skip_locked=True)
-    ran = run_jobs(ws, builtin_jobs(ws), only_due=False)
-    delivered += ws.event_log.deliver(skip_locked=True)  # what the jobs themselves emitted
-    relayed = ws.event_log.relay()
-    click.echo(json.dumps({"delivered": delivered, "relayed": relayed, "jobs": ran}, default=str, ensure_ascii=False))
+    report = run_due(state.workspace(delivery="worker"))
+    click.echo(json.dumps(report, default=str, ensure_ascii=False))

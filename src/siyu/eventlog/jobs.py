@@ -18,7 +18,7 @@ import attrs
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
-__all__ = ["Job", "builtin_jobs", "run_jobs"]
+__all__ = ["Job", "builtin_jobs", "run_due", "run_jobs"]
 
 log = logging.getLogger("siyu.jobs")
 
@@ -79,3 +79,14 @@ def run_jobs(ws: Workspace, jobs: list[Job], *, only_due: bool) -> dict[str, Any
             tx.event_log.claim_job(job.name, now, now + job.every)  # creates the row for run-due
             tx.event_log.finish_job(job.name, ws.now(), str(summary)[:500])
     return results
+
+
+def run_due(ws: Workspace) -> dict[str, Any]:
+    """What ``siyu run-due`` does, for any scheduler (cron, Celery beat, a Django command):
+    catch up on undelivered events, run every job once, deliver what the jobs emitted and
+    relay. Returns ``{"delivered": n, "relayed": n, "jobs": {name: summary}}``."""
+    delivered = ws.event_log.deliver(skip_locked=True)
+    ran = run_jobs(ws, builtin_jobs(ws), only_due=False)
+    delivered += ws.event_log.deliver(skip_locked=True)  # what the jobs themselves emitted
+    relayed = ws.event_log.relay()
+    return {"delivered": delivered, "relayed": relayed, "jobs": ran}

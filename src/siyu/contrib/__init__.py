@@ -1,0 +1,1 @@
+"""Integrations with frameworks a shop already runs (each needs its own extra)."""
