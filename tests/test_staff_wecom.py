@@ -141,6 +141,42 @@ def test_an_interrupted_sync_resumes_without_duplicates(ws: siyu.Workspace, api:
     assert len(ws.staff.customers("a")) == 120
 
 
+def test_a_backlog_processed_together_ends_like_one_by_one(clock: FakeClock) -> None:
+    t = 1_795_000_000
+    events = [event("add_external_contact", "a", "e1", at=t), event("add_external_contact", "b", "e1", at=t + 1),
+              event("add_external_contact", "a", "e2", at=t + 2), event("add_external_contact", "a", "e3", at=t + 2),
+              event("del_follow_user", "a", "e1", at=t + 5), event("del_follow_user", "a", "e1", at=t + 5),
+              event("del_external_contact", "a", "e2", at=t + 6), event("del_follow_user", "a", "nobody", at=t + 6),
+              event("del_external_contact", "a", "e3", at=t + 7, Source="DELETE_BY_TRANSFER"),
+              event("del_follow_user", "b", "e1", at=t + 8), event("del_follow_user", "b", "e1", at=t + 3),
+              event("add_external_contact", "c", "e2", at=t + 9), event("del_follow_user", "c", "e2", at=t + 10)]
+
+    def outcome(many: bool) -> tuple[list[str], list[object]]:
+        with siyu.connect("memory://", clock=clock) as ws:
+            done = ws.wecom.process_many(events) if many else [ws.wecom.process(e) for e in events]
+            users = {ext: ws.users.find(wecom_external_userid=ext).id for ext in ("e1", "e2", "e3")}  # type: ignore[union-attr]
+            state = [(ext, [(r.staff, r.status, r.changed_at) for r in ws.staff.relations(u)], ws.staff.owner(u),
+                      ws.staff.owner_history(u), ws.lifecycle.stage(u), ws.tags.of(u))
+                     for ext, u in users.items()]
+            return done, state
+
+    one_by_one, many = outcome(False), outcome(True)
+    assert many == one_by_one
+    assert many[0][5] == "duplicate" and many[0][7] == "ignored: unknown customer"
+    assert many[0][4] == "user 1 unfollowed by a (customer); 1 active relation(s) left"
+
+
+def test_a_refused_event_in_a_backlog_is_undone_alone(ws: siyu.Workspace) -> None:
+    t = 1_795_000_000
+    ws.wecom.process_many([event("add_external_contact", m, "e1", at=t) for m in ("a", "b", "c")])
+    done = ws.wecom.process_many([event("del_follow_user", "a", "e1", at=t + 1),
+                                  event("del_follow_user", "x" * 65, "e1", at=t + 1),  # not a WeCom userid
+                                  event("del_follow_user", "b", "e1", at=t + 1)])
+    assert done[1].startswith("error: userid") and "left" in done[0] and "left" in done[2]
+    uid = ws.users.find(wecom_external_userid="e1").id  # type: ignore[union-attr]
+    assert [r.staff for r in ws.staff.relations(uid, active=True)] == ["c"]
+
+
 # -- 6-12: transfers ------------------------------------------------------------------------------
 @pytest.fixture
 def shop(ws: siyu.Workspace, api: StaffApi, fake: FakeWeComScrm) -> dict[str, int]:

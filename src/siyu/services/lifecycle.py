@@ -47,7 +47,7 @@ from .._validation import check_many
 from ..errors import ValidationError
 from ..events import Event, LifecycleChanged, OrderRecorded, OrderRefunded, UsersUnmerged
 from ..models.lifecycle import StageChange
-from ._common import check_int, check_text, require_user
+from ._common import check_int, check_text, check_user_id, require_user, require_users
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -184,6 +184,14 @@ class Lifecycle:
         with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)
             return tx.lifecycle.stages(GROUP, [uid]).get(uid)
+
+    def stages(self, user_ids: Iterable[int]) -> dict[int, str]:
+        """``user_id -> stage`` for the users among ``user_ids`` that have one, in one read."""
+        ids = sorted({check_user_id(u) for u in user_ids})
+        if not ids:
+            return {}
+        with self._uow.read() as tx:
+            return tx.lifecycle.stages(GROUP, ids)
 
     def counts(self) -> dict[str, int]:
         """Active users per stage (every stage present, zeros included)."""
@@ -359,6 +367,17 @@ class Lifecycle:
         with self._uow.write() as tx:
             uid = require_user(tx, user_id, lock=True)
             return bool(self._move(tx, {uid: ("lost", f"lost:{why}")}, now))
+
+    def mark_lost_many(self, reasons: Mapping[int, str]) -> int:
+        """:meth:`mark_lost` for many users in one write (``user_id -> reason``); returns how
+        many became lost (the others already were)."""
+        why = {check_user_id(u): check_text(r, "reason", max_length=100) for u, r in reasons.items()}
+        if not why:
+            return 0
+        now = self._uow.now()
+        with self._uow.write() as tx:
+            require_users(tx, why, lock=True)
+            return len(self._move(tx, {u: ("lost", f"lost:{r}") for u, r in why.items()}, now))
 
     def sweep(self) -> dict[str, int]:
         """Time-based moves: users idle for ``dormant_after_days`` (measured from

@@ -288,6 +288,23 @@ class Users:
             user = tx.users.get(owner) if owner is not None else None
         return user
 
+    def find_many(self, kind: str, values: Iterable[str], *, app: str | None = None) -> dict[str, int]:
+        """``value -> user id`` for the values of one identity kind that somebody holds, in
+        one read (``find_many("wecom_external_userid", ids)``); merged users are followed
+        to the one they merged into. Values nobody holds are left out."""
+        normal: dict[str, str] = {}
+        scope = app or ""
+        for raw in check_many(values, "values", "['wmXXXX']"):
+            value, scope = normalize(kind, raw, app or "")
+            normal[raw] = value
+        if not normal:
+            return {}
+        with self._uow.read() as tx:
+            owners = tx.users.find_identities(kind, scope, list(set(normal.values())))
+            statuses = tx.users.statuses(set(owners.values()))
+        kept = {u: (into if status == "merged" and into is not None else u) for u, (status, into) in statuses.items()}
+        return {raw: kept.get(owners[value], owners[value]) for raw, value in normal.items() if value in owners}
+
     def count(self) -> int:
         """Active users (merged-away users are not counted)."""
         with self._uow.read() as tx:

@@ -35,20 +35,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from .._text import split_tag
+from .._validation import check_many
 from ..channels.wecom.callbacks import WELCOME_WINDOW, ContactEvent, WeComCallbacks
 from ..channels.wecom.channel import WeComChannel
 from ..community.callbacks import apply_chat_event
-from ..errors import ChannelError, ValidationError
-from ..staff.callbacks import apply_follow, apply_unfollow
+from ..errors import ChannelError, SiyuError, ValidationError
+from ..staff.callbacks import apply_follow, apply_unfollow, apply_unfollows
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..channels.service import ChannelService
     from ..community import Groups
     from ..staff import Staff
+    from ..storage.base import Transaction
     from .tags import Tags
     from .users import Users
 
@@ -60,6 +63,10 @@ CHANNEL = "wecom"
 _TAG_KEY = "tag:"  # channel_state: "tag:<group>/<name>" -> WeCom tag id
 _WAY_KEY = "contact_way:"  # channel_state: "contact_way:<state>" -> {"config_id", "tags", ...}
 _ADDED = ("add_external_contact", "add_half_external_contact", "edit_external_contact")
+
+
+def _is_deletion(event: ContactEvent) -> bool:
+    return event.change_type in ("del_follow_user", "del_external_contact") and bool(event.user_id)
 
 
 def _state(state: str) -> str | None:
@@ -248,21 +255,98 @@ class WeComContacts:
             return f"ignored event {event.event or '(none)'}"
         if not event.external_userid:
             return "ignored: no ExternalUserID"
-        greeting: tuple[str, str] | None = None
         with self._uow.write() as tx:
-            if not tx.channels.claim_callback(CHANNEL, event.dedupe_id, self._uow.now()):
-                return "duplicate"
-            if event.change_type in _ADDED:
-                outcome, text = self._added(event)
-                if event.change_type != "edit_external_contact":
-                    greeting = (event.welcome_code, text or _text(welcome, event) or "")
-            elif event.change_type in ("del_follow_user", "del_external_contact", "transfer_fail"):
-                outcome = self._deleted(event)
-            else:
-                return f"ignored change {event.change_type}"
+            outcome, greeting = self._contact_event(tx, event, welcome)
         if greeting is not None:
             outcome += "; " + self._send_welcome(event, *greeting)
         return outcome
+
+    def process_many(
+        self, events: Sequence[ContactEvent], *, welcome: str | Callable[[ContactEvent], str | None] | None = None
+    ) -> list[str]:
+        """:meth:`process` for many events, in order, with one write for each run of
+        customer-contact events (a backlog, a replay) instead of one per event. An event
+        that fails is undone alone and reported as ``"error: ..."``; the others stay.
+        Welcome messages go out after the write commits, group and tag events (which
+        call WeCom) between the writes, never inside one."""
+        events = check_many(events, "events", "[ContactEvent.from_xml(xml), ...]")
+        for index, event in enumerate(events):
+            if not isinstance(event, ContactEvent):
+                raise ValidationError(f"events[{index}]: expected a ContactEvent, got {type(event).__name__}")
+        outcomes = [""] * len(events)
+        run: list[int] = []
+        for index, event in enumerate(events):
+            if event.event == "change_external_contact" and event.external_userid:
+                run.append(index)
+                continue
+            self._process_run(events, run, outcomes, welcome)
+            outcomes[index] = self.process(event, welcome=welcome)
+        self._process_run(events, run, outcomes, welcome)
+        return outcomes
+
+    def _process_run(self, events: Sequence[ContactEvent], run: list[int], outcomes: list[str],
+                     welcome: str | Callable[[ContactEvent], str | None] | None) -> None:
+        greetings: list[tuple[int, tuple[str, str]]] = []
+        if run:
+            with self._uow.write() as tx:
+                for is_deletion, part in groupby(run, key=lambda i: _is_deletion(events[i])):
+                    indexes = list(part)
+                    if is_deletion and len(indexes) > 1:
+                        try:
+                            with tx.savepoint():
+                                self._deletions(tx, [events[i] for i in indexes], indexes, outcomes)
+                            continue
+                        except SiyuError:
+                            pass  # one of them is refused: apply them one by one to find it
+                    for index in indexes:
+                        try:
+                            with tx.savepoint():
+                                outcomes[index], greeting = self._contact_event(tx, events[index], welcome)
+                        except SiyuError as exc:
+                            log.warning("WeCom event %s failed: %s", events[index].dedupe_id, exc)
+                            outcomes[index] = f"error: {exc}"
+                            continue
+                        if greeting is not None:
+                            greetings.append((index, greeting))
+        for index, greeting in greetings:
+            outcomes[index] += "; " + self._send_welcome(events[index], *greeting)
+        run.clear()
+
+    def _deletions(self, tx: Transaction, events: list[ContactEvent], indexes: list[int],
+                   outcomes: list[str]) -> None:
+        """Relations ended by customers or members, claimed, looked up and applied together."""
+        claimed = tx.channels.claim_callbacks(CHANNEL, [e.dedupe_id for e in events], self._uow.now())
+        users = self._users.find_many("wecom_external_userid", {e.external_userid for e in events})
+        todo: list[tuple[int, ContactEvent, int]] = []
+        for index, event, new in zip(indexes, events, claimed, strict=True):
+            if not new:
+                outcomes[index] = "duplicate"
+            elif event.external_userid not in users:
+                outcomes[index] = "ignored: unknown customer"
+            else:
+                todo.append((index, event, users[event.external_userid]))
+        texts = apply_unfollows(self._staff, [(user_id, e.user_id, e.change_type, e.fields, e.create_time)
+                                              for _, e, user_id in todo])
+        for (index, event, user_id), text in zip(todo, texts, strict=True):
+            outcomes[index] = text
+            if event.change_type == "del_external_contact" and event.fields.get("Source") != "DELETE_BY_TRANSFER":
+                self._tags.apply(user_id, "wecom/deleted_by_member", by=f"wecom:{event.user_id}")
+
+    def _contact_event(
+        self, tx: Transaction, event: ContactEvent, welcome: str | Callable[[ContactEvent], str | None] | None
+    ) -> tuple[str, tuple[str, str] | None]:
+        """One ``change_external_contact`` event inside ``tx``: the outcome, and the welcome
+        to send once the write commits (code, text), if any."""
+        if not tx.channels.claim_callback(CHANNEL, event.dedupe_id, self._uow.now()):
+            return "duplicate", None
+        if event.change_type in _ADDED:
+            outcome, text = self._added(event)
+            if event.change_type != "edit_external_contact":
+                return outcome, (event.welcome_code, text or _text(welcome, event) or "")
+            return outcome, None
+        if event.change_type in ("del_follow_user", "del_external_contact", "transfer_fail"):
+            return self._deleted(event), None
+        return f"ignored change {event.change_type}", None
 
     def _added(self, event: ContactEvent) -> tuple[str, str | None]:
         """A customer added (or edited): find or create the user, attribute the source and

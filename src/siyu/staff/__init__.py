@@ -3,6 +3,7 @@ ownership and transfers. ``ws.staff`` is :class:`Staff`; ``ws.staff.transfers`` 
 :class:`Transfers`; :mod:`siyu.staff.wecom` talks to WeCom."""
 
 from .models import (
+    Follow,
     OwnerChange,
     OwnerRule,
     Relation,
@@ -14,12 +15,14 @@ from .models import (
     TaskStatus,
     Transfer,
     TransferStatus,
+    Unfollow,
 )
 from .service import Staff
 from .tasks import Tasks
 from .transfers import Transfers
 
 __all__ = [
+    "Follow",
     "OwnerChange",
     "OwnerRule",
     "Relation",
@@ -34,4 +37,5 @@ __all__ = [
     "Transfer",
     "TransferStatus",
     "Transfers",
+    "Unfollow",
 ]

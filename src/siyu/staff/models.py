@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
 
 __all__ = [
+    "Follow",
+    "Unfollow",
     "OwnerChange",
     "OwnerRule",
     "Relation",
@@ -125,6 +128,35 @@ class Relation:
     @property
     def active(self) -> bool:
         return self.status is RelationStatus.ACTIVE
+
+
+@attrs.frozen(kw_only=True)
+class Follow:
+    """One "staff member ``staff`` added customer ``user_id``" for
+    :meth:`siyu.staff.Staff.follow_many`; the fields mean what the arguments of
+    :meth:`~siyu.staff.Staff.follow` mean (``None``: keep the stored value)."""
+
+    user_id: int
+    staff: str
+    add_way: int | None = None
+    state: str | None = None
+    remark: str | None = None
+    description: str | None = None
+    tags: Iterable[str] | None = None
+    oper_userid: str | None = None
+    since: datetime | None = None
+    at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Unfollow:
+    """One ended relation for :meth:`siyu.staff.Staff.unfollow_many`; the fields mean
+    what the arguments of :meth:`~siyu.staff.Staff.unfollow` mean."""
+
+    user_id: int
+    staff: str
+    by: str
+    at: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)

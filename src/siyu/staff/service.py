@@ -17,12 +17,22 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 import attrs
 
-from .._validation import check_int, check_text
+from .._validation import check_int, check_many, check_text
 from ..errors import NotFound, ValidationError
 from ..events import CustomerFollowed, CustomerUnfollowed, OwnerChanged, StaffAdded, StaffResigned
-from ..services._common import require_user
+from ..services._common import check_user_id, require_user, require_users
 from .handover import HandOver, hand_over
-from .models import OwnerChange, OwnerRule, Relation, RelationStatus, StaffMember, StaffStatus, Transfer
+from .models import (
+    Follow,
+    OwnerChange,
+    OwnerRule,
+    Relation,
+    RelationStatus,
+    StaffMember,
+    StaffStatus,
+    Transfer,
+    Unfollow,
+)
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -165,35 +175,67 @@ class Staff:
         added the customer (default: ``at``); ``at`` is when this change happened
         (default: now); a change older than the relation's last one is ignored, so
         callbacks arriving late or twice converge."""
-        uid = check_userid(userid)
-        when = self._when(at)
-        values = _relation_fields(add_way=add_way, state=state, remark=remark, description=description,
-                                  tags=tags, oper_userid=oper_userid)
+        return self.follow_many([Follow(
+            user_id=user_id, staff=userid, add_way=add_way, state=state, remark=remark, description=description,
+            tags=tags, oper_userid=oper_userid, since=since, at=at)])[0]
+
+    def follow_many(self, follows: Sequence[Follow]) -> list[Relation]:
+        """:meth:`follow` for many (customer, member) pairs in one transaction (a sync
+        page); all or nothing. Returns each pair's relation afterwards, in order; a pair
+        given twice is applied twice, in order."""
+        items = list(check_many(follows, "follows", "[Follow(user_id=1, staff='zhangsan')]"))
+        prepared = []
+        for index, f in enumerate(items):
+            if not isinstance(f, Follow):
+                raise ValidationError(f"follows[{index}]: expected a siyu.staff.Follow, got {type(f).__name__}")
+            prepared.append((check_user_id(f.user_id), check_userid(f.staff), self._when(f.at), f.at is not None,
+                             _relation_fields(add_way=f.add_way, state=f.state, remark=f.remark,
+                                              description=f.description, tags=f.tags, oper_userid=f.oper_userid),
+                             None if f.since is None else self._when(f.since)))
+        out: list[Relation] = []
         with self._uow.write() as tx:
-            customer = require_user(tx, user_id, lock=True)
-            self._ensure_member(tx, uid, when)
-            old = tx.staff.relation(customer, uid)
-            # A late callback never undoes a newer change; between callbacks of the same
-            # instant a deletion wins (whatever order they arrive in).
-            if old is not None and (old.changed_at > when
-                                    or (at is not None and not old.active and old.changed_at == when)):
-                return old
-            if old is not None and old.active:
-                relation = attrs.evolve(old, changed_at=max(old.changed_at, when), **values)
-                tx.staff.save_relations([relation])
-                return relation
-            relation = Relation(user_id=customer, staff=uid, status=RelationStatus.ACTIVE,
-                                since=when if since is None else self._when(since), changed_at=when,
-                                **{**_kept(old), **values})
-            tx.staff.save_relations([relation])
-            tx.meta.bump("staff")
-            tx.emit(CustomerFollowed(at=when, user_id=customer, staff=uid, add_way=relation.add_way,
-                                     state=relation.state))
-            self._owner_after_follow(tx, customer, uid, when)
-            if self._lifecycle.stage(customer) == "lost":
+            customers = {p[0] for p in prepared}
+            require_users(tx, customers, lock=True)
+            self._ensure_members(tx, {uid: when for _, uid, when, *_ in reversed(prepared)})
+            current = {(r.user_id, r.staff): r for r in tx.staff.relations(customers)}
+            owners: dict[int, str | None] = dict(tx.staff.owners(customers))
+            rule = self._rule(tx)
+            changed: dict[tuple[int, str], Relation] = {}
+            owner_changes: list[OwnerChange] = []
+            started: dict[int, datetime] = {}
+            for customer, uid, when, explicit, values, since in prepared:
+                old = current.get((customer, uid))
+                # A late callback never undoes a newer change; between callbacks of the same
+                # instant a deletion wins (whatever order they arrive in).
+                if old is not None and (old.changed_at > when or (explicit and not old.active
+                                                                  and old.changed_at == when)):
+                    out.append(old)
+                    continue
+                if old is not None and old.active:
+                    relation = attrs.evolve(old, changed_at=max(old.changed_at, when), **values)
+                else:
+                    relation = Relation(user_id=customer, staff=uid, status=RelationStatus.ACTIVE,
+                                        since=when if since is None else since, changed_at=when,
+                                        **{**_kept(old), **values})
+                    tx.emit(CustomerFollowed(at=when, user_id=customer, staff=uid, add_way=relation.add_way,
+                                             state=relation.state))
+                    if rule is OwnerRule.LAST_ADDER or (rule is OwnerRule.FIRST_ADDER
+                                                        and owners.get(customer) is None):
+                        change = self._owner_change(tx, owners, customer, uid, when, f"rule:{rule}")
+                        owner_changes.extend(change)
+                    started[customer] = max(started.get(customer, when), when)
+                current[(customer, uid)] = changed[(customer, uid)] = relation
+                out.append(relation)
+            tx.staff.save_relations(list(changed.values()))
+            tx.staff.set_owners(owner_changes)
+            if started or owner_changes:
+                tx.meta.bump("staff")
+            lost = [c for c, stage in self._lifecycle.stages(started).items() if stage == "lost"]
+            if lost:
                 # The loss was recorded when it was processed: the recall counts from now too.
-                self._lifecycle.apply_activity(tx, {customer: [("staff_follow", max(when, self._uow.now()))]})
-        return relation
+                now = self._uow.now()
+                self._lifecycle.apply_activity(tx, {c: [("staff_follow", max(started[c], now))] for c in lost})
+        return out
 
     def unfollow(
         self,
@@ -211,33 +253,63 @@ class Staff:
         which is not churn. The customer becomes lost only when no active relation is
         left and the end was not a transfer. A relation siyu did not know is recorded
         as ended (so a late ``follow`` older than this does not revive it)."""
-        uid = check_userid(userid)
-        if not isinstance(by, str) or by not in _ENDED_BY:
-            raise ValidationError(f"by must be 'customer', 'staff' or 'transfer', got {by!r}")
-        when = self._when(at)
+        return self.unfollow_many([Unfollow(user_id=user_id, staff=userid, by=by, at=at)])[0]
+
+    def unfollow_many(self, unfollows: Sequence[Unfollow]) -> list[Relation]:
+        """:meth:`unfollow` for many (customer, member) pairs in one transaction (a backlog
+        of callbacks); all or nothing. Returns each pair's relation afterwards, in order."""
+        return [relation for relation, _ in self._unfollow_many(unfollows)]
+
+    def _unfollow_many(self, unfollows: Sequence[Unfollow]) -> list[tuple[Relation, int]]:
+        """Each relation afterwards and how many active relations its customer had left then."""
+        prepared = []
+        for index, u in enumerate(check_many(unfollows, "unfollows", "[Unfollow(user_id=1, staff='a', by='staff')]")):
+            if not isinstance(u, Unfollow):
+                raise ValidationError(f"unfollows[{index}]: expected a siyu.staff.Unfollow, got {type(u).__name__}")
+            if not isinstance(u.by, str) or u.by not in _ENDED_BY:
+                raise ValidationError(f"by must be 'customer', 'staff' or 'transfer', got {u.by!r}")
+            prepared.append((check_user_id(u.user_id), check_userid(u.staff), u.by, self._when(u.at)))
+        out: list[tuple[Relation, int]] = []
         with self._uow.write() as tx:
-            customer = require_user(tx, user_id, lock=True)
-            self._ensure_member(tx, uid, when)
-            old = tx.staff.relation(customer, uid)
-            status = _ENDED_BY[by]
-            # Newer changes win; at the same instant the stronger ending wins (whatever the arrival order).
-            if old is not None and (old.changed_at, _RANK[old.status]) >= (when, _RANK[status]):
-                return old
-            ended_at = old.ended_at if old is not None and not old.active and old.ended_at else when
-            relation = (attrs.evolve(old, status=status, changed_at=when, ended_at=ended_at) if old is not None
-                        else Relation(user_id=customer, staff=uid, status=status, since=when, changed_at=when,
-                                      ended_at=when))
-            tx.staff.save_relations([relation])
-            tx.meta.bump("staff")
-            remaining = [r for r in tx.staff.relations([customer]) if r.active]
-            lost = not remaining and by != "transfer"
-            tx.emit(CustomerUnfollowed(at=when, user_id=customer, staff=uid, by=by, lost=lost))
-            if by != "transfer":
-                self._owner_after_unfollow(tx, customer, uid, remaining, when)
-            if lost:
-                cause = "del_follow_user" if by == "customer" else "del_external_contact"
-                self._lifecycle.mark_lost(customer, f"{cause}:{uid}")
-        return relation
+            customers = {p[0] for p in prepared}
+            require_users(tx, customers, lock=True)
+            self._ensure_members(tx, {uid: when for _, uid, _, when in reversed(prepared)})
+            current: dict[int, dict[str, Relation]] = {}
+            for r in tx.staff.relations(customers):
+                current.setdefault(r.user_id, {})[r.staff] = r
+            owners: dict[int, str | None] = dict(tx.staff.owners(customers))
+            rule = self._rule(tx)
+            changed: dict[tuple[int, str], Relation] = {}
+            owner_changes: list[OwnerChange] = []
+            lost: dict[int, str] = {}
+            for customer, uid, by, when in prepared:
+                pairs = current.setdefault(customer, {})
+                old = pairs.get(uid)
+                status = _ENDED_BY[by]
+                # Newer changes win; at the same instant the stronger ending wins (whatever the arrival order).
+                if old is not None and (old.changed_at, _RANK[old.status]) >= (when, _RANK[status]):
+                    out.append((old, sum(r.active for r in pairs.values())))
+                    continue
+                ended_at = old.ended_at if old is not None and not old.active and old.ended_at else when
+                relation = (attrs.evolve(old, status=status, changed_at=when, ended_at=ended_at) if old is not None
+                            else Relation(user_id=customer, staff=uid, status=status, since=when, changed_at=when,
+                                          ended_at=when))
+                pairs[uid] = changed[(customer, uid)] = relation
+                remaining = sorted((r for r in pairs.values() if r.active), key=lambda r: (r.since, r.staff))
+                gone = not remaining and by != "transfer"
+                tx.emit(CustomerUnfollowed(at=when, user_id=customer, staff=uid, by=by, lost=gone))
+                if by != "transfer" and owners.get(customer) == uid:
+                    heir = None if rule is OwnerRule.MANUAL or not remaining else remaining[0].staff
+                    owner_changes += self._owner_change(tx, owners, customer, heir, when, f"relation ended:{uid}")
+                if gone:
+                    lost[customer] = f"{'del_follow_user' if by == 'customer' else 'del_external_contact'}:{uid}"
+                out.append((relation, len(remaining)))
+            tx.staff.save_relations(list(changed.values()))
+            tx.staff.set_owners(owner_changes)
+            if changed:
+                tx.meta.bump("staff")
+            self._lifecycle.mark_lost_many(lost)
+        return out
 
     def relations(self, user_id: int, *, active: bool = False) -> list[Relation]:
         """The customer's relations, oldest first (only active ones with ``active=True``)."""
@@ -349,33 +421,36 @@ class Staff:
         return at
 
     def _ensure_member(self, tx: Transaction, userid: str, when: datetime) -> None:
-        if not tx.staff.members([userid]):
-            tx.staff.save_member(StaffMember(userid=userid, name=userid, since=when))
-            tx.emit(StaffAdded(at=when, userid=userid, changed=("userid",)))
+        self._ensure_members(tx, {userid: when})
+
+    def _ensure_members(self, tx: Transaction, first_seen: dict[str, datetime]) -> None:
+        """Add the members not known yet (named by their userid), each as of its first mention."""
+        known = {m.userid for m in tx.staff.members(first_seen)}
+        for userid, when in first_seen.items():
+            if userid not in known:
+                tx.staff.save_member(StaffMember(userid=userid, name=userid, since=when))
+                tx.emit(StaffAdded(at=when, userid=userid, changed=("userid",)))
 
     def _rule(self, tx: Transaction) -> OwnerRule:
         return OwnerRule(tx.meta.get(_OWNER_RULE) or OwnerRule.FIRST_ADDER)
 
     def _set_owner(self, tx: Transaction, customer: int, staff: str | None, at: datetime, reason: str) -> None:
-        current = tx.staff.owners([customer]).get(customer)
+        owners: dict[int, str | None] = dict(tx.staff.owners([customer]))
+        changes = self._owner_change(tx, owners, customer, staff, at, reason)
+        if changes:
+            tx.staff.set_owners(changes)
+            tx.meta.bump("staff")
+
+    def _owner_change(self, tx: Transaction, owners: dict[int, str | None], customer: int, staff: str | None,
+                      at: datetime, reason: str) -> list[OwnerChange]:
+        """The owner change to store (none if ``staff`` owns the customer already); updates ``owners``
+        and emits the event. The caller stores it."""
+        current = owners.get(customer)
         if current == staff:
-            return
-        tx.staff.set_owner(OwnerChange(user_id=customer, staff=staff, at=at, reason=reason))
-        tx.meta.bump("staff")
+            return []
+        owners[customer] = staff
         tx.emit(OwnerChanged(at=at, user_id=customer, from_staff=current, to_staff=staff, reason=reason))
-
-    def _owner_after_follow(self, tx: Transaction, customer: int, staff: str, at: datetime) -> None:
-        rule = self._rule(tx)
-        current = tx.staff.owners([customer]).get(customer)
-        if rule is OwnerRule.LAST_ADDER or (rule is OwnerRule.FIRST_ADDER and current is None):
-            self._set_owner(tx, customer, staff, at, f"rule:{rule}")
-
-    def _owner_after_unfollow(self, tx: Transaction, customer: int, staff: str, remaining: list[Relation],
-                              at: datetime) -> None:
-        if tx.staff.owners([customer]).get(customer) != staff:
-            return
-        heir = None if self._rule(tx) is OwnerRule.MANUAL or not remaining else remaining[0].staff
-        self._set_owner(tx, customer, heir, at, f"relation ended:{staff}")
+        return [OwnerChange(user_id=customer, staff=staff, at=at, reason=reason)]
 
     def _take_over(self, tx: Transaction, customer: int, from_: str, to: str, at: datetime, reason: str) -> None:
         """Move one relation and ownership for a completed transfer (inside ``tx``, user locked)."""

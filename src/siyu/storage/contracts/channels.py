@@ -61,6 +61,11 @@ class ChannelStore(abc.ABC):
         """Record that a callback was processed; ``False`` if it already was."""
 
     @abc.abstractmethod
+    def claim_callbacks(self, source: str, callback_ids: Sequence[str], at: datetime) -> list[bool]:
+        """:meth:`claim_callback` for many ids at once, in order: ``True`` for each one claimed
+        now (an id repeated in the list is claimed by its first occurrence)."""
+
+    @abc.abstractmethod
     def credits(self, channel: str, recipient: str, template: str) -> int: ...
 
     @abc.abstractmethod

@@ -42,8 +42,9 @@ class StaffStore(abc.ABC):
         """``user_id -> owner`` for the customers that have one."""
 
     @abc.abstractmethod
-    def set_owner(self, change: OwnerChange) -> None:
-        """Make ``change.staff`` the owner (``None``: no owner) and log the change."""
+    def set_owners(self, changes: Sequence[OwnerChange]) -> None:
+        """For each change in order: make ``change.staff`` the owner of ``change.user_id``
+        (``None``: no owner) and log the change."""
 
     @abc.abstractmethod
     def owned_by(self, staff: str) -> list[int]:

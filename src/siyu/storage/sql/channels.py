@@ -114,6 +114,23 @@ class SqlChannelStore(ChannelStore):
         ).fetchone()
         return row is not None
 
+    def claim_callbacks(self, source: str, callback_ids: Sequence[str], at: datetime) -> list[bool]:
+        unique = list(dict.fromkeys(callback_ids))
+        new: set[str] = set()
+        for start in range(0, len(unique), 300):
+            chunk = unique[start : start + 300]
+            marks = ", ".join(["(?, ?, ?)"] * len(chunk))
+            stamp = to_us(at)
+            new.update(row[0] for row in self.tx.execute(
+                f"INSERT INTO channel_callbacks (source, callback_id, processed_at) VALUES {marks} "
+                "ON CONFLICT (source, callback_id) DO NOTHING RETURNING callback_id",
+                [v for cid in chunk for v in (source, cid, stamp)]))
+        out = []
+        for cid in callback_ids:
+            out.append(cid in new)
+            new.discard(cid)  # a repeat later in the list is a duplicate
+        return out
+
     def credits(self, channel: str, recipient: str, template: str) -> int:
         row = self.tx.execute(
             "SELECT credits FROM channel_credits WHERE channel = ? AND recipient = ? AND template = ?",

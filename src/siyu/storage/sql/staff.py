@@ -116,17 +116,21 @@ class SqlStaffStore(StaffStore):
                 f"SELECT user_id, staff FROM staff_owners WHERE user_id IN ({marks})", chunk))
         return found
 
-    def set_owner(self, change: OwnerChange) -> None:
-        if change.staff is None:
-            self.tx.execute("DELETE FROM staff_owners WHERE user_id = ?", (change.user_id,))
-        else:
-            self.tx.execute(
+    def set_owners(self, changes: Sequence[OwnerChange]) -> None:
+        if not changes:
+            return
+        # The last change of each customer decides the owner; the log keeps them all, in order.
+        last = {c.user_id: c for c in changes}
+        gone = [(c.user_id,) for c in last.values() if c.staff is None]
+        kept = [(c.user_id, c.staff, to_us(c.at)) for c in last.values() if c.staff is not None]
+        if gone:
+            self.tx.executemany("DELETE FROM staff_owners WHERE user_id = ?", gone)
+        if kept:
+            self.tx.executemany(
                 "INSERT INTO staff_owners (user_id, staff, since) VALUES (?, ?, ?) ON CONFLICT (user_id) "
-                "DO UPDATE SET staff = excluded.staff, since = excluded.since",
-                (change.user_id, change.staff, to_us(change.at)),
-            )
-        self.tx.execute("INSERT INTO staff_owner_log (user_id, staff, at, reason) VALUES (?, ?, ?, ?)",
-                        (change.user_id, change.staff, to_us(change.at), change.reason))
+                "DO UPDATE SET staff = excluded.staff, since = excluded.since", kept)
+        self.tx.executemany("INSERT INTO staff_owner_log (user_id, staff, at, reason) VALUES (?, ?, ?, ?)",
+                            [(c.user_id, c.staff, to_us(c.at), c.reason) for c in changes])
 
     def owned_by(self, staff: str) -> list[int]:
         return [int(r[0]) for r in self.tx.execute(

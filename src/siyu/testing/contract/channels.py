@@ -42,6 +42,16 @@ class ChannelsContract(ContractBase):
             assert not tx.channels.claim_callback("wecom", "e1", ws.now())
             assert tx.channels.claim_callback("other", "e1", ws.now())
 
+    def test_many_callback_claims_at_once(self, ws: siyu.Workspace) -> None:
+        ids = [f"e{i}" for i in range(450)]  # more than one statement's worth
+        with ws.write() as tx:
+            assert tx.channels.claim_callback("wecom", "e7", ws.now())
+            claimed = tx.channels.claim_callbacks("wecom", [*ids, "e3", "x"], ws.now())
+        assert claimed == [i != 7 for i in range(450)] + [False, True]
+        with ws.write() as tx:
+            assert tx.channels.claim_callbacks("wecom", ["x", "y", "y"], ws.now()) == [False, True, False]
+            assert tx.channels.claim_callbacks("other", [], ws.now()) == []
+
     def test_claim_rolls_back_with_the_transaction(self, ws: siyu.Workspace) -> None:
         try:
             with ws.write() as tx:

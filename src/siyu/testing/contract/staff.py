@@ -8,7 +8,7 @@ import pytest
 
 import siyu
 from siyu.errors import NotFound, ValidationError
-from siyu.staff import OwnerRule, RelationStatus, StaffStatus, TransferStatus
+from siyu.staff import Follow, OwnerRule, RelationStatus, StaffStatus, TransferStatus
 from siyu.testing import FakeClock
 
 from .base import ContractBase
@@ -71,6 +71,33 @@ class StaffContract(ContractBase):
             ws.staff.set_owner(u, "nobody")
         with pytest.raises(ValidationError):
             ws.staff.set_owner_rule("oldest")
+
+    def test_follow_many_is_follow_one_by_one_in_one_write(self, ws: siyu.Workspace, clock: FakeClock) -> None:
+        ws.staff.set_owner_rule("last_adder")
+        u, v, w = (ws.users.add().id for _ in range(3))
+        t0 = clock()
+        late = t0 - timedelta(seconds=5)
+        ws.staff.unfollow(w, "a", by="customer", at=t0)
+        follows = [Follow(user_id=u, staff="a", remark="老客", tags=["高意向"]), Follow(user_id=v, staff="a"),
+                   Follow(user_id=u, staff="b", state="qr", at=t0 + timedelta(seconds=1)),
+                   Follow(user_id=u, staff="a", remark="复购"), Follow(user_id=w, staff="a", at=late)]
+        out = ws.staff.follow_many(follows)
+        assert [(r.user_id, r.staff, r.status, r.remark) for r in out] == [
+            (u, "a", RelationStatus.ACTIVE, "老客"), (v, "a", RelationStatus.ACTIVE, ""),
+            (u, "b", RelationStatus.ACTIVE, ""), (u, "a", RelationStatus.ACTIVE, "复购"),
+            (w, "a", RelationStatus.DELETED_BY_CUSTOMER, "")]  # the late add never revives the deletion
+        assert [(r.staff, r.remark, r.tags) for r in ws.staff.relations(u)] == [
+            ("a", "复购", ("高意向",)), ("b", "", ())]
+        assert (ws.staff.owner(u), ws.staff.owner(v), ws.staff.owner(w)) == ("b", "a", None)
+        assert [c.staff for c in ws.staff.owner_history(u)] == ["a", "b"]
+        assert ws.staff.get("b").name == "b"
+        before = ws.staff.relations(v)
+        with pytest.raises(NotFound):  # all or nothing: one unknown customer refuses the batch
+            ws.staff.follow_many([Follow(user_id=v, staff="c"), Follow(user_id=10**9, staff="c")])
+        with pytest.raises(ValidationError):
+            ws.staff.follow_many([Follow(user_id=v, staff="c", remark="x" * 21)])
+        assert ws.staff.relations(v) == before
+        assert ws.staff.members(status="active")[-1].userid == "b"  # "c" was never added
 
     def test_local_transfer_moves_relation_and_owner(self, ws: siyu.Workspace) -> None:
         u, w = ws.users.add().id, ws.users.add().id
