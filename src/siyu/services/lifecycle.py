@@ -187,7 +187,7 @@ class Lifecycle:
 
     def stages(self, user_ids: Iterable[int]) -> dict[int, str]:
         """``user_id -> stage`` for the users among ``user_ids`` that have one, in one read."""
-        ids = sorted({check_user_id(u) for u in user_ids})
+        ids = sorted({check_user_id(u) for u in check_many(user_ids, "user_ids", "[1, 2]")})
         if not ids:
             return {}
         with self._uow.read() as tx:
@@ -371,6 +371,9 @@ class Lifecycle:
     def mark_lost_many(self, reasons: Mapping[int, str]) -> int:
         """:meth:`mark_lost` for many users in one write (``user_id -> reason``); returns how
         many became lost (the others already were)."""
+        if not isinstance(reasons, Mapping):
+            raise ValidationError(
+                f"reasons must map user ids to reasons, e.g. {{7: 'unsubscribed'}}; got {reasons!r:.80}")
         why = {check_user_id(u): check_text(r, "reason", max_length=100) for u, r in reasons.items()}
         if not why:
             return 0
