@@ -230,7 +230,7 @@ class Staff:
             tx.staff.set_owners(owner_changes)
             if started or owner_changes:
                 tx.meta.bump("staff")
-            lost = [c for c, stage in self._lifecycle.stages(started).items() if stage == "lost"]
+            lost = [c for c, stage in self._lifecycle.stages(list(started)).items() if stage == "lost"]
             if lost:
                 # The loss was recorded when it was processed: the recall counts from now too.
                 now = self._uow.now()
