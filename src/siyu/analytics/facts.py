@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import threading
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import pairwise
@@ -40,6 +39,8 @@ import numpy.typing as npt
 from pyroaring import BitMap
 
 from ..errors import StorageError
+from .slots import Slots
+from .timeline import Timeline
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -136,9 +137,11 @@ class UserFacts:
         self.event_at: Column = _column(0, 0)
         self.kinds: list[str] = []
         self._kind_codes: dict[str, int] = {}
-        #: The store's activity rollup per cohort metric, once a cohort report asked:
-        #: ``(slot length, {slot: users}, sorted slots)``; dropped when a merge may have moved activity.
-        self._activity: dict[str, tuple[int, dict[int, BitMap], list[int]]] = {}
+        #: The tracked events by instant (built by the first traffic report that reads a window).
+        self.timeline = Timeline()
+        #: The store's activity rollup per cohort metric, once a cohort report asked (with unions
+        #: of its hours and days); dropped when a merge may have moved activity.
+        self._activity: dict[str, Slots] = {}
 
     # -- columns ------------------------------------------------------------------------------
     @property
@@ -219,6 +222,7 @@ class UserFacts:
         if self.has_event_rows:
             self.event_user = _column(0, -1)
             self.event_kind, self.event_at = _column(0, 0), _column(0, 0)
+            self.timeline.forget()
             self._set_event_rows(store.event_rows(None))
         self._load_invites(tx)
         self.referrals_version = tx.meta.version("referrals")
@@ -315,22 +319,16 @@ class UserFacts:
 
     def _reload_slots(self, tx: Transaction, events: set[int], orders: set[int]) -> None:
         """Re-read the rollup's slots holding these instants (the store re-derived them on write)."""
-        for metric, (slot_us, slots, _) in list(self._activity.items()):
+        for metric, held in list(self._activity.items()):
             instants = orders | events if metric == "active" else orders
-            wanted = sorted({at // slot_us for at in instants})
+            wanted = sorted({at // held.slot_us for at in instants})
             if not wanted:
                 continue
             loaded = tx.analytics.activity_slots(metric, wanted)
             if loaded is None:
                 self._activity.pop(metric)
                 continue
-            for slot in wanted:
-                users = loaded[1].get(slot)
-                if users is None:
-                    slots.pop(slot, None)
-                else:
-                    slots[slot] = users
-            self._activity[metric] = (slot_us, slots, sorted(slots))
+            held.update({slot: loaded[1].get(slot) for slot in wanted})
 
     def activity(self, tx: Transaction, bounds: Sequence[int], metric: str) -> list[BitMap] | None:
         """Users active in each bucket (as ``AnalyticsStore.activity``), from the rollup's slots
@@ -338,21 +336,18 @@ class UserFacts:
         if tx.analytics.activity_slots(metric, []) is None:
             self._activity.pop(metric, None)
             return None
-        cached = self._activity.get(metric)
-        if cached is None:
+        held = self._activity.get(metric)
+        if held is None:
             loaded = tx.analytics.activity_slots(metric, None)
             if loaded is None:
                 return None
-            cached = self._activity[metric] = (loaded[0], loaded[1], sorted(loaded[1]))
-        slot_us, slots, keys = cached
+            held = self._activity[metric] = Slots(loaded[0], loaded[1])
+        slot_us = held.slot_us
         if any(b % slot_us for b in bounds[:-1]):
             return None
         whole = bounds[-1] // slot_us  # slots before this one end by the last bound
         starts = [b // slot_us for b in bounds[:-1]] + [whole]
-        found = []
-        for lo, hi in pairwise(starts):
-            inside = keys[bisect_left(keys, lo):bisect_left(keys, max(lo, hi))]
-            found.append(BitMap.union(*(slots[k] for k in inside)) if inside else BitMap())
+        found = [held.union(lo, max(lo, hi)) for lo, hi in pairwise(starts)]
         if bounds[-1] % slot_us:
             # The slot `until` cuts: its users, checked against the raw rows by the store.
             cut = tx.analytics.activity([whole * slot_us, bounds[-1]], metric)
@@ -438,7 +433,9 @@ class UserFacts:
             known[name] = len(self.kinds)
             self.kinds.append(name)
         self.event_kind[eids] = np.array([known[k] for k in kinds], dtype=np.int64)
-        self.event_at[eids] = np.array(at, dtype=np.int64)
+        instants = np.array(at, dtype=np.int64)
+        self.timeline.stored(eids, instants, self.event_at[eids])
+        self.event_at[eids] = instants
 
     def kind_code(self, kind: str) -> int:
         """The code of an event kind in :attr:`event_kind` (``-1``: never tracked)."""

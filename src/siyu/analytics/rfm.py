@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from .._clock import to_us
 from .results import ColumnRows, Report, covering
@@ -88,18 +89,41 @@ class RfmReport(Report):
 def buyer_columns(facts: UserFacts, until_us: int) -> tuple[Column, Column, Column, Column]:
     """``(user ids, last paid_at, counted orders, net fen)`` of buyers before ``until_us``, by user id.
 
-    The per-user columns hold every counted order; when one was paid at or after
-    ``until_us`` (a report for a past moment, or orders dated ahead) the per-order
-    columns are grouped instead."""
+    The per-user columns hold every counted order. When some were paid at or after
+    ``until_us`` (a report for a past moment, or orders dated ahead), those late orders are
+    taken back out of the columns of the few users who placed them; only when most orders
+    are late are the per-order columns grouped instead."""
     if until_us > facts.max_paid():
         uids = np.flatnonzero(facts.orders > 0)
         return uids, facts.last_paid[uids], facts.orders[uids], facts.net[uids]
-    paid = facts.order_paid
-    mask = (facts.order_user >= 0) & (facts.order_counted == 1) & (paid < until_us)
-    users, paid, net = facts.order_user[mask], paid[mask], facts.order_net[mask]
+    owner, paid = facts.order_user, facts.order_paid
+    counted = (owner >= 0) & (facts.order_counted == 1)
+    late = np.flatnonzero(counted & (paid >= until_us))
+    if 4 * len(late) > len(owner):
+        return _grouped(facts, counted & (paid < until_us))
+    late_users = owner[late]
+    orders = facts.orders.copy()
+    orders -= np.bincount(late_users, minlength=len(orders))[:len(orders)]
+    net = facts.net.copy()
+    # Integer sums: np.subtract.at keeps fen exact where bincount's weights would go through floats.
+    np.subtract.at(net, late_users, facts.order_net[late])
+    # A late order may have been a user's last: their last order before `until` is re-read from their orders.
+    touched = np.zeros(len(orders), dtype=bool)
+    touched[late_users] = True
+    mine = counted & (paid < until_us)
+    mine[mine] = touched[owner[mine]]
+    last = facts.last_paid.copy()
+    last[late_users] = -1
+    np.maximum.at(last, owner[mine], paid[mine])
+    uids = np.flatnonzero(orders > 0)
+    return uids, last[uids], orders[uids], net[uids]
+
+
+def _grouped(facts: UserFacts, mask: npt.NDArray[np.bool_]) -> tuple[Column, Column, Column, Column]:
+    """The buyer columns grouped from the orders ``mask`` selects."""
+    users, paid, net = facts.order_user[mask], facts.order_paid[mask], facts.order_net[mask]
     size = int(users.max(initial=-1)) + 1
     counts = np.bincount(users, minlength=size)
-    # Integer sums: np.add.at keeps fen exact where bincount's weights would go through floats.
     nets = np.zeros(size, dtype=np.int64)
     np.add.at(nets, users, net)
     lasts = np.full(size, -1, dtype=np.int64)

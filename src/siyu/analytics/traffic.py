@@ -90,18 +90,16 @@ class PathReport(Report):
 
 
 class _Events:
-    """The events in a window (of one kind code, if given); ``ordered``: sorted by user,
-    then time, then id (what sessions need; counting does not)."""
+    """The events in a window (of one kind code, if given), read through the facts' time
+    order; ``ordered``: sorted by user, then time, then id (what sessions need; counting
+    does not)."""
 
     def __init__(self, facts: UserFacts, since: datetime, until: datetime, kind: int | None = None, *,
                  ordered: bool = True) -> None:
-        at = facts.event_at
-        mask = (at >= to_us(since)) & (at < to_us(until))
-        mask &= facts.event_user >= 0  # ids with no event (never, or no longer) hold stale values
+        ids = facts.timeline.window(facts.event_user, facts.event_at, to_us(since), to_us(until))
         if kind is not None:
-            mask &= facts.event_kind == kind
-        ids = np.flatnonzero(mask)
-        users, at = facts.event_user[ids], at[ids]
+            ids = ids[facts.event_kind[ids] == kind]
+        users, at = facts.event_user[ids], facts.event_at[ids]
         order = np.lexsort((ids, at, users)) if ordered else slice(None)
         self.user: Column = users[order]
         self.at: Column = at[order]
