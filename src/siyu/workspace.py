@@ -27,6 +27,7 @@ from .errors import StorageError, UnknownBackendError, UnknownChannelError, Vali
 from .eventlog import EventLog, codec
 from .eventlog.builtin import builtin_consumers
 from .events import Event
+from .recommendations import Recommendations
 from .segments import Segments
 from .services.commerce import Coupons, Orders, PointsRules, Products, Promotions, Tiers
 from .services.events_tracking import EventTracking
@@ -135,6 +136,7 @@ class Workspace:
         self.channels.receipts = self.campaigns
         self.analytics = Analytics(self, segments=self.segments, referrals=self.referrals,
                                    horizon=self.backend.event_horizon)
+        self.recommendations = Recommendations(self, analytics=self.analytics, tiers=self.tiers)
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
         self.staff = Staff(self, lifecycle=self.lifecycle)
         self.groups = Groups(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,12 @@ class Analytics:
             return {uid: s[index] for uid, s in memo[1].items()}
 
         return values
+
+    def facts(self, *, event_rows: bool = False) -> AbstractContextManager[tuple[Transaction, UserFacts]]:
+        """A read transaction and the shared per-user facts caught up with it (held under their
+        lock until the block ends), for read models built on the same columns, such as
+        ``ws.recommendations``. ``event_rows``: also keep the tracked events by id."""
+        return reading(self._uow, self._facts, self._horizon, event_rows=event_rows)
 
     def as_of(self) -> datetime:
         """Where reports end when no ``until`` is given: now, or on a database

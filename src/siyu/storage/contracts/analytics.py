@@ -174,6 +174,20 @@ class AnalyticsStore(abc.ABC):
         ``user_ids`` (``event_ids=None``: every event), by id."""
 
     @abc.abstractmethod
+    def order_line_items(self, order_ids: Sequence[int] | None) -> list[tuple[int, str, int]]:
+        """``(order_id, sku, units kept)`` of every line of the given orders (``None``: every
+        order), by order id; units kept are the line's quantity less its refunded quantity."""
+
+    @abc.abstractmethod
+    def event_items(self, event_ids: Sequence[int] | None, kinds: Sequence[str]) -> list[tuple[int, str]]:
+        """``(event_id, sku)`` of the given tracked events (``None``: every event) of ``kinds``
+        whose properties name a non-empty text ``sku``, by id."""
+
+    @abc.abstractmethod
+    def erased_users(self) -> list[int]:
+        """Ids of users whose personal data was erased, ascending."""
+
+    @abc.abstractmethod
     def log_changes(
         self, after: int, upto: int, types: Sequence[str], limit: int
     ) -> list[tuple[int, str, int | None, int, str]]:

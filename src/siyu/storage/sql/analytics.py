@@ -302,6 +302,27 @@ class SqlAnalyticsStore(AnalyticsStore):
             rows += self._for_users(select, "e.user_id", user_ids)
         return sorted({int(r[0]): (int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows}.values())
 
+    def order_line_items(self, order_ids: Sequence[int] | None) -> list[tuple[int, str, int]]:
+        rows = self._for_users("SELECT order_id, sku, qty - refunded_qty FROM order_lines WHERE 1 = 1", "order_id",
+                               order_ids, (), "ORDER BY order_id, line_no")
+        return [(int(o), str(s), int(q)) for o, s, q in rows]
+
+    def event_items(self, event_ids: Sequence[int] | None, kinds: Sequence[str]) -> list[tuple[int, str]]:
+        if not kinds:
+            return []
+        marks = ",".join("?" * len(kinds))
+        found = []
+        for event_id, properties in self._for_users(f"SELECT id, properties FROM user_events WHERE kind IN ({marks})",
+                                                    "id", event_ids, kinds, "ORDER BY id"):
+            # Properties are free-form JSON: only a text sku names a product.
+            sku = json.loads(properties).get("sku") if "sku" in properties else None
+            if isinstance(sku, str) and sku:
+                found.append((int(event_id), sku))
+        return found
+
+    def erased_users(self) -> list[int]:
+        return [int(u) for u, in self.tx.execute("SELECT id FROM users WHERE status = ? ORDER BY id", ["erased"])]
+
     def log_changes(
         self, after: int, upto: int, types: Sequence[str], limit: int
     ) -> list[tuple[int, str, int | None, int, str]]:

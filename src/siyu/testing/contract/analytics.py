@@ -188,3 +188,33 @@ class AnalyticsContract(ContractBase):
         report = ws.analytics.fission()
         values = dict(report.rows)
         assert values["seed_users"] == 1 and values["new_users"] == 1 and values["generation_1"] == 1
+
+    def test_analytics_recommendation_rows(self, ws: siyu.Workspace, clock: FakeClock) -> None:
+        """What ``ws.recommendations`` reads: order lines with units kept, product events, erased users."""
+        for sku in ("TEA", "CUP"):
+            ws.products.add(sku, sku, price="10", cost="2", role="profit")
+        u1, u2, u3 = (ws.users.add().id for _ in range(3))
+        first = ws.orders.record(u1, [{"sku": "TEA", "qty": 2}, {"sku": "CUP", "qty": 1}]).id
+        second = ws.orders.record(u2, [{"sku": "TEA", "qty": 1}]).id
+        ws.orders.refund(first, [{"sku": "TEA", "qty": 1}], key="r")
+        ws.events.track_many([
+            {"user_id": u1, "kind": "product_view", "properties": {"sku": "CUP"}},
+            {"user_id": u1, "kind": "product_view", "properties": {"sku": 7}},
+            {"user_id": u1, "kind": "page_view", "properties": {"sku": "TEA"}},
+            {"user_id": u2, "kind": "added_to_cart", "properties": {"sku": "TEA", "qty": 1}},
+        ])
+        with ws.read() as tx:
+            store = tx.analytics
+            assert store.order_line_items(None) == [(first, "TEA", 1), (first, "CUP", 1), (second, "TEA", 1)]
+            assert store.order_line_items([second]) == [(second, "TEA", 1)]
+            items = store.event_items(None, ["added_to_cart", "product_view"])
+            assert [sku for _, sku in items] == ["CUP", "TEA"]
+            assert store.event_items([items[1][0]], ["added_to_cart"]) == [items[1]]
+            assert store.event_items(None, []) == []
+            assert store.erased_users() == []
+        assert [r.sku for r in ws.recommendations.similar("TEA")] == ["CUP"]
+        ws.privacy.erase(u3)
+        ws.privacy.erase(u1)
+        with ws.read() as tx:
+            assert tx.analytics.erased_users() == [u1, u3]
+        assert ws.recommendations.similar("TEA") == []
