@@ -139,6 +139,34 @@ def test_16_delta_applied_when_versions_match(ws: siyu.Workspace, group: str, fa
     assert {"wmE", "wmF"} <= {m.member_id for m in ws.groups.members(group)}
 
 
+def test_a_re_read_waits_for_wecom_outside_the_write(ws: siyu.Workspace, group: str, fake: FakeWeComGroups,
+                                                     wecom, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    handler = ws.wecom.callbacks(inline=True)
+    seen: list[bool] = []
+    real = GroupApi.get
+
+    def get(self: GroupApi, chat_id: str) -> dict[str, object]:
+        seen.append(ws.in_transaction())
+        return real(self, chat_id)
+
+    monkeypatch.setattr(GroupApi, "get", get)
+    fake.join(group, ["wmE"])
+    now = fake.join(group, ["wmF"])  # versions disagree: a re-read
+    assert handler.process(chat_event(group, "update", at=1_795_334_465, UpdateDetail="add_member",
+                                      items=["wmF"], LastMemVer="v-other", CurMemVer=now)).endswith("re-read")
+    assert seen == [False]
+    fake.join(group, ["wmG"])
+    fake.fail("groupchat/get", 60011, times=1)
+    out = handler.process(chat_event(group, "update", at=1_795_334_470, UpdateDetail="add_member",
+                                     items=["wmG"], LastMemVer="v-other", CurMemVer="v9"))
+    assert "re-read failed" in out
+    assert "wmG" not in {m.member_id for m in ws.groups.members(group)}
+    out = handler.process(chat_event(group, "update", at=1_795_334_471, UpdateDetail="del_member",
+                                     items=["wmE"], LastMemVer="v9", CurMemVer="v10"))
+    assert out.endswith("re-read")  # the stored version still disagreed: the next event heals the group
+    assert "wmG" in {m.member_id for m in ws.groups.members(group) if m.active}
+
+
 def test_17_scene_enums_are_separate_and_quits_are_recorded(ws: siyu.Workspace, group: str,
                                                             fake: FakeWeComGroups, wecom) -> None:  # type: ignore[no-untyped-def]
     assert (EventJoinScene.INVITED, EventJoinScene.QR_CODE) == (0, 3)

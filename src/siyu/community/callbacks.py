@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..errors import ChannelError
 from .wecom import GroupApi, GroupSync
 
 if TYPE_CHECKING:
@@ -27,8 +28,20 @@ def chat_event_key(fields: Mapping[str, str]) -> str:
 
 
 def apply_chat_event(groups: Groups, client: WeComClient, fields: Mapping[str, str]) -> str:
-    """Apply one decrypted ``change_external_chat`` event once; returns what was done."""
+    """Apply one decrypted ``change_external_chat`` event once; returns what was done.
+
+    The claim and the event's own changes commit together; a re-read of the group
+    (``groupchat/get``) comes after that write, so no database lock is held while WeCom
+    answers. If the re-read fails the stored member version still disagrees with WeCom's,
+    so the group's next member event re-reads it (as does the next sync)."""
+    sync = GroupSync(groups, GroupApi(client))
     with groups.writing():
         if not groups.claim_event(chat_event_key(fields)):
             return "duplicate"
-        return GroupSync(groups, GroupApi(client)).apply_event(fields)
+        outcome, stale = sync.record_event(fields)
+    if stale is None:
+        return outcome
+    try:
+        return sync.reread(stale)
+    except ChannelError as exc:
+        return f"{outcome}; re-read failed ({exc}), left for the next event or sync"

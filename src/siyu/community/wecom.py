@@ -251,10 +251,18 @@ class GroupSync:
         return count
 
     def apply_event(self, fields: Mapping[str, str]) -> str:
-        """One ``change_external_chat`` event (decrypted fields); returns what was done."""
+        """One ``change_external_chat`` event (decrypted fields); returns what was done.
+        Call it outside a write: a re-read asks WeCom, and siyu never holds the database
+        while it waits for WeCom."""
+        outcome, stale = self.record_event(fields)
+        return outcome if stale is None else self.reread(stale)
+
+    def record_event(self, fields: Mapping[str, str]) -> tuple[str, str | None]:
+        """The local part of :meth:`apply_event`: the outcome, and the chat to re-read with
+        :meth:`reread` once the write is over (``None``: the event sufficed)."""
         chat_id = fields.get("ChatId", "")
         if not chat_id:
-            return "ignored: no ChatId"
+            return "ignored: no ChatId", None
         change, detail = fields.get("ChangeType", ""), fields.get("UpdateDetail", "")
         members = [m for m in (fields.get("MemChangeList") or "").split(",") if m.strip()]
         created = _int(fields.get("CreateTime"))
@@ -263,8 +271,10 @@ class GroupSync:
             join_scene=_int(fields.get("JoinScene")), quit_scene=_int(fields.get("QuitScene")),
             last_version=fields.get("LastMemVer", ""), current_version=fields.get("CurMemVer", ""),
             at=datetime.fromtimestamp(created, UTC) if created else None)
-        if not reread:
-            return f"group {chat_id}: {change} {detail}".rstrip()
+        return f"group {chat_id}: {change} {detail}".rstrip(), chat_id if reread else None
+
+    def reread(self, chat_id: str) -> str:
+        """Read one group from WeCom (``groupchat/get``) and store it as the whole truth."""
         self.store.save_detail(self.api.get(chat_id))
         return f"group {chat_id}: re-read"
 
