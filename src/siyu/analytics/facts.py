@@ -31,7 +31,8 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import pairwise
+from itertools import chain, pairwise
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -203,12 +204,10 @@ class UserFacts:
         self.labels = {f: [] for f in ATTRIBUTION}
         self._codes = {f: {} for f in ATTRIBUTION}
         if users:
-            ids, created, merged, *fields = zip(*users, strict=True)
-            uids, alive = np.array(ids, dtype=np.int64), ~np.array(merged, dtype=bool)
-            self.created[uids] = np.where(alive, np.array(created, dtype=np.int64), NEVER)
-            for field, values in zip(ATTRIBUTION, fields, strict=True):
-                codes = np.array([self._code(field, v) for v in values], dtype=np.int64)
-                self.attribution[field][uids] = codes
+            uids, created, merged = _ints(users, 0, 1, 2)
+            self.created[uids] = np.where(merged == 0, created, NEVER)
+            for index, field in enumerate(ATTRIBUTION, start=3):
+                self.attribution[field][uids] = self._codes_of(field, list(map(itemgetter(index), users)))
         self.linked = self._scatter(store.first_links("wecom_external_userid", None), NEVER)
         kinds = {"added_wecom", *self.events}
         self.events = {kind: self._scatter(store.first_events(kind, None), NEVER) for kind in kinds}
@@ -380,7 +379,7 @@ class UserFacts:
     def _scatter(self, pairs: Sequence[tuple[int, int]], fill: int) -> Column:
         column = _column(self.size, fill)
         if pairs:
-            ids, values = (np.array(c, dtype=np.int64) for c in zip(*pairs, strict=True))
+            ids, values = _ints(pairs, 0, 1)
             self._grow(int(ids.max()) + 1)
             column = _extend(column, self.size, fill)
             column[ids] = values
@@ -394,46 +393,51 @@ class UserFacts:
             self.labels[field].append(value)
         return code
 
+    def _codes_of(self, field: str, values: list[str | None]) -> Column:
+        """:meth:`_code` of each value, without a Python call per value (a million users)."""
+        for value in dict.fromkeys(values):  # new values get codes in the order they are met
+            self._code(field, value)
+        return np.fromiter(map(self._codes[field].__getitem__, values), dtype=np.int64, count=len(values))
+
     def _set_order_rows(self, rows: Sequence[tuple[int, int, int, int, bool, str | None]]) -> None:
         """Store orders by id (rows as :meth:`~siyu.storage.contracts.analytics.AnalyticsStore.order_rows`)."""
         if not rows:
             return
-        ids, users, paid, net, counted, channels = zip(*rows, strict=True)
-        oids = np.array(ids, dtype=np.int64)
+        oids, users, paid, net, counted = _ints(rows, 0, 1, 2, 3, 4)
+        channels = list(map(itemgetter(5), rows))
         size = int(oids.max()) + 1
         if size > len(self.order_user):
             self.order_user = _extend(self.order_user, size, -1)
             for name in ("order_paid", "order_net", "order_counted", "order_channel"):
                 setattr(self, name, _extend(getattr(self, name), size, 0))
-        self.order_user[oids] = np.array(users, dtype=np.int64)
-        self.order_paid[oids] = np.array(paid, dtype=np.int64)
-        self.order_net[oids] = np.array(net, dtype=np.int64)
-        self.order_counted[oids] = np.array(counted, dtype=np.int64)
+        self.order_user[oids] = users
+        self.order_paid[oids] = paid
+        self.order_net[oids] = net
+        self.order_counted[oids] = counted
         known = self._channel_codes
         for name in set(channels) - known.keys():
             known[name] = len(self.channels)
             self.channels.append(name)
-        self.order_channel[oids] = np.array([known[c] for c in channels], dtype=np.int64)
+        self.order_channel[oids] = np.fromiter(map(known.__getitem__, channels), dtype=np.int64, count=len(rows))
 
     def _set_event_rows(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
         """Store tracked events by id (rows as ``AnalyticsStore.event_rows``)."""
         if not rows:
             return
-        ids, users, kinds, at = zip(*rows, strict=True)
-        eids = np.array(ids, dtype=np.int64)
+        eids, users, instants = _ints(rows, 0, 1, 3)
+        kinds = list(map(itemgetter(2), rows))
         size = int(eids.max()) + 1
         if size > len(self.event_user):
             # Room to grow: events arrive by the thousand, and each extension copies the columns.
             size = max(size, len(self.event_user) * 5 // 4)
             self.event_user = _extend(self.event_user, size, -1)
             self.event_kind, self.event_at = _extend(self.event_kind, size, 0), _extend(self.event_at, size, 0)
-        self.event_user[eids] = np.array(users, dtype=np.int64)
+        self.event_user[eids] = users
         known = self._kind_codes
         for name in set(kinds) - known.keys():
             known[name] = len(self.kinds)
             self.kinds.append(name)
-        self.event_kind[eids] = np.array([known[k] for k in kinds], dtype=np.int64)
-        instants = np.array(at, dtype=np.int64)
+        self.event_kind[eids] = np.fromiter(map(known.__getitem__, kinds), dtype=np.int64, count=len(rows))
         self.timeline.stored(eids, instants, self.event_at[eids])
         self.event_at[eids] = instants
 
@@ -445,7 +449,7 @@ class UserFacts:
         """Fold counted orders (by user, then ``paid_at``) into the order columns of their users."""
         if not rows:
             return
-        users, paid, net = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+        users, paid, net = _ints(rows, 0, 1, 2)
         self._grow(int(users.max()) + 1)
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
         ends = np.r_[starts[1:], len(users)]
@@ -490,6 +494,15 @@ def _reset(column: Column, users: list[int], pairs: Sequence[tuple[int, int]]) -
     column[np.array(users, dtype=np.int64)] = NEVER
     for uid, at in pairs:
         column[uid] = at
+
+
+def _ints(rows: Sequence[Sequence[Any]], *columns: int) -> Column:
+    """Integer ``columns`` of ``rows`` as one array per column (unpack it), read without a
+    Python call per value: a million rows from the database in a fraction of a second."""
+    pick = itemgetter(*columns)
+    flat = np.fromiter(chain.from_iterable(map(pick, rows)), dtype=np.int64, count=len(rows) * len(columns))
+    found: Column = flat.reshape(len(rows), len(columns)).T
+    return found
 
 
 def _column(size: int, fill: int) -> Column:

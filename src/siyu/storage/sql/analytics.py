@@ -256,6 +256,9 @@ class SqlAnalyticsStore(AnalyticsStore):
         rows = self._for_users(
             "SELECT id, created_at, status = ?, source, source_campaign, source_state FROM users WHERE 1 = 1", "id",
             user_ids, ["merged"], "ORDER BY id")
+        if user_ids is None:
+            # Every user, as fetched (the merged flag may be 0/1): a million rows with no conversion per row.
+            return rows
         return [(int(u), int(c), bool(m), s, sc, ss) for u, c, m, s, sc, ss in rows]
 
     def order_rows(
