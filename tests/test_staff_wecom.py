@@ -291,6 +291,30 @@ def test_11_transfer_fail_event_is_reconciled_through_transfer_result(
     assert handler.process(other).endswith("no pending transfer")
 
 
+def test_11c_transfer_result_is_read_outside_the_write(ws: siyu.Workspace, shop: dict[str, int],
+                                                       fake: FakeWeComScrm, wecom, clock: FakeClock,  # type: ignore[no-untyped-def]
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ws.staff.transfer([shop["e1"], shop["e2"]], from_="a", to="c")
+    fake.refuse("e1")
+    clock.advance(hours=25)
+    seen: list[bool] = []
+    real = StaffApi.transfer_result
+
+    def transfer_result(self: StaffApi, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(ws.in_transaction())
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StaffApi, "transfer_result", transfer_result)
+    done = ws.wecom.process_many([event("transfer_fail", "c", "e1", FailReason="customer_refused"),
+                                  event("transfer_fail", "c", "e1", FailReason="customer_refused")])
+    assert done[0].endswith("refused") and done[1] == "duplicate"
+    assert seen and not any(seen)
+    fake.fail("externalcontact/transfer_result", 60011, times=1)
+    out = ws.wecom.process(event("transfer_fail", "c", "e2", at=1_700_000_100, FailReason="customer_refused"))
+    assert out.endswith("poll() reads it")
+    assert [t.status for t in ws.staff.transfers.of(shop["e2"])] == [TransferStatus.PENDING]
+
+
 def test_11b_resigned_inheritance_and_its_refusal(ws: siyu.Workspace, shop: dict[str, int], fake: FakeWeComScrm,
                                                   clock: FakeClock) -> None:
     fake.resign_member("a")

@@ -256,9 +256,8 @@ class WeComContacts:
         if not event.external_userid:
             return "ignored: no ExternalUserID"
         with self._uow.write() as tx:
-            outcome, greeting = self._contact_event(tx, event, welcome)
-        if greeting is not None:
-            outcome += "; " + self._send_welcome(event, *greeting)
+            outcome, after = self._contact_event(tx, event, welcome)
+        return outcome if after is None else after(outcome)
         return outcome
 
     def process_many(
@@ -286,7 +285,7 @@ class WeComContacts:
 
     def _process_run(self, events: Sequence[ContactEvent], run: list[int], outcomes: list[str],
                      welcome: str | Callable[[ContactEvent], str | None] | None) -> None:
-        greetings: list[tuple[int, tuple[str, str]]] = []
+        afterwards: list[tuple[int, Callable[[str], str]]] = []
         if run:
             with self._uow.write() as tx:
                 for is_deletion, part in groupby(run, key=lambda i: _is_deletion(events[i])):
@@ -301,15 +300,15 @@ class WeComContacts:
                     for index in indexes:
                         try:
                             with tx.savepoint():
-                                outcomes[index], greeting = self._contact_event(tx, events[index], welcome)
+                                outcomes[index], after = self._contact_event(tx, events[index], welcome)
                         except SiyuError as exc:
                             log.warning("WeCom event %s failed: %s", events[index].dedupe_id, exc)
                             outcomes[index] = f"error: {exc}"
                             continue
-                        if greeting is not None:
-                            greetings.append((index, greeting))
-        for index, greeting in greetings:
-            outcomes[index] += "; " + self._send_welcome(events[index], *greeting)
+                        if after is not None:
+                            afterwards.append((index, after))
+        for index, after in afterwards:
+            outcomes[index] = after(outcomes[index])
         run.clear()
 
     def _deletions(self, tx: Transaction, events: list[ContactEvent], indexes: list[int],
@@ -334,17 +333,24 @@ class WeComContacts:
 
     def _contact_event(
         self, tx: Transaction, event: ContactEvent, welcome: str | Callable[[ContactEvent], str | None] | None
-    ) -> tuple[str, tuple[str, str] | None]:
-        """One ``change_external_contact`` event inside ``tx``: the outcome, and the welcome
-        to send once the write commits (code, text), if any."""
+    ) -> tuple[str, Callable[[str], str] | None]:
+        """One ``change_external_contact`` event inside ``tx``: the outcome, and what to do
+        once the write commits (send the welcome, read a failed transfer's result: calls to
+        WeCom, never made while the write holds the database), which gives the final outcome."""
         if not tx.channels.claim_callback(CHANNEL, event.dedupe_id, self._uow.now()):
             return "duplicate", None
         if event.change_type in _ADDED:
             outcome, text = self._added(event)
             if event.change_type != "edit_external_contact":
-                return outcome, (event.welcome_code, text or _text(welcome, event) or "")
+                code, greeting = event.welcome_code, text or _text(welcome, event) or ""
+                return outcome, lambda done: done + "; " + self._send_welcome(event, code, greeting)
             return outcome, None
-        if event.change_type in ("del_follow_user", "del_external_contact", "transfer_fail"):
+        if event.change_type == "transfer_fail":
+            user = self._users.find(wecom_external_userid=event.external_userid)
+            if user is None:
+                return "ignored: unknown customer", None
+            return "transfer failed", lambda _: self._transfer_failed(user.id, event)
+        if event.change_type in ("del_follow_user", "del_external_contact"):
             return self._deleted(event), None
         return f"ignored change {event.change_type}", None
 
@@ -370,14 +376,10 @@ class WeComContacts:
         return outcome, (way or {}).get("welcome")
 
     def _deleted(self, event: ContactEvent) -> str:
-        """A relation ended (by the customer, the member or a transfer) or a transfer failed."""
+        """A relation ended (by the customer, the member or a transfer)."""
         user = self._users.find(wecom_external_userid=event.external_userid)
         if user is None:
             return "ignored: unknown customer"
-        if event.change_type == "transfer_fail":
-            done = self._staff.transfers.failed(user.id, event.user_id, event.fields.get("FailReason", ""))
-            return f"transfer of user {user.id} to {event.user_id}: " + (
-                ", ".join(str(t.status) for t in done) or "no pending transfer")
         if not event.user_id:
             return "ignored: no UserID"
         outcome = apply_unfollow(self._staff, user.id, event.user_id, event.change_type, event.fields,
@@ -385,6 +387,15 @@ class WeComContacts:
         if event.change_type == "del_external_contact" and event.fields.get("Source") != "DELETE_BY_TRANSFER":
             self._tags.apply(user.id, "wecom/deleted_by_member", by=f"wecom:{event.user_id}")
         return outcome
+
+    def _transfer_failed(self, user_id: int, event: ContactEvent) -> str:
+        """``transfer_fail``: reconcile the pending transfer (re-reading ``transfer_result``)."""
+        try:
+            done = self._staff.transfers.failed(user_id, event.user_id, event.fields.get("FailReason", ""))
+        except ChannelError as exc:
+            return f"transfer of user {user_id} to {event.user_id}: result not read ({exc}); poll() reads it"
+        return f"transfer of user {user_id} to {event.user_id}: " + (
+            ", ".join(str(t.status) for t in done) or "no pending transfer")
 
     def _send_welcome(self, event: ContactEvent, code: str, text: str) -> str:
         if not code:
