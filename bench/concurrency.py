@@ -13,7 +13,11 @@ raw ``sqlite3`` loop doing the same), for reference.
 Goals on PostgreSQL: siyu >= 0.5x the loop at every N; N=8 >= 2x N=1; batched
 earn >= 0.5x COPY.
 
-    .venv/bin/python bench/concurrency.py [--db sqlite:///x.db] [--pg URL] [--seconds 5] [--scale 1]
+With ``--delivery worker`` the writing processes only append their events
+(``siyu worker`` delivers them; it does not run during the measurement): the
+write path alone, as in a deployment of web processes and workers.
+
+    .venv/bin/python bench/concurrency.py [--pg URL] [--seconds 5] [--scale 1] [--delivery inline|worker]
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def extra_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg", default=os.environ.get("SIYU_TEST_POSTGRES_URL"), help="PostgreSQL URL")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per run (default 5 x scale)")
     parser.add_argument("--batch", type=int, default=2000, help="rows per earn_many / COPY")
+    parser.add_argument("--delivery", choices=("inline", "worker"), default="inline",
+                        help="event delivery of the writing processes: inline (the default) or left to a worker")
 
 
 def goal(met: bool, text: str) -> str:
@@ -61,7 +67,7 @@ def goal(met: bool, text: str) -> str:
 
 # -- one process of a run --------------------------------------------------------------------------------
 def _siyu_worker(url: str, op: str, users: list[int], seconds: float, barrier: Any, out: Any) -> None:
-    with siyu.connect(url, clock=FakeClock(START)) as ws:
+    with siyu.connect(url, clock=FakeClock(START), delivery=os.environ["SIYU_BENCH_DELIVERY"]) as ws:
         n, tag = 0, uuid.uuid4().hex[:8]
         barrier.wait()
         end = time.perf_counter() + seconds
@@ -273,6 +279,8 @@ def bench_batched(pg: str, tmp: Path, rows_total: int, batch: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(__doc__ or "", argv, extra_args)
+    os.environ["SIYU_BENCH_DELIVERY"] = args.delivery  # read by the spawned workers
+    print(f"event delivery: {args.delivery}")
     seconds = args.seconds if args.seconds is not None else max(0.3, 5 * args.scale)
     counts = (1, 2, 4, 8) if args.scale >= 0.1 else (1, 2)
     with temp_dir() as tmp:

@@ -79,6 +79,8 @@ class Round:
         self.delivered = 0
         #: True when events remain below the horizon (the batch limit cut the round short).
         self.more = False
+        #: True when this round held at least one durable consumer (others may have skipped it).
+        self.claimed = False
 
     def run(self, consumers: Sequence[Consumer], horizon: int, known: Sequence[Item] | None,
             skip_locked: bool) -> None:
@@ -87,6 +89,7 @@ class Round:
         with ws.write() as tx:
             durable = [c.name for c in consumers if c.durable]
             rows = {r.name: r for r in tx.event_log.claim(durable, skip_locked=skip_locked)}
+            self.claimed = bool(rows)
             positions: dict[str, int] = {}
             for c in consumers:
                 if c.durable:

@@ -146,7 +146,10 @@ class EventLog:
             # consumers' checkpoints move past them with their next delivery.
             return
         try:
-            self._deliver(items, skip_locked=False)
+            # Consumers another process is delivering to right now are skipped, not waited for
+            # (their checkpoint rows would make every writer queue); that process settles:
+            # it looks for events that arrived meanwhile before it lets go (see _deliver).
+            self._deliver(items, skip_locked=True, settle=True)
         except Exception as exc:  # the write committed: report, never fail the caller's call
             log.error("delivering events after a commit failed; the next write or `siyu worker` retries: %r", exc)
 
@@ -182,7 +185,12 @@ class EventLog:
         ``skip_locked=True``, so that several workers never handle one consumer at once."""
         return self._deliver(None, skip_locked=skip_locked)
 
-    def _deliver(self, known: list[Item] | None, *, skip_locked: bool) -> int:
+    def _deliver(self, known: list[Item] | None, *, skip_locked: bool, settle: bool = False) -> int:
+        """Delivery rounds until nothing is left below the horizon. With ``settle``, a round
+        that emptied its work checks the horizon again and goes on if it moved: a writer that
+        committed meanwhile skipped the consumers this process held, and its events are
+        above the horizon this round read (its commit came before our check, so the check
+        sees them)."""
         if getattr(self._local, "delivering", False):
             return 0
         self._local.delivering = True
@@ -202,7 +210,7 @@ class EventLog:
                 total += step.delivered
                 failed.update(step.failed)
                 known = self._local.appended or None
-                if not step.more and known is None:
+                if not step.more and known is None and not (settle and step.claimed and self._horizon() > horizon):
                     break
             else:
                 if known:  # not a long backlog (that just continues) but consumers answering each other

@@ -173,6 +173,10 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+#: Rows from which a plain bulk INSERT goes through COPY instead (measured: below, the
+#: pipelined INSERTs are as fast and keep the server's per-statement checks).
+COPY_FROM = 20
+_PLAIN_INSERT = re.compile(r"^INSERT INTO (\w+) \(([\w, ]+)\) VALUES \((?:%s, )*%s\)$")
 #: Advisory locks per serialization space (see ``PostgresDialect.serialize``).
 STRIPES = 256
 
@@ -417,6 +421,14 @@ class PostgresBackend(SqlBackend):
         batch = rows if isinstance(rows, list) else list(rows)
         if len(batch) == 1:  # a pipeline costs more round trips than it saves for one row
             conn.execute(statement, tuple(batch[0]))
+            return
+        plain = _PLAIN_INSERT.match(statement) if len(batch) >= COPY_FROM else None
+        if plain is not None:
+            # A bulk insert of bound values only: COPY streams the rows in one statement
+            # instead of one INSERT each (bulk earns, imports, tracked events, orders).
+            with conn.cursor() as cur, cur.copy(f"COPY {plain.group(1)} ({plain.group(2)}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
             return
         # psycopg pipelines executemany: one network round trip per batch, not per row.
         with conn.cursor() as cur:
