@@ -457,3 +457,56 @@ def test_in_flight_calls_per_api_are_capped() -> None:
     for thread in threads:
         thread.join()
     assert state["max"] == 2
+
+
+def test_29_the_fake_answers_45033_above_five_calls_in_flight(fake: FakeWeCom) -> None:
+    import threading
+
+    import httpx
+
+    token = WeComClient(fake.corp_id, "s3cret", base_url=fake.url).access_token()
+    gate = fake.hold("externalcontact/get_corp_tag_list")
+    codes: list[int] = []
+
+    def raw() -> None:
+        reply = httpx.post(f"{fake.url}/cgi-bin/externalcontact/get_corp_tag_list?access_token={token}", json={},
+                           timeout=30)
+        codes.append(reply.json()["errcode"])
+
+    threads = [threading.Thread(target=raw) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    assert fake.wait_in_flight("externalcontact/get_corp_tag_list", 5)
+    raw()  # the sixth, while five wait
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [0] * 5 + [45033]
+
+
+def test_29_the_client_keeps_five_calls_in_flight_per_api(fake: FakeWeCom) -> None:
+    import threading
+
+    client = WeComClient(fake.corp_id, "s3cret", base_url=fake.url, sleep=lambda s: None)
+    client.access_token()
+    path = "externalcontact/get_corp_tag_list"
+    gate = fake.hold(path)
+    errors: list[Exception] = []
+
+    def call() -> None:
+        try:
+            client.get_corp_tag_list()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    assert fake.wait_in_flight(path, 5)
+    # Seven more callers are waiting; none of them may reach WeCom while five are in flight.
+    assert not fake.wait_in_flight(path, 6, timeout=0.3)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and fake.peak[path] == 5
+    assert len(fake.calls("get_corp_tag_list")) == 12  # no call was answered 45033 and retried

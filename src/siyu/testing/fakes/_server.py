@@ -123,8 +123,15 @@ class FakeHttpServer:
                 elif fault is not None and fault.json is not None:
                     status, headers, payload = 200, {"Content-Type": "application/json"}, _dump(fault.json)
                 else:
-                    with fake._lock:
-                        status, headers, payload = fake.respond(request)
+                    early = fake.admit(request)  # outside the lock, so calls can be in flight together
+                    try:
+                        if early is not None:
+                            status, headers, payload = early
+                        else:
+                            with fake._lock:
+                                status, headers, payload = fake.respond(request)
+                    finally:
+                        fake.release(request)
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -182,6 +189,14 @@ class FakeHttpServer:
             return [r for r in self.requests if r.path.endswith(path_suffix)]
 
     # -- subclass API ---------------------------------------------------------------------
+    def admit(self, request: Request) -> Response | None:
+        """Called before :meth:`respond`, outside the server's lock (calls may overlap here):
+        an answer to give instead (a concurrency cap), or ``None`` to go on."""
+        return None
+
+    def release(self, request: Request) -> None:
+        """Called once the request admitted by :meth:`admit` has its answer."""
+
     def respond(self, request: Request) -> Response:
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import defaultdict, deque
 from typing import Any
 
@@ -52,6 +53,25 @@ class FakeWeCom(FakeHttpServer):
         self.used_welcome_codes: set[str] = set()
         self.welcome_codes: dict[str, float] = {}  # code -> when its event happened
         self.contact_ways: dict[str, dict[str, Any]] = {}
+        #: WeCom's per-API cap on calls in flight: one more is answered 45033.
+        self.max_concurrent = 5
+        #: The most calls seen in flight at once, per API path.
+        self.peak: dict[str, int] = defaultdict(int)
+        self._in_flight: dict[str, int] = defaultdict(int)
+        self._flight = threading.Condition()
+        self._gates: dict[str, threading.Event] = {}
+
+    # -- concurrency -----------------------------------------------------------------------
+    def hold(self, path: str) -> threading.Event:
+        """Keep calls to ``path`` (after the 45033 check) waiting until the returned event is set,
+        so a test can have many of them in flight at once."""
+        gate = self._gates[path] = threading.Event()
+        return gate
+
+    def wait_in_flight(self, path: str, count: int, timeout: float = 5.0) -> bool:
+        """Wait until at least ``count`` calls to ``path`` are in flight; ``False`` on timeout."""
+        with self._flight:
+            return self._flight.wait_for(lambda: self._in_flight[path] >= count, timeout)
 
     # -- scripting ------------------------------------------------------------------------
     def fail(self, path: str, errcode: int, *, times: int = 1) -> None:
@@ -119,6 +139,28 @@ class FakeWeCom(FakeHttpServer):
             return json_response({"errcode": 40014, "errmsg": "invalid access_token"})
         if scripted is not None:
             return json_response({"errcode": scripted, "errmsg": f"scripted {scripted}"})
+        return self._answer(path, request)
+
+    def admit(self, request: Request) -> Response | None:
+        path = request.path.removeprefix("/cgi-bin/")
+        with self._flight:
+            self._in_flight[path] += 1
+            self.peak[path] = max(self.peak[path], self._in_flight[path])
+            over = self._in_flight[path] > self.max_concurrent
+            self._flight.notify_all()
+        if over:
+            return json_response({"errcode": 45033, "errmsg": "api concurrent out of limit"})
+        gate = self._gates.get(path)
+        if gate is not None:
+            gate.wait(timeout=30)
+        return None
+
+    def release(self, request: Request) -> None:
+        with self._flight:
+            self._in_flight[request.path.removeprefix("/cgi-bin/")] -= 1
+            self._flight.notify_all()
+
+    def _answer(self, path: str, request: Request) -> Response:
         if b"\\u" in request.body:
             return json_response({"errcode": 40033, "errmsg": "invalid charset, \\uxxxx escapes"})
         body = request.json() if request.body else {}
