@@ -91,15 +91,24 @@ def test_service_calls_are_spans_with_service_operation_and_outcome(ws: siyu.Wor
     assert otel.total("siyu.operation.duration", **{"siyu.operation": "spend", "siyu.outcome": "error"}) == 1
 
 
-def test_a_call_another_service_makes_is_a_child_span(ws: siyu.Workspace, otel: Readings) -> None:
+def test_one_span_per_call_of_the_caller_with_sends_as_children(ws: siyu.Workspace, otel: Readings) -> None:
     uid = person(ws)
-    ws.referrals.tasks.create  # noqa: B018 - a nested service is instrumented under its own path
-    assert hasattr(ws.referrals.tasks.create, "__wrapped__")
-    ws.points_rules.award("signin", uid, key="day1")
-    (award,) = otel.named("points_rules.award")
-    children = [s for s in otel.finished() if s.parent is not None and s.parent.span_id == award.context.span_id]
-    assert children, "the award's own reads and writes are child spans"
-    assert all(s.context.trace_id == award.context.trace_id for s in children)
+    ws.users.consent(uid, purpose="marketing", channel="recording")
+    ws.channels.install(RecordingChannel())
+    assert hasattr(ws.referrals.tasks.create, "__wrapped__")  # a nested service, under its own path
+    ws.points_rules.award("signin", uid, key="day1")  # calls points and tiers inside
+    otel.spans.clear()
+    tracer = otel.tracer_provider.get_tracer("shop")
+    with tracer.start_as_current_span("POST /campaigns") as request:
+        c = ws.campaigns.create("c", audience=[uid], channel="recording", template="hi")
+        ws.campaigns.send(c.id)
+    names = [s.name for s in otel.finished()]
+    assert names.count("campaigns.send") == 1 and "channel.send" in names
+    (send,) = otel.named("campaigns.send")
+    (channel,) = otel.named("channel.send")
+    assert send.parent is not None and send.parent.span_id == request.get_span_context().span_id
+    assert channel.parent is not None and channel.parent.span_id == send.context.span_id
+    assert set(names) == {"campaigns.create", "campaigns.send", "channel.send", "POST /campaigns"}
 
 
 def test_channel_sends_are_spans_and_counted_by_channel_and_reason(ws: siyu.Workspace, otel: Readings) -> None:

@@ -15,9 +15,10 @@ Without the plugin nothing is wrapped and OpenTelemetry is never imported.
 What it records:
 
 Spans
-    one per public service call (``points.earn``, ``orders.record``,
-    ``referrals.tasks.create`` ...; a call another service makes is a child
-    span) and one per channel send (``channel.send``). Attributes:
+    one per public service call your code makes (``points.earn``,
+    ``orders.record``, ``referrals.tasks.create`` ...; the calls siyu makes
+    inside it are part of it) and one per channel send (``channel.send``, a
+    child of the call that sent). Attributes:
     ``siyu.service``, ``siyu.operation``, ``siyu.channel``, ``siyu.messages``
     (a count), ``siyu.outcome`` (``ok`` / ``error``; for sends ``sent``,
     ``partial``, ``failed``) and ``error.type`` (the exception class). Never
@@ -28,8 +29,8 @@ Metrics
     ``siyu.messages.sent`` and ``siyu.messages.failed`` (by channel; failed
     also by ``status`` and ``reason``, the provider's or siyu's code, e.g.
     ``timeout_unknown``); ``siyu.points.issued`` and ``siyu.points.spent``
-    (points, counted by the process that delivers events: the app with inline
-    delivery, ``siyu worker`` with worker delivery);
+    (points, counted by the process whose write committed them, whatever the
+    delivery mode);
     ``siyu.campaign.deliveries`` (by campaign id and outcome: sent, failed,
     skipped, deferred, unknown, from each send, resume, roll-out and
     run-due); ``siyu.event_log.lag`` and ``siyu.event_log.parked`` (gauges by
@@ -43,6 +44,7 @@ Logs
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import time
@@ -52,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PluginError
 from .events import PointsEarned, PointsSpent
-from .hookspecs import hookimpl, observes
+from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .channels.base import DeliveryResult, Message
@@ -70,6 +72,8 @@ _NOT_OPERATIONS = frozenset({"merge", "unmerge", "event_log.handlers", "event_lo
 #: Seconds: service calls take milliseconds, a slow one a few seconds.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _INSTRUMENTED = "_siyu_otel_instrumented"
+#: Whether this thread (or task) is inside a traced siyu call already.
+_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("siyu_otel_inside", default=False)
 
 
 def _otel() -> Any:
@@ -89,10 +93,6 @@ class Telemetry:
     create one per :func:`siyu.connect`.
     """
 
-    #: The event-log consumer that counts points: in this process only, from connect() on.
-    siyu_consumer = "siyu.otel"
-    siyu_durable = False
-
     def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None, services: bool = True) -> None:
         trace, metrics = _otel()
         from . import __version__
@@ -103,7 +103,6 @@ class Telemetry:
         self._error = trace.StatusCode.ERROR
         self._services = services
         self._workspace: weakref.ref[Workspace] | None = None
-        self.siyu_start: int | None = None
         self._duration = meter.create_histogram(
             "siyu.operation.duration", unit="s", description="Duration of public siyu service calls",
             explicit_bucket_boundaries_advisory=list(_BUCKETS))
@@ -130,15 +129,16 @@ class Telemetry:
         if self._workspace is not None and self._workspace() is not workspace:
             raise PluginError("a siyu.otel.Telemetry instance serves one workspace; create one per siyu.connect()")
         self._workspace = weakref.ref(workspace)
-        self.siyu_start = workspace.backend.event_horizon()
         workspace.send_observer = self
+        workspace.commit_observer = self.committed
         if self._services:
             for path, service in _services(workspace):
                 self._instrument(path, service)
 
-    @hookimpl
-    @observes(PointsEarned, PointsSpent)
-    def siyu_on_events(self, events: Sequence[Event]) -> None:
+    def committed(self, events: Sequence[Event]) -> None:
+        """Count the points of a committed write (``ws.commit_observer``): in the writing
+        process, at no cost to the database (an event-log consumer would add a delivery
+        round to every earn)."""
         issued = sum(e.amount for e in events if isinstance(e, PointsEarned))
         spent = sum(e.amount for e in events if isinstance(e, PointsSpent))
         if issued:
@@ -162,24 +162,36 @@ class Telemetry:
     def _traced(self, service: str, operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
         name = f"{service}.{operation}"
         labels = {"siyu.service": service, "siyu.operation": operation}
-        tracer, duration = self._tracer, self._duration
+        ok, failed = {**labels, "siyu.outcome": "ok"}, {**labels, "siyu.outcome": "error"}
+        tracer, duration, progress = self._tracer, self._duration, service == "campaigns"
 
         def traced(*args: Any, **kwargs: Any) -> Any:
+            if _inside.get():
+                # A call siyu makes inside another is part of that one's span: a span
+                # costs about as much as a fast SQLite read, and earn -> earn_many says nothing.
+                result = method(*args, **kwargs)
+                if progress:
+                    self._campaign_progress(result)
+                return result
             started = time.perf_counter()
-            with tracer.start_as_current_span(name, attributes=labels, record_exception=False,
-                                              set_status_on_exception=False) as span:
-                try:
-                    result = method(*args, **kwargs)
-                except BaseException as exc:
-                    # The class only: exception messages name people, phones and ids.
-                    kind = type(exc).__name__
-                    span.set_attributes({"siyu.outcome": "error", "error.type": kind})
-                    span.set_status(self._status(self._error, kind))
-                    duration.record(time.perf_counter() - started, {**labels, "siyu.outcome": "error"})
-                    raise
-                span.set_attribute("siyu.outcome", "ok")
-            duration.record(time.perf_counter() - started, {**labels, "siyu.outcome": "ok"})
-            if service == "campaigns":
+            token = _inside.set(True)
+            try:
+                with tracer.start_as_current_span(name, attributes=labels, record_exception=False,
+                                                  set_status_on_exception=False) as span:
+                    try:
+                        result = method(*args, **kwargs)
+                    except BaseException as exc:
+                        # The class only: exception messages name people, phones and ids.
+                        kind = type(exc).__name__
+                        span.set_attributes({"siyu.outcome": "error", "error.type": kind})
+                        span.set_status(self._status(self._error, kind))
+                        duration.record(time.perf_counter() - started, failed)
+                        raise
+                    span.set_attribute("siyu.outcome", "ok")
+            finally:
+                _inside.reset(token)
+            duration.record(time.perf_counter() - started, ok)
+            if progress:
                 self._campaign_progress(result)
             return result
 

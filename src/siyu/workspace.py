@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
 from functools import cached_property
@@ -82,6 +82,9 @@ class Workspace:
         self.observer_errors: list[tuple[Event, BaseException]] = []
         #: What wraps each channel send (:class:`siyu.otel.Telemetry` sets it); ``None``: nothing.
         self.send_observer: SendObserver | None = None
+        #: Called with the events of each committed write, in this process, right after the
+        #: commit (:class:`siyu.otel.Telemetry` counts points with it); ``None``: nothing.
+        self.commit_observer: Callable[[Sequence[Event]], None] | None = None
         self._local = threading.local()
         self._pid = os.getpid()
         try:
@@ -234,6 +237,12 @@ class Workspace:
             finally:
                 self._local.tx = None
         tx.run_after_commit()
+        observer = self.commit_observer
+        if observer is not None and tx.events:
+            try:
+                observer(tx.events)
+            except Exception as exc:  # the write committed: an observer's failure is not the caller's
+                log.error("commit observer failed: %r", exc)
         self.event_log._committed(appended)
 
     @contextmanager
