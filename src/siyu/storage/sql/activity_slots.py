@@ -30,12 +30,13 @@ right; they read the raw rows.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pyroaring import BitMap
 
 if TYPE_CHECKING:
@@ -162,13 +163,21 @@ class ActivitySlots:
         """Derive the whole rollup again from the raw rows (after writes made around siyu)."""
         self.tx.execute("DELETE FROM analytics_slots")
         for source, (table, column, counted) in _RAW.items():
-            # Grouping in the database avoids a Python object per row.
+            # The rows are read as plain pairs and grouped by NumPy: sorting millions of rows by slot
+            # in the database, and parsing a JSON list per slot, took several times longer.
+            cursor = self.tx.execute(
+                f"SELECT user_id, {column} FROM {table} WHERE user_id >= 0 AND user_id < {_ID_LIMIT}{counted}")
+            pairs = np.fromiter(chain.from_iterable(cursor), dtype=np.int64).reshape(-1, 2)
+            # One key per (slot, user), slot in the high bits: sorted, the slots come out in order.
+            keys = np.sort((pairs[:, 1] // SLOT_US) * _ID_LIMIT + pairs[:, 0])
+            keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys  # (np.unique hashes: slower)
+            slots = keys >> 32
+            starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if len(keys) else keys
+            users = (keys & (_ID_LIMIT - 1)).tolist()
+            bounds = [*starts.tolist(), len(keys)]
             batch: list[tuple[str, int, bytes]] = []
-            for value, ids in self.tx.execute(
-                f"SELECT {_slot_of(column)} AS s, {self.tx.dialect.json_ids('user_id')} FROM {table} "
-                f"WHERE user_id >= 0 AND user_id < {_ID_LIMIT}{counted} GROUP BY s"
-            ):
-                batch.append((source, int(value), BitMap(json.loads(ids)).serialize()))
+            for slot, lo, hi in zip(slots[starts].tolist(), bounds, bounds[1:], strict=False):
+                batch.append((source, slot, BitMap(users[lo:hi]).serialize()))
                 if len(batch) >= 5_000:
                     self._insert(batch)
             self._insert(batch)
