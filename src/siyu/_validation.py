@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from .errors import ValidationError
 
 T = TypeVar("T")
 
-__all__ = ["MAX_BATCH", "MAX_ID", "MAX_KEY_LENGTH", "check_aware", "check_batch", "check_choice", "check_duration",
+__all__ = ["MAX_BATCH", "MAX_ID", "MAX_KEY_LENGTH", "check_aware", "check_batch", "check_choice", "check_decimal",
+           "check_duration",
            "check_id", "check_int", "check_key", "check_many", "check_mapping", "check_optional_id",
            "check_optional_text",
            "check_text", "check_unicode", "check_user_id"]
@@ -151,3 +153,19 @@ def check_duration(value: object, name: str, *, positive: bool = False) -> timed
 def check_optional_id(value: object, name: str) -> int | None:
     """:func:`check_id`, or ``None`` (a filter left out)."""
     return None if value is None else check_id(value, name)
+
+
+def check_decimal(value: object, name: str, *, example: str) -> Decimal:
+    """A finite number given exactly: a Decimal, an int or a numeric str (a float is refused:
+    ``0.1`` is not one tenth in binary)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise ValidationError(
+            f"{name} must be a Decimal, int or str such as {example}; got {type(value).__name__} {value!r:.80}"
+        )
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValidationError(f"{name}={value!r:.80} is not a number; give e.g. {example}") from None
+    if not number.is_finite():
+        raise ValidationError(f"{name} must be a finite number such as {example}, got {value!r}")
+    return number

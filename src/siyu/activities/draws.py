@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
+from .._validation import check_id, check_mapping, check_optional_id
 from ..errors import (
     ActivityClosed,
     ConsentRequired,
@@ -263,7 +264,7 @@ class Draws:
         default, see :data:`LIMITS`), when a prize has no value stated, or when a
         text of :data:`REQUIRED_RULES` is missing -- and points or coupon prizes
         also need ``rules["terms"]`` (their exchange rules, scope and validity)."""
-        caps = {**LIMITS, **(limits or {})}
+        caps = {**LIMITS, **check_mapping(limits or {}, "limits", "{'promo.lottery.max_prize_value': 50000}")}
         now = self._uow.now()
         with self._uow.write() as tx:
             draw = self._draw(tx, draw_id)
@@ -487,6 +488,8 @@ class Draws:
 
     # -- after the end --------------------------------------------------------------------
     def records(self, draw_id: int, *, user_id: int | None = None) -> list[DrawRecord]:
+        check_id(draw_id, "draw_id")
+        check_optional_id(user_id, "user_id")
         with self._uow.read() as tx:
             return tx.draws.records(draw_id, user_id=user_id)
 

@@ -156,7 +156,8 @@ def _sessions(events: _Events, idle: timedelta) -> tuple[Column, Column]:
     new = np.ones(len(events.at), dtype=bool)
     new[1:] = (events.user[1:] != events.user[:-1]) | (events.at[1:] - events.at[:-1] > gap)
     starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], len(events.at)).astype(np.int64)
+    # No events, no sessions: appending the end position would make one session of nothing.
+    ends = np.append(starts[1:], len(events.at)).astype(np.int64) if len(starts) else starts.astype(np.int64)
     return starts, ends
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._validation import check_key, check_text
+from .._validation import check_key, check_text, check_unicode
 from ..errors import CapExceeded, ChannelError, InvalidMessage, NotFound, ValidationError
 from .models import DeliveryStatus, GroupDelivery, GroupSend, GroupStatus
 
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from .wecom import GroupApi
 
 __all__ = ["FREQUENCY_RULES", "DeliveryStatus", "GroupDelivery", "GroupSend", "GroupSends"]
+
+
+def _check_api(api: object) -> None:
+    if not all(callable(getattr(api, name, None)) for name in ("add_group_msg", "send_results", "remind")):
+        raise ValidationError(
+            f"api must be a GroupApi (siyu.community.wecom.GroupApi(client)), got {type(api).__name__} {api!r:.80}"
+        )
 
 
 #: ``get_groupmsg_send_result`` statuses.
@@ -59,7 +66,10 @@ class GroupSends:
         required ``sender``), at most 2000 groups each. ``key`` names the send: repeating it
         (after a crash, say) sends only to groups not yet attempted, never twice."""
         send_key = check_key(key)
-        if text is not None and len(text.encode("utf-8")) > 4000:
+        _check_api(api)
+        if text is not None and not isinstance(text, str):
+            raise ValidationError(f"text must be a str, got {type(text).__name__} {text!r:.80}")
+        if text is not None and len(check_unicode(text, "text").encode("utf-8")) > 4000:
             raise InvalidMessage("a group mass message's text is limited to 4000 UTF-8 bytes")
         if len(attachments) > 9:
             raise InvalidMessage(f"a group mass message takes at most 9 attachments, got {len(attachments)}")
@@ -150,6 +160,7 @@ class GroupSends:
         """Re-notify the owner of a group mass message; at most 3 times within 24 hours
         (:class:`~siyu.errors.CapExceeded` before any call beyond). Returns reminders used."""
         mid = check_text(msgid, "msgid", max_length=128)
+        _check_api(api)
         now = self._uow.now()
         with self._uow.read() as tx:
             used = tx.groups.reminders(mid, now - timedelta(hours=24))

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
-from .._validation import check_text
+from .._clock import aware
+from .._validation import check_mapping, check_text, check_user_id
 from ..errors import NotFound, ValidationError
 from ..events import GroupChanged, GroupMembersChanged
 from .models import Group, GroupMember, GroupPurpose, GroupStatus, MemberType
@@ -81,6 +82,7 @@ class Groups:
 
     def of(self, user_id: int) -> list[Group]:
         """The active groups a customer is in now."""
+        check_user_id(user_id)
         with self._uow.read() as tx:
             chats = [m.chat_id for m in tx.groups.memberships(user_id) if m.active]
             return [g for g in tx.groups.groups(chats) if g.status is GroupStatus.ACTIVE]
@@ -92,7 +94,8 @@ class Groups:
 
     def stats(self, since: datetime, until: datetime | None = None) -> list[GroupStats]:
         """Per group: its size now, and joins and quits with ``since <= at < until`` (default: now)."""
-        end = until or self._uow.now()
+        aware(since, "since")
+        end = self._uow.now() if until is None else aware(until, "until")
         with self._uow.read() as tx:
             sizes = tx.groups.member_counts()
             log = tx.groups.member_log(None, since, end)
@@ -146,12 +149,14 @@ class Groups:
 
     def claim_event(self, key: str) -> bool:
         """Record that the callback event ``key`` is being applied; ``False`` if it already was."""
+        text = check_text(key, "key", max_length=10_000)
         with self._uow.write() as tx:
-            return tx.channels.claim_callback("wecom", key[:200], self._uow.now())
+            return tx.channels.claim_callback("wecom", text[:200], self._uow.now())
 
     def save_detail(self, detail: Mapping[str, Any]) -> Group:
         """Store a group as ``groupchat/get`` returns it (``group_chat``): its fields, and the
         member list as the whole truth (members missing from it have left)."""
+        check_mapping(detail, "detail", "the group_chat object of groupchat/get")
         now = self._uow.now()
         cid = _chat_id(str(detail.get("chat_id") or ""))
         listed = [m for m in detail.get("member_list") or [] if m.get("userid")]

@@ -373,6 +373,10 @@ class PointsRules:
 
     def signs(self, user_id: int, *, since: date | None = None) -> list[Sign]:
         """The member's sign-ins since ``since`` (default: the start of the current period)."""
+        if since is not None and (not isinstance(since, date) or isinstance(since, datetime)):
+            raise ValidationError(
+                f"since must be a date such as date(2026, 11, 1), got {type(since).__name__} {since!r:.80}"
+            )
         rule = self.get("signin")
         with self._uow.read() as tx:
             uid = require_user(tx, user_id, active=False)

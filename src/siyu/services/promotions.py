@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import aware
-from .._validation import check_many, check_mapping
+from .._validation import check_decimal, check_many, check_mapping
 from ..errors import InvalidMoney, MarginViolation, NotFound, PolicyViolation, ValidationError
 from ..models.commerce import Activity, Coupon, CouponTemplate, Product, ProductRole, Tier
 from ..money import Money, to_fen, to_yuan
@@ -127,15 +127,14 @@ class Promotions:
                     pairs.add(names)
                 changes["combinable"] = frozenset(pairs)
             if multi is not None:
-                changes["multi"] = frozenset(check_text(g, "group", max_length=32) for g in multi)
+                changes["multi"] = frozenset(check_text(g, "group", max_length=32)
+                                             for g in check_many(multi, "multi", "['activity']"))
             if base is not None:
                 if base not in ("discounted", "original"):
                     raise ValidationError(f"base must be 'discounted' or 'original', got {base!r}")
                 changes["base"] = base
             if margin_floor is not None:
-                if isinstance(margin_floor, float | bool):
-                    raise ValidationError("margin_floor must be a Decimal or str such as '0.1', not a float")
-                floor = Decimal(str(margin_floor))
+                floor = check_decimal(margin_floor, "margin_floor", example="'0.1'")
                 if not Decimal(0) <= floor < Decimal(1):
                     raise ValidationError(f"margin_floor must be in [0, 1), got {margin_floor!r}")
                 changes["margin_floor"] = floor

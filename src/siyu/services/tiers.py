@@ -64,6 +64,8 @@ class Tiers:
         defaults to the order of thresholds."""
         tier_name = check_text(name, "name", max_length=32)
         limit = check_int(threshold, "threshold", minimum=0)
+        if rank is not None:
+            check_int(rank, "rank", minimum=1, maximum=1000)
         data = dict(check_mapping(benefits or {}, "benefits", "{'points_multiplier': '1.5', 'free_shipping': True}"))
         if "points_multiplier" in data:
             value = data["points_multiplier"]

@@ -39,7 +39,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from .._text import split_tag
-from .._validation import check_many
+from .._validation import check_many, check_text
 from ..channels.wecom.callbacks import WELCOME_WINDOW, ContactEvent, WeComCallbacks
 from ..channels.wecom.channel import WeComChannel
 from ..community.callbacks import apply_chat_event
@@ -107,8 +107,9 @@ class WeComContacts:
     ) -> dict[str, Any]:
         """Create a 渠道活码 for ``state`` and remember (in the workspace) which siyu
         ``tags`` and ``welcome`` text apply to customers who add through it."""
-        for tag in tags:
-            split_tag(tag)
+        check_text(state, "state", max_length=30)
+        for tag in check_many(tags, "tags", "['source/wecom']"):
+            split_tag(check_text(tag, "tag"))
         answer = self.channel.client.add_contact_way(state=state, user=user, type=1 if len(user) == 1 else 2, **extra)
         record = {
             "config_id": answer["config_id"],
@@ -123,6 +124,7 @@ class WeComContacts:
 
     def contact_way(self, state: str) -> dict[str, Any] | None:
         """What :meth:`add_contact_way` stored for ``state`` (or ``None``)."""
+        check_text(state, "state", max_length=30)
         with self._uow.read() as tx:
             raw = tx.channels.state_get(CHANNEL, _WAY_KEY + state)
         return None if raw is None else dict(json.loads(raw))
@@ -168,12 +170,14 @@ class WeComContacts:
 
     def tag_id(self, tag: str) -> str | None:
         """The WeCom tag id synced for a siyu tag."""
+        check_text(tag, "tag")
         with self._uow.read() as tx:
             return tx.channels.state_get(CHANNEL, _TAG_KEY + tag)
 
     def mark_tags(self, user_id: int, *, member: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
         """Apply siyu tags to a user in siyu AND in WeCom (on each of their external_userids)."""
-        ids = {t: self.tag_id(t) for t in (*add, *remove)}
+        wanted = [*check_many(add, "add", "['interest/yoga']"), *check_many(remove, "remove", "['interest/yoga']")]
+        ids = {t: self.tag_id(t) for t in wanted}
         unknown = sorted(t for t, i in ids.items() if i is None)
         if unknown:
             raise ValidationError(f"tags {unknown} are not synced with WeCom; run ws.wecom.push_tags() first")
@@ -246,6 +250,11 @@ class WeComContacts:
     ) -> str:
         """Apply one decoded callback event to the workspace; return what was done.
         A delivery WeCom repeats (same event, customer, member and time) is applied once."""
+        if not isinstance(event, ContactEvent):
+            raise ValidationError(
+                f"event must be a ContactEvent (the WeCom callbacks decode one), got {type(event).__name__} "
+                f"{event!r:.80}"
+            )
         if event.event == "change_external_tag":
             # Someone edited corp tags in the admin console: refresh the mapping.
             return f"tags pulled: {len(self.pull_tags())}"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .._validation import check_aware, check_id, check_text
+from .._validation import check_aware, check_duration, check_id, check_many, check_optional_text, check_text
 from ..errors import NotFound, ValidationError
 from ..events import CustomerFollowed, Event, LifecycleChanged, TaskCompleted, TasksCreated
 from ..services._common import require_user
@@ -60,7 +60,8 @@ class Tasks:
     def set_rule(self, name: str, *, on: str, title: str, due_hours: float, repeat_hours: float | None = None,
                  enabled: bool = True) -> SopRule:
         """Add or replace a rule. ``on`` is ``"follow"`` or ``"stage:<stage>"``."""
-        if on != "follow" and not (isinstance(on, str) and on.startswith("stage:") and len(on) > 6):
+        check_text(on, "on", max_length=64)
+        if on != "follow" and not (on.startswith("stage:") and len(on) > 6):
             raise ValidationError(f"on must be 'follow' or 'stage:<lifecycle stage>', got {on!r}")
         for label, hours in (("due_hours", due_hours), ("repeat_hours", repeat_hours)):
             if hours is not None and (isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0):
@@ -89,12 +90,14 @@ class Tasks:
 
     def due(self, *, staff: str | None = None, within: timedelta | None = None) -> list[Task]:
         """Open tasks by due time (of one staff member; due within ``within`` from now, if given)."""
-        before = None if within is None else self._uow.now() + within
+        check_optional_text(staff, "staff")
+        before = None if within is None else self._uow.now() + check_duration(within, "within")
         with self._uow.read() as tx:
             return tx.staff.tasks(staff=staff, status=TaskStatus.OPEN, due_before=before)
 
     def overdue(self, *, staff: str | None = None) -> list[Task]:
         """Open tasks past their due time."""
+        check_optional_text(staff, "staff")
         with self._uow.read() as tx:
             return tx.staff.tasks(staff=staff, status=TaskStatus.OPEN, due_before=self._uow.now())
 
@@ -127,6 +130,9 @@ class Tasks:
     def on_time_rate(self, *, staff: str | None = None, since: datetime | None = None) -> float | None:
         """Of the tasks due since ``since`` (and before now), the share completed on time;
         ``None`` when none were due."""
+        check_optional_text(staff, "staff")
+        if since is not None:
+            check_aware(since, "since")
         now = self._uow.now()
         with self._uow.read() as tx:
             due = [t for t in tx.staff.tasks(staff=staff, due_before=now)
@@ -136,6 +142,7 @@ class Tasks:
     # -- the consumer ---------------------------------------------------------------------------------
     def on_events(self, events: Sequence[Event]) -> None:
         """The ``siyu.tasks`` consumer: make the tasks the rules ask for (once per cause)."""
+        events = check_many(events, "events", "the events the event log delivered")
         with self._uow.write() as tx:
             rules = [r for r in self._rules(tx) if r.enabled]
             if not rules:

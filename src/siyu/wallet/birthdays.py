@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._clock import start_of_day
-from .._validation import check_int, check_text
+from .._validation import check_decimal, check_int, check_many, check_text
 from ..errors import CapExceeded, ConsentRequired, NotFound, SiyuError, ValidationError
 from ..services._common import require_user
 from ..services.points import Credit
@@ -106,11 +106,13 @@ class Birthdays:
             raise ValidationError(f"window={window!r} is not one of {', '.join(WINDOWS)}")
         if feb29 not in ("mar1", "feb28"):
             raise ValidationError("feb29 must be 'mar1' or 'feb28' (when 29 February births celebrate in common years)")
-        if isinstance(points_multiplier, float) or not Decimal(str(points_multiplier)) >= 1:
+        multiplier = check_decimal(points_multiplier, "points_multiplier", example="Decimal('1.5')")
+        if multiplier < 1:
             raise ValidationError(f"points_multiplier must be a Decimal >= 1, got {points_multiplier!r}")
         benefit = BirthdayBenefit(coupon=coupon, points=check_int(points, "points", minimum=0, maximum=10**9),
                                   reward=reward, points_multiplier=Decimal(str(points_multiplier)), window=window,
-                                  tiers=tuple(sorted(check_text(t, "tier", max_length=64) for t in tiers)),
+                                  tiers=tuple(sorted(check_text(t, "tier", max_length=64)
+                                                     for t in check_many(tiers, "tiers", "['gold']"))),
                                   feb29=feb29)
         if not (benefit.coupon or benefit.points or benefit.reward or benefit.points_multiplier > 1):
             raise ValidationError("a birthday benefit needs a coupon, points, a reward or a points_multiplier > 1")

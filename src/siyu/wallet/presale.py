@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._clock import aware
-from .._validation import check_id, check_int, check_key, check_text
+from .._validation import check_id, check_int, check_key, check_optional_id, check_text
 from ..errors import CapExceeded, IdempotencyConflict, InvalidTransition, NotFound, PolicyViolation, ValidationError
 from ..events import PresaleChanged
 from ..models.presale import Presale, PresaleOrder
@@ -209,6 +209,8 @@ class Presales:
         return found
 
     def orders(self, presale_id: int | None = None, *, user_id: int | None = None) -> list[PresaleOrder]:
+        check_optional_id(presale_id, "presale_id")
+        check_optional_id(user_id, "user_id")
         with self._uow.read() as tx:
             return tx.presales.orders(presale_id=presale_id, user_id=user_id)
 

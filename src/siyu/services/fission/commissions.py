@@ -136,7 +136,7 @@ class Commissions:
             if not isinstance(window, timedelta) or window < timedelta():
                 raise ValidationError(f"return_window must be a timedelta >= 0, got {return_window!r}")
             roles = current.excluded_roles if excluded_roles is None else tuple(
-                check_text(r, "role", max_length=32) for r in excluded_roles)
+                check_text(r, "role", max_length=32) for r in check_many(excluded_roles, "excluded_roles", "['staff']"))
             settings = CommissionSettings(rates=new_rates, return_window=window, excluded_roles=roles,
                                           pyramid_risk_accepted=accept_pyramid_selling_risk and
                                           len(new_rates) > LEGAL_MAX_LEVELS)
