@@ -115,7 +115,8 @@ TAKES_CODE = {
     "privacy.register_exporter", "users.add_merge_participant",
 }
 CONSUMERS = {
-    "campaigns.observer.automation.on_event", "campaigns.observer.handle", "lifecycle.observer.handle",
+    "campaigns.observer.automation.on_event", "campaigns.observer.handle", "channels.receipts.observer.handle",
+    "lifecycle.observer.handle",
     "privacy.auditor.handle", "referrals.on_events", "tags.rules.observer.handle",
 }
 
