@@ -38,6 +38,7 @@ class Seed:
 
     users: list[int]
     merge_id: int
+    erased: int
     order_id: int
     code: str
     coupon: str
@@ -75,6 +76,11 @@ def _populate(ws: siyu.Workspace) -> None:
     ws.campaigns.create("camp1", channel="outbox", template="hi ${name}", audience=[a, b],
                         variants={"A": {"name": "x"}})
     SEED.merge_id = ws.users.merge(keep=c, drop=d).id
+    # A fifth user, erased: not in SEED.users, so the sweeps do not pick it by default.
+    e = ws.users.add(phone="13700137000", attributes={"city": "苏州"}).id
+    ws.points.earn(e, 5, reason="seed", key="seed-e")
+    ws.privacy.erase(e, reason="seed")
+    SEED.erased = e
     SEED.users = [a, b, c, d]
 
 

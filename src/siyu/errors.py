@@ -50,7 +50,8 @@ The tree::
     │   ├── NotNewUser               only new users may be bound as invitees
     │   ├── CampaignClosed           the referral campaign has not started or has ended
     │   ├── PyramidSchemeRisk        a commission setup beyond the legal guards
-    │   └── LegalHold                a legal hold blocks erasing/processing a person's data
+    │   ├── LegalHold                a legal hold blocks erasing/processing a person's data
+    │   └── UserErased               the user was erased; erasure is final, nothing more is written
     ├── PluginError                  a plugin is broken or registered twice
     ├── StorageError                 the backend failed (I/O, schema, driver)
     │   ├── SchemaVersionError
@@ -64,6 +65,11 @@ The tree::
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = [
     "ActivityClosed",
@@ -111,6 +117,7 @@ __all__ = [
     "UnknownBackendError",
     "UnknownChannelError",
     "UnknownInviteCode",
+    "UserErased",
     "UserMerged",
     "ValidationError",
     "WrongKeyError",
@@ -382,6 +389,24 @@ class WrongKeyError(StorageError):
 
 class LegalHold(PolicyViolation):
     """A legal hold on the user blocks erasure and any processing except storage."""
+
+
+class UserErased(PolicyViolation):
+    """A write named a user whose personal data was erased (``ws.privacy.erase``).
+
+    Erasure is final: the id is a pseudonym now and accepts no new data (points,
+    events, tags, attributes, consents ...). Reads still answer. A person who comes
+    back is a new user: add them with ``ws.users.add``.
+    """
+
+    def __init__(self, user_id: int, erased_at: datetime | None) -> None:
+        when = f" on {erased_at.date().isoformat()}" if erased_at is not None else ""
+        super().__init__(
+            f"user {user_id} was erased{when} (ws.privacy.erase) and erasure is final: nothing more can be written "
+            "for them; if the person comes back, add them as a new user with ws.users.add(...)"
+        )
+        self.user_id = user_id
+        self.erased_at = erased_at
 
 
 class ChannelError(SiyuError):

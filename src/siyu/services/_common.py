@@ -20,7 +20,7 @@ from .._validation import (
     check_text,
     check_user_id,
 )
-from ..errors import IdempotencyConflict, NotFound, UserMerged
+from ..errors import IdempotencyConflict, NotFound, UserErased, UserMerged
 
 if TYPE_CHECKING:
     from ..storage.base import Transaction
@@ -56,25 +56,36 @@ def require_user(tx: Transaction, user_id: object, *, lock: bool = False, active
         status, merged_into = tx.users.statuses([uid]).get(uid, ("active", None))
         if status == "merged":
             raise UserMerged(uid, merged_into)
+        if status == "erased":
+            raise _erased(tx, uid)
     return uid
+
+
+def _erased(tx: Transaction, user_id: int) -> UserErased:
+    # A record merged into the erased user has no tombstone of its own: no date then.
+    tombstone = tx.privacy.tombstone(user_id)
+    return UserErased(user_id, None if tombstone is None else tombstone.erased_at)
 
 
 def require_users(tx: Transaction, user_ids: Iterable[int], *, lock: bool = False) -> None:
     """:func:`require_user` for many active users at once, in one query."""
     ids = {check_user_id(u) for u in user_ids}
-    check_found(ids, tx.users.statuses(ids, lock=lock))
+    check_found(ids, tx.users.statuses(ids, lock=lock), tx)
 
 
-def check_found(ids: set[int], found: dict[int, tuple[str, int | None]]) -> None:
-    """Raise for a user of ``ids`` missing from ``found`` (``tx.users.statuses``) or merged away."""
+def check_found(ids: set[int], found: dict[int, tuple[str, int | None]], tx: Transaction) -> None:
+    """Raise for a user of ``ids`` missing from ``found`` (``tx.users.statuses``), merged away or erased."""
     missing = ids - set(found)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise NotFound(f"no user with id {min(missing)}{more}")
+        raise NotFound(f"no user with id {min(missing)}{more}; create one with ws.users.add(...) or look it up "
+                       "with ws.users.find(...)")
     for uid in sorted(ids):
         status, merged_into = found[uid]
         if status == "merged":
             raise UserMerged(uid, merged_into)
+        if status == "erased":
+            raise _erased(tx, uid)
 
 
 def fingerprint(*parts: Any) -> str:

@@ -25,12 +25,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from .._clock import aware, to_us
-from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, UserMerged, ValidationError
+from ..errors import IdempotencyConflict, InsufficientPoints, NotFound, ValidationError
 from ..events import CouponRedeemed, CouponReturned, OrderLineInfo, OrderRecorded, OrderRefunded
 from ..models.commerce import Coupon, Order, OrderLine, ProductRole, Refund
 from ..money import Money, to_fen, to_yuan
 from ..storage.contracts import GrowthEntry
-from ._common import check_int, check_key, check_many, check_text, check_user_id, fingerprint, require_user
+from ._common import (
+    check_found,
+    check_int,
+    check_key,
+    check_many,
+    check_text,
+    check_user_id,
+    fingerprint,
+    require_user,
+)
 from .coupons import Coupons
 from .line_effects import earned_back, reversal, split
 from .points import Credit
@@ -257,13 +266,7 @@ class Orders:
                 seen[r.key] = r.print_
             result.append(None)
             fresh.append((index, r))
-        uids = sorted({r.user_id for _, r in fresh})
-        for uid in uids:
-            if uid not in found:
-                raise NotFound(f"no user with id {uid}; create one with ws.users.add(...) or look it up with "
-                               "ws.users.find(...)")
-            if found[uid][0] == "merged":
-                raise UserMerged(uid, found[uid][1])
+        check_found({r.user_id for _, r in fresh}, found, tx)
         # One catalog and one tier lookup for the whole batch: tiers change only
         # when the batch's growth is settled, after every order is priced.
         catalog = self._pricing.catalog(tx)

@@ -229,7 +229,7 @@ class Points:
         found = tx.users.statuses({e.user_id for e in entries}, lock=True)
         existing = tx.points.by_keys([e.key for e in entries if e.key])
         fresh, _ = self._dedupe(entries, existing)
-        check_found({e.user_id for e in fresh}, found)
+        check_found({e.user_id for e in fresh}, found, tx)
         ids = tx.points.append(fresh)
         by_key = {key: entry_id for key, (entry_id, _) in existing.items()}
         for entry_id, entry in zip(ids, fresh, strict=True):
@@ -282,7 +282,7 @@ class Points:
             existing = tx.points.by_keys([e.key for e in entries if e.key])
             fresh, _ = self._dedupe(entries, existing)
             users = {e.user_id for e in fresh}
-            check_found(users, found)
+            check_found(users, found, tx)
             lots_by_user = {
                 uid: [[lot.entry_id, lot.remaining] for lot in lots]
                 for uid, lots in tx.points.usable_lots_of(sorted(users), now).items()
