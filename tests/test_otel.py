@@ -220,3 +220,27 @@ def test_without_the_plugin_opentelemetry_is_not_even_imported() -> None:
             "any(m.startswith('opentelemetry') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["None", "False", "False"]
+
+
+def test_siyu_aio_calls_are_children_of_the_request_span(ws: siyu.Workspace, otel: Readings) -> None:
+    pytest.importorskip("anyio")
+    import asyncio
+
+    from siyu.aio import AsyncWorkspace
+
+    uid = person(ws)
+    aws = AsyncWorkspace(ws)
+    tracer = otel.tracer_provider.get_tracer("shop")
+
+    async def request(n: int) -> None:
+        with tracer.start_as_current_span(f"GET /member/{n}"):
+            await aws.points.balance(uid)
+
+    async def main() -> None:
+        await asyncio.gather(*(request(n) for n in range(8)))
+
+    asyncio.run(main())
+    requests = {s.context.span_id: s.name for s in otel.finished() if s.name.startswith("GET")}
+    balances = otel.named("points.balance")
+    assert len(balances) == 8  # one each, run in worker threads: the context went with them
+    assert {requests[s.parent.span_id] for s in balances if s.parent is not None} == set(requests.values())
