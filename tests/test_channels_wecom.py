@@ -510,3 +510,42 @@ def test_29_the_client_keeps_five_calls_in_flight_per_api(fake: FakeWeCom) -> No
         thread.join()
     assert errors == [] and fake.peak[path] == 5
     assert len(fake.calls("get_corp_tag_list")) == 12  # no call was answered 45033 and retried
+
+
+def _contact_xml(change: str, ext: str, at: int) -> str:
+    return (f"<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{at}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[{change}]]></ChangeType>"
+            f"<UserID><![CDATA[zhangsan]]></UserID><ExternalUserID><![CDATA[{ext}]]></ExternalUserID></xml>")
+
+
+def test_30_wecom_retries_slow_or_failed_answers_and_siyu_processes_each_event_once(
+        ws: siyu.Workspace, wecom, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    from siyu.testing.fakes import FakeWeComCallbackSender
+
+    handler = ws.wecom.callbacks()
+    answers: list[str] = []
+
+    def endpoint(method: str, query: str, body: bytes):  # type: ignore[no-untyped-def]
+        response = handler.handle(method, query, body)
+        if answers and answers[0] == "slow":
+            clock.advance(seconds=6)  # the answer came too late for WeCom
+        if answers and answers[0] == "error":
+            response = type(response)(500, b"oops")
+        if answers:
+            answers.pop(0)
+        return response
+
+    sender = FakeWeComCallbackSender("123456", A_KEY, "wx49f0ab532d5d035a", endpoint,
+                                     clock=lambda: clock().timestamp())
+    at = int(clock().timestamp())
+    assert sender.send(_contact_xml("add_external_contact", "e1", at)) == [200]  # answered at once
+    # Same sender (sys) and second, another customer and change: a different event.
+    assert sender.send(_contact_xml("add_external_contact", "e2", at)) == [200]
+    answers.extend(["slow", "error"])
+    assert sender.send(_contact_xml("del_follow_user", "e1", at + 1)) == [200, 500, 200]
+    outcomes = [outcome for _, outcome in handler.process_pending()]
+    assert sum(o.startswith("created user") for o in outcomes) == 2
+    assert sum(o == "user 1 lost" for o in outcomes) == 1 and outcomes.count("duplicate") == 2
+    answers.extend(["error"] * 9)
+    assert sender.send(_contact_xml("del_follow_user", "e2", at + 2)) == [500] * 4  # at most 3 retries

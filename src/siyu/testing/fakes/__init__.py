@@ -18,6 +18,7 @@ from .smtp import FakeSmtp, self_signed_context
 from .webhook import WebhookReceiver
 from .wecom import FakeWeCom
 from .wecom_scrm import FakeWeComGroups, FakeWeComScrm
+from .wecom_sender import FakeWeComCallbackSender
 
 __all__ = [
     "FakeAliyunSms",
@@ -26,6 +27,7 @@ __all__ = [
     "FakeSmtp",
     "FakeTencentSms",
     "FakeWeCom",
+    "FakeWeComCallbackSender",
     "FakeWeComGroups",
     "FakeWeComScrm",
     "Fault",
