@@ -13,6 +13,7 @@ period can still grow, so tables mark them ``*`` and the heatmap hatches them.
 
 from __future__ import annotations
 
+from array import array
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -109,7 +110,7 @@ def cohort_cells(
     for i, users in enumerate(members):
         if not len(users):
             continue
-        cohort = BitMap(users)
+        cohort = BitMap(array("I", users.tobytes()))  # through the buffer: ten times faster than from NumPy
         sizes[i] = len(cohort)
         for j in range(i, len(activity)):
             active = cohort.intersection_cardinality(activity[j])

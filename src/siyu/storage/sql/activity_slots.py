@@ -30,6 +30,7 @@ right; they read the raw rows.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -173,11 +174,12 @@ class ActivitySlots:
             keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys  # (np.unique hashes: slower)
             slots = keys >> 32
             starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if len(keys) else keys
-            users = (keys & (_ID_LIMIT - 1)).tolist()
+            users = (keys & (_ID_LIMIT - 1)).astype(np.uint32)
             bounds = [*starts.tolist(), len(keys)]
             batch: list[tuple[str, int, bytes]] = []
             for slot, lo, hi in zip(slots[starts].tolist(), bounds, bounds[1:], strict=False):
-                batch.append((source, slot, BitMap(users[lo:hi]).serialize()))
+                # Through the buffer protocol: many times faster than a BitMap from NumPy or a list.
+                batch.append((source, slot, BitMap(array("I", users[lo:hi].tobytes())).serialize()))
                 if len(batch) >= 5_000:
                     self._insert(batch)
             self._insert(batch)
