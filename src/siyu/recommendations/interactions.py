@@ -14,6 +14,8 @@ an order gone is followed without reading anything here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +68,12 @@ class Interactions:
             self.skus.append(sku)
         return found
 
+    def _codes_of(self, skus: Sequence[str]) -> Ints:
+        """Codes of many skus: one dictionary look-up per distinct sku, not per row."""
+        for sku in sorted(set(skus) - self.codes.keys()):
+            self.code(sku)
+        return np.fromiter(map(self.codes.__getitem__, skus), dtype=np.int64, count=len(skus))
+
     def catch_up(self, tx: Transaction, facts: UserFacts) -> bool:
         """Read the lines and events that are new or changed since the last call; whether any were."""
         store = tx.analytics
@@ -82,11 +90,11 @@ class Interactions:
             rows = store.order_line_items(changed.tolist()) if len(changed) else []
             keep = ~np.isin(self._line_order, changed)
             self._line_order, self._line_item = self._line_order[keep], self._line_item[keep]
-        kept = [(order, self.code(sku)) for order, sku, units in rows if units > 0]
+        kept = [(order, sku) for order, sku, units in rows if units > 0]
         if kept:
-            orders, items = (np.array(c, dtype=np.int64) for c in zip(*kept, strict=True))
-            self._line_order = np.concatenate([self._line_order, orders])
-            self._line_item = np.concatenate([self._line_item, items])
+            orders, skus = zip(*kept, strict=True)
+            self._line_order = np.concatenate([self._line_order, np.array(orders, dtype=np.int64)])
+            self._line_item = np.concatenate([self._line_item, self._codes_of(skus)])
         self._seen = current.copy()
         # Events the facts hold, of a product kind, not looked at yet.
         size = len(facts.event_user)
@@ -101,8 +109,7 @@ class Interactions:
             if found:
                 ids = np.array([e for e, _ in found], dtype=np.int64)
                 inside = ids < size
-                self._event_item[ids[inside]] = np.array([self.code(sku) for _, sku in found],
-                                                         dtype=np.int64)[inside]
+                self._event_item[ids[inside]] = self._codes_of([sku for _, sku in found])[inside]
         return bool(first or len(changed) or len(unread))
 
     def rows(self, facts: UserFacts, erased: Ints) -> Rows:

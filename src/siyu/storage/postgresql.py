@@ -122,6 +122,10 @@ class PostgresDialect(PyformatDialect):
         # As text: psycopg would otherwise decode the json value itself, one Python int at a time.
         return f"CAST(json_agg({column}) AS TEXT)"
 
+    def json_text(self, column: str, key: str) -> str:
+        value = f"CAST({column} AS json) -> '{key}'"
+        return f"CASE WHEN json_typeof({value}) = 'string' THEN CAST({column} AS json) ->> '{key}' END"
+
     def allocate_ids(self, tx: SqlTransaction, table: str, count: int) -> list[int]:
         """Draw ``count`` ids from the table's identity sequence.
 

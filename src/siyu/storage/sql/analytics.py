@@ -314,14 +314,10 @@ class SqlAnalyticsStore(AnalyticsStore):
         if not kinds:
             return []
         marks = ",".join("?" * len(kinds))
-        found = []
-        for event_id, properties in self._for_users(f"SELECT id, properties FROM user_events WHERE kind IN ({marks})",
-                                                    "id", event_ids, kinds, "ORDER BY id"):
-            # Properties are free-form JSON: only a text sku names a product.
-            sku = json.loads(properties).get("sku") if "sku" in properties else None
-            if isinstance(sku, str) and sku:
-                found.append((int(event_id), sku))
-        return found
+        sku = self.tx.dialect.json_text("properties", "sku")
+        rows = self._for_users(f"SELECT id, {sku} FROM user_events WHERE kind IN ({marks})", "id", event_ids, kinds,
+                               "ORDER BY id")
+        return [(int(event_id), str(value)) for event_id, value in rows if value]
 
     def erased_users(self) -> list[int]:
         return [int(u) for u, in self.tx.execute("SELECT id FROM users WHERE status = ? ORDER BY id", ["erased"])]
