@@ -3,16 +3,19 @@ events (hypothesis), including events tracked after the first report (the facts 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import siyu
+from siyu.cli import cli
 from siyu.errors import ValidationError
 from siyu.testing import FakeClock
 
@@ -98,3 +101,24 @@ def test_bad_arguments_are_refused() -> None:
             ws.analytics.paths(depth=1)
         report: Any = ws.analytics.pv_uv("never_tracked")
         assert report.rows[-1][1:3] == (0, 0)
+
+
+def test_the_cli_prints_the_traffic_reports(tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path}/shop.db"
+    with siyu.connect(db, clock=FakeClock(END), tz="Asia/Shanghai") as ws:
+        user = ws.users.add(created_at=T0).id
+        for minute, kind in ((0, "page_view"), (5, "product_view"), (6, "page_view"), (90, "page_view")):
+            ws.events.track(user, kind, at=END - timedelta(days=1) + timedelta(minutes=minute))
+        expected = {"pv-uv": ws.analytics.pv_uv("page_view", "day", since=T0, until=END),
+                    "visit-frequency": ws.analytics.visit_frequency(since=T0, until=END),
+                    "sessions": ws.analytics.sessions("day", idle=timedelta(minutes=10), since=T0, until=END),
+                    "paths": ws.analytics.paths("page_view", depth=3, since=T0, until=END)}
+    args = {"pv-uv": [], "visit-frequency": [], "sessions": ["--idle", "10"], "paths": ["--depth", "3"]}
+    for name, report in expected.items():
+        result = CliRunner().invoke(cli, ["--db", db, "report", name, "--since", "2026-03-02", "--until", "2026-03-16",
+                                          "--format", "json", *args[name]], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["rows"] == json.loads(report.to_json())["rows"]
+    table = CliRunner().invoke(cli, ["--db", db, "report", "paths", "--since", "2026-03-02", "--until", "2026-03-16"],
+                               catch_exceptions=False)
+    assert "page_view → product_view → page_view" in table.output and "still going" in table.output

@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import click
 from dateutil.parser import isoparse
 from rich.text import Text
@@ -24,7 +25,7 @@ __all__ = ["command"]
 
 @click.group("report", cls=SiyuGroup)
 def command() -> None:
-    """Analytics: funnel, cohort retention, RFM, touchpoints, fission, activities, AOV, repurchase.
+    """Analytics: funnel, cohort retention, RFM, touchpoints, fission, activities, AOV, repurchase, traffic.
 
     Dates (--since, --until) are ISO dates or date-times; without a time zone
     they are read in the shop's business time zone. --since is inclusive,
@@ -216,6 +217,88 @@ def new_vs_returning(state: CliState, period: str, since: str | None, until: str
     report = ws.analytics.new_vs_returning(period, since=_instant(ws, since, "since"),
                                            until=_instant(ws, until, "until"))
     _emit(ws, report, fmt, chart)
+
+
+@attrs.frozen(kw_only=True)
+class _Steps(Report):
+    percent_columns: ClassVar[frozenset[str]] = frozenset({"ended_share"})
+
+
+_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+                       show_default=True, help="Output format.")
+
+
+def _idle(minutes: float) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+_IDLE = click.option("--idle", "idle_minutes", type=click.FloatRange(min=0, min_open=True), default=30,
+                     show_default=True, help="Minutes without an event that end a session.")
+
+
+@command.command("pv-uv")
+@click.option("--kind", default="page_view", show_default=True,
+              help="Event kind to count; --all-kinds counts every kind.")
+@click.option("--all-kinds", is_flag=True, help="Count every tracked event, whatever its kind.")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True,
+              help="Bucket size.")
+@_window
+@_FORMAT
+@pass_state
+def pv_uv(state: CliState, kind: str, all_kinds: bool, period: str, since: str | None, until: str | None,
+          fmt: str) -> None:
+    """PV (events) and UV (distinct users) per period (default: the last 12 periods)."""
+    ws = state.workspace()
+    report = ws.analytics.pv_uv(None if all_kinds else kind, period, since=_instant(ws, since, "since"),
+                                until=_instant(ws, until, "until"))
+    _emit(ws, report, fmt, None)
+
+
+@command.command("visit-frequency")
+@_window
+@_FORMAT
+@pass_state
+def visit_frequency(state: CliState, since: str | None, until: str | None, fmt: str) -> None:
+    """Users by how many distinct days they visited (default: the last 30 days)."""
+    ws = state.workspace()
+    report = ws.analytics.visit_frequency(since=_instant(ws, since, "since"), until=_instant(ws, until, "until"))
+    _emit(ws, report, fmt, None)
+
+
+@command.command("sessions")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True,
+              help="Bucket size (by each session's first event).")
+@_IDLE
+@_window
+@_FORMAT
+@pass_state
+def sessions(state: CliState, period: str, idle_minutes: float, since: str | None, until: str | None,
+             fmt: str) -> None:
+    """Sessions and time on site (停留时长) per period (default: the last 12 periods)."""
+    ws = state.workspace()
+    report = ws.analytics.sessions(period, idle=_idle(idle_minutes), since=_instant(ws, since, "since"),
+                                   until=_instant(ws, until, "until"))
+    _emit(ws, report, fmt, None)
+
+
+@command.command("paths")
+@click.option("--entry", default="page_view", show_default=True, help="Event kind the paths start from.")
+@click.option("--depth", type=click.IntRange(2, 20), default=4, show_default=True, help="Steps per path.")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many paths to show.")
+@_IDLE
+@_window
+@_FORMAT
+@pass_state
+def paths(state: CliState, entry: str, depth: int, top: int, idle_minutes: float, since: str | None,
+          until: str | None, fmt: str) -> None:
+    """The most common paths from an entry event and where sessions end (在哪个环节流失)
+    (default: the last 30 days)."""
+    ws = state.workspace()
+    report = ws.analytics.paths(entry, depth=depth, top=top, idle=_idle(idle_minutes),
+                                since=_instant(ws, since, "since"), until=_instant(ws, until, "until"))
+    steps = _Steps(title="sessions still going at each step", columns=("step", "sessions", "ended", "ended_share"),
+                   rows=report.steps)
+    _emit(ws, report, fmt, None, (steps,))
 
 
 @command.command("reindex")
