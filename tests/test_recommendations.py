@@ -212,3 +212,45 @@ def test_properties(orders: list[tuple[int, set[str], int, bool]], viewed: list[
                         assert reason.users == len(both) > 0
                     elif reason.kind is ReasonKind.CO_VIEWED:
                         assert any({reason.sku, rec.sku} <= s for s in touched.values())
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_campaign_messages_carry_each_users_own_pick(shop: siyu.Workspace, warm: bool) -> None:
+    from siyu.testing import RecordingChannel
+
+    channel = shop.channels.install(RecordingChannel())
+    assert isinstance(channel, RecordingChannel)
+    u1, u2, u3, fresh = users(shop, 4)
+    buy(shop, u1, "AB")
+    buy(shop, u2, "AB")
+    buy(shop, u3, "A")
+    shop.events.track(fresh, "product_view", properties={"sku": "C"})
+    audience = [u3, fresh]
+    for uid in audience:
+        shop.users.consent(uid, purpose="marketing", channel="recording")
+    if warm:
+        shop.recommendations.similar("A")
+    campaign = shop.campaigns.create("picks", audience=audience, channel="recording",
+                                     template="${rec_1_title} (${rec_1_sku}), then ${rec_2_sku}")
+    shop.campaigns.preview(campaign.id)  # computed variables are not missing attributes
+    report = shop.campaigns.send(campaign.id)
+    texts = {m.user_id: m.text for m in channel.sent}
+    expected = {uid: shop.recommendations.for_user(uid, k=2) for uid in audience}
+    assert texts == {uid: f"{p[0].title} ({p[0].sku}), then {p[1].sku}" for uid, p in expected.items()}
+    assert texts[u3] == "Item B (B), then C"  # co-bought with A, then what is popular
+
+
+def test_campaign_skips_users_without_enough_picks(shop: siyu.Workspace) -> None:
+    from siyu.testing import RecordingChannel
+
+    channel = shop.channels.install(RecordingChannel())
+    assert isinstance(channel, RecordingChannel)
+    u1, u2 = users(shop, 2)
+    buy(shop, u1, "AB")
+    for uid in (u1, u2):
+        shop.users.consent(uid, purpose="marketing", channel="recording")
+    campaign = shop.campaigns.create("picks", audience=[u1, u2], channel="recording", template="${rec_2_title}")
+    report = shop.campaigns.send(campaign.id)
+    # u1 bought both products there are; u2 gets the two popular ones.
+    assert report.sent == 1 and report.skipped_by == {"missing_variable": 1}
+    assert [(m.user_id, m.text) for m in channel.sent] == [(u2, "Item B")]

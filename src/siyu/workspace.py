@@ -195,6 +195,7 @@ class Workspace:
         self.segments.register_metrics(ORDER_METRICS)
         self.segments.register_metrics(self.analytics.segment_metrics())
         self.segments.register_metric_family("events", self.analytics.event_metric)
+        self.campaigns.variables.add(self.recommendations.variable_source())
         self.segments.register_metrics(GROUP_METRICS)
         self.segments.register_metric_family("in_group", in_group_metric)
         self.segments.register_metric_family("group_purpose", group_purpose_metric)

@@ -73,6 +73,7 @@ from .reconcile import reconcile_due
 from .records import find, save
 from .state import CampaignStatus, Pause, allowed
 from .templates import MissingVariable, Renderer
+from .variables import UserVariables
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -133,8 +134,10 @@ class Runner:
         gates: GateConfig,
         batch: int = 5_000,
         max_attempts: int = 3,
+        variables: UserVariables | None = None,
     ) -> None:
         self.ws = uow
+        self.variables = variables if variables is not None else UserVariables()
         self.holders = holders
         #: The contact policy: the consent and suppressed gates.
         self.policy = policy
@@ -500,9 +503,12 @@ class Runner:
         return self._zones
 
     def _attributes(self, tx: Transaction, users: Sequence[int]) -> dict[int, dict[str, Any]]:
-        if not users or not self.renderer.all_user_variables():
+        names = self.renderer.all_user_variables()
+        if not users or not names:
             return {}
-        return tx.campaigns.attributes(users)
+        stored = [n for n in names if not self.variables.provides(n)]
+        attributes = tx.campaigns.attributes(users) if stored else {}
+        return self.variables.fill(tx, users, names, attributes)
 
     def _pause(self, tx: Transaction, until: datetime, reason: str) -> None:
         current = find(tx, self.row.id)

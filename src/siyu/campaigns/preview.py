@@ -25,6 +25,7 @@ from .models import GateCount, Preview, SampleRender
 from .records import Stored, audience_of, find
 from .settings import GateConfig, channel_for, gates_for, renderer_for
 from .templates import BUILTINS, MissingVariable, Renderer
+from .variables import UserVariables
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -38,10 +39,12 @@ __all__ = ["CampaignPreview"]
 class CampaignPreview:
     """Previews campaigns (``ws.campaigns.preview``)."""
 
-    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy) -> None:
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy,
+                 variables: UserVariables | None = None) -> None:
         self._uow = uow
         self._channels = channels
         self._policy = policy
+        self._variables = variables if variables is not None else UserVariables()
 
     def preview(self, campaign: int | str, *, at: datetime | None = None, samples: int = 3) -> Preview:
         check_int(samples, "samples", minimum=0, maximum=100)
@@ -60,6 +63,8 @@ class CampaignPreview:
             problems: list[str] = []
             longest: dict[str, str] = {}
             for name in renderer.all_user_variables():
+                if self._variables.provides(name):
+                    continue  # computed per user at send time: a user without a value is skipped then
                 values = tx.campaigns.attribute_values(name)
                 have = BitMap(values)
                 lacking = reach - have
@@ -180,7 +185,8 @@ class CampaignPreview:
         rng = random.Random(found.config.seed)
         picks = sorted(rng.sample(list(pool) if len(pool) <= 100_000 else list(pool[:100_000]),
                                   min(count, len(pool))))
-        attributes = tx.campaigns.attributes(picks)
+        attributes = self._variables.fill(tx, picks, renderer.all_user_variables(),
+                                          tx.campaigns.attributes(picks))
         kind = ADDRESS_KIND.get(row.consent_channel)
         for variant in row.variants:
             for uid in picks:

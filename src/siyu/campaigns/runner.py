@@ -23,6 +23,7 @@ from .records import HOLDOUT, Stored, audience_of, find, rest_audience, save
 from .settings import channel_for, gates_for, renderer_for
 from .state import CampaignStatus as S
 from .state import HoldoutInfo, Launch, Phase, check_transition
+from .variables import UserVariables
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -37,11 +38,13 @@ __all__ = ["CampaignRunner"]
 class CampaignRunner:
     """Sends campaigns: launches (send, roll-out), runs and resumes them."""
 
-    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy, holders: Holders) -> None:
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy, holders: Holders,
+                 variables: UserVariables | None = None) -> None:
         self._uow = uow
         self._channels = channels
         self._policy = policy
         self._holders = holders
+        self._variables = variables if variables is not None else UserVariables()
 
     # -- launching ----------------------------------------------------------------------------------------------
     def rollout(self, campaign: int | str, *, variant: str | None = None, batch: int = 5_000) -> RunReport:
@@ -181,7 +184,7 @@ class CampaignRunner:
                     rest = (audience, launch.variant, launch.phase.value)
         channel = channel_for(self._channels, row.channel)
         runner = Runner(self._uow, holders=self._holders, policy=self._policy, row=row, channel=channel,
-                        renderer=renderer_for(current, channel), gates=cfg, batch=batch)
+                        renderer=renderer_for(current, channel), gates=cfg, batch=batch, variables=self._variables)
         occurrence = "" if launch is None or launch.occurrence is None else launch.occurrence
         totals = runner.run(occurrence=occurrence, rest=rest, recover_after=recover_after, limit=limit)
         return self._finish(row.id, totals)

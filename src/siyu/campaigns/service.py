@@ -35,6 +35,7 @@ from .resolve import Resolver
 from .runner import CampaignRunner
 from .settings import DEFAULTS, CampaignSettings, GateConfig
 from .suppression import Suppressions
+from .variables import UserVariables
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -64,8 +65,11 @@ class Campaigns:
     def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy, holders: Holders) -> None:
         self._settings = CampaignSettings(uow)
         self._catalog = CampaignCatalog(uow, channels=channels)
-        self._preview = CampaignPreview(uow, channels=channels, policy=policy)
-        self._runner = CampaignRunner(uow, channels=channels, policy=policy, holders=holders)
+        #: Template variables other domains compute per user (``ws.recommendations``' ``rec_1_title``).
+        self.variables = UserVariables()
+        self._preview = CampaignPreview(uow, channels=channels, policy=policy, variables=self.variables)
+        self._runner = CampaignRunner(uow, channels=channels, policy=policy, holders=holders,
+                                      variables=self.variables)
         self._experiments = Experiments(uow, runner=self._runner)
         self._receipts = ReceiptRecorder(uow)
         self._resolver = Resolver(uow)

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._validation import check_int
+from ..analytics.facts import UserFacts
+from ..campaigns.variables import VariableSource
 from ..errors import NotFound
 from ..services._common import require_user
 from ..services.products import check_sku
 from . import ranking
 from .catalog import Catalog
-from .interactions import Interactions
+from .interactions import Interactions, Rows
 from .model import ItemModel
 from .models import Recommendation
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..analytics import Analytics
-    from ..analytics.facts import UserFacts
     from ..services.tiers import Tiers
     from ..storage.base import Transaction
 
@@ -33,6 +36,9 @@ HALF_LIFE = timedelta(days=90)
 INTEREST_HALF_LIFE = timedelta(days=7)
 #: Most products one call returns.
 MAX_K = 200
+#: Campaign template variables: ``rec_<n>_sku`` / ``rec_<n>_title``, ``n`` up to :data:`MAX_VARIABLE`.
+_VARIABLE = re.compile(r"rec_([1-9][0-9]?)_(sku|title)")
+MAX_VARIABLE = 20
 
 
 class Recommendations:
@@ -94,6 +100,42 @@ class Recommendations:
             return ranking.for_user(model, catalog, uid, k, tier=None if tier is None else tier.name,
                                     context=code, exclude_bought=bool(exclude_bought))
 
+    # -- campaigns ---------------------------------------------------------------------------
+    def variable_source(self) -> VariableSource:
+        """Campaign template variables ``rec_<n>_sku`` and ``rec_<n>_title`` (``n`` from 1 to
+        20): each user's own ``n``-th pick of :meth:`for_user`. A user with fewer picks is
+        skipped with reason ``missing_variable``. The workspace registers it."""
+        return VariableSource(provides=lambda name: _variable(name) is not None, values=self._variables)
+
+    def _variables(self, tx: Transaction, user_ids: Sequence[int], names: Sequence[str]) -> dict[int, dict[str, str]]:
+        wanted = [(name, found) for name in names if (found := _variable(name)) is not None]
+        k = max(n for _, (n, _) in wanted)
+        model, catalog = self._model_in(tx)
+        tiers = self._tiers.tiers_in(tx, user_ids)
+        out: dict[int, dict[str, str]] = {}
+        for uid in user_ids:
+            tier = tiers.get(uid)
+            picks = ranking.for_user(model, catalog, uid, k, tier=None if tier is None else tier.name, context=None,
+                                     exclude_bought=True)
+            out[uid] = {name: getattr(picks[n - 1], field) for name, (n, field) in wanted if n <= len(picks)}
+        return out
+
+    def _model_in(self, tx: Transaction) -> tuple[ItemModel, Catalog]:
+        """The model for a caller's transaction (a campaign batch, which may be a write): the
+        one last built, or, before any, one built from what the transaction sees."""
+        with self._lock:
+            if self._model is not None and self._catalog is not None:
+                return self._model, self._catalog
+        private = UserFacts()
+        private.refresh(tx, tx.event_log.head(), event_rows=True)
+        interactions = Interactions()
+        interactions.catch_up(tx, private)
+        rows = interactions.rows(private, np.array(tx.analytics.erased_users(), dtype=np.int64))
+        model = self._build(len(interactions.skus), rows)
+        for product in (products := tx.products.all()):
+            interactions.code(product.sku)
+        return model, Catalog.build(interactions.skus, interactions.codes, products)
+
     # -- upkeep --------------------------------------------------------------------------------
     def _current(self, tx: Transaction, facts: UserFacts) -> tuple[ItemModel, Catalog]:
         """The model and catalog as of ``tx``: rebuilt when the log moved and what the model
@@ -106,10 +148,7 @@ class Recommendations:
                 erased = np.array(tx.analytics.erased_users(), dtype=np.int64)
                 if changed or self._model is None or not np.array_equal(erased, self._erased):
                     self._erased = erased
-                    rows = self._interactions.rows(facts, erased)
-                    self._model = ItemModel.build(
-                        len(self._interactions.skus), rows.user, rows.item, rows.at, rows.base, rows.bought,
-                        half_life_us=_us(HALF_LIFE), interest_half_life_us=_us(INTEREST_HALF_LIFE))
+                    self._model = self._build(len(self._interactions.skus), self._interactions.rows(facts, erased))
                     rebuilt = True
                 self._head = head
             if rebuilt or self._catalog is None or products != self._products:
@@ -122,11 +161,24 @@ class Recommendations:
             return self._model, self._catalog
 
     @staticmethod
+    def _build(n_items: int, rows: Rows) -> ItemModel:
+        return ItemModel.build(n_items, rows.user, rows.item, rows.at, rows.base, rows.bought,
+                               half_life_us=_us(HALF_LIFE), interest_half_life_us=_us(INTEREST_HALF_LIFE))
+
+    @staticmethod
     def _product_code(catalog: Catalog, sku: str) -> int:
         code = catalog.products.get(sku)
         if code is None:
             raise NotFound(f"no product with sku {sku!r}; add it with ws.products.add(...) or pass an existing sku")
         return code
+
+
+def _variable(name: str) -> tuple[int, str] | None:
+    """``rec_3_title`` -> ``(3, "title")``; ``None`` for any other name."""
+    found = _VARIABLE.fullmatch(name)
+    if found is None or not 1 <= int(found[1]) <= MAX_VARIABLE:
+        return None
+    return int(found[1]), found[2]
 
 
 def _us(span: timedelta) -> int:
