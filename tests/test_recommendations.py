@@ -233,7 +233,7 @@ def test_campaign_messages_carry_each_users_own_pick(shop: siyu.Workspace, warm:
     campaign = shop.campaigns.create("picks", audience=audience, channel="recording",
                                      template="${rec_1_title} (${rec_1_sku}), then ${rec_2_sku}")
     shop.campaigns.preview(campaign.id)  # computed variables are not missing attributes
-    report = shop.campaigns.send(campaign.id)
+    assert shop.campaigns.send(campaign.id).sent == 2
     texts = {m.user_id: m.text for m in channel.sent}
     expected = {uid: shop.recommendations.for_user(uid, k=2) for uid in audience}
     assert texts == {uid: f"{p[0].title} ({p[0].sku}), then {p[1].sku}" for uid, p in expected.items()}
