@@ -254,3 +254,42 @@ def test_campaign_skips_users_without_enough_picks(shop: siyu.Workspace) -> None
     # u1 bought both products there are; u2 gets the two popular ones.
     assert report.sent == 1 and report.skipped_by == {"missing_variable": 1}
     assert [(m.user_id, m.text) for m in channel.sent] == [(u2, "Item B")]
+
+
+def evaluation_shop(planted: bool) -> siyu.recommendations.Evaluation:
+    """120 customers and 24 products in 6 categories of 4; two purchases more than 14 days
+    ago, one new product in the last 14 days. ``planted``: all three from the customer's home
+    category (otherwise any products)."""
+    import random
+
+    rng = random.Random(5)
+    now = T0 + timedelta(days=60)
+    with siyu.connect("memory://", clock=FakeClock(now)) as ws:
+        skus = [f"P{i:02d}" for i in range(24)]
+        for sku in skus:
+            ws.products.add(sku, sku, price="10", cost="2", role="profit")
+        for uid in users(ws, 120):
+            pool = skus[(uid % 6) * 4:(uid % 6) * 4 + 4] if planted else skus
+            first, second, new = rng.sample(pool, 3)
+            for sku, days in ((first, 40), (second, 30), (new, 3)):
+                ws.orders.record(uid, [{"sku": sku, "qty": 1}], paid_at=now - timedelta(days=days))
+        return ws.recommendations.evaluate(holdout_days=14, k=2)
+
+
+def test_evaluation_recovers_planted_structure() -> None:
+    planted = evaluation_shop(planted=True)
+    assert planted.users == 120 and planted.k == 2
+    # The two products left in the home category are the only candidates co-purchase finds.
+    assert planted.hit_rate == 1.0 and planted.ndcg > 0.6
+    assert planted.popularity_hit_rate < 0.3
+    assert planted.lift is not None and planted.lift > 3
+    noise = evaluation_shop(planted=False)
+    assert noise.users == 120
+    assert noise.hit_rate <= noise.popularity_hit_rate + 0.15
+
+
+def test_evaluate_input(shop: siyu.Workspace) -> None:
+    empty = shop.recommendations.evaluate()
+    assert (empty.users, empty.hit_rate, empty.lift) == (0, 0.0, None)
+    with pytest.raises(ValidationError, match="holdout_days"):
+        shop.recommendations.evaluate(holdout_days=0)

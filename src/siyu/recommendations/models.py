@@ -6,7 +6,7 @@ import enum
 
 import attrs
 
-__all__ = ["Reason", "ReasonKind", "Recommendation"]
+__all__ = ["Evaluation", "Reason", "ReasonKind", "Recommendation"]
 
 
 class ReasonKind(enum.StrEnum):
@@ -57,3 +57,28 @@ class Recommendation:
     title: str
     score: float
     reasons: tuple[Reason, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Evaluation:
+    """How well :meth:`~siyu.recommendations.Recommendations.for_user` would have predicted
+    the last ``holdout_days``: a model built from what happened before them, asked for
+    ``k`` picks for each customer who bought something new in them (``users``).
+
+    ``hit_rate``: the share of those customers with at least one of their new products
+    among the picks; ``ndcg``: normalised discounted cumulative gain of the picks (1.0: the
+    new products ranked first). ``popularity_*``: the same for the ``k`` most popular
+    products each customer had not bought, the baseline to beat."""
+
+    holdout_days: int
+    k: int
+    users: int
+    hit_rate: float
+    ndcg: float
+    popularity_hit_rate: float
+    popularity_ndcg: float
+
+    @property
+    def lift(self) -> float | None:
+        """``hit_rate / popularity_hit_rate`` (``None`` when popularity hit nobody)."""
+        return self.hit_rate / self.popularity_hit_rate if self.popularity_hit_rate else None

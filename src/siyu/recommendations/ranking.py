@@ -9,7 +9,7 @@ from .catalog import Catalog
 from .model import ItemModel
 from .models import Reason, ReasonKind, Recommendation
 
-__all__ = ["for_user", "similar"]
+__all__ = ["for_user", "popular", "similar"]
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -98,6 +98,14 @@ def for_user(model: ItemModel, catalog: Catalog, user_id: int, k: int, *, tier: 
             reasons.append(Reason(kind=ReasonKind.POPULAR))
         out.append(_recommendation(catalog, int(j), float(score[j]), reasons))
     return out
+
+
+def popular(model: ItemModel, catalog: Catalog, user_id: int, k: int, *, tier: str | None) -> list[int]:
+    """Codes of the ``k`` most popular products the user may see and has not bought."""
+    pairs = model.user_pairs(user_id)
+    mask = catalog.allowed(model.n_items, tier) & (model.popularity > 0)
+    mask[model.pair_item[pairs][model.bought[pairs]]] = False
+    return _top(model.popularity, mask, catalog, k)
 
 
 def _top(score: Floats, mask: Bools, catalog: Catalog, k: int) -> list[int]:

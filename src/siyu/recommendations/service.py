@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._clock import to_us
 from .._validation import check_int
 from ..analytics.facts import UserFacts
 from ..campaigns.variables import VariableSource
@@ -20,7 +21,7 @@ from . import ranking
 from .catalog import Catalog
 from .interactions import Interactions, Rows
 from .model import ItemModel
-from .models import Recommendation
+from .models import Evaluation, Recommendation
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -99,6 +100,43 @@ class Recommendations:
             tier = self._tiers.tier_in(tx, uid)
             return ranking.for_user(model, catalog, uid, k, tier=None if tier is None else tier.name,
                                     context=code, exclude_bought=bool(exclude_bought))
+
+    def evaluate(self, holdout_days: int = 14, k: int = 10) -> Evaluation:
+        """Hit rate and NDCG @``k`` of :meth:`for_user` on the last ``holdout_days`` held out,
+        against the popularity baseline: whether recommending helps before anyone is messaged.
+
+        The model is rebuilt from the orders and events before the holdout; each customer who
+        bought, in the holdout, a product they had not bought before is asked for ``k`` picks,
+        and a pick is right when it is one of those products."""
+        days = check_int(holdout_days, "holdout_days", minimum=1, maximum=3650)
+        k = check_int(k, "k", minimum=1, maximum=MAX_K)
+        cutoff = to_us(self._uow.now() - timedelta(days=days))
+        with self._analytics.facts(event_rows=True) as (tx, facts):
+            _, catalog = self._current(tx, facts)
+            rows = self._interactions.rows(facts, self._erased)
+            before = rows.at < cutoff
+            model = self._build(len(self._interactions.skus), Rows(
+                rows.user[before], rows.item[before], rows.at[before], rows.base[before], rows.bought[before]))
+            bought_before = set(zip(model.pair_user[model.bought].tolist(), model.pair_item[model.bought].tolist(),
+                                    strict=True))
+            later: dict[int, set[int]] = {}
+            for uid, item in zip(rows.user[~before & rows.bought].tolist(), rows.item[~before & rows.bought].tolist(),
+                                 strict=True):
+                if (uid, item) not in bought_before:
+                    later.setdefault(uid, set()).add(item)
+            tiers = self._tiers.tiers_in(tx, later)
+        codes = catalog.products
+        scores = np.zeros((len(later), 4))
+        for row, (uid, wanted) in enumerate(sorted(later.items())):
+            tier = tiers.get(uid)
+            name = None if tier is None else tier.name
+            picks = [codes[r.sku] for r in ranking.for_user(model, catalog, uid, k, tier=name, context=None,
+                                                             exclude_bought=True)]
+            scores[row] = (*_hit_ndcg(picks, wanted, k),
+                           *_hit_ndcg(ranking.popular(model, catalog, uid, k, tier=name), wanted, k))
+        means = scores.mean(axis=0) if len(later) else np.zeros(4)
+        return Evaluation(holdout_days=days, k=k, users=len(later), hit_rate=float(means[0]), ndcg=float(means[1]),
+                          popularity_hit_rate=float(means[2]), popularity_ndcg=float(means[3]))
 
     # -- campaigns ---------------------------------------------------------------------------
     def variable_source(self) -> VariableSource:
@@ -179,6 +217,13 @@ def _variable(name: str) -> tuple[int, str] | None:
     if found is None or not 1 <= int(found[1]) <= MAX_VARIABLE:
         return None
     return int(found[1]), found[2]
+
+
+def _hit_ndcg(picks: Sequence[int], wanted: set[int], k: int) -> tuple[float, float]:
+    """Whether any pick is wanted, and the picks' NDCG@k with every wanted product relevant."""
+    gains = [1 / np.log2(rank + 2) for rank, item in enumerate(picks) if item in wanted]
+    ideal = sum(1 / np.log2(rank + 2) for rank in range(min(len(wanted), k)))
+    return float(bool(gains)), float(sum(gains) / ideal)
 
 
 def _us(span: timedelta) -> int:
