@@ -72,20 +72,27 @@ class AovReport(Report):
         return value
 
 
+Totals = tuple[str | int | None, int, int, int]
+
+
 def order_totals(
     facts: UserFacts, since: int | None, until: int, by: str | None, bounds: Sequence[int] = ()
-) -> list[tuple[str | int | None, int, int, int]]:
+) -> tuple[list[Totals], Totals]:
     """Counted orders paid in ``[since, until)`` grouped by ``by`` (``None``, ``"channel"``,
-    ``"source"`` of the buyer, ``"period"``: the bucket in ``bounds``), as ``(key, orders, buyers, net fen)``;
-    no breakdown gives one row, zeros when nothing matched."""
+    ``"source"`` of the buyer, ``"period"``: the bucket in ``bounds``), as ``(key, orders, buyers, net fen)``,
+    and the same over them all (one pass over the orders for both); zeros when nothing matched."""
     paid = facts.order_paid
     mask = (facts.order_user >= 0) & (facts.order_counted == 1) & (paid < until)
     if since is not None:
         mask &= paid >= since
-    labels: Sequence[str | int | None]
+    every = np.flatnonzero(mask)
+    buyers_seen = np.zeros(len(facts.order_user) and int(facts.order_user.max()) + 1, dtype=bool)
+    buyers_seen[facts.order_user[every]] = True
+    total: Totals = (None, len(every), int(np.count_nonzero(buyers_seen)), int(facts.order_net[every].sum()))
     if by is None:
-        codes, labels = np.zeros(int(np.count_nonzero(mask)), dtype=np.int64), [None]
-    elif by == "channel":
+        return [total], total
+    labels: Sequence[str | int | None]
+    if by == "channel":
         codes, labels = facts.order_channel[mask], facts.channels
     elif by == "source":
         codes, labels = facts.attribution["source"][facts.order_user[mask]], facts.labels["source"]
@@ -99,15 +106,14 @@ def order_totals(
     orders = np.bincount(codes, minlength=n)
     fen = np.bincount(codes, weights=nets, minlength=n)
     buyers = distinct_per_group(codes, users, n)
-    if by is None:
-        return [(None, int(orders[0]), int(buyers[0]), int(fen[0]))]
-    return [(labels[i], int(orders[i]), int(buyers[i]), int(fen[i])) for i in np.flatnonzero(orders).tolist()]
+    return [(labels[i], int(orders[i]), int(buyers[i]), int(fen[i])) for i in np.flatnonzero(orders).tolist()], total
 
 
 def aov_report(facts: UserFacts, by: str | None, since: datetime | None, until: datetime, tz: tzinfo) -> AovReport:
     since_us, until_us = (None if since is None else to_us(since)), to_us(until)
     rows: list[tuple[object, ...]] = []
     bounds: list[datetime] = []
+    total: Totals | None = None
     if by is not None:
         key: str | None = by
         if by in PERIODS:
@@ -118,8 +124,9 @@ def aov_report(facts: UserFacts, by: str | None, since: datetime | None, until: 
             if start < until:
                 bounds = buckets(start, until, by, tz)
             key = "period"
-        groups = order_totals(facts, since_us, until_us, key, [to_us(b) for b in bounds]) \
-            if key != "period" or bounds else []
+        groups: list[Totals] = []
+        if key != "period" or bounds:
+            groups, total = order_totals(facts, since_us, until_us, key, [to_us(b) for b in bounds])
         if key == "period":
             groups.sort(key=lambda g: int(g[0] or 0))
             labelled = [(label(bounds[int(g[0] or 0)], by, tz), *g[1:]) for g in groups]
@@ -128,8 +135,7 @@ def aov_report(facts: UserFacts, by: str | None, since: datetime | None, until: 
             labelled = [("(none)" if g[0] is None else str(g[0]), *g[1:]) for g in groups]
         for name, n, buyers, fen in labelled:
             rows.append((name, n, buyers, to_yuan(int(fen)), _per(int(fen), int(n)), _per(int(fen), int(buyers))))
-    [total] = order_totals(facts, since_us, until_us, None)
-    _, n, buyers, fen = total
+    _, n, buyers, fen = total or order_totals(facts, since_us, until_us, None)[1]
     rows.append(("(all)", n, buyers, to_yuan(fen), _per(fen, n), _per(fen, buyers)))
     # Only a last row that is the running period is partial (periods with no orders have no row).
     running = bool(bounds) and bounds[-1] > until and len(rows) > 1 and rows[-2][0] == label(bounds[-2], str(by), tz)

@@ -21,7 +21,9 @@ fraud hold released), so the invite column is re-read whenever the
 ``referrals`` change counter moved (one small ``GROUP BY``).
 
 The first report in a process (and :meth:`~siyu.analytics.Analytics.reindex`)
-builds the columns from the raw rows; rows written around siyu (a bulk SQL
+builds the columns from the raw rows, as does the first report after the log
+was pruned past their checkpoint (``ws.event_log.prune`` records how far it
+deleted, so events the facts never read cannot be skipped silently); rows written around siyu (a bulk SQL
 load, which logs nothing) need a ``reindex()``.
 """
 
@@ -40,6 +42,7 @@ import numpy.typing as npt
 from pyroaring import BitMap
 
 from ..errors import StorageError
+from ..storage.contracts.event_log import PRUNED_KEY
 from .slots import Slots
 from .timeline import Timeline
 
@@ -171,7 +174,9 @@ class UserFacts:
         ``advance=False`` the checkpoint stays where it was (``horizon`` is only what a
         transaction sees, not a proven horizon): the next refresh reads those rows again,
         which re-derives the same users and changes nothing."""
-        if self.position is None:
+        pruned = tx.meta.get(PRUNED_KEY)
+        if self.position is None or (pruned is not None and int(pruned) > self.position):
+            # Never built, or the log was pruned past the checkpoint: the changes are no longer all in it.
             self.rebuild(tx, horizon)
         else:
             changed = self._changed_since(tx, horizon)

@@ -20,6 +20,7 @@ All four read the tracked events (``ws.events.track``) in ``[since, until)``:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, ClassVar
 
 import attrs
@@ -92,7 +93,7 @@ class PathReport(Report):
 class _Events:
     """The events in a window (of one kind code, if given), read through the facts' time
     order; ``ordered``: sorted by user, then time, then id (what sessions need; counting
-    does not)."""
+    does not), else in time order."""
 
     def __init__(self, facts: UserFacts, since: datetime, until: datetime, kind: int | None = None, *,
                  ordered: bool = True) -> None:
@@ -112,18 +113,27 @@ def _bucket_of(at: Column, bounds: list[datetime]) -> Column:
     return index
 
 
+def _distinct(users: Column) -> int:
+    """How many distinct values ``users`` holds (sorting a period's few thousand events)."""
+    ordered = np.sort(users)
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1 if len(ordered) else 0
+
+
 def pv_uv_report(facts: UserFacts, kind: str | None, period: str, since: datetime, until: datetime,
                  tz: tzinfo) -> TrafficReport:
     code = None if kind is None else facts.kind_code(kind)
     events = _Events(facts, since, since if code == -1 else until, code, ordered=False)  # -1: never tracked
     bounds = buckets(since, until, period, tz)
     n = len(bounds) - 1
-    bucket = _bucket_of(events.at, bounds)
-    pv = np.bincount(bucket, minlength=n).tolist()
-    uv = distinct_per_group(bucket, events.user, n).tolist()
+    # Unordered events still come in time order (the facts' timeline): each period is a slice.
+    cuts = np.searchsorted(events.at, [to_us(b) for b in bounds]).tolist()
+    pv = [hi - lo for lo, hi in pairwise(cuts)]
+    uv = [_distinct(events.user[lo:hi]) for lo, hi in pairwise(cuts)]
     rows: list[tuple[object, ...]] = [(label(bounds[i], period, tz), pv[i], uv[i], rate(pv[i], uv[i]))
                                       for i in range(n)]
-    total_uv = int(distinct_per_group(np.zeros(len(events.user), dtype=np.int64), events.user, 1)[0])
+    seen = np.zeros(int(events.user.max(initial=-1)) + 1, dtype=bool)
+    seen[events.user] = True
+    total_uv = int(np.count_nonzero(seen))
     rows.append(("(all)", len(events.at), total_uv, rate(len(events.at), total_uv)))
     covers = covering(since, until, tz)
     return TrafficReport(title=f"PV/UV of {kind or 'every event'} per {period}, {covers}", covers=covers,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._validation import check_text
 from ..errors import NotFound, ValidationError
-from ..storage.contracts.event_log import ConsumerRow, NewLogEntry
+from ..storage.contracts.event_log import PRUNED_KEY, ConsumerRow, NewLogEntry
 from . import codec
 from .consumers import Consumer, plugin_consumers
 from .delivery import Item, Round
@@ -354,7 +354,11 @@ class EventLog:
             upto = min([horizon, *(r.position for r in rows)])
             if archive is not None:
                 _archive(tx, Path(archive), upto, cutoff)
-            return tx.event_log.prune(upto, cutoff)
+            removed = tx.event_log.prune(upto, cutoff)
+            before = tx.meta.get(PRUNED_KEY)
+            if removed and (before is None or int(before) < upto):
+                tx.meta.set(PRUNED_KEY, str(upto))
+            return removed
 
 
     # -- relays ----------------------------------------------------------------------------------------------

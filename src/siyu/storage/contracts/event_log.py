@@ -9,7 +9,12 @@ from typing import NamedTuple
 
 import attrs
 
-__all__ = ["ConsumerRow", "EventLogStore", "LogRow", "NewLogEntry"]
+__all__ = ["PRUNED_KEY", "ConsumerRow", "EventLogStore", "LogRow", "NewLogEntry"]
+
+#: ``siyu_settings`` entry: the highest position a prune may have deleted. A reader that keeps its
+#: own checkpoint outside ``event_consumers`` (the reports' in-memory facts) compares it with that
+#: checkpoint: above it, events it never read are gone and it must start again from the raw rows.
+PRUNED_KEY = "event_log.pruned_upto"
 
 
 class NewLogEntry(NamedTuple):
