@@ -293,3 +293,21 @@ def test_evaluate_input(shop: siyu.Workspace) -> None:
     assert (empty.users, empty.hit_rate, empty.lift) == (0, 0.0, None)
     with pytest.raises(ValidationError, match="holdout_days"):
         shop.recommendations.evaluate(holdout_days=0)
+
+
+def test_a_slow_model_lags_writes_but_never_an_erasure(shop: siyu.Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from siyu.recommendations import service
+
+    # As if every build were slow: after writes, the model waits for its rebuild window.
+    monkeypatch.setattr(service, "QUICK_BUILD", 0.0)
+    monkeypatch.setattr(service, "REBUILD_SHARE", 1e12)
+    u1, u2, u3 = users(shop, 3)
+    buy(shop, u1, "AB")
+    assert set(scores(shop.recommendations.similar("A"))) == {"B"}
+    buy(shop, u2, "AC")
+    assert set(scores(shop.recommendations.similar("A"))) == {"B"}  # not yet
+    shop.privacy.erase(u1)
+    assert set(scores(shop.recommendations.similar("A"))) == {"C"}  # the erasure, and the write before it
+    buy(shop, u3, "AD")
+    shop.users.add()
+    assert set(scores(shop.recommendations.similar("A"))) == {"C"}

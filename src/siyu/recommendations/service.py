@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -35,6 +36,12 @@ __all__ = ["Recommendations"]
 HALF_LIFE = timedelta(days=90)
 #: How fast a user's own interest fades: what they viewed this long ago counts half.
 INTEREST_HALF_LIFE = timedelta(days=7)
+#: A model that takes ``t`` seconds to build is rebuilt after a write at most every
+#: ``REBUILD_SHARE * t`` seconds (so rebuilding takes at most about 1% of the time): a small
+#: shop's model (built in milliseconds) follows every write, a large one's lags a little.
+REBUILD_SHARE = 100
+#: A model built faster than this (seconds) is always rebuilt at once.
+QUICK_BUILD = 0.05
 #: Most products one call returns.
 MAX_K = 200
 #: Campaign template variables: ``rec_<n>_sku`` / ``rec_<n>_title``, ``n`` up to :data:`MAX_VARIABLE`.
@@ -50,8 +57,11 @@ class Recommendations:
     tracked ``product_view``, ``added_to_cart`` and ``product_favorited`` events
     whose ``properties`` carry a ``sku``, read through the same per-user facts
     as ``ws.analytics`` and caught up from the event log before a call when
-    anything was written. Erased users' orders and events leave the model on
-    the next call. Inactive products are never recommended, nor exclusive
+    anything was written. A model that takes ``t`` seconds to build (a large
+    shop: seconds) is rebuilt after writes at most every ``100 * t``, so its
+    picks may lag the latest writes by that much; one built in under 50 ms
+    (a small shop's) follows every write. Erased users' orders and events leave the model on the next call,
+    whatever its age. Inactive products are never recommended, nor exclusive
     products to users outside their tiers.
     """
 
@@ -66,6 +76,10 @@ class Recommendations:
         self._catalog: Catalog | None = None
         self._head = -1
         self._products = -1
+        #: Whether rows changed since the model was built, when it was built and how long it took.
+        self._stale = False
+        self._built_at = 0.0
+        self._build_seconds = 0.0
 
     def similar(self, sku: str, k: int = 10) -> list[Recommendation]:
         """Up to ``k`` active products most often bought or viewed by the same customers as
@@ -180,15 +194,22 @@ class Recommendations:
         reads changed, the catalog when the products did."""
         head, products = tx.event_log.head(), tx.meta.version("products")
         with self._lock:
-            rebuilt = False
+            rebuilt = force = False
             if self._model is None or head != self._head:
                 changed = self._interactions.catch_up(tx, facts)
                 erased = np.array(tx.analytics.erased_users(), dtype=np.int64)
-                if changed or self._model is None or not np.array_equal(erased, self._erased):
-                    self._erased = erased
-                    self._model = self._build(len(self._interactions.skus), self._interactions.rows(facts, erased))
-                    rebuilt = True
+                # An erasure takes effect at once; other changes may wait for the next rebuild.
+                force = self._model is None or not np.array_equal(erased, self._erased)
+                self._erased = erased
+                self._stale = self._stale or changed or force
                 self._head = head
+            if self._stale and (force or self._build_seconds < QUICK_BUILD
+                                or time.monotonic() - self._built_at >= REBUILD_SHARE * self._build_seconds):
+                started = time.monotonic()
+                self._model = self._build(len(self._interactions.skus), self._interactions.rows(facts, self._erased))
+                self._built_at = time.monotonic()
+                self._build_seconds = self._built_at - started
+                self._stale, rebuilt = False, True
             if rebuilt or self._catalog is None or products != self._products:
                 catalog = tx.products.all()
                 for product in catalog:
