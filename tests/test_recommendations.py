@@ -146,7 +146,7 @@ def test_caught_up_model_equals_a_fresh_one(shop: siyu.Workspace) -> None:
     shop.events.track(u3, "product_favorited", properties={"sku": "F"})
     shop.orders.refund(first, [{"sku": "B", "qty": 1}], key="r")
     shop.users.merge(keep=u2, drop=u3)
-    fresh = Recommendations(shop, analytics=shop.analytics, tiers=shop.tiers)
+    fresh = Recommendations(shop, analytics=shop.analytics, tiers=shop.tiers, promotions=shop.promotions)
     for sku in SKUS:
         assert shop.recommendations.similar(sku) == fresh.similar(sku)
     for uid in (u1, u2):
@@ -199,7 +199,7 @@ def test_properties(orders: list[tuple[int, set[str], int, bool]], viewed: list[
         assert not got & inactive
         assert context not in got
         assert picks == ws.recommendations.for_user(uid, k=6, context_sku=context)
-        fresh = Recommendations(ws, analytics=ws.analytics, tiers=ws.tiers)
+        fresh = Recommendations(ws, analytics=ws.analytics, tiers=ws.tiers, promotions=ws.promotions)
         assert picks == fresh.for_user(uid, k=6, context_sku=context)
         touched: dict[int, set[str]] = {u: set(s) for u, s in kept.items()}
         for u, s, _ in viewed:
@@ -311,3 +311,26 @@ def test_a_slow_model_lags_writes_but_never_an_erasure(shop: siyu.Workspace, mon
     buy(shop, u3, "AD")
     shop.users.add()
     assert set(scores(shop.recommendations.similar("A"))) == {"C"}
+
+
+def test_cart_suggestions_reach_a_coupon_threshold(shop: siyu.Workspace) -> None:
+    from decimal import Decimal
+
+    shop.products.update("A", price="60", cost="10")
+    shop.products.update("B", price="50", cost="10")
+    shop.products.update("C", price="5", cost="1")
+    u1, u2, u3, me = users(shop, 4)
+    buy(shop, u1, "AC")
+    buy(shop, u2, "AC")
+    buy(shop, u3, "AB")
+    shop.coupons.create("满100减20", amount="20", threshold="100", valid_days=7)
+    shop.coupons.issue("满100减20", me)
+    cart = [{"sku": "A", "qty": 1}]
+    assert [r.sku for r in shop.recommendations.for_user(me, context_sku="A")][:2] == ["C", "B"]
+    first, second = shop.recommendations.for_cart(me, cart, k=2)
+    # B goes with A less often than C, but it takes the cart over the coupon's threshold.
+    assert first.recommendation.sku == "B" and first.saves == Decimal("20.00") and first.unlocks
+    assert first.recommendation.reasons[0] == Reason(kind=ReasonKind.CO_BOUGHT, sku="A", users=1)
+    assert second.recommendation.sku == "C" and second.saves == 0 and second.unlocks == ()
+    with pytest.raises(NotFound):
+        shop.recommendations.for_cart(me, [{"sku": "ZZ", "qty": 1}])

@@ -139,7 +139,8 @@ class Workspace:
         self.channels.receipts = self.campaigns
         self.analytics = Analytics(self, segments=self.segments, referrals=self.referrals,
                                    horizon=self.backend.event_horizon)
-        self.recommendations = Recommendations(self, analytics=self.analytics, tiers=self.tiers)
+        self.recommendations = Recommendations(self, analytics=self.analytics, tiers=self.tiers,
+                                               promotions=self.promotions)
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
         self.staff = Staff(self, lifecycle=self.lifecycle)
         self.groups = Groups(self)

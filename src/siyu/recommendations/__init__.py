@@ -7,7 +7,7 @@
 - :mod:`.service`: :class:`Recommendations`, what the workspace exposes.
 """
 
-from .models import Evaluation, Reason, ReasonKind, Recommendation
+from .models import CartSuggestion, Evaluation, Reason, ReasonKind, Recommendation
 from .service import Recommendations
 
-__all__ = ["Evaluation", "Reason", "ReasonKind", "Recommendation", "Recommendations"]
+__all__ = ["CartSuggestion", "Evaluation", "Reason", "ReasonKind", "Recommendation", "Recommendations"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+from decimal import Decimal
 
 import attrs
 
-__all__ = ["Evaluation", "Reason", "ReasonKind", "Recommendation"]
+__all__ = ["CartSuggestion", "Evaluation", "Reason", "ReasonKind", "Recommendation"]
 
 
 class ReasonKind(enum.StrEnum):
@@ -82,3 +83,14 @@ class Evaluation:
     def lift(self) -> float | None:
         """``hit_rate / popularity_hit_rate`` (``None`` when popularity hit nobody)."""
         return self.hit_rate / self.popularity_hit_rate if self.popularity_hit_rate else None
+
+
+@attrs.frozen(kw_only=True)
+class CartSuggestion:
+    """A product to add to a cart (搭配): the ``recommendation``, how much more the cart's
+    discounts come to with one unit of it (``saves``, yuan) and the offers or coupons it
+    newly qualifies the cart for (``unlocks``, as named in ``Quote.applied``)."""
+
+    recommendation: Recommendation
+    saves: Decimal
+    unlocks: tuple[str, ...]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -44,18 +46,20 @@ def similar(model: ItemModel, catalog: Catalog, item: int, k: int) -> list[Recom
 
 
 def for_user(model: ItemModel, catalog: Catalog, user_id: int, k: int, *, tier: str | None,
-             context: int | None, exclude_bought: bool) -> list[Recommendation]:
+             context: Sequence[int] = (), exclude_bought: bool) -> list[Recommendation]:
     """The ``k`` products for ``user_id``: neighbours of what they recently showed interest in
-    (and of ``context``, the product they are looking at), their categories, then popularity."""
+    (and of ``context``, the products they are looking at or have in their cart, together
+    weighing as much as their history), their categories, then popularity."""
     n = model.n_items
     pairs = model.user_pairs(user_id)
     items = model.pair_item[pairs]
     weights = model.interest[pairs]
     if weights.sum() > 0:
         weights = weights / weights.sum()
-    if context is not None and context < n:
-        # The product on screen weighs as much as the whole history.
-        items, weights = np.append(items, context), np.append(weights, 1.0)
+    context = [c for c in context if c < n]
+    if context:
+        items = np.append(items, context)
+        weights = np.append(weights, np.full(len(context), 1.0 / len(context)))
     order = np.lexsort((catalog.rank[items], -weights))[:SEEDS]
     co = np.zeros(n)
     best = np.zeros(n)
@@ -75,8 +79,7 @@ def for_user(model: ItemModel, catalog: Catalog, user_id: int, k: int, *, tier: 
     by_category = CATEGORY_WEIGHT * popular * (affinity[per_item] / total if total > 0 else 0.0)
     score = co + by_category + POPULAR_WEIGHT * popular
     mask = catalog.allowed(n, tier) & (score > 0)
-    if context is not None and context < n:
-        mask[context] = False
+    mask[context] = False
     if exclude_bought:
         mask[model.pair_item[pairs][model.bought[pairs]]] = False
     out = []

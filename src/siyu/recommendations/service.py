@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,17 +16,19 @@ from .._validation import check_int
 from ..analytics.facts import UserFacts
 from ..campaigns.variables import VariableSource
 from ..errors import NotFound
+from ..money import to_yuan
 from ..services._common import require_user
 from ..services.products import check_sku
 from . import ranking
 from .catalog import Catalog
 from .interactions import Interactions, Rows
 from .model import ItemModel
-from .models import Evaluation, Recommendation
+from .models import CartSuggestion, Evaluation, Recommendation
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
     from ..analytics import Analytics
+    from ..services.promotions import Promotions
     from ..services.tiers import Tiers
     from ..storage.base import Transaction
 
@@ -42,6 +44,8 @@ INTEREST_HALF_LIFE = timedelta(days=7)
 REBUILD_SHARE = 100
 #: A model built faster than this (seconds) is always rebuilt at once.
 QUICK_BUILD = 0.05
+#: How many related products :meth:`Recommendations.for_cart` prices with the cart.
+CART_CANDIDATES = 10
 #: Most products one call returns.
 MAX_K = 200
 #: Campaign template variables: ``rec_<n>_sku`` / ``rec_<n>_title``, ``n`` up to :data:`MAX_VARIABLE`.
@@ -65,8 +69,9 @@ class Recommendations:
     products to users outside their tiers.
     """
 
-    def __init__(self, uow: UnitOfWork, *, analytics: Analytics, tiers: Tiers) -> None:
+    def __init__(self, uow: UnitOfWork, *, analytics: Analytics, tiers: Tiers, promotions: Promotions) -> None:
         self._uow = uow
+        self._promotions = promotions
         self._analytics = analytics
         self._tiers = tiers
         self._lock = threading.Lock()
@@ -113,7 +118,35 @@ class Recommendations:
             code = None if context is None else self._product_code(catalog, context)
             tier = self._tiers.tier_in(tx, uid)
             return ranking.for_user(model, catalog, uid, k, tier=None if tier is None else tier.name,
-                                    context=code, exclude_bought=bool(exclude_bought))
+                                    context=() if code is None else (code,), exclude_bought=bool(exclude_bought))
+
+    def for_cart(self, user_id: int, cart: Sequence[Mapping[str, Any]], k: int = 3) -> list[CartSuggestion]:
+        """Up to ``k`` products to add to ``cart`` (搭配), as ``ws.promotions.quote`` takes carts:
+        those that go with what is in it (and with the user's history), and first those that
+        unlock an offer or a coupon the cart misses, such as a threshold it falls short of.
+
+        Each suggestion carries the :class:`Recommendation` and ``saves``: how much more
+        the cart's discounts come to with one unit of it added (``Decimal`` yuan), with
+        the ``unlocks`` offers it newly qualifies for. Nothing is stored."""
+        k = check_int(k, "k", minimum=1, maximum=MAX_K)
+        base = self._promotions.quote(user_id, cart)
+        in_cart = sorted({line.sku for line in base.lines})
+        with self._analytics.facts(event_rows=True) as (tx, facts):
+            uid = require_user(tx, user_id)
+            model, catalog = self._current(tx, facts)
+            tier = self._tiers.tier_in(tx, uid)
+            context = tuple(catalog.products[sku] for sku in in_cart if sku in catalog.products)
+            picks = ranking.for_user(model, catalog, uid, max(k, CART_CANDIDATES),
+                                     tier=None if tier is None else tier.name, context=context, exclude_bought=True)
+        offers = {name for name, _ in base.applied}
+        found = []
+        for rank, pick in enumerate(p for p in picks if p.sku not in in_cart):
+            quote = self._promotions.quote(uid, [*cart, {"sku": pick.sku, "qty": 1}])
+            unlocks = tuple(sorted({name for name, _ in quote.applied} - offers))
+            saves = to_yuan(quote.discount_fen - base.discount_fen)
+            found.append((not unlocks, -saves if unlocks else 0, rank,
+                          CartSuggestion(recommendation=pick, saves=saves, unlocks=unlocks)))
+        return [suggestion for *_, suggestion in sorted(found, key=lambda f: f[:3])[:k]]
 
     def evaluate(self, holdout_days: int = 14, k: int = 10) -> Evaluation:
         """Hit rate and NDCG @``k`` of :meth:`for_user` on the last ``holdout_days`` held out,
@@ -144,8 +177,7 @@ class Recommendations:
         for row, (uid, wanted) in enumerate(sorted(later.items())):
             tier = tiers.get(uid)
             name = None if tier is None else tier.name
-            picks = [codes[r.sku] for r in ranking.for_user(model, catalog, uid, k, tier=name, context=None,
-                                                             exclude_bought=True)]
+            picks = [codes[r.sku] for r in ranking.for_user(model, catalog, uid, k, tier=name, exclude_bought=True)]
             scores[row] = (*_hit_ndcg(picks, wanted, k),
                            *_hit_ndcg(ranking.popular(model, catalog, uid, k, tier=name), wanted, k))
         means = scores.mean(axis=0) if len(later) else np.zeros(4)
@@ -167,7 +199,7 @@ class Recommendations:
         out: dict[int, dict[str, str]] = {}
         for uid in user_ids:
             tier = tiers.get(uid)
-            picks = ranking.for_user(model, catalog, uid, k, tier=None if tier is None else tier.name, context=None,
+            picks = ranking.for_user(model, catalog, uid, k, tier=None if tier is None else tier.name,
                                      exclude_bought=True)
             out[uid] = {name: getattr(picks[n - 1], field) for name, (n, field) in wanted if n <= len(picks)}
         return out
