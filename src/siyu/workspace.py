@@ -135,12 +135,13 @@ class Workspace:
         # One contact policy for direct sends (through the channels) and campaigns alike.
         policy = ContactPolicy(self, channels=self.channels)
         self.channels.policy = policy
-        self.campaigns = Campaigns(self, channels=self.channels, policy=policy, holders=self.backend.holders)
-        self.channels.receipts = self.campaigns
         self.analytics = Analytics(self, segments=self.segments, referrals=self.referrals,
                                    horizon=self.backend.event_horizon)
         self.recommendations = Recommendations(self, analytics=self.analytics, tiers=self.tiers,
                                                promotions=self.promotions)
+        self.campaigns = Campaigns(self, channels=self.channels, policy=policy, holders=self.backend.holders,
+                                   variables=[self.recommendations.variable_source()])
+        self.channels.receipts = self.campaigns
         self.privacy = Privacy(self, backend=self.backend, personal_data=self._personal_data())
         self.staff = Staff(self, lifecycle=self.lifecycle)
         self.groups = Groups(self)
@@ -196,7 +197,6 @@ class Workspace:
         self.segments.register_metrics(ORDER_METRICS)
         self.segments.register_metrics(self.analytics.segment_metrics())
         self.segments.register_metric_family("events", self.analytics.event_metric)
-        self.campaigns.variables.add(self.recommendations.variable_source())
         self.segments.register_metrics(GROUP_METRICS)
         self.segments.register_metric_family("in_group", in_group_metric)
         self.segments.register_metric_family("group_purpose", group_purpose_metric)

@@ -19,7 +19,7 @@ attribution from events). Status changes all go through
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -35,7 +35,7 @@ from .resolve import Resolver
 from .runner import CampaignRunner
 from .settings import DEFAULTS, CampaignSettings, GateConfig
 from .suppression import Suppressions
-from .variables import UserVariables
+from .variables import UserVariables, VariableSource
 
 if TYPE_CHECKING:
     from .._uow import UnitOfWork
@@ -62,14 +62,14 @@ class Campaigns:
     :mod:`siyu.campaigns.state` for the statuses.
     """
 
-    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy, holders: Holders) -> None:
+    def __init__(self, uow: UnitOfWork, *, channels: ChannelService, policy: ContactPolicy, holders: Holders,
+                 variables: Sequence[VariableSource] = ()) -> None:
         self._settings = CampaignSettings(uow)
         self._catalog = CampaignCatalog(uow, channels=channels)
-        #: Template variables other domains compute per user (``ws.recommendations``' ``rec_1_title``).
-        self.variables = UserVariables()
-        self._preview = CampaignPreview(uow, channels=channels, policy=policy, variables=self.variables)
-        self._runner = CampaignRunner(uow, channels=channels, policy=policy, holders=holders,
-                                      variables=self.variables)
+        # Template variables other domains compute per user (``ws.recommendations``' ``rec_1_title``).
+        computed = UserVariables(variables)
+        self._preview = CampaignPreview(uow, channels=channels, policy=policy, variables=computed)
+        self._runner = CampaignRunner(uow, channels=channels, policy=policy, holders=holders, variables=computed)
         self._experiments = Experiments(uow, runner=self._runner)
         self._receipts = ReceiptRecorder(uow)
         self._resolver = Resolver(uow)

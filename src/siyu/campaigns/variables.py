@@ -2,7 +2,7 @@
 
 Most template variables are user attributes or campaign data. A
 :class:`VariableSource` computes others for a batch of users at send time:
-the workspace registers ``ws.recommendations``' source, which answers
+the workspace gives ``ws.campaigns`` ``ws.recommendations``' source, which answers
 ``rec_<n>_sku`` and ``rec_<n>_title`` with each user's own ``n``-th pick. A
 user a source has no value for is skipped at send with reason
 ``missing_variable``, like a missing attribute.
@@ -35,11 +35,8 @@ class VariableSource:
 class UserVariables:
     """The registered sources, asked in registration order."""
 
-    def __init__(self) -> None:
-        self._sources: list[VariableSource] = []
-
-    def add(self, source: VariableSource) -> None:
-        self._sources.append(source)
+    def __init__(self, sources: Sequence[VariableSource] = ()) -> None:
+        self._sources = list(sources)
 
     def provides(self, name: str) -> bool:
         return any(s.provides(name) for s in self._sources)
