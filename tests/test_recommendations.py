@@ -334,3 +334,18 @@ def test_cart_suggestions_reach_a_coupon_threshold(shop: siyu.Workspace) -> None
     assert second.recommendation.sku == "C" and second.saves == 0 and second.unlocks == ()
     with pytest.raises(NotFound):
         shop.recommendations.for_cart(me, [{"sku": "ZZ", "qty": 1}])
+
+
+def test_the_model_a_campaign_built_gives_way_to_the_shared_one(shop: siyu.Workspace) -> None:
+    from siyu.testing import RecordingChannel
+
+    shop.channels.install(RecordingChannel())
+    u1, u2 = users(shop, 2)
+    buy(shop, u1, "AB")
+    shop.users.consent(u2, purpose="marketing", channel="recording")
+    campaign = shop.campaigns.create("picks", audience=[u2], channel="recording", template="${rec_1_sku}")
+    assert shop.campaigns.send(campaign.id).sent == 1  # built inside the send, before any other call
+    buy(shop, u2, "AC")
+    assert set(scores(shop.recommendations.similar("A"))) == {"B", "C"}
+    fresh = Recommendations(shop, analytics=shop.analytics, tiers=shop.tiers, promotions=shop.promotions)
+    assert shop.recommendations.for_user(u1) == fresh.for_user(u1)

@@ -218,7 +218,13 @@ class Recommendations:
         model = self._build(len(interactions.skus), rows)
         for product in (products := tx.products.all()):
             interactions.code(product.sku)
-        return model, Catalog.build(interactions.skus, interactions.codes, products)
+        catalog = Catalog.build(interactions.skus, interactions.codes, products)
+        with self._lock:
+            if self._model is None:
+                # Kept for the next batches; the first call outside rebuilds it from the shared
+                # facts (nothing is marked built), so a rolled-back write cannot stay in it.
+                self._model, self._catalog = model, catalog
+        return model, catalog
 
     # -- upkeep --------------------------------------------------------------------------------
     def _current(self, tx: Transaction, facts: UserFacts) -> tuple[ItemModel, Catalog]:
