@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,29 +77,6 @@ CHILD = textwrap.dedent(
     print("finished")
     """
 )
-
-
-@pytest.fixture(scope="module")
-def postgres_run_url() -> Iterator[str]:
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL tests need SIYU_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test")
-    from siyu.testing.postgres import drop_schema, with_schema
-
-    schema_url = with_schema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
-    yield schema_url
-    drop_schema(schema_url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shop.db'}"
-        return
-    from siyu.testing.postgres import empty_schema
-
-    schema_url: str = request.getfixturevalue("postgres_run_url")
-    yield schema_url
-    empty_schema(schema_url)
 
 
 @pytest.fixture

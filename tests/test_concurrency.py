@@ -13,10 +13,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,30 +28,6 @@ START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 PROCESSES = 8
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def postgres_run_url() -> Iterator[str]:
-    """One schema for this module's run (migrated once), dropped at the end."""
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL tests need SIYU_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test")
-    from siyu.testing.postgres import drop_schema, with_schema
-
-    schema_url = with_schema(POSTGRES_URL, f"c_{uuid.uuid4().hex[:16]}")
-    yield schema_url
-    drop_schema(schema_url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shop.db'}"
-        return
-    from siyu.testing.postgres import empty_schema
-
-    schema_url: str = request.getfixturevalue("postgres_run_url")
-    yield schema_url
-    empty_schema(schema_url)
 
 
 # -- the harness ---------------------------------------------------------------------------------

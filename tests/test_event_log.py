@@ -6,8 +6,6 @@ import json
 import multiprocessing
 import os
 import signal
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,30 +19,6 @@ from siyu.events import OrderRecorded, PointsEarned, UserCreated
 from siyu.testing import FakeClock
 
 POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(scope="module")
-def postgres_run_url() -> Iterator[str]:
-    from siyu.testing.postgres import drop_schema, with_schema
-
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL tests need SIYU_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test")
-    url = with_schema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
-    yield url
-    drop_schema(url)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A durable database another process can open."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shop.db'}"
-        return
-    from siyu.testing.postgres import empty_schema
-
-    run_url = request.getfixturevalue("postgres_run_url")
-    yield run_url
-    empty_schema(run_url)
 
 
 def test_every_event_of_a_write_is_logged_with_its_position_type_and_data(ws: siyu.Workspace) -> None:
